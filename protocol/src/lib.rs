@@ -1,0 +1,43 @@
+//! Pure protocol of the conditional pledge ledger: every byte layout, every
+//! signature and every proof that the issuer, the ledger, clients, witnesses and
+//! auditors must agree on. Normative text: `SPEC.md` at the repository root;
+//! requirement IDs (`R-…`) cited in comments point there.
+//!
+//! This crate does no I/O: no sockets, no files, no clocks, no async. Callers pass
+//! time and randomness in (randomness through a CSPRNG the caller owns or the
+//! operating system's, via [`getrandom`]).
+//!
+//! # Layout
+//!
+//! - [`codec`]: the canonical binary reader/writer every encoding is built on.
+//! - [`hash`]: SHA-256 newtypes (`Hash`, `CampaignId`, `Nullifier`).
+//! - [`campaign`]: campaign definitions and their ids.
+//! - [`token`]: RFC 9474 blind-RSA tokens, issuer keys, nullifiers.
+//! - [`pledge`]: pledge keys, terms, pledges, amendments and withdrawals.
+//! - [`entry`]: ledger entries, the leaves of the log.
+//! - [`merkle`]: RFC 6962 hashing, the incremental tree, proofs.
+//! - [`tile`]: C2SP tlog-tiles coordinates, paths and entry bundles.
+//! - [`note`]: C2SP signed notes, Ed25519 note keys and verifier keys.
+//! - [`checkpoint`]: C2SP tlog-checkpoint bodies.
+//! - [`cosignature`]: C2SP tlog-cosignature (witness cosignatures).
+//! - [`receipt`]: C2SP tlog-proof receipts.
+//! - [`tally`]: threshold histograms, the active count, tally statements.
+//! - [`secret`]: zeroizing containers for secret bytes.
+
+pub mod campaign;
+pub mod checkpoint;
+pub mod codec;
+pub mod cosignature;
+pub mod entry;
+pub mod hash;
+pub mod merkle;
+pub mod note;
+pub mod pledge;
+pub mod receipt;
+pub mod secret;
+pub mod tally;
+pub mod tile;
+pub mod token;
+
+/// Protocol version carried by every versioned encoding of this crate. SPEC R-VER-1.
+pub const PROTOCOL_VERSION: u8 = 1;
