@@ -1,0 +1,2 @@
+//! Criterion benchmarks: entry (placeholder until filled).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Criterion benchmarks: merkle (placeholder until filled).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Criterion benchmarks: tally (placeholder until filled).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Criterion benchmarks: token (placeholder until filled).
+fn main() {}
