@@ -15,6 +15,7 @@
 //! - [`token`]: RFC 9474 blind-RSA tokens, issuer keys, nullifiers.
 //! - [`pledge`]: pledge keys, terms, pledges, amendments and withdrawals.
 //! - [`entry`]: ledger entries, the leaves of the log.
+//! - [`ledger`]: the ledger rules as a pure state machine (server and auditor).
 //! - [`merkle`]: RFC 6962 hashing, the incremental tree, proofs.
 //! - [`tile`]: C2SP tlog-tiles coordinates, paths and entry bundles.
 //! - [`note`]: C2SP signed notes, Ed25519 note keys and verifier keys.

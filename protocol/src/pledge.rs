@@ -2,6 +2,8 @@
 //! withdrawal (DESIGN §4–§5, SPEC §6, R-PLEDGE-1…).
 
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::hash::{CampaignId, Nullifier};
+use crate::token::Token;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use zeroize::ZeroizeOnDrop;
 
@@ -93,5 +95,404 @@ impl std::fmt::Debug for PledgeSigningKey {
     }
 }
 
-#[allow(dead_code)]
-fn _uses(_: &Writer, _: &Reader<'_>) {}
+/// Domain tag of a pledge's signing input. SPEC R-PLEDGE-4.
+pub const PLEDGE_SIG_TAG: &[u8] = b"pledge/v1/pledge";
+/// Domain tag of an amendment's signing input. SPEC R-PLEDGE-5.
+pub const AMEND_SIG_TAG: &[u8] = b"pledge/v1/amend";
+/// Domain tag of a withdrawal's signing input. SPEC R-PLEDGE-6.
+pub const WITHDRAW_SIG_TAG: &[u8] = b"pledge/v1/withdraw";
+/// Largest body a terms kind may carry (room for future kinds). SPEC R-PLEDGE-3.
+pub const MAX_TERMS_BODY: usize = 1024;
+
+/// What a pledger commits to. Versioned by a kind tag so funding pledges
+/// (DESIGN §8) can be added without a format break. SPEC R-PLEDGE-3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Terms {
+    /// "I act if at least `t` people act, me included." `t ≥ 1`.
+    Threshold {
+        /// The threshold.
+        t: u32,
+    },
+}
+
+impl Terms {
+    const THRESHOLD_TAG: u8 = 1;
+
+    /// A threshold pledge.
+    ///
+    /// # Errors
+    /// [`DecodeError::OutOfRange`] if `t == 0`.
+    pub fn threshold(t: u32) -> Result<Self, DecodeError> {
+        if t == 0 {
+            return Err(DecodeError::OutOfRange {
+                field: "terms.threshold",
+                reason: "must be at least 1",
+            });
+        }
+        Ok(Terms::Threshold { t })
+    }
+
+    /// The threshold this pledge counts at in the tally.
+    pub fn threshold_value(&self) -> u32 {
+        match self {
+            Terms::Threshold { t } => *t,
+        }
+    }
+
+    /// `kind u8 ‖ body_len u16 ‖ body`. SPEC R-PLEDGE-3.
+    pub fn encode_into(&self, w: &mut Writer) {
+        match self {
+            Terms::Threshold { t } => {
+                w.u8(Self::THRESHOLD_TAG).bytes16(&t.to_be_bytes());
+            }
+        }
+    }
+
+    /// The canonical encoding alone.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.encode_into(&mut w);
+        w.into_bytes()
+    }
+
+    /// Reads one terms value.
+    ///
+    /// # Errors
+    /// Unknown kind, wrong body length, or `t == 0`.
+    pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let kind = r.u8("terms.kind")?;
+        let body = r.bytes16(MAX_TERMS_BODY, "terms.body")?;
+        match kind {
+            Self::THRESHOLD_TAG => {
+                let mut br = Reader::new(body);
+                let t = br.u32("terms.threshold")?;
+                br.finish()?;
+                Self::threshold(t)
+            }
+            tag => Err(DecodeError::UnknownTag {
+                field: "terms.kind",
+                tag,
+            }),
+        }
+    }
+}
+
+/// An anonymous pledge: a token for `campaign`, terms, and the pledge key's
+/// signature over both. SPEC R-PLEDGE-4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pledge {
+    /// The campaign pledged to.
+    pub campaign: CampaignId,
+    /// The finalised blind-signed token; its pledge key signs the pledge.
+    pub token: Token,
+    /// What is pledged.
+    pub terms: Terms,
+    /// Ed25519 signature by `token.pledge_pk` over [`Pledge::signing_input`].
+    pub signature: [u8; 64],
+}
+
+impl Pledge {
+    /// Builds and signs a pledge with the key the token was issued for.
+    ///
+    /// # Errors
+    /// [`PledgeKeyMismatch`] if `key` is not the token's pledge key.
+    pub fn sign(
+        campaign: CampaignId,
+        token: Token,
+        terms: Terms,
+        key: &PledgeSigningKey,
+    ) -> Result<Self, PledgeKeyMismatch> {
+        if key.public_key() != token.pledge_pk {
+            return Err(PledgeKeyMismatch);
+        }
+        let nullifier = token.nullifier(&campaign);
+        let signature = key.sign(&Self::signing_input(&campaign, &nullifier, &terms));
+        Ok(Self {
+            campaign,
+            token,
+            terms,
+            signature,
+        })
+    }
+
+    /// `"pledge/v1/pledge" ‖ campaign_id ‖ nullifier ‖ terms`. SPEC R-PLEDGE-4.
+    pub fn signing_input(campaign: &CampaignId, nullifier: &Nullifier, terms: &Terms) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(PLEDGE_SIG_TAG)
+            .raw(campaign.as_bytes())
+            .raw(nullifier.as_bytes());
+        terms.encode_into(&mut w);
+        w.into_bytes()
+    }
+
+    /// The nullifier this pledge spends.
+    pub fn nullifier(&self) -> Nullifier {
+        self.token.nullifier(&self.campaign)
+    }
+
+    /// Checks the pledge-key signature (not the token; see
+    /// [`Token::verify`](crate::token::Token)). SPEC R-PLEDGE-4.
+    pub fn verify_pledge_signature(&self) -> bool {
+        let input = Self::signing_input(&self.campaign, &self.nullifier(), &self.terms);
+        self.token.pledge_pk.verify(&input, &self.signature)
+    }
+
+    /// `campaign_id 32 ‖ token 320 ‖ terms ‖ signature 64`.
+    pub fn encode_into(&self, w: &mut Writer) {
+        w.raw(self.campaign.as_bytes());
+        self.token.encode_into(w);
+        self.terms.encode_into(w);
+        w.raw(&self.signature);
+    }
+
+    /// Reads the layout of [`Pledge::encode_into`].
+    ///
+    /// # Errors
+    /// Any [`DecodeError`].
+    pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            campaign: CampaignId(r.array("pledge.campaign")?),
+            token: Token::decode_from(r)?,
+            terms: Terms::decode_from(r)?,
+            signature: r.array("pledge.signature")?,
+        })
+    }
+}
+
+/// New terms for a live pledge, signed by its pledge key. SPEC R-PLEDGE-5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Amendment {
+    /// The campaign of the pledge.
+    pub campaign: CampaignId,
+    /// The pledge's nullifier.
+    pub nullifier: Nullifier,
+    /// 1 for the first change of this pledge, then +1 for each (R-PLEDGE-7).
+    pub seq: u32,
+    /// The new terms.
+    pub terms: Terms,
+    /// Ed25519 signature by the pledge key over [`Amendment::signing_input`].
+    pub signature: [u8; 64],
+}
+
+impl Amendment {
+    /// Builds and signs an amendment.
+    pub fn sign(
+        campaign: CampaignId,
+        nullifier: Nullifier,
+        seq: u32,
+        terms: Terms,
+        key: &PledgeSigningKey,
+    ) -> Self {
+        let signature = key.sign(&Self::signing_input(&campaign, &nullifier, seq, &terms));
+        Self {
+            campaign,
+            nullifier,
+            seq,
+            terms,
+            signature,
+        }
+    }
+
+    /// `"pledge/v1/amend" ‖ campaign_id ‖ nullifier ‖ seq u32 ‖ terms`. SPEC R-PLEDGE-5.
+    pub fn signing_input(
+        campaign: &CampaignId,
+        nullifier: &Nullifier,
+        seq: u32,
+        terms: &Terms,
+    ) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(AMEND_SIG_TAG)
+            .raw(campaign.as_bytes())
+            .raw(nullifier.as_bytes())
+            .u32(seq);
+        terms.encode_into(&mut w);
+        w.into_bytes()
+    }
+
+    /// Checks the signature against the pledge's key (known from the log).
+    pub fn verify(&self, pk: &PledgePublicKey) -> bool {
+        let input = Self::signing_input(&self.campaign, &self.nullifier, self.seq, &self.terms);
+        pk.verify(&input, &self.signature)
+    }
+
+    /// `campaign_id 32 ‖ nullifier 32 ‖ seq u32 ‖ terms ‖ signature 64`.
+    pub fn encode_into(&self, w: &mut Writer) {
+        w.raw(self.campaign.as_bytes())
+            .raw(self.nullifier.as_bytes())
+            .u32(self.seq);
+        self.terms.encode_into(w);
+        w.raw(&self.signature);
+    }
+
+    /// Reads the layout of [`Amendment::encode_into`].
+    ///
+    /// # Errors
+    /// Any [`DecodeError`]; `seq == 0` is out of range.
+    pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let campaign = CampaignId(r.array("amend.campaign")?);
+        let nullifier = Nullifier(r.array("amend.nullifier")?);
+        let seq = read_seq(r)?;
+        Ok(Self {
+            campaign,
+            nullifier,
+            seq,
+            terms: Terms::decode_from(r)?,
+            signature: r.array("amend.signature")?,
+        })
+    }
+}
+
+/// Withdrawal of a live pledge, signed by its pledge key. Final: a withdrawn
+/// nullifier stays spent. SPEC R-PLEDGE-6.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// The campaign of the pledge.
+    pub campaign: CampaignId,
+    /// The pledge's nullifier.
+    pub nullifier: Nullifier,
+    /// Next sequence number of this pledge (R-PLEDGE-7).
+    pub seq: u32,
+    /// Ed25519 signature by the pledge key over [`Withdrawal::signing_input`].
+    pub signature: [u8; 64],
+}
+
+impl Withdrawal {
+    /// Builds and signs a withdrawal.
+    pub fn sign(
+        campaign: CampaignId,
+        nullifier: Nullifier,
+        seq: u32,
+        key: &PledgeSigningKey,
+    ) -> Self {
+        let signature = key.sign(&Self::signing_input(&campaign, &nullifier, seq));
+        Self {
+            campaign,
+            nullifier,
+            seq,
+            signature,
+        }
+    }
+
+    /// `"pledge/v1/withdraw" ‖ campaign_id ‖ nullifier ‖ seq u32`. SPEC R-PLEDGE-6.
+    pub fn signing_input(campaign: &CampaignId, nullifier: &Nullifier, seq: u32) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(WITHDRAW_SIG_TAG)
+            .raw(campaign.as_bytes())
+            .raw(nullifier.as_bytes())
+            .u32(seq);
+        w.into_bytes()
+    }
+
+    /// Checks the signature against the pledge's key (known from the log).
+    pub fn verify(&self, pk: &PledgePublicKey) -> bool {
+        pk.verify(
+            &Self::signing_input(&self.campaign, &self.nullifier, self.seq),
+            &self.signature,
+        )
+    }
+
+    /// `campaign_id 32 ‖ nullifier 32 ‖ seq u32 ‖ signature 64`.
+    pub fn encode_into(&self, w: &mut Writer) {
+        w.raw(self.campaign.as_bytes())
+            .raw(self.nullifier.as_bytes())
+            .u32(self.seq)
+            .raw(&self.signature);
+    }
+
+    /// Reads the layout of [`Withdrawal::encode_into`].
+    ///
+    /// # Errors
+    /// Any [`DecodeError`]; `seq == 0` is out of range.
+    pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            campaign: CampaignId(r.array("withdraw.campaign")?),
+            nullifier: Nullifier(r.array("withdraw.nullifier")?),
+            seq: read_seq(r)?,
+            signature: r.array("withdraw.signature")?,
+        })
+    }
+}
+
+fn read_seq(r: &mut Reader<'_>) -> Result<u32, DecodeError> {
+    let seq = r.u32("seq")?;
+    if seq == 0 {
+        // SPEC R-PLEDGE-7: sequence 0 is the pledge itself.
+        return Err(DecodeError::OutOfRange {
+            field: "seq",
+            reason: "must be at least 1 (0 is the original pledge)",
+        });
+    }
+    Ok(seq)
+}
+
+/// The signing key given is not the one the token was issued for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the pledge key does not match the token's pledge key")]
+pub struct PledgeKeyMismatch;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_and_invalid_keys_are_rejected() {
+        // The identity point (small order) encodes as 1 followed by zeros.
+        let mut ident = [0u8; 32];
+        ident[0] = 1;
+        assert!(PledgePublicKey::from_bytes(ident).is_err());
+        // A valid key round-trips.
+        let k = PledgeSigningKey::from_seed(&[9; 32]);
+        let pk = k.public_key();
+        assert_eq!(PledgePublicKey::from_bytes(*pk.as_bytes()), Ok(pk));
+    }
+
+    #[test]
+    fn terms_reject_zero_unknown_kind_and_padding() {
+        assert!(Terms::threshold(0).is_err());
+        let enc = Terms::threshold(5).unwrap().encode();
+        assert_eq!(enc, [1, 0, 4, 0, 0, 0, 5]);
+        let mut r = Reader::new(&[2, 0, 4, 0, 0, 0, 5]);
+        assert_eq!(
+            Terms::decode_from(&mut r),
+            Err(DecodeError::UnknownTag {
+                field: "terms.kind",
+                tag: 2
+            })
+        );
+        let mut r = Reader::new(&[1, 0, 5, 0, 0, 0, 5, 0]);
+        assert_eq!(
+            Terms::decode_from(&mut r),
+            Err(DecodeError::TrailingBytes(1))
+        );
+    }
+
+    #[test]
+    fn amendment_signature_binds_every_field() {
+        let k = PledgeSigningKey::from_seed(&[3; 32]);
+        let a = Amendment::sign(
+            CampaignId([1; 32]),
+            Nullifier([2; 32]),
+            1,
+            Terms::threshold(10).unwrap(),
+            &k,
+        );
+        assert!(a.verify(&k.public_key()));
+        let mut b = a.clone();
+        b.seq = 2;
+        assert!(!b.verify(&k.public_key()));
+        let mut b = a.clone();
+        b.terms = Terms::threshold(11).unwrap();
+        assert!(!b.verify(&k.public_key()));
+        let other = PledgeSigningKey::from_seed(&[4; 32]);
+        assert!(!a.verify(&other.public_key()));
+    }
+
+    #[test]
+    fn debug_of_signing_key_shows_no_seed() {
+        let k = PledgeSigningKey::from_seed(&[0x42; 32]);
+        let d = format!("{k:?}");
+        assert!(!d.contains(&hex::encode([0x42; 32])));
+        assert!(d.contains("PledgeSigningKey"));
+    }
+}
