@@ -22,7 +22,9 @@ impl PledgePublicKey {
             field: "pledge_pk",
             reason: "not an Ed25519 point",
         })?;
-        if k.is_weak() || k.as_bytes() != &b {
+        // `from_bytes` keeps the input bytes and accepts y >= p: re-compress to test
+        // canonicity. SPEC R-PLEDGE-1.
+        if k.is_weak() || k.to_edwards().compress().as_bytes() != &b {
             return Err(DecodeError::Malformed {
                 field: "pledge_pk",
                 reason: "weak or non-canonical Ed25519 key",
@@ -445,6 +447,22 @@ mod tests {
         let k = PledgeSigningKey::from_seed(&[9; 32]);
         let pk = k.public_key();
         assert_eq!(PledgePublicKey::from_bytes(*pk.as_bytes()), Ok(pk));
+        // Non-canonical encodings y + p of a valid point y < 19 must be refused, or
+        // one key would have two encodings and two nullifiers.
+        let mut checked = 0;
+        for v in 0u8..19 {
+            let mut canonical = [0u8; 32];
+            canonical[0] = v;
+            if PledgePublicKey::from_bytes(canonical).is_err() {
+                continue; // not on the curve or of small order
+            }
+            let mut alias = [0xffu8; 32];
+            alias[0] = 0xed + v; // p = 2^255 - 19 = 0x7fff…ffed, little-endian
+            alias[31] = 0x7f;
+            assert!(PledgePublicKey::from_bytes(alias).is_err(), "y = p + {v}");
+            checked += 1;
+        }
+        assert!(checked > 0, "no small valid y found: the test checks nothing");
     }
 
     #[test]
