@@ -1,1 +1,191 @@
-//! Placeholder, filled by its issue work.
+//! Ledger entries: the leaves of the public log (DESIGN §5, SPEC §7, R-ENTRY-1…).
+//!
+//! `entry = version u8 (=1) ‖ kind u8 ‖ body`, decoded strictly: unknown version or
+//! kind, truncation, trailing bytes and out-of-range fields are errors, so each
+//! entry value has exactly one encoding and its leaf hash is well defined.
+
+use crate::campaign::CampaignDefinition;
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::hash::{CampaignId, Hash, Nullifier};
+use crate::merkle;
+use crate::pledge::{Amendment, Pledge, Withdrawal};
+use crate::tally::TallySnapshot;
+use crate::token::IssuerPublicKey;
+
+/// Largest encoded entry: entry bundles prefix each entry with a u16 length
+/// (C2SP tlog-tiles). SPEC R-ENTRY-2.
+pub const MAX_ENTRY_BYTES: usize = u16::MAX as usize;
+
+/// Entry kind tags. SPEC R-ENTRY-1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// A campaign opens, with its issuer key.
+    CampaignOpened = 1,
+    /// An anonymous pledge.
+    Pledge = 2,
+    /// New terms for a pledge.
+    PledgeAmended = 3,
+    /// A pledge withdrawn.
+    PledgeWithdrawn = 4,
+    /// A campaign closes with its final tally.
+    CampaignClosed = 5,
+}
+
+/// A campaign opens: its definition and the issuer key that signs its tokens.
+/// Clients refuse any other key for this campaign (DESIGN P5). SPEC R-ENTRY-3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignOpened {
+    /// The definition; the campaign id is derived from it.
+    pub definition: CampaignDefinition,
+    /// The campaign's RFC 9474 issuer public key.
+    pub issuer_key: IssuerPublicKey,
+}
+
+/// A campaign closes: tokens issued and the final tally. SPEC R-ENTRY-6.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignClosed {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// How many blind signatures the issuer made for this campaign.
+    pub tokens_issued: u64,
+    /// Live histogram and active count at close.
+    pub tally: TallySnapshot,
+}
+
+/// One log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Entry {
+    /// See [`CampaignOpened`].
+    CampaignOpened(CampaignOpened),
+    /// See [`Pledge`]. SPEC R-ENTRY-4.
+    Pledge(Pledge),
+    /// See [`Amendment`]. SPEC R-ENTRY-5.
+    PledgeAmended(Amendment),
+    /// See [`Withdrawal`]. SPEC R-ENTRY-5.
+    PledgeWithdrawn(Withdrawal),
+    /// See [`CampaignClosed`].
+    CampaignClosed(CampaignClosed),
+}
+
+/// An entry too large for an entry bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("entry of {0} bytes exceeds the 65535-byte limit")]
+pub struct EntryTooLarge(pub usize);
+
+impl Entry {
+    /// The kind tag.
+    pub fn kind(&self) -> EntryKind {
+        match self {
+            Entry::CampaignOpened(_) => EntryKind::CampaignOpened,
+            Entry::Pledge(_) => EntryKind::Pledge,
+            Entry::PledgeAmended(_) => EntryKind::PledgeAmended,
+            Entry::PledgeWithdrawn(_) => EntryKind::PledgeWithdrawn,
+            Entry::CampaignClosed(_) => EntryKind::CampaignClosed,
+        }
+    }
+
+    /// The campaign this entry belongs to.
+    pub fn campaign(&self) -> CampaignId {
+        match self {
+            Entry::CampaignOpened(o) => o.definition.id(),
+            Entry::Pledge(p) => p.campaign,
+            Entry::PledgeAmended(a) => a.campaign,
+            Entry::PledgeWithdrawn(w) => w.campaign,
+            Entry::CampaignClosed(c) => c.campaign,
+        }
+    }
+
+    /// The nullifier a pledge, amendment or withdrawal refers to.
+    pub fn nullifier(&self) -> Option<Nullifier> {
+        match self {
+            Entry::Pledge(p) => Some(p.nullifier()),
+            Entry::PledgeAmended(a) => Some(a.nullifier),
+            Entry::PledgeWithdrawn(w) => Some(w.nullifier),
+            Entry::CampaignOpened(_) | Entry::CampaignClosed(_) => None,
+        }
+    }
+
+    /// Canonical encoding. SPEC R-ENTRY-1.
+    ///
+    /// # Errors
+    /// [`EntryTooLarge`] if over [`MAX_ENTRY_BYTES`] (only a CampaignOpened with a
+    /// maximal text and key, or a CampaignClosed with a huge histogram, can be).
+    pub fn encode(&self) -> Result<Vec<u8>, EntryTooLarge> {
+        let mut w = Writer::new();
+        w.u8(crate::PROTOCOL_VERSION).u8(self.kind() as u8);
+        match self {
+            Entry::CampaignOpened(o) => {
+                o.definition.encode_into(&mut w);
+                o.issuer_key.encode_into(&mut w);
+            }
+            Entry::Pledge(p) => p.encode_into(&mut w),
+            Entry::PledgeAmended(a) => a.encode_into(&mut w),
+            Entry::PledgeWithdrawn(x) => x.encode_into(&mut w),
+            Entry::CampaignClosed(c) => {
+                w.raw(c.campaign.as_bytes()).u64(c.tokens_issued);
+                c.tally.encode_into(&mut w);
+            }
+        }
+        let bytes = w.into_bytes();
+        if bytes.len() > MAX_ENTRY_BYTES {
+            return Err(EntryTooLarge(bytes.len()));
+        }
+        Ok(bytes)
+    }
+
+    /// Decodes exactly one entry. SPEC R-ENTRY-1, R-ENC-2, R-VER-2.
+    ///
+    /// # Errors
+    /// Any [`DecodeError`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_ENTRY_BYTES {
+            return Err(DecodeError::OutOfRange {
+                field: "entry",
+                reason: "longer than 65535 bytes",
+            });
+        }
+        let mut r = Reader::new(bytes);
+        let version = r.u8("entry.version")?;
+        if version != crate::PROTOCOL_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let kind = r.u8("entry.kind")?;
+        let entry = match kind {
+            1 => {
+                let definition = CampaignDefinition::decode_from(&mut r)?;
+                let issuer_key = IssuerPublicKey::decode_from(&mut r)?;
+                Entry::CampaignOpened(CampaignOpened {
+                    definition,
+                    issuer_key,
+                })
+            }
+            2 => Entry::Pledge(Pledge::decode_from(&mut r)?),
+            3 => Entry::PledgeAmended(Amendment::decode_from(&mut r)?),
+            4 => Entry::PledgeWithdrawn(Withdrawal::decode_from(&mut r)?),
+            5 => Entry::CampaignClosed(CampaignClosed {
+                campaign: CampaignId(r.array("closed.campaign")?),
+                tokens_issued: r.u64("closed.tokens_issued")?,
+                tally: TallySnapshot::decode_from(&mut r)?,
+            }),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    field: "entry.kind",
+                    tag,
+                });
+            }
+        };
+        r.finish()?;
+        Ok(entry)
+    }
+
+    /// RFC 6962 leaf hash of the encoding. SPEC R-LOG-1.
+    ///
+    /// # Errors
+    /// [`EntryTooLarge`].
+    pub fn leaf_hash(&self) -> Result<Hash, EntryTooLarge> {
+        Ok(merkle::leaf_hash(&self.encode()?))
+    }
+}

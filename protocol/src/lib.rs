@@ -31,6 +31,7 @@ pub mod codec;
 pub mod cosignature;
 pub mod entry;
 pub mod hash;
+pub mod ledger;
 pub mod merkle;
 pub mod note;
 pub mod pledge;

@@ -1,0 +1,364 @@
+//! The ledger rules as a pure state machine (SPEC §8, R-RULE-1…R-RULE-9).
+//!
+//! The server applies entries through it before it sequences them, and the
+//! auditor replays the whole log through it: both sides run the same code, so
+//! "what the ledger accepts" and "what an auditor accepts" cannot drift apart.
+//!
+//! Applying is atomic: on error nothing changes.
+
+use std::collections::HashMap;
+
+use crate::campaign::CampaignDefinition;
+use crate::entry::{CampaignClosed, CampaignOpened, Entry};
+use crate::hash::{CampaignId, Nullifier};
+use crate::pledge::{Amendment, Pledge, PledgePublicKey, Terms, Withdrawal};
+use crate::tally::Tally;
+use crate::token::IssuerPublicKey;
+
+/// Why an entry breaks the ledger rules. Each names the rule (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuleError {
+    /// R-RULE-1: a CampaignOpened for a campaign id already in the log.
+    #[error("campaign already opened")]
+    CampaignExists,
+    /// R-RULE-2: the entry names a campaign that was never opened.
+    #[error("unknown campaign")]
+    UnknownCampaign,
+    /// R-RULE-2: the campaign is closed.
+    #[error("campaign is closed")]
+    CampaignClosed,
+    /// R-RULE-3: the token does not verify under the campaign's logged key.
+    #[error("token signature does not verify under the campaign's issuer key")]
+    BadToken,
+    /// R-RULE-3: the pledge, amendment or withdrawal signature is invalid.
+    #[error("pledge-key signature does not verify")]
+    BadPledgeSignature,
+    /// R-RULE-4: the nullifier was already spent.
+    #[error("token already spent")]
+    DoubleSpend,
+    /// R-RULE-5: the threshold is outside the campaign's allowed range.
+    #[error("threshold outside the campaign's allowed range")]
+    ThresholdOutOfRange,
+    /// R-RULE-6: amendment/withdrawal of a nullifier with no pledge.
+    #[error("no pledge with this nullifier in this campaign")]
+    UnknownPledge,
+    /// R-RULE-6: the pledge was withdrawn.
+    #[error("pledge already withdrawn")]
+    Withdrawn,
+    /// R-RULE-7: the sequence number is not the previous one plus one.
+    #[error("sequence number {got} is not the expected {expected}")]
+    BadSequence {
+        /// The next valid sequence number.
+        expected: u32,
+        /// The one in the entry.
+        got: u32,
+    },
+    /// R-RULE-8: the CampaignClosed tally differs from the recomputed one.
+    #[error("closing tally differs from the recomputed tally")]
+    TallyMismatch,
+    /// R-RULE-8: more pledges than tokens the issuer says it signed.
+    #[error("campaign has {pledges} pledges but its issuer reported {tokens} tokens")]
+    MorePledgesThanTokens {
+        /// Pledge entries in the campaign.
+        pledges: u64,
+        /// Tokens reported.
+        tokens: u64,
+    },
+    /// The entry cannot be encoded (too large).
+    #[error("entry too large")]
+    TooLarge,
+}
+
+/// Whether [`LedgerState::apply`] verifies the stateless signatures (the token's
+/// RSA signature and the pledge's Ed25519 signature). An auditor that verified
+/// them in parallel beforehand (see [`verify_pledge`]) passes `Skip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatelessChecks {
+    /// Verify everything (the default for a server).
+    Verify,
+    /// Already verified by the caller.
+    AlreadyVerified,
+}
+
+/// Public state of one campaign, derived from the log.
+#[derive(Debug)]
+pub struct CampaignState {
+    /// The definition logged in CampaignOpened.
+    pub definition: CampaignDefinition,
+    /// The issuer key logged in CampaignOpened.
+    pub issuer_key: IssuerPublicKey,
+    /// Live thresholds.
+    pub tally: Tally,
+    /// Pledge entries ever accepted (withdrawn ones included).
+    pub pledges: u64,
+    /// The closing entry, once closed.
+    pub closed: Option<CampaignClosed>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PledgeState {
+    campaign: CampaignId,
+    pledge_pk: [u8; 32],
+    seq: u32,
+    /// `None` once withdrawn.
+    threshold: Option<u32>,
+}
+
+/// Everything the rules need to know about the log so far.
+#[derive(Debug, Default)]
+pub struct LedgerState {
+    campaigns: HashMap<CampaignId, CampaignState>,
+    pledges: HashMap<Nullifier, PledgeState>,
+    entries: u64,
+}
+
+/// Stateless checks of a pledge: its token under `issuer_key` and its pledge-key
+/// signature. SPEC R-RULE-3. Safe to run in parallel.
+///
+/// # Errors
+/// [`RuleError::BadToken`] or [`RuleError::BadPledgeSignature`].
+pub fn verify_pledge(p: &Pledge, issuer_key: &IssuerPublicKey) -> Result<(), RuleError> {
+    p.token
+        .verify(issuer_key, &p.campaign)
+        .map_err(|_| RuleError::BadToken)?;
+    if !p.verify_pledge_signature() {
+        return Err(RuleError::BadPledgeSignature);
+    }
+    Ok(())
+}
+
+impl LedgerState {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of entries applied.
+    pub fn len(&self) -> u64 {
+        self.entries
+    }
+
+    /// True before any entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// A campaign's state.
+    pub fn campaign(&self, id: &CampaignId) -> Option<&CampaignState> {
+        self.campaigns.get(id)
+    }
+
+    /// All campaigns, in no particular order.
+    pub fn campaigns(&self) -> impl Iterator<Item = (&CampaignId, &CampaignState)> {
+        self.campaigns.iter()
+    }
+
+    /// True if the nullifier was ever spent.
+    pub fn is_spent(&self, n: &Nullifier) -> bool {
+        self.pledges.contains_key(n)
+    }
+
+    /// Next sequence number for an amendment or withdrawal of `n`, if the
+    /// pledge is live.
+    pub fn next_seq(&self, n: &Nullifier) -> Option<u32> {
+        self.pledges
+            .get(n)
+            .filter(|p| p.threshold.is_some())
+            .and_then(|p| p.seq.checked_add(1))
+    }
+
+    /// Checks `entry` against every rule without changing anything.
+    ///
+    /// # Errors
+    /// The first [`RuleError`] found.
+    pub fn check(&self, entry: &Entry, checks: StatelessChecks) -> Result<(), RuleError> {
+        match entry {
+            Entry::CampaignOpened(o) => self.check_open(o),
+            Entry::Pledge(p) => self.check_pledge(p, checks),
+            Entry::PledgeAmended(a) => self.check_amend(a).map(|_| ()),
+            Entry::PledgeWithdrawn(w) => self.check_withdraw(w).map(|_| ()),
+            Entry::CampaignClosed(c) => self.check_close(c),
+        }
+    }
+
+    /// Checks then applies `entry`. Atomic: on error the state is unchanged.
+    ///
+    /// # Errors
+    /// The first [`RuleError`] found.
+    pub fn apply(&mut self, entry: &Entry, checks: StatelessChecks) -> Result<(), RuleError> {
+        match entry {
+            Entry::CampaignOpened(o) => {
+                self.check_open(o)?;
+                // INVARIANT-like: a valid definition has 1 <= t_max <= MAX_THRESHOLD,
+                // which `Tally::new` accepts; map the impossible error anyway.
+                let tally = Tally::new(o.definition.threshold_max())
+                    .map_err(|_| RuleError::ThresholdOutOfRange)?;
+                self.campaigns.insert(
+                    o.definition.id(),
+                    CampaignState {
+                        definition: o.definition.clone(),
+                        issuer_key: o.issuer_key.clone(),
+                        tally,
+                        pledges: 0,
+                        closed: None,
+                    },
+                );
+            }
+            Entry::Pledge(p) => {
+                self.check_pledge(p, checks)?;
+                let t = p.terms.threshold_value();
+                let c = self.open_mut(&p.campaign)?;
+                c.tally.add(t).map_err(|_| RuleError::ThresholdOutOfRange)?;
+                c.pledges = c.pledges.saturating_add(1);
+                self.pledges.insert(
+                    p.nullifier(),
+                    PledgeState {
+                        campaign: p.campaign,
+                        pledge_pk: *p.token.pledge_pk.as_bytes(),
+                        seq: 0,
+                        threshold: Some(t),
+                    },
+                );
+            }
+            Entry::PledgeAmended(a) => {
+                let old = self.check_amend(a)?;
+                let new = a.terms.threshold_value();
+                self.open_mut(&a.campaign)?
+                    .tally
+                    .amend(old, new)
+                    .map_err(|_| RuleError::ThresholdOutOfRange)?;
+                if let Some(p) = self.pledges.get_mut(&a.nullifier) {
+                    p.seq = a.seq;
+                    p.threshold = Some(new);
+                }
+            }
+            Entry::PledgeWithdrawn(w) => {
+                let old = self.check_withdraw(w)?;
+                self.open_mut(&w.campaign)?
+                    .tally
+                    .remove(old)
+                    .map_err(|_| RuleError::UnknownPledge)?;
+                if let Some(p) = self.pledges.get_mut(&w.nullifier) {
+                    p.seq = w.seq;
+                    p.threshold = None;
+                }
+            }
+            Entry::CampaignClosed(c) => {
+                self.check_close(c)?;
+                self.open_mut(&c.campaign)?.closed = Some(c.clone());
+            }
+        }
+        self.entries = self.entries.saturating_add(1);
+        Ok(())
+    }
+
+    fn open(&self, id: &CampaignId) -> Result<&CampaignState, RuleError> {
+        // SPEC R-RULE-2
+        let c = self.campaigns.get(id).ok_or(RuleError::UnknownCampaign)?;
+        if c.closed.is_some() {
+            return Err(RuleError::CampaignClosed);
+        }
+        Ok(c)
+    }
+
+    fn open_mut(&mut self, id: &CampaignId) -> Result<&mut CampaignState, RuleError> {
+        let c = self
+            .campaigns
+            .get_mut(id)
+            .ok_or(RuleError::UnknownCampaign)?;
+        if c.closed.is_some() {
+            return Err(RuleError::CampaignClosed);
+        }
+        Ok(c)
+    }
+
+    fn check_open(&self, o: &CampaignOpened) -> Result<(), RuleError> {
+        // SPEC R-RULE-1
+        if self.campaigns.contains_key(&o.definition.id()) {
+            return Err(RuleError::CampaignExists);
+        }
+        Ok(())
+    }
+
+    fn check_terms(c: &CampaignState, terms: &Terms) -> Result<(), RuleError> {
+        // SPEC R-RULE-5
+        if !c.definition.threshold_allowed(terms.threshold_value()) {
+            return Err(RuleError::ThresholdOutOfRange);
+        }
+        Ok(())
+    }
+
+    fn check_pledge(&self, p: &Pledge, checks: StatelessChecks) -> Result<(), RuleError> {
+        let c = self.open(&p.campaign)?;
+        Self::check_terms(c, &p.terms)?;
+        // SPEC R-RULE-4
+        if self.pledges.contains_key(&p.nullifier()) {
+            return Err(RuleError::DoubleSpend);
+        }
+        if checks == StatelessChecks::Verify {
+            verify_pledge(p, &c.issuer_key)?;
+        }
+        Ok(())
+    }
+
+    /// Returns the live pledge's current threshold and key after checking the
+    /// campaign, the sequence number (R-RULE-7) and liveness (R-RULE-6).
+    fn live_pledge(
+        &self,
+        campaign: &CampaignId,
+        n: &Nullifier,
+        seq: u32,
+    ) -> Result<(u32, PledgePublicKey), RuleError> {
+        self.open(campaign)?;
+        let p = self.pledges.get(n).ok_or(RuleError::UnknownPledge)?;
+        if p.campaign != *campaign {
+            return Err(RuleError::UnknownPledge);
+        }
+        let t = p.threshold.ok_or(RuleError::Withdrawn)?;
+        let expected = p.seq.saturating_add(1);
+        if seq != expected {
+            return Err(RuleError::BadSequence { expected, got: seq });
+        }
+        // The key was validated when its pledge was decoded; parsing again costs a
+        // point decompression and keeps the stored state 44 bytes per pledge.
+        let pk =
+            PledgePublicKey::from_bytes(p.pledge_pk).map_err(|_| RuleError::BadPledgeSignature)?;
+        Ok((t, pk))
+    }
+
+    fn check_amend(&self, a: &Amendment) -> Result<u32, RuleError> {
+        let (old, pk) = self.live_pledge(&a.campaign, &a.nullifier, a.seq)?;
+        let c = self.open(&a.campaign)?;
+        Self::check_terms(c, &a.terms)?;
+        // SPEC R-RULE-3: amendments are signed by the pledge's own key.
+        if !a.verify(&pk) {
+            return Err(RuleError::BadPledgeSignature);
+        }
+        Ok(old)
+    }
+
+    fn check_withdraw(&self, w: &Withdrawal) -> Result<u32, RuleError> {
+        let (old, pk) = self.live_pledge(&w.campaign, &w.nullifier, w.seq)?;
+        if !w.verify(&pk) {
+            return Err(RuleError::BadPledgeSignature);
+        }
+        Ok(old)
+    }
+
+    fn check_close(&self, cl: &CampaignClosed) -> Result<(), RuleError> {
+        let c = self.open(&cl.campaign)?;
+        // SPEC R-RULE-8
+        let current = c.tally.snapshot().map_err(|_| RuleError::TallyMismatch)?;
+        if cl.tally != current {
+            return Err(RuleError::TallyMismatch);
+        }
+        if c.pledges > cl.tokens_issued {
+            return Err(RuleError::MorePledgesThanTokens {
+                pledges: c.pledges,
+                tokens: cl.tokens_issued,
+            });
+        }
+        Ok(())
+    }
+}
