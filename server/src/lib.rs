@@ -3,3 +3,5 @@
 
 /// The protocol version this server speaks.
 pub const PROTOCOL_VERSION: u8 = pledge_protocol::PROTOCOL_VERSION;
+
+pub mod store;
