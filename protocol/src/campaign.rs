@@ -1,4 +1,4 @@
-//! Campaign definitions and campaign ids (DESIGN §5, SPEC §4, R-CAMP-1…R-CAMP-5).
+//! Campaign definitions and campaign ids (DESIGN §5, SPEC §4, R-CAMP-1…R-CAMP-4).
 
 use crate::codec::{DecodeError, Reader, Writer, check_text};
 use crate::hash::{CampaignId, sha256};
@@ -11,6 +11,11 @@ pub const MAX_TITLE_BYTES: usize = 200;
 pub const MAX_TEXT_BYTES: usize = 16_000;
 /// Largest allowed threshold (and goal). SPEC R-CAMP-3.
 pub const MAX_THRESHOLD: u32 = 100_000_000;
+
+/// Largest number of distinct thresholds a campaign allows (`t_max − t_min + 1`):
+/// the most buckets a tally snapshot holds (`tally::MAX_BUCKETS`), so every
+/// campaign's final tally can be published. SPEC R-CAMP-3.
+pub const MAX_THRESHOLD_SPAN: u32 = 1 << 20;
 
 /// When the tally is published. SPEC R-CAMP-4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +108,12 @@ impl CampaignDefinition {
         }
         if p.threshold_max > MAX_THRESHOLD {
             return Err(range("threshold_max", "must be at most 100000000"));
+        }
+        if p.threshold_max - p.threshold_min >= MAX_THRESHOLD_SPAN {
+            return Err(range(
+                "threshold_max",
+                "threshold_max - threshold_min must be below 1048576",
+            ));
         }
         if p.goal == 0 || p.goal > MAX_THRESHOLD {
             return Err(range("goal", "must satisfy 1 <= goal <= 100000000"));
@@ -303,6 +314,13 @@ pub(crate) mod tests {
         };
         assert!(CampaignDefinition::new(p.clone()).is_err());
         p.threshold_max = 5;
+        assert!(CampaignDefinition::new(p.clone()).is_ok());
+        p.threshold_min = 1;
+        p.threshold_max = MAX_THRESHOLD_SPAN;
+        assert!(CampaignDefinition::new(p.clone()).is_ok());
+        p.threshold_max = MAX_THRESHOLD_SPAN + 1;
+        assert!(CampaignDefinition::new(p.clone()).is_err());
+        p.threshold_min = 2;
         assert!(CampaignDefinition::new(p.clone()).is_ok());
         p.title = "a\tb".into();
         assert_eq!(

@@ -43,15 +43,42 @@ pub struct CampaignOpened {
     pub issuer_key: IssuerPublicKey,
 }
 
-/// A campaign closes: tokens issued and the final tally. SPEC R-ENTRY-6.
+/// A campaign closes: tokens issued and a commitment to the final tally. The
+/// histogram itself is not logged (a wide one would not fit an entry); anyone
+/// recomputes it from the log and checks it against `tally_digest`.
+/// SPEC R-ENTRY-6.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignClosed {
     /// The campaign.
     pub campaign: CampaignId,
     /// How many blind signatures the issuer made for this campaign.
     pub tokens_issued: u64,
-    /// Live histogram and active count at close.
-    pub tally: TallySnapshot,
+    /// Live pledges at close.
+    pub live: u64,
+    /// Active count at close.
+    pub active: u64,
+    /// [`TallySnapshot::digest`] of the final tally (R-TALLY-10).
+    pub tally_digest: Hash,
+}
+
+impl CampaignClosed {
+    /// The closing record of `campaign` for its final `tally`.
+    pub fn new(campaign: CampaignId, tokens_issued: u64, tally: &TallySnapshot) -> Self {
+        Self {
+            campaign,
+            tokens_issued,
+            live: tally.live(),
+            active: tally.active(),
+            tally_digest: tally.digest(),
+        }
+    }
+
+    /// True if this record commits to exactly `tally`.
+    pub fn matches(&self, tally: &TallySnapshot) -> bool {
+        self.live == tally.live()
+            && self.active == tally.active()
+            && self.tally_digest == tally.digest()
+    }
 }
 
 /// One log entry.
@@ -112,7 +139,7 @@ impl Entry {
     ///
     /// # Errors
     /// [`EntryTooLarge`] if over [`MAX_ENTRY_BYTES`] (only a CampaignOpened with a
-    /// maximal text and key, or a CampaignClosed with a huge histogram, can be).
+    /// maximal text could come near, and none reaches it).
     pub fn encode(&self) -> Result<Vec<u8>, EntryTooLarge> {
         let mut w = Writer::new();
         w.u8(crate::PROTOCOL_VERSION).u8(self.kind() as u8);
@@ -125,8 +152,11 @@ impl Entry {
             Entry::PledgeAmended(a) => a.encode_into(&mut w),
             Entry::PledgeWithdrawn(x) => x.encode_into(&mut w),
             Entry::CampaignClosed(c) => {
-                w.raw(c.campaign.as_bytes()).u64(c.tokens_issued);
-                c.tally.encode_into(&mut w);
+                w.raw(c.campaign.as_bytes())
+                    .u64(c.tokens_issued)
+                    .u64(c.live)
+                    .u64(c.active)
+                    .raw(c.tally_digest.as_bytes());
             }
         }
         let bytes = w.into_bytes();
@@ -168,7 +198,9 @@ impl Entry {
             5 => Entry::CampaignClosed(CampaignClosed {
                 campaign: CampaignId(r.array("closed.campaign")?),
                 tokens_issued: r.u64("closed.tokens_issued")?,
-                tally: TallySnapshot::decode_from(&mut r)?,
+                live: r.u64("closed.live")?,
+                active: r.u64("closed.active")?,
+                tally_digest: Hash(r.array("closed.tally_digest")?),
             }),
             tag => {
                 return Err(DecodeError::UnknownTag {

@@ -103,6 +103,9 @@ mod tests {
         );
         assert_eq!(Hash::from_hex(&h.to_hex()), Ok(h));
         assert_eq!(Hash::from_hex(&h.to_hex()[..62]), Err(HexError));
-        assert_eq!(Hash::from_hex(&format!("{}zz", &h.to_hex()[..62])), Err(HexError));
+        assert_eq!(
+            Hash::from_hex(&format!("{}zz", &h.to_hex()[..62])),
+            Err(HexError)
+        );
     }
 }

@@ -350,7 +350,7 @@ impl LedgerState {
         let c = self.open(&cl.campaign)?;
         // SPEC R-RULE-8
         let current = c.tally.snapshot().map_err(|_| RuleError::TallyMismatch)?;
-        if cl.tally != current {
+        if !cl.matches(&current) {
             return Err(RuleError::TallyMismatch);
         }
         if c.pledges > cl.tokens_issued {

@@ -462,7 +462,10 @@ mod tests {
             assert!(PledgePublicKey::from_bytes(alias).is_err(), "y = p + {v}");
             checked += 1;
         }
-        assert!(checked > 0, "no small valid y found: the test checks nothing");
+        assert!(
+            checked > 0,
+            "no small valid y found: the test checks nothing"
+        );
     }
 
     #[test]

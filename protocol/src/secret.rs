@@ -58,7 +58,10 @@ mod tests {
     fn debug_prints_no_secret_and_eq_is_by_value() {
         let s = SecretBytes::new(vec![0xAB; 4]);
         let d = format!("{s:?}");
-        assert!(!d.contains("171") && !d.to_lowercase().contains("ab, "), "{d}");
+        assert!(
+            !d.contains("171") && !d.to_lowercase().contains("ab, "),
+            "{d}"
+        );
         assert_eq!(s, SecretBytes::new(vec![0xAB; 4]));
         assert_ne!(s, SecretBytes::new(vec![0xAB; 5]));
         assert_ne!(s, SecretBytes::new(vec![0xAC; 4]));
