@@ -22,9 +22,10 @@ impl PledgePublicKey {
             field: "pledge_pk",
             reason: "not an Ed25519 point",
         })?;
-        // `from_bytes` keeps the input bytes and accepts y >= p: re-compress to test
-        // canonicity. SPEC R-PLEDGE-1.
-        if k.is_weak() || k.to_edwards().compress().as_bytes() != &b {
+        // `from_bytes` keeps the input bytes and accepts y >= p. SPEC R-PLEDGE-1.
+        // (The other non-canonical form, x = 0 with the sign bit set, only occurs
+        // for y = ±1, both of small order, which `is_weak` refuses.)
+        if k.is_weak() || !y_below_field_prime(&b) {
             return Err(DecodeError::Malformed {
                 field: "pledge_pk",
                 reason: "weak or non-canonical Ed25519 key",
@@ -44,6 +45,13 @@ impl PledgePublicKey {
         let sig = ed25519_dalek::Signature::from_bytes(sig);
         self.0.verify_strict(msg, &sig).is_ok()
     }
+}
+
+/// True if the 255-bit little-endian `y` of an Ed25519 encoding is below
+/// `p = 2^255 − 19`, i.e. the encoding is the canonical one for its `y`.
+fn y_below_field_prime(b: &[u8; 32]) -> bool {
+    let top = b[31] & 0x7f;
+    !(top == 0x7f && b[1..31].iter().all(|&x| x == 0xff) && b[0] >= 0xed)
 }
 
 impl std::fmt::Debug for PledgePublicKey {
