@@ -1,7 +1,300 @@
-//! `pledged`: the issuer and ledger service. Filled by the "pledged" issue; the
-//! protocol it serves is in `pledge-protocol`.
+//! `pledged`: the issuer and ledger service of the conditional pledge ledger.
+//! The protocol it serves is in `pledge-protocol`; the HTTP API is specified in
+//! SPEC.md §12.
+//!
+//! # Layout
+//!
+//! - [`config`]: command line, TOML file, `PLEDGED_*` environment variables.
+//! - [`keys`]: the log key, the admin token and the issuer's HMAC key (files, 0600).
+//! - [`store`]: the storage trait and its redb and sled backends.
+//! - [`ledger`]: the log view, the rules checks, the sequencer (no axum types).
+//! - [`issuer`]: campaign issuer keys, attesters, blind signing.
+//! - [`http`]: routes and handlers (decode → ledger/issuer → encode);
+//!   `http/error.rs` alone chooses status codes.
+//! - [`metrics`]: aggregate counters for `GET /metrics`.
+//!
+//! [`AppState::start`] opens everything and starts the background tasks,
+//! [`app`] builds the router, [`run`] serves it until shutdown.
+
+pub mod config;
+pub mod http;
+pub mod issuer;
+pub mod keys;
+pub mod ledger;
+pub mod metrics;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use pledge_protocol::hash::CampaignId;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::issuer::{AttesterPolicy, Issuer};
+use crate::keys::AdminToken;
+use crate::ledger::sequencer::{SequencerConfig, SequencerHandle};
+use crate::ledger::{Ledger, Proposal, SubmitError, unix_now};
+use crate::metrics::Metrics;
 
 /// The protocol version this server speaks.
 pub const PROTOCOL_VERSION: u8 = pledge_protocol::PROTOCOL_VERSION;
 
-pub mod store;
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Key files.
+    #[error(transparent)]
+    Keys(#[from] keys::KeyFileError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The log does not replay.
+    #[error(transparent)]
+    Ledger(#[from] ledger::StartupError),
+    /// The demo campaign could not be opened.
+    #[error("cannot open the demo campaign: {0}")]
+    Demo(String),
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+/// The shared parts of [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
+    ledger: Arc<Ledger>,
+    issuer: Arc<Issuer>,
+    sequencer: SequencerHandle,
+    admin: AdminToken,
+    metrics: Arc<Metrics>,
+    shutdown_tx: watch::Sender<bool>,
+    shutdown: watch::Receiver<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    demo_campaign: Option<CampaignId>,
+    created_files: Vec<std::path::PathBuf>,
+}
+
+impl AppState {
+    /// Opens the store and the keys in the data folder (creating them on first
+    /// start), replays the log, starts the sequencer and the campaign-closing
+    /// task, and opens the demo campaign if asked and none exists.
+    ///
+    /// # Errors
+    /// [`StartError`] saying what is wrong.
+    pub async fn start(config: &Config) -> Result<Self, StartError> {
+        let keys = keys::load_or_create(&config.data_dir, &config.origin)?;
+        let created_files = keys.created.clone();
+        let store = store::open_store(config.backend, &config.data_dir)?;
+        let ledger = Arc::new(Ledger::open(store.clone(), keys.log)?);
+        let issuer = Arc::new(Issuer::load(
+            store,
+            &ledger.read(),
+            keys.hmac,
+            config.open_rate_per_minute,
+        )?);
+        let metrics = Arc::new(Metrics::default());
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let (sequencer, seq_task) = ledger::sequencer::spawn(
+            ledger.clone(),
+            SequencerConfig {
+                interval: config.batch_interval,
+                max_batch: config.batch_size,
+                capacity: config.queue_capacity,
+            },
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        let close_task = tokio::spawn(close_campaigns(
+            ledger.clone(),
+            issuer.clone(),
+            sequencer.clone(),
+            config.close_check_interval,
+            shutdown.clone(),
+        ));
+        let mut demo_campaign = None;
+        if config.demo && ledger.read().state.campaigns().next().is_none() {
+            let params = issuer::demo_params(unix_now());
+            let id = create_campaign(&issuer, &sequencer, params, AttesterPolicy::Open)
+                .await
+                .map_err(StartError::Demo)?;
+            demo_campaign = Some(id);
+        } else if config.demo {
+            demo_campaign = ledger
+                .read()
+                .state
+                .campaigns()
+                .find(|(_, c)| c.closed.is_none())
+                .map(|(id, _)| *id);
+        }
+        Ok(Self {
+            inner: Arc::new(Shared {
+                ledger,
+                issuer,
+                sequencer,
+                admin: keys.admin,
+                metrics,
+                shutdown_tx,
+                shutdown,
+                tasks: Mutex::new(vec![seq_task, close_task]),
+                demo_campaign,
+                created_files,
+            }),
+        })
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.inner.ledger
+    }
+
+    /// The admin token (to print on first start, and for tests).
+    pub fn admin_token(&self) -> &str {
+        self.inner.admin.expose()
+    }
+
+    /// The demo campaign, when `--demo` was given.
+    pub fn demo_campaign(&self) -> Option<CampaignId> {
+        self.inner.demo_campaign
+    }
+
+    /// Key files created by this start (first start).
+    pub fn created_files(&self) -> &[std::path::PathBuf] {
+        &self.inner.created_files
+    }
+
+    /// Stops the background tasks: the sequencer refuses new submissions,
+    /// integrates what is queued and exits; event streams end. Idempotent.
+    pub async fn stop(&self) {
+        let _ = self.inner.shutdown_tx.send(true);
+        let tasks: Vec<JoinHandle<()>> = match self.inner.tasks.lock() {
+            Ok(mut t) => t.drain(..).collect(),
+            Err(e) => e.into_inner().drain(..).collect(),
+        };
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Prepares a campaign (key generation off the async threads) and submits its
+/// CampaignOpened entry; returns its id once durably logged.
+async fn create_campaign(
+    issuer: &Arc<Issuer>,
+    sequencer: &SequencerHandle,
+    params: pledge_protocol::campaign::CampaignParams,
+    policy: AttesterPolicy,
+) -> Result<CampaignId, String> {
+    let iss = issuer.clone();
+    let (entry, meta) = tokio::task::spawn_blocking(move || iss.prepare_campaign(params, policy))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let id = entry.campaign();
+    match sequencer
+        .submit(Proposal::Entry(Box::new(entry)), meta)
+        .await
+    {
+        Ok(_) => Ok(id),
+        Err(e) => {
+            issuer.discard(&id);
+            Err(e.to_string())
+        }
+    }
+}
+
+/// Closes campaigns whose deadline has passed: stops issuance, logs the
+/// CampaignClosed entry with the tokens issued and the final tally, then
+/// deletes the campaign's keyed hashes and issuer key (DESIGN P2).
+async fn close_campaigns(
+    ledger: Arc<Ledger>,
+    issuer: Arc<Issuer>,
+    sequencer: SequencerHandle,
+    every: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let now = unix_now();
+        let due: Vec<CampaignId> = ledger
+            .read()
+            .state
+            .campaigns()
+            .filter(|(_, c)| c.closed.is_none() && now > c.definition.deadline())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            issuer.begin_close(&id);
+            let tokens_issued = match issuer.tokens_issued(&id) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!("cannot read a campaign's token counter: {e}");
+                    continue;
+                }
+            };
+            match sequencer
+                .submit(
+                    Proposal::Close {
+                        campaign: id,
+                        tokens_issued,
+                    },
+                    Vec::new(),
+                )
+                .await
+            {
+                Ok(_)
+                | Err(SubmitError::Rule(pledge_protocol::ledger::RuleError::CampaignClosed)) => {
+                    if let Err(e) = issuer.finish_close(&id) {
+                        tracing::error!("cannot delete a closed campaign's issuer state: {e}");
+                    }
+                }
+                Err(SubmitError::ShuttingDown) => return,
+                Err(e) => tracing::warn!("closing a campaign failed, will retry: {e}"),
+            }
+        }
+    }
+}
+
+/// The router of the whole service.
+pub fn app(state: AppState) -> Router {
+    http::router(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then stops
+/// accepting, lets in-flight requests finish, integrates the batch in flight
+/// and stops the background tasks.
+///
+/// # Errors
+/// The listener's I/O error.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app(state.clone());
+    let stopper = state.clone();
+    let signal = async move {
+        shutdown.await;
+        // End event streams so the graceful shutdown does not wait on them.
+        let _ = stopper.inner.shutdown_tx.send(true);
+    };
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .await;
+    state.stop().await;
+    served
+}

@@ -1,9 +1,70 @@
-//! `pledged` binary entry point.
+//! `pledged` binary entry point: parses the configuration, starts the service
+//! and serves until SIGTERM or ctrl-c.
 
-fn main() {
-    eprintln!(
-        "pledged: the HTTP service is not built yet (protocol v{}); see README.md",
-        pledge_server::PROTOCOL_VERSION
+use anyhow::Context as _;
+use clap::Parser as _;
+use pledge_server::config::{Cli, Config};
+use pledge_server::keys::ADMIN_TOKEN_FILE;
+use pledge_server::{AppState, run};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // Only our own messages; never request metadata (DESIGN P6).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PLEDGED_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    let config = Config::load(Cli::parse()).map_err(anyhow::Error::msg)?;
+    let state = AppState::start(&config).await.with_context(|| {
+        format!(
+            "cannot start with data folder {}",
+            config.data_dir.display()
+        )
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let data = config.data_dir.display();
+    for f in state.created_files() {
+        println!("created {} (mode 0600)", f.display());
+    }
+    println!("pledged: data folder {data} ({} store)", config.backend);
+    println!(
+        "log {} verifier key: {}",
+        config.origin,
+        state.ledger().verifier().to_text()
     );
-    std::process::exit(2);
+    println!("admin token: in {data}/{ADMIN_TOKEN_FILE}");
+    if let Some(id) = state.demo_campaign() {
+        println!("demo campaign {id} is open (open attester, anyone can get tokens)");
+    }
+    println!("listening on http://{addr}; next: curl http://{addr}/v1/campaigns");
+    run(listener, state, shutdown_signal()).await?;
+    println!("pledged: stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
 }

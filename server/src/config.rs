@@ -1,0 +1,226 @@
+//! Configuration of `pledged`: command line, an optional TOML file and
+//! `PLEDGED_*` environment variables. Precedence: command line, then
+//! environment, then the file, then the defaults.
+//!
+//! ```toml
+//! data = "./pledge-data"
+//! listen = "127.0.0.1:8080"
+//! backend = "redb"            # or "sled"
+//! origin = "localhost/pledge" # the log's name; fixed at first start
+//! batch_interval_ms = 500
+//! batch_size = 256
+//! queue_capacity = 4096
+//! open_rate_per_minute = 30   # open attester, per address; 0 = no limit
+//! close_check_interval_ms = 1000
+//! demo = false
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::store::Backend;
+
+/// Command line of `pledged`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pledged",
+    version,
+    about = "Issuer and ledger of anonymous conditional pledges"
+)]
+pub struct Cli {
+    /// Data folder (store and key files). Default `./pledge-data`.
+    #[arg(long, env = "PLEDGED_DATA")]
+    pub data: Option<PathBuf>,
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    #[arg(long, env = "PLEDGED_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Open a demo campaign (open attester) if no campaign exists.
+    #[arg(long)]
+    pub demo: bool,
+    /// TOML configuration file.
+    #[arg(long, env = "PLEDGED_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Storage backend: `redb` (default) or `sled`.
+    #[arg(long, env = "PLEDGED_BACKEND")]
+    pub backend: Option<Backend>,
+}
+
+/// The TOML file; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    data: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    backend: Option<String>,
+    origin: Option<String>,
+    batch_interval_ms: Option<u64>,
+    batch_size: Option<usize>,
+    queue_capacity: Option<usize>,
+    open_rate_per_minute: Option<u32>,
+    close_check_interval_ms: Option<u64>,
+    demo: Option<bool>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data folder.
+    pub data_dir: PathBuf,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Storage backend.
+    pub backend: Backend,
+    /// The log's origin (checkpoint first line and key name).
+    pub origin: String,
+    /// Longest wait of a submission for its batch.
+    pub batch_interval: Duration,
+    /// Most entries per batch.
+    pub batch_size: usize,
+    /// Submissions queued before 503.
+    pub queue_capacity: usize,
+    /// Open attester: requests per minute per address (0 = unlimited).
+    pub open_rate_per_minute: u32,
+    /// How often campaign deadlines are checked.
+    pub close_check_interval: Duration,
+    /// Open a demo campaign if none exists.
+    pub demo: bool,
+}
+
+impl Config {
+    /// Defaults for a data folder (used by tests and as the base of [`Config::load`]).
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            backend: Backend::Redb,
+            origin: "localhost/pledge".into(),
+            batch_interval: Duration::from_millis(500),
+            batch_size: 256,
+            queue_capacity: 4096,
+            open_rate_per_minute: 30,
+            close_check_interval: Duration::from_secs(1),
+            demo: false,
+        }
+    }
+
+    /// Builds the configuration from the command line, the environment and
+    /// the file the command line names.
+    ///
+    /// # Errors
+    /// A message naming the setting that is wrong.
+    pub fn load(cli: Cli) -> Result<Self, String> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut c = Config::new(
+            cli.data
+                .clone()
+                .or(file.data)
+                .unwrap_or_else(|| PathBuf::from("./pledge-data")),
+        );
+        if let Some(l) = cli.listen.or(file.listen) {
+            c.listen = l;
+        }
+        if let Some(b) = cli.backend {
+            c.backend = b;
+        } else if let Some(b) = file.backend {
+            c.backend = b.parse().map_err(|e| format!("config backend: {e}"))?;
+        }
+        c.origin = env("PLEDGED_ORIGIN").or(file.origin).unwrap_or(c.origin);
+        if let Some(ms) = env_num("PLEDGED_BATCH_INTERVAL_MS")?.or(file.batch_interval_ms) {
+            c.batch_interval = Duration::from_millis(ms.max(1));
+        }
+        if let Some(n) = env_num("PLEDGED_BATCH_SIZE")?.or(file.batch_size.map(|n| n as u64)) {
+            c.batch_size = usize::try_from(n.clamp(1, 65_536)).unwrap_or(256);
+        }
+        if let Some(n) =
+            env_num("PLEDGED_QUEUE_CAPACITY")?.or(file.queue_capacity.map(|n| n as u64))
+        {
+            c.queue_capacity = usize::try_from(n.clamp(1, 1 << 20)).unwrap_or(4096);
+        }
+        if let Some(n) =
+            env_num("PLEDGED_OPEN_RATE_PER_MINUTE")?.or(file.open_rate_per_minute.map(u64::from))
+        {
+            c.open_rate_per_minute = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(ms) =
+            env_num("PLEDGED_CLOSE_CHECK_INTERVAL_MS")?.or(file.close_check_interval_ms)
+        {
+            c.close_check_interval = Duration::from_millis(ms.max(10));
+        }
+        c.demo = cli.demo || file.demo.unwrap_or(false);
+        Ok(c)
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn env_num(name: &str) -> Result<Option<u64>, String> {
+    env(name)
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{name} must be a non-negative integer, got {v:?}"))
+        })
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn file_values_apply_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pledged.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\nbackend = \"sled\"\nbatch_size = 7\ndemo = true\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from(["pledged", "--config", path.to_str().unwrap()]);
+        let c = Config::load(cli).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.backend, Backend::Sled);
+        assert_eq!(c.batch_size, 7);
+        assert!(c.demo);
+        assert_eq!(c.data_dir, PathBuf::from("./pledge-data"));
+
+        std::fs::write(&path, "listn = \"x\"\n").unwrap();
+        let cli = Cli::parse_from(["pledged", "--config", path.to_str().unwrap()]);
+        let e = Config::load(cli).unwrap_err();
+        assert!(e.contains("listn"), "{e}");
+    }
+
+    #[test]
+    fn command_line_wins_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pledged.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nbackend = \"sled\"\n").unwrap();
+        let cli = Cli::parse_from([
+            "pledged",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:1234",
+            "--backend",
+            "redb",
+        ]);
+        let c = Config::load(cli).unwrap();
+        assert_eq!(c.listen.port(), 1234);
+        assert_eq!(c.backend, Backend::Redb);
+    }
+}

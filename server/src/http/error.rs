@@ -1,0 +1,244 @@
+//! The only place that chooses HTTP status codes. Every error is a JSON body
+//! `{"error": "<code>", "detail": "<what to fix>"}`; 5xx details say nothing
+//! internal. SPEC §12 lists the codes.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pledge_protocol::ledger::RuleError;
+use serde::Serialize;
+
+use crate::issuer::{AdminError, IssueError};
+use crate::ledger::SubmitError;
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    retry_after: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    detail: &'a str,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    fn retry(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// The status (for tests).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The body is not valid JSON of the expected shape, or a field is malformed.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+    }
+
+    /// The entry bytes do not decode (SPEC R-ENTRY-1).
+    pub fn malformed_entry(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_entry", detail)
+    }
+
+    /// The body is larger than the endpoint accepts.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request bodies to this endpoint are limited to {limit} bytes"),
+        )
+    }
+
+    /// The body could not be read.
+    pub fn body_unreadable() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request body could not be read",
+        )
+    }
+
+    /// No such resource.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    /// No such campaign.
+    pub fn unknown_campaign() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown_campaign",
+            "no campaign with this id",
+        )
+    }
+
+    /// Missing or wrong admin bearer token.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this endpoint needs the admin bearer token (Authorization: Bearer <admin.token>)",
+        )
+    }
+
+    /// The server refuses writes until restarted.
+    pub fn failed() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "the ledger's storage failed; retry later",
+        )
+        .retry(30)
+    }
+
+    /// An unexpected internal fault.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.status,
+            Json(Body {
+                error: self.code,
+                detail: &self.detail,
+            }),
+        )
+            .into_response();
+        if let Some(s) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&s.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<RuleError> for ApiError {
+    fn from(e: RuleError) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            RuleError::CampaignExists => (S::CONFLICT, "campaign_exists"),
+            RuleError::UnknownCampaign => (S::NOT_FOUND, "unknown_campaign"),
+            RuleError::CampaignClosed => (S::CONFLICT, "campaign_closed"),
+            RuleError::BadToken => (S::UNPROCESSABLE_ENTITY, "bad_token"),
+            RuleError::BadPledgeSignature => (S::UNPROCESSABLE_ENTITY, "bad_signature"),
+            RuleError::DoubleSpend => (S::CONFLICT, "double_spend"),
+            RuleError::ThresholdOutOfRange => (S::UNPROCESSABLE_ENTITY, "threshold_out_of_range"),
+            RuleError::UnknownPledge => (S::NOT_FOUND, "unknown_pledge"),
+            RuleError::Withdrawn => (S::CONFLICT, "withdrawn"),
+            RuleError::BadSequence { .. } => (S::CONFLICT, "bad_sequence"),
+            RuleError::TooLarge => (S::PAYLOAD_TOO_LARGE, "entry_too_large"),
+            _ => (S::CONFLICT, "rule_violation"),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::Rule(r) => r.into(),
+            SubmitError::DeadlinePassed => {
+                Self::new(StatusCode::CONFLICT, "campaign_closed", e.to_string())
+            }
+            SubmitError::WrongKind { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong_entry_kind",
+                e.to_string(),
+            ),
+            SubmitError::QueueFull => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()).retry(1)
+            }
+            SubmitError::ShuttingDown => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                e.to_string(),
+            )
+            .retry(5),
+            SubmitError::Storage => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                e.to_string(),
+            )
+            .retry(5),
+        }
+    }
+}
+
+impl From<IssueError> for ApiError {
+    fn from(e: IssueError) -> Self {
+        use StatusCode as S;
+        let detail = e.to_string();
+        match e {
+            IssueError::RequestCount | IssueError::DuplicateCampaign(_) => {
+                Self::new(S::BAD_REQUEST, "bad_request", detail)
+            }
+            IssueError::UnknownCampaign(_) => Self::new(S::NOT_FOUND, "unknown_campaign", detail),
+            IssueError::CampaignClosed(_) => Self::new(S::CONFLICT, "campaign_closed", detail),
+            IssueError::NotReady(_) => {
+                Self::new(S::SERVICE_UNAVAILABLE, "issuer_not_ready", detail).retry(1)
+            }
+            IssueError::AttesterNotAllowed(_) => {
+                Self::new(S::FORBIDDEN, "attester_not_allowed", detail)
+            }
+            IssueError::InviteInvalid => Self::new(S::FORBIDDEN, "invite_invalid", detail),
+            IssueError::AlreadyIssued(_) => Self::new(S::CONFLICT, "already_issued", detail),
+            IssueError::RateLimited { retry_after } => {
+                Self::new(S::TOO_MANY_REQUESTS, "rate_limited", detail).retry(retry_after)
+            }
+            IssueError::BlindedMessage { .. } => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "bad_blinded_message", detail)
+            }
+            IssueError::Storage => {
+                Self::new(S::SERVICE_UNAVAILABLE, "storage_unavailable", detail).retry(5)
+            }
+            _ => Self::internal(),
+        }
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        let detail = e.to_string();
+        match e {
+            AdminError::BadCampaign(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_campaign", detail)
+            }
+            AdminError::BadGroup | AdminError::BadCount => Self::bad_request(detail),
+            AdminError::Storage => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                detail,
+            )
+            .retry(5),
+            AdminError::KeyGeneration => Self::internal(),
+        }
+    }
+}

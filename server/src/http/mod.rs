@@ -1,0 +1,735 @@
+//! HTTP routes and handlers: decode the request, call the ledger or the issuer,
+//! encode the answer. Status codes come from [`error`] only. No access log is
+//! kept and nothing about the requester is logged (DESIGN P1, P6). SPEC §12.
+//!
+//! Binary fields travel as standard padded base64 (RFC 4648 §4), ids as 64
+//! lower-case hex digits; JSON bodies refuse unknown fields.
+
+pub mod error;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use futures_util::Stream;
+use pledge_protocol::campaign::{CampaignParams, RevealPolicy};
+use pledge_protocol::entry::Entry;
+use pledge_protocol::hash::CampaignId;
+use pledge_protocol::tile::{BundleId, TileId, TileResource, encode_bundle};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tower_http::timeout::TimeoutLayer;
+use zeroize::Zeroizing;
+
+use self::error::ApiError;
+use crate::AppState;
+use crate::issuer::{Attestation, AttesterPolicy, TokenRequest};
+use crate::ledger::{LogEvent, Proposal, SubmitError, TallyView, unix_now};
+
+/// Largest body of a pledge, amendment or withdrawal request.
+pub const MAX_ENTRY_BODY: usize = 8 * 1024;
+/// Largest body of a token request (64 blinded messages of 256 bytes in base64).
+pub const MAX_TOKENS_BODY: usize = 64 * 1024;
+/// Largest body of an admin request (a campaign text is at most 16,000 bytes).
+pub const MAX_ADMIN_BODY: usize = 128 * 1024;
+/// Requests (other than the event stream) that take longer are cut off.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// All routes.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/log/checkpoint", get(checkpoint))
+        .route("/log/tile/{*path}", get(tile))
+        .route("/v1/log/key", get(log_key))
+        .route("/v1/campaigns", get(list_campaigns).post(create_campaign))
+        .route("/v1/campaigns/{id}", get(get_campaign))
+        .route("/v1/campaigns/{id}/tally", get(get_tally))
+        .route("/v1/tokens", post(tokens))
+        .route("/v1/pledges", post(pledge))
+        .route("/v1/pledges/amend", post(amend))
+        .route("/v1/pledges/withdraw", post(withdraw))
+        .route("/v1/admin/invites", post(invites))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ));
+    Router::new()
+        .route("/v1/events", get(events))
+        .merge(api)
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------------------
+// Decoding helpers
+// ---------------------------------------------------------------------------
+
+/// Reads the body up to `limit` bytes and the peer address (if served with
+/// connect info). The address is used only by the open attester's in-memory
+/// rate limit.
+async fn body_of(req: Request, limit: usize) -> Result<(Bytes, Option<SocketAddr>), ApiError> {
+    let addr = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
+    {
+        return Err(ApiError::too_large(limit));
+    }
+    let bytes = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            // The only other failure is a broken connection.
+            if e.to_string().contains("length limit") {
+                ApiError::too_large(limit)
+            } else {
+                ApiError::body_unreadable()
+            }
+        })?;
+    Ok((bytes, addr))
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+}
+
+fn b64(field: &str, s: &str) -> Result<Vec<u8>, ApiError> {
+    B64.decode(s)
+        .map_err(|_| ApiError::bad_request(format!("{field} is not standard padded base64")))
+}
+
+fn campaign_id(s: &str) -> Result<CampaignId, ApiError> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(ApiError::bad_request(
+            "campaign ids are 64 lower-case hex digits",
+        ));
+    }
+    CampaignId::from_hex(s)
+        .map_err(|_| ApiError::bad_request("campaign ids are 64 lower-case hex digits"))
+}
+
+fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(ApiError::unauthorized)?;
+    if state.inner.admin.matches(presented.trim()) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
+fn text(body: String, cache: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(TEXT)),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------
+// Service endpoints
+// ---------------------------------------------------------------------------
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    if state.inner.ledger.has_failed() {
+        return ApiError::failed().into_response();
+    }
+    text("ok\n".into(), "no-store")
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let now = unix_now();
+    let (size, open) = {
+        let view = state.inner.ledger.read();
+        let open = view
+            .state
+            .campaigns()
+            .filter(|(_, c)| c.closed.is_none() && now <= c.definition.deadline())
+            .count();
+        (view.size(), open as u64)
+    };
+    let body = state
+        .inner
+        .metrics
+        .render(size, open, state.inner.sequencer.queued());
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------
+// Log read API (C2SP tlog-tiles)
+// ---------------------------------------------------------------------------
+
+async fn checkpoint(State(state): State<AppState>) -> Response {
+    let note = state.inner.ledger.read().checkpoint();
+    text(note.to_string(), "no-cache")
+}
+
+async fn log_key(State(state): State<AppState>) -> Response {
+    text(
+        format!("{}\n", state.inner.ledger.verifier().to_text()),
+        "public, max-age=3600",
+    )
+}
+
+async fn tile(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let resource = TileResource::parse(&format!("tile/{path}"))
+        .map_err(|e| ApiError::not_found(format!("not a tile path: {e}")))?;
+    let size = state.inner.ledger.read().size();
+    let store = state.inner.ledger.store().clone();
+    let (data, full) = match resource {
+        TileResource::Hashes(t) => {
+            let (start, end) = tile_span(&t);
+            // SPEC R-TILE-4: only tiles the published tree contains.
+            let available = size.checked_shr(8 * u32::from(t.level())).unwrap_or(0);
+            if end > available {
+                return Err(ApiError::not_found("tile beyond the published tree"));
+            }
+            let level = t.level() * 8;
+            let hashes = tokio::task::spawn_blocking(move || store.hashes(level, start, end))
+                .await
+                .map_err(|_| ApiError::internal())?
+                .map_err(|e| {
+                    tracing::error!("reading a tile failed: {e}");
+                    ApiError::internal()
+                })?;
+            let mut out = Vec::with_capacity(hashes.len() * 32);
+            for h in &hashes {
+                out.extend_from_slice(h.as_bytes());
+            }
+            (out, t.is_full())
+        }
+        TileResource::Entries(b) => {
+            let (start, end) = bundle_span(&b);
+            if end > size {
+                return Err(ApiError::not_found(
+                    "entry bundle beyond the published tree",
+                ));
+            }
+            let entries = tokio::task::spawn_blocking(move || store.entries(start, end))
+                .await
+                .map_err(|_| ApiError::internal())?
+                .map_err(|e| {
+                    tracing::error!("reading an entry bundle failed: {e}");
+                    ApiError::internal()
+                })?;
+            let data = encode_bundle(&entries).map_err(|_| ApiError::internal())?;
+            (data, b.is_full())
+        }
+    };
+    let cache = if full {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=60"
+    };
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        ],
+        data,
+    )
+        .into_response())
+}
+
+/// Node indexes `[start, end)` at the tile's tree level.
+fn tile_span(t: &TileId) -> (u64, u64) {
+    let start = t.index().saturating_mul(256);
+    (start, start.saturating_add(u64::from(t.width())))
+}
+
+fn bundle_span(b: &BundleId) -> (u64, u64) {
+    let start = b.index().saturating_mul(256);
+    (start, start.saturating_add(u64::from(b.width())))
+}
+
+// ---------------------------------------------------------------------------
+// Campaigns
+// ---------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct TallyJson {
+    checkpoint_size: u64,
+    live: u64,
+    active: u64,
+}
+
+impl From<&TallyView> for TallyJson {
+    fn from(t: &TallyView) -> Self {
+        Self {
+            checkpoint_size: t.checkpoint_size,
+            live: t.live,
+            active: t.active,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CampaignJson {
+    campaign_id: String,
+    title: String,
+    text: String,
+    action: String,
+    deadline: u64,
+    goal: u32,
+    threshold_min: u32,
+    threshold_max: u32,
+    reveal: &'static str,
+    state: &'static str,
+    attester: Option<&'static str>,
+    invite_group: Option<String>,
+    /// Canonical definition encoding (SPEC R-CAMP-1), base64.
+    definition: String,
+    /// Issuer public key, canonical SPKI (SPEC R-TOKEN-5), base64.
+    issuer_key: String,
+    /// Index of the CampaignOpened entry, to prove the key (SPEC R-TOKEN-11).
+    opened_index: Option<u64>,
+    tally: Option<TallyJson>,
+}
+
+fn campaign_json(state: &AppState, id: &CampaignId) -> Option<CampaignJson> {
+    let now = unix_now();
+    let view = state.inner.ledger.read();
+    let c = view.state.campaign(id)?;
+    let d = &c.definition;
+    let policy = state.inner.issuer.policy(id);
+    let st = if c.closed.is_some() {
+        "closed"
+    } else if now > d.deadline() {
+        "closing"
+    } else {
+        "open"
+    };
+    Some(CampaignJson {
+        campaign_id: id.to_hex(),
+        title: d.title().to_owned(),
+        text: d.text().to_owned(),
+        action: d.action().to_owned(),
+        deadline: d.deadline(),
+        goal: d.goal(),
+        threshold_min: d.threshold_min(),
+        threshold_max: d.threshold_max(),
+        reveal: match d.reveal() {
+            RevealPolicy::Live => "live",
+            _ => "other",
+        },
+        state: st,
+        attester: policy.as_ref().map(|p| match p {
+            AttesterPolicy::Open => "open",
+            AttesterPolicy::Invite { .. } => "invite",
+        }),
+        invite_group: match policy {
+            Some(AttesterPolicy::Invite { group }) => Some(group),
+            _ => None,
+        },
+        definition: B64.encode(d.encode()),
+        issuer_key: B64.encode(c.issuer_key.as_spki()),
+        opened_index: view.opened_at(id),
+        tally: view.tally(id).as_deref().map(TallyJson::from),
+    })
+}
+
+async fn list_campaigns(State(state): State<AppState>) -> Response {
+    let mut ids: Vec<(u64, CampaignId)> = {
+        let view = state.inner.ledger.read();
+        view.state
+            .campaigns()
+            .map(|(id, _)| (view.opened_at(id).unwrap_or(u64::MAX), *id))
+            .collect()
+    };
+    ids.sort();
+    let list: Vec<CampaignJson> = ids
+        .iter()
+        .filter_map(|(_, id)| campaign_json(&state, id))
+        .collect();
+    Json(serde_json::json!({ "campaigns": list })).into_response()
+}
+
+async fn get_campaign(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = campaign_id(&id)?;
+    let c = campaign_json(&state, &id).ok_or_else(ApiError::unknown_campaign)?;
+    Ok(Json(c).into_response())
+}
+
+async fn get_tally(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = campaign_id(&id)?;
+    let t = state
+        .inner
+        .ledger
+        .read()
+        .tally(&id)
+        .ok_or_else(ApiError::unknown_campaign)?;
+    Ok(text(t.note.to_string(), "no-cache"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCampaign {
+    title: String,
+    #[serde(default)]
+    text: String,
+    action: String,
+    deadline: u64,
+    goal: u32,
+    threshold_min: u32,
+    threshold_max: u32,
+    attester: AttesterPolicy,
+}
+
+#[derive(Serialize)]
+struct EntryAccepted {
+    index: u64,
+    checkpoint_size: u64,
+    /// C2SP tlog-proof text.
+    receipt: String,
+}
+
+async fn create_campaign(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    require_admin(&state, req.headers())?;
+    let (body, _) = body_of(req, MAX_ADMIN_BODY).await?;
+    let c: NewCampaign = parse_json(&body)?;
+    let params = CampaignParams {
+        nonce: [0; 16],
+        title: c.title,
+        text: c.text,
+        action: c.action,
+        deadline: c.deadline,
+        goal: c.goal,
+        threshold_min: c.threshold_min,
+        threshold_max: c.threshold_max,
+        reveal: RevealPolicy::Live,
+    };
+    if c.deadline <= unix_now() {
+        return Err(SubmitError::DeadlinePassed.into());
+    }
+    let issuer = state.inner.issuer.clone();
+    let (entry, meta) =
+        tokio::task::spawn_blocking(move || issuer.prepare_campaign(params, c.attester))
+            .await
+            .map_err(|_| ApiError::internal())??;
+    let id = entry.campaign();
+    let accepted = match state
+        .inner
+        .sequencer
+        .submit(Proposal::Entry(Box::new(entry)), meta)
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            state.inner.issuer.discard(&id);
+            if e == SubmitError::QueueFull {
+                state.inner.metrics.record_queue_full();
+            }
+            return Err(e.into());
+        }
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "campaign_id": id.to_hex(),
+            "index": accepted.index,
+            "checkpoint_size": accepted.size,
+            "receipt": accepted.receipt,
+        })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewInvites {
+    group: String,
+    count: u32,
+}
+
+async fn invites(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    require_admin(&state, req.headers())?;
+    let (body, _) = body_of(req, MAX_ADMIN_BODY).await?;
+    let n: NewInvites = parse_json(&body)?;
+    let issuer = state.inner.issuer.clone();
+    let group = n.group.clone();
+    let codes = tokio::task::spawn_blocking(move || issuer.mint_invites(&group, n.count))
+        .await
+        .map_err(|_| ApiError::internal())??;
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(serde_json::json!({ "group": n.group, "codes": codes })),
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------------------
+// Tokens
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+enum AttestationJson {
+    Open,
+    Invite { code: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequestJson {
+    campaign_id: String,
+    blinded_msg: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensJson {
+    attestation: AttestationJson,
+    requests: Vec<TokenRequestJson>,
+}
+
+#[derive(Serialize)]
+struct BlindSigJson {
+    campaign_id: String,
+    blind_sig: String,
+}
+
+async fn tokens(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (body, addr) = body_of(req, MAX_TOKENS_BODY).await?;
+    let t: TokensJson = parse_json(&body)?;
+    let attestation = match t.attestation {
+        AttestationJson::Open => Attestation::Open {
+            addr: addr.map(|a| a.ip()),
+        },
+        AttestationJson::Invite { code } => Attestation::Invite {
+            code: Zeroizing::new(code),
+        },
+    };
+    let mut requests = Vec::with_capacity(t.requests.len());
+    for (i, r) in t.requests.iter().enumerate() {
+        requests.push(TokenRequest {
+            campaign: campaign_id(&r.campaign_id).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "requests[{i}].campaign_id is not 64 lower-case hex digits"
+                ))
+            })?,
+            blinded: b64(&format!("requests[{i}].blinded_msg"), &r.blinded_msg)?,
+        });
+    }
+    let st = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        st.inner
+            .issuer
+            .issue(&st.inner.ledger, &attestation, &requests, unix_now())
+            .map(|sigs| (sigs, requests))
+    })
+    .await
+    .map_err(|_| ApiError::internal())?;
+    let (sigs, requests) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            if matches!(e, crate::issuer::IssueError::RateLimited { .. }) {
+                state.inner.metrics.record_rate_limited();
+            }
+            state.inner.metrics.record_token_refused();
+            return Err(e.into());
+        }
+    };
+    state.inner.metrics.record_tokens(sigs.len() as u64);
+    let out: Vec<BlindSigJson> = requests
+        .iter()
+        .zip(&sigs)
+        .map(|(r, s)| BlindSigJson {
+            campaign_id: r.campaign.to_hex(),
+            blind_sig: B64.encode(s.as_bytes()),
+        })
+        .collect();
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(serde_json::json!({ "blind_signatures": out })),
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------------------
+// Pledges
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryJson {
+    entry: String,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Pledge,
+    Amend,
+    Withdraw,
+}
+
+async fn submit_entry(state: AppState, req: Request, kind: Kind) -> Result<Response, ApiError> {
+    if state.inner.ledger.has_failed() {
+        return Err(ApiError::failed());
+    }
+    let (body, _) = body_of(req, MAX_ENTRY_BODY).await?;
+    let e: EntryJson = parse_json(&body)?;
+    let bytes = b64("entry", &e.entry)?;
+    let entry = Entry::decode(&bytes).map_err(|e| ApiError::malformed_entry(e.to_string()))?;
+    let ok = matches!(
+        (kind, &entry),
+        (Kind::Pledge, Entry::Pledge(_))
+            | (Kind::Amend, Entry::PledgeAmended(_))
+            | (Kind::Withdraw, Entry::PledgeWithdrawn(_))
+    );
+    if !ok {
+        return Err(SubmitError::WrongKind {
+            expected: match kind {
+                Kind::Pledge => "Pledge",
+                Kind::Amend => "PledgeAmended",
+                Kind::Withdraw => "PledgeWithdrawn",
+            },
+        }
+        .into());
+    }
+    // Signature checks (RSA for pledges) off the async threads.
+    let ledger = state.inner.ledger.clone();
+    let entry =
+        tokio::task::spawn_blocking(move || ledger.precheck(&entry, unix_now()).map(|()| entry))
+            .await
+            .map_err(|_| ApiError::internal())??;
+    let accepted = state
+        .inner
+        .sequencer
+        .submit(Proposal::Entry(Box::new(entry)), Vec::new())
+        .await
+        .inspect_err(|e| {
+            if *e == SubmitError::QueueFull {
+                state.inner.metrics.record_queue_full();
+            }
+        })?;
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(EntryAccepted {
+            index: accepted.index,
+            checkpoint_size: accepted.size,
+            receipt: accepted.receipt,
+        }),
+    )
+        .into_response())
+}
+
+async fn pledge(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    submit_entry(state, req, Kind::Pledge).await
+}
+
+async fn amend(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    submit_entry(state, req, Kind::Amend).await
+}
+
+async fn withdraw(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    submit_entry(state, req, Kind::Withdraw).await
+}
+
+// ---------------------------------------------------------------------------
+// Server-sent events
+// ---------------------------------------------------------------------------
+
+fn sse_event(ev: &LogEvent) -> Event {
+    match ev {
+        LogEvent::Checkpoint { size, note } => Event::default()
+            .event("checkpoint")
+            .json_data(serde_json::json!({ "size": size, "note": note.as_ref() }))
+            .unwrap_or_default(),
+        LogEvent::Tally(t) => Event::default()
+            .event("tally")
+            .json_data(serde_json::json!({
+                "campaign_id": t.campaign.to_hex(),
+                "checkpoint_size": t.checkpoint_size,
+                "live": t.live,
+                "active": t.active,
+                "statement": t.note.as_ref(),
+            }))
+            .unwrap_or_default(),
+    }
+}
+
+/// `GET /v1/events`: the current checkpoint, then every new checkpoint and
+/// tally. The server does not know who listens beyond the connection itself.
+async fn events(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = state.inner.ledger.subscribe();
+    let (size, note) = {
+        let v = state.inner.ledger.read();
+        (v.size(), v.checkpoint())
+    };
+    let first = Some(sse_event(&LogEvent::Checkpoint { size, note }));
+    let shutdown = state.inner.shutdown.clone();
+    let stream = futures_util::stream::unfold(
+        (first, rx, shutdown),
+        |(mut first, mut rx, mut shutdown)| async move {
+            if let Some(ev) = first.take() {
+                return Some((Ok(ev), (None, rx, shutdown)));
+            }
+            loop {
+                let next = tokio::select! {
+                    _ = shutdown.wait_for(|s| *s) => None,
+                    r = rx.recv() => match r {
+                        Ok(ev) => Some(Some(sse_event(&ev))),
+                        Err(broadcast::error::RecvError::Lagged(_)) => Some(None),
+                        Err(broadcast::error::RecvError::Closed) => None,
+                    }
+                };
+                match next {
+                    None => return None,
+                    Some(None) => continue,
+                    Some(Some(ev)) => return Some((Ok(ev), (None, rx, shutdown))),
+                }
+            }
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,532 @@
+//! The issuer and its attesters (DESIGN §2, P2, P3; SPEC R-TOKEN-8, R-TOKEN-13,
+//! R-PRIV-1): per-campaign RSA issuer keys kept in store metadata and deleted
+//! at close, the `open` and `invite` attesters, and all-or-nothing issuance of
+//! blind signatures for one or many campaigns (cover issuance).
+//!
+//! - `open`: anyone gets tokens; only an in-memory, per-address request rate
+//!   limit applies. **Not Sybil-resistant**: meant for demos and trusted
+//!   networks. Nothing about the requester is stored.
+//! - `invite`: the operator mints single-use codes for a campaign group; only
+//!   `SHA-256(code)` is stored. Redeeming a code takes it and records, per
+//!   campaign, the keyed hash `HMAC-SHA-256(k, code hash ‖ campaign id)` in one
+//!   durable transaction, so each code yields at most one token per campaign.
+//!
+//! No handler types here: the HTTP layer maps [`IssueError`] to statuses.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, KeyInit, Mac};
+use pledge_protocol::campaign::{CampaignDefinition, CampaignParams, RevealPolicy};
+use pledge_protocol::entry::{CampaignOpened, Entry};
+use pledge_protocol::hash::{CampaignId, sha256};
+use pledge_protocol::token::{BlindSignature, IssuerSecretKey, TokenError};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::ledger::{Ledger, LogView, MetaUpdates};
+use crate::store::{IssueTxn, Mark, Store, StoreError};
+
+/// Most campaigns one token request may cover.
+pub const MAX_TOKEN_REQUESTS: usize = 64;
+/// Most invite codes minted per admin call.
+pub const MAX_INVITES_PER_CALL: u32 = 10_000;
+/// Longest invite group name.
+pub const MAX_GROUP_LEN: usize = 64;
+
+/// How requesters of a campaign's tokens are checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AttesterPolicy {
+    /// No check beyond the per-address rate limit (not Sybil-resistant).
+    Open,
+    /// Single-use invite codes minted for `group`.
+    Invite {
+        /// The campaign group the codes are minted for.
+        group: String,
+    },
+}
+
+/// What the requester shows.
+#[derive(Debug)]
+pub enum Attestation {
+    /// The open attester; the address only feeds the in-memory rate limit.
+    Open {
+        /// The peer address, if known.
+        addr: Option<IpAddr>,
+    },
+    /// An invite code.
+    Invite {
+        /// The code as given.
+        code: Zeroizing<String>,
+    },
+}
+
+/// One blinded message for one campaign.
+#[derive(Debug)]
+pub struct TokenRequest {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// The 256-byte blinded message.
+    pub blinded: Vec<u8>,
+}
+
+/// Why tokens were not issued. Nothing was signed or recorded in any case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// No requests, or more than [`MAX_TOKEN_REQUESTS`].
+    #[error("a token request must name between 1 and 64 campaigns")]
+    RequestCount,
+    /// The same campaign twice in one request.
+    #[error("request {0} repeats a campaign")]
+    DuplicateCampaign(usize),
+    /// Unknown campaign.
+    #[error("request {0}: unknown campaign")]
+    UnknownCampaign(usize),
+    /// The campaign is closed, closing or past its deadline.
+    #[error("request {0}: the campaign is closed")]
+    CampaignClosed(usize),
+    /// The campaign's key is not loaded (it was just created, or is missing).
+    #[error("request {0}: the campaign's issuer is not ready")]
+    NotReady(usize),
+    /// The attestation kind is not the campaign's.
+    #[error("request {0}: this campaign does not accept this attestation")]
+    AttesterNotAllowed(usize),
+    /// Unknown or already used invite code.
+    #[error("the invite code is unknown or already used")]
+    InviteInvalid,
+    /// A token was already issued for this invite and campaign.
+    #[error("request {0}: a token was already issued to this invite for this campaign")]
+    AlreadyIssued(usize),
+    /// The open attester's rate limit.
+    #[error("too many token requests from this address; retry later")]
+    RateLimited {
+        /// Seconds until the window resets.
+        retry_after: u64,
+    },
+    /// The blinded message was refused (SPEC R-TOKEN-8).
+    #[error("request {index}: {reason}")]
+    BlindedMessage {
+        /// Position in the request list.
+        index: usize,
+        /// Why.
+        reason: TokenError,
+    },
+    /// The private operation failed its self-check (SPEC R-TOKEN-9).
+    #[error("signing failed")]
+    SigningFailed,
+    /// The durable write failed.
+    #[error("storage failed")]
+    Storage,
+}
+
+/// Why a campaign could not be created or invites minted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The definition is invalid.
+    #[error("invalid campaign: {0}")]
+    BadCampaign(String),
+    /// The invite group name is invalid.
+    #[error("invite group names are 1-64 characters of A-Z a-z 0-9 . _ -")]
+    BadGroup,
+    /// Count out of range.
+    #[error("count must be between 1 and 10000")]
+    BadCount,
+    /// Key generation failed.
+    #[error("issuer key generation failed")]
+    KeyGeneration,
+    /// The durable write failed.
+    #[error("storage failed")]
+    Storage,
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!("admin store write failed: {e}");
+        AdminError::Storage
+    }
+}
+
+fn key_meta(id: &CampaignId) -> Vec<u8> {
+    format!("issuer-key/{id}").into_bytes()
+}
+fn policy_meta(id: &CampaignId) -> Vec<u8> {
+    format!("campaign-policy/{id}").into_bytes()
+}
+/// Metadata counter of tokens issued for a campaign.
+pub fn tokens_meta(id: &CampaignId) -> Vec<u8> {
+    format!("tokens-issued/{id}").into_bytes()
+}
+fn issued_set(id: &CampaignId) -> Vec<u8> {
+    format!("issued/{id}").into_bytes()
+}
+fn invite_set(group: &str) -> Vec<u8> {
+    format!("invite/{group}").into_bytes()
+}
+
+/// True for a valid invite group name.
+pub fn valid_group(g: &str) -> bool {
+    !g.is_empty()
+        && g.len() <= MAX_GROUP_LEN
+        && g.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[derive(Debug, Default)]
+struct RateLimiter {
+    windows: HashMap<IpAddr, (Instant, u32)>,
+}
+
+/// The issuer: campaign keys in memory, attesters, issuance.
+pub struct Issuer {
+    store: Arc<dyn Store>,
+    hmac_key: Zeroizing<[u8; 32]>,
+    keys: RwLock<HashMap<CampaignId, Arc<IssuerSecretKey>>>,
+    policies: RwLock<HashMap<CampaignId, AttesterPolicy>>,
+    closing: Mutex<HashSet<CampaignId>>,
+    limiter: Mutex<RateLimiter>,
+    open_per_minute: u32,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer").finish_non_exhaustive()
+    }
+}
+
+impl Issuer {
+    /// Loads the issuer keys and policies of open campaigns from the store
+    /// and finishes the clean-up of closed campaigns (their keyed-hash sets
+    /// and keys are dropped again; a no-op once done). SPEC R-STORE-4.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the store.
+    pub fn load(
+        store: Arc<dyn Store>,
+        view: &LogView,
+        hmac_key: Zeroizing<[u8; 32]>,
+        open_per_minute: u32,
+    ) -> Result<Self, StoreError> {
+        let mut keys = HashMap::new();
+        let mut policies = HashMap::new();
+        for (id, c) in view.state.campaigns() {
+            if c.closed.is_some() {
+                let key = key_meta(id);
+                store.drop_set(&issued_set(id), &[key.as_slice()])?;
+                continue;
+            }
+            if let Some(der) = store.meta(&key_meta(id))? {
+                let der = Zeroizing::new(der);
+                match IssuerSecretKey::from_der(&der) {
+                    Ok(sk) if sk.public_key() == &c.issuer_key => {
+                        keys.insert(*id, Arc::new(sk));
+                    }
+                    _ => tracing::error!(
+                        "the stored issuer key of an open campaign is unusable; it cannot issue"
+                    ),
+                }
+            }
+            if let Some(p) = store.meta(&policy_meta(id))?
+                && let Ok(p) = serde_json::from_slice::<AttesterPolicy>(&p)
+            {
+                policies.insert(*id, p);
+            }
+        }
+        Ok(Self {
+            store,
+            hmac_key,
+            keys: RwLock::new(keys),
+            policies: RwLock::new(policies),
+            closing: Mutex::new(HashSet::new()),
+            limiter: Mutex::new(RateLimiter::default()),
+            open_per_minute,
+        })
+    }
+
+    /// The attester policy of a campaign.
+    pub fn policy(&self, id: &CampaignId) -> Option<AttesterPolicy> {
+        read(&self.policies).get(id).cloned()
+    }
+
+    /// Builds a new campaign: validates the definition, generates a fresh
+    /// RSA-2048 issuer key (slow: run off the async threads), and returns the
+    /// CampaignOpened entry with the metadata to commit with it (the key as
+    /// PKCS#8 DER and the attester policy). The key is installed at once so
+    /// tokens can be issued as soon as the entry is in the log.
+    ///
+    /// # Errors
+    /// [`AdminError`].
+    pub fn prepare_campaign(
+        &self,
+        mut params: CampaignParams,
+        policy: AttesterPolicy,
+    ) -> Result<(Entry, MetaUpdates), AdminError> {
+        if let AttesterPolicy::Invite { group } = &policy
+            && !valid_group(group)
+        {
+            return Err(AdminError::BadGroup);
+        }
+        getrandom::fill(&mut params.nonce).map_err(|_| AdminError::KeyGeneration)?;
+        let definition =
+            CampaignDefinition::new(params).map_err(|e| AdminError::BadCampaign(e.to_string()))?;
+        let sk = IssuerSecretKey::generate().map_err(|_| AdminError::KeyGeneration)?;
+        let der = sk.to_der().map_err(|_| AdminError::KeyGeneration)?;
+        let id = definition.id();
+        let entry = Entry::CampaignOpened(CampaignOpened {
+            definition,
+            issuer_key: sk.public_key().clone(),
+        });
+        let policy_json = serde_json::to_vec(&policy).map_err(|_| AdminError::KeyGeneration)?;
+        let meta = vec![
+            (key_meta(&id), Some(der.expose().to_vec())),
+            (policy_meta(&id), Some(policy_json)),
+        ];
+        write(&self.keys).insert(id, Arc::new(sk));
+        write(&self.policies).insert(id, policy);
+        Ok((entry, meta))
+    }
+
+    /// Forgets a campaign whose CampaignOpened entry was refused.
+    pub fn discard(&self, id: &CampaignId) {
+        write(&self.keys).remove(id);
+        write(&self.policies).remove(id);
+    }
+
+    /// Mints `count` single-use invite codes for `group`; only their SHA-256
+    /// hashes are stored (durably, before the codes are returned).
+    ///
+    /// # Errors
+    /// [`AdminError::BadGroup`], [`AdminError::BadCount`], [`AdminError::Storage`].
+    pub fn mint_invites(&self, group: &str, count: u32) -> Result<Vec<String>, AdminError> {
+        if !valid_group(group) {
+            return Err(AdminError::BadGroup);
+        }
+        if count == 0 || count > MAX_INVITES_PER_CALL {
+            return Err(AdminError::BadCount);
+        }
+        let mut codes = Vec::new();
+        let mut marks = Vec::new();
+        for _ in 0..count {
+            let mut raw = [0u8; 16];
+            getrandom::fill(&mut raw).map_err(|_| AdminError::KeyGeneration)?;
+            let code = hex::encode(raw);
+            marks.push(Mark(sha256(&[code.as_bytes()])));
+            codes.push(code);
+        }
+        self.store.add_marks(&invite_set(group), &marks)?;
+        Ok(codes)
+    }
+
+    /// Marks a campaign as closing: no more tokens from now on.
+    pub fn begin_close(&self, id: &CampaignId) {
+        lock(&self.closing).insert(*id);
+    }
+
+    /// Deletes a closed campaign's keyed-hash set and issuer key durably, then
+    /// forgets the key in memory (SPEC R-STORE-4, DESIGN P2).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn finish_close(&self, id: &CampaignId) -> Result<(), StoreError> {
+        let key = key_meta(id);
+        self.store.drop_set(&issued_set(id), &[key.as_slice()])?;
+        write(&self.keys).remove(id);
+        Ok(())
+    }
+
+    /// Tokens issued for a campaign so far (the durable counter).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn tokens_issued(&self, id: &CampaignId) -> Result<u64, StoreError> {
+        self.store.counter(&tokens_meta(id))
+    }
+
+    /// Issues one blind signature per request, all or nothing: checks every
+    /// campaign and the attestation, signs every blinded message, then records
+    /// the invite use, the keyed hashes and the per-campaign counters in one
+    /// durable transaction before anything is returned. Blocking (RSA).
+    ///
+    /// # Errors
+    /// [`IssueError`]; nothing was issued or recorded.
+    pub fn issue(
+        &self,
+        ledger: &Ledger,
+        attestation: &Attestation,
+        requests: &[TokenRequest],
+        now: u64,
+    ) -> Result<Vec<BlindSignature>, IssueError> {
+        if requests.is_empty() || requests.len() > MAX_TOKEN_REQUESTS {
+            return Err(IssueError::RequestCount);
+        }
+        let mut seen = HashSet::new();
+        for (i, r) in requests.iter().enumerate() {
+            if !seen.insert(r.campaign) {
+                return Err(IssueError::DuplicateCampaign(i));
+            }
+        }
+        // Campaign state and attester policy, per request.
+        let mut signers = Vec::with_capacity(requests.len());
+        {
+            let view = ledger.read();
+            let keys = read(&self.keys);
+            let policies = read(&self.policies);
+            let closing = lock(&self.closing);
+            for (i, r) in requests.iter().enumerate() {
+                let c = view
+                    .state
+                    .campaign(&r.campaign)
+                    .ok_or(IssueError::UnknownCampaign(i))?;
+                if c.closed.is_some()
+                    || closing.contains(&r.campaign)
+                    || now > c.definition.deadline()
+                {
+                    return Err(IssueError::CampaignClosed(i));
+                }
+                let key = keys.get(&r.campaign).ok_or(IssueError::NotReady(i))?;
+                let policy = policies.get(&r.campaign).ok_or(IssueError::NotReady(i))?;
+                let allowed = matches!(
+                    (policy, attestation),
+                    (AttesterPolicy::Open, Attestation::Open { .. })
+                        | (AttesterPolicy::Invite { .. }, Attestation::Invite { .. })
+                );
+                if !allowed {
+                    return Err(IssueError::AttesterNotAllowed(i));
+                }
+                signers.push((key.clone(), policy.clone()));
+            }
+        }
+        let mut txn = IssueTxn::default();
+        match attestation {
+            Attestation::Open { addr } => self.rate_limit(*addr)?,
+            Attestation::Invite { code } => {
+                let code_hash = sha256(&[code.as_bytes()]);
+                // All campaigns must belong to one group: the code's.
+                let mut group = None;
+                for (i, (_, policy)) in signers.iter().enumerate() {
+                    if let AttesterPolicy::Invite { group: g } = policy {
+                        match group {
+                            None => group = Some(g.clone()),
+                            Some(ref first) if first != g => {
+                                return Err(IssueError::AttesterNotAllowed(i));
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                }
+                let Some(group) = group else {
+                    return Err(IssueError::RequestCount);
+                };
+                txn.take.push((invite_set(&group), Mark(code_hash)));
+                for r in requests {
+                    txn.insert.push((
+                        issued_set(&r.campaign),
+                        self.person_mark(&code_hash, &r.campaign),
+                    ));
+                }
+            }
+        }
+        // SPEC R-TOKEN-8/9: checks and private operation, per message.
+        let mut out = Vec::with_capacity(requests.len());
+        for (i, (r, (key, _))) in requests.iter().zip(&signers).enumerate() {
+            let sig = key.blind_sign(&r.blinded).map_err(|e| match e {
+                TokenError::SigningFailed => IssueError::SigningFailed,
+                reason => IssueError::BlindedMessage { index: i, reason },
+            })?;
+            out.push(sig);
+        }
+        for r in requests {
+            txn.increment.push((tokens_meta(&r.campaign), 1));
+        }
+        // Durable before anything is released (SPEC R-STORE-5).
+        self.store.issue(txn).map_err(|e| match e {
+            StoreError::MarkMissing { .. } => IssueError::InviteInvalid,
+            StoreError::MarkExists { position } => IssueError::AlreadyIssued(position),
+            other => {
+                tracing::error!("issuance transaction failed: {other}");
+                IssueError::Storage
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// `HMAC-SHA-256(k, code hash ‖ campaign id)` (DESIGN P2).
+    fn person_mark(&self, person: &[u8; 32], campaign: &CampaignId) -> Mark {
+        // INVARIANT: HMAC accepts keys of any length.
+        let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(self.hmac_key.as_slice()) {
+            Ok(m) => m,
+            Err(_) => {
+                return Mark(sha256(&[
+                    self.hmac_key.as_slice(),
+                    person,
+                    campaign.as_bytes(),
+                ]));
+            }
+        };
+        mac.update(person);
+        mac.update(campaign.as_bytes());
+        Mark(mac.finalize().into_bytes().into())
+    }
+
+    /// The open attester's fixed-window limit per address, in memory only.
+    fn rate_limit(&self, addr: Option<IpAddr>) -> Result<(), IssueError> {
+        let (Some(addr), limit) = (addr, self.open_per_minute) else {
+            return Ok(());
+        };
+        if limit == 0 {
+            return Ok(());
+        }
+        let window = Duration::from_secs(60);
+        let now = Instant::now();
+        let mut rl = lock(&self.limiter);
+        if rl.windows.len() > 100_000 {
+            rl.windows
+                .retain(|_, (start, _)| now.duration_since(*start) < window);
+        }
+        let slot = rl.windows.entry(addr).or_insert((now, 0));
+        if now.duration_since(slot.0) >= window {
+            *slot = (now, 0);
+        }
+        if slot.1 >= limit {
+            let left = window.saturating_sub(now.duration_since(slot.0));
+            return Err(IssueError::RateLimited {
+                retry_after: left.as_secs().max(1),
+            });
+        }
+        slot.1 += 1;
+        Ok(())
+    }
+}
+
+/// The demo campaign's definition parameters (open attester, 30 days, t in
+/// 1..=1000, goal 10).
+pub fn demo_params(now: u64) -> CampaignParams {
+    CampaignParams {
+        nonce: [0; 16],
+        title: "Demo campaign".into(),
+        text: "A demonstration campaign opened by pledged --demo. Tokens come from \
+               the open attester, which anyone can use: do not rely on its counts."
+            .into(),
+        action: "try the pledge service".into(),
+        deadline: now.saturating_add(30 * 24 * 3600),
+        goal: 10,
+        threshold_min: 1,
+        threshold_max: 1000,
+        reveal: RevealPolicy::Live,
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+fn lock<T>(l: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    l.lock().unwrap_or_else(|e| e.into_inner())
+}

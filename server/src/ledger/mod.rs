@@ -1,0 +1,621 @@
+//! The ledger side of `pledged`: the in-memory view of the log (rules state,
+//! Merkle tree, published checkpoint, signed tallies) rebuilt from the store at
+//! start-up, the checks a submission passes before it is queued, and the batch
+//! integration the sequencer runs (SPEC §8, §10, R-STORE-2). Never sees axum
+//! types.
+//!
+//! - [`Ledger`]: the shared view and the operations on it.
+//! - [`sequencer`]: the task that batches, shuffles and integrates submissions.
+
+pub mod sequencer;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use pledge_protocol::checkpoint::{Checkpoint, verify_checkpoint};
+use pledge_protocol::entry::{CampaignClosed, Entry};
+use pledge_protocol::hash::{CampaignId, Hash};
+use pledge_protocol::ledger::{LedgerState, RuleError, StatelessChecks, verify_pledge};
+use pledge_protocol::merkle::{self, HashReader, NodeId, Tree};
+use pledge_protocol::note::{NoteSigner, NoteVerifier, SignedNote, sign_note};
+use pledge_protocol::receipt::Receipt;
+use pledge_protocol::tally::TallyStatement;
+use pledge_protocol::token::IssuerPublicKey;
+use tokio::sync::broadcast;
+
+use crate::store::{Batch, BatchEntry, Store, StoreError, StoredHash};
+
+/// Entries read per store call while replaying the log at start-up.
+const REPLAY_CHUNK: u64 = 1024;
+
+/// Why the ledger could not start. Every message tells the operator what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored entry does not decode or breaks a ledger rule.
+    #[error("stored entry {index} is invalid ({reason}); the data folder is damaged")]
+    BadEntry {
+        /// Index of the entry.
+        index: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The stored checkpoint does not match the stored entries or hashes, or is
+    /// not signed by this log's key.
+    #[error("the stored checkpoint does not match the log: {0}; refusing to start")]
+    CheckpointMismatch(String),
+    /// Signing a checkpoint failed (the origin does not fit the key).
+    #[error("cannot sign a checkpoint: {0}")]
+    Signing(String),
+}
+
+/// Why a submission was refused or could not be integrated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The entry breaks a ledger rule (SPEC §8).
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    /// The campaign's deadline has passed (SPEC R-CAMP-3: no pledge after it).
+    #[error("the campaign's deadline has passed")]
+    DeadlinePassed,
+    /// The entry is not of the kind this operation takes.
+    #[error("expected a {expected} entry")]
+    WrongKind {
+        /// The expected kind.
+        expected: &'static str,
+    },
+    /// The queue is full: retry later.
+    #[error("the ledger is busy; retry shortly")]
+    QueueFull,
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The durable write failed; nothing was acknowledged.
+    #[error("the ledger could not store the batch; nothing was recorded")]
+    Storage,
+}
+
+/// What the sequencer returns for an integrated entry.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The entry's index in the log.
+    pub index: u64,
+    /// The checkpoint size the receipt proves against.
+    pub size: u64,
+    /// The C2SP tlog-proof receipt text.
+    pub receipt: String,
+    /// The entry's canonical bytes.
+    pub entry: Vec<u8>,
+}
+
+/// Something the log published, for `GET /v1/events`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum LogEvent {
+    /// A new checkpoint.
+    Checkpoint {
+        /// Tree size.
+        size: u64,
+        /// The signed note.
+        note: Arc<str>,
+    },
+    /// A new tally statement.
+    Tally(Arc<TallyView>),
+}
+
+/// The latest signed tally of one campaign.
+#[derive(Debug, Clone)]
+pub struct TallyView {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// The checkpoint size it is bound to.
+    pub checkpoint_size: u64,
+    /// Live pledges.
+    pub live: u64,
+    /// Active count.
+    pub active: u64,
+    /// The signed note of the statement (SPEC R-TALLY-7).
+    pub note: Arc<str>,
+}
+
+/// The in-memory view of the log. Only committed entries are ever visible:
+/// the sequencer holds the write lock from applying a batch to its durable
+/// commit, and rebuilds the view from the store if the commit fails.
+#[derive(Debug)]
+pub struct LogView {
+    /// Rules state after every committed entry.
+    pub state: LedgerState,
+    tree: Tree,
+    checkpoint: Arc<str>,
+    opened_at: HashMap<CampaignId, u64>,
+    tallies: HashMap<CampaignId, Arc<TallyView>>,
+}
+
+impl LogView {
+    /// The published tree size.
+    pub fn size(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// The published signed checkpoint note.
+    pub fn checkpoint(&self) -> Arc<str> {
+        self.checkpoint.clone()
+    }
+
+    /// The index of the campaign's CampaignOpened entry.
+    pub fn opened_at(&self, id: &CampaignId) -> Option<u64> {
+        self.opened_at.get(id).copied()
+    }
+
+    /// The latest signed tally of a campaign.
+    pub fn tally(&self, id: &CampaignId) -> Option<Arc<TallyView>> {
+        self.tallies.get(id).cloned()
+    }
+}
+
+/// Metadata updates committed with an entry (`None` deletes the key).
+pub type MetaUpdates = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// One entry proposed to the sequencer, with the metadata to commit with it.
+#[derive(Debug)]
+pub enum Proposal {
+    /// An entry checked by [`Ledger::precheck`].
+    Entry(Box<Entry>),
+    /// Close a campaign: the sequencer computes the final tally when it
+    /// integrates the entry, so no pledge can slip in between.
+    Close {
+        /// The campaign.
+        campaign: CampaignId,
+        /// Tokens the issuer signed for it.
+        tokens_issued: u64,
+    },
+}
+
+/// The shared ledger: store, log key and the current view.
+pub struct Ledger {
+    store: Arc<dyn Store>,
+    signer: NoteSigner,
+    verifier: NoteVerifier,
+    view: RwLock<LogView>,
+    failed: std::sync::atomic::AtomicBool,
+    events: broadcast::Sender<LogEvent>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("origin", &self.verifier.name().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads Merkle stored hashes out of the store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreHashes<'a>(pub &'a dyn Store);
+
+impl HashReader for StoreHashes<'_> {
+    type Error = StoreError;
+
+    fn read_hash(&self, node: NodeId) -> Result<Hash, StoreError> {
+        self.0
+            .hash(node.level, node.index)?
+            .ok_or(StoreError::MissingHash {
+                level: node.level,
+                index: node.index,
+            })
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Ledger {
+    /// Rebuilds the view from the store (SPEC R-STORE-6): replays every entry
+    /// through the rules and the Merkle tree, checks the stored checkpoint is
+    /// signed by `signer` and matches the replayed root and the stored hashes.
+    /// An empty store gets its first (size 0) checkpoint committed.
+    ///
+    /// # Errors
+    /// [`StartupError`] naming what does not match.
+    pub fn open(store: Arc<dyn Store>, signer: NoteSigner) -> Result<Self, StartupError> {
+        let verifier = signer.verifier();
+        let view = match load_view(store.as_ref(), &signer, &verifier)? {
+            Some(v) => v,
+            None => {
+                let note = sign_checkpoint(&signer, 0, merkle::empty_root())?;
+                store.commit_batch(Batch {
+                    first_index: 0,
+                    checkpoint: note.clone().into_bytes(),
+                    ..Batch::default()
+                })?;
+                LogView {
+                    state: LedgerState::new(),
+                    tree: Tree::new(),
+                    checkpoint: note.into(),
+                    opened_at: HashMap::new(),
+                    tallies: HashMap::new(),
+                }
+            }
+        };
+        let (events, _) = broadcast::channel(256);
+        Ok(Self {
+            store,
+            signer,
+            verifier,
+            view: RwLock::new(view),
+            failed: std::sync::atomic::AtomicBool::new(false),
+            events,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The log's verifier key.
+    pub fn verifier(&self) -> &NoteVerifier {
+        &self.verifier
+    }
+
+    /// A read guard on the view. A poisoned lock (a panic elsewhere) still
+    /// gives the last consistent view: the sequencer never leaves it half
+    /// applied without rebuilding it.
+    pub fn read(&self) -> RwLockReadGuard<'_, LogView> {
+        self.view.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, LogView> {
+        self.view.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True once a durable write failed and the view could not be rebuilt:
+    /// the server refuses writes until restarted.
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Subscribes to published checkpoints and tallies.
+    pub fn subscribe(&self) -> broadcast::Receiver<LogEvent> {
+        self.events.subscribe()
+    }
+
+    /// Checks `entry` against the current view before it is queued: the
+    /// stateless signatures (RSA token, Ed25519 pledge key) are verified
+    /// without holding the lock, then every stateful rule. The sequencer
+    /// checks the stateful rules again when it integrates. SPEC §8.
+    ///
+    /// # Errors
+    /// [`SubmitError::Rule`] or [`SubmitError::DeadlinePassed`].
+    pub fn precheck(&self, entry: &Entry, now: u64) -> Result<(), SubmitError> {
+        if let Entry::Pledge(p) = entry {
+            let key: IssuerPublicKey = {
+                let view = self.read();
+                let c = view
+                    .state
+                    .campaign(&p.campaign)
+                    .ok_or(RuleError::UnknownCampaign)?;
+                c.issuer_key.clone()
+            };
+            // SPEC R-RULE-3: outside the lock, this is the expensive part.
+            verify_pledge(p, &key)?;
+        }
+        let view = self.read();
+        let checks = match entry {
+            Entry::Pledge(_) => StatelessChecks::AlreadyVerified,
+            _ => StatelessChecks::Verify,
+        };
+        view.state.check(entry, checks)?;
+        check_deadline(&view.state, entry, now)?;
+        Ok(())
+    }
+
+    /// Integrates one batch (already shuffled): applies each proposal to the
+    /// rules, appends the accepted ones to the tree, signs the checkpoint and
+    /// the touched campaigns' tallies, commits durably, and only then returns
+    /// each result. If the commit fails the view is rebuilt from the store and
+    /// every proposal gets [`SubmitError::Storage`] (SPEC R-STORE-2, DESIGN I3).
+    pub fn integrate(
+        &self,
+        proposals: Vec<(Proposal, MetaUpdates)>,
+        now: u64,
+    ) -> Vec<Result<Accepted, SubmitError>> {
+        if self.has_failed() {
+            return proposals
+                .iter()
+                .map(|_| Err(SubmitError::Storage))
+                .collect();
+        }
+        let mut view = self.write();
+        let first_index = view.tree.size();
+        let mut results: Vec<Result<(u64, Vec<u8>), SubmitError>> =
+            Vec::with_capacity(proposals.len());
+        let mut batch = Batch {
+            first_index,
+            ..Batch::default()
+        };
+        let mut touched = BTreeSet::new();
+        let mut opened = Vec::new();
+        for (proposal, meta) in proposals {
+            let r = self.apply_one(&mut view, proposal, now, &mut batch);
+            let r = r.map(|(index, bytes, campaign, is_open)| {
+                batch.meta.extend(meta);
+                touched.insert(campaign);
+                if is_open {
+                    opened.push((campaign, index));
+                }
+                (index, bytes)
+            });
+            results.push(r);
+        }
+        if batch.entries.is_empty() && batch.meta.is_empty() {
+            // Nothing applied: every result is already an error.
+            return results
+                .into_iter()
+                .map(|r| r.and(Err(SubmitError::Storage)))
+                .collect();
+        }
+        let size = view.tree.size();
+        let note = match sign_checkpoint(&self.signer, size, view.tree.root()) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!("signing the checkpoint failed: {e}");
+                self.recover(&mut view);
+                return results.iter().map(|_| Err(SubmitError::Storage)).collect();
+            }
+        };
+        batch.checkpoint = note.clone().into_bytes();
+        if let Err(e) = self.store.commit_batch(batch) {
+            tracing::error!("committing a batch failed, nothing acknowledged: {e}");
+            self.recover(&mut view);
+            return results.iter().map(|_| Err(SubmitError::Storage)).collect();
+        }
+        // Durable from here on.
+        let note: Arc<str> = note.into();
+        view.checkpoint = note.clone();
+        for (id, index) in opened {
+            view.opened_at.insert(id, index);
+        }
+        let mut new_tallies = Vec::new();
+        for id in touched {
+            if let Some(t) = sign_tally(&self.signer, &view.state, &id, size) {
+                view.tallies.insert(id, t.clone());
+                new_tallies.push(t);
+            }
+        }
+        drop(view);
+        let _ = self.events.send(LogEvent::Checkpoint {
+            size,
+            note: note.clone(),
+        });
+        for t in new_tallies {
+            let _ = self.events.send(LogEvent::Tally(t));
+        }
+        let reader = StoreHashes(self.store.as_ref());
+        results
+            .into_iter()
+            .map(|r| {
+                let (index, entry) = r?;
+                let receipt = make_receipt(&reader, index, size, &note).map_err(|e| {
+                    tracing::error!("building a receipt failed: {e}");
+                    SubmitError::Storage
+                })?;
+                Ok(Accepted {
+                    index,
+                    size,
+                    receipt,
+                    entry,
+                })
+            })
+            .collect()
+    }
+
+    fn apply_one(
+        &self,
+        view: &mut LogView,
+        proposal: Proposal,
+        now: u64,
+        batch: &mut Batch,
+    ) -> Result<(u64, Vec<u8>, CampaignId, bool), SubmitError> {
+        let entry = match proposal {
+            Proposal::Entry(e) => *e,
+            Proposal::Close {
+                campaign,
+                tokens_issued,
+            } => {
+                let c = view
+                    .state
+                    .campaign(&campaign)
+                    .ok_or(RuleError::UnknownCampaign)?;
+                let tally = c.tally.snapshot().map_err(|_| RuleError::TallyMismatch)?;
+                Entry::CampaignClosed(CampaignClosed::new(campaign, tokens_issued, &tally))
+            }
+        };
+        check_deadline(&view.state, &entry, now)?;
+        let bytes = entry.encode().map_err(|_| RuleError::TooLarge)?;
+        // Signatures were verified by `precheck`; the stateful rules run again
+        // here because earlier entries of this batch may have changed the state.
+        view.state.apply(&entry, StatelessChecks::AlreadyVerified)?;
+        let mut hashes = Vec::new();
+        let index = view
+            .tree
+            .append_with(merkle::leaf_hash(&bytes), |node, hash| {
+                hashes.push(StoredHash {
+                    level: node.level,
+                    index: node.index,
+                    hash,
+                });
+            })
+            .map_err(|_| SubmitError::Storage)?;
+        batch.hashes.extend(hashes);
+        let nullifier = match &entry {
+            Entry::Pledge(p) => Some(p.nullifier()),
+            _ => None,
+        };
+        batch.entries.push(BatchEntry {
+            data: bytes.clone(),
+            nullifier,
+        });
+        let is_open = matches!(entry, Entry::CampaignOpened(_));
+        Ok((index, bytes, entry.campaign(), is_open))
+    }
+
+    /// Rebuilds the view from the store after a failed commit; marks the
+    /// ledger failed if that is impossible.
+    fn recover(&self, view: &mut LogView) {
+        match load_view(self.store.as_ref(), &self.signer, &self.verifier) {
+            Ok(Some(v)) => *view = v,
+            Ok(None) | Err(_) => {
+                tracing::error!("the store cannot be read back; refusing writes until restart");
+                self.failed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// No pledge, amendment or withdrawal after the campaign's deadline.
+fn check_deadline(state: &LedgerState, entry: &Entry, now: u64) -> Result<(), SubmitError> {
+    match entry {
+        Entry::Pledge(_) | Entry::PledgeAmended(_) | Entry::PledgeWithdrawn(_) => {
+            if let Some(c) = state.campaign(&entry.campaign())
+                && now > c.definition.deadline()
+            {
+                return Err(SubmitError::DeadlinePassed);
+            }
+            Ok(())
+        }
+        Entry::CampaignOpened(o) => {
+            if now > o.definition.deadline() {
+                return Err(SubmitError::DeadlinePassed);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn sign_checkpoint(signer: &NoteSigner, size: u64, root: Hash) -> Result<String, StartupError> {
+    Checkpoint::new(signer.name().clone(), size, root)
+        .sign(signer)
+        .map(|n| n.to_text())
+        .map_err(|e| StartupError::Signing(e.to_string()))
+}
+
+fn sign_tally(
+    signer: &NoteSigner,
+    state: &LedgerState,
+    id: &CampaignId,
+    size: u64,
+) -> Option<Arc<TallyView>> {
+    let c = state.campaign(id)?;
+    // A closed campaign's tally no longer changes: it is the final tally.
+    let snapshot = c.tally.snapshot().ok()?;
+    let (live, active) = (snapshot.live(), snapshot.active());
+    let stmt = TallyStatement::new(signer.name().as_str(), size, *id, snapshot).ok()?;
+    let note = sign_note(&stmt.to_note_body(), &[signer]).ok()?;
+    Some(Arc::new(TallyView {
+        campaign: *id,
+        checkpoint_size: size,
+        live,
+        active,
+        note: note.to_text().into(),
+    }))
+}
+
+/// The tlog-proof receipt of entry `index` in the tree of `size` leaves.
+fn make_receipt<R: HashReader + ?Sized>(
+    reader: &R,
+    index: u64,
+    size: u64,
+    note: &str,
+) -> Result<String, String>
+where
+    R::Error: std::fmt::Display,
+{
+    let proof = merkle::inclusion_proof(index, size, reader).map_err(|e| e.to_string())?;
+    let note = SignedNote::parse(note.as_bytes()).map_err(|e| e.to_string())?;
+    Ok(Receipt::new(index, proof, note)
+        .map_err(|e| e.to_string())?
+        .to_text())
+}
+
+/// Replays the store into a view; `None` for a store that has never been
+/// written (no checkpoint yet).
+fn load_view(
+    store: &dyn Store,
+    signer: &NoteSigner,
+    verifier: &NoteVerifier,
+) -> Result<Option<LogView>, StartupError> {
+    let size = store.size()?;
+    let Some(ckpt) = store.checkpoint()? else {
+        return Ok(None);
+    };
+    let mut state = LedgerState::new();
+    let mut tree = Tree::new();
+    let mut opened_at = HashMap::new();
+    let mut start = 0;
+    while start < size {
+        let end = size.min(start.saturating_add(REPLAY_CHUNK));
+        for (i, bytes) in (start..end).zip(store.entries(start, end)?) {
+            let bad = |reason: String| StartupError::BadEntry { index: i, reason };
+            let entry = Entry::decode(&bytes).map_err(|e| bad(e.to_string()))?;
+            state
+                .apply(&entry, StatelessChecks::AlreadyVerified)
+                .map_err(|e| bad(e.to_string()))?;
+            if let Entry::CampaignOpened(o) = &entry {
+                opened_at.insert(o.definition.id(), i);
+            }
+            tree.append(merkle::leaf_hash(&bytes))
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        start = end;
+    }
+    // The checkpoint must be ours and match the replayed entries…
+    let note = SignedNote::parse(&ckpt)
+        .map_err(|e| StartupError::CheckpointMismatch(format!("unreadable note: {e}")))?;
+    let signed = verify_checkpoint(note, verifier).map_err(|e| {
+        StartupError::CheckpointMismatch(format!("not signed by this log's key: {e}"))
+    })?;
+    let cp = signed.checkpoint();
+    if cp.size() != size || *cp.root() != tree.root() {
+        return Err(StartupError::CheckpointMismatch(format!(
+            "checkpoint says size {} but the store holds {size} entries, or the roots differ",
+            cp.size()
+        )));
+    }
+    // …and the stored hashes that tiles and proofs are served from must agree.
+    let stored_root = merkle::tree_root(size, &StoreHashes(store))
+        .map_err(|e| StartupError::CheckpointMismatch(format!("stored hashes: {e}")))?;
+    if stored_root != tree.root() {
+        return Err(StartupError::CheckpointMismatch(
+            "the stored Merkle hashes do not give the checkpoint's root".into(),
+        ));
+    }
+    let checkpoint: Arc<str> = String::from_utf8(ckpt)
+        .map_err(|_| StartupError::CheckpointMismatch("not UTF-8".into()))?
+        .into();
+    let mut tallies = HashMap::new();
+    let ids: Vec<CampaignId> = state.campaigns().map(|(id, _)| *id).collect();
+    for id in ids {
+        if let Some(t) = sign_tally(signer, &state, &id, size) {
+            tallies.insert(id, t);
+        }
+    }
+    Ok(Some(LogView {
+        state,
+        tree,
+        checkpoint,
+        opened_at,
+        tallies,
+    }))
+}

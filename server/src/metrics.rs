@@ -1,0 +1,144 @@
+//! Process counters for `GET /metrics`, in the Prometheus text format. Only
+//! aggregate counts: no per-user, per-address or per-campaign labels (DESIGN P1).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::ledger::{Accepted, SubmitError};
+
+/// Aggregate counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    batches: AtomicU64,
+    batch_micros: AtomicU64,
+    entries_accepted: AtomicU64,
+    entries_refused: AtomicU64,
+    storage_failures: AtomicU64,
+    queue_full: AtomicU64,
+    tokens_issued: AtomicU64,
+    token_requests_refused: AtomicU64,
+    rate_limited: AtomicU64,
+}
+
+impl Metrics {
+    /// Records one integrated batch.
+    pub fn record_batch(&self, took: Duration, results: &[Result<Accepted, SubmitError>]) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.batch_micros.fetch_add(micros, Ordering::Relaxed);
+        for r in results {
+            match r {
+                Ok(_) => self.entries_accepted.fetch_add(1, Ordering::Relaxed),
+                Err(SubmitError::Storage) => self.storage_failures.fetch_add(1, Ordering::Relaxed),
+                Err(_) => self.entries_refused.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+    }
+
+    /// A submission refused because the queue was full.
+    pub fn record_queue_full(&self) {
+        self.queue_full.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Blind signatures released.
+    pub fn record_tokens(&self, n: u64) {
+        self.tokens_issued.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A token request refused.
+    pub fn record_token_refused(&self) {
+        self.token_requests_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request refused by the open attester's rate limit.
+    pub fn record_rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition, with the gauges passed in.
+    pub fn render(&self, log_size: u64, campaigns_open: u64, queued: usize) -> String {
+        let mut out = String::new();
+        let mut put = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed).to_string();
+        put(
+            "pledged_log_size",
+            "gauge",
+            "Entries in the published log.",
+            log_size.to_string(),
+        );
+        put(
+            "pledged_campaigns_open",
+            "gauge",
+            "Campaigns open for pledges.",
+            campaigns_open.to_string(),
+        );
+        put(
+            "pledged_queue_depth",
+            "gauge",
+            "Submissions waiting for a batch.",
+            queued.to_string(),
+        );
+        put(
+            "pledged_batches_total",
+            "counter",
+            "Batches integrated.",
+            get(&self.batches),
+        );
+        let secs = self.batch_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        put(
+            "pledged_batch_seconds_total",
+            "counter",
+            "Time spent integrating batches (apply, sign, durable commit, receipts).",
+            format!("{secs:.6}"),
+        );
+        put(
+            "pledged_entries_accepted_total",
+            "counter",
+            "Entries appended to the log.",
+            get(&self.entries_accepted),
+        );
+        put(
+            "pledged_entries_refused_total",
+            "counter",
+            "Submissions refused by the ledger rules at integration.",
+            get(&self.entries_refused),
+        );
+        put(
+            "pledged_storage_failures_total",
+            "counter",
+            "Submissions answered 503 because the durable commit failed.",
+            get(&self.storage_failures),
+        );
+        put(
+            "pledged_queue_full_total",
+            "counter",
+            "Submissions refused because the queue was full.",
+            get(&self.queue_full),
+        );
+        put(
+            "pledged_tokens_issued_total",
+            "counter",
+            "Blind signatures released since start.",
+            get(&self.tokens_issued),
+        );
+        put(
+            "pledged_token_requests_refused_total",
+            "counter",
+            "Token requests refused.",
+            get(&self.token_requests_refused),
+        );
+        put(
+            "pledged_rate_limited_total",
+            "counter",
+            "Requests refused by the open attester's rate limit.",
+            get(&self.rate_limited),
+        );
+        out
+    }
+}

@@ -1,0 +1,636 @@
+//! In-process tests of the HTTP API: requests go through `app()` with
+//! `tower::ServiceExt::oneshot`, against a real store in a temporary folder.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use pledge_protocol::entry::Entry;
+use pledge_protocol::hash::CampaignId;
+use pledge_protocol::note::NoteVerifier;
+use pledge_protocol::pledge::{Amendment, Pledge, PledgeSigningKey, Terms, Withdrawal};
+use pledge_protocol::receipt::Receipt;
+use pledge_protocol::token::{IssuerPublicKey, Token, blind, finalize};
+use pledge_server::config::Config;
+use pledge_server::{AppState, app};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    app: Router,
+}
+
+async fn start(demo: bool) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.batch_interval = Duration::from_millis(10);
+    config.close_check_interval = Duration::from_millis(50);
+    config.demo = demo;
+    let state = AppState::start(&config).await.unwrap();
+    let app = app(state.clone());
+    Harness {
+        _dir: dir,
+        state,
+        app,
+    }
+}
+
+impl Harness {
+    async fn call(&self, req: Request<Body>) -> (StatusCode, Vec<u8>, axum::http::HeaderMap) {
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        (status, body, headers)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Vec<u8>) {
+        let (s, b, _) = self
+            .call(Request::get(path).body(Body::empty()).unwrap())
+            .await;
+        (s, b)
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.post_raw(path, body.to_string().into_bytes(), None)
+            .await
+    }
+
+    async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        bearer: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(t) = bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let (s, b, _) = self.call(req.body(Body::from(body)).unwrap()).await;
+        let v = serde_json::from_slice(&b).unwrap_or(Value::Null);
+        (s, v)
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        let (s, b) = self.get(path).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+        serde_json::from_slice(&b).unwrap()
+    }
+
+    async fn verifier(&self) -> NoteVerifier {
+        let (_, b) = self.get("/v1/log/key").await;
+        NoteVerifier::from_text(std::str::from_utf8(&b).unwrap().trim_end()).unwrap()
+    }
+
+    /// The campaign's id and issuer key as the API publishes them.
+    async fn campaign(&self, id: &str) -> (CampaignId, IssuerPublicKey) {
+        let c = self.json(&format!("/v1/campaigns/{id}")).await;
+        let key = B64.decode(c["issuer_key"].as_str().unwrap()).unwrap();
+        (
+            CampaignId::from_hex(id).unwrap(),
+            IssuerPublicKey::from_spki(&key).unwrap(),
+        )
+    }
+
+    async fn demo(&self) -> (CampaignId, IssuerPublicKey) {
+        let id = self.state.demo_campaign().unwrap().to_hex();
+        self.campaign(&id).await
+    }
+
+    /// Obtains a token with the given attestation.
+    async fn token(
+        &self,
+        campaign: &CampaignId,
+        pk: &IssuerPublicKey,
+        attestation: Value,
+    ) -> Result<(Token, PledgeSigningKey), (StatusCode, Value)> {
+        let key = PledgeSigningKey::generate().unwrap();
+        let (blinded, st) = blind(pk, campaign, &key.public_key()).unwrap();
+        let (s, v) = self
+            .post(
+                "/v1/tokens",
+                &json!({
+                    "attestation": attestation,
+                    "requests": [{
+                        "campaign_id": campaign.to_hex(),
+                        "blinded_msg": B64.encode(blinded.as_bytes()),
+                    }]
+                }),
+            )
+            .await;
+        if s != StatusCode::OK {
+            return Err((s, v));
+        }
+        let sig = B64
+            .decode(v["blind_signatures"][0]["blind_sig"].as_str().unwrap())
+            .unwrap();
+        let token = finalize(pk, &st, &sig, campaign, &key.public_key()).unwrap();
+        Ok((token, key))
+    }
+
+    async fn open_token(
+        &self,
+        campaign: &CampaignId,
+        pk: &IssuerPublicKey,
+    ) -> (Token, PledgeSigningKey) {
+        self.token(campaign, pk, json!({"kind": "open"}))
+            .await
+            .unwrap()
+    }
+
+    async fn submit(&self, path: &str, entry: &Entry) -> (StatusCode, Value) {
+        self.post(path, &json!({"entry": B64.encode(entry.encode().unwrap())}))
+            .await
+    }
+}
+
+fn pledge_entry(c: &CampaignId, token: Token, key: &PledgeSigningKey, t: u32) -> Entry {
+    Entry::Pledge(Pledge::sign(*c, token, Terms::threshold(t).unwrap(), key).unwrap())
+}
+
+#[tokio::test]
+async fn token_pledge_receipt_and_tally() {
+    let h = start(true).await;
+    let (c, pk) = h.demo().await;
+    let (token, key) = h.open_token(&c, &pk).await;
+    let entry = pledge_entry(&c, token, &key, 1);
+    let (s, v) = h.submit("/v1/pledges", &entry).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let receipt = Receipt::parse(v["receipt"].as_str().unwrap().as_bytes()).unwrap();
+    let signed = receipt
+        .verify_entry(&entry.encode().unwrap(), &h.verifier().await)
+        .unwrap();
+    assert_eq!(receipt.index(), v["index"].as_u64().unwrap());
+    assert_eq!(
+        signed.checkpoint().size(),
+        v["checkpoint_size"].as_u64().unwrap()
+    );
+
+    // The tally counts it and is signed by the log key for that size.
+    let camp = h.json(&format!("/v1/campaigns/{}", c.to_hex())).await;
+    assert_eq!(camp["tally"]["live"], 1);
+    assert_eq!(camp["tally"]["active"], 1);
+    assert_eq!(camp["state"], "open");
+    let (s, t) = h.get(&format!("/v1/campaigns/{}/tally", c.to_hex())).await;
+    assert_eq!(s, StatusCode::OK);
+    let note = pledge_protocol::note::open_note(&t, &[&h.verifier().await]).unwrap();
+    assert!(
+        note.body().contains("\nlive 1\nactive 1\n"),
+        "{}",
+        note.body()
+    );
+
+    // The checkpoint served is the one in the receipt.
+    let (_, ck) = h.get("/log/checkpoint").await;
+    assert_eq!(ck, receipt.note().to_text().into_bytes());
+    h.state.stop().await;
+}
+
+#[tokio::test]
+async fn double_spend_one_wins_sequentially_and_concurrently() {
+    let h = start(true).await;
+    let (c, pk) = h.demo().await;
+    let (token, key) = h.open_token(&c, &pk).await;
+    let entry = pledge_entry(&c, token, &key, 3);
+    let body = json!({"entry": B64.encode(entry.encode().unwrap())});
+    let mut calls = Vec::new();
+    for _ in 0..20 {
+        calls.push(h.post("/v1/pledges", &body));
+    }
+    let results = futures_util::future::join_all(calls).await;
+    let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let conflicts = results
+        .iter()
+        .filter(|(s, v)| *s == StatusCode::CONFLICT && v["error"] == "double_spend")
+        .count();
+    assert_eq!((ok, conflicts), (1, 19), "{results:?}");
+    // Later, in sequence.
+    let (s, v) = h.post("/v1/pledges", &body).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("double_spend"))
+    );
+    let camp = h.json(&format!("/v1/campaigns/{}", c.to_hex())).await;
+    assert_eq!(camp["tally"]["live"], 1);
+    h.state.stop().await;
+}
+
+#[tokio::test]
+async fn amend_then_withdraw() {
+    let h = start(true).await;
+    let (c, pk) = h.demo().await;
+    let (token, key) = h.open_token(&c, &pk).await;
+    let entry = pledge_entry(&c, token, &key, 5);
+    let n = match &entry {
+        Entry::Pledge(p) => p.nullifier(),
+        _ => unreachable!(),
+    };
+    assert_eq!(h.submit("/v1/pledges", &entry).await.0, StatusCode::OK);
+    let amend = Entry::PledgeAmended(Amendment::sign(c, n, 1, Terms::threshold(1).unwrap(), &key));
+    let (s, v) = h.submit("/v1/pledges/amend", &amend).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Replaying the same sequence number is refused.
+    let (s, v) = h.submit("/v1/pledges/amend", &amend).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("bad_sequence"))
+    );
+    let camp = h.json(&format!("/v1/campaigns/{}", c.to_hex())).await;
+    assert_eq!(camp["tally"]["active"], 1);
+    // A withdrawal signed by another key is refused; by the pledge key accepted.
+    let other = PledgeSigningKey::generate().unwrap();
+    let forged = Entry::PledgeWithdrawn(Withdrawal::sign(c, n, 2, &other));
+    let (s, v) = h.submit("/v1/pledges/withdraw", &forged).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("bad_signature"))
+    );
+    let w = Entry::PledgeWithdrawn(Withdrawal::sign(c, n, 2, &key));
+    assert_eq!(h.submit("/v1/pledges/withdraw", &w).await.0, StatusCode::OK);
+    let camp = h.json(&format!("/v1/campaigns/{}", c.to_hex())).await;
+    assert_eq!(camp["tally"]["live"], 0);
+    let (s, v) = h
+        .submit(
+            "/v1/pledges/withdraw",
+            &Entry::PledgeWithdrawn(Withdrawal::sign(c, n, 3, &key)),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("withdrawn"))
+    );
+    h.state.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_typed_errors_and_changes_nothing() {
+    let h = start(true).await;
+    let (c, pk) = h.demo().await;
+    let (_, ck_before) = h.get("/log/checkpoint").await;
+
+    let cases: Vec<(&str, Vec<u8>, StatusCode, &str)> = vec![
+        (
+            "/v1/pledges",
+            b"{".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "/v1/pledges",
+            br#"{"entry":"AA==","x":1}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "/v1/pledges",
+            br#"{"entry":"AA==","entry":"AA=="}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "/v1/pledges",
+            br#"{"entry":"not base64!"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "/v1/pledges",
+            br#"{"entry":"AQI="}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed_entry",
+        ),
+        (
+            "/v1/pledges",
+            vec![b' '; 20_000],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            "/v1/pledges",
+            vec![0xff, 0xfe],
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "/v1/tokens",
+            br#"{"attestation":{"kind":"open"},"requests":[]}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "/v1/tokens",
+            br#"{"attestation":{"kind":"magic"},"requests":[]}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ];
+    for (path, body, status, code) in cases {
+        let (s, v) = h.post_raw(path, body.clone(), None).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (status, Some(code)),
+            "{path} {:?}",
+            String::from_utf8_lossy(&body[..body.len().min(60)])
+        );
+        assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+
+    // Tokens: unknown campaign, blinded message 0 / wrong length, invite on an open campaign.
+    let unknown = CampaignId([7; 32]);
+    let (s, v) = h
+        .token(&unknown, &pk, json!({"kind": "open"}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_campaign"))
+    );
+    for blinded in [vec![0u8; 256], vec![1u8; 255], vec![0xffu8; 256]] {
+        let (s, v) = h
+            .post(
+                "/v1/tokens",
+                &json!({"attestation": {"kind": "open"},
+                        "requests": [{"campaign_id": c.to_hex(), "blinded_msg": B64.encode(&blinded)}]}),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("bad_blinded_message")
+            ),
+            "{v}"
+        );
+    }
+    let (s, v) = h
+        .token(&c, &pk, json!({"kind": "invite", "code": "00"}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("attester_not_allowed"))
+    );
+
+    // Pledges: threshold out of range, a token of another campaign, wrong kind.
+    let (token, key) = h.open_token(&c, &pk).await;
+    let e = pledge_entry(&c, token.clone(), &key, 1001);
+    let (s, v) = h.submit("/v1/pledges", &e).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("threshold_out_of_range")
+        )
+    );
+    let e = pledge_entry(&unknown, token.clone(), &key, 2);
+    let (s, v) = h.submit("/v1/pledges", &e).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_campaign"))
+    );
+    let mut bad = token.clone();
+    bad.signature[100] ^= 1;
+    let e = pledge_entry(&c, bad, &key, 2);
+    let (s, v) = h.submit("/v1/pledges", &e).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("bad_token"))
+    );
+    let e = pledge_entry(&c, token, &key, 2);
+    let (s, v) = h.submit("/v1/pledges/amend", &e).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("wrong_entry_kind"))
+    );
+
+    // Admin endpoints need the token.
+    let (s, v) = h
+        .post_raw(
+            "/v1/admin/invites",
+            br#"{"group":"g","count":1}"#.to_vec(),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (s, _) = h
+        .post_raw(
+            "/v1/admin/invites",
+            br#"{"group":"g","count":1}"#.to_vec(),
+            Some("wrong"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = h.post_raw("/v1/campaigns", b"{}".to_vec(), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Reads: bad ids, unknown campaigns, tiles beyond the tree, bad tile paths.
+    assert_eq!(h.get("/v1/campaigns/xyz").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        h.get(&format!("/v1/campaigns/{}", unknown.to_hex()))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.get(&format!("/v1/campaigns/{}", c.to_hex().to_uppercase()))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(h.get("/log/tile/0/000.p/2").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(h.get("/log/tile/0/000").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.get("/log/tile/entries/000.p/2").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(h.get("/log/tile/0/0").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.get("/log/tile/0/000.p/256").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(h.get("/nowhere").await.0, StatusCode::NOT_FOUND);
+
+    // Nothing above reached the log.
+    let (_, ck_after) = h.get("/log/checkpoint").await;
+    assert_eq!(ck_before, ck_after);
+    h.state.stop().await;
+}
+
+#[tokio::test]
+async fn invite_campaign_codes_are_single_use_and_campaign_closes_at_deadline() {
+    let h = start(false).await;
+    let admin = h.state.admin_token().to_owned();
+    assert!(
+        h.json("/v1/campaigns").await["campaigns"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let deadline = pledge_server::ledger::unix_now() + 3;
+    let body = json!({
+        "title": "Walkout", "action": "walk out", "deadline": deadline,
+        "goal": 2, "threshold_min": 1, "threshold_max": 10,
+        "attester": {"kind": "invite", "group": "staff"}
+    });
+    let (s, v) = h
+        .post_raw("/v1/campaigns", body.to_string().into_bytes(), Some(&admin))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["campaign_id"].as_str().unwrap().to_owned();
+    let (c, pk) = h.campaign(&id).await;
+    let camp = h.json(&format!("/v1/campaigns/{id}")).await;
+    assert_eq!(
+        (camp["attester"].as_str(), camp["invite_group"].as_str()),
+        (Some("invite"), Some("staff"))
+    );
+    assert_eq!(camp["opened_index"], v["index"]);
+
+    let (s, v) = h
+        .post_raw(
+            "/v1/admin/invites",
+            br#"{"group":"staff","count":2}"#.to_vec(),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let codes: Vec<String> = v["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 2);
+
+    // Open attestation refused; a code works once.
+    let (s, _) = h.token(&c, &pk, json!({"kind": "open"})).await.unwrap_err();
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (token, key) = h
+        .token(&c, &pk, json!({"kind": "invite", "code": codes[0]}))
+        .await
+        .unwrap();
+    let (s, v) = h
+        .token(&c, &pk, json!({"kind": "invite", "code": codes[0]}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("invite_invalid"))
+    );
+    let (s, _) = h
+        .token(&c, &pk, json!({"kind": "invite", "code": "ffff"}))
+        .await
+        .unwrap_err();
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        h.submit("/v1/pledges", &pledge_entry(&c, token, &key, 1))
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    // The deadline passes: the campaign closes, its issuer key is deleted.
+    let mut closed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let camp = h.json(&format!("/v1/campaigns/{id}")).await;
+        if camp["state"] == "closed" {
+            closed = true;
+            assert_eq!(camp["tally"]["live"], 1);
+            break;
+        }
+    }
+    assert!(closed, "campaign did not close");
+    let store = h.state.ledger().store().clone();
+    assert_eq!(
+        store.meta(format!("issuer-key/{id}").as_bytes()).unwrap(),
+        None
+    );
+    let (s, v) = h
+        .token(&c, &pk, json!({"kind": "invite", "code": codes[1]}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("campaign_closed"))
+    );
+    // The closing entry is the last one and records one token.
+    let size = h.state.ledger().read().size();
+    let last = Entry::decode(&store.entry(size - 1).unwrap().unwrap()).unwrap();
+    match last {
+        Entry::CampaignClosed(cl) => {
+            assert_eq!(cl.campaign, c);
+            assert_eq!(cl.tokens_issued, 1);
+            assert_eq!(cl.live, 1);
+        }
+        other => panic!("last entry is {other:?}"),
+    }
+    h.state.stop().await;
+}
+
+#[tokio::test]
+async fn health_metrics_and_events() {
+    let h = start(true).await;
+    assert_eq!(h.get("/healthz").await.0, StatusCode::OK);
+    let (s, m) = h.get("/metrics").await;
+    assert_eq!(s, StatusCode::OK);
+    let m = String::from_utf8(m).unwrap();
+    assert!(m.contains("pledged_log_size 1\n"), "{m}");
+    assert!(m.contains("pledged_campaigns_open 1\n"), "{m}");
+
+    // The event stream starts with the current checkpoint.
+    let resp = h
+        .app
+        .clone()
+        .oneshot(Request::get("/v1/events").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body().into_data_stream();
+    use futures_util::StreamExt as _;
+    let first = tokio::time::timeout(Duration::from_secs(5), body.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let first = String::from_utf8(first.to_vec()).unwrap();
+    assert!(first.starts_with("event: checkpoint\n"), "{first}");
+    assert!(first.contains("\"size\":1"), "{first}");
+    // A pledge produces a new checkpoint event and a tally event.
+    let (c, pk) = h.demo().await;
+    let (token, key) = h.open_token(&c, &pk).await;
+    assert_eq!(
+        h.submit("/v1/pledges", &pledge_entry(&c, token, &key, 1))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let mut seen = String::new();
+    while !(seen.contains("event: checkpoint") && seen.contains("event: tally")) {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(seen.contains("\"size\":2"), "{seen}");
+    // Stopping ends the stream.
+    h.state.stop().await;
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while body.next().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "event stream did not end at shutdown");
+}
