@@ -634,3 +634,98 @@ async fn health_metrics_and_events() {
     .await;
     assert!(end.is_ok(), "event stream did not end at shutdown");
 }
+
+fn files_bytes(dir: &std::path::Path, out: &mut Vec<u8>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files_bytes(&p, out);
+        } else {
+            out.extend(std::fs::read(&p).unwrap());
+        }
+    }
+}
+
+#[tokio::test]
+async fn stored_bytes_hold_no_client_address_user_agent_or_invite_code() {
+    let h = start(true).await;
+    let ip: std::net::Ipv6Addr = "fd00:dead:beef:cafe:1234:5678:9abc:def0".parse().unwrap();
+    let peer = std::net::SocketAddr::from((ip, 47_123));
+    let ua = "MARKER-UA-7c1e2f";
+    let admin = h.state.admin_token().to_owned();
+    let (c, pk) = h.demo().await;
+    // Tokens and a pledge, every request marked with the address and user agent.
+    let key = PledgeSigningKey::generate().unwrap();
+    let (blinded, st) = blind(&pk, &c, &key.public_key()).unwrap();
+    let body = json!({"attestation": {"kind": "open"},
+        "requests": [{"campaign_id": c.to_hex(), "blinded_msg": B64.encode(blinded.as_bytes())}]});
+    let marked = |path: &str, body: String, bearer: Option<&str>| {
+        let mut req = Request::post(path)
+            .header(header::USER_AGENT, ua)
+            .header("x-forwarded-for", ip.to_string());
+        if let Some(t) = bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let mut req = req.body(Body::from(body)).unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        req
+    };
+    let (s, b, _) = h.call(marked("/v1/tokens", body.to_string(), None)).await;
+    assert_eq!(s, StatusCode::OK);
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    let sig = B64
+        .decode(v["blind_signatures"][0]["blind_sig"].as_str().unwrap())
+        .unwrap();
+    let token = finalize(&pk, &st, &sig, &c, &key.public_key()).unwrap();
+    let entry = pledge_entry(&c, token, &key, 2);
+    let body = json!({"entry": B64.encode(entry.encode().unwrap())});
+    let (s, _, _) = h.call(marked("/v1/pledges", body.to_string(), None)).await;
+    assert_eq!(s, StatusCode::OK);
+    // An invite campaign and a redeemed code.
+    let deadline = pledge_server::ledger::unix_now() + 3600;
+    let camp = json!({"title": "T", "action": "a", "deadline": deadline, "goal": 1,
+        "threshold_min": 1, "threshold_max": 5, "attester": {"kind": "invite", "group": "g"}});
+    let (s, b, _) = h
+        .call(marked("/v1/campaigns", camp.to_string(), Some(&admin)))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id = serde_json::from_slice::<Value>(&b).unwrap()["campaign_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (c2, pk2) = h.campaign(&id).await;
+    let (s, b, _) = h
+        .call(marked(
+            "/v1/admin/invites",
+            json!({"group": "g", "count": 3}).to_string(),
+            Some(&admin),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let codes: Vec<String> = serde_json::from_slice::<Value>(&b).unwrap()["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    h.token(&c2, &pk2, json!({"kind": "invite", "code": codes[0]}))
+        .await
+        .unwrap();
+    h.state.stop().await;
+
+    let mut all = Vec::new();
+    files_bytes(h._dir.path(), &mut all);
+    let contains = |needle: &[u8]| all.windows(needle.len()).any(|w| w == needle);
+    assert!(!contains(ua.as_bytes()), "user agent stored");
+    assert!(
+        !contains(ip.to_string().as_bytes()),
+        "address stored as text"
+    );
+    assert!(!contains(&ip.octets()), "address stored as bytes");
+    for code in &codes {
+        assert!(!contains(code.as_bytes()), "invite code stored in clear");
+    }
+    // The check can fail: the pledge itself is in there.
+    assert!(contains(&entry.encode().unwrap()));
+}

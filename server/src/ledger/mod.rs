@@ -619,3 +619,175 @@ fn load_view(
         tallies,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::issuer::demo_params;
+    use crate::store::{IssueTxn, Mark, RedbStore};
+    use pledge_protocol::campaign::CampaignDefinition;
+    use pledge_protocol::entry::CampaignOpened;
+    use pledge_protocol::note::KeyName;
+    use pledge_protocol::token::IssuerSecretKey;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A store whose next batch commit fails, as an I/O error would.
+    #[derive(Debug)]
+    struct Flaky {
+        inner: RedbStore,
+        fail: AtomicBool,
+    }
+
+    impl Store for Flaky {
+        fn size(&self) -> Result<u64, StoreError> {
+            self.inner.size()
+        }
+        fn commit_batch(&self, batch: Batch) -> Result<(), StoreError> {
+            if self.fail.swap(false, Ordering::SeqCst) {
+                return Err(StoreError::Backend("injected failure".into()));
+            }
+            self.inner.commit_batch(batch)
+        }
+        fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.entry(index)
+        }
+        fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+            self.inner.entries(start, end)
+        }
+        fn hash(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
+            self.inner.hash(level, index)
+        }
+        fn hashes(&self, level: u8, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+            self.inner.hashes(level, start, end)
+        }
+        fn nullifier_index(
+            &self,
+            n: &pledge_protocol::hash::Nullifier,
+        ) -> Result<Option<u64>, StoreError> {
+            self.inner.nullifier_index(n)
+        }
+        fn checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.checkpoint()
+        }
+        fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.meta(key)
+        }
+        fn issue(&self, txn: IssueTxn) -> Result<(), StoreError> {
+            self.inner.issue(txn)
+        }
+        fn contains_mark(&self, set: &[u8], mark: &Mark) -> Result<bool, StoreError> {
+            self.inner.contains_mark(set, mark)
+        }
+        fn add_marks(&self, set: &[u8], marks: &[Mark]) -> Result<u64, StoreError> {
+            self.inner.add_marks(set, marks)
+        }
+        fn drop_set(&self, set: &[u8], delete_meta: &[&[u8]]) -> Result<u64, StoreError> {
+            self.inner.drop_set(set, delete_meta)
+        }
+    }
+
+    fn signer() -> NoteSigner {
+        NoteSigner::from_seed(KeyName::new("test.example/log").unwrap(), &[9; 32])
+    }
+
+    fn opened(key: &IssuerSecretKey, nonce: u8) -> Entry {
+        let mut p = demo_params(unix_now());
+        p.nonce = [nonce; 16];
+        Entry::CampaignOpened(CampaignOpened {
+            definition: CampaignDefinition::new(p).unwrap(),
+            issuer_key: key.public_key().clone(),
+        })
+    }
+
+    #[test]
+    fn a_failed_commit_acknowledges_nothing_and_the_view_stays_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky {
+            inner: RedbStore::open(dir.path()).unwrap(),
+            fail: AtomicBool::new(false),
+        });
+        let ledger = Ledger::open(store.clone(), signer()).unwrap();
+        let before = ledger.read().checkpoint();
+        let key = IssuerSecretKey::generate().unwrap();
+        let a = opened(&key, 1);
+        let b = opened(&key, 2);
+
+        store.fail.store(true, Ordering::SeqCst);
+        let results = ledger.integrate(
+            vec![
+                (Proposal::Entry(Box::new(a.clone())), Vec::new()),
+                (
+                    Proposal::Entry(Box::new(b.clone())),
+                    vec![(b"k".to_vec(), Some(b"v".to_vec()))],
+                ),
+            ],
+            unix_now(),
+        );
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(SubmitError::Storage))),
+            "{results:?}"
+        );
+        {
+            let view = ledger.read();
+            assert_eq!(view.size(), 0);
+            assert_eq!(view.checkpoint(), before);
+            assert!(view.state.campaign(&a.campaign()).is_none());
+        }
+        assert_eq!(store.meta(b"k").unwrap(), None);
+        assert!(!ledger.has_failed());
+
+        // The same entries go through once the store works again.
+        let results = ledger.integrate(
+            vec![(Proposal::Entry(Box::new(a.clone())), Vec::new())],
+            unix_now(),
+        );
+        let ok = results.into_iter().next().unwrap().unwrap();
+        assert_eq!((ok.index, ok.size), (0, 1));
+        let receipt = Receipt::parse(ok.receipt.as_bytes()).unwrap();
+        receipt.verify_entry(&ok.entry, ledger.verifier()).unwrap();
+        // A second open of the same campaign in a later batch breaks R-RULE-1.
+        let results =
+            ledger.integrate(vec![(Proposal::Entry(Box::new(a)), Vec::new())], unix_now());
+        assert!(matches!(
+            results[0],
+            Err(SubmitError::Rule(RuleError::CampaignExists))
+        ));
+        assert_eq!(ledger.read().size(), 1);
+    }
+
+    #[test]
+    fn a_checkpoint_that_does_not_match_the_entries_refuses_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
+            let ledger = Ledger::open(store.clone(), signer()).unwrap();
+            let key = IssuerSecretKey::generate().unwrap();
+            let r = ledger.integrate(
+                vec![(Proposal::Entry(Box::new(opened(&key, 1))), Vec::new())],
+                unix_now(),
+            );
+            assert!(r[0].is_ok());
+            // Overwrite the checkpoint with a signed one of the wrong root.
+            let bad = sign_checkpoint(&signer(), 1, Hash([0; 32])).unwrap();
+            store
+                .commit_batch(Batch {
+                    first_index: 1,
+                    checkpoint: bad.into_bytes(),
+                    ..Batch::default()
+                })
+                .unwrap();
+        }
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
+        let e = Ledger::open(store.clone(), signer()).unwrap_err();
+        assert!(matches!(e, StartupError::CheckpointMismatch(_)), "{e}");
+        // Another log key is refused too.
+        let other = NoteSigner::from_seed(KeyName::new("test.example/log").unwrap(), &[8; 32]);
+        assert!(matches!(
+            Ledger::open(store, other).unwrap_err(),
+            StartupError::CheckpointMismatch(_)
+        ));
+    }
+}
