@@ -27,11 +27,16 @@ struct Harness {
 }
 
 async fn start(demo: bool) -> Harness {
+    start_with(demo, |_| {}).await
+}
+
+async fn start_with(demo: bool, tweak: impl FnOnce(&mut Config)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(dir.path());
     config.batch_interval = Duration::from_millis(10);
     config.close_check_interval = Duration::from_millis(50);
     config.demo = demo;
+    tweak(&mut config);
     let state = AppState::start(&config).await.unwrap();
     let app = app(state.clone());
     Harness {
@@ -728,4 +733,119 @@ async fn stored_bytes_hold_no_client_address_user_agent_or_invite_code() {
     }
     // The check can fail: the pledge itself is in there.
     assert!(contains(&entry.encode().unwrap()));
+}
+
+#[tokio::test]
+async fn full_queue_sheds_load_and_shutdown_flushes_the_batch_in_flight() {
+    // A batch every 2 s and room for 2: the third concurrent submission is shed.
+    let h = start_with(true, |c| {
+        c.batch_interval = Duration::from_secs(2);
+        c.queue_capacity = 2;
+    })
+    .await;
+    let (c, pk) = h.demo().await;
+    let mut bodies = Vec::new();
+    for t in 1..=3 {
+        let (token, key) = h.open_token(&c, &pk).await;
+        let e = pledge_entry(&c, token, &key, t);
+        bodies.push(json!({"entry": B64.encode(e.encode().unwrap())}));
+    }
+    let started = std::time::Instant::now();
+    let calls = bodies.iter().map(|b| h.post("/v1/pledges", b));
+    let stopper = async {
+        // Let the three reach the queue, then stop: the queued two must be
+        // integrated and answered at once, not at the next interval.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        h.state.stop().await;
+    };
+    let (results, ()) = tokio::join!(futures_util::future::join_all(calls), stopper);
+    let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let busy: Vec<_> = results
+        .iter()
+        .filter(|(s, v)| *s == StatusCode::SERVICE_UNAVAILABLE && v["error"] == "busy")
+        .collect();
+    assert_eq!((ok, busy.len()), (2, 1), "{results:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown waited for the interval"
+    );
+    assert_eq!(h.state.ledger().read().size(), 3);
+    // After the stop, submissions are refused as shutting down.
+    let shed = results
+        .iter()
+        .position(|(s, _)| *s != StatusCode::OK)
+        .unwrap();
+    let (s, v) = h.post("/v1/pledges", &bodies[shed]).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+}
+
+#[tokio::test]
+async fn open_attester_rate_limits_each_address_in_memory() {
+    let h = start_with(true, |c| c.open_rate_per_minute = 2).await;
+    let (c, pk) = h.demo().await;
+    let addr = |last: u8| std::net::SocketAddr::from(([192, 0, 2, last], 1000));
+    let request = |from: std::net::SocketAddr| {
+        let key = PledgeSigningKey::generate().unwrap();
+        let (blinded, _) = blind(&pk, &c, &key.public_key()).unwrap();
+        let body = json!({"attestation": {"kind": "open"},
+            "requests": [{"campaign_id": c.to_hex(), "blinded_msg": B64.encode(blinded.as_bytes())}]});
+        let mut req = Request::post("/v1/tokens")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(from));
+        req
+    };
+    assert_eq!(h.call(request(addr(1))).await.0, StatusCode::OK);
+    assert_eq!(h.call(request(addr(1))).await.0, StatusCode::OK);
+    let (s, b, headers) = h.call(request(addr(1))).await;
+    assert_eq!(
+        s,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    // Another address is not affected.
+    assert_eq!(h.call(request(addr(2))).await.0, StatusCode::OK);
+    h.state.stop().await;
+}
+
+#[tokio::test]
+async fn sled_backend_serves_the_same_flow_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |demo| {
+        let mut c = Config::new(dir.path());
+        c.backend = pledge_server::store::Backend::Sled;
+        c.batch_interval = Duration::from_millis(10);
+        c.demo = demo;
+        c
+    };
+    let state = AppState::start(&config(true)).await.unwrap();
+    let h = Harness {
+        _dir: tempfile::tempdir().unwrap(),
+        app: app(state.clone()),
+        state,
+    };
+    let (c, pk) = h.demo().await;
+    let (token, key) = h.open_token(&c, &pk).await;
+    let e = pledge_entry(&c, token, &key, 1);
+    let (s, v) = h.submit("/v1/pledges", &e).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, ck) = h.get("/log/checkpoint").await;
+    h.state.stop().await;
+    drop(h);
+    let state = AppState::start(&config(false)).await.unwrap();
+    let h = Harness {
+        _dir: tempfile::tempdir().unwrap(),
+        app: app(state.clone()),
+        state,
+    };
+    assert_eq!(h.get("/log/checkpoint").await.1, ck);
+    let (s, v) = h.submit("/v1/pledges", &e).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("double_spend"))
+    );
+    h.state.stop().await;
 }

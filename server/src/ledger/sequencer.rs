@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{Accepted, Ledger, MetaUpdates, Proposal, SubmitError, unix_now};
@@ -36,6 +36,9 @@ struct Submission {
 #[derive(Clone, Debug)]
 pub struct SequencerHandle {
     tx: mpsc::Sender<Submission>,
+    /// Wakes the sequencer when a full batch is waiting.
+    full: Arc<Notify>,
+    max_batch: usize,
 }
 
 impl std::fmt::Debug for Submission {
@@ -66,6 +69,9 @@ impl SequencerHandle {
                 mpsc::error::TrySendError::Full(_) => SubmitError::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => SubmitError::ShuttingDown,
             })?;
+        if self.queued() >= self.max_batch {
+            self.full.notify_one();
+        }
         rx.await.map_err(|_| SubmitError::ShuttingDown)?
     }
 
@@ -75,8 +81,11 @@ impl SequencerHandle {
     }
 }
 
-/// Starts the sequencer task. It stops when `shutdown` turns `true`: it
-/// refuses new submissions, integrates everything already queued, and exits.
+/// Starts the sequencer task. Submissions wait in a queue of
+/// `config.capacity` (the only place they wait, so the bound is exact); every
+/// interval, or as soon as a full batch is queued, up to `max_batch` of them
+/// are integrated. It stops when `shutdown` turns `true`: it refuses new
+/// submissions, integrates everything already queued, and exits.
 pub fn spawn(
     ledger: Arc<Ledger>,
     config: SequencerConfig,
@@ -85,43 +94,58 @@ pub fn spawn(
 ) -> (SequencerHandle, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Submission>(config.capacity.max(1));
     let max_batch = config.max_batch.max(1);
+    let full = Arc::new(Notify::new());
+    let handle = SequencerHandle {
+        tx,
+        full: full.clone(),
+        max_batch,
+    };
     let task = tokio::spawn(async move {
-        let mut pending: Vec<Submission> = Vec::new();
         let mut tick = tokio::time::interval(config.interval.max(Duration::from_millis(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 _ = wait_for_shutdown(&mut shutdown) => break,
-                item = rx.recv() => match item {
-                    Some(s) => {
-                        pending.push(s);
-                        if pending.len() >= max_batch {
-                            flush(&ledger, &metrics, std::mem::take(&mut pending)).await;
-                        }
-                    }
-                    None => break,
-                },
-                _ = tick.tick() => {
-                    if !pending.is_empty() {
-                        flush(&ledger, &metrics, std::mem::take(&mut pending)).await;
-                    }
+                _ = full.notified() => {}
+                _ = tick.tick() => {}
+            }
+            // Integrate whole batches while they are waiting, then wait again.
+            loop {
+                let batch = take_batch(&mut rx, max_batch);
+                if batch.is_empty() {
+                    break;
+                }
+                let was_full = batch.len() == max_batch;
+                flush(&ledger, &metrics, batch).await;
+                if !was_full {
+                    break;
                 }
             }
         }
         // Graceful stop: refuse new submissions, integrate what was queued.
         rx.close();
-        while let Some(s) = rx.recv().await {
-            pending.push(s);
-            if pending.len() >= max_batch {
-                flush(&ledger, &metrics, std::mem::take(&mut pending)).await;
+        loop {
+            let batch = take_batch(&mut rx, max_batch);
+            if batch.is_empty() {
+                break;
             }
-        }
-        if !pending.is_empty() {
-            flush(&ledger, &metrics, pending).await;
+            flush(&ledger, &metrics, batch).await;
         }
     });
-    (SequencerHandle { tx }, task)
+    (handle, task)
+}
+
+/// Up to `max` submissions that are already in the queue.
+fn take_batch(rx: &mut mpsc::Receiver<Submission>, max: usize) -> Vec<Submission> {
+    let mut batch = Vec::new();
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(s) => batch.push(s),
+            Err(_) => break,
+        }
+    }
+    batch
 }
 
 async fn wait_for_shutdown(rx: &mut watch::Receiver<bool>) {
