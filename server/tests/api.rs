@@ -849,3 +849,39 @@ async fn sled_backend_serves_the_same_flow_across_a_restart() {
     );
     h.state.stop().await;
 }
+
+/// A quick local figure, not a benchmark: `cargo test -p pledge-server --test
+/// api -- --ignored --nocapture pledges_per_second`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "prints a throughput figure; run by hand"]
+async fn pledges_per_second() {
+    let h = start_with(true, |c| {
+        c.batch_interval = Duration::from_millis(100);
+        c.queue_capacity = 8192;
+        c.open_rate_per_minute = 0;
+    })
+    .await;
+    let (c, pk) = h.demo().await;
+    let n = 2000;
+    let t0 = std::time::Instant::now();
+    let mut bodies = Vec::with_capacity(n);
+    for i in 0..n {
+        let (token, key) = h.open_token(&c, &pk).await;
+        let t = u32::try_from(i % 1000).unwrap() + 1;
+        let e = pledge_entry(&c, token, &key, t);
+        bodies.push(json!({"entry": B64.encode(e.encode().unwrap())}));
+    }
+    let issued = t0.elapsed();
+    let t1 = std::time::Instant::now();
+    let calls = bodies.iter().map(|b| h.post("/v1/pledges", b));
+    let results = futures_util::future::join_all(calls).await;
+    let took = t1.elapsed();
+    assert!(results.iter().all(|(s, _)| *s == StatusCode::OK));
+    println!(
+        "{n} tokens (client blind + issue + finalize, sequential) in {issued:?}: {:.0}/s; \
+         {n} pledges (verify + batch + durable commit + receipt) in {took:?}: {:.0}/s",
+        n as f64 / issued.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+    h.state.stop().await;
+}
