@@ -1,0 +1,1059 @@
+//! The independent auditor (`pledge audit`, SPEC §audit, R-AUDIT-1…R-AUDIT-13):
+//! rebuilds the log from its C2SP tlog-tiles read API and checks the
+//! checkpoint, its witnesses, consistency with the last checkpoint it
+//! verified, every tile, every entry, every ledger rule and every published
+//! tally, reporting each failure with its kind and entry index.
+//!
+//! # Layout
+//!
+//! - [`report`]: the report (`--json` serialises it) and failure kinds.
+//! - `fetch`: bounded HTTP reads with retries.
+//! - `state`: the `--state DIR` files (pinned key, last checkpoint, bundle cache).
+//! - `replay`: leaf hashes, strict decoding, parallel signature checks and the
+//!   sequential replay through the protocol's `LedgerState`.
+//!
+//! # Trust
+//!
+//! The auditor trusts only the log key (pinned with `--log-key`, or by the
+//! state directory, or fetched once from the server: trust on first use, and
+//! said so) and, when given, the witness keys. Everything else the server
+//! serves is checked against a checkpoint signed by that key.
+
+mod fetch;
+mod replay;
+pub mod report;
+mod state;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt as _;
+use pledge_protocol::checkpoint::{CheckpointError, SignedCheckpoint, verify_checkpoint};
+use pledge_protocol::cosignature::{WitnessVerifier, verify_cosignatures};
+use pledge_protocol::hash::{CampaignId, Hash};
+use pledge_protocol::merkle::{
+    MemoryHashes, consistency_proof, consistency_proof_nodes, tree_root, tree_root_nodes,
+    verify_consistency,
+};
+use pledge_protocol::note::{MAX_NOTE_BYTES, NoteError, NoteVerifier, SignedNote, Verifier};
+use pledge_protocol::tally::TallyStatement;
+use pledge_protocol::tile::{
+    BundleId, FULL_WIDTH, HASH_LEN, TileHashes, TileId, new_tiles, tile_data, tiles_for_nodes,
+    tiles_for_size,
+};
+use tokio::sync::mpsc;
+
+use self::fetch::{Fetcher, Got, MAX_JSON_BYTES};
+use self::replay::{BundleItem, ReplayInput, ReplayOutcome};
+pub use self::report::{
+    AuditReport, CampaignSummary, CheckpointSummary, Counts, Failure, FailureKind, KeySource,
+};
+use self::state::{FORMAT, StateDir, StateFile, hash_b64};
+
+/// Largest entry bundle: 256 entries of at most 65,535 bytes, each with a
+/// 2-byte length.
+const MAX_BUNDLE_BYTES: usize = 256 * (2 + 65_535);
+/// Tiles and bundles fetched at once.
+const FETCH_CONCURRENCY: usize = 16;
+
+/// `pledge audit` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuditArgs {
+    /// Base URL of the ledger (its tlog-tiles read API lives under `/log/`).
+    #[arg(long)]
+    pub server: String,
+    /// Directory keeping the pinned log key, the last checkpoint verified and a
+    /// cache of entry bundles, so later runs check consistency and fetch only
+    /// what is new.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Verification threads (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+    /// A witness verifier key (`name+keyid+base64`); repeat for several.
+    #[arg(long = "witness", value_name = "VKEY")]
+    pub witnesses: Vec<String>,
+    /// Cosignatures required among the given witnesses (default: all of them).
+    #[arg(long, value_name = "K")]
+    pub quorum: Option<usize>,
+    /// The log's verifier key (`origin+keyid+base64`). Without it the key
+    /// pinned in --state is used, else the server's own `/v1/log/key` is
+    /// trusted on first use.
+    #[arg(long, value_name = "VKEY")]
+    pub log_key: Option<String>,
+}
+
+/// What to audit and how.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Base URL of the ledger.
+    pub server: String,
+    /// The state directory, if any.
+    pub state_dir: Option<PathBuf>,
+    /// Verification threads (0: one per core).
+    pub threads: usize,
+    /// Witness keys.
+    pub witnesses: Vec<WitnessVerifier>,
+    /// Cosignatures required (default: all witnesses).
+    pub quorum: Option<usize>,
+    /// The pinned log key.
+    pub log_key: Option<NoteVerifier>,
+}
+
+impl AuditOptions {
+    /// Options for `server` with no state, no witnesses, all cores, and the
+    /// log key trusted on first use.
+    pub fn new(server: impl Into<String>) -> Self {
+        Self {
+            server: server.into(),
+            state_dir: None,
+            threads: 0,
+            witnesses: Vec::new(),
+            quorum: None,
+            log_key: None,
+        }
+    }
+
+    /// Parses the command-line arguments.
+    ///
+    /// # Errors
+    /// [`AuditError::Usage`] for a malformed key or an impossible quorum.
+    pub fn from_args(args: &AuditArgs) -> Result<Self, AuditError> {
+        let witnesses = args
+            .witnesses
+            .iter()
+            .map(|w| {
+                WitnessVerifier::from_text(w.trim())
+                    .map_err(|e| AuditError::Usage(format!("--witness {w:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(k) = args.quorum
+            && k > witnesses.len()
+        {
+            return Err(AuditError::Usage(format!(
+                "--quorum {k} needs at least {k} --witness keys, {} given",
+                witnesses.len()
+            )));
+        }
+        let log_key = args
+            .log_key
+            .as_deref()
+            .map(|k| {
+                NoteVerifier::from_text(k.trim())
+                    .map_err(|e| AuditError::Usage(format!("--log-key {k:?}: {e}")))
+            })
+            .transpose()?;
+        Ok(Self {
+            server: args.server.clone(),
+            state_dir: args.state.clone(),
+            threads: args.threads,
+            witnesses,
+            quorum: args.quorum,
+            log_key,
+        })
+    }
+}
+
+/// Why the audit could not be carried out (exit code 2). Anything the server
+/// got wrong is a [`Failure`] in the report instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// Bad arguments, or a state directory that pins another key.
+    #[error("{0}")]
+    Usage(String),
+    /// The server could not be reached, or kept failing (5xx, 429).
+    #[error("cannot read {url}: {detail}")]
+    Network {
+        /// The URL.
+        url: String,
+        /// What happened.
+        detail: String,
+    },
+    /// The state directory cannot be read or written, or is corrupt.
+    #[error("state directory {}: {detail}", path.display())]
+    State {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A bug in the auditor.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Runs the audit from the command line and returns the process exit code:
+/// 0 if every check holds, 1 if any failed, 2 on usage or network errors.
+pub async fn cli(args: AuditArgs) -> ExitCode {
+    let opts = match AuditOptions::from_args(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("pledge audit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match audit(&opts).await {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("pledge audit: cannot encode the report: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                print!("{report}");
+            }
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("pledge audit: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A fetched tally statement, before or after its checks.
+struct Statement {
+    campaign: CampaignId,
+    parsed: TallyStatement,
+}
+
+/// Audits the ledger at `opts.server`. SPEC R-AUDIT-1…R-AUDIT-13.
+///
+/// # Errors
+/// [`AuditError`] when the audit cannot be carried out (bad options, the
+/// server unreachable, the state directory unusable). Everything the server
+/// serves wrongly is reported as a [`Failure`] in an `Ok` report instead.
+pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
+    let started = Instant::now();
+    let fetcher = Fetcher::new(&opts.server)?;
+    let state_dir = opts.state_dir.as_deref().map(StateDir::open).transpose()?;
+    let saved = match &state_dir {
+        Some(d) => d.load()?,
+        None => None,
+    };
+
+    // SPEC R-AUDIT-1: the log key.
+    let (log, source) = log_key(opts, saved.as_ref(), &fetcher).await?;
+    let mut rep = AuditReport {
+        server: fetcher.base().to_owned(),
+        origin: None,
+        log_key: log.to_text(),
+        log_key_source: source,
+        checkpoint: None,
+        previous: None,
+        cosigned_by: Vec::new(),
+        counts: Counts::default(),
+        campaigns: Vec::new(),
+        failures: Vec::new(),
+        notes: Vec::new(),
+        state_updated: false,
+        elapsed_ms: 0,
+        entries_per_second: 0.0,
+        passed: false,
+    };
+    if source == KeySource::TrustOnFirstUse {
+        rep.notes.push(
+            "the log key was fetched from the server itself (trust on first use): \
+             compare it with one published elsewhere, then pin it with --log-key or --state"
+                .into(),
+        );
+    }
+    let previous = match &saved {
+        Some(s) => {
+            let root = s.root_hash().map_err(|detail| AuditError::State {
+                path: PathBuf::from("state.json"),
+                detail,
+            })?;
+            rep.previous = Some(CheckpointSummary {
+                size: s.size,
+                root: s.root.clone(),
+            });
+            Some((s.size, root))
+        }
+        None => None,
+    };
+
+    // SPEC R-AUDIT-10: tally statements are read before the checkpoint, so
+    // each must be bound to a size the checkpoint read next covers.
+    let (listed, fetched_statements) = fetch_statements(&fetcher, &mut rep).await?;
+
+    // SPEC R-AUDIT-2: the checkpoint, its signature, its witnesses.
+    let Some((signed, note_text)) = fetch_checkpoint(&fetcher, &log, &mut rep).await? else {
+        return Ok(finish(rep, started));
+    };
+    let size = signed.checkpoint().size();
+    let root = *signed.checkpoint().root();
+    let origin = signed.checkpoint().origin().as_str().to_owned();
+    rep.origin = Some(origin.clone());
+    rep.checkpoint = Some(CheckpointSummary {
+        size,
+        root: hash_b64(&root),
+    });
+    rep.counts.entries = size;
+    let mut pin_ok = check_witnesses(opts, &signed, &mut rep);
+
+    // SPEC R-AUDIT-3: never smaller, never another root at the same size.
+    if let Some((old_size, old_root)) = previous {
+        if size < old_size {
+            rep.failures.push(Failure::new(
+                FailureKind::TreeShrank,
+                format!(
+                    "checkpoint size {size} is smaller than size {old_size} verified earlier: \
+                     the log is not append-only"
+                ),
+            ));
+            return Ok(finish(rep, started));
+        }
+        if size == old_size && root != old_root {
+            rep.failures.push(Failure::new(
+                FailureKind::CheckpointFork,
+                format!(
+                    "two checkpoints of size {size} with different roots: {} verified earlier, {} now \
+                     (both signed by the log key: proof of a fork)",
+                    hash_b64(&old_root),
+                    hash_b64(&root)
+                ),
+            ));
+            return Ok(finish(rep, started));
+        }
+    }
+
+    let statements = check_statements(fetched_statements, &log, &origin, size, &mut rep);
+    let mut wants: BTreeMap<u64, Vec<CampaignId>> = BTreeMap::new();
+    for s in &statements {
+        wants
+            .entry(s.parsed.checkpoint_size())
+            .or_default()
+            .push(s.campaign);
+    }
+
+    // SPEC R-AUDIT-4: the tiles to compare.
+    let served = fetch_tiles(&fetcher, previous.map(|p| p.0), size, &mut rep).await?;
+
+    // SPEC R-AUDIT-4…9: bundles → tree, decoding, signatures, rules.
+    let threads = opts.threads;
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("pledge-audit-{i}"))
+            .build()
+            .map_err(|e| AuditError::Internal(format!("thread pool: {e}")))?,
+    );
+    let cache_bundles = saved.as_ref().map_or(0, |s| s.cached_bundles);
+    let input = ReplayInput {
+        skip_verified_below: saved.as_ref().map_or(0, |s| {
+            s.verified_entries
+                .min(s.size)
+                .min(s.cached_bundles.saturating_mul(u64::from(FULL_WIDTH)))
+        }),
+        cache: state_dir.clone(),
+        cache_check: match &saved {
+            Some(s) if s.cached_bundles > 0 => Some((
+                s.cached_bundles,
+                s.cache_root_hash().map_err(|detail| AuditError::State {
+                    path: PathBuf::from("state.json"),
+                    detail,
+                })?,
+            )),
+            _ => None,
+        },
+        wants,
+    };
+    let (tx, rx) = mpsc::channel::<BundleItem>(64);
+    let replay_pool = pool.clone();
+    let replay = tokio::task::spawn_blocking(move || replay::run(rx, input, &replay_pool));
+    let produced = produce_bundles(&fetcher, state_dir.as_ref(), cache_bundles, size, tx).await;
+    let outcome = replay
+        .await
+        .map_err(|e| AuditError::Internal(format!("replay task: {e}")))??;
+    produced?;
+
+    let ReplayOutcome {
+        ledger,
+        tree,
+        failures,
+        counts,
+        snapshots,
+        gap,
+        verified_prefix,
+        cached_prefix,
+    } = outcome;
+    rep.failures.extend(failures);
+    rep.counts = Counts {
+        entries: size,
+        tiles_checked: rep.counts.tiles_checked,
+        tally_statements: rep.counts.tally_statements,
+        ..counts
+    };
+
+    // SPEC R-AUDIT-4, R-AUDIT-3: root, tiles, consistency.
+    if gap {
+        pin_ok = false;
+        rep.notes.push(format!(
+            "the tree could be rebuilt only up to entry {}: root, tiles and consistency were not checked",
+            tree.size()
+        ));
+    } else {
+        pin_ok &= check_tree(&tree, &served, root, size, previous, &mut rep);
+    }
+
+    // SPEC R-AUDIT-10: tallies recomputed at each statement's size.
+    for s in &statements {
+        let at = s.parsed.checkpoint_size();
+        if at > tree.size() {
+            rep.notes.push(format!(
+                "tally statement of campaign {} at size {at} not checked: the log was rebuilt only to {}",
+                s.campaign.to_hex(),
+                tree.size()
+            ));
+            continue;
+        }
+        rep.counts.tally_statements += 1;
+        match snapshots.get(&(at, s.campaign)) {
+            Some(Some(snap)) if snap == s.parsed.snapshot() => {}
+            Some(Some(snap)) => rep.failures.push(
+                Failure::new(
+                    FailureKind::TallyMismatch,
+                    format!(
+                        "tally statement at size {at} says live {} active {} ({} thresholds); \
+                         the log gives live {} active {} ({} thresholds)",
+                        s.parsed.live(),
+                        s.parsed.active(),
+                        s.parsed.snapshot().buckets().len(),
+                        snap.live(),
+                        snap.active(),
+                        snap.buckets().len()
+                    ),
+                )
+                .campaign(&s.campaign),
+            ),
+            _ => rep.failures.push(
+                Failure::new(
+                    FailureKind::TallyMismatch,
+                    format!(
+                        "tally statement at size {at} for a campaign not in the log at that size"
+                    ),
+                )
+                .campaign(&s.campaign),
+            ),
+        }
+    }
+    for id in &listed {
+        if !gap && ledger.campaign(id).is_none() {
+            rep.failures.push(
+                Failure::new(
+                    FailureKind::CampaignNotInLog,
+                    format!("the server lists a campaign with no CampaignOpened entry in the tree of size {size}"),
+                )
+                .campaign(id),
+            );
+        }
+    }
+
+    let mut campaigns: Vec<CampaignSummary> = ledger
+        .campaigns()
+        .map(|(id, c)| {
+            let snap = c.tally.snapshot().ok();
+            CampaignSummary {
+                id: id.to_hex(),
+                title: c.definition.title().to_owned(),
+                pledges: c.pledges,
+                live: c.tally.live(),
+                active: snap.as_ref().map_or(0, |s| s.active()),
+                goal: c.definition.goal(),
+                closed: c.closed.is_some(),
+                tokens_issued: c.closed.as_ref().map(|cl| cl.tokens_issued),
+                statement_size: statements
+                    .iter()
+                    .find(|s| s.campaign == *id)
+                    .map(|s| s.parsed.checkpoint_size()),
+            }
+        })
+        .collect();
+    campaigns.sort_by(|a, b| a.id.cmp(&b.id));
+    rep.campaigns = campaigns;
+
+    // SPEC R-AUDIT-13: pin the checkpoint only if it is proven.
+    if let Some(dir) = &state_dir {
+        if pin_ok {
+            let cached_leaves = cached_prefix.saturating_mul(u64::from(FULL_WIDTH));
+            let cache_root = tree_root(cached_leaves, &tree)
+                .map_err(|e| AuditError::Internal(format!("cache root: {e}")))?;
+            dir.save(&StateFile {
+                format: FORMAT.into(),
+                server: fetcher.base().to_owned(),
+                log_key: log.to_text(),
+                checkpoint: note_text,
+                size,
+                root: hash_b64(&root),
+                verified_entries: verified_prefix,
+                cached_bundles: cached_prefix,
+                cache_root: hash_b64(&cache_root),
+            })?;
+            rep.state_updated = true;
+        } else {
+            rep.notes.push(match &previous {
+                Some((s, _)) => {
+                    format!("state not updated: it still pins the checkpoint of size {s}")
+                }
+                None => "state not updated: no checkpoint was proven".into(),
+            });
+        }
+    }
+    Ok(finish(rep, started))
+}
+
+fn finish(mut rep: AuditReport, started: Instant) -> AuditReport {
+    let elapsed = started.elapsed();
+    rep.elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        // Entry counts fit f64's 53-bit mantissa well beyond any real log.
+        #[allow(clippy::cast_precision_loss)]
+        let n = rep.counts.replayed as f64;
+        rep.entries_per_second = n / secs;
+    }
+    rep.passed = rep.failures.is_empty();
+    rep
+}
+
+/// SPEC R-AUDIT-1: `--log-key`, else the state's pinned key, else the
+/// server's own (trust on first use).
+async fn log_key(
+    opts: &AuditOptions,
+    saved: Option<&StateFile>,
+    fetcher: &Fetcher,
+) -> Result<(NoteVerifier, KeySource), AuditError> {
+    let pinned = saved
+        .map(|s| {
+            NoteVerifier::from_text(&s.log_key).map_err(|e| AuditError::State {
+                path: PathBuf::from("state.json"),
+                detail: format!("pinned log key: {e}"),
+            })
+        })
+        .transpose()?;
+    match (&opts.log_key, pinned) {
+        (Some(arg), Some(pin)) if arg.to_text() != pin.to_text() => {
+            Err(AuditError::Usage(format!(
+                "the state directory pins log key {} but --log-key is {}: use another --state for another log",
+                pin.to_text(),
+                arg.to_text()
+            )))
+        }
+        (Some(arg), _) => Ok((arg.clone(), KeySource::Argument)),
+        (None, Some(pin)) => Ok((pin, KeySource::State)),
+        (None, None) => {
+            let text = match fetcher.get("/v1/log/key", 4096).await? {
+                Got::Body(b) => String::from_utf8(b).map_err(|_| {
+                    AuditError::Usage(
+                        "the server's /v1/log/key is not UTF-8; pass --log-key".into(),
+                    )
+                })?,
+                other => {
+                    return Err(AuditError::Usage(format!(
+                        "the server did not serve /v1/log/key ({other:?}); pass --log-key"
+                    )));
+                }
+            };
+            let key = NoteVerifier::from_text(text.trim_end()).map_err(|e| {
+                AuditError::Usage(format!(
+                    "the server's /v1/log/key is not a verifier key ({e}); pass --log-key"
+                ))
+            })?;
+            Ok((key, KeySource::TrustOnFirstUse))
+        }
+    }
+}
+
+/// Lists campaigns and fetches their tally statements (raw).
+async fn fetch_statements(
+    fetcher: &Fetcher,
+    rep: &mut AuditReport,
+) -> Result<(Vec<CampaignId>, Vec<(CampaignId, Got)>), AuditError> {
+    let listed = match fetcher.get("/v1/campaigns", MAX_JSON_BYTES).await? {
+        Got::Body(b) => match parse_campaign_list(&b) {
+            Ok(ids) => ids,
+            Err(e) => {
+                rep.notes.push(format!(
+                    "the campaign list is malformed ({e}): no tally statement checked"
+                ));
+                Vec::new()
+            }
+        },
+        other => {
+            rep.notes.push(format!(
+                "the campaign list was not served ({other:?}): no tally statement checked"
+            ));
+            Vec::new()
+        }
+    };
+    let fetched: Vec<(CampaignId, Result<Got, AuditError>)> =
+        futures_util::stream::iter(listed.iter().copied())
+            .map(|id| async move {
+                let path = format!("/v1/campaigns/{}/tally", id.to_hex());
+                (id, fetcher.get(&path, MAX_NOTE_BYTES).await)
+            })
+            .buffered(FETCH_CONCURRENCY)
+            .collect()
+            .await;
+    let mut out = Vec::with_capacity(fetched.len());
+    for (id, got) in fetched {
+        out.push((id, got?));
+    }
+    Ok((listed, out))
+}
+
+fn parse_campaign_list(body: &[u8]) -> Result<Vec<CampaignId>, String> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let list = v
+        .get("campaigns")
+        .and_then(serde_json::Value::as_array)
+        .ok_or("no `campaigns` array")?;
+    list.iter()
+        .map(|c| {
+            c.get("campaign_id")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|s| CampaignId::from_hex(s).ok())
+                .ok_or_else(|| "a campaign without a valid `campaign_id`".to_owned())
+        })
+        .collect()
+}
+
+/// SPEC R-AUDIT-10: signature by the log key, strict parse, same log, same
+/// campaign, a size the audited checkpoint covers.
+fn check_statements(
+    fetched: Vec<(CampaignId, Got)>,
+    log: &NoteVerifier,
+    origin: &str,
+    size: u64,
+    rep: &mut AuditReport,
+) -> Vec<Statement> {
+    let mut out = Vec::new();
+    for (id, got) in fetched {
+        let fail = |kind, detail: String| Failure::new(kind, detail).campaign(&id);
+        let body = match got {
+            Got::Body(b) => b,
+            Got::TooLarge => {
+                rep.failures.push(fail(
+                    FailureKind::TallyMalformed,
+                    format!("tally statement larger than {MAX_NOTE_BYTES} bytes"),
+                ));
+                continue;
+            }
+            Got::Status(s) => {
+                rep.failures.push(fail(
+                    FailureKind::CampaignNotInLog,
+                    format!(
+                        "the server lists this campaign but serves no tally statement (HTTP {s})"
+                    ),
+                ));
+                continue;
+            }
+        };
+        let note = match SignedNote::parse(&body) {
+            Ok(n) => n,
+            Err(e) => {
+                rep.failures.push(fail(
+                    FailureKind::TallyMalformed,
+                    format!("tally statement is not a signed note: {e}"),
+                ));
+                continue;
+            }
+        };
+        let verifiers: [&dyn Verifier; 1] = [log];
+        let verified = match note.verify(&verifiers) {
+            Ok(v) => v,
+            Err(e) => {
+                rep.failures.push(fail(
+                    FailureKind::TallySignature,
+                    format!("tally statement not signed by the log key: {e}"),
+                ));
+                continue;
+            }
+        };
+        let parsed = match TallyStatement::parse_note_body(verified.body()) {
+            Ok(p) => p,
+            Err(e) => {
+                rep.failures.push(fail(
+                    FailureKind::TallyMalformed,
+                    format!("tally statement body: {e}"),
+                ));
+                continue;
+            }
+        };
+        let problem = if parsed.origin() != origin {
+            Some(format!(
+                "tally statement names log {:?}, not {origin:?}",
+                parsed.origin()
+            ))
+        } else if parsed.campaign() != &id {
+            Some(format!(
+                "asked for this campaign's tally, got campaign {}'s",
+                parsed.campaign().to_hex()
+            ))
+        } else if parsed.checkpoint_size() > size {
+            Some(format!(
+                "tally statement bound to size {} but the checkpoint published after it has size {size}",
+                parsed.checkpoint_size()
+            ))
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            rep.failures.push(fail(FailureKind::TallyMalformed, p));
+            continue;
+        }
+        out.push(Statement {
+            campaign: id,
+            parsed,
+        });
+    }
+    out
+}
+
+/// SPEC R-AUDIT-2: fetches and verifies the checkpoint. `None` after a
+/// failure that leaves nothing else to check.
+async fn fetch_checkpoint(
+    fetcher: &Fetcher,
+    log: &NoteVerifier,
+    rep: &mut AuditReport,
+) -> Result<Option<(SignedCheckpoint, String)>, AuditError> {
+    let body = match fetcher.get("/log/checkpoint", MAX_NOTE_BYTES).await? {
+        Got::Body(b) => b,
+        Got::TooLarge => {
+            rep.failures.push(Failure::new(
+                FailureKind::CheckpointMalformed,
+                format!("checkpoint larger than {MAX_NOTE_BYTES} bytes"),
+            ));
+            return Ok(None);
+        }
+        Got::Status(s) => {
+            rep.failures.push(Failure::new(
+                FailureKind::Unavailable,
+                format!("no checkpoint served at /log/checkpoint (HTTP {s})"),
+            ));
+            return Ok(None);
+        }
+    };
+    let note = match SignedNote::parse(&body) {
+        Ok(n) => n,
+        Err(e) => {
+            rep.failures.push(Failure::new(
+                FailureKind::CheckpointMalformed,
+                format!("checkpoint is not a signed note: {e}"),
+            ));
+            return Ok(None);
+        }
+    };
+    match verify_checkpoint(note, log) {
+        Ok(signed) => {
+            // The note parsed, so it is UTF-8.
+            let text = String::from_utf8_lossy(&body).into_owned();
+            Ok(Some((signed, text)))
+        }
+        Err(e) => {
+            let kind = match &e {
+                CheckpointError::Note(
+                    NoteError::NoVerifiedSignature | NoteError::InvalidSignature { .. },
+                )
+                | CheckpointError::OriginMismatch { .. } => FailureKind::CheckpointSignature,
+                _ => FailureKind::CheckpointMalformed,
+            };
+            rep.failures.push(Failure::new(
+                kind,
+                format!("checkpoint refused under log key {}: {e}", log.to_text()),
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// SPEC R-AUDIT-2: the witness quorum. Returns whether it holds.
+fn check_witnesses(opts: &AuditOptions, signed: &SignedCheckpoint, rep: &mut AuditReport) -> bool {
+    if opts.witnesses.is_empty() {
+        return true;
+    }
+    let quorum = opts.quorum.unwrap_or(opts.witnesses.len());
+    match verify_cosignatures(signed.note().note(), &opts.witnesses, quorum) {
+        Ok(found) => {
+            rep.cosigned_by = found
+                .iter()
+                .map(|c| c.witness.as_str().to_owned())
+                .collect();
+            true
+        }
+        Err(e) => {
+            rep.failures.push(Failure::new(
+                FailureKind::WitnessQuorum,
+                format!("witness policy {quorum} of {}: {e}", opts.witnesses.len()),
+            ));
+            false
+        }
+    }
+}
+
+/// SPEC R-AUDIT-4: the hash tiles to fetch and compare: every tile new since
+/// the previous checkpoint (all of them on a first run), plus those holding
+/// the nodes of the root and of the consistency proof.
+fn tiles_to_check(previous: Option<u64>, size: u64) -> BTreeSet<TileId> {
+    let mut set: BTreeSet<TileId> = match previous {
+        Some(old) if old <= size => {
+            let mut s: BTreeSet<TileId> = new_tiles(old, size)
+                .map(Iterator::collect)
+                .unwrap_or_default();
+            if let Ok(nodes) = consistency_proof_nodes(old, size) {
+                s.extend(tiles_for_nodes(&nodes, size));
+            }
+            s
+        }
+        _ => tiles_for_size(size).collect(),
+    };
+    set.extend(tiles_for_nodes(&tree_root_nodes(size), size));
+    set
+}
+
+async fn fetch_tiles(
+    fetcher: &Fetcher,
+    previous: Option<u64>,
+    size: u64,
+    rep: &mut AuditReport,
+) -> Result<BTreeMap<TileId, Vec<u8>>, AuditError> {
+    let tiles = tiles_to_check(previous, size);
+    let limit = usize::from(FULL_WIDTH) * HASH_LEN;
+    let fetched: Vec<(TileId, Result<Got, AuditError>)> = futures_util::stream::iter(tiles)
+        .map(|t| async move { (t, fetcher.get(&format!("/log/{}", t.path()), limit).await) })
+        .buffered(FETCH_CONCURRENCY)
+        .collect()
+        .await;
+    let mut out = BTreeMap::new();
+    for (t, got) in fetched {
+        match got? {
+            Got::Body(b) if b.len() == usize::from(t.width()) * HASH_LEN => {
+                out.insert(t, b);
+            }
+            Got::Body(b) => rep.failures.push(Failure::new(
+                FailureKind::TileMalformed,
+                format!(
+                    "tile {} is {} bytes, not {}",
+                    t.path(),
+                    b.len(),
+                    usize::from(t.width()) * HASH_LEN
+                ),
+            )),
+            Got::TooLarge => rep.failures.push(Failure::new(
+                FailureKind::TileMalformed,
+                format!("tile {} is larger than a full tile", t.path()),
+            )),
+            Got::Status(s) => rep.failures.push(Failure::new(
+                FailureKind::Unavailable,
+                format!(
+                    "tile {} is in the published tree but was not served (HTTP {s})",
+                    t.path()
+                ),
+            )),
+        }
+    }
+    rep.counts.tiles_checked = u64::try_from(out.len()).unwrap_or(u64::MAX);
+    Ok(out)
+}
+
+/// Reads bundles in log order (from the cache when it has them) and feeds the
+/// replay. Stops at the first bundle that cannot be had.
+async fn produce_bundles(
+    fetcher: &Fetcher,
+    cache: Option<&StateDir>,
+    cached: u64,
+    size: u64,
+    tx: mpsc::Sender<BundleItem>,
+) -> Result<(), AuditError> {
+    let count = size.div_ceil(u64::from(FULL_WIDTH));
+    let mut items = futures_util::stream::iter(0..count)
+        .map(|n| async move { bundle_item(fetcher, cache, cached, size, n).await })
+        .buffered(FETCH_CONCURRENCY);
+    while let Some(item) = items.next().await {
+        let item = item?;
+        let stop = matches!(item, BundleItem::Missing(_));
+        if tx.send(item).await.is_err() || stop {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn bundle_item(
+    fetcher: &Fetcher,
+    cache: Option<&StateDir>,
+    cached: u64,
+    size: u64,
+    n: u64,
+) -> Result<BundleItem, AuditError> {
+    let start = n * u64::from(FULL_WIDTH);
+    let width = u16::try_from((size - start).min(u64::from(FULL_WIDTH)))
+        .map_err(|_| AuditError::Internal("bundle width".into()))?;
+    let id =
+        BundleId::new(n, width).map_err(|e| AuditError::Internal(format!("bundle id: {e}")))?;
+    if n < cached
+        && let Some(dir) = cache
+        && let Some(bytes) = dir.read_bundle(n)?
+    {
+        return Ok(BundleItem::Data {
+            id,
+            bytes,
+            cached: true,
+        });
+    }
+    let path = format!("/log/{}", id.path());
+    Ok(match fetcher.get(&path, MAX_BUNDLE_BYTES).await? {
+        Got::Body(bytes) => BundleItem::Data {
+            id,
+            bytes,
+            cached: false,
+        },
+        Got::TooLarge => BundleItem::Missing(Failure::at(
+            FailureKind::BundleMalformed,
+            start,
+            format!(
+                "entry bundle {} is larger than any bundle can be",
+                id.path()
+            ),
+        )),
+        Got::Status(s) => BundleItem::Missing(Failure::at(
+            FailureKind::Unavailable,
+            start,
+            format!(
+                "entry bundle {} is in the published tree but was not served (HTTP {s})",
+                id.path()
+            ),
+        )),
+    })
+}
+
+/// SPEC R-AUDIT-3, R-AUDIT-4: the rebuilt tree against the checkpoint, the
+/// served tiles and the previous checkpoint. Returns whether the checkpoint is
+/// proven (entries hash to its root, and it extends the previous one).
+fn check_tree(
+    tree: &MemoryHashes,
+    served: &BTreeMap<TileId, Vec<u8>>,
+    root: Hash,
+    size: u64,
+    previous: Option<(u64, Hash)>,
+    rep: &mut AuditReport,
+) -> bool {
+    let entries_root = tree.root();
+    let entries_ok = entries_root == root;
+    let mut served_hashes = TileHashes::new();
+    for (t, data) in served {
+        // Lengths were checked; one version of each tile is fetched.
+        let _ = served_hashes.insert(*t, data);
+    }
+    let served_root_ok = tree_root(size, &served_hashes).is_ok_and(|r| r == root);
+    if !entries_ok {
+        rep.failures.push(Failure::new(
+            FailureKind::RootMismatch,
+            format!(
+                "the {size} entries served hash to root {}, the checkpoint says {}",
+                hash_b64(&entries_root),
+                hash_b64(&root)
+            ),
+        ));
+    }
+    // When the served tiles do match the signed root but the entries do not,
+    // the entries were altered: name each one. Otherwise a differing tile is
+    // itself wrong.
+    let blame_entries = !entries_ok && served_root_ok;
+    for (t, data) in served {
+        let Ok(want) = tile_data(t, tree) else {
+            continue;
+        };
+        if *data == want {
+            continue;
+        }
+        let diffs: Vec<usize> = data
+            .chunks_exact(HASH_LEN)
+            .zip(want.chunks_exact(HASH_LEN))
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .map(|(i, _)| i)
+            .collect();
+        if blame_entries {
+            if t.level() == 0 {
+                for i in diffs {
+                    let index = t.index() * u64::from(FULL_WIDTH) + i as u64;
+                    rep.failures.push(Failure::at(
+                        FailureKind::EntryMismatch,
+                        index,
+                        format!(
+                            "the entry served in bundle {} does not hash to the leaf the signed tree holds",
+                            t.bundle().map(|b| b.path()).unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+        } else {
+            let first = diffs.first().copied().unwrap_or(0);
+            let mut f = Failure::new(
+                FailureKind::TileMismatch,
+                format!(
+                    "tile {} differs from the tile recomputed from the entries at {} of its {} hashes (first: hash {first})",
+                    t.path(),
+                    diffs.len(),
+                    t.width()
+                ),
+            );
+            if t.level() == 0 {
+                f.index = Some(t.index() * u64::from(FULL_WIDTH) + first as u64);
+            }
+            rep.failures.push(f);
+        }
+    }
+    let Some((old_size, old_root)) = previous else {
+        return entries_ok;
+    };
+    // SPEC R-AUDIT-3: the new tree extends the old one.
+    let consistent = if entries_ok {
+        Some(tree_root(old_size, tree).is_ok_and(|r| r == old_root))
+    } else if served_root_ok {
+        match consistency_proof(old_size, size, &served_hashes) {
+            Ok(proof) => Some(verify_consistency(old_size, size, &old_root, &root, &proof).is_ok()),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    match consistent {
+        Some(true) => entries_ok,
+        Some(false) => {
+            rep.failures.push(Failure::new(
+                FailureKind::Inconsistent,
+                format!(
+                    "the tree of size {size} does not extend the tree of size {old_size} verified earlier \
+                     (root {}): history was rewritten",
+                    hash_b64(&old_root)
+                ),
+            ));
+            false
+        }
+        None => {
+            rep.notes.push(
+                "consistency with the previous checkpoint not checked: neither the entries nor the tiles \
+                 give the checkpoint's root"
+                    .into(),
+            );
+            false
+        }
+    }
+}

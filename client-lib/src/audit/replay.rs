@@ -1,0 +1,447 @@
+//! Rebuilding the log from entry bundles: leaf hashes into the Merkle tree,
+//! strict decoding, token and pledge-key signatures checked in parallel
+//! (rayon), then every entry applied in order through the protocol's own
+//! [`LedgerState`] (SPEC R-AUDIT-4…R-AUDIT-9), capturing campaign tallies at
+//! the sizes tally statements name (R-AUDIT-10).
+
+use std::collections::{BTreeMap, HashMap};
+
+use pledge_protocol::entry::Entry;
+use pledge_protocol::hash::{CampaignId, Hash};
+use pledge_protocol::ledger::{LedgerState, RuleError, StatelessChecks, verify_pledge};
+use pledge_protocol::merkle::{MemoryHashes, leaf_hash};
+use pledge_protocol::tally::TallySnapshot;
+use pledge_protocol::tile::{BundleId, FULL_WIDTH, decode_bundle};
+use pledge_protocol::token::IssuerPublicKey;
+use rayon::prelude::*;
+use tokio::sync::mpsc;
+
+use super::AuditError;
+use super::report::{Counts, Failure, FailureKind};
+use super::state::StateDir;
+
+/// Entries decoded and verified together (one rayon pass each).
+const BATCH_ENTRIES: usize = 8192;
+
+/// One entry bundle on its way to the replay.
+#[derive(Debug)]
+pub(crate) enum BundleItem {
+    /// The bundle's bytes.
+    Data {
+        /// Which bundle.
+        id: BundleId,
+        /// Its bytes, as served or cached.
+        bytes: Vec<u8>,
+        /// Read from the state directory's cache.
+        cached: bool,
+    },
+    /// The bundle could not be had: the replay stops here (a gap).
+    Missing(Failure),
+}
+
+/// What the replay needs besides the bundles.
+#[derive(Debug)]
+pub(crate) struct ReplayInput {
+    /// Entries below this index had their token and pledge signatures checked
+    /// by an earlier run (bound to the pinned checkpoint); they are applied
+    /// with [`StatelessChecks::AlreadyVerified`].
+    pub skip_verified_below: u64,
+    /// The cache to write full fetched bundles to.
+    pub cache: Option<StateDir>,
+    /// Cached bundles `0..n` must hash to this root, else the cache is corrupt.
+    pub cache_check: Option<(u64, Hash)>,
+    /// Tally snapshots to capture: checkpoint size → campaigns.
+    pub wants: BTreeMap<u64, Vec<CampaignId>>,
+}
+
+/// What the replay produced.
+#[derive(Debug)]
+pub(crate) struct ReplayOutcome {
+    /// The rules state after every entry.
+    pub ledger: LedgerState,
+    /// Every complete-subtree hash of the rebuilt tree.
+    pub tree: MemoryHashes,
+    /// Failures found, in log order.
+    pub failures: Vec<Failure>,
+    /// Counts by kind.
+    pub counts: Counts,
+    /// Captured tallies: `None` if the campaign did not exist at that size.
+    pub snapshots: HashMap<(u64, CampaignId), Option<TallySnapshot>>,
+    /// True if a bundle was missing or malformed: the tree is incomplete.
+    pub gap: bool,
+    /// Entries `0..n` decoded and passed their stateless checks.
+    pub verified_prefix: u64,
+    /// Bundles `0..n` are full and on disk in the cache.
+    pub cached_prefix: u64,
+}
+
+/// One decoded entry of a batch.
+struct Decoded {
+    index: u64,
+    leaf: Hash,
+    entry: Result<Entry, String>,
+    canonical: bool,
+}
+
+struct Replay {
+    input: ReplayInput,
+    ledger: LedgerState,
+    tree: MemoryHashes,
+    failures: Vec<Failure>,
+    counts: Counts,
+    snapshots: HashMap<(u64, CampaignId), Option<TallySnapshot>>,
+    keys: HashMap<CampaignId, IssuerPublicKey>,
+    verified_prefix: Option<u64>,
+    cached_prefix: u64,
+    cache_open: bool,
+}
+
+/// Runs the replay on the calling (blocking) thread, consuming bundles from
+/// `rx` in log order, with CPU-heavy steps on `pool`.
+///
+/// # Errors
+/// [`AuditError::State`] if the cache is corrupt or cannot be written.
+pub(crate) fn run(
+    mut rx: mpsc::Receiver<BundleItem>,
+    input: ReplayInput,
+    pool: &rayon::ThreadPool,
+) -> Result<ReplayOutcome, AuditError> {
+    let mut r = Replay {
+        input,
+        ledger: LedgerState::new(),
+        tree: MemoryHashes::new(),
+        failures: Vec::new(),
+        counts: Counts::default(),
+        snapshots: HashMap::new(),
+        keys: HashMap::new(),
+        verified_prefix: None,
+        cached_prefix: 0,
+        cache_open: true,
+    };
+    r.capture(0);
+    let mut gap = false;
+    let mut batch: Vec<(BundleId, Vec<u8>, bool)> = Vec::new();
+    let mut batch_entries = 0usize;
+    while let Some(item) = rx.blocking_recv() {
+        match item {
+            BundleItem::Data { id, bytes, cached } => {
+                batch_entries += usize::from(id.width());
+                batch.push((id, bytes, cached));
+                if batch_entries >= BATCH_ENTRIES {
+                    if !r.process(std::mem::take(&mut batch), pool)? {
+                        gap = true;
+                        break;
+                    }
+                    batch_entries = 0;
+                }
+            }
+            BundleItem::Missing(f) => {
+                if !r.process(std::mem::take(&mut batch), pool)? {
+                    gap = true;
+                    break;
+                }
+                r.failures.push(f);
+                gap = true;
+                break;
+            }
+        }
+    }
+    if !gap && !batch.is_empty() && !r.process(batch, pool)? {
+        gap = true;
+    }
+    if let Some(cache) = &r.input.cache {
+        cache.sync_bundles()?;
+    }
+    r.counts.replayed = r.tree.size();
+    let replayed = r.tree.size();
+    Ok(ReplayOutcome {
+        verified_prefix: r.verified_prefix.unwrap_or(replayed),
+        ledger: r.ledger,
+        tree: r.tree,
+        failures: r.failures,
+        counts: r.counts,
+        snapshots: r.snapshots,
+        gap,
+        cached_prefix: r.cached_prefix,
+    })
+}
+
+impl Replay {
+    /// Processes bundles; `Ok(false)` if one was malformed (a gap).
+    fn process(
+        &mut self,
+        batch: Vec<(BundleId, Vec<u8>, bool)>,
+        pool: &rayon::ThreadPool,
+    ) -> Result<bool, AuditError> {
+        let mut raw: Vec<(u64, &[u8])> = Vec::new();
+        let mut malformed = None;
+        for (id, bytes, cached) in &batch {
+            if *cached {
+                self.counts.bundles_cached += 1;
+            } else {
+                self.counts.bundles_fetched += 1;
+            }
+            let (start, _) = id.leaf_range();
+            match decode_bundle(bytes, id) {
+                Ok(entries) => {
+                    raw.extend((start..).zip(entries));
+                    self.note_cache(id, bytes, *cached)?;
+                }
+                Err(e) => {
+                    malformed = Some(Failure::at(
+                        FailureKind::BundleMalformed,
+                        start,
+                        format!("entry bundle {}: {e}", id.path()),
+                    ));
+                    break;
+                }
+            }
+        }
+        let decoded: Vec<Decoded> = pool.install(|| raw.par_iter().map(decode_one).collect());
+        // Keys of campaigns opened so far (the ledger uses the first opening;
+        // a later duplicate is refused by R-RULE-1).
+        for d in &decoded {
+            if let Ok(Entry::CampaignOpened(o)) = &d.entry {
+                self.keys
+                    .entry(o.definition.id())
+                    .or_insert_with(|| o.issuer_key.clone());
+            }
+        }
+        let skip = self.input.skip_verified_below;
+        let keys = &self.keys;
+        // SPEC R-AUDIT-6: stateless checks in parallel on all cores.
+        let verdicts: Vec<Option<Result<(), RuleError>>> = pool.install(|| {
+            decoded
+                .par_iter()
+                .map(|d| match &d.entry {
+                    Ok(Entry::Pledge(p)) if d.index >= skip => {
+                        keys.get(&p.campaign).map(|k| verify_pledge(p, k))
+                    }
+                    _ => None,
+                })
+                .collect()
+        });
+        for (d, verdict) in decoded.into_iter().zip(verdicts) {
+            self.apply(d, verdict)?;
+        }
+        if let Some(f) = malformed {
+            self.failures.push(f);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Writes a fetched full bundle to the cache and tracks the cached prefix.
+    fn note_cache(&mut self, id: &BundleId, bytes: &[u8], cached: bool) -> Result<(), AuditError> {
+        let Some(cache) = &self.input.cache else {
+            return Ok(());
+        };
+        if !id.is_full() || !self.cache_open || id.index() != self.cached_prefix {
+            self.cache_open = false;
+            return Ok(());
+        }
+        if !cached {
+            cache.write_bundle(id.index(), bytes)?;
+        }
+        self.cached_prefix += 1;
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        d: Decoded,
+        verdict: Option<Result<(), RuleError>>,
+    ) -> Result<(), AuditError> {
+        let index = d.index;
+        self.tree
+            .push(d.leaf)
+            .map_err(|e| AuditError::Internal(format!("tree: {e}")))?;
+        self.check_cache_root()?;
+        match d.entry {
+            Err(e) => {
+                self.unverified(index);
+                self.failures.push(Failure::at(
+                    FailureKind::EntryUndecodable,
+                    index,
+                    format!("entry does not decode: {e}"),
+                ));
+            }
+            Ok(entry) => {
+                if !d.canonical {
+                    // SPEC R-AUDIT-5
+                    self.unverified(index);
+                    self.failures.push(
+                        Failure::at(
+                            FailureKind::EntryNotCanonical,
+                            index,
+                            "entry decodes but re-encodes to different bytes",
+                        )
+                        .campaign(&entry.campaign()),
+                    );
+                }
+                self.count(&entry);
+                match verdict {
+                    Some(Err(e)) => {
+                        self.unverified(index);
+                        self.failures.push(rule_failure(&entry, index, &e));
+                    }
+                    other => {
+                        if other.is_some() {
+                            self.counts.pledges_verified += 1;
+                        }
+                        if let Err(e) = self.ledger.apply(&entry, StatelessChecks::AlreadyVerified)
+                        {
+                            self.failures.push(rule_failure(&entry, index, &e));
+                        }
+                    }
+                }
+            }
+        }
+        self.capture(index + 1);
+        Ok(())
+    }
+
+    fn unverified(&mut self, index: u64) {
+        if self.verified_prefix.is_none() {
+            self.verified_prefix = Some(index);
+        }
+    }
+
+    fn count(&mut self, e: &Entry) {
+        let c = &mut self.counts;
+        match e {
+            Entry::CampaignOpened(_) => c.campaigns_opened += 1,
+            Entry::Pledge(_) => c.pledges += 1,
+            Entry::PledgeAmended(_) => c.amendments += 1,
+            Entry::PledgeWithdrawn(_) => c.withdrawals += 1,
+            Entry::CampaignClosed(_) => c.campaigns_closed += 1,
+            _ => {}
+        }
+    }
+
+    /// SPEC R-AUDIT-13: cached bundles are used only if they hash to the root
+    /// recorded when they were cached.
+    fn check_cache_root(&mut self) -> Result<(), AuditError> {
+        let Some((bundles, root)) = self.input.cache_check else {
+            return Ok(());
+        };
+        if self.tree.size() == bundles.saturating_mul(u64::from(FULL_WIDTH)) {
+            self.input.cache_check = None;
+            if self.tree.root() != root {
+                return Err(AuditError::State {
+                    path: std::path::PathBuf::from("bundles"),
+                    detail: "the cached entry bundles do not hash to the root recorded with them: \
+                             the cache was altered; delete the state directory's bundles/ and state.json \
+                             cache fields, or use a fresh --state"
+                        .into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the tallies wanted at `size` (entries `0..size` applied).
+    fn capture(&mut self, size: u64) {
+        let Some(ids) = self.input.wants.get(&size) else {
+            return;
+        };
+        for id in ids {
+            let snap = self
+                .ledger
+                .campaign(id)
+                .and_then(|c| c.tally.snapshot().ok());
+            self.snapshots.insert((size, *id), snap);
+        }
+    }
+}
+
+fn decode_one(&(index, bytes): &(u64, &[u8])) -> Decoded {
+    let leaf = leaf_hash(bytes);
+    match Entry::decode(bytes) {
+        Ok(entry) => {
+            let canonical = entry.encode().is_ok_and(|b| b == bytes);
+            Decoded {
+                index,
+                leaf,
+                entry: Ok(entry),
+                canonical,
+            }
+        }
+        Err(e) => Decoded {
+            index,
+            leaf,
+            entry: Err(e.to_string()),
+            canonical: false,
+        },
+    }
+}
+
+fn kind_word(e: &Entry) -> &'static str {
+    match e {
+        Entry::CampaignOpened(_) => "CampaignOpened",
+        Entry::Pledge(_) => "pledge",
+        Entry::PledgeAmended(_) => "amendment",
+        Entry::PledgeWithdrawn(_) => "withdrawal",
+        Entry::CampaignClosed(_) => "CampaignClosed",
+        _ => "entry",
+    }
+}
+
+/// Maps a ledger rule error to the auditor's failure kinds. SPEC R-AUDIT-6…9, 11.
+fn rule_failure(entry: &Entry, index: u64, e: &RuleError) -> Failure {
+    let what = kind_word(entry);
+    let (kind, detail) = match e {
+        RuleError::BadToken => (
+            FailureKind::BadToken,
+            format!(
+                "{what}: token signature does not verify under the campaign's logged issuer key"
+            ),
+        ),
+        RuleError::BadPledgeSignature => (
+            FailureKind::BadPledgeSignature,
+            format!("{what}: not signed by the pledge's key"),
+        ),
+        RuleError::DoubleSpend => (
+            FailureKind::DuplicateNullifier,
+            format!("{what}: its nullifier was already spent by an earlier pledge"),
+        ),
+        RuleError::UnknownCampaign => (
+            FailureKind::OutsideOpenWindow,
+            format!("{what} for a campaign with no earlier CampaignOpened entry"),
+        ),
+        RuleError::CampaignClosed => (
+            FailureKind::OutsideOpenWindow,
+            format!("{what} after its campaign's CampaignClosed entry"),
+        ),
+        RuleError::CampaignExists => (
+            FailureKind::DuplicateCampaign,
+            "second CampaignOpened entry for this campaign id".to_owned(),
+        ),
+        RuleError::ThresholdOutOfRange => (
+            FailureKind::ThresholdOutOfRange,
+            format!("{what}: threshold outside the campaign's allowed range"),
+        ),
+        RuleError::UnknownPledge => (
+            FailureKind::UnknownPledge,
+            format!("{what} of a nullifier with no pledge in this campaign"),
+        ),
+        RuleError::Withdrawn => (
+            FailureKind::AfterWithdrawal,
+            format!("{what} of a pledge already withdrawn"),
+        ),
+        RuleError::BadSequence { expected, got } => (
+            FailureKind::BadSequence,
+            format!("{what} with sequence number {got}, expected {expected}"),
+        ),
+        RuleError::TallyMismatch => (
+            FailureKind::ClosingTallyMismatch,
+            "CampaignClosed commits to a tally that differs from the replayed one".to_owned(),
+        ),
+        RuleError::MorePledgesThanTokens { pledges, tokens } => (
+            FailureKind::MorePledgesThanTokens,
+            format!("{pledges} pledges but the issuer reported only {tokens} tokens"),
+        ),
+        other => (FailureKind::RuleViolation, format!("{what}: {other}")),
+    };
+    Failure::at(kind, index, detail).campaign(&entry.campaign())
+}

@@ -1,0 +1,782 @@
+//! The independent auditor (`pledge audit`) against a real in-process server,
+//! against a lying proxy in front of it, and against forged static logs built
+//! with the protocol crate (for what a real server cannot be made to produce).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use pledge_client::audit::{self, AuditArgs, AuditOptions, AuditReport, FailureKind};
+use pledge_protocol::campaign::{CampaignDefinition, CampaignParams, RevealPolicy};
+use pledge_protocol::checkpoint::Checkpoint;
+use pledge_protocol::entry::{CampaignClosed, CampaignOpened, Entry};
+use pledge_protocol::hash::CampaignId;
+use pledge_protocol::ledger::{LedgerState, StatelessChecks};
+use pledge_protocol::merkle::{MemoryHashes, leaf_hash};
+use pledge_protocol::note::{KeyName, NoteSigner, sign_note};
+use pledge_protocol::pledge::{Amendment, Pledge, PledgeSigningKey, Terms, Withdrawal};
+use pledge_protocol::tally::{TallySnapshot, TallyStatement};
+use pledge_protocol::tile::{encode_bundle, tile_data, tiles_for_size};
+use pledge_protocol::token::{IssuerPublicKey, IssuerSecretKey, Token, blind, finalize};
+use pledge_server::config::Config;
+use pledge_server::{AppState, run};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+// ---------------------------------------------------------------------------
+// A real server
+// ---------------------------------------------------------------------------
+
+struct Server {
+    base: String,
+    dir: std::path::PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    http: reqwest::Client,
+}
+
+async fn start(dir: &Path) -> Server {
+    let mut config = Config::new(dir);
+    config.batch_interval = Duration::from_millis(20);
+    config.close_check_interval = Duration::from_millis(100);
+    config.demo = true;
+    config.open_rate_per_minute = 0;
+    let state = AppState::start(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(run(listener, state, async {
+        let _ = rx.await;
+    }));
+    Server {
+        base: format!("http://{addr}"),
+        dir: dir.to_path_buf(),
+        stop: Some(tx),
+        task,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Server {
+    async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+
+    async fn get(&self, path: &str) -> Vec<u8> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        r.bytes().await.unwrap().to_vec()
+    }
+
+    async fn post(&self, path: &str, body: &Value, admin: bool) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json");
+        if admin {
+            let token = std::fs::read_to_string(self.dir.join("admin.token")).unwrap();
+            req = req.header("authorization", format!("Bearer {}", token.trim()));
+        }
+        let r = req.body(body.to_string()).send().await.unwrap();
+        let s = r.status().as_u16();
+        (
+            s,
+            serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn campaign(&self, id: &CampaignId) -> Value {
+        serde_json::from_slice(&self.get(&format!("/v1/campaigns/{}", id.to_hex())).await).unwrap()
+    }
+
+    async fn key_of(&self, id: &CampaignId) -> IssuerPublicKey {
+        let c = self.campaign(id).await;
+        IssuerPublicKey::from_spki(&B64.decode(c["issuer_key"].as_str().unwrap()).unwrap()).unwrap()
+    }
+
+    async fn token(&self, c: &CampaignId, pk: &IssuerPublicKey) -> (Token, PledgeSigningKey) {
+        let key = PledgeSigningKey::generate().unwrap();
+        let (blinded, st) = blind(pk, c, &key.public_key()).unwrap();
+        let (s, v) = self
+            .post(
+                "/v1/tokens",
+                &json!({"attestation": {"kind": "open"},
+                        "requests": [{"campaign_id": c.to_hex(),
+                                      "blinded_msg": B64.encode(blinded.as_bytes())}]}),
+                false,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let sig = B64
+            .decode(v["blind_signatures"][0]["blind_sig"].as_str().unwrap())
+            .unwrap();
+        (finalize(pk, &st, &sig, c, &key.public_key()).unwrap(), key)
+    }
+
+    async fn submit(&self, path: &str, e: &Entry) {
+        let (s, v) = self
+            .post(
+                path,
+                &json!({"entry": B64.encode(e.encode().unwrap())}),
+                false,
+            )
+            .await;
+        assert_eq!(s, 200, "{path}: {v}");
+    }
+
+    /// Pledges with threshold `t`; returns the pledge key and nullifier.
+    async fn pledge(
+        &self,
+        c: &CampaignId,
+        pk: &IssuerPublicKey,
+        t: u32,
+    ) -> (PledgeSigningKey, pledge_protocol::hash::Nullifier) {
+        let (token, key) = self.token(c, pk).await;
+        let p = Pledge::sign(*c, token, Terms::threshold(t).unwrap(), &key).unwrap();
+        let n = p.nullifier();
+        self.submit("/v1/pledges", &Entry::Pledge(p)).await;
+        (key, n)
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+// ---------------------------------------------------------------------------
+// A lying proxy in front of the real server
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Default)]
+enum Tamper {
+    #[default]
+    None,
+    /// Flip one bit in the first level-0 hash tile.
+    FlipTile,
+    /// Flip one bit in the last byte of the first entry bundle.
+    FlipBundle,
+    /// Serve this checkpoint instead of the real one.
+    Checkpoint(Vec<u8>),
+    /// Serve this tally statement for every campaign.
+    Tally(Vec<u8>),
+}
+
+#[derive(Clone)]
+struct Proxy {
+    upstream: String,
+    tamper: Arc<Mutex<Tamper>>,
+    http: reqwest::Client,
+}
+
+async fn proxy_handler(State(p): State<Proxy>, uri: Uri) -> Response {
+    let path = uri.path().to_owned();
+    let tamper = p.tamper.lock().unwrap().clone();
+    match (&tamper, path.as_str()) {
+        (Tamper::Checkpoint(b), "/log/checkpoint") => return b.clone().into_response(),
+        (Tamper::Tally(b), p) if p.ends_with("/tally") => return b.clone().into_response(),
+        _ => {}
+    }
+    let r = p
+        .http
+        .get(format!("{}{path}", p.upstream))
+        .send()
+        .await
+        .unwrap();
+    let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+    let mut body = r.bytes().await.unwrap().to_vec();
+    match tamper {
+        Tamper::FlipTile if path.starts_with("/log/tile/0/000") => body[5] ^= 0x01,
+        Tamper::FlipBundle if path.starts_with("/log/tile/entries/000") => {
+            *body.last_mut().unwrap() ^= 0x01;
+        }
+        _ => {}
+    }
+    (status, body).into_response()
+}
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+async fn start_proxy(upstream: &str) -> (String, Arc<Mutex<Tamper>>) {
+    let tamper = Arc::new(Mutex::new(Tamper::None));
+    let app = Router::new().fallback(proxy_handler).with_state(Proxy {
+        upstream: upstream.to_owned(),
+        tamper: tamper.clone(),
+        http: reqwest::Client::new(),
+    });
+    (serve(app).await, tamper)
+}
+
+fn opts(base: &str, state: Option<&Path>) -> AuditOptions {
+    let mut o = AuditOptions::new(base);
+    o.state_dir = state.map(Path::to_path_buf);
+    o
+}
+
+async fn run_audit(o: &AuditOptions) -> AuditReport {
+    audit::audit(o).await.unwrap()
+}
+
+fn kinds(r: &AuditReport) -> Vec<FailureKind> {
+    r.failures.iter().map(|f| f.kind).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_server_passes_and_a_lying_proxy_is_caught_on_each_lie() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path()).await;
+    let list: Value = serde_json::from_slice(&srv.get("/v1/campaigns").await).unwrap();
+    let demo = CampaignId::from_hex(list["campaigns"][0]["campaign_id"].as_str().unwrap()).unwrap();
+    let demo_pk = srv.key_of(&demo).await;
+
+    // A second campaign that closes in a few seconds.
+    let (s, v) = srv
+        .post(
+            "/v1/campaigns",
+            &json!({"title": "Short", "action": "walk out", "deadline": now() + 3,
+                    "goal": 2, "threshold_min": 1, "threshold_max": 10,
+                    "attester": {"kind": "open"}}),
+            true,
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let short = CampaignId::from_hex(v["campaign_id"].as_str().unwrap()).unwrap();
+    let short_pk = srv.key_of(&short).await;
+
+    let mut demo_pledges = Vec::new();
+    for t in [1, 2, 2, 3, 5] {
+        demo_pledges.push(srv.pledge(&demo, &demo_pk, t).await);
+    }
+    // An early checkpoint, to replay later as a "smaller" one.
+    let early_checkpoint = srv.get("/log/checkpoint").await;
+    for t in [1, 2, 4] {
+        srv.pledge(&short, &short_pk, t).await;
+    }
+    let (k, n) = &demo_pledges[4];
+    let a = Amendment::sign(demo, *n, 1, Terms::threshold(2).unwrap(), k);
+    srv.submit("/v1/pledges/amend", &Entry::PledgeAmended(a))
+        .await;
+    let (k, n) = &demo_pledges[3];
+    let w = Withdrawal::sign(demo, *n, 1, k);
+    srv.submit("/v1/pledges/withdraw", &Entry::PledgeWithdrawn(w))
+        .await;
+
+    // Honest server, no state: passes, with the key trusted on first use.
+    let r = run_audit(&opts(&srv.base, None)).await;
+    assert!(r.passed(), "{r}");
+    assert_eq!(r.counts.campaigns_opened, 2);
+    assert_eq!(r.counts.pledges, 8);
+    assert_eq!(r.counts.amendments, 1);
+    assert_eq!(r.counts.withdrawals, 1);
+    assert_eq!(r.counts.pledges_verified, 8);
+    assert_eq!(r.counts.tally_statements, 2);
+    assert_eq!(r.log_key_source, audit::KeySource::TrustOnFirstUse);
+    let d = r.campaigns.iter().find(|c| c.id == demo.to_hex()).unwrap();
+    assert_eq!((d.pledges, d.live, d.active), (5, 4, 4));
+
+    // Wait for the short campaign to close, then audit through the proxy
+    // with a state directory.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while srv.campaign(&short).await["state"] != "closed" {
+        assert!(Instant::now() < deadline, "campaign did not close");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (proxy, tamper) = start_proxy(&srv.base).await;
+    let state = tempfile::tempdir().unwrap();
+    let r = run_audit(&opts(&proxy, Some(state.path()))).await;
+    assert!(r.passed(), "{r}");
+    assert_eq!(r.counts.campaigns_closed, 1);
+    assert!(r.state_updated);
+    let pinned = r.checkpoint.clone().unwrap();
+    let s = r.campaigns.iter().find(|c| c.id == short.to_hex()).unwrap();
+    assert!(s.closed);
+    assert_eq!(s.tokens_issued, Some(3));
+    // The command line agrees, with the key now pinned by the state.
+    let args = AuditArgs {
+        server: proxy.clone(),
+        state: Some(state.path().to_path_buf()),
+        json: true,
+        threads: 2,
+        witnesses: vec![],
+        quorum: None,
+        log_key: None,
+    };
+    assert_eq!(audit::cli(args.clone()).await, ExitCode::SUCCESS);
+    let r = run_audit(&opts(&proxy, Some(state.path()))).await;
+    assert_eq!(r.log_key_source, audit::KeySource::State);
+    assert_eq!(r.previous, Some(pinned.clone()));
+
+    // Lie 1: a smaller checkpoint than the one pinned (validly signed: it is
+    // the server's own older checkpoint).
+    *tamper.lock().unwrap() = Tamper::Checkpoint(early_checkpoint);
+    let r = run_audit(&opts(&proxy, Some(state.path()))).await;
+    assert_eq!(kinds(&r), vec![FailureKind::TreeShrank], "{r}");
+    assert_eq!(audit::cli(args.clone()).await, ExitCode::from(1));
+
+    // Lie 2: a checkpoint signed by another key with the log's name.
+    let real = String::from_utf8(srv.get("/log/checkpoint").await).unwrap();
+    let body = real.split_once("\n\n").unwrap().0.to_owned() + "\n";
+    let origin = body.lines().next().unwrap();
+    let other = NoteSigner::generate(KeyName::new(origin).unwrap()).unwrap();
+    let forged = sign_note(&body, &[&other]).unwrap().to_text();
+    *tamper.lock().unwrap() = Tamper::Checkpoint(forged.into_bytes());
+    let r = run_audit(&opts(&proxy, Some(state.path()))).await;
+    assert_eq!(kinds(&r), vec![FailureKind::CheckpointSignature], "{r}");
+
+    // Lie 3: a hash tile with one flipped bit (fresh audit: every tile fetched).
+    *tamper.lock().unwrap() = Tamper::FlipTile;
+    let r = run_audit(&opts(&proxy, None)).await;
+    assert!(r.has(FailureKind::TileMismatch), "{r}");
+    assert!(!r.has(FailureKind::RootMismatch), "{r}");
+    assert_eq!(
+        r.failures_of(FailureKind::TileMismatch)
+            .next()
+            .unwrap()
+            .index,
+        Some(0)
+    );
+
+    // Lie 4: an entry bundle with one flipped bit.
+    *tamper.lock().unwrap() = Tamper::FlipBundle;
+    let r = run_audit(&opts(&proxy, None)).await;
+    assert!(r.has(FailureKind::RootMismatch), "{r}");
+    let size = r.checkpoint.as_ref().unwrap().size;
+    let altered: Vec<_> = r.failures_of(FailureKind::EntryMismatch).collect();
+    assert_eq!(altered.len(), 1, "{r}");
+    assert_eq!(altered[0].index, Some(size - 1));
+    assert!(!r.has(FailureKind::TileMismatch), "{r}");
+
+    // Lie 5: a tally statement signed by the log key with a wrong count.
+    let signer = NoteSigner::from_private_key_text(
+        std::fs::read_to_string(dir.path().join("log.key"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let lie = TallyStatement::new(
+        origin,
+        size,
+        demo,
+        TallySnapshot::from_buckets(vec![(1, 1), (2, 3), (3, 1)]).unwrap(),
+    )
+    .unwrap();
+    let note = sign_note(&lie.to_note_body(), &[&signer])
+        .unwrap()
+        .to_text();
+    *tamper.lock().unwrap() = Tamper::Tally(note.into_bytes());
+    let r = run_audit(&opts(&proxy, None)).await;
+    let wrong: Vec<_> = r.failures_of(FailureKind::TallyMismatch).collect();
+    assert_eq!(wrong.len(), 1, "{r}");
+    assert_eq!(wrong[0].campaign, Some(demo.to_hex()));
+    // (The same statement served for the other campaign names the wrong one.)
+    assert!(r.has(FailureKind::TallyMalformed), "{r}");
+
+    // None of the lies moved the pinned checkpoint; the truth still passes.
+    *tamper.lock().unwrap() = Tamper::None;
+    let r = run_audit(&opts(&proxy, Some(state.path()))).await;
+    assert!(r.passed(), "{r}");
+    assert_eq!(r.previous, Some(pinned));
+    srv.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// Forged static logs
+// ---------------------------------------------------------------------------
+
+/// A static log: path → bytes, served by a test app.
+type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
+async fn static_handler(State(files): State<Files>, uri: Uri) -> Response {
+    match files.lock().unwrap().get(uri.path()) {
+        Some(b) => b.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn serve_files(files: Files) -> String {
+    serve(Router::new().fallback(static_handler).with_state(files)).await
+}
+
+const ORIGIN: &str = "forged.example/pledge";
+
+/// The files of a log of `entries`, with tally statements.
+fn publish(
+    signer: &NoteSigner,
+    entries: &[Vec<u8>],
+    statements: &[(CampaignId, TallyStatement)],
+) -> HashMap<String, Vec<u8>> {
+    let mut mem = MemoryHashes::new();
+    for e in entries {
+        mem.push(leaf_hash(e)).unwrap();
+    }
+    let size = mem.size();
+    let mut files = HashMap::new();
+    for t in tiles_for_size(size) {
+        files.insert(format!("/log/{}", t.path()), tile_data(&t, &mem).unwrap());
+        if let Some(b) = t.bundle() {
+            let (start, end) = b.leaf_range();
+            let slice = &entries[usize::try_from(start).unwrap()..usize::try_from(end).unwrap()];
+            files.insert(format!("/log/{}", b.path()), encode_bundle(slice).unwrap());
+        }
+    }
+    let ck = Checkpoint::new(KeyName::new(ORIGIN).unwrap(), size, mem.root())
+        .sign(signer)
+        .unwrap();
+    files.insert("/log/checkpoint".into(), ck.to_text().into_bytes());
+    files.insert(
+        "/v1/log/key".into(),
+        format!("{}\n", signer.verifier().to_text()).into_bytes(),
+    );
+    let list: Vec<Value> = statements
+        .iter()
+        .map(|(id, _)| json!({"campaign_id": id.to_hex()}))
+        .collect();
+    files.insert(
+        "/v1/campaigns".into(),
+        json!({ "campaigns": list }).to_string().into_bytes(),
+    );
+    for (id, st) in statements {
+        let note = sign_note(&st.to_note_body(), &[signer]).unwrap();
+        files.insert(
+            format!("/v1/campaigns/{}/tally", id.to_hex()),
+            note.to_text().into_bytes(),
+        );
+    }
+    files
+}
+
+struct Campaign {
+    id: CampaignId,
+    sk: IssuerSecretKey,
+}
+
+impl Campaign {
+    fn new(title: &str) -> (Self, Entry) {
+        let definition = CampaignDefinition::new(CampaignParams {
+            nonce: [7; 16],
+            title: title.into(),
+            text: String::new(),
+            action: "strike".into(),
+            deadline: 4_000_000_000,
+            goal: 3,
+            threshold_min: 1,
+            threshold_max: 100,
+            reveal: RevealPolicy::Live,
+        })
+        .unwrap();
+        let sk = IssuerSecretKey::generate().unwrap();
+        let opened = Entry::CampaignOpened(CampaignOpened {
+            issuer_key: sk.public_key().clone(),
+            definition: definition.clone(),
+        });
+        (
+            Self {
+                id: definition.id(),
+                sk,
+            },
+            opened,
+        )
+    }
+
+    /// A token signed by `signer` (normally this campaign's key).
+    fn token_by(&self, signer: &IssuerSecretKey) -> (Token, PledgeSigningKey) {
+        let key = PledgeSigningKey::generate().unwrap();
+        let (blinded, st) = blind(signer.public_key(), &self.id, &key.public_key()).unwrap();
+        let sig = signer.blind_sign(blinded.as_bytes()).unwrap();
+        let token = finalize(
+            signer.public_key(),
+            &st,
+            sig.as_bytes(),
+            &self.id,
+            &key.public_key(),
+        )
+        .unwrap();
+        (token, key)
+    }
+
+    fn pledge(&self, t: u32) -> (Pledge, PledgeSigningKey) {
+        let (token, key) = self.token_by(&self.sk);
+        let p = Pledge::sign(self.id, token, Terms::threshold(t).unwrap(), &key).unwrap();
+        (p, key)
+    }
+}
+
+fn enc(e: &Entry) -> Vec<u8> {
+    e.encode().unwrap()
+}
+
+/// The tally of `id` after replaying `entries` honestly (skipping bad ones).
+fn tally_after(entries: &[Vec<u8>], id: &CampaignId) -> TallySnapshot {
+    let mut st = LedgerState::new();
+    for e in entries {
+        if let Ok(e) = Entry::decode(e) {
+            let _ = st.apply(&e, StatelessChecks::Verify);
+        }
+    }
+    st.campaign(id).unwrap().tally.snapshot().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_log_gets_every_failure_reported_with_its_entry_index() {
+    let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    let (a, open_a) = Campaign::new("A");
+    let (b, open_b) = Campaign::new("B");
+    let (p1, k1) = a.pledge(1);
+    let (p2, _k2) = a.pledge(2);
+    let (mut p3, _) = a.pledge(3);
+    p3.token.signature[100] ^= 0x01; // forged token signature
+    let stranger = PledgeSigningKey::generate().unwrap();
+    let bad_amend = Amendment::sign(
+        a.id,
+        p2.nullifier(),
+        1,
+        Terms::threshold(5).unwrap(),
+        &stranger,
+    );
+    let withdraw = Withdrawal::sign(a.id, p1.nullifier(), 1, &k1);
+    let late_amend = Amendment::sign(a.id, p1.nullifier(), 2, Terms::threshold(2).unwrap(), &k1);
+    // A token for B signed with A's key (another campaign's key).
+    let (tok, kx) = b.token_by(&a.sk);
+    let cross = Pledge::sign(b.id, tok, Terms::threshold(1).unwrap(), &kx).unwrap();
+    let (q1, _) = b.pledge(1);
+    let (q2, _) = b.pledge(2);
+    let (p4, _) = a.pledge(1);
+
+    let mut entries = vec![
+        enc(&open_a),                           // 0
+        enc(&Entry::Pledge(p1.clone())),        // 1
+        enc(&Entry::Pledge(p2)),                // 2
+        enc(&Entry::Pledge(p1)),                // 3 duplicate nullifier
+        enc(&Entry::Pledge(p3)),                // 4 forged token
+        enc(&Entry::PledgeAmended(bad_amend)),  // 5 wrong key
+        enc(&Entry::PledgeWithdrawn(withdraw)), // 6 ok
+        enc(&Entry::PledgeAmended(late_amend)), // 7 after withdrawal
+        enc(&open_b),                           // 8
+        enc(&Entry::Pledge(cross)),             // 9 token under A's key
+        enc(&Entry::Pledge(q1)),                // 10
+        enc(&Entry::Pledge(q2)),                // 11
+    ];
+    let final_a = tally_after(&entries, &a.id);
+    entries.push(enc(&Entry::CampaignClosed(CampaignClosed::new(
+        a.id, 10, &final_a,
+    )))); // 12 ok
+    entries.push(enc(&Entry::Pledge(p4))); // 13 after close
+    let tally_b = tally_after(&entries, &b.id);
+    entries.push(enc(&Entry::CampaignClosed(CampaignClosed::new(
+        b.id, 1, &tally_b,
+    )))); // 14: 2 pledges, 1 token
+    entries.push(vec![1, 99, 0]); // 15 undecodable
+    let size = entries.len() as u64;
+    let statements = vec![
+        (
+            a.id,
+            TallyStatement::new(ORIGIN, 13, a.id, final_a).unwrap(),
+        ),
+        (
+            b.id,
+            // B's tally at size 12 is two pledges (thresholds 1 and 2); this says three.
+            TallyStatement::new(
+                ORIGIN,
+                12,
+                b.id,
+                TallySnapshot::from_buckets(vec![(1, 2), (2, 1)]).unwrap(),
+            )
+            .unwrap(),
+        ),
+    ];
+    let files: Files = Arc::new(Mutex::new(publish(&signer, &entries, &statements)));
+    let base = serve_files(files.clone()).await;
+    let mut o = opts(&base, None);
+    o.log_key = Some(signer.verifier());
+    let r = run_audit(&o).await;
+    let got: Vec<(FailureKind, Option<u64>)> =
+        r.failures.iter().map(|f| (f.kind, f.index)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (FailureKind::DuplicateNullifier, Some(3)),
+            (FailureKind::BadToken, Some(4)),
+            (FailureKind::BadPledgeSignature, Some(5)),
+            (FailureKind::AfterWithdrawal, Some(7)),
+            (FailureKind::BadToken, Some(9)),
+            (FailureKind::OutsideOpenWindow, Some(13)),
+            (FailureKind::MorePledgesThanTokens, Some(14)),
+            (FailureKind::EntryUndecodable, Some(15)),
+            (FailureKind::TallyMismatch, None),
+        ],
+        "{r}"
+    );
+    assert_eq!(r.counts.entries, size);
+    assert_eq!(r.log_key_source, audit::KeySource::Argument);
+    let tm = r.failures_of(FailureKind::TallyMismatch).next().unwrap();
+    assert_eq!(tm.campaign, Some(b.id.to_hex()));
+    // The JSON report names each failure by kind and index.
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["failures"][0]["kind"], "duplicate_nullifier");
+    assert_eq!(json["failures"][0]["index"], 3);
+    assert_eq!(json["passed"], false);
+
+    // A truncated checkpoint.
+    let ck = files.lock().unwrap()["/log/checkpoint"].clone();
+    files
+        .lock()
+        .unwrap()
+        .insert("/log/checkpoint".into(), ck[..ck.len() - 20].to_vec());
+    let r = run_audit(&o).await;
+    assert_eq!(kinds(&r), vec![FailureKind::CheckpointMalformed], "{r}");
+}
+
+/// `n` honest pledges in one campaign (threshold 1..=5), after its opening.
+fn honest_entries(n: usize) -> (Campaign, Vec<Vec<u8>>) {
+    let (a, open) = Campaign::new("Honest");
+    let mut entries = vec![enc(&open)];
+    for i in 0..n {
+        let (p, _) = a.pledge(1 + (i % 5) as u32);
+        entries.push(enc(&Entry::Pledge(p)));
+    }
+    (a, entries)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_makes_later_runs_incremental_and_catches_forks_and_rewrites() {
+    let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    let (a, mut entries) = honest_entries(299); // 300 entries: one full bundle + 44
+    let statement = |entries: &[Vec<u8>]| {
+        vec![(
+            a.id,
+            TallyStatement::new(
+                ORIGIN,
+                entries.len() as u64,
+                a.id,
+                tally_after(entries, &a.id),
+            )
+            .unwrap(),
+        )]
+    };
+    let files: Files = Arc::new(Mutex::new(publish(&signer, &entries, &statement(&entries))));
+    let base = serve_files(files.clone()).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut o = opts(&base, Some(state.path()));
+    o.log_key = Some(signer.verifier());
+    o.threads = 2;
+
+    let r = run_audit(&o).await;
+    assert!(r.passed(), "{r}");
+    assert_eq!((r.counts.bundles_fetched, r.counts.bundles_cached), (2, 0));
+    assert_eq!(r.counts.pledges_verified, 299);
+    assert!(r.state_updated);
+
+    // The log grows: only the new bundles and tiles are fetched; old pledges'
+    // signatures are not checked again, but every entry is replayed.
+    let (extra, _) = a.pledge(4);
+    entries.push(enc(&Entry::Pledge(extra)));
+    let grown = publish(&signer, &entries, &statement(&entries));
+    *files.lock().unwrap() = grown.clone();
+    let r = run_audit(&o).await;
+    assert!(r.passed(), "{r}");
+    assert_eq!((r.counts.bundles_fetched, r.counts.bundles_cached), (1, 1));
+    assert_eq!(r.counts.pledges_verified, 301 - 256);
+    assert_eq!(r.counts.replayed, 301);
+    assert_eq!(r.previous.as_ref().unwrap().size, 300);
+
+    // A fork: same size, another last entry, validly signed.
+    let mut forked = entries.clone();
+    let (other, _) = a.pledge(2);
+    *forked.last_mut().unwrap() = enc(&Entry::Pledge(other));
+    *files.lock().unwrap() = publish(&signer, &forked, &statement(&forked));
+    let r = run_audit(&o).await;
+    assert_eq!(kinds(&r), vec![FailureKind::CheckpointFork], "{r}");
+
+    // A rewrite: a bigger tree that does not extend the pinned one.
+    let (more, _) = a.pledge(3);
+    forked.push(enc(&Entry::Pledge(more)));
+    *files.lock().unwrap() = publish(&signer, &forked, &statement(&forked));
+    let r = run_audit(&o).await;
+    assert_eq!(kinds(&r), vec![FailureKind::Inconsistent], "{r}");
+    assert!(!r.state_updated);
+
+    // The honest log still passes against the state the lies did not move.
+    *files.lock().unwrap() = grown;
+    let r = run_audit(&o).await;
+    assert!(r.passed(), "{r}");
+    assert_eq!(r.previous.as_ref().unwrap().size, 301);
+
+    // A witness policy the checkpoint does not meet.
+    let w =
+        pledge_protocol::cosignature::WitnessSigner::generate(KeyName::new("w1").unwrap()).unwrap();
+    o.witnesses = vec![w.verifier()];
+    let r = run_audit(&o).await;
+    assert_eq!(kinds(&r), vec![FailureKind::WitnessQuorum], "{r}");
+}
+
+/// One-off throughput figure, not a test: run with
+/// `cargo test --release -p pledge-tests --test audit -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement"]
+async fn measure_audit_throughput() {
+    let n: usize = std::env::var("AUDIT_ENTRIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4000);
+    let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    let t = Instant::now();
+    let (a, entries) = honest_entries(n);
+    eprintln!("built {} entries in {:?}", entries.len(), t.elapsed());
+    let st = vec![(
+        a.id,
+        TallyStatement::new(
+            ORIGIN,
+            entries.len() as u64,
+            a.id,
+            tally_after(&entries, &a.id),
+        )
+        .unwrap(),
+    )];
+    let files: Files = Arc::new(Mutex::new(publish(&signer, &entries, &st)));
+    let base = serve_files(files).await;
+    for threads in [1, 0] {
+        let mut o = opts(&base, None);
+        o.log_key = Some(signer.verifier());
+        o.threads = threads;
+        let r = run_audit(&o).await;
+        assert!(r.passed(), "{r}");
+        eprintln!(
+            "threads {threads}: {} entries in {} ms: {:.0} entries/s",
+            r.counts.replayed, r.elapsed_ms, r.entries_per_second
+        );
+    }
+    // Incremental run over a cached log: no signature to verify again.
+    let state = tempfile::tempdir().unwrap();
+    let mut o = opts(&base, Some(state.path()));
+    o.log_key = Some(signer.verifier());
+    let _ = run_audit(&o).await;
+    let r = run_audit(&o).await;
+    assert!(r.passed(), "{r}");
+    eprintln!(
+        "second run with state: {} entries replayed in {} ms ({} bundles cached)",
+        r.counts.replayed, r.elapsed_ms, r.counts.bundles_cached
+    );
+}
