@@ -422,7 +422,19 @@ impl Issuer {
                 let Some(group) = group else {
                     return Err(IssueError::RequestCount);
                 };
-                txn.take.push((invite_set(&group), Mark(code_hash)));
+                // Refuse unknown codes before any RSA work (a flood of guessed
+                // codes must not cost private operations); the transaction
+                // below remains the authority.
+                let set = invite_set(&group);
+                match self.store.contains_mark(&set, &Mark(code_hash)) {
+                    Ok(true) => {}
+                    Ok(false) => return Err(IssueError::InviteInvalid),
+                    Err(e) => {
+                        tracing::error!("reading invite codes failed: {e}");
+                        return Err(IssueError::Storage);
+                    }
+                }
+                txn.take.push((set, Mark(code_hash)));
                 for r in requests {
                     txn.insert.push((
                         issued_set(&r.campaign),
