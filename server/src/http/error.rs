@@ -11,6 +11,9 @@ use serde::Serialize;
 use crate::issuer::{AdminError, IssueError};
 use crate::ledger::SubmitError;
 
+/// Status of a request cut off by the request timeout (its body is empty).
+pub const TIMEOUT_STATUS: StatusCode = StatusCode::REQUEST_TIMEOUT;
+
 /// An error response.
 #[derive(Debug)]
 pub struct ApiError {

@@ -64,7 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pledges/withdraw", post(withdraw))
         .route("/v1/admin/invites", post(invites))
         .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+            error::TIMEOUT_STATUS,
             REQUEST_TIMEOUT,
         ));
     Router::new()
