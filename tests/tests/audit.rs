@@ -719,7 +719,7 @@ async fn state_makes_later_runs_incremental_and_catches_forks_and_rewrites() {
     assert!(!r.state_updated);
 
     // The honest log still passes against the state the lies did not move.
-    *files.lock().unwrap() = grown;
+    *files.lock().unwrap() = grown.clone();
     let r = run_audit(&o).await;
     assert!(r.passed(), "{r}");
     assert_eq!(r.previous.as_ref().unwrap().size, 301);
@@ -730,6 +730,37 @@ async fn state_makes_later_runs_incremental_and_catches_forks_and_rewrites() {
     o.witnesses = vec![w.verifier()];
     let r = run_audit(&o).await;
     assert_eq!(kinds(&r), vec![FailureKind::WitnessQuorum], "{r}");
+    o.witnesses.clear();
+
+    // Old history rewritten while the cached copy of it is gone: the
+    // re-fetched entries differ from those verified before. The server is
+    // blamed, and its bytes do not enter the cache.
+    let bundle0 = state.path().join("bundles").join("0");
+    std::fs::remove_file(&bundle0).unwrap();
+    let mut rewritten = entries.clone();
+    let (early, _) = a.pledge(5);
+    rewritten[7] = enc(&Entry::Pledge(early));
+    let (later, _) = a.pledge(5);
+    rewritten.push(enc(&Entry::Pledge(later)));
+    *files.lock().unwrap() = publish(&signer, &rewritten, &statement(&rewritten));
+    let r = run_audit(&o).await;
+    assert_eq!(kinds(&r), vec![FailureKind::Inconsistent], "{r}");
+    assert!(!bundle0.exists());
+
+    // The honest log passes again (bundle 0 fetched, checked against the
+    // recorded cache root), and the next run caches it again.
+    *files.lock().unwrap() = grown;
+    assert!(run_audit(&o).await.passed());
+    let r = run_audit(&o).await;
+    assert!(r.passed(), "{r}");
+    assert!(bundle0.exists());
+
+    // A cache altered on disk is a local problem (exit 2), not the server's.
+    let mut bytes = std::fs::read(&bundle0).unwrap();
+    bytes[300] ^= 1;
+    std::fs::write(&bundle0, bytes).unwrap();
+    let err = audit::audit(&o).await.unwrap_err();
+    assert!(matches!(err, audit::AuditError::State { .. }), "{err}");
 }
 
 /// One-off throughput figure, not a test: run with

@@ -371,6 +371,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
             )),
             _ => None,
         },
+        cached_bundles: cache_bundles,
         wants,
     };
     let (tx, rx) = mpsc::channel::<BundleItem>(64);
@@ -1036,6 +1037,7 @@ fn check_tree(
     };
     match consistent {
         Some(true) => entries_ok,
+        Some(false) if rep.has(FailureKind::Inconsistent) => false,
         Some(false) => {
             rep.failures.push(Failure::new(
                 FailureKind::Inconsistent,

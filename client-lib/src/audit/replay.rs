@@ -50,6 +50,10 @@ pub(crate) struct ReplayInput {
     pub cache: Option<StateDir>,
     /// Cached bundles `0..n` must hash to this root, else the cache is corrupt.
     pub cache_check: Option<(u64, Hash)>,
+    /// Bundles `0..n` are in the verified cache; those among them that had to
+    /// be fetched are not written back (they are not verified yet when they
+    /// arrive), so a lying server cannot poison the cache.
+    pub cached_bundles: u64,
     /// Tally snapshots to capture: checkpoint size → campaigns.
     pub wants: BTreeMap<u64, Vec<CampaignId>>,
 }
@@ -78,6 +82,8 @@ pub(crate) struct ReplayOutcome {
 /// One decoded entry of a batch.
 struct Decoded {
     index: u64,
+    /// Read from the state directory's cache (bytes verified by an earlier run).
+    cached: bool,
     leaf: Hash,
     entry: Result<Entry, String>,
     canonical: bool,
@@ -94,6 +100,8 @@ struct Replay {
     verified_prefix: Option<u64>,
     cached_prefix: u64,
     cache_open: bool,
+    /// Some bundle inside the cached range was fetched (its file was missing).
+    prefix_fetched: bool,
 }
 
 /// Runs the replay on the calling (blocking) thread, consuming bundles from
@@ -117,6 +125,7 @@ pub(crate) fn run(
         verified_prefix: None,
         cached_prefix: 0,
         cache_open: true,
+        prefix_fetched: false,
     };
     r.capture(0);
     let mut gap = false;
@@ -173,18 +182,21 @@ impl Replay {
         batch: Vec<(BundleId, Vec<u8>, bool)>,
         pool: &rayon::ThreadPool,
     ) -> Result<bool, AuditError> {
-        let mut raw: Vec<(u64, &[u8])> = Vec::new();
+        let mut raw: Vec<(u64, &[u8], bool)> = Vec::new();
         let mut malformed = None;
         for (id, bytes, cached) in &batch {
             if *cached {
                 self.counts.bundles_cached += 1;
             } else {
                 self.counts.bundles_fetched += 1;
+                if id.index() < self.input.cached_bundles {
+                    self.prefix_fetched = true;
+                }
             }
             let (start, _) = id.leaf_range();
             match decode_bundle(bytes, id) {
                 Ok(entries) => {
-                    raw.extend((start..).zip(entries));
+                    raw.extend((start..).zip(entries).map(|(i, e)| (i, e, *cached)));
                     self.note_cache(id, bytes, *cached)?;
                 }
                 Err(e) => {
@@ -214,7 +226,8 @@ impl Replay {
             decoded
                 .par_iter()
                 .map(|d| match &d.entry {
-                    Ok(Entry::Pledge(p)) if d.index >= skip => {
+                    // Only bytes read from the verified cache skip the checks.
+                    Ok(Entry::Pledge(p)) if d.index >= skip || !d.cached => {
                         keys.get(&p.campaign).map(|k| verify_pledge(p, k))
                     }
                     _ => None,
@@ -241,6 +254,10 @@ impl Replay {
             return Ok(());
         }
         if !cached {
+            if id.index() < self.input.cached_bundles {
+                self.cache_open = false;
+                return Ok(());
+            }
             cache.write_bundle(id.index(), bytes)?;
         }
         self.cached_prefix += 1;
@@ -328,13 +345,25 @@ impl Replay {
         if self.tree.size() == bundles.saturating_mul(u64::from(FULL_WIDTH)) {
             self.input.cache_check = None;
             if self.tree.root() != root {
-                return Err(AuditError::State {
-                    path: std::path::PathBuf::from("bundles"),
-                    detail: "the cached entry bundles do not hash to the root recorded with them: \
-                             the cache was altered; delete the state directory's bundles/ and state.json \
-                             cache fields, or use a fresh --state"
-                        .into(),
-                });
+                if self.prefix_fetched {
+                    // Some of these entries came from the server this time:
+                    // it now serves other entries than those verified before.
+                    self.failures.push(Failure::new(
+                        FailureKind::Inconsistent,
+                        format!(
+                            "the first {} entries served now differ from those verified earlier: \
+                             history was rewritten",
+                            self.tree.size()
+                        ),
+                    ));
+                } else {
+                    return Err(AuditError::State {
+                        path: std::path::PathBuf::from("bundles"),
+                        detail: "the cached entry bundles do not hash to the root recorded with \
+                                 them: the cache was altered; use a fresh --state directory"
+                            .into(),
+                    });
+                }
             }
         }
         Ok(())
@@ -355,13 +384,14 @@ impl Replay {
     }
 }
 
-fn decode_one(&(index, bytes): &(u64, &[u8])) -> Decoded {
+fn decode_one(&(index, bytes, cached): &(u64, &[u8], bool)) -> Decoded {
     let leaf = leaf_hash(bytes);
     match Entry::decode(bytes) {
         Ok(entry) => {
             let canonical = entry.encode().is_ok_and(|b| b == bytes);
             Decoded {
                 index,
+                cached,
                 leaf,
                 entry: Ok(entry),
                 canonical,
@@ -369,6 +399,7 @@ fn decode_one(&(index, bytes): &(u64, &[u8])) -> Decoded {
         }
         Err(e) => Decoded {
             index,
+            cached,
             leaf,
             entry: Err(e.to_string()),
             canonical: false,
