@@ -1,0 +1,400 @@
+//! `pledge demo`: simulates many pledgers against a server started with
+//! `pledged --demo`. Each pledger has its own in-memory wallet, obtains
+//! tokens for every open campaign of the open attester (cover issuance),
+//! pledges with a varied threshold (no delay), and some amend or withdraw.
+//! Every receipt is verified offline; at the end the signed tally is checked
+//! against two recomputations: the log rebuilt from entry bundles (root
+//! checked against the signed checkpoint, every entry through the ledger
+//! rules) and the demo's own view (the tally before plus its own pledges).
+
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use pledge_protocol::entry::Entry;
+use pledge_protocol::hash::CampaignId;
+use pledge_protocol::ledger::{LedgerState, StatelessChecks};
+use pledge_protocol::merkle::{self, MemoryHashes};
+use pledge_protocol::note::NoteVerifier;
+use pledge_protocol::tally::{TallySnapshot, recompute_active};
+use pledge_protocol::tile::{BundleId, decode_bundle};
+
+use crate::client::{AttesterSpec, CampaignInfo, Client, ClientError, NewCampaign};
+use crate::flows::{self, AttestKind, FlowError};
+use crate::wallet::Wallet;
+
+/// Options of `pledge demo`.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Number of simulated pledgers.
+    pub pledgers: usize,
+    /// With an admin token, the demo creates its own campaign first.
+    pub admin_token: Option<String>,
+    /// Pledgers run at most this many at once.
+    pub concurrency: usize,
+    /// Give up waiting for the open attester's rate limit after this long.
+    pub max_rate_wait: Duration,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            pledgers: 20,
+            admin_token: None,
+            concurrency: 8,
+            max_rate_wait: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What the demo did and found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoReport {
+    /// The campaign used.
+    pub campaign: String,
+    /// Its title.
+    pub title: String,
+    /// Whether the demo created it.
+    pub created: bool,
+    /// Pledges made.
+    pub pledged: usize,
+    /// Amendments made.
+    pub amended: usize,
+    /// Withdrawals made.
+    pub withdrawn: usize,
+    /// Receipts verified offline.
+    pub receipts_verified: usize,
+    /// Times the open attester's rate limit made the demo wait.
+    pub rate_limited: usize,
+    /// Signed tally: log size.
+    pub checkpoint_size: u64,
+    /// Signed tally: live pledges.
+    pub live: u64,
+    /// Signed tally: active count A.
+    pub active: u64,
+    /// Goal.
+    pub goal: u32,
+    /// Signed tally: histogram `(t, count)`.
+    pub histogram: Vec<(u32, u64)>,
+}
+
+impl DemoReport {
+    /// A short text form of the histogram: up to 12 buckets.
+    pub fn histogram_summary(&self) -> String {
+        let mut s: Vec<String> = self
+            .histogram
+            .iter()
+            .take(12)
+            .map(|(t, n)| format!("t={t}:{n}"))
+            .collect();
+        if self.histogram.len() > 12 {
+            s.push(format!("… ({} more buckets)", self.histogram.len() - 12));
+        }
+        if s.is_empty() {
+            "(empty)".into()
+        } else {
+            s.join(" ")
+        }
+    }
+}
+
+/// Final state of one simulated pledger.
+struct PledgerOutcome {
+    /// Final live threshold (None if withdrawn).
+    live: Option<u32>,
+    amended: bool,
+    withdrawn: bool,
+    receipts: usize,
+    rate_limited: usize,
+}
+
+/// The demo threshold plan for pledger `i` of `n`: (first, amended, withdraws).
+fn plan(i: usize, n: usize, c: &CampaignInfo) -> (u32, Option<u32>, bool) {
+    let span = u64::from(c.threshold_max.saturating_sub(c.threshold_min)) + 1;
+    let span = span.min(n.max(1) as u64);
+    let off = (i as u64).wrapping_mul(37) % span;
+    let t = c
+        .threshold_min
+        .saturating_add(u32::try_from(off).unwrap_or(0));
+    let amended = (i % 4 == 1).then(|| (t / 2).max(c.threshold_min));
+    let withdraws = i % 5 == 3;
+    (t, amended, withdraws)
+}
+
+/// Runs `pledge demo`. `say` receives progress lines.
+///
+/// # Errors
+/// [`FlowError`]: no open demo campaign (start the server with `pledged
+/// --demo`), refusals, a receipt that does not verify, or a tally that
+/// differs from the recomputations.
+pub async fn run(
+    client: &Client,
+    opts: &DemoOptions,
+    say: &mut (dyn FnMut(String) + Send),
+) -> Result<DemoReport, FlowError> {
+    let mut probe = Wallet::in_memory();
+    let (log, _) = flows::pin_log(client, &mut probe).await?;
+    say(format!("log key (pinned for this run): {}", log.to_text()));
+    let (campaign, created) = pick_campaign(client, opts, say).await?;
+    let id = campaign.id()?;
+    say(format!(
+        "campaign {} \"{}\" (goal {}, thresholds {}..={})",
+        campaign.campaign_id,
+        campaign.title,
+        campaign.goal,
+        campaign.threshold_min,
+        campaign.threshold_max
+    ));
+    let before = flows::verify_statement(&client.tally_statement(&id).await?, &log, &id)?;
+    say(format!(
+        "tally before: live {}, A {}; simulating {} pledgers",
+        before.live(),
+        before.active(),
+        opts.pledgers
+    ));
+
+    let campaign_ref = &campaign;
+    let log_ref = &log;
+    let results: Vec<Result<PledgerOutcome, FlowError>> =
+        futures_util::stream::iter(0..opts.pledgers)
+            .map(|i| async move { one_pledger(client, log_ref, campaign_ref, i, opts).await })
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect()
+            .await;
+    let mut outcomes = Vec::with_capacity(results.len());
+    for r in results {
+        outcomes.push(r?);
+    }
+    let rate_limited: usize = outcomes.iter().map(|o| o.rate_limited).sum();
+    if rate_limited > 0 {
+        say(format!(
+            "the open attester's per-address rate limit answered 429 {rate_limited} times; the \
+             demo waited as told by Retry-After"
+        ));
+    }
+
+    // The signed tally after, and the checkpoint it refers to.
+    let after = flows::verify_statement(&client.tally_statement(&id).await?, &log, &id)?;
+    check_against_log(client, &log, &id, &after).await?;
+    // Own view: the tally before plus my final live thresholds.
+    let mut buckets: std::collections::BTreeMap<u32, u64> =
+        before.snapshot().buckets().iter().copied().collect();
+    for o in &outcomes {
+        if let Some(t) = o.live {
+            *buckets.entry(t).or_default() += 1;
+        }
+    }
+    let expected: Vec<(u32, u64)> = buckets.into_iter().collect();
+    if expected.as_slice() != after.snapshot().buckets() {
+        return Err(FlowError::BadLog(format!(
+            "the signed tally (live {}, A {}) differs from the demo's own view (live {}, A {}); \
+             did someone else pledge during the demo?",
+            after.live(),
+            after.active(),
+            expected.iter().map(|(_, n)| n).sum::<u64>(),
+            recompute_active(&expected)
+        )));
+    }
+    Ok(DemoReport {
+        campaign: campaign.campaign_id.clone(),
+        title: campaign.title.clone(),
+        created,
+        pledged: outcomes.len(),
+        amended: outcomes.iter().filter(|o| o.amended).count(),
+        withdrawn: outcomes.iter().filter(|o| o.withdrawn).count(),
+        receipts_verified: outcomes.iter().map(|o| o.receipts).sum(),
+        rate_limited,
+        checkpoint_size: after.checkpoint_size(),
+        live: after.live(),
+        active: after.active(),
+        goal: campaign.goal,
+        histogram: after.snapshot().buckets().to_vec(),
+    })
+}
+
+async fn pick_campaign(
+    client: &Client,
+    opts: &DemoOptions,
+    say: &mut (dyn FnMut(String) + Send),
+) -> Result<(CampaignInfo, bool), FlowError> {
+    if let Some(token) = &opts.admin_token {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let n = u32::try_from(opts.pledgers).unwrap_or(u32::MAX);
+        let created = client
+            .create_campaign(
+                token,
+                &NewCampaign {
+                    title: "pledge demo campaign".into(),
+                    text: "Created by `pledge demo` with simulated pledgers.".into(),
+                    action: "show the pledge service working".into(),
+                    deadline: now + 24 * 3600,
+                    goal: (n / 2).max(2),
+                    threshold_min: 1,
+                    threshold_max: n.max(10),
+                    attester: AttesterSpec::Open,
+                },
+            )
+            .await?;
+        say(format!(
+            "created campaign {} (entry {})",
+            created.campaign_id, created.index
+        ));
+        let id = CampaignId::from_hex(&created.campaign_id)
+            .map_err(|_| FlowError::Campaign("the server returned a bad campaign id".into()))?;
+        return Ok((client.campaign(&id).await?, true));
+    }
+    let list = client.campaigns().await?;
+    let c = list
+        .into_iter()
+        .find(|c| c.state == "open" && c.attester.as_deref() == Some("open"))
+        .ok_or_else(|| {
+            FlowError::Campaign(
+                "no open campaign with the open attester: start the server with `pledged --demo`, \
+                 or pass --admin-token to let the demo create one"
+                    .into(),
+            )
+        })?;
+    Ok((c, false))
+}
+
+async fn one_pledger(
+    client: &Client,
+    log: &NoteVerifier,
+    c: &CampaignInfo,
+    i: usize,
+    opts: &DemoOptions,
+) -> Result<PledgerOutcome, FlowError> {
+    let id = c.id()?;
+    let mut wallet = Wallet::in_memory();
+    let (pinned, _) = flows::pin_log(client, &mut wallet).await?;
+    if pinned != *log {
+        return Err(FlowError::LogKeyChanged {
+            pinned: log.to_text(),
+            served: pinned.to_text(),
+        });
+    }
+    let mut rate_limited = 0;
+    let started = tokio::time::Instant::now();
+    loop {
+        match flows::obtain_tokens(client, &mut wallet, log, &AttestKind::Open).await {
+            Ok(_) => break,
+            Err(FlowError::Client(e @ ClientError::Refused { status: 429, .. })) => {
+                rate_limited += 1;
+                let wait = e.retry_after().unwrap_or(Duration::from_secs(2));
+                if started.elapsed() + wait > opts.max_rate_wait {
+                    return Err(FlowError::Client(e));
+                }
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let (t, amend, withdraw) = plan(i, opts.pledgers, c);
+    let mut receipts = 0;
+    flows::commit(client, &mut wallet, log, &id, t, Duration::ZERO).await?;
+    receipts += 1;
+    let mut live = Some(t);
+    if let Some(t2) = amend {
+        flows::change(client, &mut wallet, log, &id, Some(t2)).await?;
+        receipts += 1;
+        live = Some(t2);
+    }
+    if withdraw {
+        flows::change(client, &mut wallet, log, &id, None).await?;
+        receipts += 1;
+        live = None;
+    }
+    // Every receipt of this pledger, verified again from the wallet.
+    let all_ok = wallet
+        .data
+        .pledges
+        .iter()
+        .all(|p| flows::receipts_valid(p, log));
+    if !all_ok {
+        return Err(FlowError::Receipt(format!(
+            "pledger {i}: a stored receipt fails"
+        )));
+    }
+    Ok(PledgerOutcome {
+        live,
+        amended: amend.is_some(),
+        withdrawn: withdraw,
+        receipts,
+        rate_limited,
+    })
+}
+
+/// Rebuilds the log from entry bundles up to the latest checkpoint, checks
+/// its root against the signed checkpoint, applies every entry with the
+/// ledger rules (signatures included), and compares the campaign's tally at
+/// the statement's size with the statement.
+async fn check_against_log(
+    client: &Client,
+    log: &NoteVerifier,
+    id: &CampaignId,
+    statement: &pledge_protocol::tally::TallyStatement,
+) -> Result<(), FlowError> {
+    let text = client.checkpoint().await?;
+    let cp = pledge_protocol::checkpoint::open_checkpoint(&text, log)
+        .map_err(|e| FlowError::BadLog(format!("checkpoint: {e}")))?;
+    let size = cp.checkpoint().size();
+    if statement.checkpoint_size() > size {
+        return Err(FlowError::BadLog(format!(
+            "tally statement at size {} is beyond the checkpoint {size}",
+            statement.checkpoint_size()
+        )));
+    }
+    let mut tree = MemoryHashes::new();
+    let mut state = LedgerState::new();
+    let mut at_statement: Option<TallySnapshot> = None;
+    let mut n = 0u64;
+    while n * 256 < size {
+        let width = u16::try_from((size - n * 256).min(256)).unwrap_or(256);
+        let bid = BundleId::new(n, width).map_err(|e| FlowError::BadLog(e.to_string()))?;
+        let data = client.bundle(&bid).await?;
+        let entries = decode_bundle(&data, &bid).map_err(|e| FlowError::BadLog(e.to_string()))?;
+        for bytes in entries {
+            if tree.size() == statement.checkpoint_size() {
+                at_statement = Some(snapshot_of(&state, id)?);
+            }
+            tree.push(merkle::leaf_hash(bytes))
+                .map_err(|e| FlowError::BadLog(e.to_string()))?;
+            let entry = Entry::decode(bytes).map_err(|e| FlowError::BadLog(e.to_string()))?;
+            state
+                .apply(&entry, StatelessChecks::Verify)
+                .map_err(|e| FlowError::BadLog(format!("entry {}: {e}", tree.size() - 1)))?;
+        }
+        n += 1;
+    }
+    if tree.root() != *cp.checkpoint().root() {
+        return Err(FlowError::BadLog(
+            "the entry bundles do not hash up to the signed checkpoint root".into(),
+        ));
+    }
+    let recomputed = match at_statement {
+        Some(s) => s,
+        None => snapshot_of(&state, id)?,
+    };
+    if recomputed != *statement.snapshot() {
+        return Err(FlowError::BadLog(format!(
+            "the signed tally (live {}, A {}) differs from the log's (live {}, A {})",
+            statement.live(),
+            statement.active(),
+            recomputed.live(),
+            recomputed.active()
+        )));
+    }
+    Ok(())
+}
+
+fn snapshot_of(state: &LedgerState, id: &CampaignId) -> Result<TallySnapshot, FlowError> {
+    match state.campaign(id) {
+        Some(c) => c
+            .tally
+            .snapshot()
+            .map_err(|e| FlowError::BadLog(e.to_string())),
+        None => Ok(TallySnapshot::empty()),
+    }
+}

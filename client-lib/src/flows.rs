@@ -1,0 +1,1073 @@
+//! Pledger flows on top of [`crate::client`] and [`crate::wallet`]: pin and
+//! check the log, obtain tokens for every open campaign (cover issuance,
+//! DESIGN P3) after proving each issuer key from the log (P5), pledge after a
+//! random delay (P4), amend, withdraw, status, watch, and offline receipt
+//! checks. The functions return what happened; printing is the CLI's job.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use futures_util::StreamExt as _;
+use pledge_protocol::checkpoint::{SignedCheckpoint, open_checkpoint};
+use pledge_protocol::entry::Entry;
+use pledge_protocol::hash::{CampaignId, Hash, Nullifier};
+use pledge_protocol::merkle::{
+    self, consistency_proof, consistency_proof_nodes, inclusion_proof, inclusion_proof_nodes,
+};
+use pledge_protocol::note::{NoteVerifier, Verifier, open_note};
+use pledge_protocol::pledge::{Amendment, Pledge, PledgeSigningKey, Terms, Withdrawal};
+use pledge_protocol::receipt::Receipt;
+use pledge_protocol::tally::TallyStatement;
+use pledge_protocol::tile::{BundleId, TileHashes, decode_bundle, tiles_for_nodes};
+use pledge_protocol::token::{IssuerPublicKey, blind, finalize};
+
+use crate::client::{Attestation, CampaignInfo, Client, ClientError, ServerEvent};
+use crate::wallet::{
+    EntryRecord, PendingToken, PinnedLog, PledgeRecord, TokenRecord, Wallet, WalletError,
+};
+
+/// Most campaigns one token request may name (SPEC R-API-9).
+pub const MAX_TOKEN_REQUESTS: usize = 64;
+
+/// Why a flow failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlowError {
+    /// Talking to the server failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The wallet could not be read or written.
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    /// The server's log key differs from the one pinned at first use.
+    #[error(
+        "the server's log key changed: pinned {pinned}, now served {served}. Refusing to go on: \
+         this is what a server presenting a different log to you would look like"
+    )]
+    LogKeyChanged {
+        /// Pinned key text.
+        pinned: String,
+        /// Served key text.
+        served: String,
+    },
+    /// The log failed a check (signature, consistency, inclusion, bundle).
+    #[error("the log failed a check: {0}")]
+    BadLog(String),
+    /// The campaign object's issuer key differs from the key logged in its
+    /// CampaignOpened entry (key tagging, DESIGN P5).
+    #[error(
+        "campaign {campaign}: the server advertises issuer key {advertised} but the key logged in \
+         its CampaignOpened entry (index {index}, proven to checkpoint {size}) is {logged}. \
+         Refusing: a server giving you a key of your own could recognise your token later"
+    )]
+    KeyMismatch {
+        /// Campaign id, hex.
+        campaign: String,
+        /// Key id of the advertised key.
+        advertised: String,
+        /// Key id of the logged key.
+        logged: String,
+        /// Index of the CampaignOpened entry.
+        index: u64,
+        /// Checkpoint size of the proof.
+        size: u64,
+    },
+    /// Nothing usable in the wallet for this campaign.
+    #[error("{0}")]
+    Wallet2(String),
+    /// The request does not fit the campaign.
+    #[error("{0}")]
+    Campaign(String),
+    /// A receipt does not verify.
+    #[error("the receipt does not verify: {0}")]
+    Receipt(String),
+    /// A cryptographic step failed locally.
+    #[error("{0}")]
+    Crypto(String),
+}
+
+fn bad_log(what: impl std::fmt::Display) -> FlowError {
+    FlowError::BadLog(what.to_string())
+}
+
+/// The log key to use: the one pinned in the wallet, or (first use) the one
+/// the server serves, which is then pinned (trust on first use). Returns the
+/// verifier and whether it was pinned just now (the CLI prints it).
+///
+/// # Errors
+/// [`FlowError::LogKeyChanged`] if the server now serves another key;
+/// [`FlowError::BadLog`] for an unparsable key.
+pub async fn pin_log(
+    client: &Client,
+    wallet: &mut Wallet,
+) -> Result<(NoteVerifier, bool), FlowError> {
+    let served = client.log_key().await?;
+    if let Some(p) = &wallet.data.log {
+        if p.verifier_key != served {
+            return Err(FlowError::LogKeyChanged {
+                pinned: p.verifier_key.clone(),
+                served,
+            });
+        }
+        let v = NoteVerifier::from_text(&p.verifier_key).map_err(bad_log)?;
+        return Ok((v, false));
+    }
+    let v = NoteVerifier::from_text(&served).map_err(bad_log)?;
+    wallet.data.log = Some(PinnedLog {
+        server: client.base().to_owned(),
+        verifier_key: served,
+        checkpoint_size: 0,
+        checkpoint_root: merkle::empty_root().to_hex(),
+    });
+    Ok((v, true))
+}
+
+/// Fetches and verifies the latest checkpoint; when the wallet remembers an
+/// earlier one, also checks the new one extends it (consistency proof from
+/// tiles), then remembers the new one (the caller saves the wallet).
+///
+/// # Errors
+/// [`FlowError::BadLog`] for a bad signature, a shrinking tree or an
+/// inconsistent history.
+pub async fn checkpoint(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+) -> Result<SignedCheckpoint, FlowError> {
+    let text = client.checkpoint().await?;
+    let signed = open_checkpoint(&text, log).map_err(|e| bad_log(format!("checkpoint: {e}")))?;
+    let size = signed.checkpoint().size();
+    let root = *signed.checkpoint().root();
+    if let Some(p) = &wallet.data.log {
+        let old_root = p
+            .root()
+            .ok_or_else(|| bad_log("wallet holds a damaged root"))?;
+        if size < p.checkpoint_size {
+            return Err(bad_log(format!(
+                "the tree shrank from {} to {size} entries",
+                p.checkpoint_size
+            )));
+        }
+        if p.checkpoint_size > 0 && size > p.checkpoint_size {
+            let nodes = consistency_proof_nodes(p.checkpoint_size, size).map_err(bad_log)?;
+            let tiles = fetch_tiles(client, &nodes, size).await?;
+            let proof = consistency_proof(p.checkpoint_size, size, &tiles).map_err(bad_log)?;
+            merkle::verify_consistency(p.checkpoint_size, size, &old_root, &root, &proof).map_err(
+                |e| {
+                    bad_log(format!(
+                        "checkpoint {size} does not extend the checkpoint {} seen before: {e}",
+                        p.checkpoint_size
+                    ))
+                },
+            )?;
+        } else if size == p.checkpoint_size && old_root != root {
+            return Err(bad_log(format!(
+                "two checkpoints of size {size} with different roots"
+            )));
+        }
+    }
+    if let Some(p) = &mut wallet.data.log {
+        p.checkpoint_size = size;
+        p.checkpoint_root = root.to_hex();
+    }
+    Ok(signed)
+}
+
+/// Fetches the tiles holding `nodes` for a tree of `size` leaves. They are
+/// unauthenticated until what is computed from them is checked against a
+/// verified root.
+async fn fetch_tiles(
+    client: &Client,
+    nodes: &[merkle::NodeId],
+    size: u64,
+) -> Result<TileHashes, FlowError> {
+    let mut tiles = TileHashes::new();
+    for t in tiles_for_nodes(nodes, size) {
+        let data = client.tile(&t).await?;
+        tiles.insert(t, &data).map_err(bad_log)?;
+    }
+    Ok(tiles)
+}
+
+/// The bundle that holds entry `index` in a tree of `size` leaves.
+fn bundle_for(index: u64, size: u64) -> Result<BundleId, FlowError> {
+    let n = index / 256;
+    let width = u16::try_from((size - n * 256).min(256)).unwrap_or(256);
+    BundleId::new(n, width).map_err(bad_log)
+}
+
+/// Fetches entry `index` and proves it is in the tree of `checkpoint` (RFC
+/// 9162 inclusion proof computed from tiles, checked against the signed root).
+///
+/// # Errors
+/// [`FlowError::BadLog`] if the entry is missing or the proof fails.
+pub async fn proven_entry(
+    client: &Client,
+    index: u64,
+    checkpoint: &SignedCheckpoint,
+) -> Result<Vec<u8>, FlowError> {
+    let size = checkpoint.checkpoint().size();
+    if index >= size {
+        return Err(bad_log(format!(
+            "entry {index} is not in the checkpoint of size {size}"
+        )));
+    }
+    let id = bundle_for(index, size)?;
+    let data = client.bundle(&id).await?;
+    let entries = decode_bundle(&data, &id).map_err(bad_log)?;
+    let pos = usize::try_from(index % 256).map_err(bad_log)?;
+    let entry = entries
+        .get(pos)
+        .ok_or_else(|| bad_log("entry missing from its bundle"))?
+        .to_vec();
+    let nodes = inclusion_proof_nodes(index, size).map_err(bad_log)?;
+    let tiles = fetch_tiles(client, &nodes, size).await?;
+    let proof = inclusion_proof(index, size, &tiles).map_err(bad_log)?;
+    merkle::verify_inclusion(
+        &merkle::leaf_hash(&entry),
+        index,
+        size,
+        &proof,
+        checkpoint.checkpoint().root(),
+    )
+    .map_err(|e| {
+        bad_log(format!(
+            "entry {index} is not proven in checkpoint {size}: {e}"
+        ))
+    })?;
+    Ok(entry)
+}
+
+/// DESIGN P5, SPEC R-TOKEN-11, R-API-7: the campaign's issuer key, taken
+/// from its CampaignOpened entry proven by inclusion to `checkpoint`, and
+/// compared with the key the campaign object advertises.
+///
+/// # Errors
+/// [`FlowError::KeyMismatch`] if they differ; [`FlowError::BadLog`] if the
+/// entry is missing, unproven, not a CampaignOpened, or of another campaign.
+pub async fn verified_issuer_key(
+    client: &Client,
+    checkpoint: &SignedCheckpoint,
+    c: &CampaignInfo,
+) -> Result<IssuerPublicKey, FlowError> {
+    let id = c.id()?;
+    let index = c
+        .opened_index
+        .ok_or_else(|| bad_log(format!("campaign {} has no opened_index", c.campaign_id)))?;
+    let bytes = proven_entry(client, index, checkpoint).await?;
+    let logged = match Entry::decode(&bytes).map_err(bad_log)? {
+        Entry::CampaignOpened(o) if o.definition.id() == id => o.issuer_key,
+        Entry::CampaignOpened(_) => {
+            return Err(bad_log(format!(
+                "entry {index} opens another campaign than {}",
+                c.campaign_id
+            )));
+        }
+        _ => {
+            return Err(bad_log(format!(
+                "entry {index} is not the CampaignOpened entry of {}",
+                c.campaign_id
+            )));
+        }
+    };
+    let advertised = B64
+        .decode(&c.issuer_key)
+        .ok()
+        .and_then(|k| IssuerPublicKey::from_spki(&k).ok());
+    // SPEC R-TOKEN-11: refuse any key but the logged one.
+    if advertised.as_ref() != Some(&logged) {
+        return Err(FlowError::KeyMismatch {
+            campaign: c.campaign_id.clone(),
+            advertised: advertised.map_or_else(|| "(unparsable)".into(), |k| k.key_id().to_hex()),
+            logged: logged.key_id().to_hex(),
+            index,
+            size: checkpoint.checkpoint().size(),
+        });
+    }
+    Ok(logged)
+}
+
+/// What `pledge tokens` asks for.
+#[derive(Debug, Clone)]
+pub enum AttestKind {
+    /// The open attester.
+    Open,
+    /// An invite code; `group` picks the invite group when several are open.
+    Invite {
+        /// The code (secret).
+        code: zeroize::Zeroizing<String>,
+        /// The group, if known.
+        group: Option<String>,
+    },
+}
+
+/// Outcome of [`obtain_tokens`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TokensReport {
+    /// Campaigns a token was obtained for now (hex ids).
+    pub obtained: Vec<String>,
+    /// Campaigns skipped because the wallet already holds a token.
+    pub already_held: Vec<String>,
+    /// Campaigns whose key was checked against the log.
+    pub keys_checked: usize,
+}
+
+/// Cover issuance (DESIGN P3): requests a token for *every* open campaign
+/// the attestation is valid for, whether or not the pledger means to pledge.
+/// Each campaign's issuer key is first proven from the log (P5); each
+/// blinding state is saved in the wallet before the request is sent, so an
+/// interrupted request is resent unchanged by the next call.
+///
+/// # Errors
+/// [`FlowError::KeyMismatch`] (nothing is requested then),
+/// [`FlowError::Client`] (4xx: the pending states are dropped, nothing was
+/// signed; network or 5xx: they are kept for a retry), wallet errors.
+pub async fn obtain_tokens(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+    attest: &AttestKind,
+) -> Result<TokensReport, FlowError> {
+    let cp = checkpoint(client, wallet, log).await?;
+    let campaigns = client.campaigns().await?;
+    let eligible: Vec<&CampaignInfo> = match attest {
+        AttestKind::Open => campaigns
+            .iter()
+            .filter(|c| c.state == "open" && c.attester.as_deref() == Some("open"))
+            .collect(),
+        AttestKind::Invite { group, .. } => {
+            let invite: Vec<&CampaignInfo> = campaigns
+                .iter()
+                .filter(|c| c.state == "open" && c.attester.as_deref() == Some("invite"))
+                .collect();
+            let groups: std::collections::BTreeSet<&str> = invite
+                .iter()
+                .filter_map(|c| c.invite_group.as_deref())
+                .collect();
+            let g = match group {
+                Some(g) => g.as_str(),
+                None if groups.len() <= 1 => groups.iter().next().copied().unwrap_or(""),
+                None => {
+                    return Err(FlowError::Campaign(format!(
+                        "open invite campaigns belong to several groups ({}); say which one your \
+                         code is for with --group",
+                        groups.into_iter().collect::<Vec<_>>().join(", ")
+                    )));
+                }
+            };
+            invite
+                .into_iter()
+                .filter(|c| c.invite_group.as_deref() == Some(g))
+                .collect()
+        }
+    };
+    let mut report = TokensReport::default();
+    let mut wanted = Vec::new();
+    for c in eligible {
+        let id = c.id()?;
+        if wallet.data.tokens.iter().any(|t| t.campaign == id) {
+            report.already_held.push(c.campaign_id.clone());
+            continue;
+        }
+        // Key check for every campaign before any blinding (P5).
+        let key = verified_issuer_key(client, &cp, c).await?;
+        report.keys_checked += 1;
+        wanted.push((id, key));
+    }
+    if wanted.is_empty() && wallet.data.pending.is_empty() {
+        return Ok(report);
+    }
+    for (id, key) in wanted {
+        if wallet.data.pending.iter().any(|p| p.campaign == id) {
+            continue;
+        }
+        let pk = PledgeSigningKey::generate().map_err(|e| FlowError::Crypto(e.to_string()))?;
+        let (_, state) =
+            blind(&key, &id, &pk.public_key()).map_err(|e| FlowError::Crypto(e.to_string()))?;
+        wallet
+            .data
+            .pending
+            .push(PendingToken::new(id, key, &pk, state));
+    }
+    if wallet.data.pending.len() > MAX_TOKEN_REQUESTS {
+        return Err(FlowError::Campaign(format!(
+            "{} open campaigns: a request names at most {MAX_TOKEN_REQUESTS}",
+            wallet.data.pending.len()
+        )));
+    }
+    // SPEC R-TOKEN-12: blinding states are durable before the request leaves.
+    wallet.save()?;
+    let attestation = match attest {
+        AttestKind::Open => Attestation::Open,
+        AttestKind::Invite { code, .. } => Attestation::Invite(code.clone()),
+    };
+    let requests: Vec<_> = wallet
+        .data
+        .pending
+        .iter()
+        .map(|p| (p.campaign, p.state().blinded_message()))
+        .collect();
+    let sigs = match client.tokens(&attestation, &requests).await {
+        Ok(s) => s,
+        Err(e) => {
+            if !e.is_retryable() {
+                // All-or-nothing (R-API-9): a refusal signed nothing.
+                wallet.data.pending.clear();
+                wallet.save()?;
+            }
+            return Err(e.into());
+        }
+    };
+    let pending = std::mem::take(&mut wallet.data.pending);
+    let mut failed = None;
+    for (p, sig) in pending.into_iter().zip(sigs) {
+        let key = p.key();
+        match finalize(
+            &p.issuer_key,
+            p.state(),
+            &sig,
+            &p.campaign,
+            &key.public_key(),
+        ) {
+            Ok(token) => {
+                report.obtained.push(p.campaign.to_hex());
+                wallet
+                    .data
+                    .tokens
+                    .push(TokenRecord::new(p.campaign, token, &key));
+            }
+            Err(e) => {
+                failed = Some(FlowError::Crypto(format!(
+                    "the issuer's answer for campaign {} does not give a valid token: {e}",
+                    p.campaign
+                )));
+            }
+        }
+    }
+    wallet.save()?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+/// A random delay in `[0, max]` (DESIGN P4), from the OS CSPRNG.
+///
+/// # Errors
+/// [`FlowError::Crypto`] if the OS has no randomness.
+pub fn random_delay(max: Duration) -> Result<Duration, FlowError> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|_| FlowError::Crypto("no randomness".into()))?;
+    let ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    if ms == 0 {
+        return Ok(Duration::ZERO);
+    }
+    Ok(Duration::from_millis(
+        u64::from_le_bytes(b) % ms.saturating_add(1),
+    ))
+}
+
+/// Outcome of a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    /// Index of the entry in the log.
+    pub index: u64,
+    /// Checkpoint size of the receipt.
+    pub checkpoint_size: u64,
+    /// Nullifier (hex).
+    pub nullifier: String,
+    /// Receipt text (verified).
+    pub receipt: String,
+}
+
+async fn campaign_checked(
+    client: &Client,
+    id: &CampaignId,
+    threshold: Option<u32>,
+) -> Result<CampaignInfo, FlowError> {
+    let c = client.campaign(id).await?;
+    if c.state != "open" {
+        return Err(FlowError::Campaign(format!(
+            "campaign {id} is {} and accepts no more pledges",
+            c.state
+        )));
+    }
+    if let Some(t) = threshold
+        && !(c.threshold_min..=c.threshold_max).contains(&t)
+    {
+        return Err(FlowError::Campaign(format!(
+            "threshold {t} is outside this campaign's range {}..={}",
+            c.threshold_min, c.threshold_max
+        )));
+    }
+    Ok(c)
+}
+
+/// Sends `entry` of `record` (already in the wallet, unacknowledged), checks
+/// the receipt offline against the pinned key, and stores it.
+async fn send_and_record(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+    campaign: &CampaignId,
+    bytes: &[u8],
+) -> Result<Submitted, FlowError> {
+    let entry = Entry::decode(bytes).map_err(|e| FlowError::Crypto(e.to_string()))?;
+    let accepted = client.submit(&entry).await?;
+    let receipt = Receipt::parse(accepted.receipt.as_bytes())
+        .map_err(|e| FlowError::Receipt(e.to_string()))?;
+    receipt
+        .verify_entry(bytes, log)
+        .map_err(|e| FlowError::Receipt(e.to_string()))?;
+    if receipt.index() != accepted.index {
+        return Err(FlowError::Receipt(format!(
+            "the server said index {} but the receipt proves index {}",
+            accepted.index,
+            receipt.index()
+        )));
+    }
+    let rec = wallet
+        .data
+        .pledge_for_mut(campaign)
+        .ok_or_else(|| FlowError::Wallet2("pledge record vanished".into()))?;
+    let nullifier = rec.nullifier.clone();
+    if let Some(last) = rec.entries.last_mut() {
+        last.index = Some(accepted.index);
+        last.receipt = Some(accepted.receipt.clone());
+    }
+    wallet.save()?;
+    Ok(Submitted {
+        index: accepted.index,
+        checkpoint_size: accepted.checkpoint_size,
+        nullifier,
+        receipt: accepted.receipt,
+    })
+}
+
+/// `pledge commit`: pledges to `campaign` with `threshold`, spending the
+/// wallet's token, after waiting `delay` (DESIGN P4). The entry is saved in
+/// the wallet before it is sent; a second call after a network failure
+/// resends the same entry.
+///
+/// # Errors
+/// [`FlowError::Wallet2`] without a token; [`FlowError::Campaign`] for a
+/// threshold out of range or a closed campaign; server refusals; a receipt
+/// that does not verify.
+pub async fn commit(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+    campaign: &CampaignId,
+    threshold: u32,
+    delay: Duration,
+) -> Result<Submitted, FlowError> {
+    if let Some(p) = wallet.data.pledge_for(campaign)
+        && !p.withdrawn
+    {
+        if p.entries.len() == 1 && p.unacknowledged().is_some() {
+            // An earlier attempt did not get its answer: resend it unchanged.
+            let bytes = entry_bytes(p.entries.first())?;
+            return send_and_record(client, wallet, log, campaign, &bytes).await;
+        }
+        return Err(FlowError::Campaign(format!(
+            "you already pledged to {campaign}; use `pledge amend` to change the threshold"
+        )));
+    }
+    campaign_checked(client, campaign, Some(threshold)).await?;
+    let tok = wallet.data.unused_token(campaign).ok_or_else(|| {
+        FlowError::Wallet2(format!(
+            "no unused token for campaign {campaign}: run `pledge tokens` while it is open"
+        ))
+    })?;
+    let terms = Terms::threshold(threshold).map_err(|e| FlowError::Campaign(e.to_string()))?;
+    let key = tok.key();
+    let pledge = Pledge::sign(*campaign, tok.token.clone(), terms, &key)
+        .map_err(|e| FlowError::Crypto(e.to_string()))?;
+    let nullifier = pledge.nullifier();
+    let bytes = Entry::Pledge(pledge)
+        .encode()
+        .map_err(|e| FlowError::Crypto(e.to_string()))?;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    for t in &mut wallet.data.tokens {
+        if t.campaign == *campaign && t.nullifier() == nullifier {
+            t.used = true;
+        }
+    }
+    wallet.data.pledges.push(PledgeRecord {
+        campaign: campaign.to_hex(),
+        nullifier: nullifier.to_hex(),
+        threshold,
+        withdrawn: false,
+        entries: vec![EntryRecord {
+            kind: "pledge".into(),
+            seq: 0,
+            entry: B64.encode(&bytes),
+            index: None,
+            receipt: None,
+        }],
+    });
+    wallet.save()?;
+    send_and_record(client, wallet, log, campaign, &bytes).await
+}
+
+fn entry_bytes(e: Option<&EntryRecord>) -> Result<Vec<u8>, FlowError> {
+    e.and_then(|e| B64.decode(&e.entry).ok())
+        .ok_or_else(|| FlowError::Wallet2("a stored entry is damaged".into()))
+}
+
+fn key_for(wallet: &Wallet, rec: &PledgeRecord) -> Result<PledgeSigningKey, FlowError> {
+    let n = Nullifier::from_hex(&rec.nullifier)
+        .map_err(|_| FlowError::Wallet2("a stored nullifier is damaged".into()))?;
+    wallet
+        .data
+        .token_by_nullifier(&n)
+        .map(TokenRecord::key)
+        .ok_or_else(|| {
+            FlowError::Wallet2("the pledge key of this pledge is not in the wallet".into())
+        })
+}
+
+/// `pledge amend` (`Some(t)`) or `pledge withdraw` (`None`): signs the next
+/// sequence number with the pledge's key, submits it, verifies the receipt.
+///
+/// # Errors
+/// [`FlowError::Wallet2`] without a live pledge; server refusals
+/// (`bad_sequence`, `withdrawn`, `campaign_closed`, …).
+pub async fn change(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+    campaign: &CampaignId,
+    threshold: Option<u32>,
+) -> Result<Submitted, FlowError> {
+    let rec = wallet
+        .data
+        .pledge_for(campaign)
+        .filter(|p| !p.withdrawn)
+        .ok_or_else(|| FlowError::Wallet2(format!("no live pledge of yours on {campaign}")))?
+        .clone();
+    if let Some(last) = rec.unacknowledged() {
+        // Resend the unacknowledged change first, unchanged.
+        let bytes = entry_bytes(Some(last))?;
+        return send_and_record(client, wallet, log, campaign, &bytes).await;
+    }
+    campaign_checked(client, campaign, threshold).await?;
+    let key = key_for(wallet, &rec)?;
+    let n = Nullifier::from_hex(&rec.nullifier)
+        .map_err(|_| FlowError::Wallet2("a stored nullifier is damaged".into()))?;
+    let seq = rec.next_seq();
+    let (entry, kind) = match threshold {
+        Some(t) => {
+            let terms = Terms::threshold(t).map_err(|e| FlowError::Campaign(e.to_string()))?;
+            (
+                Entry::PledgeAmended(Amendment::sign(*campaign, n, seq, terms, &key)),
+                "amend",
+            )
+        }
+        None => (
+            Entry::PledgeWithdrawn(Withdrawal::sign(*campaign, n, seq, &key)),
+            "withdraw",
+        ),
+    };
+    let bytes = entry
+        .encode()
+        .map_err(|e| FlowError::Crypto(e.to_string()))?;
+    let r = wallet
+        .data
+        .pledge_for_mut(campaign)
+        .ok_or_else(|| FlowError::Wallet2("pledge record vanished".into()))?;
+    match threshold {
+        Some(t) => r.threshold = t,
+        None => r.withdrawn = true,
+    }
+    r.entries.push(EntryRecord {
+        kind: kind.into(),
+        seq,
+        entry: B64.encode(&bytes),
+        index: None,
+        receipt: None,
+    });
+    wallet.save()?;
+    send_and_record(client, wallet, log, campaign, &bytes).await
+}
+
+/// A signed tally statement, verified with the log key.
+///
+/// # Errors
+/// [`FlowError::BadLog`] for a bad signature, another origin or campaign.
+pub fn verify_statement(
+    text: &str,
+    log: &NoteVerifier,
+    campaign: &CampaignId,
+) -> Result<TallyStatement, FlowError> {
+    let verifiers: [&dyn Verifier; 1] = [log];
+    let note = open_note(text.as_bytes(), &verifiers)
+        .map_err(|e| bad_log(format!("tally statement signature: {e}")))?;
+    let st = TallyStatement::parse_note_body(note.body())
+        .map_err(|e| bad_log(format!("tally statement: {e}")))?;
+    if st.origin() != log.name().as_str() {
+        return Err(bad_log("tally statement of another log"));
+    }
+    if st.campaign() != campaign {
+        return Err(bad_log("tally statement of another campaign"));
+    }
+    Ok(st)
+}
+
+/// One line of `pledge status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PledgeStatus {
+    /// Campaign id (hex).
+    pub campaign: String,
+    /// Title.
+    pub title: String,
+    /// My current threshold.
+    pub threshold: u32,
+    /// Withdrawn by me.
+    pub withdrawn: bool,
+    /// Every entry of this pledge has a receipt that verifies offline.
+    pub included: bool,
+    /// Entries still waiting for an answer.
+    pub unacknowledged: usize,
+    /// Active count A from the signed statement.
+    pub active: u64,
+    /// Live pledges from the signed statement.
+    pub live: u64,
+    /// Goal.
+    pub goal: u32,
+    /// `t ≤ A` (and not withdrawn).
+    pub activated: bool,
+    /// Deadline, Unix seconds.
+    pub deadline: u64,
+    /// Campaign state.
+    pub state: String,
+}
+
+/// Verifies every receipt of `rec` offline; true when all are present and valid.
+pub fn receipts_valid(rec: &PledgeRecord, log: &NoteVerifier) -> bool {
+    !rec.entries.is_empty()
+        && rec.entries.iter().all(|e| {
+            let (Some(r), Ok(bytes)) = (&e.receipt, B64.decode(&e.entry)) else {
+                return false;
+            };
+            Receipt::parse(r.as_bytes())
+                .ok()
+                .is_some_and(|r| r.verify_entry(&bytes, log).is_ok())
+        })
+}
+
+/// `pledge status`: for each of my pledges, whether it is included (receipts
+/// verify), the campaign's A from its signed statement, whether I am
+/// activated, and the deadline.
+///
+/// # Errors
+/// Server or log failures.
+pub async fn status(
+    client: &Client,
+    wallet: &Wallet,
+    log: &NoteVerifier,
+) -> Result<Vec<PledgeStatus>, FlowError> {
+    let mut out = Vec::new();
+    for rec in &wallet.data.pledges {
+        let id = rec
+            .campaign_id()
+            .ok_or_else(|| FlowError::Wallet2("a stored campaign id is damaged".into()))?;
+        let c = client.campaign(&id).await?;
+        let st = verify_statement(&client.tally_statement(&id).await?, log, &id)?;
+        out.push(PledgeStatus {
+            campaign: rec.campaign.clone(),
+            title: c.title.clone(),
+            threshold: rec.threshold,
+            withdrawn: rec.withdrawn,
+            included: receipts_valid(rec, log),
+            unacknowledged: rec.entries.iter().filter(|e| e.receipt.is_none()).count(),
+            active: st.active(),
+            live: st.live(),
+            goal: c.goal,
+            activated: !rec.withdrawn && u64::from(rec.threshold) <= st.active(),
+            deadline: c.deadline,
+            state: c.state.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Something `pledge watch` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchNews {
+    /// One of my pledges became activated (`t ≤ A`).
+    Activated {
+        /// Campaign (hex).
+        campaign: String,
+        /// My threshold.
+        threshold: u32,
+        /// A.
+        active: u64,
+    },
+    /// One of my pledges is no longer activated.
+    Deactivated {
+        /// Campaign (hex).
+        campaign: String,
+        /// My threshold.
+        threshold: u32,
+        /// A.
+        active: u64,
+    },
+    /// A campaign I pledged to reached its goal.
+    GoalReached {
+        /// Campaign (hex).
+        campaign: String,
+        /// A.
+        active: u64,
+        /// Goal.
+        goal: u32,
+    },
+    /// A new verified checkpoint.
+    Checkpoint(u64),
+}
+
+/// State `pledge watch` compares against.
+#[derive(Debug, Default)]
+pub struct Watcher {
+    /// Campaign → (my threshold, goal, was activated, goal reached).
+    mine: BTreeMap<CampaignId, (u32, u32, bool, bool)>,
+}
+
+impl Watcher {
+    /// Builds the watch list from my live pledges and their current status.
+    pub fn new(statuses: &[PledgeStatus]) -> Self {
+        let mut mine = BTreeMap::new();
+        for s in statuses.iter().filter(|s| !s.withdrawn) {
+            if let Ok(id) = CampaignId::from_hex(&s.campaign) {
+                mine.insert(
+                    id,
+                    (
+                        s.threshold,
+                        s.goal,
+                        s.activated,
+                        s.active >= u64::from(s.goal),
+                    ),
+                );
+            }
+        }
+        Self { mine }
+    }
+
+    /// Feeds a verified statement; returns what changed for me.
+    pub fn update(&mut self, st: &TallyStatement) -> Vec<WatchNews> {
+        let mut news = Vec::new();
+        if let Some((t, goal, was, reached)) = self.mine.get_mut(st.campaign()) {
+            let now = u64::from(*t) <= st.active();
+            if now != *was {
+                let campaign = st.campaign().to_hex();
+                news.push(if now {
+                    WatchNews::Activated {
+                        campaign,
+                        threshold: *t,
+                        active: st.active(),
+                    }
+                } else {
+                    WatchNews::Deactivated {
+                        campaign,
+                        threshold: *t,
+                        active: st.active(),
+                    }
+                });
+                *was = now;
+            }
+            if !*reached && st.active() >= u64::from(*goal) {
+                *reached = true;
+                news.push(WatchNews::GoalReached {
+                    campaign: st.campaign().to_hex(),
+                    active: st.active(),
+                    goal: *goal,
+                });
+            }
+        }
+        news
+    }
+
+    /// The campaigns watched.
+    pub fn campaigns(&self) -> impl Iterator<Item = &CampaignId> {
+        self.mine.keys()
+    }
+}
+
+/// `pledge watch`: follows `/v1/events` (the same public stream any reader
+/// gets: nothing tells the server which campaigns interest this client) and
+/// calls `on_news` for each change; when the stream fails, polls every
+/// `poll` (fetching the statements of *all* campaigns, not only mine). Stops
+/// after `until` if given.
+///
+/// # Errors
+/// Log failures (a statement or checkpoint with a bad signature).
+pub async fn watch(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+    poll: Duration,
+    until: Option<Duration>,
+    mut on_news: impl FnMut(WatchNews),
+) -> Result<(), FlowError> {
+    let statuses = status(client, wallet, log).await?;
+    let mut w = Watcher::new(&statuses);
+    let deadline = until.map(|d| tokio::time::Instant::now() + d);
+    let run = async {
+        loop {
+            match client.events().await {
+                Ok(mut stream) => {
+                    while let Some(ev) = stream.next().await {
+                        match ev {
+                            Ok(ServerEvent::Tally {
+                                campaign_id,
+                                statement,
+                                ..
+                            }) => {
+                                let Ok(id) = CampaignId::from_hex(&campaign_id) else {
+                                    continue;
+                                };
+                                let st = verify_statement(&statement, log, &id)?;
+                                for n in w.update(&st) {
+                                    on_news(n);
+                                }
+                            }
+                            Ok(ServerEvent::Checkpoint { note, .. }) => {
+                                let cp = open_checkpoint(note.as_bytes(), log)
+                                    .map_err(|e| bad_log(format!("checkpoint: {e}")))?;
+                                on_news(WatchNews::Checkpoint(cp.checkpoint().size()));
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(_) => {
+                    // Poll: every campaign's statement, like any public reader.
+                    if let Ok(list) = client.campaigns().await {
+                        for c in list {
+                            let Ok(id) = c.id() else { continue };
+                            if let Ok(text) = client.tally_statement(&id).await {
+                                let st = verify_statement(&text, log, &id)?;
+                                for n in w.update(&st) {
+                                    on_news(n);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(poll).await;
+        }
+    };
+    match deadline {
+        Some(d) => match tokio::time::timeout_at(d, run).await {
+            Ok(r) => r,
+            Err(_) => Ok(()),
+        },
+        None => run.await,
+    }
+}
+
+/// What an offline receipt check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptCheck {
+    /// Log origin.
+    pub origin: String,
+    /// Entry index.
+    pub index: u64,
+    /// Checkpoint size.
+    pub checkpoint_size: u64,
+    /// Root of that checkpoint (hex).
+    pub root: String,
+    /// A description of the entry, when its bytes were available.
+    pub entry: Option<String>,
+}
+
+/// `pledge verify-receipt`: checks a C2SP tlog-proof offline with the log key.
+/// The entry bytes come from `entry` or, failing that, from the receipt's
+/// `extra` line (as written by `pledge receipt`); the leaf hash is
+/// recomputed from them, so `extra` is never trusted on its own.
+///
+/// # Errors
+/// [`FlowError::Receipt`] naming what failed.
+pub fn verify_receipt(
+    text: &[u8],
+    log: &NoteVerifier,
+    entry: Option<&[u8]>,
+) -> Result<ReceiptCheck, FlowError> {
+    let r = Receipt::parse(text).map_err(|e| FlowError::Receipt(e.to_string()))?;
+    let bytes = entry
+        .map(<[u8]>::to_vec)
+        .or_else(|| r.extra().map(<[u8]>::to_vec));
+    let Some(bytes) = bytes else {
+        return Err(FlowError::Receipt(
+            "no entry to check: pass --entry, or export the receipt with `pledge receipt`, which \
+             includes the entry"
+                .into(),
+        ));
+    };
+    let signed = r
+        .verify_entry(&bytes, log)
+        .map_err(|e| FlowError::Receipt(e.to_string()))?;
+    let desc = match Entry::decode(&bytes) {
+        Ok(Entry::Pledge(p)) => format!(
+            "Pledge on campaign {} with threshold {}",
+            p.campaign,
+            p.terms.threshold_value()
+        ),
+        Ok(Entry::PledgeAmended(a)) => format!(
+            "PledgeAmended on campaign {} (seq {}) to threshold {}",
+            a.campaign,
+            a.seq,
+            a.terms.threshold_value()
+        ),
+        Ok(Entry::PledgeWithdrawn(w)) => {
+            format!("PledgeWithdrawn on campaign {} (seq {})", w.campaign, w.seq)
+        }
+        Ok(e) => format!("{:?} entry", e.kind()),
+        Err(e) => format!("undecodable entry ({e})"),
+    };
+    Ok(ReceiptCheck {
+        origin: signed.checkpoint().origin().to_string(),
+        index: r.index(),
+        checkpoint_size: signed.checkpoint().size(),
+        root: signed.checkpoint().root().to_hex(),
+        entry: Some(desc),
+    })
+}
+
+/// The receipt of my latest entry on `campaign`, with the entry bytes in the
+/// tlog-proof `extra` line so `pledge verify-receipt FILE` works alone.
+///
+/// # Errors
+/// [`FlowError::Wallet2`] when there is no acknowledged entry.
+pub fn export_receipt(wallet: &Wallet, campaign: &CampaignId) -> Result<String, FlowError> {
+    let rec = wallet
+        .data
+        .pledge_for(campaign)
+        .ok_or_else(|| FlowError::Wallet2(format!("no pledge of yours on {campaign}")))?;
+    let e = rec
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.receipt.is_some())
+        .ok_or_else(|| FlowError::Wallet2("no acknowledged entry yet".into()))?;
+    let text = e.receipt.as_deref().unwrap_or_default();
+    let (header, rest) = text
+        .split_once('\n')
+        .ok_or_else(|| FlowError::Receipt("stored receipt is damaged".into()))?;
+    let rest = match rest.split_once('\n') {
+        Some((first, after)) if first.starts_with("extra ") => after,
+        _ => rest,
+    };
+    Ok(format!("{header}\nextra {}\n{rest}", e.entry))
+}
+
+/// A leaf hash, for callers that compare receipts with entries.
+pub fn leaf_of(entry: &[u8]) -> Hash {
+    merkle::leaf_hash(entry)
+}

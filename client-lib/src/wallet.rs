@@ -1,0 +1,913 @@
+//! The pledger's wallet: pinned log key, pledge-key seeds, tokens, pending
+//! blinding states, pledges and their receipts, in one file encrypted at rest
+//! (a seized device must not reveal that its owner pledged).
+//!
+//! # File format (version 1)
+//!
+//! ```text
+//! pledge-wallet v1 argon2id m=<KiB> t=<passes> p=<lanes> salt=<b64> nonce=<b64>\n
+//! <XChaCha20-Poly1305 ciphertext of the JSON contents, tag appended>
+//! ```
+//!
+//! The key is Argon2id(passphrase, salt) with the parameters of the header;
+//! the whole header line is the AEAD's associated data, so changing any byte
+//! of the file makes opening fail. A wallet made with
+//! `--insecure-no-passphrase` says `insecure-no-passphrase` instead of
+//! `argon2id …`: its key is a fixed public constant, so it only hides the
+//! contents from a casual look and detects tampering.
+//!
+//! The file is created with mode 0600 and replaced atomically (temporary file,
+//! fsync, rename, fsync of the folder). A file that does not open (wrong
+//! passphrase, corruption) is never overwritten.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use pledge_protocol::codec::{Reader, Writer};
+use pledge_protocol::hash::{CampaignId, Hash, Nullifier};
+use pledge_protocol::pledge::PledgeSigningKey;
+use pledge_protocol::token::{BlindingState, IssuerPublicKey, Token};
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+const MAGIC: &str = "pledge-wallet v1";
+const INSECURE_KEY_TAG: &[u8] = b"pledge/v1/wallet-insecure-no-passphrase";
+/// Largest wallet file opened (a wallet of thousands of pledges is far below).
+const MAX_FILE: u64 = 64 * 1024 * 1024;
+
+/// Why the wallet could not be opened or saved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalletError {
+    /// Reading, writing or syncing the file failed.
+    #[error("wallet file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// No wallet at this path.
+    #[error("no wallet at {0} (run `pledge tokens` first, or pass --wallet)")]
+    NotFound(PathBuf),
+    /// A wallet already exists where a new one was to be created.
+    #[error("a wallet already exists at {0}; refusing to overwrite it")]
+    AlreadyExists(PathBuf),
+    /// The header is not a pledge wallet header.
+    #[error("{path} is not a pledge wallet, or its header is damaged: {what}")]
+    BadHeader {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// Decryption failed: wrong passphrase, or the file was modified.
+    #[error(
+        "cannot open the wallet {0}: wrong passphrase, or the file was modified or damaged \
+         (it was left untouched)"
+    )]
+    Decrypt(PathBuf),
+    /// The wallet needs a passphrase but was opened without one, or the reverse.
+    #[error("{0}")]
+    Protection(String),
+    /// The decrypted contents do not parse.
+    #[error("the wallet {path} decrypted but its contents are damaged: {what}")]
+    Contents {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// Key derivation failed (bad parameters).
+    #[error("key derivation failed: {0}")]
+    Kdf(String),
+    /// The operating system's randomness failed.
+    #[error("no randomness from the operating system")]
+    Randomness,
+    /// The file is larger than a wallet can be.
+    #[error("{0} is too large to be a wallet")]
+    TooLarge(PathBuf),
+}
+
+/// Argon2id cost parameters, stored in the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Passes.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+}
+
+impl KdfParams {
+    /// The default: 64 MiB, 3 passes, 1 lane (RFC 9106 §4's second
+    /// recommendation, with one lane for small devices); about 0.3 s here.
+    pub const DEFAULT: Self = Self {
+        m_kib: 64 * 1024,
+        t: 3,
+        p: 1,
+    };
+    /// Cheap parameters for tests only (still Argon2id, 1 MiB).
+    pub const TESTING: Self = Self {
+        m_kib: 1024,
+        t: 1,
+        p: 1,
+    };
+    /// Upper bounds accepted from a file header (a crafted file must not make
+    /// opening take minutes or gigabytes).
+    const MAX: Self = Self {
+        m_kib: 4 * 1024 * 1024,
+        t: 64,
+        p: 16,
+    };
+}
+
+/// How the wallet is protected at rest.
+#[derive(Clone)]
+pub enum Protection {
+    /// Argon2id over a passphrase.
+    Passphrase {
+        /// The passphrase.
+        passphrase: Zeroizing<String>,
+        /// Cost parameters for new files (files keep their own).
+        params: KdfParams,
+    },
+    /// No passphrase: a fixed public key. For tests and demos only.
+    InsecureNoPassphrase,
+}
+
+impl Protection {
+    /// A passphrase with the default parameters.
+    pub fn passphrase(p: impl Into<String>) -> Self {
+        Self::Passphrase {
+            passphrase: Zeroizing::new(p.into()),
+            params: KdfParams::DEFAULT,
+        }
+    }
+}
+
+impl std::fmt::Debug for Protection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Passphrase { params, .. } => f
+                .debug_struct("Passphrase")
+                .field("params", params)
+                .finish_non_exhaustive(),
+            Self::InsecureNoPassphrase => f.write_str("InsecureNoPassphrase"),
+        }
+    }
+}
+
+/// The log this wallet trusts, pinned at first use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedLog {
+    /// The server URL it was first seen at.
+    pub server: String,
+    /// Verifier key text `<origin>+<key id>+<base64>`.
+    pub verifier_key: String,
+    /// Size of the latest checkpoint verified.
+    pub checkpoint_size: u64,
+    /// Its root, hex.
+    pub checkpoint_root: String,
+}
+
+impl PinnedLog {
+    /// The root of the last verified checkpoint.
+    pub fn root(&self) -> Option<Hash> {
+        Hash::from_hex(&self.checkpoint_root).ok()
+    }
+}
+
+/// A token request sent or about to be sent: kept so an interrupted request
+/// can be resent unchanged and finalised (SPEC R-TOKEN-12).
+pub struct PendingToken {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// The issuer key checked against the log (P5).
+    pub issuer_key: IssuerPublicKey,
+    seed: Zeroizing<[u8; 32]>,
+    state: BlindingState,
+}
+
+impl PendingToken {
+    /// A new pending request.
+    pub fn new(
+        campaign: CampaignId,
+        issuer_key: IssuerPublicKey,
+        key: &PledgeSigningKey,
+        state: BlindingState,
+    ) -> Self {
+        Self {
+            campaign,
+            issuer_key,
+            seed: key.to_seed(),
+            state,
+        }
+    }
+
+    /// The pledge key.
+    pub fn key(&self) -> PledgeSigningKey {
+        PledgeSigningKey::from_seed(&self.seed)
+    }
+
+    /// The blinding state.
+    pub fn state(&self) -> &BlindingState {
+        &self.state
+    }
+}
+
+impl std::fmt::Debug for PendingToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingToken")
+            .field("campaign", &self.campaign)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A finalised token and its pledge key.
+pub struct TokenRecord {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// The token (public once spent).
+    pub token: Token,
+    /// True once a pledge spending it was submitted.
+    pub used: bool,
+    seed: Zeroizing<[u8; 32]>,
+}
+
+impl TokenRecord {
+    /// A record for a fresh token.
+    pub fn new(campaign: CampaignId, token: Token, key: &PledgeSigningKey) -> Self {
+        Self {
+            campaign,
+            token,
+            used: false,
+            seed: key.to_seed(),
+        }
+    }
+
+    /// The pledge key the token was issued for.
+    pub fn key(&self) -> PledgeSigningKey {
+        PledgeSigningKey::from_seed(&self.seed)
+    }
+
+    /// The nullifier a pledge with this token has.
+    pub fn nullifier(&self) -> Nullifier {
+        self.token.nullifier(&self.campaign)
+    }
+}
+
+impl std::fmt::Debug for TokenRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRecord")
+            .field("campaign", &self.campaign)
+            .field("used", &self.used)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One log entry of mine and its receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct EntryRecord {
+    /// `pledge`, `amend` or `withdraw`.
+    pub kind: String,
+    /// Sequence number (0 for the pledge).
+    pub seq: u32,
+    /// The canonical entry bytes, base64 (exactly the log leaf).
+    pub entry: String,
+    /// Index in the log, once acknowledged.
+    pub index: Option<u64>,
+    /// C2SP tlog-proof text, once acknowledged.
+    pub receipt: Option<String>,
+}
+
+/// A pledge of mine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PledgeRecord {
+    /// Campaign id, hex.
+    pub campaign: String,
+    /// Nullifier, hex.
+    pub nullifier: String,
+    /// Current threshold (after amendments).
+    pub threshold: u32,
+    /// Withdrawn?
+    pub withdrawn: bool,
+    /// The pledge, then each amendment or withdrawal.
+    pub entries: Vec<EntryRecord>,
+}
+
+impl PledgeRecord {
+    /// The campaign id.
+    pub fn campaign_id(&self) -> Option<CampaignId> {
+        CampaignId::from_hex(&self.campaign).ok()
+    }
+
+    /// The next sequence number for an amendment or withdrawal.
+    pub fn next_seq(&self) -> u32 {
+        self.entries
+            .iter()
+            .map(|e| e.seq)
+            .max()
+            .map_or(0, |s| s.saturating_add(1))
+    }
+
+    /// The last entry not yet acknowledged (to resend unchanged), if any.
+    pub fn unacknowledged(&self) -> Option<&EntryRecord> {
+        self.entries.last().filter(|e| e.receipt.is_none())
+    }
+}
+
+/// Everything in a wallet.
+#[derive(Debug, Default)]
+pub struct WalletData {
+    /// The pinned log (TOFU).
+    pub log: Option<PinnedLog>,
+    /// Requests whose answer was not yet finalised.
+    pub pending: Vec<PendingToken>,
+    /// Tokens.
+    pub tokens: Vec<TokenRecord>,
+    /// Pledges.
+    pub pledges: Vec<PledgeRecord>,
+}
+
+impl WalletData {
+    /// The unused token for `campaign`, if any.
+    pub fn unused_token(&self, campaign: &CampaignId) -> Option<&TokenRecord> {
+        self.tokens
+            .iter()
+            .find(|t| t.campaign == *campaign && !t.used)
+    }
+
+    /// Whether a token (used or not) or a pending request exists for `campaign`.
+    pub fn has_token_for(&self, campaign: &CampaignId) -> bool {
+        self.tokens.iter().any(|t| t.campaign == *campaign)
+            || self.pending.iter().any(|p| p.campaign == *campaign)
+    }
+
+    /// The token record with this nullifier.
+    pub fn token_by_nullifier(&self, n: &Nullifier) -> Option<&TokenRecord> {
+        self.tokens.iter().find(|t| t.nullifier() == *n)
+    }
+
+    /// My latest (not withdrawn first, then any) pledge on `campaign`.
+    pub fn pledge_for(&self, campaign: &CampaignId) -> Option<&PledgeRecord> {
+        let hex = campaign.to_hex();
+        self.pledges
+            .iter()
+            .rev()
+            .find(|p| p.campaign == hex && !p.withdrawn)
+            .or_else(|| self.pledges.iter().rev().find(|p| p.campaign == hex))
+    }
+
+    /// Mutable form of [`WalletData::pledge_for`].
+    pub fn pledge_for_mut(&mut self, campaign: &CampaignId) -> Option<&mut PledgeRecord> {
+        let hex = campaign.to_hex();
+        let pos = self
+            .pledges
+            .iter()
+            .rposition(|p| p.campaign == hex && !p.withdrawn)
+            .or_else(|| self.pledges.iter().rposition(|p| p.campaign == hex))?;
+        self.pledges.get_mut(pos)
+    }
+}
+
+// --- On-disk JSON (inside the ciphertext) ---------------------------------
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(deny_unknown_fields)]
+struct Disk {
+    version: u32,
+    #[zeroize(skip)]
+    log: Option<PinnedLog>,
+    pending: Vec<DiskPending>,
+    tokens: Vec<DiskToken>,
+    pledges: Vec<DiskPledge>,
+}
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(deny_unknown_fields)]
+struct DiskPending {
+    campaign: String,
+    issuer_key: String,
+    seed: String,
+    state: String,
+}
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(deny_unknown_fields)]
+struct DiskToken {
+    campaign: String,
+    token: String,
+    used: bool,
+    seed: String,
+}
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(deny_unknown_fields)]
+struct DiskPledge {
+    campaign: String,
+    nullifier: String,
+    threshold: u32,
+    withdrawn: bool,
+    entries: Vec<EntryRecord>,
+}
+
+fn contents_err(path: &Path, what: impl Into<String>) -> WalletError {
+    WalletError::Contents {
+        path: path.to_owned(),
+        what: what.into(),
+    }
+}
+
+fn seed_from_hex(path: &Path, s: &str) -> Result<Zeroizing<[u8; 32]>, WalletError> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(s, out.as_mut_slice())
+        .map_err(|_| contents_err(path, "a pledge-key seed is not 64 hex digits"))?;
+    Ok(out)
+}
+
+impl WalletData {
+    fn to_disk(&self) -> Disk {
+        Disk {
+            version: 1,
+            log: self.log.clone(),
+            pending: self
+                .pending
+                .iter()
+                .map(|p| DiskPending {
+                    campaign: p.campaign.to_hex(),
+                    issuer_key: B64.encode(p.issuer_key.as_spki()),
+                    seed: hex::encode(p.seed.as_slice()),
+                    state: B64.encode(p.state.to_secret_bytes().expose()),
+                })
+                .collect(),
+            tokens: self
+                .tokens
+                .iter()
+                .map(|t| {
+                    let mut w = Writer::new();
+                    t.token.encode_into(&mut w);
+                    DiskToken {
+                        campaign: t.campaign.to_hex(),
+                        token: B64.encode(w.into_bytes()),
+                        used: t.used,
+                        seed: hex::encode(t.seed.as_slice()),
+                    }
+                })
+                .collect(),
+            pledges: self
+                .pledges
+                .iter()
+                .map(|p| DiskPledge {
+                    campaign: p.campaign.clone(),
+                    nullifier: p.nullifier.clone(),
+                    threshold: p.threshold,
+                    withdrawn: p.withdrawn,
+                    entries: p.entries.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn from_disk(path: &Path, d: &Disk) -> Result<Self, WalletError> {
+        if d.version != 1 {
+            return Err(contents_err(path, format!("unknown version {}", d.version)));
+        }
+        let cid = |s: &str| {
+            CampaignId::from_hex(s).map_err(|_| contents_err(path, "a campaign id is not hex"))
+        };
+        let mut out = Self {
+            log: d.log.clone(),
+            ..Self::default()
+        };
+        for p in &d.pending {
+            let key = B64
+                .decode(&p.issuer_key)
+                .ok()
+                .and_then(|k| IssuerPublicKey::from_spki(&k).ok())
+                .ok_or_else(|| contents_err(path, "a pending issuer key is damaged"))?;
+            let state_bytes = Zeroizing::new(
+                B64.decode(&p.state)
+                    .map_err(|_| contents_err(path, "a blinding state is not base64"))?,
+            );
+            let state = BlindingState::from_bytes(&state_bytes)
+                .map_err(|e| contents_err(path, format!("a blinding state is damaged: {e}")))?;
+            out.pending.push(PendingToken {
+                campaign: cid(&p.campaign)?,
+                issuer_key: key,
+                seed: seed_from_hex(path, &p.seed)?,
+                state,
+            });
+        }
+        for t in &d.tokens {
+            let bytes = B64
+                .decode(&t.token)
+                .map_err(|_| contents_err(path, "a token is not base64"))?;
+            let mut r = Reader::new(&bytes);
+            let token = Token::decode_from(&mut r)
+                .and_then(|tok| r.finish().map(|()| tok))
+                .map_err(|e| contents_err(path, format!("a token is damaged: {e}")))?;
+            let rec = TokenRecord {
+                campaign: cid(&t.campaign)?,
+                token,
+                used: t.used,
+                seed: seed_from_hex(path, &t.seed)?,
+            };
+            if rec.key().public_key() != rec.token.pledge_pk {
+                return Err(contents_err(path, "a token does not match its pledge key"));
+            }
+            out.tokens.push(rec);
+        }
+        for p in &d.pledges {
+            out.pledges.push(PledgeRecord {
+                campaign: p.campaign.clone(),
+                nullifier: p.nullifier.clone(),
+                threshold: p.threshold,
+                withdrawn: p.withdrawn,
+                entries: p.entries.clone(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+// --- The wallet -------------------------------------------------------------
+
+/// An open wallet: its contents in memory, and where and how to save them.
+#[derive(Debug)]
+pub struct Wallet {
+    path: Option<PathBuf>,
+    protection: Protection,
+    /// Header of the file as opened (kept so saving reuses salt and params).
+    kdf: Option<(KdfParams, [u8; 16])>,
+    /// The contents.
+    pub data: WalletData,
+}
+
+impl Wallet {
+    /// A wallet that lives only in memory ([`Wallet::save`] does nothing):
+    /// for `pledge demo`.
+    pub fn in_memory() -> Self {
+        Self {
+            path: None,
+            protection: Protection::InsecureNoPassphrase,
+            kdf: None,
+            data: WalletData::default(),
+        }
+    }
+
+    /// A new, empty wallet to be saved at `path` (nothing is written yet).
+    ///
+    /// # Errors
+    /// [`WalletError::AlreadyExists`] if a file is there.
+    pub fn create(path: &Path, protection: Protection) -> Result<Self, WalletError> {
+        if path.exists() {
+            return Err(WalletError::AlreadyExists(path.to_owned()));
+        }
+        Ok(Self {
+            path: Some(path.to_owned()),
+            protection,
+            kdf: None,
+            data: WalletData::default(),
+        })
+    }
+
+    /// Opens the wallet at `path`, or starts a new one there if no file
+    /// exists. Returns whether it is new.
+    ///
+    /// # Errors
+    /// As [`Wallet::open`].
+    pub fn open_or_create(
+        path: &Path,
+        protection: Protection,
+    ) -> Result<(Self, bool), WalletError> {
+        match Self::open(path, protection.clone()) {
+            Ok(w) => Ok((w, false)),
+            Err(WalletError::NotFound(_)) => Ok((Self::create(path, protection)?, true)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Opens and decrypts the wallet at `path`.
+    ///
+    /// # Errors
+    /// [`WalletError::NotFound`], [`WalletError::Decrypt`] (wrong passphrase
+    /// or modified file), [`WalletError::Protection`] (the file needs a
+    /// passphrase and none was given, or the reverse),
+    /// [`WalletError::BadHeader`], [`WalletError::Contents`], I/O errors.
+    pub fn open(path: &Path, protection: Protection) -> Result<Self, WalletError> {
+        let io = |source| WalletError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let meta = match fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(WalletError::NotFound(path.to_owned()));
+            }
+            Err(e) => return Err(io(e)),
+        };
+        if meta.len() > MAX_FILE {
+            return Err(WalletError::TooLarge(path.to_owned()));
+        }
+        let bytes = fs::read(path).map_err(io)?;
+        let nl = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| bad_header(path, "no header line"))?;
+        let (header, rest) = bytes.split_at(nl);
+        let ciphertext = rest.get(1..).unwrap_or_default();
+        let header = std::str::from_utf8(header).map_err(|_| bad_header(path, "not text"))?;
+        let parsed = parse_header(path, header)?;
+        let key = match (&parsed.kdf, &protection) {
+            (Some((params, salt)), Protection::Passphrase { passphrase, .. }) => {
+                derive_key(passphrase.as_bytes(), salt, *params)?
+            }
+            (None, Protection::InsecureNoPassphrase) => insecure_key(),
+            (Some(_), Protection::InsecureNoPassphrase) => {
+                return Err(WalletError::Protection(format!(
+                    "the wallet {} is protected by a passphrase: set PLEDGE_PASSPHRASE or \
+                     run without --insecure-no-passphrase",
+                    path.display()
+                )));
+            }
+            (None, Protection::Passphrase { .. }) => {
+                return Err(WalletError::Protection(format!(
+                    "the wallet {} was made with --insecure-no-passphrase (not encrypted with a \
+                     passphrase); pass --insecure-no-passphrase to open it",
+                    path.display()
+                )));
+            }
+        };
+        let cipher = XChaCha20Poly1305::new_from_slice(key.as_slice())
+            .map_err(|_| WalletError::Kdf("key length".into()))?;
+        let nonce = XNonce::try_from(parsed.nonce.as_slice())
+            .map_err(|_| bad_header(path, "nonce length"))?;
+        let plain = Zeroizing::new(
+            cipher
+                .decrypt(
+                    &nonce,
+                    Payload {
+                        msg: ciphertext,
+                        aad: header.as_bytes(),
+                    },
+                )
+                .map_err(|_| WalletError::Decrypt(path.to_owned()))?,
+        );
+        let disk: Disk = serde_json::from_slice(&plain)
+            .map_err(|e| contents_err(path, format!("not valid wallet JSON: {e}")))?;
+        let data = WalletData::from_disk(path, &disk)?;
+        Ok(Self {
+            path: Some(path.to_owned()),
+            protection,
+            kdf: parsed.kdf,
+            data,
+        })
+    }
+
+    /// Where the wallet is saved (`None` in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// True for a wallet made with `--insecure-no-passphrase`.
+    pub fn is_insecure(&self) -> bool {
+        matches!(self.protection, Protection::InsecureNoPassphrase)
+    }
+
+    /// Encrypts and writes the wallet atomically, mode 0600: temporary file,
+    /// fsync, rename over the old file, fsync of the folder. Each save draws
+    /// a fresh nonce. An in-memory wallet is not written.
+    ///
+    /// # Errors
+    /// [`WalletError::Io`], [`WalletError::Kdf`], [`WalletError::Randomness`].
+    pub fn save(&mut self) -> Result<(), WalletError> {
+        let Some(path) = self.path.clone() else {
+            return Ok(());
+        };
+        let (header, key) = match &self.protection {
+            Protection::Passphrase { passphrase, params } => {
+                let (params, salt) = match self.kdf {
+                    Some(k) => k,
+                    None => {
+                        let mut salt = [0u8; 16];
+                        getrandom::fill(&mut salt).map_err(|_| WalletError::Randomness)?;
+                        self.kdf = Some((*params, salt));
+                        (*params, salt)
+                    }
+                };
+                let key = derive_key(passphrase.as_bytes(), &salt, params)?;
+                (
+                    format!(
+                        "{MAGIC} argon2id m={} t={} p={} salt={}",
+                        params.m_kib,
+                        params.t,
+                        params.p,
+                        B64.encode(salt)
+                    ),
+                    key,
+                )
+            }
+            Protection::InsecureNoPassphrase => {
+                (format!("{MAGIC} insecure-no-passphrase"), insecure_key())
+            }
+        };
+        let mut nonce = [0u8; 24];
+        getrandom::fill(&mut nonce).map_err(|_| WalletError::Randomness)?;
+        let header = format!("{header} nonce={}", B64.encode(nonce));
+        let disk = self.data.to_disk();
+        // Sized up front so serialising does not reallocate and leave copies.
+        let mut plain = Zeroizing::new(Vec::with_capacity(
+            64 * 1024 + 2048 * (disk.tokens.len() + disk.pending.len() + disk.pledges.len()),
+        ));
+        serde_json::to_writer(&mut *plain, &disk)
+            .map_err(|e| contents_err(&path, e.to_string()))?;
+        drop(disk);
+        let cipher = XChaCha20Poly1305::new_from_slice(key.as_slice())
+            .map_err(|_| WalletError::Kdf("key length".into()))?;
+        let ciphertext = cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: &plain,
+                    aad: header.as_bytes(),
+                },
+            )
+            .map_err(|_| WalletError::Kdf("encryption failed".into()))?;
+        let mut file = Vec::with_capacity(header.len() + 1 + ciphertext.len());
+        file.extend_from_slice(header.as_bytes());
+        file.push(b'\n');
+        file.extend_from_slice(&ciphertext);
+        write_atomic(&path, &file)
+    }
+}
+
+struct Header {
+    kdf: Option<(KdfParams, [u8; 16])>,
+    nonce: Vec<u8>,
+}
+
+fn bad_header(path: &Path, what: &str) -> WalletError {
+    WalletError::BadHeader {
+        path: path.to_owned(),
+        what: what.to_owned(),
+    }
+}
+
+fn parse_header(path: &Path, header: &str) -> Result<Header, WalletError> {
+    let rest = header
+        .strip_prefix(MAGIC)
+        .and_then(|r| r.strip_prefix(' '))
+        .ok_or_else(|| bad_header(path, "missing `pledge-wallet v1`"))?;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find_map(|f| f.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+            .ok_or_else(|| bad_header(path, &format!("missing {name}=")))
+    };
+    let nonce = B64
+        .decode(get("nonce")?)
+        .map_err(|_| bad_header(path, "nonce is not base64"))?;
+    if nonce.len() != 24 {
+        return Err(bad_header(path, "nonce is not 24 bytes"));
+    }
+    match fields.first().copied() {
+        Some("insecure-no-passphrase") if fields.len() == 2 => Ok(Header { kdf: None, nonce }),
+        Some("argon2id") if fields.len() == 6 => {
+            let num = |name: &str| -> Result<u32, WalletError> {
+                get(name)?
+                    .parse::<u32>()
+                    .map_err(|_| bad_header(path, &format!("{name} is not a number")))
+            };
+            let params = KdfParams {
+                m_kib: num("m")?,
+                t: num("t")?,
+                p: num("p")?,
+            };
+            if params.m_kib > KdfParams::MAX.m_kib
+                || params.t > KdfParams::MAX.t
+                || params.p > KdfParams::MAX.p
+            {
+                return Err(bad_header(
+                    path,
+                    "Argon2 parameters beyond the allowed maximum",
+                ));
+            }
+            let salt_v = B64
+                .decode(get("salt")?)
+                .map_err(|_| bad_header(path, "salt is not base64"))?;
+            let salt: [u8; 16] = salt_v
+                .try_into()
+                .map_err(|_| bad_header(path, "salt is not 16 bytes"))?;
+            Ok(Header {
+                kdf: Some((params, salt)),
+                nonce,
+            })
+        }
+        _ => Err(bad_header(path, "unknown protection")),
+    }
+}
+
+fn derive_key(
+    passphrase: &[u8],
+    salt: &[u8; 16],
+    p: KdfParams,
+) -> Result<Zeroizing<[u8; 32]>, WalletError> {
+    let params = argon2::Params::new(p.m_kib, p.t, p.p, Some(32))
+        .map_err(|e| WalletError::Kdf(e.to_string()))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut key = Zeroizing::new([0u8; 32]);
+    argon
+        .hash_password_into(passphrase, salt, key.as_mut_slice())
+        .map_err(|e| WalletError::Kdf(e.to_string()))?;
+    Ok(key)
+}
+
+fn insecure_key() -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(pledge_protocol::hash::sha256(&[INSECURE_KEY_TAG]))
+}
+
+/// Writes `data` to `path` atomically with mode 0600 (created so from the
+/// start): a temporary file in the same folder, fsync, rename, fsync folder.
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), WalletError> {
+    let io = |source| WalletError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.exists() {
+        let mut b = fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            b.mode(0o700);
+        }
+        b.create(&dir).map_err(io)?;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "wallet".into());
+    let mut rnd = [0u8; 6];
+    getrandom::fill(&mut rnd).map_err(|_| WalletError::Randomness)?;
+    let tmp = dir.join(format!(".{name}.tmp-{}", hex::encode(rnd)));
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let result = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// The default wallet path: `<data dir>/wallet.pledge` in the user's data
+/// folder (`~/.local/share/pledge/` on Linux).
+pub fn default_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("org", "pledge", "pledge")
+        .map(|d| d.data_dir().join("wallet.pledge"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip_and_limits() {
+        let p = Path::new("w");
+        let h = parse_header(
+            p,
+            "pledge-wallet v1 argon2id m=1024 t=1 p=1 salt=AAAAAAAAAAAAAAAAAAAAAA== nonce=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .unwrap();
+        assert_eq!(h.kdf.unwrap().0, KdfParams::TESTING);
+        assert!(parse_header(
+            p,
+            "pledge-wallet v1 argon2id m=99999999 t=1 p=1 salt=AAAAAAAAAAAAAAAAAAAAAA== nonce=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .is_err());
+        assert!(parse_header(p, "pledge-wallet v2 insecure-no-passphrase nonce=x").is_err());
+    }
+}

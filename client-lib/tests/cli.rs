@@ -1,0 +1,158 @@
+//! Smoke test of the built `pledge` binary against an in-process `pledged` on
+//! 127.0.0.1:0: tokens, campaigns, commit --now, status, receipt export and
+//! offline verification, demo, and the exit codes (0 ok, 1 failure, 2 usage).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use pledge_server::config::Config;
+use pledge_server::{AppState, run};
+
+fn pledge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pledge"))
+        .args(args)
+        .env_remove("PLEDGE_PASSPHRASE")
+        .env_remove("PLEDGE_ADMIN_TOKEN")
+        .env_remove("PLEDGE_SERVER")
+        .env_remove("PLEDGE_WALLET")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+async fn cli(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        pledge(&refs)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pledge_binary_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path().join("data"));
+    config.batch_interval = Duration::from_millis(20);
+    config.demo = true;
+    config.open_rate_per_minute = 0;
+    let state = AppState::start(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(listener, state, async {
+        let _ = rx.await;
+    }));
+    let wallet = dir.path().join("wallet.pledge");
+    let w = wallet.to_str().unwrap().to_owned();
+    let common = |rest: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "--server".into(),
+            base.clone(),
+            "--wallet".into(),
+            w.clone(),
+            "--insecure-no-passphrase".into(),
+        ];
+        v.extend(rest.iter().map(|s| (*s).to_owned()));
+        v
+    };
+
+    let o = cli(common(&["tokens", "--attest", "open"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("pinned the log key at first use"), "{t}");
+    assert!(t.contains("NOT protected by a passphrase"), "{t}");
+    assert!(t.contains("token obtained for"), "{t}");
+
+    let o = cli(common(&["campaigns"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let id = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 64, "{t}");
+
+    let o = cli(common(&["commit", &id, "--threshold", "1", "--now"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("Privacy cost"), "{t}");
+    assert!(t.contains("receipt"), "{t}");
+
+    let o = cli(common(&["status"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("ACTIVATED (t <= A)"), "{t}");
+    assert!(t.contains("yes, receipts verified"), "{t}");
+
+    let rfile = dir.path().join("r.txt");
+    let o = cli(common(&["receipt", &id, "--out", rfile.to_str().unwrap()])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Offline, with the pinned key from the wallet.
+    let o = cli(common(&["verify-receipt", rfile.to_str().unwrap()])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("receipt OK") && t.contains("threshold 1"), "{t}");
+    // Tampered receipt: exit 1 with a reason.
+    let r = std::fs::read_to_string(&rfile).unwrap();
+    std::fs::write(&rfile, r.replacen("index ", "index 1", 1)).unwrap();
+    let o = cli(common(&["verify-receipt", rfile.to_str().unwrap()])).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    // A second commit on the same campaign: failure, exit 1.
+    let o = cli(common(&["commit", &id, "--threshold", "2", "--now"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("already pledged"), "{t}");
+
+    // The wallet needs --insecure-no-passphrase to open; without a terminal
+    // or PLEDGE_PASSPHRASE the error says what to do.
+    let o = cli(vec![
+        "--server".into(),
+        base.clone(),
+        "--wallet".into(),
+        w.clone(),
+        "status".into(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    // Demo with 3 pledgers.
+    let o = cli(vec![
+        "--server".into(),
+        base.clone(),
+        "demo".into(),
+        "--pledgers".into(),
+        "3".into(),
+    ])
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("receipts verified offline"), "{t}");
+    assert!(t.contains("checked: the tally equals"), "{t}");
+
+    // Usage error: exit 2. Unreachable server: exit 1 with a clear message.
+    assert_eq!(cli(vec!["commit".into()]).await.status.code(), Some(2));
+    let o = cli(vec![
+        "--server".into(),
+        "http://127.0.0.1:9".into(),
+        "campaigns".into(),
+    ])
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("cannot reach the server"), "{t}");
+
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}

@@ -1,0 +1,618 @@
+//! Pledger client tests against a real `pledged` on 127.0.0.1:0: the wallet
+//! file (round trip, wrong passphrase, tampering, mode 0600, no plaintext),
+//! cover issuance with the logged-key check (and a key-tagging proxy that is
+//! refused), commit / amend / withdraw / status / watch with receipts
+//! verified offline, and `pledge demo` with a few pledgers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use pledge_client::client::{Client, ClientError};
+use pledge_client::demo::{self, DemoOptions};
+use pledge_client::flows::{self, AttestKind, FlowError, WatchNews};
+use pledge_client::wallet::{KdfParams, PinnedLog, Protection, TokenRecord, Wallet, WalletError};
+use pledge_protocol::hash::CampaignId;
+use pledge_protocol::pledge::PledgeSigningKey;
+use pledge_protocol::token::{IssuerSecretKey, Token};
+use pledge_server::config::Config;
+use pledge_server::{AppState, run};
+use tokio::sync::oneshot;
+
+struct Server {
+    base: String,
+    dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start_with(rate: u32) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.batch_interval = Duration::from_millis(20);
+    config.demo = true;
+    config.open_rate_per_minute = rate;
+    let state = AppState::start(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(run(listener, state, async {
+        let _ = rx.await;
+    }));
+    Server {
+        base: format!("http://{addr}"),
+        dir,
+        stop: Some(tx),
+        task,
+    }
+}
+
+async fn start() -> Server {
+    start_with(0).await
+}
+
+impl Server {
+    async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+
+    fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+}
+
+fn protection() -> Protection {
+    Protection::Passphrase {
+        passphrase: String::from("correct horse battery staple").into(),
+        params: KdfParams::TESTING,
+    }
+}
+
+async fn demo_campaign(c: &Client) -> CampaignId {
+    c.campaigns().await.unwrap()[0].id().unwrap()
+}
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn wallet_round_trip_wrong_passphrase_tampering_and_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub").join("wallet.pledge");
+    let key = PledgeSigningKey::generate().unwrap();
+    let seed_hex = hex::encode(key.to_seed().as_slice());
+    let campaign = CampaignId([7; 32]);
+    let token = Token {
+        pledge_pk: key.public_key(),
+        randomizer: [1; 32],
+        signature: [2; 256],
+    };
+    // A pending request with a real blinding state.
+    let issuer = IssuerSecretKey::generate().unwrap();
+    let pk2 = PledgeSigningKey::generate().unwrap();
+    let (blinded, state) =
+        pledge_protocol::token::blind(issuer.public_key(), &campaign, &pk2.public_key()).unwrap();
+
+    let mut w = Wallet::create(&path, protection()).unwrap();
+    w.data.log = Some(PinnedLog {
+        server: "http://x".into(),
+        verifier_key: "k".into(),
+        checkpoint_size: 3,
+        checkpoint_root: "00".repeat(32),
+    });
+    w.data
+        .tokens
+        .push(TokenRecord::new(campaign, token.clone(), &key));
+    w.data
+        .pending
+        .push(pledge_client::wallet::PendingToken::new(
+            campaign,
+            issuer.public_key().clone(),
+            &pk2,
+            state,
+        ));
+    w.save().unwrap();
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+    }
+    // Creating over an existing wallet is refused.
+    assert!(matches!(
+        Wallet::create(&path, protection()),
+        Err(WalletError::AlreadyExists(_))
+    ));
+
+    // No plaintext secret or identifying content in the file.
+    let bytes = std::fs::read(&path).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("pledge-wallet v1 argon2id m=1024 t=1 p=1 salt="));
+    for needle in [
+        seed_hex.as_str(),
+        &hex::encode(key.to_seed().as_slice()),
+        &campaign.to_hex(),
+        "verifier_key",
+        "tokens",
+    ] {
+        assert!(!text.contains(needle), "{needle} appears in the file");
+    }
+    assert!(
+        !bytes.windows(32).any(|w| w == key.to_seed().as_slice()),
+        "raw seed in the file"
+    );
+
+    // Round trip.
+    let w2 = Wallet::open(&path, protection()).unwrap();
+    assert_eq!(w2.data.log, w.data.log);
+    assert_eq!(w2.data.tokens.len(), 1);
+    assert_eq!(w2.data.tokens[0].token, token);
+    assert_eq!(w2.data.tokens[0].key().public_key(), key.public_key());
+    assert_eq!(w2.data.pending.len(), 1);
+    assert_eq!(
+        w2.data.pending[0].state().blinded_message(),
+        blinded,
+        "the blinding state survives, so the request can be resent unchanged"
+    );
+    assert_eq!(w2.data.pending[0].key().public_key(), pk2.public_key());
+
+    // Wrong passphrase: a clear error, file untouched.
+    let wrong = Protection::Passphrase {
+        passphrase: String::from("wrong").into(),
+        params: KdfParams::TESTING,
+    };
+    let e = Wallet::open(&path, wrong).unwrap_err();
+    assert!(matches!(e, WalletError::Decrypt(_)), "{e}");
+    assert!(e.to_string().contains("wrong passphrase"), "{e}");
+    // Opening a passphrase wallet without one says so.
+    let e = Wallet::open(&path, Protection::InsecureNoPassphrase).unwrap_err();
+    assert!(matches!(e, WalletError::Protection(_)), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+
+    // Any flipped byte (ciphertext or header) is detected; nothing is rewritten.
+    for pos in [bytes.len() - 1, bytes.len() - 40, 30, 60] {
+        let mut bad = bytes.clone();
+        bad[pos] ^= 0x01;
+        std::fs::write(&path, &bad).unwrap();
+        let e = Wallet::open(&path, protection()).unwrap_err();
+        assert!(
+            matches!(e, WalletError::Decrypt(_) | WalletError::BadHeader { .. }),
+            "flip at {pos}: {e}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), bad);
+    }
+    // Truncated file.
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(Wallet::open(&path, protection()).is_err());
+    // open_or_create never replaces a damaged wallet.
+    assert!(Wallet::open_or_create(&path, protection()).is_err());
+
+    // An insecure wallet is marked in its header, still hides and authenticates.
+    let ipath = dir.path().join("insecure.pledge");
+    let mut iw = Wallet::create(&ipath, Protection::InsecureNoPassphrase).unwrap();
+    iw.data
+        .tokens
+        .push(TokenRecord::new(campaign, token.clone(), &key));
+    iw.save().unwrap();
+    let ibytes = std::fs::read(&ipath).unwrap();
+    let itext = String::from_utf8_lossy(&ibytes);
+    assert!(itext.starts_with("pledge-wallet v1 insecure-no-passphrase nonce="));
+    assert!(!itext.contains(&seed_hex));
+    assert!(matches!(
+        Wallet::open(&ipath, protection()),
+        Err(WalletError::Protection(_))
+    ));
+    let iw2 = Wallet::open(&ipath, Protection::InsecureNoPassphrase).unwrap();
+    assert!(iw2.is_insecure());
+    assert_eq!(iw2.data.tokens[0].token, token);
+}
+
+// ---------------------------------------------------------------------------
+// A key-tagging proxy: forwards everything, but rewrites `issuer_key` in
+// campaign objects to a key of its own.
+// ---------------------------------------------------------------------------
+
+#[derive(Clone)]
+struct Proxy {
+    upstream: String,
+    fake_key: String,
+    token_requests: Arc<AtomicUsize>,
+    http: reqwest::Client,
+}
+
+fn rewrite(v: &mut serde_json::Value, key: &str) {
+    if let Some(o) = v.as_object_mut() {
+        if o.contains_key("issuer_key") {
+            o.insert("issuer_key".into(), serde_json::Value::String(key.into()));
+        }
+        for (_, x) in o.iter_mut() {
+            rewrite(x, key);
+        }
+    } else if let Some(a) = v.as_array_mut() {
+        for x in a {
+            rewrite(x, key);
+        }
+    }
+}
+
+async fn proxy_handler(State(p): State<Proxy>, req: Request) -> Response {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|x| x.as_str().to_owned())
+        .unwrap_or_default();
+    let method = req.method().clone();
+    if path == "/v1/tokens" {
+        p.token_requests.fetch_add(1, Ordering::SeqCst);
+    }
+    let body: Bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let resp = p
+        .http
+        .request(method, format!("{}{path}", p.upstream))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let mut bytes = resp.bytes().await.unwrap().to_vec();
+    if path.starts_with("/v1/campaigns") && ctype.starts_with("application/json") {
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        rewrite(&mut v, &p.fake_key);
+        bytes = serde_json::to_vec(&v).unwrap();
+    }
+    (
+        axum::http::StatusCode::from_u16(status).unwrap(),
+        [("content-type", ctype)],
+        bytes,
+    )
+        .into_response()
+}
+
+async fn start_proxy(upstream: &str) -> (String, Arc<AtomicUsize>) {
+    let fake = IssuerSecretKey::generate().unwrap();
+    let counter = Arc::new(AtomicUsize::new(0));
+    let p = Proxy {
+        upstream: upstream.to_owned(),
+        fake_key: B64.encode(fake.public_key().as_spki()),
+        token_requests: counter.clone(),
+        http: reqwest::Client::new(),
+    };
+    let app = axum::Router::new().fallback(proxy_handler).with_state(p);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), counter)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
+    let srv = start().await;
+    let client = Client::new(&srv.base).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w");
+    let mut w = Wallet::create(&path, protection()).unwrap();
+    let (log, new) = flows::pin_log(&client, &mut w).await.unwrap();
+    assert!(new);
+    let r = flows::obtain_tokens(&client, &mut w, &log, &AttestKind::Open)
+        .await
+        .unwrap();
+    assert_eq!(r.keys_checked, 1);
+    assert_eq!(r.obtained.len(), 1);
+    assert!(w.data.pending.is_empty());
+    let id = demo_campaign(&client).await;
+    assert!(w.data.unused_token(&id).is_some());
+    // A second call asks for nothing new.
+    let r = flows::obtain_tokens(&client, &mut w, &log, &AttestKind::Open)
+        .await
+        .unwrap();
+    assert_eq!((r.obtained.len(), r.already_held.len()), (0, 1));
+    // Stored and reopened.
+    let w2 = Wallet::open(&path, protection()).unwrap();
+    assert_eq!(w2.data.tokens.len(), 1);
+    assert_eq!(w2.data.log.as_ref().unwrap().verifier_key, log.to_text());
+
+    // A second campaign (admin) is covered too: cover issuance over all open
+    // campaigns of the attester.
+    let admin = srv.admin_token();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    client
+        .create_campaign(
+            &admin,
+            &pledge_client::client::NewCampaign {
+                title: "second".into(),
+                text: String::new(),
+                action: "act".into(),
+                deadline: now + 3600,
+                goal: 2,
+                threshold_min: 1,
+                threshold_max: 10,
+                attester: pledge_client::client::AttesterSpec::Open,
+            },
+        )
+        .await
+        .unwrap();
+    let mut fresh = Wallet::in_memory();
+    let (log2, _) = flows::pin_log(&client, &mut fresh).await.unwrap();
+    let r = flows::obtain_tokens(&client, &mut fresh, &log2, &AttestKind::Open)
+        .await
+        .unwrap();
+    assert_eq!((r.keys_checked, r.obtained.len()), (2, 2));
+    // A bad admin token is a clear 401.
+    let e = client.mint_invites("nope", "g", 1).await.unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(401), Some("unauthorized")));
+
+    // Through the key-tagging proxy: refused before any token request.
+    let (proxy, token_requests) = start_proxy(&srv.base).await;
+    let pc = Client::new(&proxy).unwrap();
+    let mut tagged = Wallet::in_memory();
+    let (plog, _) = flows::pin_log(&pc, &mut tagged).await.unwrap();
+    let e = flows::obtain_tokens(&pc, &mut tagged, &plog, &AttestKind::Open)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, FlowError::KeyMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("Refusing"), "{e}");
+    assert_eq!(token_requests.load(Ordering::SeqCst), 0);
+    assert!(tagged.data.tokens.is_empty() && tagged.data.pending.is_empty());
+
+    // A wallet pinned to this log refuses a server with another log key.
+    let other = start().await;
+    let oc = Client::new(&other.base).unwrap();
+    let mut w3 = Wallet::open(&path, protection()).unwrap();
+    let e = flows::pin_log(&oc, &mut w3).await.unwrap_err();
+    assert!(matches!(e, FlowError::LogKeyChanged { .. }), "{e}");
+    other.shutdown().await;
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_amend_withdraw_status_watch_and_receipts() {
+    let srv = start().await;
+    let client = Client::new(&srv.base).unwrap();
+    let id = demo_campaign(&client).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w");
+    let mut w = Wallet::create(&path, protection()).unwrap();
+    let (log, _) = flows::pin_log(&client, &mut w).await.unwrap();
+
+    // No token yet: a clear error.
+    let e = flows::commit(&client, &mut w, &log, &id, 1, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no unused token"), "{e}");
+    flows::obtain_tokens(&client, &mut w, &log, &AttestKind::Open)
+        .await
+        .unwrap();
+    // Out of range: refused locally.
+    let e = flows::commit(&client, &mut w, &log, &id, 1001, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, FlowError::Campaign(_)), "{e}");
+
+    // Pledge with t = 2: included, not activated (A = 0).
+    let s = flows::commit(&client, &mut w, &log, &id, 2, Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(s.nullifier.len(), 64);
+    let st = flows::status(&client, &w, &log).await.unwrap();
+    assert_eq!(st.len(), 1);
+    assert!(st[0].included);
+    assert_eq!((st[0].threshold, st[0].live, st[0].active), (2, 1, 0));
+    assert!(!st[0].activated);
+    // Pledging twice is refused locally.
+    let e = flows::commit(&client, &mut w, &log, &id, 3, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("already pledged"), "{e}");
+
+    // Watch while someone else pledges t = 1: then A = 2 and I am activated.
+    let wallet_for_watch = Wallet::open(&path, protection()).unwrap();
+    let wc = client.clone();
+    let wlog = log.clone();
+    let watcher = tokio::spawn(async move {
+        let mut w = wallet_for_watch;
+        let mut news = Vec::new();
+        flows::watch(
+            &wc,
+            &mut w,
+            &wlog,
+            Duration::from_millis(200),
+            Some(Duration::from_secs(4)),
+            |n| news.push(n),
+        )
+        .await
+        .unwrap();
+        news
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut other = Wallet::in_memory();
+    let (olog, _) = flows::pin_log(&client, &mut other).await.unwrap();
+    flows::obtain_tokens(&client, &mut other, &olog, &AttestKind::Open)
+        .await
+        .unwrap();
+    flows::commit(&client, &mut other, &olog, &id, 1, Duration::ZERO)
+        .await
+        .unwrap();
+    let news = watcher.await.unwrap();
+    assert!(
+        news.iter().any(|n| matches!(
+            n,
+            WatchNews::Activated {
+                threshold: 2,
+                active: 2,
+                ..
+            }
+        )),
+        "{news:?}"
+    );
+    let st = flows::status(&client, &w, &log).await.unwrap();
+    assert!(st[0].activated && st[0].active == 2);
+
+    // Amend to 3: no longer activated (two pledges, t = 1 and 3: A = 1).
+    flows::change(&client, &mut w, &log, &id, Some(3))
+        .await
+        .unwrap();
+    let st = flows::status(&client, &w, &log).await.unwrap();
+    assert_eq!(
+        (st[0].threshold, st[0].active, st[0].activated),
+        (3, 1, false)
+    );
+    assert!(st[0].included);
+
+    // Receipts: exported with the entry, verified offline; a flipped proof fails.
+    let text = flows::export_receipt(&w, &id).unwrap();
+    let check = flows::verify_receipt(text.as_bytes(), &log, None).unwrap();
+    assert!(
+        check.entry.unwrap().contains("PledgeAmended"),
+        "amend receipt"
+    );
+    let rfile = dir.path().join("receipt.txt");
+    std::fs::write(&rfile, &text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let proof_line = lines.iter().position(|l| l.starts_with("index ")).unwrap() + 1;
+    let mut bad: Vec<String> = lines.iter().map(|s| (*s).to_owned()).collect();
+    let mut b = B64.decode(&bad[proof_line]).unwrap();
+    b[0] ^= 1;
+    bad[proof_line] = B64.encode(b);
+    let bad = format!("{}\n", bad.join("\n"));
+    let e = flows::verify_receipt(bad.as_bytes(), &log, None).unwrap_err();
+    assert!(matches!(e, FlowError::Receipt(_)), "{e}");
+    // Another log's key refuses it.
+    let other_key = pledge_protocol::note::NoteSigner::generate(
+        pledge_protocol::note::KeyName::new(log.name().as_str()).unwrap(),
+    )
+    .unwrap()
+    .verifier();
+    assert!(flows::verify_receipt(text.as_bytes(), &other_key, None).is_err());
+
+    // Withdraw: final, and the tally drops to the other pledge.
+    flows::change(&client, &mut w, &log, &id, None)
+        .await
+        .unwrap();
+    let e = flows::change(&client, &mut w, &log, &id, Some(2))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no live pledge"), "{e}");
+    let st = flows::status(&client, &w, &log).await.unwrap();
+    assert!(st[0].withdrawn && !st[0].activated && st[0].included);
+    assert_eq!((st[0].live, st[0].active), (1, 1));
+
+    // Everything persisted; every receipt verifies from the reopened file.
+    let w2 = Wallet::open(&path, protection()).unwrap();
+    assert_eq!(w2.data.pledges.len(), 1);
+    assert_eq!(w2.data.pledges[0].entries.len(), 3);
+    assert!(flows::receipts_valid(&w2.data.pledges[0], &log));
+    assert!(w2.data.tokens[0].used);
+    assert!(w2.data.log.as_ref().unwrap().checkpoint_size > 0);
+
+    // The server's refusal codes reach the caller: resubmitting the spent pledge.
+    let first = B64.decode(&w2.data.pledges[0].entries[0].entry).unwrap();
+    let e = client
+        .submit_bytes("/v1/pledges", &first)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Refused { status: 409, code, .. } if code == "double_spend"),
+        "{e}"
+    );
+    assert!(!e.is_retryable());
+
+    // Random delays stay within the bound.
+    for _ in 0..50 {
+        assert!(
+            flows::random_delay(Duration::from_millis(30)).unwrap() <= Duration::from_millis(30)
+        );
+    }
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_pledgers_and_tally_recomputation() {
+    let srv = start().await;
+    let client = Client::new(&srv.base).unwrap();
+    let mut lines = Vec::new();
+    let mut say = |s: String| lines.push(s);
+    let opts = DemoOptions {
+        pledgers: 8,
+        concurrency: 4,
+        ..DemoOptions::default()
+    };
+    let r = demo::run(&client, &opts, &mut say).await.unwrap();
+    assert!(!r.created);
+    assert_eq!(r.pledged, 8);
+    // Plan: i % 4 == 1 amends (i = 1, 5), i % 5 == 3 withdraws (i = 3).
+    assert_eq!((r.amended, r.withdrawn), (2, 1));
+    assert_eq!(r.receipts_verified, 8 + 2 + 1);
+    assert_eq!(r.live, 7);
+    assert_eq!(r.histogram.iter().map(|(_, n)| n).sum::<u64>(), 7);
+    assert_eq!(
+        r.active,
+        pledge_protocol::tally::recompute_active(&r.histogram)
+    );
+    // The campaign JSON summary agrees with the signed statement.
+    let c = client
+        .campaign(&CampaignId::from_hex(&r.campaign).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(c.tally.unwrap().live, 7);
+
+    // With the admin token: its own campaign, run twice is fine (fresh campaign).
+    let opts = DemoOptions {
+        pledgers: 3,
+        admin_token: Some(srv.admin_token()),
+        ..DemoOptions::default()
+    };
+    let r2 = demo::run(&client, &opts, &mut |_| {}).await.unwrap();
+    assert!(r2.created);
+    assert_ne!(r2.campaign, r.campaign);
+    assert_eq!(r2.live, 3);
+    srv.shutdown().await;
+
+    // Against a server whose open attester allows 1 request a minute, the
+    // demo reports the rate limit instead of hanging when told not to wait.
+    let slow = start_with(1).await;
+    let client = Client::new(&slow.base).unwrap();
+    let opts = DemoOptions {
+        pledgers: 3,
+        concurrency: 1,
+        max_rate_wait: Duration::ZERO,
+        ..DemoOptions::default()
+    };
+    let e = demo::run(&client, &opts, &mut |_| {}).await.unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            FlowError::Client(ClientError::Refused { status: 429, .. })
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("rate_limited"), "{e}");
+    slow.shutdown().await;
+}
