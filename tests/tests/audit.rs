@@ -23,7 +23,7 @@ use pledge_protocol::entry::{CampaignClosed, CampaignOpened, Entry};
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::ledger::{LedgerState, StatelessChecks};
 use pledge_protocol::merkle::{MemoryHashes, leaf_hash};
-use pledge_protocol::note::{KeyName, NoteSigner, sign_note};
+use pledge_protocol::note::{KeyName, NoteSignature, NoteSigner, SignedNote, sign_note};
 use pledge_protocol::pledge::{Amendment, Pledge, PledgeSigningKey, Terms, Withdrawal};
 use pledge_protocol::tally::{TallySnapshot, TallyStatement};
 use pledge_protocol::tile::{encode_bundle, tile_data, tiles_for_size};
@@ -296,6 +296,13 @@ async fn honest_server_passes_and_a_lying_proxy_is_caught_on_each_lie() {
     assert_eq!(r.log_key_source, audit::KeySource::TrustOnFirstUse);
     let d = r.campaigns.iter().find(|c| c.id == demo.to_hex()).unwrap();
     assert_eq!((d.pledges, d.live, d.active), (5, 4, 4));
+    // The replayed tallies equal the server's.
+    for c in &r.campaigns {
+        let v = srv.campaign(&CampaignId::from_hex(&c.id).unwrap()).await;
+        assert_eq!(v["tally"]["live"].as_u64(), Some(c.live), "{v}");
+        assert_eq!(v["tally"]["active"].as_u64(), Some(c.active), "{v}");
+    }
+    assert!(format!("{r}").contains("PASS"), "{r}");
 
     // Wait for the short campaign to close, then audit through the proxy
     // with a state directory.
@@ -647,6 +654,21 @@ async fn a_forged_log_gets_every_failure_reported_with_its_entry_index() {
         .insert("/log/checkpoint".into(), ck[..ck.len() - 20].to_vec());
     let r = run_audit(&o).await;
     assert_eq!(kinds(&r), vec![FailureKind::CheckpointMalformed], "{r}");
+
+    // A validly signed checkpoint of an absurd size costs a few requests,
+    // not 2^32 of them.
+    let huge = Checkpoint::new(KeyName::new(ORIGIN).unwrap(), 1 << 40, leaf_hash(b"x"))
+        .sign(&signer)
+        .unwrap();
+    files
+        .lock()
+        .unwrap()
+        .insert("/log/checkpoint".into(), huge.to_text().into_bytes());
+    let r = tokio::time::timeout(Duration::from_secs(20), run_audit(&o))
+        .await
+        .expect("the audit of an absurd size must end quickly");
+    assert!(r.has(FailureKind::Unavailable), "{r}");
+    assert!(!r.passed());
 }
 
 /// `n` honest pledges in one campaign (threshold 1..=5), after its opening.
@@ -728,6 +750,30 @@ async fn state_makes_later_runs_incremental_and_catches_forks_and_rewrites() {
     let w =
         pledge_protocol::cosignature::WitnessSigner::generate(KeyName::new("w1").unwrap()).unwrap();
     o.witnesses = vec![w.verifier()];
+    let r = run_audit(&o).await;
+    assert_eq!(kinds(&r), vec![FailureKind::WitnessQuorum], "{r}");
+    // Once the witness cosigns, the quorum holds; a cosignature with one
+    // flipped bit does not count.
+    let ck = files.lock().unwrap()["/log/checkpoint"].clone();
+    let mut note = SignedNote::parse(&ck).unwrap();
+    let cosig = w.cosign_body(note.body(), 1_700_000_000).unwrap();
+    note.add_signature(cosig.clone()).unwrap();
+    files
+        .lock()
+        .unwrap()
+        .insert("/log/checkpoint".into(), note.to_text().into_bytes());
+    let r = run_audit(&o).await;
+    assert!(r.passed(), "{r}");
+    assert_eq!(r.cosigned_by, vec!["w1".to_owned()]);
+    let mut raw = cosig.signature().to_vec();
+    raw[20] ^= 1;
+    let mut bad = SignedNote::parse(&ck).unwrap();
+    bad.add_signature(NoteSignature::new(cosig.name().clone(), cosig.key_id(), raw).unwrap())
+        .unwrap();
+    files
+        .lock()
+        .unwrap()
+        .insert("/log/checkpoint".into(), bad.to_text().into_bytes());
     let r = run_audit(&o).await;
     assert_eq!(kinds(&r), vec![FailureKind::WitnessQuorum], "{r}");
     o.witnesses.clear();

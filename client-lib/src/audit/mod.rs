@@ -808,23 +808,25 @@ fn check_witnesses(opts: &AuditOptions, signed: &SignedCheckpoint, rep: &mut Aud
 }
 
 /// SPEC R-AUDIT-4: the hash tiles to fetch and compare: every tile new since
-/// the previous checkpoint (all of them on a first run), plus those holding
-/// the nodes of the root and of the consistency proof.
-fn tiles_to_check(previous: Option<u64>, size: u64) -> BTreeSet<TileId> {
-    let mut set: BTreeSet<TileId> = match previous {
+/// the previous checkpoint (all of them on a first run), then those holding
+/// the nodes of the root and of the consistency proof. Lazy, so that a signed
+/// but absurd size costs only the requests made before the first tile the
+/// server cannot serve.
+fn tiles_to_check(previous: Option<u64>, size: u64) -> impl Iterator<Item = TileId> {
+    let mut extra: BTreeSet<TileId> = tiles_for_nodes(&tree_root_nodes(size), size)
+        .into_iter()
+        .collect();
+    let main = match previous {
         Some(old) if old <= size => {
-            let mut s: BTreeSet<TileId> = new_tiles(old, size)
-                .map(Iterator::collect)
-                .unwrap_or_default();
             if let Ok(nodes) = consistency_proof_nodes(old, size) {
-                s.extend(tiles_for_nodes(&nodes, size));
+                extra.extend(tiles_for_nodes(&nodes, size));
             }
-            s
+            new_tiles(old, size).unwrap_or_else(|_| tiles_for_size(0))
         }
-        _ => tiles_for_size(size).collect(),
+        _ => tiles_for_size(size),
     };
-    set.extend(tiles_for_nodes(&tree_root_nodes(size), size));
-    set
+    let skip = extra.clone();
+    main.filter(move |t| !skip.contains(t)).chain(extra)
 }
 
 async fn fetch_tiles(
@@ -833,15 +835,12 @@ async fn fetch_tiles(
     size: u64,
     rep: &mut AuditReport,
 ) -> Result<BTreeMap<TileId, Vec<u8>>, AuditError> {
-    let tiles = tiles_to_check(previous, size);
     let limit = usize::from(FULL_WIDTH) * HASH_LEN;
-    let fetched: Vec<(TileId, Result<Got, AuditError>)> = futures_util::stream::iter(tiles)
+    let mut fetched = futures_util::stream::iter(tiles_to_check(previous, size))
         .map(|t| async move { (t, fetcher.get(&format!("/log/{}", t.path()), limit).await) })
-        .buffered(FETCH_CONCURRENCY)
-        .collect()
-        .await;
+        .buffered(FETCH_CONCURRENCY);
     let mut out = BTreeMap::new();
-    for (t, got) in fetched {
+    while let Some((t, got)) = fetched.next().await {
         match got? {
             Got::Body(b) if b.len() == usize::from(t.width()) * HASH_LEN => {
                 out.insert(t, b);
@@ -859,13 +858,17 @@ async fn fetch_tiles(
                 FailureKind::TileMalformed,
                 format!("tile {} is larger than a full tile", t.path()),
             )),
-            Got::Status(s) => rep.failures.push(Failure::new(
-                FailureKind::Unavailable,
-                format!(
-                    "tile {} is in the published tree but was not served (HTTP {s})",
-                    t.path()
-                ),
-            )),
+            Got::Status(s) => {
+                rep.failures.push(Failure::new(
+                    FailureKind::Unavailable,
+                    format!(
+                        "tile {} is in the published tree but was not served (HTTP {s}); \
+                         later tiles were not fetched",
+                        t.path()
+                    ),
+                ));
+                break;
+            }
         }
     }
     rep.counts.tiles_checked = u64::try_from(out.len()).unwrap_or(u64::MAX);
