@@ -536,17 +536,10 @@ struct BlindSigJson {
     blind_sig: String,
 }
 
-async fn tokens(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let (body, addr) = body_of(req, MAX_TOKENS_BODY).await?;
-    let t: TokensJson = parse_json(&body)?;
-    let attestation = match t.attestation {
-        AttestationJson::Open => Attestation::Open {
-            addr: addr.map(|a| a.ip()),
-        },
-        AttestationJson::Invite { code } => Attestation::Invite {
-            code: Zeroizing::new(code),
-        },
-    };
+/// Decodes a token request body: everything the handler checks before it
+/// touches any state.
+fn decode_tokens(body: &[u8]) -> Result<(AttestationJson, Vec<TokenRequest>), ApiError> {
+    let t: TokensJson = parse_json(body)?;
     let mut requests = Vec::with_capacity(t.requests.len());
     for (i, r) in t.requests.iter().enumerate() {
         requests.push(TokenRequest {
@@ -558,6 +551,20 @@ async fn tokens(State(state): State<AppState>, req: Request) -> Result<Response,
             blinded: b64(&format!("requests[{i}].blinded_msg"), &r.blinded_msg)?,
         });
     }
+    Ok((t.attestation, requests))
+}
+
+async fn tokens(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (body, addr) = body_of(req, MAX_TOKENS_BODY).await?;
+    let (attestation, requests) = decode_tokens(&body)?;
+    let attestation = match attestation {
+        AttestationJson::Open => Attestation::Open {
+            addr: addr.map(|a| a.ip()),
+        },
+        AttestationJson::Invite { code } => Attestation::Invite {
+            code: Zeroizing::new(code),
+        },
+    };
     let st = state.clone();
     let result = tokio::task::spawn_blocking(move || {
         st.inner
@@ -610,14 +617,47 @@ enum Kind {
     Withdraw,
 }
 
+/// Decodes a pledge, amendment or withdrawal body into an entry.
+fn decode_entry(body: &[u8]) -> Result<Entry, ApiError> {
+    let e: EntryJson = parse_json(body)?;
+    let bytes = b64("entry", &e.entry)?;
+    Entry::decode(&bytes).map_err(|e| ApiError::malformed_entry(e.to_string()))
+}
+
+/// The JSON request bodies of the API, for [`decode_request_body`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestBody {
+    /// `POST /v1/tokens`.
+    Tokens,
+    /// `POST /v1/pledges`, `/v1/pledges/amend`, `/v1/pledges/withdraw`.
+    Entry,
+    /// `POST /v1/campaigns` (admin).
+    NewCampaign,
+    /// `POST /v1/admin/invites` (admin).
+    NewInvites,
+}
+
+/// Decodes a request body exactly as its handler does before touching any
+/// state (no ledger, issuer or clock involved): for fuzzing and tests.
+///
+/// # Errors
+/// The 400 [`ApiError`] the handler would answer.
+pub fn decode_request_body(kind: RequestBody, body: &[u8]) -> Result<(), ApiError> {
+    match kind {
+        RequestBody::Tokens => decode_tokens(body).map(|_| ()),
+        RequestBody::Entry => decode_entry(body).map(|_| ()),
+        RequestBody::NewCampaign => parse_json::<NewCampaign>(body).map(|_| ()),
+        RequestBody::NewInvites => parse_json::<NewInvites>(body).map(|_| ()),
+    }
+}
+
 async fn submit_entry(state: AppState, req: Request, kind: Kind) -> Result<Response, ApiError> {
     if state.inner.ledger.has_failed() {
         return Err(ApiError::failed());
     }
     let (body, _) = body_of(req, MAX_ENTRY_BODY).await?;
-    let e: EntryJson = parse_json(&body)?;
-    let bytes = b64("entry", &e.entry)?;
-    let entry = Entry::decode(&bytes).map_err(|e| ApiError::malformed_entry(e.to_string()))?;
+    let entry = decode_entry(&body)?;
     let ok = matches!(
         (kind, &entry),
         (Kind::Pledge, Entry::Pledge(_))
