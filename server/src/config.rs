@@ -13,6 +13,10 @@
 //! open_rate_per_minute = 30   # open attester, per address; 0 = no limit
 //! close_check_interval_ms = 1000
 //! demo = false
+//!
+//! [[witness]]                 # any number; PLEDGED_WITNESSES="URL|KEY;URL|KEY"
+//! url = "http://127.0.0.1:9090"
+//! key = "witness.example+1234abcd+BASE64..."
 //! ```
 
 use std::net::SocketAddr;
@@ -23,6 +27,7 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::store::Backend;
+use crate::witness::Witness;
 
 /// Command line of `pledged`.
 #[derive(Debug, Parser)]
@@ -63,6 +68,15 @@ pub struct FileConfig {
     open_rate_per_minute: Option<u32>,
     close_check_interval_ms: Option<u64>,
     demo: Option<bool>,
+    witness: Option<Vec<WitnessToml>>,
+}
+
+/// One `[[witness]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WitnessToml {
+    url: String,
+    key: String,
 }
 
 /// The effective configuration.
@@ -88,6 +102,8 @@ pub struct Config {
     pub close_check_interval: Duration,
     /// Open a demo campaign if none exists.
     pub demo: bool,
+    /// Witnesses to push checkpoints to.
+    pub witnesses: Vec<Witness>,
 }
 
 impl Config {
@@ -104,6 +120,7 @@ impl Config {
             open_rate_per_minute: 30,
             close_check_interval: Duration::from_secs(1),
             demo: false,
+            witnesses: Vec::new(),
         }
     }
 
@@ -154,6 +171,14 @@ impl Config {
             c.close_check_interval = Duration::from_millis(ms.max(10));
         }
         c.demo = cli.demo || file.demo.unwrap_or(false);
+        if let Some(list) = env("PLEDGED_WITNESSES") {
+            c.witnesses = crate::witness::parse_list(&list)?;
+        } else if let Some(ws) = file.witness {
+            c.witnesses = ws
+                .iter()
+                .map(|w| crate::witness::parse_one(&w.url, &w.key))
+                .collect::<Result<_, _>>()?;
+        }
         Ok(c)
     }
 }
@@ -222,5 +247,23 @@ mod tests {
         let c = Config::load(cli).unwrap();
         assert_eq!(c.listen.port(), 1234);
         assert_eq!(c.backend, Backend::Redb);
+    }
+
+    #[test]
+    fn witnesses_need_http_urls_and_valid_keys() {
+        let w = pledge_protocol::cosignature::WitnessSigner::from_seed(
+            pledge_protocol::note::KeyName::new("w.example").unwrap(),
+            &[1; 32],
+        )
+        .verifier()
+        .to_text();
+        let list = crate::witness::parse_list(&format!("http://127.0.0.1:1|{w}; http://h:2/p|{w}"))
+            .unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[1].url, "http://h:2/p");
+        let e = crate::witness::parse_list(&format!("https://h|{w}")).unwrap_err();
+        assert!(e.contains("http://"), "{e}");
+        assert!(crate::witness::parse_list("http://h|not-a-key").is_err());
+        assert!(crate::witness::parse_list("http://h").is_err());
     }
 }

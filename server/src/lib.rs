@@ -12,6 +12,7 @@
 //! - [`http`]: routes and handlers (decode → ledger/issuer → encode);
 //!   `http/error.rs` alone chooses status codes.
 //! - [`metrics`]: aggregate counters for `GET /metrics`.
+//! - [`witness`]: pushes checkpoints to witnesses, attaches their cosignatures.
 //!
 //! [`AppState::start`] opens everything and starts the background tasks,
 //! [`app`] builds the router, [`run`] serves it until shutdown.
@@ -23,6 +24,7 @@ pub mod keys;
 pub mod ledger;
 pub mod metrics;
 pub mod store;
+pub mod witness;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -120,6 +122,12 @@ impl AppState {
             config.close_check_interval,
             shutdown.clone(),
         ));
+        let mut tasks = vec![seq_task, close_task];
+        tasks.extend(witness::spawn(
+            ledger.clone(),
+            config.witnesses.clone(),
+            shutdown.clone(),
+        ));
         let mut demo_campaign = None;
         if config.demo && ledger.read().state.campaigns().next().is_none() {
             let params = issuer::demo_params(unix_now());
@@ -144,7 +152,7 @@ impl AppState {
                 metrics,
                 shutdown_tx,
                 shutdown,
-                tasks: Mutex::new(vec![seq_task, close_task]),
+                tasks: Mutex::new(tasks),
                 demo_campaign,
                 created_files,
             }),

@@ -17,7 +17,7 @@ use pledge_protocol::entry::{CampaignClosed, Entry};
 use pledge_protocol::hash::{CampaignId, Hash};
 use pledge_protocol::ledger::{LedgerState, RuleError, StatelessChecks, verify_pledge};
 use pledge_protocol::merkle::{self, HashReader, NodeId, Tree};
-use pledge_protocol::note::{NoteSigner, NoteVerifier, SignedNote, sign_note};
+use pledge_protocol::note::{NoteSignature, NoteSigner, NoteVerifier, SignedNote, sign_note};
 use pledge_protocol::receipt::Receipt;
 use pledge_protocol::tally::TallyStatement;
 use pledge_protocol::token::IssuerPublicKey;
@@ -282,6 +282,23 @@ impl Ledger {
     /// the server refuses writes until restarted.
     pub fn has_failed(&self) -> bool {
         self.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Adds a witness cosignature to the served checkpoint if it is still the
+    /// checkpoint of `size` (SPEC R-NOTE-12). Returns whether it was added.
+    pub fn attach_cosignature(&self, size: u64, sig: NoteSignature) -> bool {
+        let mut view = self.write();
+        if view.tree.size() != size {
+            return false;
+        }
+        let Ok(mut note) = SignedNote::parse(view.checkpoint.as_bytes()) else {
+            return false;
+        };
+        if note.add_signature(sig).is_err() {
+            return false;
+        }
+        view.checkpoint = note.to_text().into();
+        true
     }
 
     /// Subscribes to published checkpoints and tallies.
