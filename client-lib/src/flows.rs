@@ -290,7 +290,7 @@ pub async fn verified_issuer_key(
 }
 
 /// What `pledge tokens` asks for.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum AttestKind {
     /// The open attester.
     Open,
@@ -301,6 +301,19 @@ pub enum AttestKind {
         /// The group, if known.
         group: Option<String>,
     },
+}
+
+impl std::fmt::Debug for AttestKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Open => f.write_str("Open"),
+            // The code is a secret until used: never printed.
+            Self::Invite { group, .. } => f
+                .debug_struct("Invite")
+                .field("group", group)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// Outcome of [`obtain_tokens`].
@@ -798,6 +811,7 @@ pub async fn status(
 
 /// Something `pledge watch` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WatchNews {
     /// One of my pledges became activated (`t ≤ A`).
     Activated {
@@ -819,6 +833,16 @@ pub enum WatchNews {
     },
     /// A campaign I pledged to reached its goal.
     GoalReached {
+        /// Campaign (hex).
+        campaign: String,
+        /// A.
+        active: u64,
+        /// Goal.
+        goal: u32,
+    },
+    /// A campaign I pledged to fell back below its goal (success is judged
+    /// at the deadline).
+    GoalLost {
         /// Campaign (hex).
         campaign: String,
         /// A.
@@ -879,12 +903,22 @@ impl Watcher {
                 });
                 *was = now;
             }
-            if !*reached && st.active() >= u64::from(*goal) {
-                *reached = true;
-                news.push(WatchNews::GoalReached {
-                    campaign: st.campaign().to_hex(),
-                    active: st.active(),
-                    goal: *goal,
+            let now_reached = st.active() >= u64::from(*goal);
+            if now_reached != *reached {
+                *reached = now_reached;
+                let campaign = st.campaign().to_hex();
+                news.push(if now_reached {
+                    WatchNews::GoalReached {
+                        campaign,
+                        active: st.active(),
+                        goal: *goal,
+                    }
+                } else {
+                    WatchNews::GoalLost {
+                        campaign,
+                        active: st.active(),
+                        goal: *goal,
+                    }
                 });
             }
         }

@@ -369,6 +369,48 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
     let e = client.mint_invites("nope", "g", 1).await.unwrap_err();
     assert_eq!((e.status(), e.code()), (Some(401), Some("unauthorized")));
 
+    // Invite codes: the code's group only; a code is single-use.
+    client
+        .create_campaign(
+            &admin,
+            &pledge_client::client::NewCampaign {
+                title: "staff".into(),
+                text: String::new(),
+                action: "act".into(),
+                deadline: now + 3600,
+                goal: 2,
+                threshold_min: 1,
+                threshold_max: 10,
+                attester: pledge_client::client::AttesterSpec::Invite {
+                    group: "staff".into(),
+                },
+            },
+        )
+        .await
+        .unwrap();
+    let codes = client.mint_invites(&admin, "staff", 1).await.unwrap();
+    let invite = AttestKind::Invite {
+        code: codes[0].clone(),
+        group: None,
+    };
+    assert!(!format!("{invite:?}").contains(codes[0].as_str()));
+    let mut iw = Wallet::in_memory();
+    let (ilog, _) = flows::pin_log(&client, &mut iw).await.unwrap();
+    let r = flows::obtain_tokens(&client, &mut iw, &ilog, &invite)
+        .await
+        .unwrap();
+    assert_eq!((r.keys_checked, r.obtained.len()), (1, 1));
+    let mut again = Wallet::in_memory();
+    flows::pin_log(&client, &mut again).await.unwrap();
+    let e = flows::obtain_tokens(&client, &mut again, &ilog, &invite)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, FlowError::Client(c) if c.code() == Some("invite_invalid")),
+        "{e}"
+    );
+    assert!(again.data.pending.is_empty() && again.data.tokens.is_empty());
+
     // Through the key-tagging proxy: refused before any token request.
     let (proxy, token_requests) = start_proxy(&srv.base).await;
     let pc = Client::new(&proxy).unwrap();

@@ -527,8 +527,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         campaign,
                         active,
                         goal,
-                    } => println!("GOAL REACHED: {campaign}: A = {active} >= goal {goal}"),
+                    } => println!(
+                        "GOAL REACHED (for now; success is judged at the deadline): {campaign}: \
+                         A = {active} >= goal {goal}"
+                    ),
+                    WatchNews::GoalLost {
+                        campaign,
+                        active,
+                        goal,
+                    } => println!("below the goal again: {campaign}: A = {active} < goal {goal}"),
                     WatchNews::Checkpoint(_) => {}
+                    _ => {}
                 },
             )
             .await?;
