@@ -265,10 +265,8 @@ impl TokenRecord {
 
 impl std::fmt::Debug for TokenRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenRecord")
-            .field("campaign", &self.campaign)
-            .field("used", &self.used)
-            .finish_non_exhaustive()
+        // Campaign and `used` together would say where I pledged: neither is printed.
+        f.debug_struct("TokenRecord").finish_non_exhaustive()
     }
 }
 
@@ -323,8 +321,9 @@ impl PledgeRecord {
     }
 }
 
-/// Everything in a wallet.
-#[derive(Debug, Default)]
+/// Everything in a wallet. `Debug` prints counts only: which pledges are
+/// mine is the secret.
+#[derive(Default)]
 pub struct WalletData {
     /// The pinned log (TOFU).
     pub log: Option<PinnedLog>,
@@ -539,15 +538,37 @@ impl WalletData {
 
 // --- The wallet -------------------------------------------------------------
 
+impl std::fmt::Debug for WalletData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletData")
+            .field("log", &self.log)
+            .field("pending", &self.pending.len())
+            .field("tokens", &self.tokens.len())
+            .field("pledges", &self.pledges.len())
+            .finish()
+    }
+}
+
 /// An open wallet: its contents in memory, and where and how to save them.
-#[derive(Debug)]
 pub struct Wallet {
     path: Option<PathBuf>,
     protection: Protection,
     /// Header of the file as opened (kept so saving reuses salt and params).
     kdf: Option<(KdfParams, [u8; 16])>,
+    /// The derived key, kept so each save does not run Argon2 again.
+    key: Option<Zeroizing<[u8; 32]>>,
     /// The contents.
     pub data: WalletData,
+}
+
+impl std::fmt::Debug for Wallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wallet")
+            .field("path", &self.path)
+            .field("protection", &self.protection)
+            .field("data", &self.data)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Wallet {
@@ -558,6 +579,7 @@ impl Wallet {
             path: None,
             protection: Protection::InsecureNoPassphrase,
             kdf: None,
+            key: None,
             data: WalletData::default(),
         }
     }
@@ -574,6 +596,7 @@ impl Wallet {
             path: Some(path.to_owned()),
             protection,
             kdf: None,
+            key: None,
             data: WalletData::default(),
         })
     }
@@ -667,6 +690,7 @@ impl Wallet {
             path: Some(path.to_owned()),
             protection,
             kdf: parsed.kdf,
+            key: Some(key),
             data,
         })
     }
@@ -702,7 +726,11 @@ impl Wallet {
                         (*params, salt)
                     }
                 };
-                let key = derive_key(passphrase.as_bytes(), &salt, params)?;
+                let key = match self.key.take() {
+                    Some(k) => k,
+                    None => derive_key(passphrase.as_bytes(), &salt, params)?,
+                };
+                self.key = Some(key.clone());
                 (
                     format!(
                         "{MAGIC} argon2id m={} t={} p={} salt={}",

@@ -658,3 +658,35 @@ async fn demo_pledgers_and_tally_recomputation() {
     assert!(e.to_string().contains("rate_limited"), "{e}");
     slow.shutdown().await;
 }
+
+#[test]
+fn wallet_debug_output_holds_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Wallet::create(&dir.path().join("w"), protection()).unwrap();
+    let key = PledgeSigningKey::generate().unwrap();
+    let campaign = CampaignId([9; 32]);
+    let token = Token {
+        pledge_pk: key.public_key(),
+        randomizer: [1; 32],
+        signature: [2; 256],
+    };
+    w.data.tokens.push(TokenRecord::new(campaign, token, &key));
+    w.save().unwrap();
+    let dbg = format!("{w:?} {:?}", w.data.tokens[0]);
+    assert!(!dbg.contains("correct horse"), "{dbg}");
+    assert!(
+        !dbg.contains(&hex::encode(key.to_seed().as_slice())),
+        "{dbg}"
+    );
+    assert!(!dbg.contains(&campaign.to_hex()), "{dbg}");
+    // Saving twice reuses the derived key and still opens.
+    w.save().unwrap();
+    assert_eq!(
+        Wallet::open(&dir.path().join("w"), protection())
+            .unwrap()
+            .data
+            .tokens
+            .len(),
+        1
+    );
+}
