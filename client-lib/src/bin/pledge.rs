@@ -51,7 +51,7 @@ enum Command {
     Campaigns,
     /// Obtain tokens for every open campaign of an attester (cover issuance).
     Tokens {
-        /// `open`, or `invite:CODE`.
+        /// `open`, or `invite:CODE` (`invite:-` reads the code from standard input).
         #[arg(long)]
         attest: String,
         /// Invite group, when open invite campaigns belong to several groups.
@@ -380,8 +380,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let kind = if attest == "open" {
                 AttestKind::Open
             } else if let Some(code) = attest.strip_prefix("invite:") {
+                // `invite:-` reads the code from standard input, so it stays out
+                // of the process list and the shell history.
+                let code = if code == "-" {
+                    let mut line = Zeroizing::new(String::new());
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the invite code from standard input")?;
+                    Zeroizing::new(line.trim().to_owned())
+                } else {
+                    Zeroizing::new(code.to_owned())
+                };
                 AttestKind::Invite {
-                    code: Zeroizing::new(code.to_owned()),
+                    code,
                     group: group.clone(),
                 }
             } else {
