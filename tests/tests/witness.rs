@@ -487,3 +487,68 @@ async fn cli_generates_a_private_key_and_parses_log_arguments() {
     let wvkey = witness_signer().verifier().to_text();
     assert!(parse_log_arg(&format!("{WITNESS}={wvkey}")).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_store_cosigns_nothing_and_suspends_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::new(1);
+    log.grow(8, "a");
+    let w = start(dir.path(), vec![log.key.verifier()]).await;
+    assert_cosigned(&w.post(log.request(0, 5)).await, &log.checkpoint(5));
+
+    // Fault injection: a folder where the temporary state file goes makes the
+    // next store fail (this works even as root, unlike a read-only folder).
+    let state_file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "checkpoint"))
+        .unwrap();
+    let tmp = state_file.with_extension("checkpoint.tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let a = w.post(log.request(5, 8)).await;
+    assert_eq!(a.status, 500, "{}", String::from_utf8_lossy(&a.body));
+    assert!(parse_cosignature_lines(&a.body).is_err(), "no cosignature");
+    // The log is suspended, even for requests that need no store.
+    let a = w.post(log.request(5, 5)).await;
+    assert_eq!(a.status, 503);
+    assert!(a.content_type.starts_with("text/plain"));
+    w.stop().await;
+
+    // After a restart the state is the last checkpoint actually cosigned.
+    std::fs::remove_dir(&tmp).unwrap();
+    assert_eq!(
+        stored_state(dir.path(), &log.key.verifier()).await,
+        Some(WitnessedTree {
+            size: 5,
+            root: log.root(5)
+        })
+    );
+    let w = start(dir.path(), vec![log.key.verifier()]).await;
+    assert_cosigned(&w.post(log.request(5, 8)).await, &log.checkpoint(8));
+    w.stop().await;
+}
+
+/// Sequential cosigning rate with a durable store per checkpoint (one fsync
+/// of the file and one of the folder each). Run with `--ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "timing figure, not a test"]
+async fn witness_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::new(1);
+    let n = 500u64;
+    log.grow(n + 1, "a");
+    let bodies: Vec<String> = (1..=n)
+        .map(|s| log.request(if s == 1 { 0 } else { s - 1 }, s))
+        .collect();
+    let w = start(dir.path(), vec![log.key.verifier()]).await;
+    let t = std::time::Instant::now();
+    for b in bodies {
+        assert_eq!(w.post(b).await.status, 200);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "witness: {n} sequential add-checkpoint (durable) in {secs:.2} s = {:.0}/s",
+        n as f64 / secs
+    );
+    w.stop().await;
+}
