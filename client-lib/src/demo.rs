@@ -40,7 +40,7 @@ impl Default for DemoOptions {
         Self {
             pledgers: 20,
             admin_token: None,
-            concurrency: 8,
+            concurrency: 32,
             max_rate_wait: Duration::from_secs(600),
         }
     }
