@@ -840,6 +840,21 @@ async fn measure_audit_throughput() {
         )
         .unwrap(),
     )];
+    // Baseline: the bare token and pledge-key checks, one thread.
+    let decoded: Vec<Entry> = entries.iter().map(|e| Entry::decode(e).unwrap()).collect();
+    let key = a.sk.public_key().clone();
+    let cpu = cpu_seconds();
+    for e in &decoded {
+        if let Entry::Pledge(p) = e {
+            pledge_protocol::ledger::verify_pledge(p, &key).unwrap();
+        }
+    }
+    let cpu = cpu_seconds() - cpu;
+    eprintln!(
+        "bare verify_pledge: {:.2} s CPU for {n} pledges: {:.0} per CPU-second",
+        cpu,
+        n as f64 / cpu
+    );
     let files: Files = Arc::new(Mutex::new(publish(&signer, &entries, &st)));
     let base = serve_files(files).await;
     for threads in [1, 0] {
