@@ -231,6 +231,9 @@ struct Proxy {
     upstream: String,
     fake_key: String,
     token_requests: Arc<AtomicUsize>,
+    /// When set, token answers are swallowed (after the server signed) and
+    /// replaced by a 503, like a connection lost on the way back.
+    lose_token_answers: bool,
     http: reqwest::Client,
 }
 
@@ -278,7 +281,18 @@ async fn proxy_handler(State(p): State<Proxy>, req: Request) -> Response {
         .unwrap_or("application/octet-stream")
         .to_owned();
     let mut bytes = resp.bytes().await.unwrap().to_vec();
-    if path.starts_with("/v1/campaigns") && ctype.starts_with("application/json") {
+    if p.lose_token_answers && path == "/v1/tokens" {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [("retry-after", "1")],
+            r#"{"error":"busy","detail":"lost"}"#,
+        )
+            .into_response();
+    }
+    if !p.fake_key.is_empty()
+        && path.starts_with("/v1/campaigns")
+        && ctype.starts_with("application/json")
+    {
         let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         rewrite(&mut v, &p.fake_key);
         bytes = serde_json::to_vec(&v).unwrap();
@@ -293,11 +307,20 @@ async fn proxy_handler(State(p): State<Proxy>, req: Request) -> Response {
 
 async fn start_proxy(upstream: &str) -> (String, Arc<AtomicUsize>) {
     let fake = IssuerSecretKey::generate().unwrap();
+    start_proxy_with(upstream, B64.encode(fake.public_key().as_spki()), false).await
+}
+
+async fn start_proxy_with(
+    upstream: &str,
+    fake_key: String,
+    lose_token_answers: bool,
+) -> (String, Arc<AtomicUsize>) {
     let counter = Arc::new(AtomicUsize::new(0));
     let p = Proxy {
         upstream: upstream.to_owned(),
-        fake_key: B64.encode(fake.public_key().as_spki()),
+        fake_key,
         token_requests: counter.clone(),
+        lose_token_answers,
         http: reqwest::Client::new(),
     };
     let app = axum::Router::new().fallback(proxy_handler).with_state(p);
@@ -689,4 +712,54 @@ fn wallet_debug_output_holds_no_secret() {
             .len(),
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_token_answer_is_resent_unchanged_from_the_saved_blinding_state() {
+    let srv = start().await;
+    let (proxy, token_requests) = start_proxy_with(&srv.base, String::new(), true).await;
+    let lossy = Client::new(&proxy).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w");
+    let mut w = Wallet::create(&path, protection()).unwrap();
+    let (log, _) = flows::pin_log(&lossy, &mut w).await.unwrap();
+    let e = flows::obtain_tokens(&lossy, &mut w, &log, &AttestKind::Open)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, FlowError::Client(c) if c.is_retryable()),
+        "{e}"
+    );
+    assert_eq!(c_retry(&e), Some(Duration::from_secs(1)));
+    assert_eq!(token_requests.load(Ordering::SeqCst), 1);
+    drop(w);
+    // "Crash": the pending state was saved before sending; reopen the file.
+    let mut w = Wallet::open(&path, protection()).unwrap();
+    assert_eq!(w.data.pending.len(), 1);
+    assert!(w.data.tokens.is_empty());
+    let key = w.data.pending[0].key().public_key();
+    // The next call, straight to the server, resends the same request.
+    let client = Client::new(&srv.base).unwrap();
+    let r = flows::obtain_tokens(&client, &mut w, &log, &AttestKind::Open)
+        .await
+        .unwrap();
+    assert_eq!(r.obtained.len(), 1);
+    assert!(w.data.pending.is_empty());
+    assert_eq!(w.data.tokens[0].token.pledge_pk, key);
+    // The token verifies under the logged key: the saved state finalised the
+    // server's signature of the very blinded message sent before the "crash".
+    let id = demo_campaign(&client).await;
+    let cp = flows::checkpoint(&client, &mut w, &log).await.unwrap();
+    let pk = flows::verified_issuer_key(&client, &cp, &client.campaign(&id).await.unwrap())
+        .await
+        .unwrap();
+    w.data.tokens[0].token.verify(&pk, &id).unwrap();
+    srv.shutdown().await;
+}
+
+fn c_retry(e: &FlowError) -> Option<Duration> {
+    match e {
+        FlowError::Client(c) => c.retry_after(),
+        _ => None,
+    }
 }
