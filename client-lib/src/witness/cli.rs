@@ -163,6 +163,15 @@ pub async fn cli_serve(args: ServeArgs) -> ExitCode {
             }
         };
     }
+    // Operator log on stderr: what was cosigned or kept as evidence, never
+    // request bodies or addresses (R-WITSRV-9). `RUST_LOG` overrides.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("pledge_client::witness=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
     let signer = match read_key(&args.key) {
         Ok(s) => s,
         Err(e) => {
