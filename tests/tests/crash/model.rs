@@ -47,6 +47,8 @@ struct Owned {
 #[derive(Debug)]
 struct Unsure {
     bytes: Vec<u8>,
+    /// Answered 503 storage_unavailable (rather than no answer at all).
+    storage_error: bool,
     /// The credential of a new pledge (returned to the pool if not logged).
     cred: Option<Arc<Cred>>,
 }
@@ -63,6 +65,10 @@ pub struct Stats {
     pub unsure_logged: u64,
     /// 503 storage_unavailable answers (an I/O error reported to the caller).
     pub storage_errors: u64,
+    /// Of those, how many were found in the log after the restart (the
+    /// engine's write failed but its data reached the disk: SPEC R-STORE-2
+    /// calls the outcome unknown).
+    pub storage_errors_logged: u64,
     /// 503 busy answers (never in the log).
     pub busy: u64,
     /// 429 answers.
@@ -367,7 +373,11 @@ fn record(
                 m.stats.unsure += 1;
                 // An amendment left unsure keeps its pledge busy
                 // until the restart settles its sequence number.
-                m.unsure.push(Unsure { bytes, cred });
+                m.unsure.push(Unsure {
+                    bytes,
+                    cred,
+                    storage_error: code == "storage_unavailable",
+                });
             } else {
                 m.stats.unexpected.push(refusal(&e));
                 if let Some(k) = k {
@@ -520,6 +530,9 @@ pub async fn check(base: &str, model: &Shared) {
         let logged = index_of.get(u.bytes.as_slice()).copied();
         if let Some(i) = logged {
             m.stats.unsure_logged += 1;
+            if u.storage_error {
+                m.stats.storage_errors_logged += 1;
+            }
             m.acked.insert(i, u.bytes.clone());
         }
         match (u.cred, logged) {
