@@ -109,7 +109,32 @@ async fn body_of(req: Request, limit: usize) -> Result<(Bytes, Option<SocketAddr
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+    let value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    // serde's derived structs also accept an array of the field values in
+    // order (`["<entry>"]` for `{"entry": "<entry>"}`): a second encoding of
+    // one request. Every request body is an object, and its only arrays hold
+    // objects, so anything else is refused.
+    let shape: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    if !shape.is_object() || !arrays_hold_objects(&shape) {
+        return Err(ApiError::bad_request(
+            "invalid JSON: objects are expected where an array was given",
+        ));
+    }
+    Ok(value)
+}
+
+/// Whether every array inside `v` holds only objects (depth is bounded by
+/// serde_json's recursion limit of 128).
+fn arrays_hold_objects(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Array(items) => items
+            .iter()
+            .all(|x| x.is_object() && arrays_hold_objects(x)),
+        serde_json::Value::Object(map) => map.values().all(arrays_hold_objects),
+        _ => true,
+    }
 }
 
 fn b64(field: &str, s: &str) -> Result<Vec<u8>, ApiError> {
