@@ -962,3 +962,46 @@ async fn audit_with_a_witness_quorum_against_a_witnessed_server() {
     let _ = wstop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), wtask).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_and_network_errors_exit_with_2() {
+    let args = |server: &str| AuditArgs {
+        server: server.to_owned(),
+        state: None,
+        json: false,
+        threads: 0,
+        witnesses: vec![],
+        quorum: None,
+        log_key: None,
+    };
+    // A quorum larger than the witnesses given.
+    let mut a = args("http://127.0.0.1:9");
+    a.quorum = Some(1);
+    assert_eq!(audit::cli(a).await, ExitCode::from(2));
+    // A malformed log key.
+    let mut a = args("http://127.0.0.1:9");
+    a.log_key = Some("not a key".into());
+    assert_eq!(audit::cli(a).await, ExitCode::from(2));
+    // Not a URL.
+    assert_eq!(audit::cli(args("ftp://x")).await, ExitCode::from(2));
+    // Nobody listening.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    assert_eq!(
+        audit::cli(args(&format!("http://{addr}"))).await,
+        ExitCode::from(2)
+    );
+    // A state directory pinning another log's key than --log-key.
+    let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    let (_, entries) = honest_entries(2);
+    let files: Files = Arc::new(Mutex::new(publish(&signer, &entries, &[])));
+    let base = serve_files(files).await;
+    let state = tempfile::tempdir().unwrap();
+    assert!(run_audit(&opts(&base, Some(state.path()))).await.passed());
+    let other = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    let mut a = args(&base);
+    a.state = Some(state.path().to_path_buf());
+    a.log_key = Some(other.verifier().to_text());
+    assert_eq!(audit::cli(a).await, ExitCode::from(2));
+}

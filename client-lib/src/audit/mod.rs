@@ -275,7 +275,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
     let previous = match &saved {
         Some(s) => {
             let root = s.root_hash().map_err(|detail| AuditError::State {
-                path: PathBuf::from("state.json"),
+                path: state_file(opts),
                 detail,
             })?;
             rep.previous = Some(CheckpointSummary {
@@ -365,7 +365,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
             Some(s) if s.cached_bundles > 0 => Some((
                 s.cached_bundles,
                 s.cache_root_hash().map_err(|detail| AuditError::State {
-                    path: PathBuf::from("state.json"),
+                    path: state_file(opts),
                     detail,
                 })?,
             )),
@@ -518,6 +518,13 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
     Ok(finish(rep, started))
 }
 
+/// The state file's path, for error messages.
+fn state_file(opts: &AuditOptions) -> PathBuf {
+    opts.state_dir
+        .as_deref()
+        .map_or_else(|| PathBuf::from("state.json"), |d| d.join("state.json"))
+}
+
 fn finish(mut rep: AuditReport, started: Instant) -> AuditReport {
     let elapsed = started.elapsed();
     rep.elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
@@ -542,7 +549,7 @@ async fn log_key(
     let pinned = saved
         .map(|s| {
             NoteVerifier::from_text(&s.log_key).map_err(|e| AuditError::State {
-                path: PathBuf::from("state.json"),
+                path: state_file(opts),
                 detail: format!("pinned log key: {e}"),
             })
         })

@@ -358,7 +358,11 @@ impl Replay {
                     ));
                 } else {
                     return Err(AuditError::State {
-                        path: std::path::PathBuf::from("bundles"),
+                        path: self
+                            .input
+                            .cache
+                            .as_ref()
+                            .map_or_else(|| "bundles".into(), |c| c.path().join("bundles")),
                         detail: "the cached entry bundles do not hash to the root recorded with \
                                  them: the cache was altered; use a fresh --state directory"
                             .into(),

@@ -335,7 +335,7 @@ impl fmt::Display for AuditReport {
         let c = &self.counts;
         writeln!(
             f,
-            "entries     {} ({} campaigns opened, {} pledges, {} amendments, {} withdrawals, {} closed)",
+            "entries     {}: CampaignOpened {}, Pledge {}, PledgeAmended {}, PledgeWithdrawn {}, CampaignClosed {}",
             c.entries,
             c.campaigns_opened,
             c.pledges,
@@ -345,7 +345,7 @@ impl fmt::Display for AuditReport {
         )?;
         writeln!(
             f,
-            "checked     {} entries replayed, {} pledge signatures verified, {} tiles, {} bundles fetched, {} from cache, {} tally statements",
+            "checked     entries replayed {}, pledges verified {}, tiles {}, bundles fetched {}, bundles from cache {}, tally statements {}",
             c.replayed,
             c.pledges_verified,
             c.tiles_checked,

@@ -94,6 +94,11 @@ impl StateDir {
         })
     }
 
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.dir
+    }
+
     /// The saved state, if any.
     pub(crate) fn load(&self) -> Result<Option<StateFile>, AuditError> {
         let path = self.dir.join(STATE_FILE);
