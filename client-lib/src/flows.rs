@@ -389,11 +389,15 @@ pub async fn obtain_tokens(
         report.keys_checked += 1;
         wanted.push((id, key));
     }
-    if wanted.is_empty() && wallet.data.pending.is_empty() {
+    // Only this attester's eligible campaigns are requested; a request left
+    // pending for another attester stays for its own next call.
+    let ids: Vec<CampaignId> = wanted.iter().map(|(id, _)| *id).collect();
+    if ids.is_empty() {
         return Ok(report);
     }
     for (id, key) in wanted {
         if wallet.data.pending.iter().any(|p| p.campaign == id) {
+            // An earlier request of ours got no answer: resend it unchanged.
             continue;
         }
         let pk = PledgeSigningKey::generate().map_err(|e| FlowError::Crypto(e.to_string()))?;
@@ -404,10 +408,10 @@ pub async fn obtain_tokens(
             .pending
             .push(PendingToken::new(id, key, &pk, state));
     }
-    if wallet.data.pending.len() > MAX_TOKEN_REQUESTS {
+    if ids.len() > MAX_TOKEN_REQUESTS {
         return Err(FlowError::Campaign(format!(
             "{} open campaigns: a request names at most {MAX_TOKEN_REQUESTS}",
-            wallet.data.pending.len()
+            ids.len()
         )));
     }
     // SPEC R-TOKEN-12: blinding states are durable before the request leaves.
@@ -420,6 +424,7 @@ pub async fn obtain_tokens(
         .data
         .pending
         .iter()
+        .filter(|p| ids.contains(&p.campaign))
         .map(|p| (p.campaign, p.state().blinded_message()))
         .collect();
     let sigs = match client.tokens(&attestation, &requests).await {
@@ -427,13 +432,18 @@ pub async fn obtain_tokens(
         Err(e) => {
             if !e.is_retryable() {
                 // All-or-nothing (R-API-9): a refusal signed nothing.
-                wallet.data.pending.clear();
+                wallet.data.pending.retain(|p| !ids.contains(&p.campaign));
                 wallet.save()?;
             }
             return Err(e.into());
         }
     };
-    let pending = std::mem::take(&mut wallet.data.pending);
+    // `partition` keeps the order, which is the order of `requests`.
+    let (pending, rest): (Vec<PendingToken>, Vec<PendingToken>) =
+        std::mem::take(&mut wallet.data.pending)
+            .into_iter()
+            .partition(|p| ids.contains(&p.campaign));
+    wallet.data.pending = rest;
     let mut failed = None;
     for (p, sig) in pending.into_iter().zip(sigs) {
         let key = p.key();
