@@ -568,3 +568,200 @@ fn strace_sweep_redb() {
 fn strace_sweep_sled() {
     sweep("sled", 4);
 }
+
+// ---------------------------------------------------------------------------
+// Read-only data folder
+// ---------------------------------------------------------------------------
+
+#[cfg(unix)]
+fn chmod_tree(path: &std::path::Path, dir_mode: u32, file_mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let set = |p: &std::path::Path, m| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    if path.is_dir() {
+        set(path, 0o700);
+        for e in std::fs::read_dir(path).unwrap() {
+            chmod_tree(&e.unwrap().path(), dir_mode, file_mode);
+        }
+        set(path, dir_mode);
+    } else {
+        set(path, file_mode);
+    }
+}
+
+/// Root ignores file modes: the server runs under `setpriv` without
+/// CAP_DAC_OVERRIDE (as in server/src/store/conformance.rs), so that a 0500
+/// folder and 0400 files bind it.
+fn read_only_data_folder(backend: &'static str) {
+    let rt = runtime();
+    let d = Dirs::new();
+    let l = Launch::new(backend, &d.data());
+    let (p, _, _model) = first_start(&rt, &l, &d, 2);
+    stop_clean(p);
+    let fresh = d.tmp.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    chmod_tree(&fresh, 0o500, 0o400);
+    chmod_tree(&d.data(), 0o500, 0o400);
+    for dir in [d.data(), fresh.clone()] {
+        let mut ro = Launch::new(backend, &dir);
+        ro.wrapper = [
+            "setpriv",
+            "--bounding-set=-dac_override,-dac_read_search,-fowner",
+            "--",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut q = Pledged::spawn(&ro, &d.stderr());
+        match q.wait_listening(Duration::from_secs(60)) {
+            Ok(_) => {
+                q.kill9();
+                panic!("{backend}: pledged started in read-only {dir:?}");
+            }
+            Err(f) => {
+                assert!(
+                    !f.stderr.contains("setpriv:"),
+                    "setpriv failed (install util-linux): {}",
+                    f.stderr
+                );
+                assert_clear_start_error(&f, &format!("{backend} read-only {dir:?}"));
+                let e = f.stderr.to_lowercase();
+                assert!(
+                    e.contains(&dir.to_string_lossy().to_lowercase()),
+                    "the error does not name the folder: {}",
+                    f.stderr
+                );
+                assert!(
+                    e.contains("read-only") || e.contains("permission denied"),
+                    "the error does not say the folder is not writable: {}",
+                    f.stderr
+                );
+                println!(
+                    "READ-ONLY {backend} {dir:?}: {}",
+                    f.stderr.trim().replace('\n', " | ")
+                );
+            }
+        }
+    }
+    chmod_tree(d.tmp.path(), 0o700, 0o600);
+}
+
+#[test]
+fn read_only_data_folder_is_refused_clearly_redb() {
+    read_only_data_folder("redb");
+}
+
+#[test]
+fn read_only_data_folder_is_refused_clearly_sled() {
+    read_only_data_folder("sled");
+}
+
+// ---------------------------------------------------------------------------
+// 7. Overload
+// ---------------------------------------------------------------------------
+
+/// Peak of `pledged`'s VmRSS while `f` runs, sampled every 20 ms.
+fn peak_rss_during<T>(p: &Pledged, f: impl FnOnce() -> T) -> (T, u64) {
+    let pid = p.server_pid().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        while !s2.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Some(kib) = proc::rss_of(pid) {
+                peak = peak.max(kib);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    });
+    let out = f();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    (out, sampler.join().unwrap())
+}
+
+fn overload(backend: &'static str) {
+    let rt = runtime();
+    let d = Dirs::new();
+    let mut l = Launch::new(backend, &d.data());
+    let (p, _, model) = first_start(&rt, &l, &d, 60);
+    stop_clean(p);
+    // A queue of 4 and slow batches of 2: 64 clients are far more than it takes.
+    l.env.extend([
+        ("PLEDGED_QUEUE_CAPACITY", "4".to_owned()),
+        ("PLEDGED_BATCH_SIZE", "2".to_owned()),
+        ("PLEDGED_BATCH_INTERVAL_MS", "100".to_owned()),
+        ("PLEDGED_OPEN_RATE_PER_MINUTE", "5".to_owned()),
+    ]);
+    let (p, base) = start(&l, &d.stderr());
+    let before = p.rss_kib().unwrap();
+    let ((), peak) = peak_rss_during(&p, || load_for(&rt, &base, &model, 64, 4000));
+    let after_load = model.lock().unwrap().stats.clone();
+    assert!(
+        after_load.busy > 0,
+        "no 503 busy under overload: {after_load:?}"
+    );
+    assert!(after_load.acked > 0, "nothing accepted under overload");
+    assert!(
+        after_load.unexpected.is_empty(),
+        "{:?}",
+        after_load.unexpected
+    );
+    // The open attester's rate limit: 429 with Retry-After.
+    let limited = rt.block_on(async {
+        let client = Client::new(&base).unwrap();
+        let issuer = model.lock().unwrap().issuer.clone();
+        let campaign = model.lock().unwrap().campaign;
+        let mut limited = None;
+        for _ in 0..10 {
+            let key = pledge_protocol::pledge::PledgeSigningKey::generate().unwrap();
+            let (b, _) =
+                pledge_protocol::token::blind(&issuer, &campaign, &key.public_key()).unwrap();
+            if let Err(e) = client
+                .tokens(&pledge_client::client::Attestation::Open, &[(campaign, b)])
+                .await
+            {
+                limited = Some(e);
+                break;
+            }
+        }
+        limited
+    });
+    let e = limited.expect("no 429 after 10 token requests at 5 per minute");
+    assert_eq!(e.status(), Some(429), "{e}");
+    assert!(e.retry_after().is_some(), "429 without Retry-After");
+    // Load drops: one client, new entries accepted.
+    std::thread::sleep(Duration::from_millis(500));
+    let acked = model.lock().unwrap().stats.acked;
+    load_for(&rt, &base, &model, 1, 1500);
+    let after = p.rss_kib().unwrap();
+    let s = model.lock().unwrap().stats.clone();
+    assert!(s.acked > acked, "no entry accepted after the load dropped");
+    rt.block_on(model::check(&base, &model));
+    let status = p.kill9();
+    assert!(status.code().is_none());
+    // Nothing acknowledged is lost across a kill either.
+    let (p, base) = start(&l, &d.stderr());
+    rt.block_on(model::check(&base, &model));
+    stop_clean(p);
+    println!(
+        "RESULT overload backend={backend} clients=64 queue=4 acked={} busy_503={} \
+         rss_kib_before={before} rss_kib_peak={peak} rss_kib_after={after}",
+        s.acked, s.busy
+    );
+    assert!(peak < 512 * 1024, "memory not bounded: peak {peak} KiB");
+    assert!(
+        peak < before + 256 * 1024,
+        "memory grew by more than 256 MiB under overload: {before} -> {peak} KiB"
+    );
+}
+
+#[test]
+fn overload_sheds_load_with_retry_after_redb() {
+    overload("redb");
+}
+
+#[test]
+fn overload_sheds_load_with_retry_after_sled() {
+    overload("sled");
+}

@@ -246,7 +246,7 @@ pub async fn drive(base: String, model: Shared, workers: usize, stop: Arc<Atomic
                     } else {
                         None
                     };
-                    if let Some(k) = free {
+                    let job = if let Some(k) = free {
                         let o = &mut m.owned[k];
                         o.busy = true;
                         let a = Amendment::sign(
@@ -268,7 +268,14 @@ pub async fn drive(base: String, model: Shared, workers: usize, stop: Arc<Atomic
                         Some(Job::New(cred, Entry::Pledge(p).encode().unwrap()))
                     } else {
                         None
+                    };
+                    // Signatures are deterministic: a retried token or
+                    // amendment can give the bytes of an earlier `busy`
+                    // refusal, which may then be logged.
+                    if let Some(Job::New(_, b) | Job::Amend(_, b)) = &job {
+                        m.busy.retain(|x| x != b);
                     }
+                    job
                 };
                 let Some(job) = job else {
                     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -43,6 +43,8 @@ impl Launch {
                 ("PLEDGED_OPEN_RATE_PER_MINUTE", "0".into()),
                 ("PLEDGED_BATCH_INTERVAL_MS", "10".into()),
                 ("PLEDGED_LOG", "warn".into()),
+                ("RUST_BACKTRACE", "0".into()),
+                ("RUST_LIB_BACKTRACE", "0".into()),
             ],
             strace: None,
             wrapper: Vec::new(),
@@ -243,18 +245,22 @@ impl Pledged {
 
     /// Resident set size of `pledged` in KiB (`VmRSS` in /proc/<pid>/status).
     pub fn rss_kib(&self) -> Option<u64> {
-        let pid = self.server_pid()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        rss_of(self.server_pid()?)
     }
 
     /// Whatever the process wrote to stderr so far.
     pub fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
+}
+
+/// `VmRSS` of a process in KiB.
+pub fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn signal(pid: u32, sig: &str) {
