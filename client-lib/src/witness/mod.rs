@@ -245,9 +245,14 @@ impl Witness {
                 WitnessCheckError::RootMismatch { .. } | WitnessCheckError::BadProof { .. }
             ) {
                 tracing::warn!(%origin, error = %e, "log-signed checkpoint refused; keeping it as evidence");
-                if let Err(err) = self.state.keep_evidence(origin, raw) {
-                    tracing::warn!(%origin, error = %err, "could not keep evidence");
-                }
+                // Best effort, off the async threads; `serve` waits for it
+                // before releasing the state folder.
+                let (state, origin, raw) = (Arc::clone(&self.state), origin.clone(), raw.to_vec());
+                tokio::task::spawn_blocking(move || {
+                    if let Err(err) = state.keep_evidence(&origin, &raw) {
+                        tracing::warn!(%origin, error = %err, "could not keep evidence");
+                    }
+                });
             }
         })?;
         let new = WitnessedTree {
