@@ -329,21 +329,26 @@ fn assert_clear_start_error(f: &proc::StartFailure, what: &str) {
     );
 }
 
-/// sled 0.34's known start-up corruption (NOTES.md, sled #1527/#1533): an
-/// empty `snap.*.generating` file after which every open fails.
-fn sled_snapshot_corruption(data: &std::path::Path) -> Option<String> {
+/// Evidence for sled 0.34's known start-up corruption (NOTES.md, sled
+/// #1527/#1533): its snapshot files and their sizes (an empty
+/// `snap.*.generating` is the known cause).
+fn sled_snapshot_corruption(data: &std::path::Path) -> Vec<(String, u64)> {
     let dir = data.join("ledger.sled");
-    let rd = std::fs::read_dir(&dir).ok()?;
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with("snap.")
-            && name.ends_with(".generating")
-            && e.metadata().is_ok_and(|m| m.len() == 0)
-        {
-            return Some(name);
-        }
-    }
-    None
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, u64)> = rd
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().map(|m| m.len()).unwrap_or(0),
+            )
+        })
+        .filter(|(n, _)| n.starts_with("snap."))
+        .collect();
+    out.sort();
+    out
 }
 
 fn sweep(backend: &'static str, salt: u64) {
@@ -438,6 +443,9 @@ fn sweep(backend: &'static str, salt: u64) {
                     cell.injected += text.matches("INJECTED").count() as u64;
                 }
                 cell.storage_errors += model.lock().unwrap().stats.storage_errors - before;
+                if long() {
+                    println!("SWEEP-RUN {what}: {cell:?}");
+                }
                 // Clean restart (recovery), the invariants, a clean stop, a
                 // second reopen, the invariants again.
                 let mut r = Pledged::spawn(&l, &d.stderr());
@@ -458,11 +466,11 @@ fn sweep(backend: &'static str, salt: u64) {
                     }
                     Err(f) => {
                         let evidence = sled_snapshot_corruption(&d.data());
-                        if backend == "sled" && evidence.is_some() {
+                        if backend == "sled" && f.stderr.contains("sled reports corruption") {
                             println!(
-                                "SLED-CORRUPTION after {what}: empty {} and start-up says: {}",
-                                evidence.unwrap(),
-                                f.stderr.trim()
+                                "SLED-CORRUPTION after {what}: files {:?}; start-up says: {}",
+                                evidence,
+                                f.stderr.lines().take(4).collect::<Vec<_>>().join(" | ")
                             );
                             sled_corruptions.push(what.clone());
                             // Continue the sweep on a fresh folder.

@@ -71,8 +71,6 @@ pub struct Stats {
     pub storage_errors_logged: u64,
     /// 503 busy answers (never in the log).
     pub busy: u64,
-    /// 429 answers.
-    pub rate_limited: u64,
     /// Answers that break the API contract (4xx for a valid entry, …).
     pub unexpected: Vec<String>,
     /// Restarts checked.
@@ -152,11 +150,6 @@ impl Model {
     /// Unspent tokens.
     pub fn pool_len(&self) -> usize {
         self.pool.len()
-    }
-
-    /// The last checkpoint size a client saw signed.
-    pub fn seen_size(&self) -> u64 {
-        self.seen.0
     }
 
     fn next_threshold(&mut self) -> u32 {
@@ -455,13 +448,10 @@ async fn fetch_log(client: &Client, log: &NoteVerifier) -> (u64, Hash, Vec<Vec<u
 ///   refusals are not in the log.
 pub async fn check(base: &str, model: &Shared) {
     let client = Client::new(base).unwrap();
+    let served_key = client.log_key().await.unwrap();
     let (log, seen) = {
         let m = model.lock().unwrap();
-        assert_eq!(
-            client.log_key().await.unwrap(),
-            m.log_text,
-            "log key changed"
-        );
+        assert_eq!(served_key, m.log_text, "log key changed");
         (m.log.clone(), m.seen)
     };
     let (size, root, entries) = fetch_log(&client, &log).await;
@@ -512,58 +502,60 @@ pub async fn check(base: &str, model: &Shared) {
             .unwrap_or_else(|err| panic!("entry {i} breaks a ledger rule: {err}"));
         index_of.insert(e.as_slice(), u64::try_from(i).unwrap());
     }
-    let mut m = model.lock().unwrap();
-    for (i, bytes) in &m.acked {
-        let at = entries.get(usize::try_from(*i).unwrap());
-        assert!(
-            at == Some(bytes),
-            "acknowledged entry {i} is lost (log size {size}, {})",
-            if index_of.contains_key(bytes.as_slice()) {
-                "found elsewhere"
-            } else {
-                "not in the log"
-            }
-        );
-    }
-    for b in &m.busy {
-        assert!(
-            !index_of.contains_key(b.as_slice()),
-            "an entry refused as busy is in the log"
-        );
-    }
-    m.busy.clear();
-    let unsure = std::mem::take(&mut m.unsure);
-    for u in unsure {
-        let logged = index_of.get(u.bytes.as_slice()).copied();
-        if let Some(i) = logged {
-            m.stats.unsure_logged += 1;
-            if u.storage_error {
-                m.stats.storage_errors_logged += 1;
-            }
-            m.acked.insert(i, u.bytes.clone());
+    let (campaign, audit_state) = {
+        let mut m = model.lock().unwrap();
+        for (i, bytes) in &m.acked {
+            let at = entries.get(usize::try_from(*i).unwrap());
+            assert!(
+                at == Some(bytes),
+                "acknowledged entry {i} is lost (log size {size}, {})",
+                if index_of.contains_key(bytes.as_slice()) {
+                    "found elsewhere"
+                } else {
+                    "not in the log"
+                }
+            );
         }
-        match (u.cred, logged) {
-            (Some(cred), Some(_)) => m.owned.push(Owned {
-                cred,
-                next_seq: 1,
-                busy: false,
-            }),
-            (Some(cred), None) => m.pool.push(cred),
-            (None, _) => {}
+        for b in &m.busy {
+            assert!(
+                !index_of.contains_key(b.as_slice()),
+                "an entry refused as busy is in the log"
+            );
         }
-    }
-    for o in &mut m.owned {
-        o.next_seq = state
-            .next_seq(&o.cred.nullifier)
-            .expect("a known pledge is live");
-        o.busy = false;
-    }
-    m.see(size, root);
-    let campaign = m.campaign;
-    let audit_state = m.audit_state.clone();
-    m.stats.checks += 1;
-    m.stats.log_size = size;
-    drop(m);
+        m.busy.clear();
+        let unsure = std::mem::take(&mut m.unsure);
+        for u in unsure {
+            let logged = index_of.get(u.bytes.as_slice()).copied();
+            if let Some(i) = logged {
+                m.stats.unsure_logged += 1;
+                if u.storage_error {
+                    m.stats.storage_errors_logged += 1;
+                }
+                m.acked.insert(i, u.bytes.clone());
+            }
+            match (u.cred, logged) {
+                (Some(cred), Some(_)) => m.owned.push(Owned {
+                    cred,
+                    next_seq: 1,
+                    busy: false,
+                }),
+                (Some(cred), None) => m.pool.push(cred),
+                (None, _) => {}
+            }
+        }
+        for o in &mut m.owned {
+            o.next_seq = state
+                .next_seq(&o.cred.nullifier)
+                .expect("a known pledge is live");
+            o.busy = false;
+        }
+        m.see(size, root);
+        let campaign = m.campaign;
+        let audit_state = m.audit_state.clone();
+        m.stats.checks += 1;
+        m.stats.log_size = size;
+        (campaign, audit_state)
+    };
 
     // The served tally equals the replayed one.
     let info = client.campaign(&campaign).await.unwrap();

@@ -205,6 +205,19 @@ impl Pledged {
     pub fn kill9(mut self) -> ExitStatus {
         if let Some(pid) = self.server_pid() {
             signal(pid, "KILL");
+            if pid != self.child.id() {
+                // Under strace: let strace reap its tracee and exit by
+                // itself. Killing strace first would detach a tracee that
+                // is still exiting, which can hold the store's lock for a
+                // moment after we restart.
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while Instant::now() < deadline {
+                    if let Some(s) = self.child.try_wait().unwrap() {
+                        return s;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
         }
         let _ = self.child.kill();
         self.child.wait().unwrap()
