@@ -154,20 +154,36 @@ fn load_then_kill(
     });
 }
 
-/// Restart, check, stop cleanly, reopen, check again.
-fn restart_and_check(
+/// Restart, check, stop cleanly, reopen, check again; returns how the
+/// first start failed, if it did.
+fn try_restart_and_check(
     rt: &tokio::runtime::Runtime,
     l: &Launch,
     d: &Dirs,
     model: &Shared,
-) -> (Pledged, String) {
-    let (p, base) = start(l, &d.stderr());
+) -> Result<(Pledged, String), proc::StartFailure> {
+    let mut p = Pledged::spawn(l, &d.stderr());
+    let base = p.wait_listening(Duration::from_secs(120))?;
     rt.block_on(model::check(&base, model));
     let status = p.terminate(Duration::from_secs(60));
     assert_eq!(status.code(), Some(0), "clean stop after recovery failed");
     let (p, base) = start(l, &d.stderr());
     rt.block_on(model::check(&base, model));
-    (p, base)
+    Ok((p, base))
+}
+
+/// Adds the counters of a finished model (sled folder given up after its
+/// known corruption) to the run's totals.
+fn carry(total: &mut Stats, s: &Stats) {
+    total.acked += s.acked;
+    total.unsure += s.unsure;
+    total.unsure_logged += s.unsure_logged;
+    total.storage_errors += s.storage_errors;
+    total.storage_errors_logged += s.storage_errors_logged;
+    total.busy += s.busy;
+    total.checks += s.checks;
+    total.log_size += s.log_size;
+    total.unexpected.extend(s.unexpected.iter().cloned());
 }
 
 fn summary(name: &str, backend: &str, kills: u64, elapsed: Duration, s: &Stats) {
@@ -204,9 +220,11 @@ fn kill_loop(backend: &'static str, salt: u64) {
     let started = Instant::now();
     let mut rng = Rng::from_env(salt);
     let rt = runtime();
-    let d = Dirs::new();
-    let l = Launch::new(backend, &d.data());
-    let (mut p, mut base, model) = first_start(&rt, &l, &d, 150);
+    let mut d = Dirs::new();
+    let mut l = Launch::new(backend, &d.data());
+    let (mut p, mut base, mut model) = first_start(&rt, &l, &d, 150);
+    let mut total = Stats::default();
+    let mut sled_corruptions = 0u64;
     let mut done = 0;
     while done < kills {
         if rng.below(5) == 0 {
@@ -220,9 +238,31 @@ fn kill_loop(backend: &'static str, salt: u64) {
             load_then_kill(&rt, p, &base, &model, 8, ms);
         }
         done += 1;
-        (p, base) = restart_and_check(&rt, &l, &d, &model);
+        match try_restart_and_check(&rt, &l, &d, &model) {
+            Ok(x) => (p, base) = x,
+            Err(f) if backend == "sled" && f.stderr.contains("sled reports corruption") => {
+                // sled 0.34's known start-up corruption (section 3 of
+                // RELIABILITY.md): counted, and the run goes on in a
+                // fresh folder. redb has no such exit.
+                sled_corruptions += 1;
+                println!(
+                    "SLED-CORRUPTION after kill {done}: {:?}; {}",
+                    sled_snapshot_corruption(&d.data()),
+                    f.stderr.lines().take(4).collect::<Vec<_>>().join(" | ")
+                );
+                carry(&mut total, &model.lock().unwrap().stats);
+                d = Dirs::new();
+                l = Launch::new(backend, &d.data());
+                (p, base, model) = first_start(&rt, &l, &d, 150);
+            }
+            Err(f) => panic!(
+                "pledged ({backend}) did not restart after kill {done}: {:?} {}",
+                f.status, f.stderr
+            ),
+        }
         if done % 25 == 0 {
-            let s = model.lock().unwrap().stats.clone();
+            let mut s = total.clone();
+            carry(&mut s, &model.lock().unwrap().stats);
             summary("progress", backend, done, started.elapsed(), &s);
         }
         let low = model.lock().unwrap().pool_len() < 20;
@@ -234,10 +274,11 @@ fn kill_loop(backend: &'static str, salt: u64) {
         }
     }
     p.terminate(Duration::from_secs(60));
-    let stats = model.lock().unwrap().stats.clone();
-    summary("kill_loop", backend, done, started.elapsed(), &stats);
-    assert!(stats.unexpected.is_empty(), "{:?}", stats.unexpected);
-    assert!(stats.acked > kills, "too little load: {stats:?}");
+    carry(&mut total, &model.lock().unwrap().stats);
+    summary("kill_loop", backend, done, started.elapsed(), &total);
+    println!("RESULT kill_loop backend={backend} sled_corruptions={sled_corruptions}");
+    assert!(total.unexpected.is_empty(), "{:?}", total.unexpected);
+    assert!(total.acked > kills, "too little load: {total:?}");
 }
 
 #[test]

@@ -267,6 +267,19 @@ impl Pledged {
     }
 }
 
+impl Drop for Pledged {
+    /// A failing test must not leave a server running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            if let Some(pid) = self.server_pid() {
+                signal(pid, "KILL");
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// `VmRSS` of a process in KiB.
 pub fn rss_of(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
