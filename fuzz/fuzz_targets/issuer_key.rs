@@ -10,6 +10,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(&k.as_spki()[..], data, "from_spki∘as_spki identity");
     }
     if let Ok(s) = BlindingState::from_bytes(data) {
-        assert_eq!(s.to_secret_bytes().expose(), data, "blinding state identity");
+        assert_eq!(
+            s.to_secret_bytes().expose(),
+            data,
+            "blinding state identity"
+        );
     }
 });
