@@ -174,7 +174,7 @@ impl LedgerState {
     /// The first [`RuleError`] found.
     pub fn check(&self, entry: &Entry, checks: StatelessChecks) -> Result<(), RuleError> {
         match entry {
-            Entry::CampaignOpened(o) => self.check_open(o),
+            Entry::CampaignOpened(o) => self.check_open(o).map(|_| ()),
             Entry::Pledge(p) => self.check_pledge(p, checks),
             Entry::PledgeAmended(a) => self.check_amend(a).map(|_| ()),
             Entry::PledgeWithdrawn(w) => self.check_withdraw(w).map(|_| ()),
@@ -189,13 +189,13 @@ impl LedgerState {
     pub fn apply(&mut self, entry: &Entry, checks: StatelessChecks) -> Result<(), RuleError> {
         match entry {
             Entry::CampaignOpened(o) => {
-                self.check_open(o)?;
+                let id = self.check_open(o)?;
                 // INVARIANT-like: a valid definition has 1 <= t_max <= MAX_THRESHOLD,
                 // which `Tally::new` accepts; map the impossible error anyway.
                 let tally = Tally::new(o.definition.threshold_max())
                     .map_err(|_| RuleError::ThresholdOutOfRange)?;
                 self.campaigns.insert(
-                    o.definition.id(),
+                    id,
                     CampaignState {
                         definition: o.definition.clone(),
                         issuer_key: o.issuer_key.clone(),
@@ -273,12 +273,14 @@ impl LedgerState {
         Ok(c)
     }
 
-    fn check_open(&self, o: &CampaignOpened) -> Result<(), RuleError> {
+    /// Returns the new campaign's id (hashed once per entry).
+    fn check_open(&self, o: &CampaignOpened) -> Result<CampaignId, RuleError> {
         // SPEC R-RULE-1
-        if self.campaigns.contains_key(&o.definition.id()) {
+        let id = o.definition.id();
+        if self.campaigns.contains_key(&id) {
             return Err(RuleError::CampaignExists);
         }
-        Ok(())
+        Ok(id)
     }
 
     fn check_terms(c: &CampaignState, terms: &Terms) -> Result<(), RuleError> {
@@ -309,8 +311,8 @@ impl LedgerState {
         campaign: &CampaignId,
         n: &Nullifier,
         seq: u32,
-    ) -> Result<(u32, PledgePublicKey), RuleError> {
-        self.open(campaign)?;
+    ) -> Result<(&CampaignState, u32, PledgePublicKey), RuleError> {
+        let c = self.open(campaign)?;
         let p = self.pledges.get(n).ok_or(RuleError::UnknownPledge)?;
         if p.campaign != *campaign {
             return Err(RuleError::UnknownPledge);
@@ -324,12 +326,11 @@ impl LedgerState {
         // point decompression and keeps the stored state 44 bytes per pledge.
         let pk =
             PledgePublicKey::from_bytes(p.pledge_pk).map_err(|_| RuleError::BadPledgeSignature)?;
-        Ok((t, pk))
+        Ok((c, t, pk))
     }
 
     fn check_amend(&self, a: &Amendment) -> Result<u32, RuleError> {
-        let (old, pk) = self.live_pledge(&a.campaign, &a.nullifier, a.seq)?;
-        let c = self.open(&a.campaign)?;
+        let (c, old, pk) = self.live_pledge(&a.campaign, &a.nullifier, a.seq)?;
         Self::check_terms(c, &a.terms)?;
         // SPEC R-RULE-3: amendments are signed by the pledge's own key.
         if !a.verify(&pk) {
@@ -339,7 +340,7 @@ impl LedgerState {
     }
 
     fn check_withdraw(&self, w: &Withdrawal) -> Result<u32, RuleError> {
-        let (old, pk) = self.live_pledge(&w.campaign, &w.nullifier, w.seq)?;
+        let (_, old, pk) = self.live_pledge(&w.campaign, &w.nullifier, w.seq)?;
         if !w.verify(&pk) {
             return Err(RuleError::BadPledgeSignature);
         }
