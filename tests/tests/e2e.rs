@@ -34,7 +34,21 @@ async fn start(dir: &Path) -> Server {
     config.batch_interval = Duration::from_millis(20);
     config.demo = true;
     config.open_rate_per_minute = 0;
-    let state = AppState::start(&config).await.unwrap();
+    // A server stopped in this process a moment ago may still hold the store's
+    // lock while its last connection tasks drop: wait for it (up to 10 s).
+    let t0 = std::time::Instant::now();
+    let state = loop {
+        match AppState::start(&config).await {
+            Ok(s) => break s,
+            Err(e)
+                if t0.elapsed() < Duration::from_secs(10)
+                    && format!("{e:?}").contains("Locked") =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("start: {e:?}"),
+        }
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
