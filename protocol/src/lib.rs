@@ -24,6 +24,8 @@
 //! - [`receipt`]: C2SP tlog-proof receipts.
 //! - [`tally`]: threshold histograms, the active count, tally statements.
 //! - [`secret`]: zeroizing containers for secret bytes.
+//! - `rsa_fast` (feature `fast-rsa`, native only): OpenSSL / aws-lc backends
+//!   behind [`token`]'s blind signing and verification.
 
 pub mod campaign;
 pub mod checkpoint;
@@ -36,6 +38,8 @@ pub mod merkle;
 pub mod note;
 pub mod pledge;
 pub mod receipt;
+#[cfg(feature = "fast-rsa")]
+mod rsa_fast;
 pub mod secret;
 pub mod tally;
 pub mod tile;

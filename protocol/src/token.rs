@@ -3,11 +3,13 @@
 //!
 //! Variant RSABSSA-SHA384-PSS-Randomized with RSA-2048 keys only. The RSA
 //! arithmetic is done by the `blind-rsa-signatures` crate (pure Rust, `rsa` crate
-//! underneath). Two entry points carry the cost and are where a faster backend
-//! (OpenSSL / aws-lc, NOTES.md) can slot in without an API change:
+//! underneath). Two entry points carry the cost:
 //! [`IssuerSecretKey::blind_sign`] (one RSA private operation) and
 //! [`IssuerPublicKey::verify_message`] (one RSASSA-PSS verification), which
-//! [`Token::verify`] calls.
+//! [`Token::verify`] calls. With the `fast-rsa` cargo feature (native builds;
+//! the server enables it) these two run on OpenSSL and aws-lc instead
+//! (`rsa_fast.rs`), with byte-identical results (`tests/rsa_backends.rs`);
+//! everything else, and the whole wasm32 build, stays on the pure-Rust crate.
 //!
 //! Two layers:
 //!
@@ -217,9 +219,12 @@ impl std::fmt::Display for IssuerKeyId {
 #[derive(Clone)]
 pub struct IssuerPublicKey {
     spki: [u8; ISSUER_KEY_BYTES],
-    modulus: [u8; RSA_MODULUS_BYTES],
     key_id: IssuerKeyId,
     inner: brsa::PublicKeySha384PSSRandomized,
+    /// Shared, so that cloning a key (and the size of the entries holding
+    /// one) stays small.
+    #[cfg(feature = "fast-rsa")]
+    fast: std::sync::Arc<crate::rsa_fast::FastVerifier>,
 }
 
 impl PartialEq for IssuerPublicKey {
@@ -277,6 +282,8 @@ impl IssuerPublicKey {
         let Some((&0, rsa_key)) = bits.split_first() else {
             return Err(TokenError::KeyEncoding("bit string has unused bits"));
         };
+        #[cfg(feature = "fast-rsa")]
+        let pkcs1 = rsa_key;
         let (rsa_key, rest) = der_tlv(rsa_key, 0x30)?;
         if !rest.is_empty() {
             return Err(TokenError::KeyEncoding("trailing bytes"));
@@ -302,9 +309,9 @@ impl IssuerPublicKey {
         {
             return Err(TokenError::PublicExponent);
         }
-        let modulus: [u8; RSA_MODULUS_BYTES] = n
-            .try_into()
-            .map_err(|_| TokenError::KeyEncoding("modulus length"))?;
+        if n.len() != RSA_MODULUS_BYTES {
+            return Err(TokenError::KeyEncoding("modulus length"));
+        }
 
         let inner = brsa::PublicKeySha384PSSRandomized::from_spki(bytes)
             .map_err(|_| TokenError::KeyEncoding("rejected by the RSA backend"))?;
@@ -319,12 +326,30 @@ impl IssuerPublicKey {
             .as_slice()
             .try_into()
             .map_err(|_| TokenError::KeyEncoding("not 342 bytes"))?;
-        Ok(Self {
+        let key = Self {
             key_id: IssuerKeyId(sha256(&[&spki])),
             spki,
-            modulus,
             inner,
-        })
+            #[cfg(feature = "fast-rsa")]
+            fast: std::sync::Arc::new(crate::rsa_fast::FastVerifier::from_pkcs1(pkcs1)?),
+        };
+        // The layout `modulus()` relies on.
+        if key.modulus() != n {
+            return Err(TokenError::KeyEncoding(
+                "modulus not where R-TOKEN-5 puts it",
+            ));
+        }
+        Ok(key)
+    }
+
+    /// The modulus n, 256 big-endian bytes: in the canonical encoding it is
+    /// followed only by the exponent's 5 bytes `02 03 01 00 01` (R-TOKEN-5).
+    /// Read from there rather than stored, which keeps entries small.
+    fn modulus(&self) -> &[u8] {
+        const END: usize = ISSUER_KEY_BYTES - 5;
+        // Always in range for a 342-byte array; an empty slice would make
+        // every "below n" check fail closed.
+        self.spki.get(END - RSA_MODULUS_BYTES..END).unwrap_or(&[])
     }
 
     /// The canonical encoding (R-TOKEN-5), 342 bytes.
@@ -397,7 +422,7 @@ impl IssuerPublicKey {
             .try_into()
             .map_err(|_| TokenError::BlindSignatureLength(blind_sig.len()))?;
         // SPEC R-TOKEN-10: a value ≥ n is an alternative encoding; refuse it.
-        if blind_sig.as_slice() >= self.modulus.as_slice() {
+        if blind_sig.as_slice() >= self.modulus() {
             return Err(TokenError::FinalizeFailed);
         }
         let mut result = brsa::BlindingResult {
@@ -430,7 +455,30 @@ impl IssuerPublicKey {
         signature: &[u8; RSA_MODULUS_BYTES],
     ) -> Result<(), TokenError> {
         // SPEC R-TOKEN-6: the signature representative must be below n.
-        if signature.as_slice() >= self.modulus.as_slice() {
+        if signature.as_slice() >= self.modulus() {
+            return Err(TokenError::InvalidSignature);
+        }
+        #[cfg(feature = "fast-rsa")]
+        return self.fast.verify(randomizer, msg, signature);
+        #[cfg(not(feature = "fast-rsa"))]
+        self.verify_message_portable(randomizer, msg, signature)
+    }
+
+    /// [`IssuerPublicKey::verify_message`] on the pure-Rust backend, whatever the
+    /// features: for the `fast-rsa` cross-test. Protocol code uses
+    /// [`Token::verify`].
+    ///
+    /// # Errors
+    /// [`TokenError::InvalidSignature`].
+    #[doc(hidden)]
+    pub fn verify_message_portable(
+        &self,
+        randomizer: &[u8; RANDOMIZER_BYTES],
+        msg: &[u8],
+        signature: &[u8; RSA_MODULUS_BYTES],
+    ) -> Result<(), TokenError> {
+        // SPEC R-TOKEN-6: the signature representative must be below n.
+        if signature.as_slice() >= self.modulus() {
             return Err(TokenError::InvalidSignature);
         }
         self.inner
@@ -453,13 +501,13 @@ impl IssuerPublicKey {
             return Err(TokenError::BlindedMessageValue(ForbiddenValue::One));
         }
         // Big-endian arrays of equal length compare like the integers they encode.
-        if m.as_slice() >= self.modulus.as_slice() {
+        if m.as_slice() >= self.modulus() {
             return Err(TokenError::BlindedMessageValue(
                 ForbiddenValue::NotBelowModulus,
             ));
         }
         // n is odd (R-TOKEN-5), so n − 1 differs from n only in the last byte.
-        let (n_last, n_head) = self.modulus.split_last().unwrap_or((&0, &[]));
+        let (n_last, n_head) = self.modulus().split_last().unwrap_or((&0, &[]));
         if head == n_head && *last == n_last.wrapping_sub(1) {
             return Err(TokenError::BlindedMessageValue(
                 ForbiddenValue::ModulusMinusOne,
@@ -479,13 +527,21 @@ impl IssuerPublicKey {
 /// `rsa 0.10.0-rc.18` it does **not** clear `qinv` nor the Montgomery parameters
 /// of `p` and `q` (which contain the primes): upstream leaves a TODO for them.
 /// Temporaries inside the RSA arithmetic are not zeroized either.
+///
+/// With the `fast-rsa` feature the key is held a second time by OpenSSL (for
+/// [`IssuerSecretKey::blind_sign`]); dropping it runs `RSA_free`, which clears
+/// `d`, `p`, `q` and the CRT values with `BN_clear_free` but frees the cached
+/// Montgomery contexts of `p` and `q` without clearing them (`rsa_fast.rs`).
 pub struct IssuerSecretKey {
     inner: brsa::SecretKeySha384PSSRandomized,
     public: IssuerPublicKey,
+    #[cfg(feature = "fast-rsa")]
+    fast: crate::rsa_fast::FastSigner,
 }
 
-// The only secret field is `inner`, whose `RsaPrivateKey` implements
-// `ZeroizeOnDrop` (with the gaps listed on the type).
+// The secret fields are `inner`, whose `RsaPrivateKey` implements
+// `ZeroizeOnDrop`, and with `fast-rsa` the OpenSSL key, cleared by `RSA_free`
+// (with the gaps listed on the type).
 impl ZeroizeOnDrop for IssuerSecretKey {}
 
 impl std::fmt::Debug for IssuerSecretKey {
@@ -537,7 +593,20 @@ impl IssuerSecretKey {
             .and_then(|pk| pk.to_spki())
             .map_err(|_| TokenError::SecretKey("unsupported RSA parameters"))?;
         let public = IssuerPublicKey::from_spki(&spki)?;
-        Ok(Self { inner, public })
+        #[cfg(feature = "fast-rsa")]
+        let fast = {
+            let der = inner
+                .to_der()
+                .map(SecretBytes::new)
+                .map_err(|_| TokenError::SecretKey("cannot be encoded"))?;
+            crate::rsa_fast::FastSigner::from_der(der.expose())?
+        };
+        Ok(Self {
+            inner,
+            public,
+            #[cfg(feature = "fast-rsa")]
+            fast,
+        })
     }
 
     /// The key as PKCS#8 DER, for the issuer's key store (R-TOKEN-13).
@@ -558,8 +627,9 @@ impl IssuerSecretKey {
 
     /// RFC 9474 `BlindSign`: the raw RSA private operation on a client's blinded
     /// message, after the R-TOKEN-8 checks. The backend verifies `s^e = m` before
-    /// returning (R-TOKEN-9: `rsa::hazmat::rsa_decrypt_and_check`) and blinds the
-    /// private operation with fresh OS randomness.
+    /// returning (R-TOKEN-9: `rsa::hazmat::rsa_decrypt_and_check`, or with
+    /// `fast-rsa` an explicit public operation after OpenSSL's) and blinds the
+    /// private operation with fresh randomness.
     ///
     /// # Errors
     /// [`TokenError::BlindedMessageLength`] unless exactly 256 bytes;
@@ -569,13 +639,30 @@ impl IssuerSecretKey {
     ///
     /// # Security
     /// The `rsa` crate's private operation is not constant-time
-    /// (RUSTSEC-2023-0071, Marvin); NOTES.md lists the OpenSSL path that is.
+    /// (RUSTSEC-2023-0071, Marvin); the OpenSSL path of `fast-rsa` is.
     pub fn blind_sign(&self, blinded: &[u8]) -> Result<BlindSignature, TokenError> {
         // SPEC R-TOKEN-8
         let m: &[u8; RSA_MODULUS_BYTES] = blinded
             .try_into()
             .map_err(|_| TokenError::BlindedMessageLength(blinded.len()))?;
         self.public.check_blinded(m)?;
+        #[cfg(feature = "fast-rsa")]
+        return self.fast.sign_raw(m).map(BlindSignature);
+        #[cfg(not(feature = "fast-rsa"))]
+        self.blind_sign_portable(m)
+    }
+
+    /// [`IssuerSecretKey::blind_sign`] on the pure-Rust backend, whatever the
+    /// features: for the `fast-rsa` cross-test. Skips the R-TOKEN-8 value checks;
+    /// protocol code calls `blind_sign`.
+    ///
+    /// # Errors
+    /// [`TokenError::SigningFailed`].
+    #[doc(hidden)]
+    pub fn blind_sign_portable(
+        &self,
+        m: &[u8; RSA_MODULUS_BYTES],
+    ) -> Result<BlindSignature, TokenError> {
         // SPEC R-TOKEN-9: blind_sign_with_rng calls rsa_decrypt_and_check, which
         // re-encrypts the result and compares it with the input.
         let s = self
