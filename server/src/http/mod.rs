@@ -6,6 +6,7 @@
 //! lower-case hex digits; JSON bodies refuse unknown fields.
 
 pub mod error;
+pub mod pages;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/events", get(events))
         .merge(api)
+        .merge(pages::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(state)
 }

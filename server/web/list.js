@@ -1,0 +1,54 @@
+// The campaign list page (/).
+
+import { getJson, formatDate } from "./app.js";
+import { t, tp, currentLanguage } from "./i18n.js";
+
+let campaigns = null;
+let error = null;
+
+export async function start() {
+  try {
+    campaigns = (await getJson("/v1/campaigns")).campaigns;
+  } catch (e) {
+    error = e;
+  }
+  rerender();
+}
+
+export function rerender() {
+  document.title = `${t("list.title")} · ${t("site.name")}`;
+  const status = document.getElementById("list-status");
+  const ul = document.getElementById("campaigns");
+  ul.replaceChildren();
+  if (error) {
+    status.textContent = t("list.error", { error: error.message });
+    return;
+  }
+  if (!campaigns) return;
+  status.textContent = campaigns.length ? "" : t("list.empty");
+  // Open campaigns first, newest first within each state.
+  const order = { open: 0, closing: 1, closed: 2 };
+  const sorted = [...campaigns].reverse().sort((a, b) => (order[a.state] ?? 3) - (order[b.state] ?? 3));
+  for (const c of sorted) {
+    const li = document.createElement("li");
+    li.className = `campaign state-${c.state}`;
+    const h = document.createElement("h2");
+    const a = document.createElement("a");
+    a.href = `/c/${c.campaign_id}`;
+    a.textContent = c.title;
+    h.append(a);
+    const live = c.tally ? c.tally.live : 0;
+    const active = c.tally ? c.tally.active : 0;
+    const p = document.createElement("p");
+    p.textContent = tp("sentence.ready", live, { action: c.action });
+    const meta = document.createElement("p");
+    meta.className = "meta";
+    meta.textContent = [
+      t(`state.${c.state}`),
+      t("list.deadline", { date: formatDate(c.deadline, currentLanguage()) }),
+      t("list.counts", { active, goal: c.goal }),
+    ].join(" · ");
+    li.append(h, p, meta);
+    ul.append(li);
+  }
+}
