@@ -337,15 +337,19 @@ impl Client {
         if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() < 9 {
             return Err(ClientError::BadUrl(base));
         }
-        let http = reqwest::Client::builder()
+        // In a browser, fetch() sets the user agent and has no connect
+        // timeout of its own; the per-request timeout below still applies.
+        #[cfg(not(target_arch = "wasm32"))]
+        let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             // No identifying user agent beyond the product (DESIGN P1).
-            .user_agent("pledge-client")
-            .build()
-            .map_err(|e| ClientError::Network {
-                url: base.clone(),
-                reason: e.to_string(),
-            })?;
+            .user_agent("pledge-client");
+        #[cfg(target_arch = "wasm32")]
+        let builder = reqwest::Client::builder();
+        let http = builder.build().map_err(|e| ClientError::Network {
+            url: base.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(Self { http, base })
     }
 
@@ -700,12 +704,12 @@ impl Client {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 type ByteStream =
-    std::pin::Pin<Box<dyn Stream<Item = Result<bytes_alias::Bytes, reqwest::Error>> + Send>>;
-
-mod bytes_alias {
-    pub use axum::body::Bytes;
-}
+    std::pin::Pin<Box<dyn Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send>>;
+// A browser's fetch stream lives on the page's only thread.
+#[cfg(target_arch = "wasm32")]
+type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<bytes::Bytes, reqwest::Error>>>>;
 
 struct SseState {
     bytes: ByteStream,
@@ -793,9 +797,14 @@ fn parse_event(event: &str, data: &str, url: &str) -> Result<ServerEvent, Client
 }
 
 fn network(url: &str, e: &reqwest::Error) -> ClientError {
+    #[cfg(not(target_arch = "wasm32"))]
+    let refused = e.is_connect();
+    // fetch() does not tell a refused connection from other failures.
+    #[cfg(target_arch = "wasm32")]
+    let refused = false;
     let reason = if e.is_timeout() {
         "timed out".to_owned()
-    } else if e.is_connect() {
+    } else if refused {
         "connection refused or unreachable (is the server running?)".to_owned()
     } else {
         let mut s = e.to_string();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+#[cfg(feature = "native")]
 use futures_util::StreamExt as _;
 use pledge_protocol::checkpoint::{SignedCheckpoint, open_checkpoint};
 use pledge_protocol::entry::Entry;
@@ -23,7 +24,9 @@ use pledge_protocol::tally::TallyStatement;
 use pledge_protocol::tile::{BundleId, TileHashes, decode_bundle, tiles_for_nodes};
 use pledge_protocol::token::{IssuerPublicKey, blind, finalize};
 
-use crate::client::{Attestation, CampaignInfo, Client, ClientError, ServerEvent};
+#[cfg(feature = "native")]
+use crate::client::ServerEvent;
+use crate::client::{Attestation, CampaignInfo, Client, ClientError};
 use crate::wallet::{
     EntryRecord, PendingToken, PinnedLog, PledgeRecord, TokenRecord, Wallet, WalletError,
 };
@@ -86,6 +89,9 @@ pub enum FlowError {
     /// A cryptographic step failed locally.
     #[error("{0}")]
     Crypto(String),
+    /// The environment cannot do what the flow needs (no timer for the delay).
+    #[error("{0}")]
+    Runtime(String),
 }
 
 fn bad_log(what: impl std::fmt::Display) -> FlowError {
@@ -613,7 +619,9 @@ pub async fn commit(
         .encode()
         .map_err(|e| FlowError::Crypto(e.to_string()))?;
     if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        crate::rt::sleep(delay)
+            .await
+            .map_err(|e| FlowError::Runtime(e.to_string()))?;
     }
     for t in &mut wallet.data.tokens {
         if t.campaign == *campaign && t.nullifier() == nullifier {
@@ -949,6 +957,7 @@ impl Watcher {
 ///
 /// # Errors
 /// Log failures (a statement or checkpoint with a bad signature).
+#[cfg(feature = "native")]
 pub async fn watch(
     client: &Client,
     wallet: &mut Wallet,

@@ -13,12 +13,24 @@
 //! - [`audit`]: the independent auditor (`pledge audit`): rebuilds the log from
 //!   tiles and checks every entry, proof and tally.
 //! - [`witness`]: a C2SP tlog-witness (`pledge witness serve`).
+//! - [`rt`]: sleeping, natively (tokio) and in a browser (`setTimeout`).
+//!
+//! # Features
+//!
+//! `native` (default) adds what cannot run in a browser: [`audit`],
+//! [`witness`], [`demo`], the wallet file on disk, `pledge watch`, the CLI and
+//! TLS. Without it the client, the flows and the wallet format build for
+//! `wasm32-unknown-unknown` (the `pledge-web` crate, SPEC R-WEB-1).
 
+#[cfg(feature = "native")]
 pub mod audit;
 pub mod client;
+#[cfg(feature = "native")]
 pub mod demo;
 pub mod flows;
+pub mod rt;
 pub mod wallet;
+#[cfg(feature = "native")]
 pub mod witness;
 
 /// The protocol version this client speaks.

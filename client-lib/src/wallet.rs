@@ -19,8 +19,15 @@
 //! The file is created with mode 0600 and replaced atomically (temporary file,
 //! fsync, rename, fsync of the folder). A file that does not open (wrong
 //! passphrase, corruption) is never overwritten.
+//!
+//! The format ([`Wallet::to_bytes`], [`Wallet::from_bytes`]) builds
+//! everywhere; the file on disk needs the `native` feature. A browser keeps
+//! the same bytes in its storage through [`Wallet::with_store`], so a wallet
+//! exported from the page opens in the CLI and the reverse (SPEC R-WEB-1).
 
+#[cfg(feature = "native")]
 use std::fs::{self, File, OpenOptions};
+#[cfg(feature = "native")]
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -92,7 +99,14 @@ pub enum WalletError {
     /// The file is larger than a wallet can be.
     #[error("{0} is too large to be a wallet")]
     TooLarge(PathBuf),
+    /// The store given to [`Wallet::with_store`] failed to keep the bytes.
+    #[error("the wallet could not be saved: {0}")]
+    Store(String),
 }
+
+/// Where a wallet that is not a file keeps its bytes (e.g. a browser's
+/// `localStorage`): called with the whole encrypted file at each save.
+pub type WalletStore = Box<dyn FnMut(&[u8]) -> Result<(), String> + Send>;
 
 /// Argon2id cost parameters, stored in the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -552,6 +566,8 @@ impl std::fmt::Debug for WalletData {
 /// An open wallet: its contents in memory, and where and how to save them.
 pub struct Wallet {
     path: Option<PathBuf>,
+    /// Where the bytes go when there is no file.
+    store: Option<WalletStore>,
     protection: Protection,
     /// Header of the file as opened (kept so saving reuses salt and params).
     kdf: Option<(KdfParams, [u8; 16])>,
@@ -565,6 +581,7 @@ impl std::fmt::Debug for Wallet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Wallet")
             .field("path", &self.path)
+            .field("store", &self.store.is_some())
             .field("protection", &self.protection)
             .field("data", &self.data)
             .finish_non_exhaustive()
@@ -577,6 +594,7 @@ impl Wallet {
     pub fn in_memory() -> Self {
         Self {
             path: None,
+            store: None,
             protection: Protection::InsecureNoPassphrase,
             kdf: None,
             key: None,
@@ -584,16 +602,37 @@ impl Wallet {
         }
     }
 
+    /// A new, empty wallet whose saves go to `store` (nothing is stored
+    /// yet): the browser wallet.
+    pub fn with_store(protection: Protection, store: WalletStore) -> Self {
+        Self {
+            path: None,
+            store: Some(store),
+            protection,
+            kdf: None,
+            key: None,
+            data: WalletData::default(),
+        }
+    }
+
+    /// From now on, saves go to `store` instead of a file.
+    pub fn set_store(&mut self, store: WalletStore) {
+        self.path = None;
+        self.store = Some(store);
+    }
+
     /// A new, empty wallet to be saved at `path` (nothing is written yet).
     ///
     /// # Errors
     /// [`WalletError::AlreadyExists`] if a file is there.
+    #[cfg(feature = "native")]
     pub fn create(path: &Path, protection: Protection) -> Result<Self, WalletError> {
         if path.exists() {
             return Err(WalletError::AlreadyExists(path.to_owned()));
         }
         Ok(Self {
             path: Some(path.to_owned()),
+            store: None,
             protection,
             kdf: None,
             key: None,
@@ -606,6 +645,7 @@ impl Wallet {
     ///
     /// # Errors
     /// As [`Wallet::open`].
+    #[cfg(feature = "native")]
     pub fn open_or_create(
         path: &Path,
         protection: Protection,
@@ -624,6 +664,7 @@ impl Wallet {
     /// or modified file), [`WalletError::Protection`] (the file needs a
     /// passphrase and none was given, or the reverse),
     /// [`WalletError::BadHeader`], [`WalletError::Contents`], I/O errors.
+    #[cfg(feature = "native")]
     pub fn open(path: &Path, protection: Protection) -> Result<Self, WalletError> {
         let io = |source| WalletError::Io {
             path: path.to_owned(),
@@ -640,6 +681,28 @@ impl Wallet {
             return Err(WalletError::TooLarge(path.to_owned()));
         }
         let bytes = fs::read(path).map_err(io)?;
+        let mut w = Self::from_bytes(&bytes, protection, path)?;
+        w.path = Some(path.to_owned());
+        Ok(w)
+    }
+
+    /// Decrypts a wallet from the bytes of a wallet file; `label` names where
+    /// they came from in error messages. The result saves nowhere until
+    /// [`Wallet::set_store`].
+    ///
+    /// # Errors
+    /// [`WalletError::Decrypt`] (wrong passphrase or modified bytes),
+    /// [`WalletError::Protection`], [`WalletError::BadHeader`],
+    /// [`WalletError::Contents`], [`WalletError::TooLarge`].
+    pub fn from_bytes(
+        bytes: &[u8],
+        protection: Protection,
+        label: &Path,
+    ) -> Result<Self, WalletError> {
+        let path = label;
+        if u64::try_from(bytes.len()).map_or(true, |l| l > MAX_FILE) {
+            return Err(WalletError::TooLarge(path.to_owned()));
+        }
         let nl = bytes
             .iter()
             .position(|b| *b == b'\n')
@@ -687,7 +750,8 @@ impl Wallet {
             .map_err(|e| contents_err(path, format!("not valid wallet JSON: {e}")))?;
         let data = WalletData::from_disk(path, &disk)?;
         Ok(Self {
-            path: Some(path.to_owned()),
+            path: None,
+            store: None,
             protection,
             kdf: parsed.kdf,
             key: Some(key),
@@ -707,14 +771,38 @@ impl Wallet {
 
     /// Encrypts and writes the wallet atomically, mode 0600: temporary file,
     /// fsync, rename over the old file, fsync of the folder. Each save draws
-    /// a fresh nonce. An in-memory wallet is not written.
+    /// a fresh nonce. A wallet with a store (see [`Wallet::with_store`])
+    /// hands the same bytes to it; an in-memory wallet is not written.
     ///
     /// # Errors
-    /// [`WalletError::Io`], [`WalletError::Kdf`], [`WalletError::Randomness`].
+    /// [`WalletError::Io`], [`WalletError::Store`], [`WalletError::Kdf`],
+    /// [`WalletError::Randomness`].
     pub fn save(&mut self) -> Result<(), WalletError> {
-        let Some(path) = self.path.clone() else {
-            return Ok(());
-        };
+        #[cfg(feature = "native")]
+        if let Some(path) = self.path.clone() {
+            let file = self.to_bytes()?;
+            return write_atomic(&path, &file);
+        }
+        if self.store.is_some() {
+            let file = self.to_bytes()?;
+            if let Some(store) = self.store.as_mut() {
+                store(&file).map_err(WalletError::Store)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The encrypted wallet file, exactly as [`Wallet::save`] writes it (a
+    /// fresh nonce each call; the first call with a passphrase draws the
+    /// salt and runs Argon2id).
+    ///
+    /// # Errors
+    /// [`WalletError::Kdf`], [`WalletError::Randomness`].
+    pub fn to_bytes(&mut self) -> Result<Vec<u8>, WalletError> {
+        let path = self
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("(wallet)"));
         let (header, key) = match &self.protection {
             Protection::Passphrase { passphrase, params } => {
                 let (params, salt) = match self.kdf {
@@ -772,7 +860,7 @@ impl Wallet {
         file.extend_from_slice(header.as_bytes());
         file.push(b'\n');
         file.extend_from_slice(&ciphertext);
-        write_atomic(&path, &file)
+        Ok(file)
     }
 }
 
@@ -864,6 +952,7 @@ fn insecure_key() -> Zeroizing<[u8; 32]> {
 
 /// Writes `data` to `path` atomically with mode 0600 (created so from the
 /// start): a temporary file in the same folder, fsync, rename, fsync folder.
+#[cfg(feature = "native")]
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), WalletError> {
     let io = |source| WalletError::Io {
         path: path.to_owned(),
@@ -913,6 +1002,7 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<(), WalletError> {
 
 /// The default wallet path: `<data dir>/wallet.pledge` in the user's data
 /// folder (`~/.local/share/pledge/` on Linux).
+#[cfg(feature = "native")]
 pub fn default_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("org", "pledge", "pledge")
         .map(|d| d.data_dir().join("wallet.pledge"))
