@@ -1,0 +1,411 @@
+//! `pledge-web`: the pledge client (`pledge-client` without its `native`
+//! feature) compiled to WebAssembly, with the JavaScript API of `web/API.md`.
+//! The page runs the same flows as the `pledge` CLI: cover issuance with the
+//! key check against the log, blinding and finalisation, the random delay,
+//! receipt verification; the server sees the same requests (SPEC R-WEB-1).
+//!
+//! # Layout
+//!
+//! - [`shape`]: argument parsing, prechecks, error codes and result shapes,
+//!   free of JavaScript (unit-tested natively).
+//! - [`storage`]: the wallet bytes in `localStorage["pledge.wallet.v1"]`.
+//! - this file: the `PledgeApp` class exported to JavaScript.
+//!
+//! The crate also builds natively (it is a workspace member): the bindings
+//! compile everywhere, but calling them outside a JavaScript host panics in
+//! `wasm-bindgen`, so native tests only exercise [`shape`].
+
+pub mod shape;
+pub mod storage;
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::lock::Mutex;
+use js_sys::{Function, Promise, Reflect};
+use pledge_client::client::Client;
+use pledge_client::flows::{self, FlowError};
+use pledge_client::wallet::{Protection, Wallet, WalletError};
+use pledge_protocol::hash::CampaignId;
+use pledge_protocol::note::NoteVerifier;
+use wasm_bindgen::prelude::*;
+
+use crate::shape::{Change, DelayOptions, ErrorInfo};
+
+/// What error messages call the browser's copy of the wallet.
+const WALLET_LABEL: &str = "in this browser";
+
+/// A JS `Error` with `message`, `code`, and `status` / `retryAfter` when the
+/// server sent them.
+fn js_error(info: &ErrorInfo) -> JsValue {
+    let e = js_sys::Error::new(&info.message);
+    let _ = Reflect::set(&e, &"code".into(), &info.code.as_str().into());
+    if let Some(s) = info.status {
+        let _ = Reflect::set(&e, &"status".into(), &s.into());
+    }
+    if let Some(r) = info.retry_after {
+        // Seconds fit a JS number exactly far beyond any Retry-After.
+        #[allow(clippy::cast_precision_loss)]
+        let _ = Reflect::set(&e, &"retryAfter".into(), &(r as f64).into());
+    }
+    e.into()
+}
+
+fn flow_error(e: &FlowError) -> JsValue {
+    js_error(&ErrorInfo::from(e))
+}
+
+fn wallet_error(e: &WalletError) -> JsValue {
+    js_error(&ErrorInfo::from(e))
+}
+
+/// A JSON value as a plain JS value.
+fn to_js(v: &serde_json::Value) -> Result<JsValue, JsValue> {
+    js_sys::JSON::parse(&v.to_string())
+}
+
+/// A field of an options object: `None` when the object or field is absent.
+fn field(obj: &JsValue, name: &str) -> Option<JsValue> {
+    if obj.is_undefined() || obj.is_null() {
+        return None;
+    }
+    Reflect::get(obj, &name.into())
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+fn string_field(obj: &JsValue, name: &str) -> Result<Option<String>, JsValue> {
+    match field(obj, name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_string()
+            .map(Some)
+            .ok_or_else(|| js_error(&ErrorInfo::argument(format!("{name} must be a string")))),
+    }
+}
+
+/// The `{maxDelaySeconds, now}` object; `default` when it is absent.
+fn delay_options(opts: &JsValue, default: DelayOptions) -> Result<DelayOptions, JsValue> {
+    if opts.is_undefined() || opts.is_null() {
+        return Ok(default);
+    }
+    let max =
+        match field(opts, "maxDelaySeconds") {
+            None => None,
+            Some(v) => Some(v.as_f64().ok_or_else(|| {
+                js_error(&ErrorInfo::argument("maxDelaySeconds must be a number"))
+            })?),
+        };
+    let now = match field(opts, "now") {
+        None => None,
+        Some(v) => Some(
+            v.as_bool()
+                .ok_or_else(|| js_error(&ErrorInfo::argument("now must be true or false")))?,
+        ),
+    };
+    DelayOptions::parse(max, now).map_err(|e| js_error(&e))
+}
+
+/// Calls `onProgress(value)` if given; a throwing callback does not stop the
+/// flow.
+fn progress(cb: Option<&Function>, v: &serde_json::Value) {
+    if let (Some(f), Ok(arg)) = (cb, to_js(v)) {
+        let _ = f.call1(&JsValue::NULL, &arg);
+    }
+}
+
+/// The open wallet, the client and the pinned log key of one `PledgeApp`.
+struct Session {
+    client: Client,
+    wallet: Wallet,
+    log: NoteVerifier,
+}
+
+/// The browser pledger: one wallet, one server (web/API.md).
+#[wasm_bindgen]
+pub struct PledgeApp {
+    /// Flows run one at a time (the random wait is outside the lock).
+    session: Rc<Mutex<Session>>,
+    /// Campaigns with an unused token, refreshed after each flow, so
+    /// `tokenCampaigns()` answers at once even while a flow runs.
+    tokens: Rc<RefCell<Vec<String>>>,
+}
+
+impl std::fmt::Debug for PledgeApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PledgeApp").finish_non_exhaustive()
+    }
+}
+
+/// The store a browser wallet saves through: `localStorage`.
+fn local_store() -> pledge_client::wallet::WalletStore {
+    Box::new(|bytes: &[u8]| storage::save(bytes))
+}
+
+/// Decrypts wallet bytes with `passphrase`.
+fn decrypt(bytes: &[u8], passphrase: &str) -> Result<Wallet, JsValue> {
+    if passphrase.is_empty() {
+        return Err(js_error(&ErrorInfo::new(
+            "wallet_passphrase",
+            "the wallet needs a passphrase",
+        )));
+    }
+    Wallet::from_bytes(
+        bytes,
+        Protection::passphrase(passphrase),
+        Path::new(WALLET_LABEL),
+    )
+    .map_err(|e| wallet_error(&e))
+}
+
+#[wasm_bindgen]
+impl PledgeApp {
+    /// Opens (or creates and stores) the wallet in `localStorage`, then pins
+    /// the server's log key on first use or checks it against the pinned one.
+    ///
+    /// # Errors
+    /// Rejects with `wallet_passphrase`, `wallet_corrupt`, `storage`,
+    /// `log_key_changed`, `bad_log`, `network`.
+    pub async fn open(server_url: String, passphrase: String) -> Result<PledgeApp, JsValue> {
+        let passphrase = zeroize::Zeroizing::new(passphrase);
+        let client = Client::new(&server_url).map_err(|e| js_error(&ErrorInfo::from(&e)))?;
+        let mut wallet = match storage::load().map_err(|e| js_error(&e))? {
+            Some(bytes) => {
+                let mut w = decrypt(&bytes, &passphrase)?;
+                w.set_store(local_store());
+                w
+            }
+            None => {
+                if passphrase.is_empty() {
+                    return Err(js_error(&ErrorInfo::new(
+                        "wallet_passphrase",
+                        "choose a passphrase for the new wallet",
+                    )));
+                }
+                let mut w =
+                    Wallet::with_store(Protection::passphrase(passphrase.as_str()), local_store());
+                w.save().map_err(|e| wallet_error(&e))?;
+                w
+            }
+        };
+        let (log, pinned_now) = flows::pin_log(&client, &mut wallet)
+            .await
+            .map_err(|e| flow_error(&e))?;
+        if pinned_now {
+            wallet.save().map_err(|e| wallet_error(&e))?;
+        }
+        let tokens = shape::token_campaigns(&wallet.data);
+        Ok(Self {
+            session: Rc::new(Mutex::new(Session {
+                client,
+                wallet,
+                log,
+            })),
+            tokens: Rc::new(RefCell::new(tokens)),
+        })
+    }
+
+    /// Whether `localStorage` holds a wallet.
+    #[wasm_bindgen(js_name = hasWallet)]
+    pub fn has_wallet_stored() -> bool {
+        storage::exists()
+    }
+
+    /// Whether `localStorage` holds a wallet (same as the static method).
+    #[wasm_bindgen(js_name = hasWallet)]
+    pub fn has_wallet(&self) -> bool {
+        storage::exists()
+    }
+
+    /// Cover issuance for every open campaign of the attestation, after the
+    /// key check against the log. Resolves to `[{campaign, ok: true}, …]`.
+    #[wasm_bindgen(js_name = obtainTokens)]
+    pub fn obtain_tokens(&self, attestation: JsValue) -> Promise {
+        let session = self.session.clone();
+        let tokens = self.tokens.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let kind = shape::attestation(
+                string_field(&attestation, "kind")?,
+                string_field(&attestation, "code")?,
+                string_field(&attestation, "group")?,
+            )
+            .map_err(|e| js_error(&e))?;
+            let mut guard = session.lock().await;
+            let s = &mut *guard;
+            let r = flows::obtain_tokens(&s.client, &mut s.wallet, &s.log, &kind).await;
+            *tokens.borrow_mut() = shape::token_campaigns(&s.wallet.data);
+            let report = r.map_err(|e| flow_error(&e))?;
+            let mut out: Vec<serde_json::Value> = report
+                .obtained
+                .iter()
+                .map(|c| serde_json::json!({"campaign": c, "ok": true}))
+                .collect();
+            out.extend(
+                report
+                    .already_held
+                    .iter()
+                    .map(|c| serde_json::json!({"campaign": c, "ok": true, "alreadyHeld": true})),
+            );
+            to_js(&serde_json::Value::Array(out))
+        })
+    }
+
+    /// Pledges `threshold` on a campaign after the random delay; resolves to
+    /// `{index, checkpointSize, verified: true, delayedSeconds}`.
+    pub fn pledge(
+        &self,
+        campaign: String,
+        threshold: f64,
+        opts: JsValue,
+        on_progress: Option<Function>,
+    ) -> Promise {
+        let change = shape::threshold(threshold).map(Change::Commit);
+        let opts = delay_options(&opts, DelayOptions::DEFAULT);
+        self.submit(campaign, change, opts, on_progress)
+    }
+
+    /// Changes the threshold of my pledge (no delay unless `opts` asks).
+    pub fn amend(
+        &self,
+        campaign: String,
+        threshold: f64,
+        opts: JsValue,
+        on_progress: Option<Function>,
+    ) -> Promise {
+        let change = shape::threshold(threshold).map(Change::Amend);
+        let opts = delay_options(&opts, DelayOptions::NOW);
+        self.submit(campaign, change, opts, on_progress)
+    }
+
+    /// Withdraws my pledge (no delay unless `opts` asks).
+    pub fn withdraw(
+        &self,
+        campaign: String,
+        opts: JsValue,
+        on_progress: Option<Function>,
+    ) -> Promise {
+        let opts = delay_options(&opts, DelayOptions::NOW);
+        self.submit(campaign, Ok(Change::Withdraw), opts, on_progress)
+    }
+
+    /// My pledges: inclusion (receipts verified offline), the campaign's
+    /// signed tally, whether my condition holds.
+    pub fn status(&self) -> Promise {
+        let session = self.session.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let guard = session.lock().await;
+            let list = flows::status(&guard.client, &guard.wallet, &guard.log)
+                .await
+                .map_err(|e| flow_error(&e))?;
+            to_js(&shape::status(&list, &guard.wallet.data))
+        })
+    }
+
+    /// The encrypted wallet file bytes, as the CLI writes them.
+    ///
+    /// # Errors
+    /// `storage` when nothing is stored (it was forgotten meanwhile).
+    #[wasm_bindgen(js_name = exportWallet)]
+    pub fn export_wallet(&self) -> Result<Vec<u8>, JsValue> {
+        storage::load().map_err(|e| js_error(&e))?.ok_or_else(|| {
+            js_error(&ErrorInfo::new(
+                "storage",
+                "no wallet is stored in this browser any more",
+            ))
+        })
+    }
+
+    /// Checks `bytes` decrypt with `passphrase`, then stores them, replacing
+    /// the stored wallet.
+    ///
+    /// # Errors
+    /// `wallet_passphrase`, `wallet_corrupt`, `storage`; nothing is stored then.
+    #[wasm_bindgen(js_name = importWallet)]
+    pub async fn import_wallet(bytes: Vec<u8>, passphrase: String) -> Result<(), JsValue> {
+        let passphrase = zeroize::Zeroizing::new(passphrase);
+        decrypt(&bytes, &passphrase)?;
+        storage::save(&bytes).map_err(|e| js_error(&ErrorInfo::new("storage", e)))
+    }
+
+    /// Removes the wallet from `localStorage`.
+    ///
+    /// # Errors
+    /// `storage` when `localStorage` is unavailable.
+    #[wasm_bindgen(js_name = forgetWallet)]
+    pub fn forget_wallet() -> Result<(), JsValue> {
+        storage::remove().map_err(|e| js_error(&e))
+    }
+
+    /// Hex ids of the campaigns with an unused token in the wallet.
+    #[wasm_bindgen(js_name = tokenCampaigns)]
+    pub fn token_campaigns(&self) -> Vec<String> {
+        self.tokens.borrow().clone()
+    }
+
+    /// Frees the Rust side (same as `free()`).
+    pub fn close(self) {}
+}
+
+impl PledgeApp {
+    /// The common path of pledge, amend and withdraw: precheck, random wait
+    /// with progress (outside the lock, so `status()` still answers), then
+    /// the CLI's flow with no further delay.
+    fn submit(
+        &self,
+        campaign: String,
+        change: Result<Change, ErrorInfo>,
+        opts: Result<DelayOptions, JsValue>,
+        on_progress: Option<Function>,
+    ) -> Promise {
+        let session = self.session.clone();
+        let tokens = self.tokens.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let change = change.map_err(|e| js_error(&e))?;
+            let opts = opts?;
+            let id: CampaignId = shape::campaign(&campaign).map_err(|e| js_error(&e))?;
+            let resend = {
+                let guard = session.lock().await;
+                shape::precheck(&guard.wallet.data, &id, change).map_err(|e| js_error(&e))?
+            };
+            // DESIGN P4: the same draw as `pledge commit` (uniform in
+            // [0, max], from the CSPRNG); a resend goes at once, as there.
+            let delay = if resend || opts.now {
+                Duration::ZERO
+            } else {
+                flows::random_delay(opts.max).map_err(|e| flow_error(&e))?
+            };
+            let cb = on_progress.as_ref();
+            let mut left = delay;
+            while !left.is_zero() {
+                progress(
+                    cb,
+                    &serde_json::json!({"phase": "waiting", "secondsLeft": shape::seconds_left(left)}),
+                );
+                let step = left.min(Duration::from_secs(1));
+                pledge_client::rt::sleep(step)
+                    .await
+                    .map_err(|e| js_error(&ErrorInfo::new("runtime", e.to_string())))?;
+                left = left.saturating_sub(step);
+            }
+            progress(cb, &serde_json::json!({"phase": "sending"}));
+            let mut guard = session.lock().await;
+            let s = &mut *guard;
+            let r = match change {
+                Change::Commit(t) => {
+                    flows::commit(&s.client, &mut s.wallet, &s.log, &id, t, Duration::ZERO).await
+                }
+                Change::Amend(t) => {
+                    flows::change(&s.client, &mut s.wallet, &s.log, &id, Some(t)).await
+                }
+                Change::Withdraw => {
+                    flows::change(&s.client, &mut s.wallet, &s.log, &id, None).await
+                }
+            };
+            *tokens.borrow_mut() = shape::token_campaigns(&s.wallet.data);
+            let done = r.map_err(|e| flow_error(&e))?;
+            to_js(&shape::submitted(&done, delay))
+        })
+    }
+}
