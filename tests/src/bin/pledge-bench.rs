@@ -1,0 +1,733 @@
+//! `pledge-bench`: the load generator of BENCHMARKS.md. Runs the real `pledged`
+//! over loopback HTTP and measures, in one run, issuance (tokens/s), durable
+//! pledge submission (pledges/s, latency percentiles at a given concurrency),
+//! the auditor (entries/s), the server's peak RSS and bytes on disk per pledge,
+//! plus the machine's limit: OpenSSL RSA-2048 private operations and
+//! verifications per second, measured in this process. Every result is printed
+//! both as an absolute figure and as a ratio to that limit, in a table and in
+//! one machine-readable `RESULT key=value …` line per run.
+//!
+//! ```text
+//! cargo run --release -p pledge-tests --bin pledge-bench -- \
+//!     --pledges 100000 --concurrency 512 --repeat 3
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use clap::Parser;
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use openssl::rsa::{Padding, Rsa};
+use openssl::sign::{RsaPssSaltlen, Signer, Verifier};
+use pledge_client::audit::{AuditOptions, audit};
+use pledge_client::client::{Attestation, Client};
+use pledge_protocol::entry::Entry;
+use pledge_protocol::hash::CampaignId;
+use pledge_protocol::pledge::{Pledge, PledgeSigningKey, Terms};
+use pledge_protocol::token::{self, BlindingState, IssuerPublicKey};
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pledge-bench",
+    about = "Load generator and benchmark of pledged"
+)]
+struct Args {
+    /// The server binary. Default: `pledged-under-test` next to this executable.
+    #[arg(long)]
+    pledged: Option<PathBuf>,
+    /// Pledges per run (each needs one token, minted first).
+    #[arg(long, default_value_t = 10_000)]
+    pledges: usize,
+    /// Pledge submissions in flight at once.
+    #[arg(long, default_value_t = 512)]
+    concurrency: usize,
+    /// Token requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    issue_concurrency: usize,
+    /// Runs, each on a fresh data folder.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Storage backend of the server.
+    #[arg(long, default_value = "redb")]
+    backend: String,
+    /// Server batch interval (PLEDGED_BATCH_INTERVAL_MS); default the server's.
+    #[arg(long)]
+    batch_interval_ms: Option<u64>,
+    /// Server batch size (PLEDGED_BATCH_SIZE); default the server's.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Seconds per OpenSSL limit measurement (4 measurements per run).
+    #[arg(long, default_value_t = 1.0)]
+    limit_seconds: f64,
+    /// Parent folder of the data folders (default: the system's temp folder).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Keep the data folders.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// The server's defaults (server/src/config.rs), for reporting.
+const DEFAULT_BATCH_INTERVAL_MS: u64 = 500;
+const DEFAULT_BATCH_SIZE: usize = 256;
+/// Tokens blinded, issued and finalised per chunk (bounds the bench's memory).
+const CHUNK: usize = 50_000;
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.pledges == 0 || args.concurrency == 0 || args.issue_concurrency == 0 {
+        bail!("--pledges, --concurrency and --issue-concurrency must be at least 1");
+    }
+    let pledged = match &args.pledged {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .context("cannot locate this executable")?
+            .with_file_name("pledged-under-test"),
+    };
+    if !pledged.is_file() {
+        bail!(
+            "server binary {} not found: build it with `cargo build --release -p pledge-tests` \
+             or pass --pledged PATH",
+            pledged.display()
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    println!(
+        "pledge-bench: {} pledges, concurrency {}, {} run(s), server {}",
+        args.pledges,
+        args.concurrency,
+        args.repeat,
+        pledged.display()
+    );
+    println!("machine: {}", machine());
+    for run in 1..=args.repeat {
+        let r = rt.block_on(one_run(&args, &pledged, run))?;
+        print_run(&r);
+    }
+    Ok(())
+}
+
+/// Everything one run measured, as ordered `key=value` pairs.
+type Results = Vec<(&'static str, String)>;
+
+async fn one_run(args: &Args, pledged: &Path, run: usize) -> anyhow::Result<Results> {
+    let mut r: Results = vec![("run", run.to_string()), ("load1_start", load1())];
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    // The physical limit, before the server starts.
+    let limit = tokio::task::spawn_blocking({
+        let secs = args.limit_seconds;
+        move || rsa_limit(secs, cores)
+    })
+    .await??;
+
+    let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("pledge-bench-")
+        .tempdir_in(&parent)
+        .context("cannot create a data folder")?;
+    let data = dir.path().join("data");
+    let mut server = Server::start(args, pledged, &data)?;
+    let client = Client::new(&server.base).map_err(|e| anyhow!("{e}"))?;
+    let result = drive(args, &client, &server, &data, &mut r).await;
+    let stop = server.stop();
+    if args.keep {
+        let kept = dir.keep();
+        println!("kept data folder {}", kept.display());
+    }
+    result?;
+    stop?;
+
+    let n = args.pledges as f64;
+    let get = |k: &str| -> f64 {
+        r.iter()
+            .find(|(key, _)| *key == k)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let (tps, pps, aps) = (
+        get("tokens_per_s"),
+        get("pledges_per_s"),
+        get("audit_entries_per_s"),
+    );
+    let disk = get("disk_bytes");
+    r.extend([
+        ("cores", cores.to_string()),
+        ("rsa_priv_per_s_all", f(limit.priv_all)),
+        ("rsa_priv_per_s_core", f(limit.priv_core)),
+        ("rsa_verify_per_s_all", f(limit.verify_all)),
+        ("rsa_verify_per_s_core", f(limit.verify_core)),
+        ("tokens_ratio", ratio(tps, limit.priv_all)),
+        ("pledges_ratio", ratio(pps, limit.verify_all)),
+        ("audit_ratio", ratio(aps, limit.verify_all)),
+        ("disk_per_pledge", f(disk / n)),
+        ("load1_end", load1()),
+    ]);
+    Ok(r)
+}
+
+/// Issuance, submission, audit, RSS and disk, against a running server.
+async fn drive(
+    args: &Args,
+    client: &Client,
+    server: &Server,
+    data: &Path,
+    r: &mut Results,
+) -> anyhow::Result<()> {
+    let campaigns = client.campaigns().await.map_err(|e| anyhow!("{e}"))?;
+    let demo = campaigns
+        .iter()
+        .find(|c| c.attester.as_deref() == Some("open"))
+        .ok_or_else(|| anyhow!("the server opened no demo campaign"))?;
+    let campaign = demo.id().map_err(|e| anyhow!("{e}"))?;
+    let pk = IssuerPublicKey::from_spki(&B64.decode(&demo.issuer_key)?)?;
+    let (tmin, tmax) = (demo.threshold_min, demo.threshold_max);
+    let disk_empty = disk_usage(data)?;
+
+    // Tokens, chunk by chunk: blind (client side, untimed), issue (timed),
+    // finalise and sign the pledge (client side, untimed).
+    let mut entries: Vec<Vec<u8>> = Vec::with_capacity(args.pledges);
+    let mut issue_time = Duration::ZERO;
+    let mut left = args.pledges;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        left -= n;
+        let blinded = parallel(n, {
+            let pk = pk.clone();
+            move || -> anyhow::Result<(PledgeSigningKey, BlindingState)> {
+                let key = PledgeSigningKey::generate()?;
+                let (_, state) = token::blind(&pk, &campaign, &key.public_key())?;
+                Ok((key, state))
+            }
+        })?;
+        let blinded = Arc::new(blinded);
+        let started = Instant::now();
+        let sigs = issue_all(client, campaign, &blinded, args.issue_concurrency).await?;
+        issue_time += started.elapsed();
+        let blinded = Arc::try_unwrap(blinded).map_err(|_| anyhow!("blinding states shared"))?;
+        let jobs: Vec<_> = blinded.into_iter().zip(sigs).collect();
+        let built = parallel_map(jobs, {
+            let pk = pk.clone();
+            move |((key, state), sig)| -> anyhow::Result<Vec<u8>> {
+                let tok = token::finalize(&pk, &state, &sig, &campaign, &key.public_key())?;
+                let t = tmin + random_u32() % (tmax - tmin + 1);
+                let p = Pledge::sign(campaign, tok, Terms::threshold(t)?, &key)?;
+                Ok(Entry::Pledge(p).encode()?)
+            }
+        })?;
+        entries.extend(built);
+    }
+    let issue_s = issue_time.as_secs_f64();
+    r.extend([
+        ("tokens", args.pledges.to_string()),
+        ("issue_s", f(issue_s)),
+        ("tokens_per_s", f(args.pledges as f64 / issue_s)),
+    ]);
+
+    // Durable pledges: each answer comes after its batch's durable commit.
+    let (lat, errors, submit_s) = submit_all(client, entries, args.concurrency).await;
+    let accepted = lat.len();
+    let pct = |q: f64| percentile(&lat, q);
+    r.extend([
+        ("pledges", args.pledges.to_string()),
+        ("concurrency", args.concurrency.to_string()),
+        (
+            "batch_interval_ms",
+            args.batch_interval_ms
+                .unwrap_or(DEFAULT_BATCH_INTERVAL_MS)
+                .to_string(),
+        ),
+        (
+            "batch_size",
+            args.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).to_string(),
+        ),
+        ("accepted", accepted.to_string()),
+        ("errors", errors.to_string()),
+        ("submit_s", f(submit_s)),
+        ("pledges_per_s", f(accepted as f64 / submit_s)),
+        ("p50_ms", f(pct(0.50))),
+        ("p99_ms", f(pct(0.99))),
+        ("max_ms", f(pct(1.0))),
+    ]);
+    if errors > 0 {
+        bail!("{errors} pledges were refused; see the server's stderr");
+    }
+
+    // The auditor over the whole ledger, from scratch (no state folder).
+    let started = Instant::now();
+    let report = audit(&AuditOptions::new(server.base.clone()))
+        .await
+        .map_err(|e| anyhow!("audit: {e}"))?;
+    let audit_s = started.elapsed().as_secs_f64();
+    let audit_pledges = report
+        .campaigns
+        .iter()
+        .find(|c| c.id == campaign.to_hex())
+        .map_or(0, |c| c.pledges);
+    r.extend([
+        ("audit_entries", report.counts.entries.to_string()),
+        ("audit_verified", report.counts.pledges_verified.to_string()),
+        ("audit_pledges", audit_pledges.to_string()),
+        ("audit_tallies", report.counts.tally_statements.to_string()),
+        ("audit_passed", report.passed().to_string()),
+        ("audit_s", f(audit_s)),
+        (
+            "audit_entries_per_s",
+            f(report.counts.entries as f64 / audit_s),
+        ),
+    ]);
+    if !report.passed() {
+        let first = report.failures.first().map(|x| format!("{x:?}"));
+        bail!("the audit failed: {}", first.unwrap_or_default());
+    }
+
+    r.extend([
+        ("rss_peak_kib", server.status_kib("VmHWM:")?.to_string()),
+        ("rss_end_kib", server.status_kib("VmRSS:")?.to_string()),
+    ]);
+    let disk = disk_usage(data)?;
+    r.extend([
+        ("disk_bytes", disk.to_string()),
+        ("disk_empty_bytes", disk_empty.to_string()),
+    ]);
+    Ok(())
+}
+
+/// One token request per blinded message, `concurrency` in flight.
+async fn issue_all(
+    client: &Client,
+    campaign: CampaignId,
+    blinded: &Arc<Vec<(PledgeSigningKey, BlindingState)>>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.min(blinded.len()) {
+        let (client, next, blinded) = (client.clone(), next.clone(), blinded.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((_, state)) = blinded.get(i) else {
+                    break;
+                };
+                let req = [(campaign, state.blinded_message())];
+                let mut sigs = client
+                    .tokens(&Attestation::Open, &req)
+                    .await
+                    .map_err(|e| anyhow!("token request {i}: {e}"))?;
+                let sig = sigs.pop().ok_or_else(|| anyhow!("no blind signature"))?;
+                got.push((i, sig));
+            }
+            anyhow::Ok(got)
+        }));
+    }
+    let mut all = vec![Vec::new(); blinded.len()];
+    for t in tasks {
+        for (i, sig) in t.await?? {
+            if let Some(slot) = all.get_mut(i) {
+                *slot = sig;
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// Submits every entry, `concurrency` in flight; returns the latencies of the
+/// accepted ones (seconds), the number refused, and the wall time.
+async fn submit_all(
+    client: &Client,
+    entries: Vec<Vec<u8>>,
+    concurrency: usize,
+) -> (Vec<f64>, usize, f64) {
+    let entries = Arc::new(entries);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.min(entries.len()) {
+        let (client, next, entries) = (client.clone(), next.clone(), entries.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut errors) = (Vec::new(), 0usize);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(bytes) = entries.get(i) else { break };
+                let t0 = Instant::now();
+                match client.submit_bytes("/v1/pledges", bytes).await {
+                    Ok(_) => lat.push(t0.elapsed().as_secs_f64()),
+                    Err(e) => {
+                        if errors == 0 {
+                            eprintln!("pledge {i} refused: {e}");
+                        }
+                        errors += 1;
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let (mut lat, mut errors) = (Vec::with_capacity(entries.len()), 0);
+    for t in tasks {
+        match t.await {
+            Ok((l, e)) => {
+                lat.extend(l);
+                errors += e;
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    (lat, errors, wall)
+}
+
+/// The `q` quantile of sorted latencies, in milliseconds.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted.get(i).map_or(f64::NAN, |s| s * 1000.0)
+}
+
+/// `n` results of `make`, on every core.
+fn parallel<T: Send, F>(n: usize, make: F) -> anyhow::Result<Vec<T>>
+where
+    F: Fn() -> anyhow::Result<T> + Sync,
+{
+    parallel_map((0..n).collect(), |_| make())
+}
+
+/// `work` over `items`, on every core, in order.
+fn parallel_map<I: Send, T: Send, F>(items: Vec<I>, work: F) -> anyhow::Result<Vec<T>>
+where
+    F: Fn(I) -> anyhow::Result<T> + Sync,
+{
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = items.len().div_ceil(cores).max(1);
+    let mut chunks: Vec<Vec<I>> = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        chunks.push(items.by_ref().take(per).collect());
+    }
+    let work = &work;
+    let done: Vec<anyhow::Result<Vec<T>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| s.spawn(move || c.into_iter().map(work).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a worker panicked")))
+            })
+            .collect()
+    });
+    let mut out = Vec::new();
+    for d in done {
+        out.extend(d?);
+    }
+    Ok(out)
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    // The OS generator does not fail on Linux; a zero threshold offset is harmless.
+    let _ = getrandom::fill(&mut b);
+    u32::from_le_bytes(b)
+}
+
+/// OpenSSL RSA-2048 rates measured in this process.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    priv_core: f64,
+    priv_all: f64,
+    verify_core: f64,
+    verify_all: f64,
+}
+
+/// Raw private operations (what the issuer does per token) and RSASSA-PSS-SHA384
+/// verifications (what the server and the auditor do per pledge), on one thread
+/// and on `threads` threads, `secs` seconds each.
+fn rsa_limit(secs: f64, threads: usize) -> anyhow::Result<Limit> {
+    let rsa = Rsa::generate(2048)?;
+    let key = PKey::from_rsa(rsa.clone())?;
+    let msg = [7u8; 111];
+    let mut signer = Signer::new(MessageDigest::sha384(), &key)?;
+    signer.set_rsa_padding(Padding::PKCS1_PSS)?;
+    signer.set_rsa_pss_saltlen(RsaPssSaltlen::custom(48))?;
+    signer.set_rsa_mgf1_md(MessageDigest::sha384())?;
+    signer.update(&msg)?;
+    let sig = signer.sign_to_vec()?;
+    let public = PKey::public_key_from_der(&key.public_key_to_der()?)?;
+    let dur = Duration::from_secs_f64(secs.max(0.01));
+
+    let private_op = || -> anyhow::Result<u64> {
+        let mut m = [0x5au8; 256];
+        m[0] = 0;
+        let mut out = [0u8; 256];
+        let (mut n, t0) = (0u64, Instant::now());
+        while t0.elapsed() < dur {
+            rsa.private_encrypt(&m, &mut out, Padding::NONE)?;
+            n += 1;
+        }
+        Ok(n)
+    };
+    let verify_op = || -> anyhow::Result<u64> {
+        let (mut n, t0) = (0u64, Instant::now());
+        while t0.elapsed() < dur {
+            let mut v = Verifier::new(MessageDigest::sha384(), &public)?;
+            v.set_rsa_padding(Padding::PKCS1_PSS)?;
+            v.set_rsa_pss_saltlen(RsaPssSaltlen::custom(48))?;
+            v.set_rsa_mgf1_md(MessageDigest::sha384())?;
+            v.update(&msg)?;
+            if !v.verify(&sig)? {
+                bail!("OpenSSL rejected its own signature");
+            }
+            n += 1;
+        }
+        Ok(n)
+    };
+    let on_all = |op: &(dyn Fn() -> anyhow::Result<u64> + Sync)| -> anyhow::Result<f64> {
+        let t0 = Instant::now();
+        let counts: Vec<anyhow::Result<u64>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads).map(|_| s.spawn(op)).collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("panicked"))))
+                .collect()
+        });
+        let mut total = 0u64;
+        for c in counts {
+            total += c?;
+        }
+        Ok(total as f64 / t0.elapsed().as_secs_f64())
+    };
+    Ok(Limit {
+        priv_core: private_op()? as f64 / dur.as_secs_f64(),
+        priv_all: on_all(&private_op)?,
+        verify_core: verify_op()? as f64 / dur.as_secs_f64(),
+        verify_all: on_all(&verify_op)?,
+    })
+}
+
+/// A running `pledged`.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(args: &Args, pledged: &Path, data: &Path) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(pledged);
+        cmd.args(["--demo", "--listen", "127.0.0.1:0", "--backend"])
+            .arg(&args.backend)
+            .arg("--data")
+            .arg(data)
+            .env("PLEDGED_OPEN_RATE_PER_MINUTE", "0")
+            .env("PLEDGED_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(ms) = args.batch_interval_ms {
+            cmd.env("PLEDGED_BATCH_INTERVAL_MS", ms.to_string());
+        }
+        if let Some(n) = args.batch_size {
+            cmd.env("PLEDGED_BATCH_SIZE", n.to_string());
+            // Room for every submission in flight plus a full batch.
+            let cap = (n * 4).max(args.concurrency * 2).max(4096);
+            cmd.env("PLEDGED_QUEUE_CAPACITY", cap.to_string());
+        } else {
+            let cap = (args.concurrency * 2).max(4096);
+            cmd.env("PLEDGED_QUEUE_CAPACITY", cap.to_string());
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot run {}", pledged.display()))?;
+        let out = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("no stdout pipe"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    // Keep reading so the server never blocks on a full pipe.
+                    continue;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .map_err(|_| anyhow!("pledged did not start listening within 120 s"))?;
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                let base = rest.split(';').next().unwrap_or_default().to_owned();
+                return Ok(Self { child, base });
+            }
+        }
+    }
+
+    /// A `kB` field of `/proc/<pid>/status`.
+    fn status_kib(&self, field: &str) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| anyhow!("no {field} in /proc/<pid>/status"))
+    }
+
+    /// SIGTERM (graceful: integrates what is queued), SIGKILL after 30 s.
+    fn stop(&mut self) -> anyhow::Result<()> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child.kill()?;
+        self.child.wait()?;
+        bail!("pledged did not stop within 30 s of SIGTERM")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Bytes allocated on disk under `dir` (blocks, not apparent sizes).
+fn disk_usage(dir: &Path) -> anyhow::Result<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let e = e?;
+        let m = e.metadata()?;
+        if m.is_dir() {
+            total += disk_usage(&e.path())?;
+        } else {
+            total += m.blocks() * 512;
+        }
+    }
+    Ok(total)
+}
+
+fn load1() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cpu}, {cores} cores, {}", openssl::version::version())
+}
+
+fn f(x: f64) -> String {
+    if x.is_finite() && x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// `x / limit`, with enough digits to be non-zero when small.
+fn ratio(x: f64, limit: f64) -> String {
+    let r = x / limit;
+    if r.abs() >= 0.01 || r == 0.0 || !r.is_finite() {
+        format!("{r:.4}")
+    } else {
+        format!("{r:.2e}")
+    }
+}
+
+fn print_run(r: &Results) {
+    let m: BTreeMap<&str, &str> = r.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let g = |k: &str| m.get(k).copied().unwrap_or("?");
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "\nrun {} (load average {} → {})",
+        g("run"),
+        g("load1_start"),
+        g("load1_end")
+    );
+    let _ = writeln!(t, "  {:<34} {:>14} {:>10}", "measure", "value", "÷ limit");
+    let rows = [
+        (
+            "OpenSSL RSA-2048 private ops/s (all)",
+            "rsa_priv_per_s_all",
+            "",
+        ),
+        (
+            "OpenSSL RSA-2048 private ops/s (1 core)",
+            "rsa_priv_per_s_core",
+            "",
+        ),
+        (
+            "OpenSSL RSA-2048 PSS verify/s (all)",
+            "rsa_verify_per_s_all",
+            "",
+        ),
+        (
+            "OpenSSL RSA-2048 PSS verify/s (1 core)",
+            "rsa_verify_per_s_core",
+            "",
+        ),
+        ("tokens issued/s", "tokens_per_s", "tokens_ratio"),
+        ("durable pledges/s", "pledges_per_s", "pledges_ratio"),
+        ("pledge latency p50 (ms)", "p50_ms", ""),
+        ("pledge latency p99 (ms)", "p99_ms", ""),
+        ("pledge latency max (ms)", "max_ms", ""),
+        ("audit entries/s", "audit_entries_per_s", "audit_ratio"),
+        ("audit time (s)", "audit_s", ""),
+        ("server peak RSS (KiB)", "rss_peak_kib", ""),
+        ("disk bytes per pledge", "disk_per_pledge", ""),
+    ];
+    for (label, key, rk) in rows {
+        let _ = writeln!(
+            t,
+            "  {label:<40} {:>14} {:>8}",
+            g(key),
+            if rk.is_empty() { "" } else { g(rk) }
+        );
+    }
+    print!("{t}");
+    let line: Vec<String> = r.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("RESULT {}", line.join(" "));
+}
