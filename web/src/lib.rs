@@ -213,11 +213,8 @@ impl PledgeApp {
         storage::exists()
     }
 
-    /// Whether `localStorage` holds a wallet (same as the static method).
-    #[wasm_bindgen(js_name = hasWallet)]
-    pub fn has_wallet(&self) -> bool {
-        storage::exists()
-    }
+    // No instance `hasWallet()`: wasm-bindgen exports a static and an
+    // instance method of one name under the same symbol (web/API.md).
 
     /// Cover issuance for every open campaign of the attestation, after the
     /// key check against the log. Resolves to `[{campaign, ok: true}, …]`.
