@@ -13,6 +13,7 @@
 //!   `http/error.rs` alone chooses status codes.
 //! - [`metrics`]: aggregate counters for `GET /metrics`.
 //! - [`witness`]: pushes checkpoints to witnesses, attaches their cosignatures.
+//! - [`web_bundle`]: the browser client (WebAssembly) built by `build.rs`.
 //!
 //! [`AppState::start`] opens everything and starts the background tasks,
 //! [`app`] builds the router, [`run`] serves it until shutdown.
@@ -24,6 +25,7 @@ pub mod keys;
 pub mod ledger;
 pub mod metrics;
 pub mod store;
+pub mod web_bundle;
 pub mod witness;
 
 use std::future::Future;
