@@ -197,7 +197,7 @@ function renderMine() {
     setStatus("mine-status", t("mine.none"));
     return;
   }
-  setStatus("mine-status", "");
+  if (!$("mine-status").dataset.kind) setStatus("mine-status", "");
   body.hidden = false;
   const active = S.summary ? S.summary.active : m.activeCount;
   let state;
@@ -364,10 +364,9 @@ async function onAmend(ev) {
     setStatus("mine-status", t("pledge.bad_threshold", { min: c.threshold_min, max: c.threshold_max }), "error");
     return;
   }
-  setStatus("mine-status", t("mine.amending"));
+  setStatus("mine-status", t("mine.amending"), "busy");
   try {
     await app.amend(id, threshold);
-    setStatus("mine-status", t("mine.amended", { threshold }), "ok");
     await refreshTally();
     await refreshMine();
     setStatus("mine-status", t("mine.amended", { threshold }), "ok");
@@ -379,7 +378,7 @@ async function onAmend(ev) {
 async function onWithdraw() {
   const app = wallet.current();
   if (!app || !confirm(t("mine.withdraw_confirm"))) return;
-  setStatus("mine-status", t("mine.withdrawing"));
+  setStatus("mine-status", t("mine.withdrawing"), "busy");
   try {
     await app.withdraw(id);
     await refreshTally();

@@ -10,7 +10,9 @@ export async function client() {
   if (!modPromise) {
     modPromise = (async () => {
       const mod = await import("/app/pledge_web.js");
-      await mod.default();
+      // The wasm file's URL is given explicitly: the generated glue may not
+      // default it from import.meta.url.
+      await mod.default({ module_or_path: "/app/pledge_web_bg.wasm" });
       return mod;
     })();
     modPromise.catch(() => { modPromise = null; });

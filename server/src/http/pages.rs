@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest as _, Sha256};
 
+use crate::web_bundle::{PLEDGE_WEB_JS, PLEDGE_WEB_WASM};
+
 /// The Content-Security-Policy of every page and static file (SPEC R-WEB-10):
 /// scripts and the WebAssembly client only from this server, no inline code,
 /// no fonts, no frames, connections only to this server.
@@ -26,6 +28,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const JSON: &str = "application/json";
 const SVG: &str = "image/svg+xml";
+const WASM: &str = "application/wasm";
 
 /// One embedded file: its URL path below `/static/`, content type and bytes.
 struct Asset {
@@ -74,6 +77,25 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/c/{id}", get(campaign))
         .route("/static/{*file}", get(static_file))
         .route("/favicon.ico", get(favicon))
+        .route("/app/pledge_web.js", get(bundle_js))
+        .route("/app/pledge_web_bg.wasm", get(bundle_wasm))
+}
+
+/// The ETags of the WebAssembly client's two files, computed once.
+fn bundle_etags() -> &'static (String, String) {
+    static TAGS: OnceLock<(String, String)> = OnceLock::new();
+    TAGS.get_or_init(|| (etag(PLEDGE_WEB_JS), etag(PLEDGE_WEB_WASM)))
+}
+
+/// `/app/pledge_web.js`: the wasm-bindgen glue of the browser client.
+async fn bundle_js(headers: HeaderMap) -> Response {
+    serve(&headers, JS, PLEDGE_WEB_JS, &bundle_etags().0)
+}
+
+/// `/app/pledge_web_bg.wasm`: the browser client (the same Rust code as the
+/// `pledge` CLI), compiled to WebAssembly.
+async fn bundle_wasm(headers: HeaderMap) -> Response {
+    serve(&headers, WASM, PLEDGE_WEB_WASM, &bundle_etags().1)
 }
 
 /// A strong validator for embedded bytes: they change only with the binary.
@@ -339,6 +361,8 @@ mod tests {
             "/static/app.js".to_owned(),
             "/static/style.css".to_owned(),
             "/static/i18n/fr.json".to_owned(),
+            "/app/pledge_web.js".to_owned(),
+            "/app/pledge_web_bg.wasm".to_owned(),
         ] {
             let req = axum::http::Request::get(&path)
                 .body(axum::body::Body::empty())
@@ -354,7 +378,9 @@ mod tests {
             assert_eq!(h.get(header::X_CONTENT_TYPE_OPTIONS).unwrap(), "nosniff");
             assert_eq!(h.get(header::CACHE_CONTROL).unwrap(), "no-cache");
             let ct = h.get(header::CONTENT_TYPE).unwrap().to_str().unwrap();
-            let want = if path.ends_with(".js") {
+            let want = if path.ends_with(".wasm") {
+                WASM
+            } else if path.ends_with(".js") {
                 JS
             } else if path.ends_with(".css") {
                 CSS

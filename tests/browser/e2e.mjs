@@ -1,0 +1,311 @@
+// End-to-end test of pledged's web pages in a real browser: Debian's
+// chromium driven by playwright-core (which downloads no browser).
+//
+//   PLEDGE_URL=http://127.0.0.1:PORT node tests/browser/e2e.mjs
+//
+// The server must run with --demo. Environment: PLEDGE_URL (required),
+// PLEDGE_ARTIFACTS (screenshots, default target/browser-artifacts),
+// CHROMIUM (default /usr/bin/chromium). Prints one JSON summary line last;
+// exits 0 only if every check passed. tests/tests/browser.rs runs it.
+
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const BASE = process.env.PLEDGE_URL;
+const ORIGIN = BASE ? new URL(BASE).origin : "";
+const ART = path.resolve(process.env.PLEDGE_ARTIFACTS || path.join(root, "target/browser-artifacts"));
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const PASS_A = "correct horse battery staple";
+const PASS_B = "another good passphrase";
+const PASS_C = "a third passphrase here";
+const TIMEOUT = 180_000;
+
+let checks = 0;
+const screenshots = [];
+const requests = [];
+const foreign = [];
+const problems = [];
+
+function check(cond, what) {
+  checks += 1;
+  if (!cond) throw new Error(`check failed: ${what}`);
+  console.log(`ok ${checks} - ${what}`);
+}
+
+function summary(ok, error) {
+  console.log(JSON.stringify({
+    ok, checks, requests: requests.length, foreign_requests: foreign,
+    screenshots: screenshots.length, artifacts: ART, error: error ? String(error.stack || error) : null,
+  }));
+}
+
+if (!BASE) {
+  console.error("PLEDGE_URL is not set: start `pledged --demo` and pass its URL");
+  summary(false, "PLEDGE_URL not set");
+  process.exit(2);
+}
+
+let chromium;
+try {
+  ({ chromium } = await import("playwright-core"));
+} catch (e) {
+  console.error("playwright-core is missing: run `npm ci --prefix tests/browser` (.ci/run does)");
+  summary(false, e);
+  process.exit(2);
+}
+if (!fs.existsSync(CHROMIUM)) {
+  console.error(`${CHROMIUM} is missing: run \`apt-get install chromium\` (.ci/run does)`);
+  summary(false, "no chromium");
+  process.exit(2);
+}
+fs.mkdirSync(ART, { recursive: true });
+for (const f of fs.readdirSync(ART)) {
+  if (f.endsWith(".png") || f === "wallet.pledge") fs.rmSync(path.join(ART, f));
+}
+
+const contexts = [];
+
+/** A fresh browser profile (its own --user-data-dir), recording requests. */
+async function newContext(name, options = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pledge-browser-${name}-`));
+  const ctx = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+    viewport: { width: 1000, height: 900 },
+    acceptDownloads: true,
+    ...options,
+  });
+  contexts.push({ ctx, dir });
+  ctx.on("request", (r) => {
+    const url = r.url();
+    requests.push(url);
+    let origin;
+    try { origin = new URL(url.startsWith("blob:") ? url.slice(5) : url).origin; } catch (_) { origin = "?"; }
+    if (origin !== ORIGIN) foreign.push(url);
+  });
+  ctx.on("page", watchPage);
+  for (const p of ctx.pages()) watchPage(p);
+  return ctx;
+}
+
+function watchPage(page) {
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    const text = m.text();
+    if (/Content.Security.Policy|Refused to/i.test(text)) problems.push(`CSP: ${text}`);
+    if (m.type() === "error" && !/Failed to load resource: the server responded with a status of 40[49]/.test(text)) {
+      problems.push(`console error: ${text}`);
+    }
+  });
+}
+
+async function page0(ctx) {
+  return ctx.pages()[0] || ctx.newPage();
+}
+
+async function shot(page, name, opts = {}) {
+  const file = path.join(ART, `${String(screenshots.length + 1).padStart(2, "0")}-${name}.png`);
+  await page.screenshot({ path: file, fullPage: true, ...opts });
+  screenshots.push(file);
+}
+
+async function chartIs(page, want) {
+  await page.waitForFunction((w) => {
+    const d = document.getElementById("chart").dataset;
+    return Object.entries(w).every(([k, v]) => d[k] === String(v));
+  }, want, { timeout: TIMEOUT });
+}
+
+async function pledge(page, threshold, pass) {
+  await page.fill("#threshold", String(threshold));
+  await page.fill("#passphrase", pass);
+  await page.check("#send-now");
+  await page.click("#pledge-button");
+  await page.waitForSelector('#pledge-status[data-kind="ok"], #pledge-status[data-kind="error"]', { timeout: TIMEOUT });
+  const kind = await page.getAttribute("#pledge-status", "data-kind");
+  const text = await page.textContent("#pledge-status");
+  check(kind === "ok", `pledge at threshold ${threshold} accepted (${text})`);
+}
+
+async function run() {
+  // 0. The page's tally arithmetic against the protocol's known answers.
+  const tally = await import(path.join(root, "server/web/tally.js"));
+  const vectors = JSON.parse(fs.readFileSync(path.join(root, "protocol/tests/vectors/tally_known_answers.json"), "utf8"));
+  for (const v of vectors.vectors) {
+    const n = tally.nextActivation(v.histogram);
+    check(tally.activeCount(v.histogram) === v.active
+      && JSON.stringify(n ? [n.threshold, n.more] : null) === JSON.stringify(v.next_activation),
+      `tally.js matches known answer ${v.name}`);
+  }
+
+  // 1. The campaign list, then the demo campaign.
+  const ctxA = await newContext("a");
+  const a = await page0(ctxA);
+  const listResp = await a.goto(`${BASE}/`);
+  const h = listResp.headers();
+  check(h["content-security-policy"]?.includes("default-src 'none'") && h["content-security-policy"].includes("script-src 'self' 'wasm-unsafe-eval'"),
+    "the list page carries the strict Content-Security-Policy");
+  check(h["referrer-policy"] === "no-referrer" && h["x-content-type-options"] === "nosniff", "referrer and nosniff headers");
+  await a.waitForSelector(".campaigns li a");
+  check((await a.locator(".campaigns li").count()) >= 1, "the list shows the demo campaign");
+  await shot(a, "campaign-list");
+  await a.click(".campaigns li a");
+  await a.waitForURL(/\/c\/[0-9a-f]{64}$/);
+  const campaignUrl = a.url();
+  await a.waitForSelector("#chart-summary:not(:empty)");
+  await chartIs(a, { live: 0, activated: 0, waiting: 0 });
+  check((await a.textContent("#sentence-ready")).includes("0 people are ready to"), "the sentence counts 0 people");
+  await a.evaluate(() => { window.__sameDocument = "A"; });
+  await shot(a, "campaign-empty");
+
+  // 2. Pledge at threshold 2 (token, then pledge); the chart counts it.
+  await pledge(a, 2, PASS_A);
+  await chartIs(a, { live: 1, activated: 0, waiting: 1 });
+  check(/1 declared · 0 activated · 1 waiting/.test(await a.textContent("#chart-summary")), "chart summary: 1 declared, 1 waiting");
+  check(/1 more pledge would activate the next group of 1/.test(await a.textContent(".chart-next")), "next activation: 1 more pledge activates 1");
+  await a.waitForSelector('#mine-summary[data-state="waiting"]');
+  check(/receipt verified/.test(await a.textContent("#mine-summary")), "status view: receipt verified, waiting");
+  await shot(a, "pledged-waiting");
+
+  // 3. A second browser pledges at 2: the first page sees the activation live.
+  const ctxB = await newContext("b");
+  const b = await page0(ctxB);
+  await b.goto(campaignUrl);
+  await b.waitForSelector("#chart-summary:not(:empty)");
+  await pledge(b, 2, PASS_B);
+  await chartIs(a, { live: 2, active: 2, activated: 2, waiting: 0 });
+  await a.waitForSelector('#mine-summary[data-state="activated"]', { timeout: TIMEOUT });
+  check(await a.evaluate(() => window.__sameDocument === "A"), "the first page updated without a reload");
+  check(/Every declaration is activated/.test(await a.textContent(".chart-next")), "first page: every declaration activated");
+  await shot(a, "activated-live");
+
+  // 4. A third browser (Spanish by its language preference) pledges at 5.
+  const ctxC = await newContext("c", { locale: "es-ES" });
+  const c = await page0(ctxC);
+  await c.goto(campaignUrl);
+  await c.waitForSelector("#chart-summary:not(:empty)");
+  check(await c.evaluate(() => document.documentElement.lang === "es" && document.documentElement.dir === "ltr"),
+    "a Spanish-preferring browser gets the Spanish catalog");
+  await c.fill("#threshold", "5");
+  await c.fill("#passphrase", PASS_C);
+  await c.check("#send-now");
+  await c.click("#pledge-button");
+  await c.waitForSelector('#pledge-status[data-kind="ok"]', { timeout: TIMEOUT });
+  await chartIs(a, { live: 3, active: 2, activated: 2, waiting: 1 });
+  check(/2 more pledges would activate the next group of 1 \(threshold 5\)/.test(await a.textContent(".chart-next")),
+    "first page: 2 more pledges activate the next group (threshold 5)");
+  await shot(a, "campaign-page");
+  fs.copyFileSync(screenshots[screenshots.length - 1], path.join(ART, "campaign-page.png"));
+  await shot(c, "spanish");
+
+  // 5. The third browser amends its threshold from 5 to 3: {2, 2, 3} has A = 3.
+  await c.fill("#amend-threshold", "3");
+  await c.click("#amend-form button");
+  await c.waitForSelector('#mine-status[data-kind="ok"], #mine-status[data-kind="error"]', { timeout: TIMEOUT });
+  check(await c.getAttribute("#mine-status", "data-kind") === "ok", `amended to 3 (${await c.textContent("#mine-status")})`);
+  await chartIs(a, { live: 3, active: 3, activated: 3, waiting: 0 });
+  check(true, "after the amendment all three are activated, seen live by the first page");
+
+  // 6. Withdraw: {2, 3} has A = 0, and the second page sees its pledge wait again.
+  a.once("dialog", (dlg) => dlg.accept());
+  await a.click("#withdraw-button");
+  await a.waitForSelector('#mine-summary[data-state="withdrawn"]', { timeout: TIMEOUT });
+  await chartIs(a, { live: 2, active: 0, waiting: 2 });
+  await chartIs(b, { live: 2, active: 0, waiting: 2 });
+  await b.waitForSelector('#mine-summary[data-state="waiting"]', { timeout: TIMEOUT });
+  check(true, "the withdrawal is counted on the other pages, live: the second pledge waits again");
+  await shot(a, "withdrawn");
+
+  // 7. Export the first browser's wallet (after the withdrawal).
+  const [download] = await Promise.all([a.waitForEvent("download"), a.click("#export-button")]);
+  const walletFile = path.join(ART, "wallet.pledge");
+  await download.saveAs(walletFile);
+  const bytes = fs.readFileSync(walletFile);
+  check(bytes.subarray(0, 16).toString() === "pledge-wallet v1", "the exported wallet is a CLI wallet file");
+
+  // 8. The exported file re-imports into a fresh browser and shows the pledge.
+  const ctxD = await newContext("d", { locale: "fr-FR" });
+  const d = await page0(ctxD);
+  await d.goto(campaignUrl);
+  await d.waitForSelector("#chart-summary:not(:empty)");
+  check(await d.evaluate(() => document.documentElement.lang) === "fr", "a French-preferring browser gets French");
+  await d.setInputFiles("#import-file", walletFile);
+  await d.fill("#import-pass", PASS_A);
+  await d.click("#import-form button");
+  await d.waitForSelector('#wallet-status[data-kind="ok"], #wallet-status[data-kind="error"]', { timeout: TIMEOUT });
+  check(await d.getAttribute("#wallet-status", "data-kind") === "ok", `wallet imported (${await d.textContent("#wallet-status")})`);
+  await d.waitForSelector('#mine-summary[data-state="withdrawn"]', { timeout: TIMEOUT });
+  check(/seuil 2/.test(await d.textContent("#mine-summary")), "the imported wallet holds the withdrawn pledge at threshold 2");
+  await shot(d, "imported-french");
+
+  // 9. Language switch, right-to-left readiness, labels, phone layout.
+  await d.selectOption("#lang", "en");
+  await d.waitForFunction(() => document.documentElement.lang === "en");
+  check(/2 declared/.test(await d.textContent("#chart-summary")), "switching to English re-renders the chart text");
+  const unlabeled = await d.evaluate(() => {
+    const bad = [];
+    for (const el of document.querySelectorAll("input, select, button, textarea")) {
+      if (el.closest("[hidden]") || el.getAttribute("aria-hidden") === "true") continue;
+      const named = (el.labels && el.labels.length) || el.getAttribute("aria-label") || (el.tagName === "BUTTON" && el.textContent.trim());
+      if (!named) bad.push(el.id || el.outerHTML.slice(0, 60));
+    }
+    return bad;
+  });
+  check(unlabeled.length === 0, `every control has a label (${unlabeled.join(", ") || "none missing"})`);
+  check(await d.evaluate(() => document.querySelector(".chart-svg").getAttribute("role") === "img"
+    && document.getElementById("chart-summary").textContent.length > 0
+    && document.querySelectorAll("#chart tbody tr").length === 2),
+    "the chart has a text alternative and a data table (2 thresholds)");
+  // Keyboard: the threshold field is reachable with Tab.
+  await d.evaluate(() => document.activeElement && document.activeElement.blur());
+  let reached = false;
+  for (let i = 0; i < 20 && !reached; i++) {
+    await d.keyboard.press("Tab");
+    reached = await d.evaluate(() => document.activeElement && document.activeElement.id === "threshold");
+  }
+  check(reached, "the threshold field is reachable with the keyboard");
+  await d.setViewportSize({ width: 390, height: 844 });
+  await d.reload();
+  await d.waitForSelector("#chart-summary:not(:empty)");
+  check(await d.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), "no horizontal scrolling on a phone-sized screen");
+  await shot(d, "phone");
+  await d.evaluate(() => { document.documentElement.dir = "rtl"; });
+  await shot(d, "rtl-layout", { fullPage: false });
+
+  // 10. Nothing but the server was asked for anything.
+  check(requests.length > 20, `requests were recorded (${requests.length})`);
+  check(foreign.length === 0, `every request went to ${ORIGIN} (${foreign.length} did not: ${foreign.slice(0, 5).join(" ")})`);
+  check(problems.length === 0, `no page error, console error or CSP violation (${problems.slice(0, 5).join(" | ")})`);
+}
+
+let ok = false;
+let error = null;
+try {
+  await run();
+  ok = true;
+} catch (e) {
+  error = e;
+  console.error(e);
+  for (const { ctx } of contexts) {
+    for (const p of ctx.pages()) {
+      try { await shot(p, "failure"); } catch (_) { /* page gone */ }
+    }
+  }
+} finally {
+  for (const { ctx, dir } of contexts) {
+    try { await ctx.close(); } catch (_) { /* already closed */ }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+if (problems.length) console.error(problems.join("\n"));
+console.log(`screenshots in ${ART}`);
+summary(ok, error);
+process.exit(ok ? 0 : 1);

@@ -1,0 +1,135 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Browser test of the campaign pages: starts the real `pledged --demo` and
+//! runs `tests/browser/e2e.mjs`, which drives Debian's chromium with
+//! playwright-core through the scenarios (open the demo campaign, pledge in
+//! two browsers and see the activation live, amend, withdraw, export and
+//! re-import the wallet, languages, accessibility checks, and no request to
+//! any host but the server). Screenshots go to `target/browser-artifacts/`
+//! (or `PLEDGE_BROWSER_ARTIFACTS`). SPEC R-WEB-10 … R-WEB-13.
+//!
+//! Needs `node`, `tests/browser/node_modules` (`npm ci --prefix tests/browser`)
+//! and `/usr/bin/chromium` (`apt-get install chromium`); `.ci/run` installs
+//! them. Missing ones fail the test with the step to run.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const PLEDGED: &str = env!("CARGO_BIN_EXE_pledged-under-test");
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Kills the server when the test ends, passed or not.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(data: &Path) -> (Server, String) {
+    let mut child = Command::new(PLEDGED)
+        .args(["--demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("PLEDGED_BATCH_INTERVAL_MS", "20")
+        .env("PLEDGED_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {PLEDGED}: {e}"));
+    let out = child.stdout.take().unwrap();
+    let server = Server(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                let _ = tx.send(rest.split(';').next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("pledged --demo did not print its address within 60 s");
+    (server, base)
+}
+
+#[test]
+fn campaign_pages_in_chromium() {
+    let root = repo_root();
+    let script = root.join("tests/browser/e2e.mjs");
+    let modules = root.join("tests/browser/node_modules/playwright-core");
+    assert!(
+        modules.is_dir(),
+        "{} is missing: run `npm ci --prefix tests/browser` (bash .ci/run does it)",
+        modules.display()
+    );
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: run `apt-get install chromium` (bash .ci/run does it)"
+    );
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        node_ok,
+        "node is missing: run `apt-get install nodejs npm` (bash .ci/run does it)"
+    );
+
+    let data = tempfile::tempdir().unwrap();
+    let (_server, base) = start_server(data.path());
+    let artifacts = std::env::var_os("PLEDGE_BROWSER_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/browser-artifacts"));
+    println!(
+        "browser test against {base}; screenshots in {}",
+        artifacts.display()
+    );
+    let out = Command::new("node")
+        .arg(&script)
+        .env("PLEDGE_URL", &base)
+        .env("PLEDGE_ARTIFACTS", &artifacts)
+        .env("CHROMIUM", CHROMIUM)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    let summary: serde_json::Value = serde_json::from_str(last)
+        .unwrap_or_else(|_| panic!("e2e.mjs printed no JSON summary line; last line: {last}"));
+    assert!(
+        out.status.success() && summary["ok"] == true,
+        "browser scenarios failed (exit {:?}): {}",
+        out.status.code(),
+        summary["error"]
+    );
+    assert!(
+        summary["checks"].as_u64().unwrap() >= 30,
+        "too few checks ran: {summary}"
+    );
+    assert_eq!(
+        summary["foreign_requests"],
+        serde_json::json!([]),
+        "requests to other hosts"
+    );
+    assert!(summary["requests"].as_u64().unwrap() > 20);
+    assert!(
+        artifacts.join("campaign-page.png").is_file(),
+        "no campaign-page.png screenshot in {}",
+        artifacts.display()
+    );
+}
