@@ -179,7 +179,10 @@ fn bundle(root: &Path, out_dir: &Path, web_out: &Path) {
     bindgen
         .input_path(&wasm)
         .out_name("pledge_web")
-        .typescript(false);
+        .typescript(false)
+        // As the CLI: `init()` without an argument fetches
+        // new URL("pledge_web_bg.wasm", import.meta.url) = /app/pledge_web_bg.wasm.
+        .omit_default_module_path(false);
     let generated = bindgen
         .web(true)
         .and_then(|b| b.generate(web_out))
