@@ -106,7 +106,7 @@ pub enum WalletError {
 
 /// Where a wallet that is not a file keeps its bytes (e.g. a browser's
 /// `localStorage`): called with the whole encrypted file at each save.
-pub type WalletStore = Box<dyn FnMut(&[u8]) -> Result<(), String> + Send>;
+pub type WalletStore = Box<dyn FnMut(&[u8]) -> Result<(), String> + Send + Sync>;
 
 /// Argon2id cost parameters, stored in the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
