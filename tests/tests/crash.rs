@@ -15,7 +15,11 @@
 //!
 //! The bounded versions run in `cargo test`; `PLEDGE_LONG=1` runs the long
 //! ones (≥ 1,000 kills, the full injection sweep). `PLEDGE_CRASH_SEED=<n>`
-//! replays a run's random choices. The binary is `pledged-under-test`, the
+//! replays a run's random choices. `PLEDGE_CRASH_ROTATE=<n>` (long runs,
+//! default 100) moves the kill loop to a fresh data folder after every `n`
+//! kills, after a clean stop and a last check of the old one, so that the
+//! per-restart check (which fetches and replays the whole log) stays bounded
+//! and a 1,000-kill run takes a steady time per kill. The binary is `pledged-under-test`, the
 //! server's own `main.rs` built by this package (see tests/Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -217,6 +221,14 @@ fn kill_loop(backend: &'static str, salt: u64) {
     } else {
         25
     };
+    let rotate: u64 = if long() {
+        std::env::var("PLEDGE_CRASH_ROTATE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100)
+    } else {
+        0
+    };
     let started = Instant::now();
     let mut rng = Rng::from_env(salt);
     let rt = runtime();
@@ -259,6 +271,16 @@ fn kill_loop(backend: &'static str, salt: u64) {
                 "pledged ({backend}) did not restart after kill {done}: {:?} {}",
                 f.status, f.stderr
             ),
+        }
+        if rotate > 0 && done % rotate == 0 && done < kills {
+            // The folder has been checked after this kill's restart; stop it
+            // cleanly and go on in a fresh one (PLEDGE_CRASH_ROTATE).
+            p.terminate(Duration::from_secs(60));
+            carry(&mut total, &model.lock().unwrap().stats);
+            println!("ROTATE after kill {done}: fresh data folder");
+            d = Dirs::new();
+            l = Launch::new(backend, &d.data());
+            (p, base, model) = first_start(&rt, &l, &d, 150);
         }
         if done % 25 == 0 {
             let mut s = total.clone();
@@ -396,6 +418,14 @@ fn sweep(backend: &'static str, salt: u64) {
     if let Some(m) = strace_missing() {
         panic!("{m}");
     }
+    let rotate: u64 = if long() {
+        std::env::var("PLEDGE_CRASH_ROTATE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100)
+    } else {
+        0
+    };
     let started = Instant::now();
     let mut rng = Rng::from_env(salt);
     let rt = runtime();
