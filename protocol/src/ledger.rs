@@ -68,6 +68,10 @@ pub enum RuleError {
     /// The entry cannot be encoded (too large).
     #[error("entry too large")]
     TooLarge,
+    /// The ledger already holds 2^32 campaigns (an implementation limit: the
+    /// rules index campaigns with 32 bits).
+    #[error("the ledger holds the most campaigns it can")]
+    TooManyCampaigns,
 }
 
 /// Whether [`LedgerState::apply`] verifies the stateless signatures (the token's
@@ -96,19 +100,37 @@ pub struct CampaignState {
     pub closed: Option<CampaignClosed>,
 }
 
+/// What the rules keep per pledge: 44 bytes (with the 32-byte nullifier as
+/// key, about 77 bytes per hash-table slot), since a ledger of a million
+/// pledges keeps a million of these in memory (BENCHMARKS.md, RSS).
 #[derive(Debug, Clone, Copy)]
 struct PledgeState {
-    campaign: CampaignId,
-    pledge_pk: [u8; 32],
+    /// Index into [`LedgerState::ids`].
+    campaign: u32,
     seq: u32,
-    /// `None` once withdrawn.
-    threshold: Option<u32>,
+    /// [`WITHDRAWN`] once withdrawn.
+    threshold: u32,
+    pledge_pk: [u8; 32],
+}
+
+/// `PledgeState::threshold` of a withdrawn pledge (thresholds are at most
+/// `MAX_THRESHOLD`).
+const WITHDRAWN: u32 = u32::MAX;
+
+impl PledgeState {
+    fn live_threshold(&self) -> Option<u32> {
+        (self.threshold != WITHDRAWN).then_some(self.threshold)
+    }
 }
 
 /// Everything the rules need to know about the log so far.
 #[derive(Debug, Default)]
 pub struct LedgerState {
     campaigns: HashMap<CampaignId, CampaignState>,
+    /// Campaign ids in the order they were opened (`PledgeState::campaign`).
+    ids: Vec<CampaignId>,
+    /// Where each campaign is in `ids`.
+    index: HashMap<CampaignId, u32>,
     pledges: HashMap<Nullifier, PledgeState>,
     entries: u64,
 }
@@ -164,7 +186,7 @@ impl LedgerState {
     pub fn next_seq(&self, n: &Nullifier) -> Option<u32> {
         self.pledges
             .get(n)
-            .filter(|p| p.threshold.is_some())
+            .filter(|p| p.live_threshold().is_some())
             .and_then(|p| p.seq.checked_add(1))
     }
 
@@ -194,6 +216,9 @@ impl LedgerState {
                 // which `Tally::new` accepts; map the impossible error anyway.
                 let tally = Tally::new(o.definition.threshold_max())
                     .map_err(|_| RuleError::ThresholdOutOfRange)?;
+                let at = u32::try_from(self.ids.len()).map_err(|_| RuleError::TooManyCampaigns)?;
+                self.ids.push(id);
+                self.index.insert(id, at);
                 self.campaigns.insert(
                     id,
                     CampaignState {
@@ -211,13 +236,17 @@ impl LedgerState {
                 let c = self.open_mut(&p.campaign)?;
                 c.tally.add(t).map_err(|_| RuleError::ThresholdOutOfRange)?;
                 c.pledges = c.pledges.saturating_add(1);
+                let campaign = *self
+                    .index
+                    .get(&p.campaign)
+                    .ok_or(RuleError::UnknownCampaign)?;
                 self.pledges.insert(
                     p.nullifier(),
                     PledgeState {
-                        campaign: p.campaign,
-                        pledge_pk: *p.token.pledge_pk.as_bytes(),
+                        campaign,
                         seq: 0,
-                        threshold: Some(t),
+                        threshold: t,
+                        pledge_pk: *p.token.pledge_pk.as_bytes(),
                     },
                 );
             }
@@ -230,7 +259,7 @@ impl LedgerState {
                     .map_err(|_| RuleError::ThresholdOutOfRange)?;
                 if let Some(p) = self.pledges.get_mut(&a.nullifier) {
                     p.seq = a.seq;
-                    p.threshold = Some(new);
+                    p.threshold = new;
                 }
             }
             Entry::PledgeWithdrawn(w) => {
@@ -241,7 +270,7 @@ impl LedgerState {
                     .map_err(|_| RuleError::UnknownPledge)?;
                 if let Some(p) = self.pledges.get_mut(&w.nullifier) {
                     p.seq = w.seq;
-                    p.threshold = None;
+                    p.threshold = WITHDRAWN;
                 }
             }
             Entry::CampaignClosed(c) => {
@@ -314,10 +343,10 @@ impl LedgerState {
     ) -> Result<(&CampaignState, u32, PledgePublicKey), RuleError> {
         let c = self.open(campaign)?;
         let p = self.pledges.get(n).ok_or(RuleError::UnknownPledge)?;
-        if p.campaign != *campaign {
+        if self.ids.get(p.campaign as usize) != Some(campaign) {
             return Err(RuleError::UnknownPledge);
         }
-        let t = p.threshold.ok_or(RuleError::Withdrawn)?;
+        let t = p.live_threshold().ok_or(RuleError::Withdrawn)?;
         let expected = p.seq.saturating_add(1);
         if seq != expected {
             return Err(RuleError::BadSequence { expected, got: seq });

@@ -245,11 +245,20 @@ async fn close_campaigns(
             .map(|(id, _)| *id)
             .collect();
         for id in due {
-            issuer.begin_close(&id);
-            let tokens_issued = match issuer.tokens_issued(&id) {
-                Ok(n) => n,
-                Err(e) => {
+            let is = issuer.clone();
+            let counted = tokio::task::spawn_blocking(move || {
+                is.begin_close(&id);
+                is.tokens_issued(&id)
+            })
+            .await;
+            let tokens_issued = match counted {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
                     tracing::error!("cannot read a campaign's token counter: {e}");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::error!("reading a campaign's token counter panicked");
                     continue;
                 }
             };

@@ -900,3 +900,83 @@ async fn pledges_per_second() {
     );
     h.state.stop().await;
 }
+
+/// Issuance is group-committed (issuer.rs `GroupCommit`): many concurrent
+/// redemptions, each invite code tried three times at once, still give
+/// exactly one token per code, refuse the others with `invite_invalid`, and
+/// count exactly the tokens returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_invite_redemptions_are_group_committed_one_token_per_code() {
+    let h = std::sync::Arc::new(start(false).await);
+    let admin = h.state.admin_token().to_owned();
+    let body = json!({
+        "title": "Walkout", "action": "walk out",
+        "deadline": pledge_server::ledger::unix_now() + 3600,
+        "goal": 2, "threshold_min": 1, "threshold_max": 10,
+        "attester": {"kind": "invite", "group": "crowd"}
+    });
+    let (s, v) = h
+        .post_raw("/v1/campaigns", body.to_string().into_bytes(), Some(&admin))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["campaign_id"].as_str().unwrap().to_owned();
+    let (c, pk) = h.campaign(&id).await;
+    let (s, v) = h
+        .post_raw(
+            "/v1/admin/invites",
+            br#"{"group":"crowd","count":16}"#.to_vec(),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let codes: Vec<String> = v["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let mut tasks = Vec::new();
+    for round in 0..3 {
+        for code in &codes {
+            let (h, pk, code) = (h.clone(), pk.clone(), code.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = h
+                    .token(&c, &pk, json!({"kind": "invite", "code": code}))
+                    .await;
+                (
+                    round,
+                    code,
+                    r.map(|_| ()).map_err(|(s, v)| (s, v["error"].clone())),
+                )
+            }));
+        }
+    }
+    let mut won: std::collections::HashMap<String, u32> = Default::default();
+    let mut refused = 0;
+    for t in tasks {
+        let (_, code, r) = t.await.unwrap();
+        match r {
+            Ok(()) => *won.entry(code).or_default() += 1,
+            Err((s, e)) => {
+                assert_eq!(
+                    (s, e.as_str()),
+                    (StatusCode::FORBIDDEN, Some("invite_invalid"))
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(won.len(), codes.len(), "every code yields a token");
+    assert!(
+        won.values().all(|&n| n == 1),
+        "a code gave two tokens: {won:?}"
+    );
+    assert_eq!(refused, 2 * codes.len());
+    let counted = h
+        .state
+        .ledger()
+        .store()
+        .counter(format!("tokens-issued/{id}").as_bytes())
+        .unwrap();
+    assert_eq!(counted, codes.len() as u64);
+}

@@ -418,14 +418,6 @@ fn sweep(backend: &'static str, salt: u64) {
     if let Some(m) = strace_missing() {
         panic!("{m}");
     }
-    let rotate: u64 = if long() {
-        std::env::var("PLEDGE_CRASH_ROTATE")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(100)
-    } else {
-        0
-    };
     let started = Instant::now();
     let mut rng = Rng::from_env(salt);
     let rt = runtime();

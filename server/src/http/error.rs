@@ -158,6 +158,7 @@ impl From<RuleError> for ApiError {
             RuleError::Withdrawn => (S::CONFLICT, "withdrawn"),
             RuleError::BadSequence { .. } => (S::CONFLICT, "bad_sequence"),
             RuleError::TooLarge => (S::PAYLOAD_TOO_LARGE, "entry_too_large"),
+            RuleError::TooManyCampaigns => (S::INSUFFICIENT_STORAGE, "too_many_campaigns"),
             _ => (S::CONFLICT, "rule_violation"),
         };
         Self::new(status, code, e.to_string())

@@ -9,6 +9,7 @@
 
 pub mod sequencer;
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -210,6 +211,42 @@ impl HashReader for StoreHashes<'_> {
     }
 }
 
+/// The hash reader of one batch's receipts: the batch's new stored hashes
+/// from memory, every other node from the store at most once. The receipts of
+/// a batch of consecutive leaves share all but their lowest proof nodes, so
+/// this reads about `log2(size)` hashes per batch instead of that many per
+/// receipt (each store read is its own read transaction).
+struct BatchHashes<'a> {
+    store: &'a dyn Store,
+    memo: RefCell<HashMap<NodeId, Hash>>,
+}
+
+impl<'a> BatchHashes<'a> {
+    fn new(store: &'a dyn Store, fresh: &[StoredHash]) -> Self {
+        let memo = fresh
+            .iter()
+            .map(|h| (NodeId::new(h.level, h.index), h.hash))
+            .collect();
+        Self {
+            store,
+            memo: RefCell::new(memo),
+        }
+    }
+}
+
+impl HashReader for BatchHashes<'_> {
+    type Error = StoreError;
+
+    fn read_hash(&self, node: NodeId) -> Result<Hash, StoreError> {
+        if let Some(h) = self.memo.borrow().get(&node) {
+            return Ok(*h);
+        }
+        let h = StoreHashes(self.store).read_hash(node)?;
+        self.memo.borrow_mut().insert(node, h);
+        Ok(h)
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -391,6 +428,7 @@ impl Ledger {
             }
         };
         batch.checkpoint = note.clone().into_bytes();
+        let fresh = batch.hashes.clone();
         if let Err(e) = self.store.commit_batch(batch) {
             tracing::error!("committing a batch failed, nothing acknowledged: {e}");
             self.recover(&mut view);
@@ -417,7 +455,7 @@ impl Ledger {
         for t in new_tallies {
             let _ = self.events.send(LogEvent::Tally(t));
         }
-        let reader = StoreHashes(self.store.as_ref());
+        let reader = BatchHashes::new(self.store.as_ref(), &fresh);
         results
             .into_iter()
             .map(|r| {

@@ -212,6 +212,13 @@ impl FromStr for Backend {
 /// Opens (or creates) the store of `backend` in the data folder `dir`.
 ///
 /// # Errors
+/// The page cache each backend may keep in memory (redb's and sled's own
+/// default is 1 GiB, which made the server's RSS grow by ~1.9 KiB per pledge
+/// until the cache filled: BENCHMARKS.md). The hot set is the log's right
+/// edge (recent entries, tiles and hashes) and the marks of invite codes;
+/// everything else is read at most once per audit or restart.
+pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// See [`RedbStore::open`] and [`SledStore::open`]: [`StoreError::ReadOnly`],
 /// [`StoreError::Locked`], [`StoreError::WrongBackend`], [`StoreError::Corrupt`],
 /// [`StoreError::Backend`].

@@ -71,6 +71,7 @@ impl RedbStore {
         let file = prepare_dir(dir, Backend::Redb)?;
         let db = Database::builder()
             .set_check_integrity_on_open(true)
+            .set_cache_size(super::CACHE_BYTES)
             .create(&file)
             .map_err(|e| open_error(e, dir))?;
         // Make the creation of the file durable too.

@@ -214,6 +214,7 @@ fn open_db(folder: &Path, dir: &Path) -> Result<Db, StoreError> {
             .path(folder)
             // Every write path flushes explicitly before returning.
             .flush_every_ms(None)
+            .cache_capacity(super::CACHE_BYTES as u64)
             .open()
             .map_err(|e| open_error(e, dir));
         match res {
