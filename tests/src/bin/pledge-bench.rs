@@ -76,6 +76,12 @@ struct Args {
     /// Keep the data folders.
     #[arg(long)]
     keep: bool,
+    /// Intermediate sizes (comma-separated pledge counts below --pledges) at
+    /// which submission pauses for a full audit from scratch and a reading
+    /// of the server's RSS and the disk usage: the growth curve of one run,
+    /// printed as one `CURVE key=value …` line per point.
+    #[arg(long, value_delimiter = ',')]
+    curve: Vec<usize>,
 }
 
 /// The server's defaults (server/src/config.rs), for reporting.
@@ -88,6 +94,12 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.pledges == 0 || args.concurrency == 0 || args.issue_concurrency == 0 {
         bail!("--pledges, --concurrency and --issue-concurrency must be at least 1");
+    }
+    if args.curve.windows(2).any(|w| w[0] >= w[1])
+        || args.curve.first() == Some(&0)
+        || args.curve.last().is_some_and(|&l| l >= args.pledges)
+    {
+        bail!("--curve must be increasing pledge counts between 1 and --pledges − 1");
     }
     let pledged = match &args.pledged {
         Some(p) => p.clone(),
@@ -241,7 +253,44 @@ async fn drive(
     ]);
 
     // Durable pledges: each answer comes after its batch's durable commit.
-    let (lat, errors, submit_s) = submit_all(client, entries, args.concurrency).await;
+    // With --curve, in segments, each followed by a full audit and readings.
+    let (mut lat, mut errors, mut submit_s) = (Vec::new(), 0, 0.0);
+    let mut entries = entries.into_iter();
+    let mut done = 0;
+    for &point in args.curve.iter().chain([&args.pledges]) {
+        let segment: Vec<Vec<u8>> = entries.by_ref().take(point - done).collect();
+        let (seg_lat, seg_errors, seg_s) = submit_all(client, segment, args.concurrency).await;
+        if point < args.pledges {
+            let t0 = Instant::now();
+            let report = audit(&AuditOptions::new(server.base.clone()))
+                .await
+                .map_err(|e| anyhow!("audit at {point}: {e}"))?;
+            let audit_s = t0.elapsed().as_secs_f64();
+            if !report.passed() {
+                bail!("the audit at {point} pledges failed");
+            }
+            println!(
+                "CURVE pledges={point} segment_pledges={} segment_pledges_per_s={} \
+                 segment_p99_ms={} audit_entries={} audit_s={} audit_entries_per_s={} \
+                 rss_kib={} rss_peak_kib={} disk_per_pledge={} load1={}",
+                seg_lat.len(),
+                f(seg_lat.len() as f64 / seg_s),
+                f(percentile(&seg_lat, 0.99)),
+                report.counts.entries,
+                f(audit_s),
+                f(report.counts.entries as f64 / audit_s),
+                server.status_kib("VmRSS:")?,
+                server.status_kib("VmHWM:")?,
+                f(disk_usage(data)? as f64 / point as f64),
+                load1(),
+            );
+        }
+        lat.extend(seg_lat);
+        errors += seg_errors;
+        submit_s += seg_s;
+        done = point;
+    }
+    lat.sort_by(f64::total_cmp);
     let accepted = lat.len();
     let pct = |q: f64| percentile(&lat, q);
     r.extend([
