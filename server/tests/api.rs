@@ -112,6 +112,25 @@ impl Harness {
     }
 
     /// Obtains a token with the given attestation.
+    /// Mints `count` invite codes for `group` (admin), asserting 201.
+    async fn invites(&self, group: &str, count: u32) -> Vec<String> {
+        let body = json!({"group": group, "count": count}).to_string();
+        let (s, v) = self
+            .post_raw(
+                "/v1/admin/invites",
+                body.into_bytes(),
+                Some(self.state.admin_token()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect()
+    }
+
     async fn token(
         &self,
         campaign: &CampaignId,
@@ -502,20 +521,7 @@ async fn invite_campaign_codes_are_single_use_and_campaign_closes_at_deadline() 
     );
     assert_eq!(camp["opened_index"], v["index"]);
 
-    let (s, v) = h
-        .post_raw(
-            "/v1/admin/invites",
-            br#"{"group":"staff","count":2}"#.to_vec(),
-            Some(&admin),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let codes: Vec<String> = v["codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
+    let codes = h.invites("staff", 2).await;
     assert_eq!(codes.len(), 2);
 
     // Open attestation refused; a code works once.
@@ -921,20 +927,8 @@ async fn concurrent_invite_redemptions_are_group_committed_one_token_per_code() 
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let id = v["campaign_id"].as_str().unwrap().to_owned();
     let (c, pk) = h.campaign(&id).await;
-    let (s, v) = h
-        .post_raw(
-            "/v1/admin/invites",
-            br#"{"group":"crowd","count":16}"#.to_vec(),
-            Some(&admin),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let codes: Vec<String> = v["codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
+    let codes = h.invites("crowd", 16).await;
+    assert_eq!(codes.len(), 16);
     let mut tasks = Vec::new();
     for round in 0..3 {
         for code in &codes {
