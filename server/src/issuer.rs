@@ -265,22 +265,27 @@ fn commit_group(
     store: &dyn Store,
     batch: Vec<(u64, IssueTxn)>,
 ) -> Vec<(u64, Result<(), StoreError>)> {
-    if batch.len() == 1 {
-        return batch
-            .into_iter()
-            .map(|(t, x)| (t, store.issue(x)))
-            .collect();
+    // Merge only what keeps each request's meaning: takes, inserts and
+    // counter increments. Metadata writes and deletes, whose order between
+    // requests would change in one transaction, are committed one by one.
+    let mergeable = batch
+        .iter()
+        .all(|(_, x)| x.put.is_empty() && x.delete.is_empty());
+    if batch.len() == 1 || !mergeable {
+        return commit_each(store, batch);
     }
     let mut merged = IssueTxn::default();
     let mut sums: Vec<(Vec<u8>, u64)> = Vec::new();
     for (_, x) in &batch {
         merged.take.extend(x.take.iter().cloned());
         merged.insert.extend(x.insert.iter().cloned());
-        merged.put.extend(x.put.iter().cloned());
-        merged.delete.extend(x.delete.iter().cloned());
         for (k, by) in &x.increment {
             match sums.iter_mut().find(|(s, _)| s == k) {
-                Some((_, n)) => *n = n.saturating_add(*by),
+                Some((_, n)) => match n.checked_add(*by) {
+                    Some(sum) => *n = sum,
+                    // The sum would not mean the sequence of increments.
+                    None => return commit_each(store, batch),
+                },
                 None => sums.push((k.clone(), *by)),
             }
         }
@@ -288,11 +293,19 @@ fn commit_group(
     merged.increment = sums;
     match store.issue(merged) {
         Ok(()) => batch.into_iter().map(|(t, _)| (t, Ok(()))).collect(),
-        Err(_) => batch
-            .into_iter()
-            .map(|(t, x)| (t, store.issue(x)))
-            .collect(),
+        Err(_) => commit_each(store, batch),
     }
+}
+
+/// One durable transaction per request.
+fn commit_each(
+    store: &dyn Store,
+    batch: Vec<(u64, IssueTxn)>,
+) -> Vec<(u64, Result<(), StoreError>)> {
+    batch
+        .into_iter()
+        .map(|(t, x)| (t, store.issue(x)))
+        .collect()
 }
 
 impl std::fmt::Debug for Issuer {
