@@ -13,19 +13,28 @@
 //! open_rate_per_minute = 30   # open attester, per address; 0 = no limit
 //! close_check_interval_ms = 1000
 //! demo = false
+//! header_read_timeout_ms = 10000 # request head must arrive within this
+//! idle_timeout_ms = 5000      # keep-alive: close a connection idle this long
+//! max_connections = 1024      # open at once; more are closed at accept
+//! max_connections_per_address = 64 # per IPv4 address or IPv6 /64
+//! max_event_streams = 256     # GET /v1/events subscribers; more get 503
+//! shutdown_grace_ms = 10000   # in-flight requests' time after SIGTERM
+//! trusted_proxies = ["127.0.0.1"] # believe X-Forwarded-For / Forwarded from these
+//! metrics_listen = "127.0.0.1:9100" # GET /metrics here only (default: admin token)
 //!
 //! [[witness]]                 # any number; PLEDGED_WITNESSES="URL|KEY;URL|KEY"
 //! url = "http://127.0.0.1:9090"
 //! key = "witness.example+1234abcd+BASE64..."
 //! ```
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::serve::ConnLimits;
 use crate::store::Backend;
 use crate::witness::Witness;
 
@@ -68,6 +77,14 @@ pub struct FileConfig {
     open_rate_per_minute: Option<u32>,
     close_check_interval_ms: Option<u64>,
     demo: Option<bool>,
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    max_event_streams: Option<usize>,
+    shutdown_grace_ms: Option<u64>,
+    trusted_proxies: Option<Vec<IpAddr>>,
+    metrics_listen: Option<SocketAddr>,
     witness: Option<Vec<WitnessToml>>,
 }
 
@@ -104,6 +121,13 @@ pub struct Config {
     pub demo: bool,
     /// Witnesses to push checkpoints to.
     pub witnesses: Vec<Witness>,
+    /// Connection limits and timeouts (SPEC §12 "Connections").
+    pub conn_limits: ConnLimits,
+    /// `GET /v1/events` subscribers at once; more are answered 503.
+    pub max_event_streams: usize,
+    /// A second listener serving only `GET /metrics`. Without it, `/metrics`
+    /// on the main listener needs the admin token.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -121,6 +145,9 @@ impl Config {
             close_check_interval: Duration::from_secs(1),
             demo: false,
             witnesses: Vec::new(),
+            conn_limits: ConnLimits::default(),
+            max_event_streams: 256,
+            metrics_listen: None,
         }
     }
 
@@ -171,6 +198,51 @@ impl Config {
             c.close_check_interval = Duration::from_millis(ms.max(10));
         }
         c.demo = cli.demo || file.demo.unwrap_or(false);
+        let l = &mut c.conn_limits;
+        if let Some(ms) = env_num("PLEDGED_HEADER_READ_TIMEOUT_MS")?.or(file.header_read_timeout_ms)
+        {
+            l.header_read_timeout = Duration::from_millis(ms.clamp(100, 600_000));
+        }
+        if let Some(ms) = env_num("PLEDGED_IDLE_TIMEOUT_MS")?.or(file.idle_timeout_ms) {
+            l.idle_timeout = Duration::from_millis(ms.clamp(100, 600_000));
+        }
+        if let Some(n) =
+            env_num("PLEDGED_MAX_CONNECTIONS")?.or(file.max_connections.map(|n| n as u64))
+        {
+            l.max_connections = usize::try_from(n.max(1)).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = env_num("PLEDGED_MAX_CONNECTIONS_PER_ADDRESS")?
+            .or(file.max_connections_per_address.map(|n| n as u64))
+        {
+            l.max_per_address = usize::try_from(n.max(1)).unwrap_or(usize::MAX);
+        }
+        if let Some(ms) = env_num("PLEDGED_SHUTDOWN_GRACE_MS")?.or(file.shutdown_grace_ms) {
+            l.shutdown_grace = Duration::from_millis(ms.min(600_000));
+        }
+        if let Some(list) = env("PLEDGED_TRUSTED_PROXIES") {
+            l.trusted_proxies = list
+                .split(',')
+                .map(|a| {
+                    a.trim()
+                        .parse::<IpAddr>()
+                        .map_err(|_| format!("PLEDGED_TRUSTED_PROXIES: {a:?} is not an IP address"))
+                })
+                .collect::<Result<_, _>>()?;
+        } else if let Some(list) = file.trusted_proxies {
+            l.trusted_proxies = list;
+        }
+        if let Some(n) =
+            env_num("PLEDGED_MAX_EVENT_STREAMS")?.or(file.max_event_streams.map(|n| n as u64))
+        {
+            c.max_event_streams = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = env("PLEDGED_METRICS_LISTEN") {
+            c.metrics_listen = Some(v.parse().map_err(|_| {
+                format!("PLEDGED_METRICS_LISTEN: {v:?} is not an address like 127.0.0.1:9100")
+            })?);
+        } else if let Some(a) = file.metrics_listen {
+            c.metrics_listen = Some(a);
+        }
         if let Some(list) = env("PLEDGED_WITNESSES") {
             c.witnesses = crate::witness::parse_list(&list)?;
         } else if let Some(ws) = file.witness {

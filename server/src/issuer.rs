@@ -177,10 +177,30 @@ pub fn valid_group(g: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-#[derive(Debug, Default)]
+/// The open attester's limit: requests per address key (an IPv4 address or
+/// an IPv6 /64, [`crate::serve::address_key`]) in fixed one-minute windows
+/// shared by all keys. At a window's end the whole table is dropped, so
+/// expiry costs nothing per request and the table never holds more than one
+/// window's keys; it holds at most [`RATE_LIMIT_KEYS`], beyond which new keys
+/// are refused until the window ends (failing closed under a flood of
+/// addresses).
+#[derive(Debug)]
 struct RateLimiter {
-    windows: HashMap<IpAddr, (Instant, u32)>,
+    window_start: Instant,
+    counts: HashMap<IpAddr, u32>,
 }
+
+impl Default for RateLimiter {
+    fn default() -> Self {
+        Self {
+            window_start: Instant::now(),
+            counts: HashMap::new(),
+        }
+    }
+}
+
+/// Most address keys the open attester's rate limit tracks in one window.
+pub const RATE_LIMIT_KEYS: usize = 100_000;
 
 /// The issuer: campaign keys in memory, attesters, issuance.
 pub struct Issuer {
@@ -329,10 +349,17 @@ impl Issuer {
     ) -> Result<Self, StoreError> {
         let mut keys = HashMap::new();
         let mut policies = HashMap::new();
+        let mut closed_groups = HashSet::new();
         for (id, c) in view.state.campaigns() {
             if c.closed.is_some() {
                 let key = key_meta(id);
                 store.drop_set(&issued_set(id), &[key.as_slice()])?;
+                if let Some(p) = store.meta(&policy_meta(id))?
+                    && let Ok(AttesterPolicy::Invite { group }) =
+                        serde_json::from_slice::<AttesterPolicy>(&p)
+                {
+                    closed_groups.insert(group);
+                }
                 continue;
             }
             if let Some(der) = store.meta(&key_meta(id))? {
@@ -350,6 +377,17 @@ impl Issuer {
                 && let Ok(p) = serde_json::from_slice::<AttesterPolicy>(&p)
             {
                 policies.insert(*id, p);
+            }
+        }
+        // Finish an interrupted deletion of invite codes: groups whose last
+        // campaign closed (codes minted for a group no campaign used yet are
+        // kept).
+        for group in closed_groups {
+            let in_use = policies
+                .values()
+                .any(|p| matches!(p, AttesterPolicy::Invite { group: g } if *g == group));
+            if !in_use {
+                store.drop_set(&invite_set(&group), &[])?;
             }
         }
         Ok(Self {
@@ -452,11 +490,40 @@ impl Issuer {
     ///
     /// # Errors
     /// [`StoreError`].
+    ///
+    /// When the campaign was the last open one of its invite group, the
+    /// group's unused invite codes are deleted too (SPEC R-STORE-4): kept,
+    /// their hashes with the organiser's list of who got which code would
+    /// name who asked for tokens.
     pub fn finish_close(&self, id: &CampaignId) -> Result<(), StoreError> {
         let key = key_meta(id);
         self.store.drop_set(&issued_set(id), &[key.as_slice()])?;
         write(&self.keys).remove(id);
+        if let Some(AttesterPolicy::Invite { group }) = self.policy(id) {
+            let keys = read(&self.keys);
+            let still_used = read(&self.policies).iter().any(|(other, p)| {
+                other != id
+                    && keys.contains_key(other)
+                    && matches!(p, AttesterPolicy::Invite { group: g } if *g == group)
+            });
+            drop(keys);
+            if !still_used {
+                self.store.drop_set(&invite_set(&group), &[])?;
+            }
+        }
         Ok(())
+    }
+
+    /// Deletes every unused invite code of `group` (admin); returns how many
+    /// there were.
+    ///
+    /// # Errors
+    /// [`AdminError`] for a bad group name or a store failure.
+    pub fn revoke_invites(&self, group: &str) -> Result<u64, AdminError> {
+        if !valid_group(group) {
+            return Err(AdminError::BadGroup);
+        }
+        Ok(self.store.drop_set(&invite_set(group), &[])?)
     }
 
     /// Tokens issued for a campaign so far (the durable counter).
@@ -609,7 +676,7 @@ impl Issuer {
         Mark(mac.finalize().into_bytes().into())
     }
 
-    /// The open attester's fixed-window limit per address, in memory only.
+    /// The open attester's fixed-window limit per address key, in memory only.
     fn rate_limit(&self, addr: Option<IpAddr>) -> Result<(), IssueError> {
         let (Some(addr), limit) = (addr, self.open_per_minute) else {
             return Ok(());
@@ -617,25 +684,36 @@ impl Issuer {
         if limit == 0 {
             return Ok(());
         }
+        lock(&self.limiter)
+            .check(addr, limit, Instant::now())
+            .map_err(|retry_after| IssueError::RateLimited { retry_after })
+    }
+}
+
+impl RateLimiter {
+    /// Counts one request from `addr`; `Err(seconds to wait)` over `limit`.
+    fn check(&mut self, addr: IpAddr, limit: u32, now: Instant) -> Result<(), u64> {
         let window = Duration::from_secs(60);
-        let now = Instant::now();
-        let mut rl = lock(&self.limiter);
-        if rl.windows.len() > 100_000 {
-            rl.windows
-                .retain(|_, (start, _)| now.duration_since(*start) < window);
+        if now.duration_since(self.window_start) >= window {
+            self.window_start = now;
+            self.counts = HashMap::new();
         }
-        let slot = rl.windows.entry(addr).or_insert((now, 0));
-        if now.duration_since(slot.0) >= window {
-            *slot = (now, 0);
+        let left = window.saturating_sub(now.duration_since(self.window_start));
+        let refused = left.as_secs().max(1);
+        let key = crate::serve::address_key(addr);
+        let full = self.counts.len() >= RATE_LIMIT_KEYS;
+        match self.counts.get_mut(&key) {
+            Some(n) if *n >= limit => Err(refused),
+            Some(n) => {
+                *n += 1;
+                Ok(())
+            }
+            None if full => Err(refused),
+            None => {
+                self.counts.insert(key, 1);
+                Ok(())
+            }
         }
-        if slot.1 >= limit {
-            let left = window.saturating_sub(now.duration_since(slot.0));
-            return Err(IssueError::RateLimited {
-                retry_after: left.as_secs().max(1),
-            });
-        }
-        slot.1 += 1;
-        Ok(())
     }
 }
 
@@ -723,6 +801,47 @@ mod tests {
         let got = commit_group(&store, vec![(7, redeem(4)), (8, redeem(5))]);
         assert!(got.iter().all(|(_, r)| r.is_ok()));
         assert_eq!(store.counter(COUNTER).unwrap(), 4);
+    }
+
+    #[test]
+    fn rate_limit_keys_ipv6_by_64_and_forgets_at_the_window_end() {
+        let mut rl = RateLimiter::default();
+        let t0 = rl.window_start;
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(rl.check(a, 2, t0).is_ok());
+        assert!(rl.check(same_64, 2, t0).is_ok());
+        // Third request from the same /64: refused with the time left.
+        assert_eq!(rl.check(a, 2, t0 + Duration::from_secs(20)), Err(40));
+        assert!(rl.check(other_64, 2, t0).is_ok());
+        // IPv4 and IPv4-mapped IPv6 are one address.
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert!(rl.check(v4, 1, t0).is_ok());
+        assert!(rl.check(mapped, 1, t0).is_err());
+        // A new window forgets everything at once.
+        assert!(rl.check(a, 2, t0 + Duration::from_secs(60)).is_ok());
+        assert_eq!(rl.counts.len(), 1);
+    }
+
+    #[test]
+    fn rate_limit_table_is_bounded() {
+        let mut rl = RateLimiter::default();
+        let t0 = rl.window_start;
+        for i in 0..RATE_LIMIT_KEYS as u32 {
+            assert!(rl.check(IpAddr::from(i.to_be_bytes()), 5, t0).is_ok());
+        }
+        let late: IpAddr = "203.0.113.200".parse().unwrap();
+        let late = if rl.counts.contains_key(&late) {
+            IpAddr::from([250, 250, 250, 250])
+        } else {
+            late
+        };
+        assert!(rl.check(late, 5, t0).is_err(), "a new key past the bound");
+        assert_eq!(rl.counts.len(), RATE_LIMIT_KEYS);
+        // Known keys keep their own budget.
+        assert!(rl.check(IpAddr::from(7u32.to_be_bytes()), 5, t0).is_ok());
     }
 
     #[test]

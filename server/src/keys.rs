@@ -49,6 +49,81 @@ pub enum KeyFileError {
     /// No randomness.
     #[error("the operating system gave no randomness")]
     Randomness,
+    /// The data folder (or something in it) is open to other users and this
+    /// process cannot make it private.
+    #[error(
+        "{} has mode {mode:o}, open to other users, and cannot be made private ({source}); \
+         it holds the issuer's secret keys: run `chmod -R go-rwx` on the data folder \
+         as its owner",
+        path.display()
+    )]
+    NotPrivate {
+        /// The file or folder.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+        /// Why `chmod` failed.
+        source: std::io::Error,
+    },
+}
+
+/// Makes the data folder private (SPEC §14 "Privacy of stored data"): the
+/// group and other permission bits of the folder and of everything in it are
+/// cleared (0755 becomes 0700, 0644 becomes 0600), whatever the umask or a
+/// pre-created folder said. The store holds issuer secret
+/// keys, so a world-readable file would let any local user mint tokens.
+/// Symbolic links are not followed. Returns the paths whose mode changed.
+///
+/// # Errors
+/// [`KeyFileError::NotPrivate`] when an open mode cannot be changed (another
+/// owner), [`KeyFileError::Io`] when the folder cannot be read.
+#[cfg(unix)]
+pub fn make_private(dir: &Path) -> Result<Vec<PathBuf>, KeyFileError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut changed = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = fs::symlink_metadata(&path).map_err(|source| KeyFileError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            continue;
+        }
+        // Only take rights away (group, other, set-id bits): a folder made
+        // read-only by its owner stays read-only.
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o7077 != 0 {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o700)).map_err(
+                |source| KeyFileError::NotPrivate {
+                    path: path.clone(),
+                    mode,
+                    source,
+                },
+            )?;
+            changed.push(path.clone());
+        }
+        if ft.is_dir() {
+            for e in fs::read_dir(&path).map_err(|source| KeyFileError::Io {
+                path: path.clone(),
+                source,
+            })? {
+                let e = e.map_err(|source| KeyFileError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Non-Unix systems: nothing to do (no mode bits).
+#[cfg(not(unix))]
+pub fn make_private(_dir: &Path) -> Result<Vec<PathBuf>, KeyFileError> {
+    Ok(Vec::new())
 }
 
 /// The admin bearer token, compared in constant time.
@@ -115,6 +190,13 @@ pub fn load_or_create(dir: &Path, origin: &str) -> Result<ServerKeys, KeyFileErr
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir).map_err(io(dir))?;
+    // A folder that existed before keeps its mode: fix it (and its files).
+    for path in make_private(dir)? {
+        tracing::warn!(
+            "{} was open to other users: made it private",
+            path.display()
+        );
+    }
     let mut created = Vec::new();
 
     let log_path = dir.join(LOG_KEY_FILE);

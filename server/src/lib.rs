@@ -12,6 +12,8 @@
 //! - [`http`]: routes and handlers (decode → ledger/issuer → encode);
 //!   `http/error.rs` alone chooses status codes.
 //! - [`metrics`]: aggregate counters for `GET /metrics`.
+//! - [`serve`]: the accept loop: connection caps, header-read and idle
+//!   timeouts, the shutdown deadline.
 //! - [`witness`]: pushes checkpoints to witnesses, attaches their cosignatures.
 //! - [`web_bundle`]: the browser client (WebAssembly) built by `build.rs`.
 //!
@@ -24,12 +26,12 @@ pub mod issuer;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
+pub mod serve;
 pub mod store;
 pub mod web_bundle;
 pub mod witness;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -84,6 +86,10 @@ pub struct Shared {
     shutdown: watch::Receiver<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     demo_campaign: Option<CampaignId>,
+    conn_limits: serve::ConnLimits,
+    event_streams: Arc<tokio::sync::Semaphore>,
+    max_event_streams: usize,
+    metrics_listen: Option<std::net::SocketAddr>,
     created_files: Vec<std::path::PathBuf>,
 }
 
@@ -98,6 +104,10 @@ impl AppState {
         let keys = keys::load_or_create(&config.data_dir, &config.origin)?;
         let created_files = keys.created.clone();
         let store = store::open_store(config.backend, &config.data_dir)?;
+        // The store's files were created with the umask: make them private.
+        for path in keys::make_private(&config.data_dir)? {
+            tracing::info!("made {} private (0600/0700)", path.display());
+        }
         let ledger = Arc::new(Ledger::open(store.clone(), keys.log)?);
         let issuer = Arc::new(Issuer::load(
             store,
@@ -156,6 +166,10 @@ impl AppState {
                 shutdown,
                 tasks: Mutex::new(tasks),
                 demo_campaign,
+                conn_limits: config.conn_limits.clone(),
+                event_streams: Arc::new(tokio::sync::Semaphore::new(config.max_event_streams)),
+                max_event_streams: config.max_event_streams,
+                metrics_listen: config.metrics_listen,
                 created_files,
             }),
         })
@@ -291,8 +305,9 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then stops
-/// accepting, lets in-flight requests finish, integrates the batch in flight
-/// and stops the background tasks.
+/// accepting, lets in-flight requests finish (for at most the configured
+/// shutdown grace, then cuts the connections left), integrates the batch in
+/// flight and stops the background tasks. Connection limits: [`serve`].
 ///
 /// # Errors
 /// The listener's I/O error.
@@ -302,18 +317,48 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = app(state.clone());
-    let stopper = state.clone();
-    let signal = async move {
-        shutdown.await;
-        // End event streams so the graceful shutdown does not wait on them.
-        let _ = stopper.inner.shutdown_tx.send(true);
+    let limits = state.inner.conn_limits.clone();
+    // One shutdown signal for every listener.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
     };
-    let served = axum::serve(
+    let metrics_task = match state.inner.metrics_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen for metrics on {addr}: {e}"),
+                )
+            })?;
+            Some(tokio::spawn(serve::serve(
+                l,
+                http::metrics_router(state.clone()),
+                limits.clone(),
+                stopped(stop_rx.clone()),
+                || {},
+            )))
+        }
+        None => None,
+    };
+    let stopper = state.clone();
+    let served = serve::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app,
+        limits,
+        async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        },
+        // End event streams so the graceful shutdown does not wait on them.
+        move || {
+            let _ = stopper.inner.shutdown_tx.send(true);
+        },
     )
-    .with_graceful_shutdown(signal)
     .await;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     state.stop().await;
     served
 }

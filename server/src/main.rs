@@ -7,14 +7,24 @@ use pledge_server::config::{Cli, Config};
 use pledge_server::keys::ADMIN_TOKEN_FILE;
 use pledge_server::{AppState, run};
 
+/// Targets whose events can carry a peer address or request metadata:
+/// always off (appended after PLEDGED_LOG, so they win).
+const QUIET_TARGETS: &str = "hyper=off,hyper_util=off,h2=off,axum=off,tower=off,tower_http=off,\
+                             reqwest=off,rustls=off,tokio=off,runtime=off,mio=off";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // Only our own messages; never request metadata (DESIGN P6).
+    // Files this process creates (the store's) are private to its user
+    // (SPEC §14); start-up also clears open modes left by an earlier run.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    // Only our own messages; never request metadata (DESIGN P6): whatever
+    // PLEDGED_LOG asks, the HTTP stack's own traces (which print peer
+    // addresses at debug and trace level) stay off.
+    let filter = std::env::var("PLEDGED_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PLEDGED_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "{filter},{QUIET_TARGETS}"
+        )))
         .with_target(false)
         .init();
     let config = Config::load(Cli::parse()).map_err(anyhow::Error::msg)?;

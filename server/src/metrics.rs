@@ -1,5 +1,11 @@
 //! Process counters for `GET /metrics`, in the Prometheus text format. Only
 //! aggregate counts: no per-user, per-address or per-campaign labels (DESIGN P1).
+//!
+//! Counters of the issuer (tokens issued, refused, rate-limited) are
+//! published only when a batch is integrated, like the log itself (SPEC §12):
+//! a reader polling `/metrics` must not see one token request the moment it
+//! happens. `/metrics` itself is for the operator only (admin token or a
+//! separate listener).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,12 +25,24 @@ pub struct Metrics {
     tokens_issued: AtomicU64,
     token_requests_refused: AtomicU64,
     rate_limited: AtomicU64,
+    // Counted as they happen; added to the published counters above at the
+    // next batch.
+    pending_tokens: AtomicU64,
+    pending_refused: AtomicU64,
+    pending_rate_limited: AtomicU64,
 }
 
 impl Metrics {
     /// Records one integrated batch.
     pub fn record_batch(&self, took: Duration, results: &[Result<Accepted, SubmitError>]) {
         self.batches.fetch_add(1, Ordering::Relaxed);
+        for (pending, public) in [
+            (&self.pending_tokens, &self.tokens_issued),
+            (&self.pending_refused, &self.token_requests_refused),
+            (&self.pending_rate_limited, &self.rate_limited),
+        ] {
+            public.fetch_add(pending.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        }
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.batch_micros.fetch_add(micros, Ordering::Relaxed);
         for r in results {
@@ -43,17 +61,17 @@ impl Metrics {
 
     /// Blind signatures released.
     pub fn record_tokens(&self, n: u64) {
-        self.tokens_issued.fetch_add(n, Ordering::Relaxed);
+        self.pending_tokens.fetch_add(n, Ordering::Relaxed);
     }
 
     /// A token request refused.
     pub fn record_token_refused(&self) {
-        self.token_requests_refused.fetch_add(1, Ordering::Relaxed);
+        self.pending_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A request refused by the open attester's rate limit.
     pub fn record_rate_limited(&self) {
-        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+        self.pending_rate_limited.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition, with the gauges passed in.
@@ -124,19 +142,19 @@ impl Metrics {
         put(
             "pledged_tokens_issued_total",
             "counter",
-            "Blind signatures released since start.",
+            "Blind signatures released since start (updated at each batch).",
             get(&self.tokens_issued),
         );
         put(
             "pledged_token_requests_refused_total",
             "counter",
-            "Token requests refused.",
+            "Token requests refused (updated at each batch).",
             get(&self.token_requests_refused),
         );
         put(
             "pledged_rate_limited_total",
             "counter",
-            "Requests refused by the open attester's rate limit.",
+            "Requests refused by the open attester's rate limit (updated at each batch).",
             get(&self.rate_limited),
         );
         out

@@ -18,6 +18,7 @@ use pledge_protocol::token::{IssuerPublicKey, Token, blind, finalize};
 use pledge_server::config::Config;
 use pledge_server::{AppState, app};
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 use tower::ServiceExt as _;
 
 struct Harness {
@@ -591,6 +592,15 @@ async fn invite_campaign_codes_are_single_use_and_campaign_closes_at_deadline() 
         (s, v["error"].as_str()),
         (StatusCode::CONFLICT, Some("campaign_closed"))
     );
+    // The group's last campaign closed: its unused code is deleted too
+    // (with the organiser's list it would name who asked for tokens).
+    let code_mark = |code: &str| pledge_server::store::Mark(Sha256::digest(code.as_bytes()).into());
+    assert!(
+        !store
+            .contains_mark(b"invite/staff", &code_mark(&codes[1]))
+            .unwrap(),
+        "an unused invite code of a closed group is still stored"
+    );
     // The closing entry is the last one and records one token.
     let size = h.state.ledger().read().size();
     let last = Entry::decode(&store.entry(size - 1).unwrap().unwrap()).unwrap();
@@ -606,10 +616,117 @@ async fn invite_campaign_codes_are_single_use_and_campaign_closes_at_deadline() 
 }
 
 #[tokio::test]
+async fn invite_codes_stay_while_a_campaign_of_the_group_is_open_and_can_be_revoked() {
+    let h = start(false).await;
+    let admin = h.state.admin_token().to_owned();
+    let now = pledge_server::ledger::unix_now();
+    for (title, deadline) in [("short", now + 2), ("long", now + 3600)] {
+        let body = json!({
+            "title": title, "action": "walk out", "deadline": deadline,
+            "goal": 2, "threshold_min": 1, "threshold_max": 10,
+            "attester": {"kind": "invite", "group": "night-shift"}
+        });
+        let (s, v) = h
+            .post_raw("/v1/campaigns", body.to_string().into_bytes(), Some(&admin))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let codes = h.invites("night-shift", 3).await;
+    let store = h.state.ledger().store().clone();
+    let mark = |code: &str| pledge_server::store::Mark(Sha256::digest(code.as_bytes()).into());
+    // Wait for the short campaign to close (its CampaignClosed is logged).
+    let mut closed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let list = h.json("/v1/campaigns").await;
+        if list["campaigns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["title"] == "short" && c["state"] == "closed")
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the short campaign did not close");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The long campaign still uses the group: the codes are kept.
+    for c in &codes {
+        assert!(
+            store
+                .contains_mark(b"invite/night-shift", &mark(c))
+                .unwrap()
+        );
+    }
+    // The organiser revokes the unused codes.
+    let req = Request::delete("/v1/admin/invites/night-shift").body(Body::empty());
+    assert_eq!(h.call(req.unwrap()).await.0, StatusCode::UNAUTHORIZED);
+    let req = Request::delete("/v1/admin/invites/night-shift")
+        .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+        .body(Body::empty())
+        .unwrap();
+    let (s, b, _) = h.call(req).await;
+    assert_eq!(s, StatusCode::OK);
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["deleted"], 3, "{v}");
+    for c in &codes {
+        assert!(
+            !store
+                .contains_mark(b"invite/night-shift", &mark(c))
+                .unwrap()
+        );
+    }
+    h.state.stop().await;
+}
+
+#[tokio::test]
+async fn every_token_answer_closes_its_connection() {
+    let h = start(true).await;
+    // A refused request and a granted one both say Connection: close, so no
+    // later request (a pledge) can ride the same connection (SPEC R-API-17).
+    let req = Request::post("/v1/tokens")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (s, _, headers) = h.call(req).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(headers.get(header::CONNECTION).unwrap(), "close");
+    let (c, pk) = h.demo().await;
+    let key = PledgeSigningKey::generate().unwrap();
+    let (blinded, _) = blind(&pk, &c, &key.public_key()).unwrap();
+    let body = json!({"attestation": {"kind": "open"},
+        "requests": [{"campaign_id": c.to_hex(), "blinded_msg": B64.encode(blinded.as_bytes())}]});
+    let req = Request::post("/v1/tokens")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let (s, _, headers) = h.call(req).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(headers.get(header::CONNECTION).unwrap(), "close");
+    // Other endpoints keep the connection.
+    let (_, _, headers) = h
+        .call(Request::get("/v1/campaigns").body(Body::empty()).unwrap())
+        .await;
+    assert!(headers.get(header::CONNECTION).is_none());
+    h.state.stop().await;
+}
+
+#[tokio::test]
 async fn health_metrics_and_events() {
     let h = start(true).await;
     assert_eq!(h.get("/healthz").await.0, StatusCode::OK);
-    let (s, m) = h.get("/metrics").await;
+    // Metrics are the operator's: the admin token (no separate listener set).
+    assert_eq!(h.get("/metrics").await.0, StatusCode::UNAUTHORIZED);
+    let admin = h.state.admin_token().to_owned();
+    let (s, m, _) = h
+        .call(
+            Request::get("/metrics")
+                .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     let m = String::from_utf8(m).unwrap();
     assert!(m.contains("pledged_log_size 1\n"), "{m}");

@@ -110,6 +110,19 @@ impl ApiError {
         .retry(30)
     }
 
+    /// Every event-stream slot is taken (SPEC §12, `max_event_streams`).
+    pub fn too_many_streams(max: usize) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "this server serves at most {max} event streams at once; \
+                 retry later or poll /log/checkpoint"
+            ),
+        )
+        .retry(10)
+    }
+
     /// An unexpected internal fault.
     pub fn internal() -> Self {
         Self::new(

@@ -9,7 +9,7 @@ pub mod error;
 pub mod pages;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -17,7 +17,7 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -36,6 +36,7 @@ use self::error::ApiError;
 use crate::AppState;
 use crate::issuer::{Attestation, AttesterPolicy, TokenRequest};
 use crate::ledger::{LogEvent, Proposal, SubmitError, TallyView, unix_now};
+use crate::serve::ClientIp;
 
 /// Largest body of a pledge, amendment or withdrawal request.
 pub const MAX_ENTRY_BODY: usize = 8 * 1024;
@@ -59,11 +60,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/campaigns", get(list_campaigns).post(create_campaign))
         .route("/v1/campaigns/{id}", get(get_campaign))
         .route("/v1/campaigns/{id}/tally", get(get_tally))
-        .route("/v1/tokens", post(tokens))
+        // SPEC R-API-17: a token answer closes its connection, so that no
+        // later request (a pledge) can arrive on the same one.
+        .route(
+            "/v1/tokens",
+            post(tokens).layer(axum::middleware::map_response(close_connection)),
+        )
         .route("/v1/pledges", post(pledge))
         .route("/v1/pledges/amend", post(amend))
         .route("/v1/pledges/withdraw", post(withdraw))
         .route("/v1/admin/invites", post(invites))
+        .route("/v1/admin/invites/{group}", delete(revoke_invites))
         .layer(TimeoutLayer::with_status_code(
             error::TIMEOUT_STATUS,
             REQUEST_TIMEOUT,
@@ -76,18 +83,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+async fn close_connection(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
 // ---------------------------------------------------------------------------
 // Decoding helpers
 // ---------------------------------------------------------------------------
 
-/// Reads the body up to `limit` bytes and the peer address (if served with
-/// connect info). The address is used only by the open attester's in-memory
-/// rate limit.
-async fn body_of(req: Request, limit: usize) -> Result<(Bytes, Option<SocketAddr>), ApiError> {
-    let addr = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
+/// Reads the body up to `limit` bytes and the client address (if served by
+/// [`crate::serve`]: the peer, or what a trusted proxy forwarded). The
+/// address is used only by the open attester's in-memory rate limit.
+async fn body_of(req: Request, limit: usize) -> Result<(Bytes, Option<IpAddr>), ApiError> {
+    let addr = req.extensions().get::<ClientIp>().map(|c| c.0).or_else(|| {
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+    });
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -189,7 +203,31 @@ async fn healthz(State(state): State<AppState>) -> Response {
     text("ok\n".into(), "no-store")
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics` on the main listener: 404 when a separate metrics listener
+/// is configured, otherwise only with the admin token (SPEC §12).
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.inner.metrics_listen.is_some() {
+        return ApiError::not_found("metrics are served on the metrics listener only")
+            .into_response();
+    }
+    if let Err(e) = require_admin(&state, &headers) {
+        return e.into_response();
+    }
+    metrics_text(&state)
+}
+
+/// The metrics router of the separate metrics listener (`metrics_listen`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>| async move { metrics_text(&state) }),
+        )
+        .fallback(|| async { ApiError::not_found("this listener serves /metrics only") })
+        .with_state(state)
+}
+
+fn metrics_text(state: &AppState) -> Response {
     let now = unix_now();
     let (size, open) = {
         let view = state.inner.ledger.read();
@@ -532,6 +570,21 @@ async fn invites(State(state): State<AppState>, req: Request) -> Result<Response
         .into_response())
 }
 
+/// `DELETE /v1/admin/invites/<group>`: deletes the group's unused codes.
+async fn revoke_invites(
+    State(state): State<AppState>,
+    Path(group): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_admin(&state, &headers)?;
+    let issuer = state.inner.issuer.clone();
+    let g = group.clone();
+    let deleted = tokio::task::spawn_blocking(move || issuer.revoke_invites(&g))
+        .await
+        .map_err(|_| ApiError::internal())??;
+    Ok(Json(serde_json::json!({ "group": group, "deleted": deleted })).into_response())
+}
+
 // ---------------------------------------------------------------------------
 // Tokens
 // ---------------------------------------------------------------------------
@@ -585,9 +638,7 @@ async fn tokens(State(state): State<AppState>, req: Request) -> Result<Response,
     let (body, addr) = body_of(req, MAX_TOKENS_BODY).await?;
     let (attestation, requests) = decode_tokens(&body)?;
     let attestation = match attestation {
-        AttestationJson::Open => Attestation::Open {
-            addr: addr.map(|a| a.ip()),
-        },
+        AttestationJson::Open => Attestation::Open { addr },
         AttestationJson::Invite { code } => Attestation::Invite {
             code: Zeroizing::new(code),
         },
@@ -767,7 +818,13 @@ fn sse_event(ev: &LogEvent) -> Event {
 /// tally. The server does not know who listens beyond the connection itself.
 async fn events(
     State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let permit = state
+        .inner
+        .event_streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::too_many_streams(state.inner.max_event_streams))?;
     let rx = state.inner.ledger.subscribe();
     let (size, note) = {
         let v = state.inner.ledger.read();
@@ -775,11 +832,13 @@ async fn events(
     };
     let first = Some(sse_event(&LogEvent::Checkpoint { size, note }));
     let shutdown = state.inner.shutdown.clone();
+    // The permit lives in the stream's state: the slot is free again when
+    // the stream ends or its connection goes away.
     let stream = futures_util::stream::unfold(
-        (first, rx, shutdown),
-        |(mut first, mut rx, mut shutdown)| async move {
+        (first, rx, shutdown, permit),
+        |(mut first, mut rx, mut shutdown, permit)| async move {
             if let Some(ev) = first.take() {
-                return Some((Ok(ev), (None, rx, shutdown)));
+                return Some((Ok(ev), (None, rx, shutdown, permit)));
             }
             loop {
                 let next = tokio::select! {
@@ -793,10 +852,10 @@ async fn events(
                 match next {
                     None => return None,
                     Some(None) => continue,
-                    Some(Some(ev)) => return Some((Ok(ev), (None, rx, shutdown))),
+                    Some(Some(ev)) => return Some((Ok(ev), (None, rx, shutdown, permit))),
                 }
             }
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
