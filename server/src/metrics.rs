@@ -75,7 +75,13 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with the gauges passed in.
-    pub fn render(&self, log_size: u64, campaigns_open: u64, queued: usize) -> String {
+    pub fn render(
+        &self,
+        log_size: u64,
+        campaigns_open: u64,
+        queued: usize,
+        tally_failures: u64,
+    ) -> String {
         let mut out = String::new();
         let mut put = |name: &str, kind: &str, help: &str, value: String| {
             let _ = writeln!(
@@ -101,6 +107,12 @@ impl Metrics {
             "gauge",
             "Submissions waiting for a batch.",
             queued.to_string(),
+        );
+        put(
+            "pledged_tally_statement_failures_total",
+            "counter",
+            "Tally statements that could not be signed (the tally is then served as 503).",
+            tally_failures.to_string(),
         );
         put(
             "pledged_batches_total",

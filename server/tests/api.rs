@@ -681,6 +681,34 @@ async fn invite_codes_stay_while_a_campaign_of_the_group_is_open_and_can_be_revo
 }
 
 #[tokio::test]
+async fn a_campaign_whose_tally_could_outgrow_a_signed_note_is_refused() {
+    let h = start(false).await;
+    let admin = h.state.admin_token().to_owned();
+    let deadline = pledge_server::ledger::unix_now() + 3600;
+    // R-CAMP-3 allows 2^20 thresholds, but ~12,000 live 8-digit thresholds
+    // already exceed the 128 KiB note limit: before, such a tally froze
+    // silently. Now the campaign is refused up front.
+    let wide = json!({"title": "T", "action": "a", "deadline": deadline, "goal": 1,
+        "threshold_min": 1, "threshold_max": 1_000_000, "attester": {"kind": "open"}});
+    let (s, v) = h
+        .post_raw("/v1/campaigns", wide.to_string().into_bytes(), Some(&admin))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"], "bad_campaign");
+    assert!(
+        v["detail"].as_str().unwrap().contains("tally statement"),
+        "{v}"
+    );
+    let ok = json!({"title": "T", "action": "a", "deadline": deadline, "goal": 1,
+        "threshold_min": 1, "threshold_max": 4_000, "attester": {"kind": "open"}});
+    let (s, v) = h
+        .post_raw("/v1/campaigns", ok.to_string().into_bytes(), Some(&admin))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    h.state.stop().await;
+}
+
+#[tokio::test]
 async fn every_token_answer_closes_its_connection() {
     let h = start(true).await;
     // A refused request and a granted one both say Connection: close, so no

@@ -123,6 +123,17 @@ impl ApiError {
         .retry(10)
     }
 
+    /// The campaign's current tally statement could not be signed.
+    pub fn tally_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "tally_unavailable",
+            "the current tally statement of this campaign could not be signed; \
+             the operator's log says why",
+        )
+        .retry(30)
+    }
+
     /// An unexpected internal fault.
     pub fn internal() -> Self {
         Self::new(

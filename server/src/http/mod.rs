@@ -238,10 +238,12 @@ fn metrics_text(state: &AppState) -> Response {
             .count();
         (view.size(), open as u64)
     };
-    let body = state
-        .inner
-        .metrics
-        .render(size, open, state.inner.sequencer.queued());
+    let body = state.inner.metrics.render(
+        size,
+        open,
+        state.inner.sequencer.queued(),
+        state.inner.ledger.tally_failures(),
+    );
     (
         [(
             header::CONTENT_TYPE,
@@ -461,12 +463,16 @@ async fn get_tally(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = campaign_id(&id)?;
-    let t = state
-        .inner
-        .ledger
-        .read()
-        .tally(&id)
-        .ok_or_else(ApiError::unknown_campaign)?;
+    let view = state.inner.ledger.read();
+    let Some(t) = view.tally(&id) else {
+        if view.state.campaign(&id).is_some() {
+            // Signing failed (logged and counted): say so, never serve an
+            // older statement as the current one.
+            return Err(ApiError::tally_unavailable());
+        }
+        return Err(ApiError::unknown_campaign());
+    };
+    drop(view);
     Ok(text(t.note.to_string(), "no-cache"))
 }
 
@@ -512,6 +518,20 @@ async fn create_campaign(
     };
     if c.deadline <= unix_now() {
         return Err(SubmitError::DeadlinePassed.into());
+    }
+    // SPEC R-API-18: the worst-case tally statement must fit a signed note.
+    if c.threshold_min <= c.threshold_max
+        && !state
+            .inner
+            .ledger
+            .statement_fits(c.threshold_min, c.threshold_max)
+    {
+        return Err(crate::issuer::AdminError::BadCampaign(format!(
+            "thresholds {}..={} are too many for one signed tally statement on this log \
+             (at most about 4,000 distinct thresholds; a log-scale menu of thresholds fits)",
+            c.threshold_min, c.threshold_max
+        ))
+        .into());
     }
     let issuer = state.inner.issuer.clone();
     let (entry, meta) =

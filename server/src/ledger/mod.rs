@@ -184,6 +184,8 @@ pub struct Ledger {
     view: RwLock<LogView>,
     failed: std::sync::atomic::AtomicBool,
     events: broadcast::Sender<LogEvent>,
+    /// Tally statements that could not be signed (metrics).
+    tally_failures: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -291,6 +293,7 @@ impl Ledger {
             view: RwLock::new(view),
             failed: std::sync::atomic::AtomicBool::new(false),
             events,
+            tally_failures: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -336,6 +339,19 @@ impl Ledger {
         }
         view.checkpoint = note.to_text().into();
         true
+    }
+
+    /// Tally statements that could not be signed since start.
+    pub fn tally_failures(&self) -> u64 {
+        self.tally_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether campaigns with thresholds `t_min..=t_max` always get a tally
+    /// statement that fits a signed note on this log (SPEC R-API-18).
+    pub fn statement_fits(&self, t_min: u32, t_max: u32) -> bool {
+        worst_case_statement_len(self.signer.name().as_str(), t_min, t_max)
+            <= pledge_protocol::note::MAX_NOTE_BYTES
     }
 
     /// Subscribes to published checkpoints and tallies.
@@ -442,9 +458,19 @@ impl Ledger {
         }
         let mut new_tallies = Vec::new();
         for id in touched {
-            if let Some(t) = sign_tally(&self.signer, &view.state, &id, size) {
-                view.tallies.insert(id, t.clone());
-                new_tallies.push(t);
+            match sign_tally(&self.signer, &view.state, &id, size) {
+                Some(Ok(t)) => {
+                    view.tallies.insert(id, t.clone());
+                    new_tallies.push(t);
+                }
+                Some(Err(e)) => {
+                    // Never serve the older statement as if it were current.
+                    view.tallies.remove(&id);
+                    self.tally_failures
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!("cannot sign a campaign's tally statement at size {size}: {e}");
+                }
+                None => {}
             }
         }
         drop(view);
@@ -566,25 +592,67 @@ fn sign_checkpoint(signer: &NoteSigner, size: u64, root: Hash) -> Result<String,
         .map_err(|e| StartupError::Signing(e.to_string()))
 }
 
+/// Signs the campaign's tally statement at `size`. `None` for an unknown
+/// campaign; an error (never swallowed: the caller logs it, counts it and
+/// serves 503 instead of an older statement) when the statement cannot be
+/// built or signed, e.g. a histogram over the note size limit.
 fn sign_tally(
     signer: &NoteSigner,
     state: &LedgerState,
     id: &CampaignId,
     size: u64,
-) -> Option<Arc<TallyView>> {
+) -> Option<Result<Arc<TallyView>, String>> {
     let c = state.campaign(id)?;
+    Some(sign_tally_of(signer, &c.tally, id, size))
+}
+
+fn sign_tally_of(
+    signer: &NoteSigner,
+    tally: &pledge_protocol::tally::Tally,
+    id: &CampaignId,
+    size: u64,
+) -> Result<Arc<TallyView>, String> {
     // A closed campaign's tally no longer changes: it is the final tally.
-    let snapshot = c.tally.snapshot().ok()?;
+    let snapshot = tally.snapshot().map_err(|e| e.to_string())?;
     let (live, active) = (snapshot.live(), snapshot.active());
-    let stmt = TallyStatement::new(signer.name().as_str(), size, *id, snapshot).ok()?;
-    let note = sign_note(&stmt.to_note_body(), &[signer]).ok()?;
-    Some(Arc::new(TallyView {
+    let stmt = TallyStatement::new(signer.name().as_str(), size, *id, snapshot)
+        .map_err(|e| e.to_string())?;
+    let note = sign_note(&stmt.to_note_body(), &[signer]).map_err(|e| e.to_string())?;
+    Ok(Arc::new(TallyView {
         campaign: *id,
         checkpoint_size: size,
         live,
         active,
         note: note.to_text().into(),
     }))
+}
+
+/// The longest tally statement (signed note, R-TALLY-7) a campaign with
+/// thresholds `t_min..=t_max` can ever need on a log named `origin`: every
+/// threshold a bucket, every count and size at its widest. Campaigns are
+/// created only when this fits [`pledge_protocol::note::MAX_NOTE_BYTES`], so
+/// a tally can never freeze for want of space (SPEC R-API-18).
+pub fn worst_case_statement_len(origin: &str, t_min: u32, t_max: u32) -> usize {
+    let digits = |n: u64| n.to_string().len();
+    let live = digits(pledge_protocol::tally::MAX_LIVE);
+    let buckets = usize::try_from(u64::from(t_max.saturating_sub(t_min)) + 1).unwrap_or(usize::MAX);
+    let header = origin.len()
+        + "/tally/v1\n".len()
+        + 65
+        + digits(u64::MAX)
+        + 1
+        + "live ".len()
+        + live
+        + 1
+        + "active ".len()
+        + live
+        + 1;
+    let line = digits(u64::from(t_max)) + 1 + live + 1;
+    // "\n— <name> <base64 of a 4-byte key id and a 64-byte signature>\n"
+    let signature = 1 + "— ".len() + origin.len() + 1 + 92 + 1;
+    header
+        .saturating_add(buckets.saturating_mul(line))
+        .saturating_add(signature)
 }
 
 /// The tlog-proof receipt of entry `index` in the tree of `size` leaves.
@@ -662,8 +730,14 @@ fn load_view(
     let mut tallies = HashMap::new();
     let ids: Vec<CampaignId> = state.campaigns().map(|(id, _)| *id).collect();
     for id in ids {
-        if let Some(t) = sign_tally(signer, &state, &id, size) {
-            tallies.insert(id, t);
+        match sign_tally(signer, &state, &id, size) {
+            Some(Ok(t)) => {
+                tallies.insert(id, t);
+            }
+            Some(Err(e)) => {
+                tracing::error!("cannot sign a campaign's tally statement at size {size}: {e}");
+            }
+            None => {}
         }
     }
     Ok(Some(LogView {
@@ -740,6 +814,42 @@ mod tests {
         fn drop_set(&self, set: &[u8], delete_meta: &[&[u8]]) -> Result<u64, StoreError> {
             self.inner.drop_set(set, delete_meta)
         }
+    }
+
+    #[test]
+    fn the_widest_campaign_allowed_still_gets_a_signed_statement() {
+        use pledge_protocol::note::MAX_NOTE_BYTES;
+        use pledge_protocol::tally::{MAX_LIVE, MAX_THRESHOLD, Tally};
+        let signer = signer();
+        let origin = signer.name().as_str().to_owned();
+        let fits = |lo: u32, hi: u32| worst_case_statement_len(&origin, lo, hi) <= MAX_NOTE_BYTES;
+        // What R-CAMP-3 allows (2^20 thresholds) does not fit: refused at creation.
+        assert!(!fits(1, 1 << 20));
+        // The widest range that fits, with the widest thresholds: every
+        // bucket filled, counts as large as the live total allows.
+        let hi = MAX_THRESHOLD;
+        let mut lo = hi;
+        while lo > 1 && fits(lo - 1, hi) {
+            lo -= 1;
+        }
+        let n = u64::from(hi - lo) + 1;
+        assert!(n >= 3_000, "only {n} thresholds fit");
+        let count = MAX_LIVE / n;
+        let tally = Tally::from_histogram(hi, (lo..=hi).map(|t| (t, count))).unwrap();
+        let id = CampaignId([7; 32]);
+        let view = sign_tally_of(&signer, &tally, &id, u64::MAX).unwrap();
+        assert!(view.note.len() <= MAX_NOTE_BYTES);
+        assert!(
+            view.note.len() <= worst_case_statement_len(&origin, lo, hi),
+            "the bound {} is below a real statement of {} bytes",
+            worst_case_statement_len(&origin, lo, hi),
+            view.note.len()
+        );
+        // Past the bound a real statement fails to sign: the failure the
+        // creation check keeps away (before, it froze the tally silently).
+        let wide: Vec<(u32, u64)> = (1..=12_000u32).map(|t| (t * 8_000, 1_000_000)).collect();
+        let tally = Tally::from_histogram(MAX_THRESHOLD, wide).unwrap();
+        assert!(sign_tally_of(&signer, &tally, &id, 1).is_err());
     }
 
     fn signer() -> NoteSigner {
