@@ -16,7 +16,7 @@
 //! header_read_timeout_ms = 10000 # request head must arrive within this
 //! idle_timeout_ms = 5000      # keep-alive: close a connection idle this long
 //! max_connections = 1024      # open at once; more are closed at accept
-//! max_connections_per_address = 64 # per IPv4 address or IPv6 /64
+//! max_connections_per_address = 256 # per IPv4 address or IPv6 /64
 //! max_event_streams = 256     # GET /v1/events subscribers; more get 503
 //! shutdown_grace_ms = 10000   # in-flight requests' time after SIGTERM
 //! trusted_proxies = ["127.0.0.1"] # believe X-Forwarded-For / Forwarded from these

@@ -67,6 +67,14 @@ pub enum KeyFileError {
     },
 }
 
+/// Sets the process umask to `077`, so that every file the store creates is
+/// private to this user (SPEC R-STORE-4). For the `pledged` binary: the umask
+/// is process-wide, so a library user decides for itself.
+pub fn private_umask() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
 /// Makes the data folder private (SPEC §14 "Privacy of stored data"): the
 /// group and other permission bits of the folder and of everything in it are
 /// cleared (0755 becomes 0700, 0644 becomes 0600), whatever the umask or a

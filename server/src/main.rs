@@ -16,7 +16,7 @@ const QUIET_TARGETS: &str = "hyper=off,hyper_util=off,h2=off,axum=off,tower=off,
 async fn main() -> anyhow::Result<()> {
     // Files this process creates (the store's) are private to its user
     // (SPEC §14); start-up also clears open modes left by an earlier run.
-    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    pledge_server::keys::private_umask();
     // Only our own messages; never request metadata (DESIGN P6): whatever
     // PLEDGED_LOG asks, the HTTP stack's own traces (which print peer
     // addresses at debug and trace level) stay off.

@@ -69,7 +69,7 @@ impl Default for ConnLimits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(5),
             max_connections: 1024,
-            max_per_address: 64,
+            max_per_address: 256,
             shutdown_grace: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
         }
@@ -299,6 +299,22 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_shutdown: impl FnOnce() + Send + 'static,
 ) -> std::io::Result<()> {
+    let mut limits = limits;
+    // The global cap must stay below the descriptor limit (the store, the
+    // listener and outgoing witness connections need some too).
+    if let Some(fds) = descriptor_limit() {
+        let room = usize::try_from(fds.saturating_sub(128))
+            .unwrap_or(usize::MAX)
+            .max(16);
+        if limits.max_connections > room {
+            tracing::warn!(
+                "max_connections {} is above what the descriptor limit {fds} allows: using {room} \
+                 (raise `ulimit -n` to serve more)",
+                limits.max_connections
+            );
+            limits.max_connections = room;
+        }
+    }
     let limits = Arc::new(limits);
     let counts = Arc::new(Mutex::new(Counts::default()));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -362,6 +378,18 @@ pub async fn serve(
         while conns.join_next().await.is_some() {}
     }
     Ok(())
+}
+
+/// The soft limit on open descriptors of this process, if known.
+fn descriptor_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 async fn connection(

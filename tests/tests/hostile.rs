@@ -50,6 +50,8 @@ fn config(dir: &Path) -> Config {
     c.demo = true;
     c.open_rate_per_minute = 0;
     c.close_check_interval = Duration::from_millis(200);
+    // These tests play up to 100 concurrent clients from 127.0.0.1.
+    c.conn_limits.max_per_address = 4096;
     c
 }
 

@@ -42,6 +42,9 @@ impl Launch {
             env: vec![
                 ("PLEDGED_OPEN_RATE_PER_MINUTE", "0".into()),
                 ("PLEDGED_BATCH_INTERVAL_MS", "10".into()),
+                // Many clients from one loopback address.
+                ("PLEDGED_MAX_CONNECTIONS_PER_ADDRESS", "4096".into()),
+                ("PLEDGED_MAX_CONNECTIONS", "4096".into()),
                 ("PLEDGED_LOG", "warn".into()),
                 ("RUST_BACKTRACE", "0".into()),
                 ("RUST_LIB_BACKTRACE", "0".into()),
