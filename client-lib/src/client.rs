@@ -230,6 +230,27 @@ pub struct NewCampaign {
     pub threshold_max: u32,
     /// Who may obtain tokens.
     pub attester: AttesterSpec,
+    /// Publication policy (SPEC R-PUB-1); `None`: the server's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publication: Option<PublicationSpec>,
+}
+
+/// A campaign's publication policy in admin requests (SPEC R-PUB-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicationSpec {
+    /// Pledge entries are published only in groups of at least this many.
+    pub min_pledges: u32,
+    /// Longest random delay once a group is complete, in milliseconds.
+    pub max_delay_ms: u64,
+}
+
+impl PublicationSpec {
+    /// Every entry with the next batch: no protection of the count's rise
+    /// (for demonstrations).
+    pub const IMMEDIATE: Self = Self {
+        min_pledges: 1,
+        max_delay_ms: 0,
+    };
 }
 
 /// A campaign's attester policy in admin requests.

@@ -18,7 +18,9 @@ use pledge_protocol::note::NoteVerifier;
 use pledge_protocol::tally::{TallySnapshot, recompute_active};
 use pledge_protocol::tile::{BundleId, decode_bundle};
 
-use crate::client::{AttesterSpec, CampaignInfo, Client, ClientError, NewCampaign};
+use crate::client::{
+    AttesterSpec, CampaignInfo, Client, ClientError, NewCampaign, PublicationSpec,
+};
 use crate::flows::{self, AttestKind, FlowError};
 use crate::wallet::Wallet;
 
@@ -233,6 +235,9 @@ async fn pick_campaign(
                     goal: (n / 2).max(2),
                     threshold_min: 1,
                     threshold_max: n.max(10),
+                    // Simulated pledgers: nothing to hide, and each pledge's
+                    // receipt shown at once.
+                    publication: Some(PublicationSpec::IMMEDIATE),
                     attester: AttesterSpec::Open,
                 },
             )

@@ -21,6 +21,9 @@
 //! shutdown_grace_ms = 10000   # in-flight requests' time after SIGTERM
 //! trusted_proxies = ["127.0.0.1"] # believe X-Forwarded-For / Forwarded from these
 //! metrics_listen = "127.0.0.1:9100" # GET /metrics here only (default: admin token)
+//! publish_min_pledges = 3     # default publication policy of new campaigns (SPEC R-PUB-1)
+//! publish_max_delay_ms = 10000
+//! publish_max_hold_ms = 40000 # an entry held longer gets 503 held_back
 //!
 //! [[witness]]                 # any number; PLEDGED_WITNESSES="URL|KEY;URL|KEY"
 //! url = "http://127.0.0.1:9090"
@@ -34,7 +37,16 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::ledger::Publication;
 use crate::serve::ConnLimits;
+
+/// Largest publication group a campaign may ask for.
+pub const MAX_PUBLISH_MIN: u32 = 100;
+/// Longest random publication delay (ms): with the hold, a client's request
+/// must still be answered within its 60 s timeout.
+pub const MAX_PUBLISH_DELAY_MS: u64 = 15_000;
+/// Longest hold (ms), for the same reason.
+pub const MAX_PUBLISH_HOLD_MS: u64 = 40_000;
 use crate::store::Backend;
 use crate::witness::Witness;
 
@@ -85,6 +97,9 @@ pub struct FileConfig {
     shutdown_grace_ms: Option<u64>,
     trusted_proxies: Option<Vec<IpAddr>>,
     metrics_listen: Option<SocketAddr>,
+    publish_min_pledges: Option<u32>,
+    publish_max_delay_ms: Option<u64>,
+    publish_max_hold_ms: Option<u64>,
     witness: Option<Vec<WitnessToml>>,
 }
 
@@ -128,6 +143,10 @@ pub struct Config {
     /// A second listener serving only `GET /metrics`. Without it, `/metrics`
     /// on the main listener needs the admin token.
     pub metrics_listen: Option<SocketAddr>,
+    /// Publication policy of campaigns created without one (SPEC R-PUB-1).
+    pub publication: Publication,
+    /// Longest time a pledge entry is held for its publication group.
+    pub publish_max_hold: Duration,
 }
 
 impl Config {
@@ -148,6 +167,11 @@ impl Config {
             conn_limits: ConnLimits::default(),
             max_event_streams: 256,
             metrics_listen: None,
+            publication: Publication {
+                min_pledges: 3,
+                max_delay_ms: 10_000,
+            },
+            publish_max_hold: Duration::from_secs(40),
         }
     }
 
@@ -236,6 +260,32 @@ impl Config {
         {
             c.max_event_streams = usize::try_from(n).unwrap_or(usize::MAX);
         }
+        if let Some(n) =
+            env_num("PLEDGED_PUBLISH_MIN_PLEDGES")?.or(file.publish_min_pledges.map(u64::from))
+        {
+            c.publication.min_pledges = u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=MAX_PUBLISH_MIN).contains(n))
+                .ok_or(format!(
+                    "publish_min_pledges must be between 1 and {MAX_PUBLISH_MIN}, got {n}"
+                ))?;
+        }
+        if let Some(ms) = env_num("PLEDGED_PUBLISH_MAX_DELAY_MS")?.or(file.publish_max_delay_ms) {
+            if ms > MAX_PUBLISH_DELAY_MS {
+                return Err(format!(
+                    "publish_max_delay_ms must be at most {MAX_PUBLISH_DELAY_MS}, got {ms}"
+                ));
+            }
+            c.publication.max_delay_ms = ms;
+        }
+        if let Some(ms) = env_num("PLEDGED_PUBLISH_MAX_HOLD_MS")?.or(file.publish_max_hold_ms) {
+            if !(1_000..=MAX_PUBLISH_HOLD_MS).contains(&ms) {
+                return Err(format!(
+                    "publish_max_hold_ms must be between 1000 and {MAX_PUBLISH_HOLD_MS}, got {ms}"
+                ));
+            }
+            c.publish_max_hold = Duration::from_millis(ms);
+        }
         if let Some(v) = env("PLEDGED_METRICS_LISTEN") {
             c.metrics_listen = Some(v.parse().map_err(|_| {
                 format!("PLEDGED_METRICS_LISTEN: {v:?} is not an address like 127.0.0.1:9100")
@@ -300,6 +350,44 @@ mod tests {
         let cli = Cli::parse_from(["pledged", "--config", path.to_str().unwrap()]);
         let e = Config::load(cli).unwrap_err();
         assert!(e.contains("listn"), "{e}");
+    }
+
+    #[test]
+    fn connection_and_publication_settings_load_and_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pledged.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(Cli::parse_from([
+                "pledged",
+                "--config",
+                path.to_str().unwrap(),
+            ]))
+        };
+        let c = load(
+            "idle_timeout_ms = 2000\nmax_connections_per_address = 8\n\
+             trusted_proxies = [\"127.0.0.1\", \"::1\"]\n\
+             publish_min_pledges = 5\npublish_max_delay_ms = 0\n",
+        )
+        .unwrap();
+        assert_eq!(c.conn_limits.idle_timeout, Duration::from_secs(2));
+        assert_eq!(c.conn_limits.max_per_address, 8);
+        assert_eq!(c.conn_limits.trusted_proxies.len(), 2);
+        assert_eq!(c.publication.min_pledges, 5);
+        assert_eq!(c.publication.max_delay_ms, 0);
+        for bad in [
+            "publish_min_pledges = 0\n",
+            "publish_min_pledges = 101\n",
+            "publish_max_delay_ms = 15001\n",
+            "publish_max_hold_ms = 60000\n",
+        ] {
+            let e = load(bad).unwrap_err();
+            assert!(e.contains("publish_"), "{bad}: {e}");
+        }
+        // Defaults: a group of 3, caps on.
+        let c = Config::new(dir.path());
+        assert_eq!(c.publication.min_pledges, 3);
+        assert!(c.conn_limits.max_connections > c.conn_limits.max_per_address);
     }
 
     #[test]

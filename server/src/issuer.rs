@@ -724,7 +724,8 @@ pub fn demo_params(now: u64) -> CampaignParams {
         nonce: [0; 16],
         title: "Demo campaign".into(),
         text: "A demonstration campaign opened by pledged --demo. Tokens come from \
-               the open attester, which anyone can use: do not rely on its counts."
+               the open attester, which anyone can use: do not rely on its counts. \
+               Each pledge is published at once, alone: its timing is not private."
             .into(),
         action: "try the pledge service".into(),
         deadline: now.saturating_add(30 * 24 * 3600),

@@ -90,6 +90,8 @@ pub struct Shared {
     event_streams: Arc<tokio::sync::Semaphore>,
     max_event_streams: usize,
     metrics_listen: Option<std::net::SocketAddr>,
+    publication_default: ledger::Publication,
+    publish_max_hold: std::time::Duration,
     created_files: Vec<std::path::PathBuf>,
 }
 
@@ -123,6 +125,7 @@ impl AppState {
                 interval: config.batch_interval,
                 max_batch: config.batch_size,
                 capacity: config.queue_capacity,
+                max_hold: config.publish_max_hold,
             },
             metrics.clone(),
             shutdown.clone(),
@@ -170,6 +173,8 @@ impl AppState {
                 event_streams: Arc::new(tokio::sync::Semaphore::new(config.max_event_streams)),
                 max_event_streams: config.max_event_streams,
                 metrics_listen: config.metrics_listen,
+                publication_default: config.publication,
+                publish_max_hold: config.publish_max_hold,
                 created_files,
             }),
         })

@@ -34,6 +34,8 @@ async fn start(demo: bool) -> Harness {
 async fn start_with(demo: bool, tweak: impl FnOnce(&mut Config)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(dir.path());
+    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
+    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
     config.batch_interval = Duration::from_millis(10);
     config.close_check_interval = Duration::from_millis(50);
     config.demo = demo;
@@ -708,6 +710,136 @@ async fn a_campaign_whose_tally_could_outgrow_a_signed_note_is_refused() {
     h.state.stop().await;
 }
 
+/// Creates an open campaign with a publication policy; returns its id and key.
+async fn campaign_with_publication(
+    h: &Harness,
+    deadline: u64,
+    publication: Value,
+) -> (CampaignId, IssuerPublicKey) {
+    let admin = h.state.admin_token().to_owned();
+    let body = json!({"title": "Held", "action": "a", "deadline": deadline, "goal": 3,
+        "threshold_min": 1, "threshold_max": 10, "attester": {"kind": "open"},
+        "publication": publication});
+    let (s, v) = h
+        .post_raw("/v1/campaigns", body.to_string().into_bytes(), Some(&admin))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    h.campaign(v["campaign_id"].as_str().unwrap()).await
+}
+
+#[tokio::test]
+async fn pledges_are_published_only_in_groups_of_the_campaigns_minimum() {
+    let h = start_with(false, |c| {
+        c.publish_max_hold = Duration::from_millis(1500);
+    })
+    .await;
+    let far = pledge_server::ledger::unix_now() + 3600;
+    let (c, pk) =
+        campaign_with_publication(&h, far, json!({"min_pledges": 3, "max_delay_ms": 300})).await;
+    let campaign = h.json(&format!("/v1/campaigns/{}", c.to_hex())).await;
+    assert_eq!(campaign["publication"]["min_pledges"], 3, "{campaign}");
+    let mut events = h.state.ledger().subscribe();
+    let size_before = h.state.ledger().read().size();
+
+    // One pledge alone: held, then refused with nothing recorded.
+    let (token, key) = h.open_token(&c, &pk).await;
+    let lone = pledge_entry(&c, token, &key, 2);
+    let (s, v) = h.submit("/v1/pledges", &lone).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("held_back")),
+        "{v}"
+    );
+    assert_eq!(h.state.ledger().read().size(), size_before);
+
+    // Three at once (the lone one sent again among them): one batch of three.
+    let mut entries = vec![lone];
+    for t in [1, 3] {
+        let (token, key) = h.open_token(&c, &pk).await;
+        entries.push(pledge_entry(&c, token, &key, t));
+    }
+    let mut tasks = Vec::new();
+    for (i, e) in entries.into_iter().enumerate() {
+        let app = h.app.clone();
+        let body = json!({"entry": B64.encode(e.encode().unwrap())}).to_string();
+        tasks.push(tokio::spawn(async move {
+            // Spread over half a second: the group completes with the last.
+            tokio::time::sleep(Duration::from_millis(250 * i as u64)).await;
+            let req = Request::post("/v1/pledges")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body))
+                .unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let b = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, serde_json::from_slice::<Value>(&b).unwrap())
+        }));
+    }
+    let mut sizes = Vec::new();
+    for t in tasks {
+        let (s, v) = t.await.unwrap();
+        assert_eq!(s, StatusCode::OK, "{v}");
+        sizes.push(v["checkpoint_size"].as_u64().unwrap());
+    }
+    sizes.dedup();
+    assert_eq!(sizes, vec![size_before + 3], "the three were not one batch");
+    // No published tally of this campaign ever showed one or two pledges.
+    let mut seen = Vec::new();
+    while let Ok(ev) = events.try_recv() {
+        if let pledge_server::ledger::LogEvent::Tally(t) = ev
+            && t.campaign == c
+        {
+            seen.push(t.live);
+        }
+    }
+    assert_eq!(seen, vec![3], "tally events of the campaign: {seen:?}");
+    h.state.stop().await;
+}
+
+#[tokio::test]
+async fn held_pledges_are_released_before_the_deadline() {
+    let h = start_with(false, |c| {
+        c.publish_max_hold = Duration::from_secs(30);
+    })
+    .await;
+    // The deadline is within the release margin: a lone pledge is not held
+    // until it would be refused as late.
+    let soon =
+        pledge_server::ledger::unix_now() + pledge_server::ledger::sequencer::DEADLINE_MARGIN;
+    let (c, pk) =
+        campaign_with_publication(&h, soon, json!({"min_pledges": 5, "max_delay_ms": 0})).await;
+    let (token, key) = h.open_token(&c, &pk).await;
+    let (s, v) = h
+        .submit("/v1/pledges", &pledge_entry(&c, token, &key, 1))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    h.state.stop().await;
+}
+
+#[tokio::test]
+async fn publication_policies_are_validated() {
+    let h = start(false).await;
+    let admin = h.state.admin_token().to_owned();
+    let far = pledge_server::ledger::unix_now() + 3600;
+    for bad in [
+        json!({"min_pledges": 0, "max_delay_ms": 0}),
+        json!({"min_pledges": 101, "max_delay_ms": 0}),
+        json!({"min_pledges": 3, "max_delay_ms": 60_000}),
+    ] {
+        let body = json!({"title": "T", "action": "a", "deadline": far, "goal": 1,
+            "threshold_min": 1, "threshold_max": 10, "attester": {"kind": "open"},
+            "publication": bad});
+        let (s, v) = h
+            .post_raw("/v1/campaigns", body.to_string().into_bytes(), Some(&admin))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+        assert_eq!(v["error"], "bad_campaign");
+    }
+    h.state.stop().await;
+}
+
 #[tokio::test]
 async fn every_token_answer_closes_its_connection() {
     let h = start(true).await;
@@ -982,6 +1114,8 @@ async fn sled_backend_serves_the_same_flow_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let config = |demo| {
         let mut c = Config::new(dir.path());
+        // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
+        c.publication = pledge_server::ledger::Publication::IMMEDIATE;
         c.backend = pledge_server::store::Backend::Sled;
         c.batch_interval = Duration::from_millis(10);
         c.demo = demo;

@@ -81,6 +81,8 @@ async fn checkpoints_are_pushed_and_served_with_the_witness_cosignature() {
     fake.log.set(keys.log.verifier()).unwrap();
     drop(keys);
     let mut config = Config::new(dir.path());
+    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
+    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
     config.batch_interval = Duration::from_millis(10);
     config.demo = true;
     config.witnesses = vec![Witness {

@@ -47,6 +47,8 @@ struct Server {
 
 async fn start(dir: &Path) -> Server {
     let mut config = Config::new(dir);
+    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
+    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
     config.batch_interval = Duration::from_millis(20);
     config.close_check_interval = Duration::from_millis(100);
     config.demo = true;
@@ -913,6 +915,8 @@ async fn audit_with_a_witness_quorum_against_a_witnessed_server() {
     }));
 
     let mut config = Config::new(dir.path());
+    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
+    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
     config.batch_interval = Duration::from_millis(20);
     config.demo = true;
     config.open_rate_per_minute = 0;

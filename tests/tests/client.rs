@@ -37,6 +37,8 @@ struct Server {
 async fn start_with(rate: u32) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(dir.path());
+    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
+    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
     config.batch_interval = Duration::from_millis(20);
     config.demo = true;
     config.open_rate_per_minute = rate;
@@ -378,6 +380,7 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
                 threshold_min: 1,
                 threshold_max: 10,
                 attester: pledge_client::client::AttesterSpec::Open,
+                publication: None,
             },
         )
         .await
@@ -407,6 +410,7 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
                 attester: pledge_client::client::AttesterSpec::Invite {
                     group: "staff".into(),
                 },
+                publication: None,
             },
         )
         .await

@@ -31,6 +31,8 @@ struct Server {
 
 async fn start(dir: &Path) -> Server {
     let mut config = Config::new(dir);
+    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
+    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
     config.batch_interval = Duration::from_millis(20);
     config.demo = true;
     config.open_rate_per_minute = 0;

@@ -46,6 +46,8 @@ struct Server {
 
 fn config(dir: &Path) -> Config {
     let mut c = Config::new(dir);
+    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
+    c.publication = pledge_server::ledger::Publication::IMMEDIATE;
     c.batch_interval = Duration::from_millis(20);
     c.demo = true;
     c.open_rate_per_minute = 0;

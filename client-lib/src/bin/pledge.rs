@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Parser, Subcommand};
-use pledge_client::client::{AttesterSpec, Client, NewCampaign};
+use pledge_client::client::{AttesterSpec, Client, NewCampaign, PublicationSpec};
 use pledge_client::demo::{self, DemoOptions};
 use pledge_client::flows::{self, AttestKind, WatchNews};
 use pledge_client::wallet::{self, Protection, Wallet};
@@ -169,6 +169,14 @@ enum AdminCommand {
         /// `open`, or `invite:GROUP`.
         #[arg(long)]
         attester: String,
+        /// Publish pledges only in groups of at least N (SPEC R-PUB-1);
+        /// default: the server's (3).
+        #[arg(long, value_name = "N")]
+        publish_min: Option<u32>,
+        /// Random publication delay of up to MS milliseconds once a group is
+        /// complete (with --publish-min; default 10000).
+        #[arg(long, value_name = "MS", requires = "publish_min")]
+        publish_max_delay_ms: Option<u64>,
     },
     /// Mint single-use invite codes for a group (shown once).
     MintInvites {
@@ -220,7 +228,16 @@ fn main() -> ExitCode {
         match run(cli).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("pledge: {e:#}");
+                let text = format!("{e:#}");
+                eprintln!("pledge: {text}");
+                if text.contains("held_back") {
+                    // SPEC R-PUB-1: nothing was recorded; the wallet keeps
+                    // the signed entry and resends it unchanged.
+                    eprintln!(
+                        "pledge: your signed entry stays in the wallet, unsent; run the same \
+                         command again later and it is sent unchanged"
+                    );
+                }
                 ExitCode::FAILURE
             }
         }
@@ -674,7 +691,13 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
             threshold_min,
             threshold_max,
             attester,
+            publish_min,
+            publish_max_delay_ms,
         } => {
+            let publication = publish_min.map(|min_pledges| PublicationSpec {
+                min_pledges,
+                max_delay_ms: publish_max_delay_ms.unwrap_or(10_000),
+            });
             let attester = if attester == "open" {
                 AttesterSpec::Open
             } else if let Some(g) = attester.strip_prefix("invite:") {
@@ -696,6 +719,7 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
                         threshold_min: *threshold_min,
                         threshold_max: *threshold_max,
                         attester,
+                        publication,
                     },
                 )
                 .await?;

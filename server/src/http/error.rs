@@ -204,6 +204,9 @@ impl From<SubmitError> for ApiError {
             SubmitError::QueueFull => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()).retry(1)
             }
+            SubmitError::HeldBack { .. } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "held_back", e.to_string()).retry(30)
+            }
             SubmitError::ShuttingDown => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",

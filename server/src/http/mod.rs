@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 use self::error::ApiError;
 use crate::AppState;
 use crate::issuer::{Attestation, AttesterPolicy, TokenRequest};
-use crate::ledger::{LogEvent, Proposal, SubmitError, TallyView, unix_now};
+use crate::ledger::{LogEvent, Proposal, Publication, SubmitError, TallyView, unix_now};
 use crate::serve::ClientIp;
 
 /// Largest body of a pledge, amendment or withdrawal request.
@@ -66,18 +66,27 @@ pub fn router(state: AppState) -> Router {
             "/v1/tokens",
             post(tokens).layer(axum::middleware::map_response(close_connection)),
         )
-        .route("/v1/pledges", post(pledge))
-        .route("/v1/pledges/amend", post(amend))
-        .route("/v1/pledges/withdraw", post(withdraw))
         .route("/v1/admin/invites", post(invites))
         .route("/v1/admin/invites/{group}", delete(revoke_invites))
         .layer(TimeoutLayer::with_status_code(
             error::TIMEOUT_STATUS,
             REQUEST_TIMEOUT,
         ));
+    // Pledge entries may wait for their publication group (SPEC R-PUB-1):
+    // their timeout covers the hold and the publication delay.
+    let entry_timeout = REQUEST_TIMEOUT + state.inner.publish_max_hold + Duration::from_secs(15);
+    let entries = Router::new()
+        .route("/v1/pledges", post(pledge))
+        .route("/v1/pledges/amend", post(amend))
+        .route("/v1/pledges/withdraw", post(withdraw))
+        .layer(TimeoutLayer::with_status_code(
+            error::TIMEOUT_STATUS,
+            entry_timeout,
+        ));
     Router::new()
         .route("/v1/events", get(events))
         .merge(api)
+        .merge(entries)
         .merge(pages::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(state)
@@ -389,6 +398,8 @@ struct CampaignJson {
     /// Index of the CampaignOpened entry, to prove the key (SPEC R-TOKEN-11).
     opened_index: Option<u64>,
     tally: Option<TallyJson>,
+    /// Publication policy (SPEC R-PUB-1).
+    publication: Publication,
 }
 
 fn campaign_json(state: &AppState, id: &CampaignId) -> Option<CampaignJson> {
@@ -430,6 +441,7 @@ fn campaign_json(state: &AppState, id: &CampaignId) -> Option<CampaignJson> {
         issuer_key: B64.encode(c.issuer_key.as_spki()),
         opened_index: view.opened_at(id),
         tally: view.tally(id).as_deref().map(TallyJson::from),
+        publication: state.inner.ledger.publication(id),
     })
 }
 
@@ -488,6 +500,9 @@ struct NewCampaign {
     threshold_min: u32,
     threshold_max: u32,
     attester: AttesterPolicy,
+    /// SPEC R-PUB-1; the server's default when absent.
+    #[serde(default)]
+    publication: Option<Publication>,
 }
 
 #[derive(Serialize)]
@@ -533,12 +548,28 @@ async fn create_campaign(
         ))
         .into());
     }
+    let publication = c.publication.unwrap_or(state.inner.publication_default);
+    if !(1..=crate::config::MAX_PUBLISH_MIN).contains(&publication.min_pledges)
+        || publication.max_delay_ms > crate::config::MAX_PUBLISH_DELAY_MS
+    {
+        return Err(crate::issuer::AdminError::BadCampaign(format!(
+            "publication.min_pledges must be 1-{} and publication.max_delay_ms at most {}",
+            crate::config::MAX_PUBLISH_MIN,
+            crate::config::MAX_PUBLISH_DELAY_MS
+        ))
+        .into());
+    }
     let issuer = state.inner.issuer.clone();
-    let (entry, meta) =
+    let (entry, mut meta) =
         tokio::task::spawn_blocking(move || issuer.prepare_campaign(params, c.attester))
             .await
             .map_err(|_| ApiError::internal())??;
     let id = entry.campaign();
+    if publication != Publication::IMMEDIATE {
+        let bytes = serde_json::to_vec(&publication).map_err(|_| ApiError::internal())?;
+        meta.push((crate::ledger::publication_meta(&id), Some(bytes)));
+        state.inner.ledger.set_publication(id, publication);
+    }
     let accepted = match state
         .inner
         .sequencer

@@ -51,6 +51,9 @@ pub enum StartupError {
     /// Signing a checkpoint failed (the origin does not fit the key).
     #[error("cannot sign a checkpoint: {0}")]
     Signing(String),
+    /// Stored server metadata does not decode.
+    #[error("stored metadata is damaged: {0}; refusing to start")]
+    Metadata(String),
 }
 
 /// Why a submission was refused or could not be integrated.
@@ -78,6 +81,47 @@ pub enum SubmitError {
     /// The durable write failed; nothing was acknowledged.
     #[error("the ledger could not store the batch; nothing was recorded")]
     Storage,
+    /// The campaign publishes pledges only in groups of a minimum size, and
+    /// not enough arrived while this one waited: nothing was recorded.
+    #[error(
+        "this campaign publishes pledges only in groups of at least {min}, and fewer arrived \
+         while this one waited; nothing was recorded: send the same entry again later"
+    )]
+    HeldBack {
+        /// The campaign's minimum.
+        min: u32,
+    },
+}
+
+/// A campaign's publication policy (SPEC R-PUB-1): its pledges, amendments
+/// and withdrawals are integrated only in groups of at least `min_pledges`,
+/// after a random delay of up to `max_delay` once the group is complete, so
+/// that no published batch shows one person's entry alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publication {
+    /// Smallest group of pledge entries of the campaign that is published.
+    pub min_pledges: u32,
+    /// Longest random wait once a group is complete, in milliseconds.
+    pub max_delay_ms: u64,
+}
+
+impl Publication {
+    /// No holding: every entry is integrated with the next batch.
+    pub const IMMEDIATE: Self = Self {
+        min_pledges: 1,
+        max_delay_ms: 0,
+    };
+
+    /// Whether entries of this campaign are held at all.
+    pub fn holds(&self) -> bool {
+        self.min_pledges > 1 || self.max_delay_ms > 0
+    }
+}
+
+/// Store metadata key of a campaign's publication policy.
+pub fn publication_meta(id: &CampaignId) -> Vec<u8> {
+    format!("publication/{}", id.to_hex()).into_bytes()
 }
 
 /// What the sequencer returns for an integrated entry.
@@ -186,6 +230,8 @@ pub struct Ledger {
     events: broadcast::Sender<LogEvent>,
     /// Tally statements that could not be signed (metrics).
     tally_failures: std::sync::atomic::AtomicU64,
+    /// Publication policies of campaigns that have one (SPEC R-PUB-1).
+    publication: RwLock<HashMap<CampaignId, Publication>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -285,6 +331,24 @@ impl Ledger {
                 }
             }
         };
+        // Publication policies of the campaigns still open.
+        let mut publication = HashMap::new();
+        for (id, c) in view.state.campaigns() {
+            if c.closed.is_none()
+                && let Some(bytes) = store.meta(&publication_meta(id))?
+            {
+                match serde_json::from_slice::<Publication>(&bytes) {
+                    Ok(p) => {
+                        publication.insert(*id, p);
+                    }
+                    Err(e) => {
+                        return Err(StartupError::Metadata(format!(
+                            "a campaign's publication policy does not decode ({e})"
+                        )));
+                    }
+                }
+            }
+        }
         let (events, _) = broadcast::channel(256);
         Ok(Self {
             store,
@@ -294,6 +358,7 @@ impl Ledger {
             failed: std::sync::atomic::AtomicBool::new(false),
             events,
             tally_failures: std::sync::atomic::AtomicU64::new(0),
+            publication: RwLock::new(publication),
         })
     }
 
@@ -339,6 +404,26 @@ impl Ledger {
         }
         view.checkpoint = note.to_text().into();
         true
+    }
+
+    /// A campaign's publication policy ([`Publication::IMMEDIATE`] when it
+    /// has none).
+    pub fn publication(&self, id: &CampaignId) -> Publication {
+        self.publication
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .copied()
+            .unwrap_or(Publication::IMMEDIATE)
+    }
+
+    /// Records a campaign's publication policy (before its CampaignOpened
+    /// entry is submitted; the same policy goes into the store with it).
+    pub fn set_publication(&self, id: CampaignId, p: Publication) {
+        self.publication
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, p);
     }
 
     /// Tally statements that could not be signed since start.

@@ -4,6 +4,16 @@
 //! ([`Ledger::integrate`]). Each submitter gets its receipt only after the
 //! commit returned (DESIGN I3). A full queue refuses at once
 //! ([`SubmitError::QueueFull`]) instead of queueing without bound (DESIGN §7).
+//!
+//! Publication policy (SPEC R-PUB-1): the pledges, amendments and withdrawals
+//! of a campaign whose [`Publication`] holds are kept back, unanswered, until
+//! at least `min_pledges` of them wait, then released together after a random
+//! delay of up to `max_delay_ms`, so no published batch shows one person's
+//! entry alone. A held entry that waited [`SequencerConfig::max_hold`] without
+//! its group completing is dropped and answered [`SubmitError::HeldBack`]
+//! (nothing recorded; the client sends it again later). Held entries are
+//! released regardless of the minimum once the campaign's deadline is near
+//! ([`DEADLINE_MARGIN`]), and before its CampaignClosed entry.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +21,12 @@ use std::time::{Duration, Instant};
 use rand::seq::SliceRandom;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+
+use std::collections::HashMap;
+
+use pledge_protocol::entry::Entry;
+use pledge_protocol::hash::CampaignId;
+use rand::RngExt as _;
 
 use super::{Accepted, Ledger, MetaUpdates, Proposal, SubmitError, unix_now};
 use crate::metrics::Metrics;
@@ -22,9 +38,16 @@ pub struct SequencerConfig {
     pub interval: Duration,
     /// Most entries per batch; a full batch is integrated at once.
     pub max_batch: usize,
-    /// Submissions the queue holds before refusing.
+    /// Submissions the queue holds before refusing (and, separately, held
+    /// entries of campaigns with a publication policy).
     pub capacity: usize,
+    /// Longest time an entry is held for its publication group.
+    pub max_hold: Duration,
 }
+
+/// Held entries of a campaign are released whatever their number once its
+/// deadline is this close (seconds), so that none is refused as late.
+pub const DEADLINE_MARGIN: u64 = 5;
 
 struct Submission {
     proposal: Proposal,
@@ -103,6 +126,7 @@ pub fn spawn(
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(config.interval.max(Duration::from_millis(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut held = Held::default();
         loop {
             tokio::select! {
                 biased;
@@ -112,28 +136,168 @@ pub fn spawn(
             }
             // Integrate whole batches while they are waiting, then wait again.
             loop {
-                let batch = take_batch(&mut rx, max_batch);
-                if batch.is_empty() {
-                    break;
+                let taken = take_batch(&mut rx, max_batch);
+                let was_full = taken.len() == max_batch;
+                let ready = held.route(&ledger, taken, &config, Instant::now());
+                let mut ready = ready.into_iter().peekable();
+                while ready.peek().is_some() {
+                    let batch: Vec<Submission> = ready.by_ref().take(max_batch).collect();
+                    flush(&ledger, &metrics, batch).await;
                 }
-                let was_full = batch.len() == max_batch;
-                flush(&ledger, &metrics, batch).await;
                 if !was_full {
                     break;
                 }
             }
         }
-        // Graceful stop: refuse new submissions, integrate what was queued.
+        // Graceful stop: refuse new submissions, integrate what was queued;
+        // held entries are not published alone: answered, not recorded.
         rx.close();
+        held.refuse_all(SubmitError::ShuttingDown);
         loop {
             let batch = take_batch(&mut rx, max_batch);
             if batch.is_empty() {
                 break;
             }
+            let (batch, refused): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .partition(|s| held_campaign(s).is_none_or(|c| !ledger.publication(&c).holds()));
+            for s in refused {
+                let _ = s.reply.send(Err(SubmitError::ShuttingDown));
+            }
             flush(&ledger, &metrics, batch).await;
         }
     });
     (handle, task)
+}
+
+/// The campaign of a pledge, amendment or withdrawal (the entries a
+/// publication policy holds); `None` for other proposals.
+fn held_campaign(s: &Submission) -> Option<CampaignId> {
+    match &s.proposal {
+        Proposal::Entry(e) => match e.as_ref() {
+            Entry::Pledge(_) | Entry::PledgeAmended(_) | Entry::PledgeWithdrawn(_) => {
+                Some(e.campaign())
+            }
+            _ => None,
+        },
+        Proposal::Close { .. } => None,
+    }
+}
+
+/// Entries held for their publication group, per campaign.
+#[derive(Default)]
+struct Held {
+    groups: HashMap<CampaignId, Group>,
+    /// Close proposals deferred by one round behind the release of their
+    /// campaign's held entries.
+    deferred: Vec<Submission>,
+}
+
+struct Group {
+    waiting: Vec<(Instant, Submission)>,
+    /// When a complete group is released (set once it is complete).
+    release_at: Option<Instant>,
+}
+
+impl Held {
+    fn total(&self) -> usize {
+        self.groups.values().map(|g| g.waiting.len()).sum()
+    }
+
+    /// Sorts newly taken submissions into held groups and those ready now;
+    /// releases complete groups whose delay has passed, groups near their
+    /// deadline, and refuses entries held too long.
+    fn route(
+        &mut self,
+        ledger: &Ledger,
+        taken: Vec<Submission>,
+        config: &SequencerConfig,
+        now: Instant,
+    ) -> Vec<Submission> {
+        let mut ready = std::mem::take(&mut self.deferred);
+        for s in taken {
+            if let Proposal::Close { campaign, .. } = &s.proposal
+                && let Some(g) = self.groups.remove(campaign)
+            {
+                // The held entries go first; the close follows next round.
+                ready.extend(g.waiting.into_iter().map(|(_, s)| s));
+                self.deferred.push(s);
+                continue;
+            }
+            let Some(c) = held_campaign(&s) else {
+                ready.push(s);
+                continue;
+            };
+            if !ledger.publication(&c).holds() {
+                ready.push(s);
+                continue;
+            }
+            if self.total() >= config.capacity.max(1) {
+                let _ = s.reply.send(Err(SubmitError::QueueFull));
+                continue;
+            }
+            self.groups
+                .entry(c)
+                .or_insert_with(|| Group {
+                    waiting: Vec::new(),
+                    release_at: None,
+                })
+                .waiting
+                .push((now, s));
+        }
+        let wall = unix_now();
+        let view = ledger.read();
+        let mut release = Vec::new();
+        for (c, g) in &mut self.groups {
+            // A submitter that went away gets nothing recorded.
+            g.waiting.retain(|(_, s)| !s.reply.is_closed());
+            let p = ledger.publication(c);
+            let near_deadline = view.state.campaign(c).is_none_or(|camp| {
+                wall.saturating_add(DEADLINE_MARGIN) >= camp.definition.deadline()
+            });
+            let complete = g.waiting.len() >= usize::try_from(p.min_pledges).unwrap_or(usize::MAX);
+            if complete && g.release_at.is_none() {
+                let delay = rand::rng().random_range(0..=p.max_delay_ms);
+                g.release_at = Some(now + Duration::from_millis(delay));
+            }
+            if near_deadline || g.release_at.is_some_and(|t| now >= t) {
+                release.push(*c);
+                continue;
+            }
+            if !complete {
+                g.release_at = None;
+                // Held too long without a group: refused, nothing recorded.
+                let (old, young): (Vec<_>, Vec<_>) = std::mem::take(&mut g.waiting)
+                    .into_iter()
+                    .partition(|(since, _)| now.duration_since(*since) >= config.max_hold);
+                g.waiting = young;
+                for (_, s) in old {
+                    let _ = s
+                        .reply
+                        .send(Err(SubmitError::HeldBack { min: p.min_pledges }));
+                }
+            }
+        }
+        drop(view);
+        for c in release {
+            if let Some(g) = self.groups.remove(&c) {
+                ready.extend(g.waiting.into_iter().map(|(_, s)| s));
+            }
+        }
+        self.groups.retain(|_, g| !g.waiting.is_empty());
+        ready
+    }
+
+    fn refuse_all(&mut self, e: SubmitError) {
+        for (_, g) in self.groups.drain() {
+            for (_, s) in g.waiting {
+                let _ = s.reply.send(Err(e.clone()));
+            }
+        }
+        for s in self.deferred.drain(..) {
+            let _ = s.reply.send(Err(e.clone()));
+        }
+    }
 }
 
 /// Up to `max` submissions that are already in the queue.
