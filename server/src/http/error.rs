@@ -134,6 +134,15 @@ impl ApiError {
         .retry(30)
     }
 
+    /// The request (its body) took longer than the request timeout.
+    pub fn timeout() -> Self {
+        Self::new(
+            TIMEOUT_STATUS,
+            "request_timeout",
+            "the request body did not arrive within the request timeout",
+        )
+    }
+
     /// An unexpected internal fault.
     pub fn internal() -> Self {
         Self::new(

@@ -785,7 +785,12 @@ async fn submit_entry(state: AppState, req: Request, kind: Kind) -> Result<Respo
     if state.inner.ledger.has_failed() {
         return Err(ApiError::failed());
     }
-    let (body, _) = body_of(req, MAX_ENTRY_BODY).await?;
+    // The route's own timeout also covers the publication hold (R-PUB-1);
+    // reading the body gets the ordinary one, so a slow body is cut as
+    // early as on any other endpoint.
+    let (body, _) = tokio::time::timeout(REQUEST_TIMEOUT, body_of(req, MAX_ENTRY_BODY))
+        .await
+        .map_err(|_| ApiError::timeout())??;
     let entry = decode_entry(&body)?;
     let ok = matches!(
         (kind, &entry),
