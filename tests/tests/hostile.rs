@@ -1284,3 +1284,92 @@ async fn json_arrays_in_place_of_objects_are_refused() {
     assert_eq!(s, 200, "{v}");
     srv.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------
+// 11. A listener on /v1/events (SPEC R-PUB-1)
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_events_listener_never_sees_fewer_pledges_than_the_campaigns_minimum() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.publication = pledge_server::ledger::Publication {
+        min_pledges: 3,
+        max_delay_ms: 200,
+    };
+    cfg.publish_max_hold = Duration::from_secs(20);
+    let srv = start_with(cfg).await;
+    // Created without a policy: the server's default (3) applies.
+    let c = srv.create_campaign("held back", now() + 3600).await;
+    let (pk, info) = srv.campaign(&c).await;
+    assert_eq!(info["publication"]["min_pledges"], 3, "{info}");
+    let mut entries = Vec::new();
+    for t in 1..=6 {
+        let (token, key) = srv.token(&c, &pk).await;
+        entries.push(pledge(&c, token, &key, t));
+    }
+    // The listener, as an observer would run it.
+    let mut stream = srv
+        .http
+        .get(format!("{}/v1/events", srv.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    let hex = c.to_hex();
+    let listener = tokio::spawn(async move {
+        let mut text = String::new();
+        let mut lives = Vec::new();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(40) && !lives.contains(&6) {
+            let Ok(Ok(Some(chunk))) =
+                tokio::time::timeout(Duration::from_secs(1), stream.chunk()).await
+            else {
+                continue;
+            };
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            lives = text
+                .split("\n\n")
+                .filter(|ev| ev.starts_with("event: tally\n"))
+                .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .filter(|v| v["campaign_id"] == hex.as_str())
+                .map(|v| v["live"].as_u64().unwrap())
+                .collect();
+        }
+        lives
+    });
+    // Pledges trickle in one by one, 300 ms apart.
+    let mut tasks = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let http = srv.http.clone();
+        let url = format!("{}/v1/pledges", srv.base);
+        let body = json!({"entry": B64.encode(e.encode().unwrap())}).to_string();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300 * i as u64)).await;
+            let r = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            (s, v["checkpoint_size"].as_u64())
+        }));
+    }
+    let mut sizes = Vec::new();
+    for t in tasks {
+        let (s, size) = t.await.unwrap();
+        assert_eq!(s, 200);
+        sizes.push(size.unwrap());
+    }
+    // Two batches of three: the first three share a checkpoint, the last three another.
+    assert!(sizes[0] == sizes[1] && sizes[1] == sizes[2], "{sizes:?}");
+    assert!(sizes[3] == sizes[4] && sizes[4] == sizes[5], "{sizes:?}");
+    assert_eq!(sizes[3], sizes[0] + 3, "{sizes:?}");
+    let lives = listener.await.unwrap();
+    assert_eq!(lives, vec![3, 6], "live counts the listener saw");
+    srv.shutdown().await;
+}
