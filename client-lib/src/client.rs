@@ -363,6 +363,10 @@ impl Client {
         #[cfg(not(target_arch = "wasm32"))]
         let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // Idle connections are dropped before the server's idle timeout
+            // (SPEC R-API-17, 5 s by default) can close one under a new
+            // request, and no connection joins requests far apart (DESIGN P3).
+            .pool_idle_timeout(Duration::from_secs(2))
             // No identifying user agent beyond the product (DESIGN P1).
             .user_agent("pledge-client");
         #[cfg(target_arch = "wasm32")]
