@@ -254,6 +254,19 @@ fn pledge(c: &CampaignId, token: Token, key: &PledgeSigningKey, t: u32) -> Entry
     Entry::Pledge(Pledge::sign(*c, token, Terms::threshold(t).unwrap(), key).unwrap())
 }
 
+/// POSTs a JSON body from a spawned task (which cannot borrow the server).
+async fn post_json(
+    http: &reqwest::Client,
+    url: String,
+    body: String,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+}
+
 fn code(v: &Value) -> Option<&str> {
     v["error"].as_str()
 }
@@ -427,13 +440,7 @@ async fn one_token_spent_in_sequence_100_at_once_across_a_restart_and_re_encoded
         let url = format!("{}/v1/pledges", srv.base);
         let body = body.clone();
         tasks.push(tokio::spawn(async move {
-            let r = http
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let r = post_json(&http, url, body).await.unwrap();
             let s = r.status().as_u16();
             let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
             (s, v["error"].as_str().map(str::to_owned))
@@ -919,12 +926,7 @@ async fn shutdown_with_pledges_in_flight_answers_all_and_loses_nothing_acknowled
             if i >= 30 {
                 let _ = go.wait_for(|g| *g).await;
             }
-            let r = http
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await;
+            let r = post_json(&http, url, body).await;
             match r {
                 Ok(r) => {
                     let s = r.status().as_u16();
@@ -1146,13 +1148,7 @@ async fn a_flood_of_garbage_signatures_is_refused_and_the_server_stays_responsiv
         let url = format!("{}/v1/pledges", srv.base);
         let permit = sem.clone().acquire_owned().await.unwrap();
         tasks.push(tokio::spawn(async move {
-            let r = http
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let r = post_json(&http, url, body).await.unwrap();
             drop(permit);
             let s = r.status().as_u16();
             let v: Value = r.json().await.unwrap();
@@ -1347,13 +1343,7 @@ async fn an_events_listener_never_sees_fewer_pledges_than_the_campaigns_minimum(
         let body = json!({"entry": B64.encode(e.encode().unwrap())}).to_string();
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(300 * i as u64)).await;
-            let r = http
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let r = post_json(&http, url, body).await.unwrap();
             let s = r.status().as_u16();
             let v: Value = r.json().await.unwrap();
             (s, v["checkpoint_size"].as_u64())
