@@ -364,7 +364,7 @@ impl Client {
         let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             // Idle connections are dropped before the server's idle timeout
-            // (SPEC R-API-17, 5 s by default) can close one under a new
+            // (SPEC R-API-19, 5 s by default) can close one under a new
             // request, and no connection joins requests far apart (DESIGN P3).
             .pool_idle_timeout(Duration::from_secs(2))
             // No identifying user agent beyond the product (DESIGN P1).

@@ -844,7 +844,7 @@ async fn publication_policies_are_validated() {
 async fn every_token_answer_closes_its_connection() {
     let h = start(true).await;
     // A refused request and a granted one both say Connection: close, so no
-    // later request (a pledge) can ride the same connection (SPEC R-API-17).
+    // later request (a pledge) can ride the same connection (SPEC R-API-19).
     let req = Request::post("/v1/tokens")
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from("{}"))

@@ -60,7 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/campaigns", get(list_campaigns).post(create_campaign))
         .route("/v1/campaigns/{id}", get(get_campaign))
         .route("/v1/campaigns/{id}/tally", get(get_tally))
-        // SPEC R-API-17: a token answer closes its connection, so that no
+        // SPEC R-API-19: a token answer closes its connection, so that no
         // later request (a pledge) can arrive on the same one.
         .route(
             "/v1/tokens",
@@ -534,7 +534,7 @@ async fn create_campaign(
     if c.deadline <= unix_now() {
         return Err(SubmitError::DeadlinePassed.into());
     }
-    // SPEC R-API-18: the worst-case tally statement must fit a signed note.
+    // SPEC R-API-20: the worst-case tally statement must fit a signed note.
     if c.threshold_min <= c.threshold_max
         && !state
             .inner

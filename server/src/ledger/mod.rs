@@ -433,7 +433,7 @@ impl Ledger {
     }
 
     /// Whether campaigns with thresholds `t_min..=t_max` always get a tally
-    /// statement that fits a signed note on this log (SPEC R-API-18).
+    /// statement that fits a signed note on this log (SPEC R-API-20).
     pub fn statement_fits(&self, t_min: u32, t_max: u32) -> bool {
         worst_case_statement_len(self.signer.name().as_str(), t_min, t_max)
             <= pledge_protocol::note::MAX_NOTE_BYTES
@@ -716,7 +716,7 @@ fn sign_tally_of(
 /// thresholds `t_min..=t_max` can ever need on a log named `origin`: every
 /// threshold a bucket, every count and size at its widest. Campaigns are
 /// created only when this fits [`pledge_protocol::note::MAX_NOTE_BYTES`], so
-/// a tally can never freeze for want of space (SPEC R-API-18).
+/// a tally can never freeze for want of space (SPEC R-API-20).
 pub fn worst_case_statement_len(origin: &str, t_min: u32, t_max: u32) -> usize {
     let digits = |n: u64| n.to_string().len();
     let live = digits(pledge_protocol::tally::MAX_LIVE);

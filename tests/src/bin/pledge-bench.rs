@@ -590,7 +590,7 @@ impl Server {
             .arg(data)
             .env("PLEDGED_OPEN_RATE_PER_MINUTE", "0")
             // The load generator is one address playing many clients: lift
-            // the per-address and global connection caps (SPEC R-API-17).
+            // the per-address and global connection caps (SPEC R-API-19).
             .env("PLEDGED_MAX_CONNECTIONS_PER_ADDRESS", "100000")
             .env("PLEDGED_MAX_CONNECTIONS", "100000")
             .env("PLEDGED_LOG", "warn")
