@@ -1,4 +1,4 @@
-//! The independent auditor (`pledge audit`, SPEC §audit, R-AUDIT-1…R-AUDIT-13):
+//! The independent auditor (`pledge audit`, SPEC §15, R-AUDIT-1…R-AUDIT-14):
 //! rebuilds the log from its C2SP tlog-tiles read API and checks the
 //! checkpoint, its witnesses, consistency with the last checkpoint it
 //! verified, every tile, every entry, every ledger rule and every published
@@ -741,11 +741,13 @@ async fn log_key(
                     )));
                 }
             };
-            let key = NoteVerifier::from_text(text.trim_end()).map_err(|e| {
-                AuditError::Usage(format!(
-                    "the server's /v1/log/key is not a verifier key ({e}); pass --log-key"
-                ))
-            })?;
+            // SPEC R-API-17: the key text and exactly one final newline.
+            let key =
+                NoteVerifier::from_text(text.strip_suffix('\n').unwrap_or(&text)).map_err(|e| {
+                    AuditError::Usage(format!(
+                        "the server's /v1/log/key is not a verifier key ({e}); pass --log-key"
+                    ))
+                })?;
             Ok((key, KeySource::TrustOnFirstUse))
         }
     }
@@ -823,8 +825,8 @@ fn parse_campaign_list(body: &[u8]) -> Result<Vec<Listed>, String> {
         .collect()
 }
 
-/// SPEC R-AUDIT-1: with a key given or pinned, `/v1/log/key` must serve the
-/// same key (its text and one newline). A key not served is a note.
+/// SPEC R-AUDIT-1, R-API-17: with a key given or pinned, `/v1/log/key` must
+/// serve the same key (its text and one newline). A key not served is a note.
 async fn check_served_key(
     fetcher: &Fetcher,
     log: &NoteVerifier,
