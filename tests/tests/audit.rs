@@ -1314,3 +1314,70 @@ async fn an_entry_breaking_two_rules_gets_both_reported() {
     );
     assert_eq!(r.campaigns[0].live, 2);
 }
+
+/// The protocol's rule-decision vectors (`protocol/tests/vectors/
+/// rule_decisions.json`), each served as a log: `pledge audit` reports
+/// exactly the failures the vector lists for each entry (R-AUDIT-12), in log
+/// order, and the tally the vector gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auditor_agrees_with_the_rule_decision_vectors() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../protocol/tests/vectors/rule_decisions.json"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    let files: Files = Arc::new(Mutex::new(HashMap::new()));
+    let base = serve_files(files.clone()).await;
+    let mut o = opts(&base, None);
+    o.log_key = Some(signer.verifier());
+    let cases = v["cases"].as_array().unwrap();
+    assert!(cases.len() >= 8);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let entries: Vec<Vec<u8>> = c["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| hex::decode(e.as_str().unwrap()).unwrap())
+            .collect();
+        let size = entries.len() as u64;
+        let statements: Vec<(CampaignId, TallyStatement)> = c["tallies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let id = CampaignId::from_hex(t["campaign"].as_str().unwrap()).unwrap();
+                let buckets: Vec<(u32, u64)> =
+                    serde_json::from_value(t["buckets"].clone()).unwrap();
+                let snap = TallySnapshot::from_buckets(buckets).unwrap();
+                // At the last change size: the freshest a statement must be.
+                let at = t["last_change"].as_u64().unwrap();
+                (id, TallyStatement::new(ORIGIN, at, id, snap).unwrap())
+            })
+            .collect();
+        *files.lock().unwrap() = publish(&signer, &entries, &statements);
+        let r = run_audit(&o).await;
+        let got: Vec<(String, Option<u64>)> = r
+            .failures
+            .iter()
+            .map(|f| (f.kind.name().to_owned(), f.index))
+            .collect();
+        let want: Vec<(String, Option<u64>)> = c["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| {
+                d["failures"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(move |k| (k.as_str().unwrap().to_owned(), Some(i as u64)))
+            })
+            .collect();
+        assert_eq!(got, want, "{name}: {r}");
+        assert_eq!(r.counts.entries, size, "{name}");
+        assert_eq!(r.counts.tally_statements, statements.len() as u64, "{name}");
+    }
+}
