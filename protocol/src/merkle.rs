@@ -1,4 +1,4 @@
-//! RFC 6962 / RFC 9162 Merkle tree over SHA-256 (SPEC §log, R-LOG-1…R-LOG-9):
+//! RFC 6962 / RFC 9162 Merkle tree over SHA-256 (SPEC §10, R-LOG-1…R-LOG-9):
 //! hashing, the incremental tree kept by the sequencer, proof generation over
 //! stored subtree hashes, and proof verification.
 //!

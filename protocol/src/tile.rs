@@ -1,6 +1,6 @@
 //! C2SP tlog-tiles (<https://c2sp.org/tlog-tiles>): tile coordinates and
 //! paths, which tiles a tree size publishes, tile contents, a [`HashReader`]
-//! over fetched tiles, and entry bundles (SPEC §tiles, R-TILE-1…R-TILE-9).
+//! over fetched tiles, and entry bundles (SPEC §10, R-TILE-1…R-TILE-9).
 //!
 //! A tile at level `L`, index `N` holds the hashes of the tree nodes at tree
 //! level `8·L` with indices `N·256 … N·256 + W − 1` (width `W`, 256 when

@@ -572,3 +572,258 @@ fn generate_vectors() {
         &json!({"source": "pledge SPEC §8 (R-RULE-1..9): valid prefix, then one entry that breaks the named rule", "cases": cases}),
     );
 }
+
+// ---------------------------------------------------------------------------
+// Rule decisions (SPEC §8 preamble, R-RULE-4, R-RULE-8, R-RULE-9, R-TALLY-12,
+// R-AUDIT-12): `vectors/rule_decisions.json`
+// ---------------------------------------------------------------------------
+
+/// The auditor's failure kind for a rule error (SPEC §15, R-AUDIT-6…R-AUDIT-11).
+fn audit_kind(e: &RuleError) -> &'static str {
+    match e {
+        RuleError::BadToken => "bad_token",
+        RuleError::BadPledgeSignature => "bad_pledge_signature",
+        RuleError::DoubleSpend => "duplicate_nullifier",
+        RuleError::UnknownCampaign | RuleError::CampaignClosed => "outside_open_window",
+        RuleError::CampaignExists => "duplicate_campaign",
+        RuleError::ThresholdOutOfRange => "threshold_out_of_range",
+        RuleError::UnknownPledge => "unknown_pledge",
+        RuleError::Withdrawn => "after_withdrawal",
+        RuleError::BadSequence { .. } => "bad_sequence",
+        RuleError::TallyMismatch => "closing_tally_mismatch",
+        RuleError::MorePledgesThanTokens { .. } => "more_pledges_than_tokens",
+        _ => "rule_violation",
+    }
+}
+
+/// SPEC R-AUDIT-12: every failure of one entry, in order: a pledge's token
+/// and signature (only against a campaign opened earlier), then the first
+/// ledger rule it breaks.
+fn audit_failures(state: &LedgerState, e: &Entry) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if let Entry::Pledge(p) = e
+        && let Some(c) = state.campaign(&p.campaign)
+    {
+        if p.token.verify(&c.issuer_key, &p.campaign).is_err() {
+            out.push("bad_token");
+        }
+        if !p.verify_pledge_signature() {
+            out.push("bad_pledge_signature");
+        }
+    }
+    if let Err(err) = state.check(e, StatelessChecks::AlreadyVerified) {
+        out.push(audit_kind(&err));
+    }
+    out
+}
+
+/// Replays `entries`: each entry's decision (`"valid"` or the rule error),
+/// its auditor failures, and each campaign's last change size (R-TALLY-12).
+fn decide(entries: &[Entry]) -> (LedgerState, Vec<Value>, Vec<(CampaignId, u64)>) {
+    let mut state = LedgerState::new();
+    let mut decisions = Vec::new();
+    let mut last: Vec<(CampaignId, u64)> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let failures = audit_failures(&state, e);
+        let decision = match state.apply(e, StatelessChecks::Verify) {
+            Ok(()) => {
+                if !matches!(e, Entry::CampaignClosed(_)) {
+                    let id = e.campaign();
+                    last.retain(|(c, _)| *c != id);
+                    last.push((id, i as u64 + 1));
+                }
+                "valid".to_owned()
+            }
+            Err(err) => format!("{err:?}"),
+        };
+        assert_eq!(
+            failures.is_empty(),
+            decision == "valid",
+            "entry {i}: {decision} but failures {failures:?}"
+        );
+        decisions.push(json!({"decision": decision, "failures": failures}));
+    }
+    (state, decisions, last)
+}
+
+fn tally_json(state: &LedgerState, last: &[(CampaignId, u64)]) -> Vec<Value> {
+    let mut out: Vec<Value> = last
+        .iter()
+        .map(|(id, at)| {
+            let s = state.campaign(id).unwrap().tally.snapshot().unwrap();
+            json!({"campaign": id.to_hex(), "live": s.live(), "active": s.active(),
+                   "buckets": s.buckets(), "last_change": at})
+        })
+        .collect();
+    out.sort_by_key(|v| v["campaign"].as_str().unwrap().to_owned());
+    out
+}
+
+#[test]
+fn rule_decision_vectors() {
+    let v = load("rule_decisions.json");
+    let cases = v["cases"].as_array().unwrap();
+    assert!(cases.len() >= 8);
+    let mut refused = 0;
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let entries: Vec<Entry> = c["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| Entry::decode(&hex::decode(e.as_str().unwrap()).unwrap()).unwrap())
+            .collect();
+        let (state, decisions, last) = decide(&entries);
+        let want = c["decisions"].as_array().unwrap();
+        assert_eq!(decisions.len(), want.len(), "{name}");
+        for (i, (got, want)) in decisions.iter().zip(want).enumerate() {
+            let wd = want["decision"].as_str().unwrap();
+            let gd = got["decision"].as_str().unwrap();
+            assert!(gd.starts_with(wd), "{name} entry {i}: {gd} vs {wd}");
+            assert_eq!(got["failures"], want["failures"], "{name} entry {i}");
+            if wd != "valid" {
+                refused += 1;
+            }
+        }
+        assert_eq!(
+            Value::from(tally_json(&state, &last)),
+            c["tallies"],
+            "{name}"
+        );
+    }
+    assert!(refused >= 8);
+}
+
+#[test]
+#[ignore = "vector generator: run explicitly, review, rename"]
+fn generate_rule_decision_vectors() {
+    let sk = issuer();
+    let log = sample_log(&sk);
+    let id = log[0].campaign();
+    let open = log[0].clone();
+    let p1 = log[1].clone(); // threshold 2, key 1
+    let n1 = token::nullifier(&id, &pledge_key(1).public_key());
+    let pledge = |k: u8, t: u32| {
+        let key = pledge_key(k);
+        let tok = token_for(&sk, &id, &key);
+        Pledge::sign(id, tok, Terms::threshold(t).unwrap(), &key).unwrap()
+    };
+    let p8 = pledge(8, 2);
+    let p9 = Entry::Pledge(pledge(9, 3));
+    let mut p8_bad_token = p8.clone();
+    p8_bad_token.token.randomizer[0] ^= 1;
+    let Entry::Pledge(p1_pledge) = &p1 else {
+        unreachable!()
+    };
+    let mut p1_copy = p1_pledge.clone();
+    p1_copy.token.signature[7] ^= 1;
+    let mut both = pledge(7, 2);
+    both.token.signature[9] ^= 1;
+    both.terms = Terms::threshold(3).unwrap();
+    let other_sk = IssuerSecretKey::generate().unwrap();
+    let k6 = pledge_key(6);
+    let foreign = Entry::Pledge(
+        Pledge::sign(
+            id,
+            token_for(&other_sk, &id, &k6),
+            Terms::threshold(2).unwrap(),
+            &k6,
+        )
+        .unwrap(),
+    );
+    let p8 = Entry::Pledge(p8);
+    let close = |tokens, hist: Vec<(u32, u64)>| {
+        Entry::CampaignClosed(CampaignClosed::new(
+            id,
+            tokens,
+            &TallySnapshot::from_buckets(hist).unwrap(),
+        ))
+    };
+    let amend = |seq, t| {
+        Entry::PledgeAmended(Amendment::sign(
+            id,
+            n1,
+            seq,
+            Terms::threshold(t).unwrap(),
+            &pledge_key(1),
+        ))
+    };
+    let withdraw = |seq| Entry::PledgeWithdrawn(Withdrawal::sign(id, n1, seq, &pledge_key(1)));
+    let cases: Vec<(&str, &str, Vec<Entry>)> = vec![
+        (
+            "refused_close_closes_nothing",
+            "R-RULE-9: a CampaignClosed with a wrong tally is refused, the campaign stays open, a later close closes it",
+            vec![
+                open.clone(),
+                p1.clone(),
+                close(1, vec![(3, 1)]),
+                p8.clone(),
+                close(2, vec![(2, 2)]),
+                p9.clone(),
+            ],
+        ),
+        (
+            "refused_spend_spends_nothing",
+            "R-RULE-4: a pledge refused for its token spends nothing; the valid pledge of the same nullifier is applied",
+            vec![
+                open.clone(),
+                Entry::Pledge(p8_bad_token.clone()),
+                p8.clone(),
+            ],
+        ),
+        (
+            "copy_with_a_flipped_rsa_bit",
+            "R-AUDIT-12: a copy of a valid pledge with one RSA bit flipped is bad_token and duplicate_nullifier",
+            vec![open.clone(), p1.clone(), Entry::Pledge(p1_copy)],
+        ),
+        (
+            "bad_token_and_bad_signature",
+            "R-AUDIT-6: both stateless checks are reported",
+            vec![open.clone(), Entry::Pledge(both)],
+        ),
+        (
+            "only_valid_pledges_count_against_tokens",
+            "R-RULE-8: a refused pledge is not a Pledge entry of the campaign",
+            vec![open.clone(), p1.clone(), foreign, close(1, vec![(2, 1)])],
+        ),
+        (
+            "pledge_before_its_campaign",
+            "R-AUDIT-6: a pledge before its campaign's opening is only outside_open_window, even with a bad token",
+            vec![Entry::Pledge(p8_bad_token), open.clone(), p1.clone()],
+        ),
+        (
+            "last_change_counts_amendments_not_the_close",
+            "R-TALLY-12: an amendment to the same threshold is a change, CampaignClosed is not",
+            vec![
+                open.clone(),
+                p1.clone(),
+                amend(1, 2),
+                close(1, vec![(2, 1)]),
+            ],
+        ),
+        (
+            "refused_entries_are_not_changes",
+            "R-TALLY-12, R-RULE-6: an amendment after a withdrawal is refused and changes nothing",
+            vec![open.clone(), p1.clone(), withdraw(1), amend(2, 3)],
+        ),
+        (
+            "pledge_after_valid_close",
+            "R-RULE-9: nothing of the campaign after its valid CampaignClosed",
+            vec![open, p1, close(1, vec![(2, 1)]), p9],
+        ),
+    ];
+    let out: Vec<Value> = cases
+        .iter()
+        .map(|(name, rule, entries)| {
+            let (state, decisions, last) = decide(entries);
+            json!({"name": name, "rule": rule,
+                   "entries": entries.iter().map(hexs).collect::<Vec<_>>(),
+                   "decisions": decisions,
+                   "tallies": tally_json(&state, &last)})
+        })
+        .collect();
+    write_new(
+        "rule_decisions",
+        &json!({"source": "pledge SPEC §8 preamble, R-RULE-4/8/9, R-TALLY-12, R-AUDIT-6/12: each entry's decision (valid, or the first rule error LedgerState::apply returns with signatures verified), the failures an auditor reports for it (R-AUDIT-12 order), and each campaign's tally and last change size after the log", "cases": out}),
+    );
+}

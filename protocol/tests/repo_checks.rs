@@ -125,3 +125,45 @@ fn every_vector_file_is_loaded_by_a_test() {
     assert!(count > 10);
     assert!(unused.is_empty(), "vector files no test loads: {unused:?}");
 }
+
+/// Every `SPEC §N` the code cites names a numbered section of SPEC.md
+/// (`## N. …`), never a name (`SPEC §audit`) a reader cannot look up.
+#[test]
+fn every_cited_spec_section_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let spec = std::fs::read_to_string(root.join("SPEC.md")).unwrap();
+    let sections: BTreeSet<String> = spec
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .filter_map(|l| l.split_once(". "))
+        .map(|(n, _)| n.to_owned())
+        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert!(
+        sections.contains("8") && sections.contains("16"),
+        "{sections:?}"
+    );
+    let mut files = Vec::new();
+    for krate in ["protocol", "server", "client-lib", "tests"] {
+        rust_files(&root.join(krate), &mut files);
+    }
+    let mut bad = BTreeSet::new();
+    for f in files.iter().filter(|f| !f.ends_with("repo_checks.rs")) {
+        let text = std::fs::read_to_string(f).unwrap();
+        let mut rest = text.as_str();
+        while let Some(pos) = rest.find("SPEC §") {
+            rest = &rest[pos + "SPEC §".len()..];
+            let cited: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            if !sections.contains(&cited) {
+                bad.insert(format!(
+                    "SPEC §{cited} ({})",
+                    f.strip_prefix(root).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "cited sections not in SPEC.md: {bad:?}");
+}

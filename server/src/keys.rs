@@ -44,7 +44,9 @@ pub enum KeyFileError {
         reason: String,
     },
     /// The origin is not a valid key name.
-    #[error("origin {0:?} is not a valid log name (no spaces, no '+', not empty)")]
+    #[error(
+        "origin {0:?} is not a valid log name (no spaces, no '+', not empty, at most 1024 bytes)"
+    )]
     BadOrigin(String),
     /// No randomness.
     #[error("the operating system gave no randomness")]
@@ -187,6 +189,11 @@ impl std::fmt::Debug for ServerKeys {
 /// # Errors
 /// [`KeyFileError`] naming the file at fault.
 pub fn load_or_create(dir: &Path, origin: &str) -> Result<ServerKeys, KeyFileError> {
+    // SPEC R-CKPT-2: at most 1024 bytes, so that tally statements can name it
+    // (R-TALLY-7); a longer origin would give checkpoints but no statement.
+    if origin.len() > pledge_protocol::tally::MAX_ORIGIN_LEN {
+        return Err(KeyFileError::BadOrigin(origin.to_owned()));
+    }
     let name = KeyName::new(origin).map_err(|_| KeyFileError::BadOrigin(origin.to_owned()))?;
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -355,5 +362,16 @@ mod tests {
         // A log cannot change its origin.
         let e = load_or_create(dir.path(), "other.example/log").unwrap_err();
         assert!(e.to_string().contains("origin"), "{e}");
+    }
+
+    #[test]
+    fn an_origin_too_long_for_a_tally_statement_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let longest = format!("{}/pledge", "a".repeat(1024 - 7));
+        assert_eq!(longest.len(), 1024);
+        load_or_create(&dir.path().join("ok"), &longest).unwrap();
+        let e = load_or_create(&dir.path().join("long"), &format!("{longest}x")).unwrap_err();
+        assert!(matches!(e, KeyFileError::BadOrigin(_)), "{e}");
+        assert!(!dir.path().join("long").join(LOG_KEY_FILE).exists());
     }
 }

@@ -998,8 +998,9 @@ async fn usage_and_network_errors_exit_with_2() {
     );
     // A state directory pinning another log's key than --log-key.
     let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
-    let (_, entries) = honest_entries(2);
-    let files: Files = Arc::new(Mutex::new(publish(&signer, &entries, &[])));
+    let (c, entries) = honest_entries(2);
+    let st = TallyStatement::new(ORIGIN, 3, c.id, tally_after(&entries, &c.id)).unwrap();
+    let files: Files = Arc::new(Mutex::new(publish(&signer, &entries, &[(c.id, st)])));
     let base = serve_files(files).await;
     let state = tempfile::tempdir().unwrap();
     assert!(run_audit(&opts(&base, Some(state.path()))).await.passed());
@@ -1008,4 +1009,379 @@ async fn usage_and_network_errors_exit_with_2() {
     a.state = Some(state.path().to_path_buf());
     a.log_key = Some(other.verifier().to_text());
     assert_eq!(audit::cli(a).await, ExitCode::from(2));
+}
+
+// ---------------------------------------------------------------------------
+// Blind spots found by an independent auditor (issue 15): each of these logs
+// passed `pledge audit` before.
+// ---------------------------------------------------------------------------
+
+/// A forged log with a pinned key: its files and audit options.
+async fn forged(
+    signer: &NoteSigner,
+    entries: &[Vec<u8>],
+    statements: &[(CampaignId, TallyStatement)],
+) -> (Files, AuditOptions) {
+    let files: Files = Arc::new(Mutex::new(publish(signer, entries, statements)));
+    let base = serve_files(files.clone()).await;
+    let mut o = opts(&base, None);
+    o.log_key = Some(signer.verifier());
+    (files, o)
+}
+
+/// Blind spot 1: a genuine statement frozen at an old size (or replayed by
+/// a cache) is `tally_stale` once the campaign's tally changed after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_older_than_the_last_change_is_stale() {
+    let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    let (a, entries) = honest_entries(3); // opened at 0, pledges at 1, 2, 3
+    // Genuine at size 2 (one pledge), but the tally changed at sizes 3 and 4.
+    let old = TallyStatement::new(ORIGIN, 2, a.id, tally_after(&entries[..2], &a.id)).unwrap();
+    let (files, o) = forged(&signer, &entries, &[(a.id, old)]).await;
+    let r = run_audit(&o).await;
+    assert_eq!(kinds(&r), vec![FailureKind::TallyStale], "{r}");
+    assert_eq!(r.failures[0].campaign, Some(a.id.to_hex()));
+
+    // A statement at the size of the last change is fresh.
+    let fresh = TallyStatement::new(ORIGIN, 4, a.id, tally_after(&entries, &a.id)).unwrap();
+    *files.lock().unwrap() = publish(&signer, &entries, &[(a.id, fresh)]);
+    let r = run_audit(&o).await;
+    assert!(r.passed(), "{r}");
+    // A CampaignClosed does not change the tally: the statement before it
+    // stays fresh after it.
+    let mut closed = entries.clone();
+    closed.push(enc(&Entry::CampaignClosed(CampaignClosed::new(
+        a.id,
+        3,
+        &tally_after(&entries, &a.id),
+    ))));
+    let before_close = TallyStatement::new(ORIGIN, 4, a.id, tally_after(&entries, &a.id)).unwrap();
+    *files.lock().unwrap() = publish(&signer, &closed, &[(a.id, before_close)]);
+    let r = run_audit(&o).await;
+    assert!(r.passed(), "{r}");
+    // An amendment changes it (even back to the same histogram later).
+    let (b, mut more) = honest_entries(0);
+    let (p, k) = b.pledge(2);
+    more.push(enc(&Entry::Pledge(p.clone())));
+    let at2 = TallyStatement::new(ORIGIN, 2, b.id, tally_after(&more, &b.id)).unwrap();
+    more.push(enc(&Entry::PledgeAmended(Amendment::sign(
+        b.id,
+        p.nullifier(),
+        1,
+        Terms::threshold(3).unwrap(),
+        &k,
+    ))));
+    more.push(enc(&Entry::PledgeAmended(Amendment::sign(
+        b.id,
+        p.nullifier(),
+        2,
+        Terms::threshold(2).unwrap(),
+        &k,
+    ))));
+    *files.lock().unwrap() = publish(&signer, &more, &[(b.id, at2)]);
+    let r = run_audit(&o).await;
+    assert_eq!(kinds(&r), vec![FailureKind::TallyStale], "{r}");
+}
+
+/// Blind spot 2: a campaign in the log but missing from `/v1/campaigns` is
+/// reported, and its statement is checked anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_hidden_from_the_list_is_reported_and_its_tally_checked() {
+    let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    let (a, open_a) = Campaign::new("Listed");
+    let (b, open_b) = Campaign::new("Hidden");
+    let (pa, _) = a.pledge(1);
+    let (pb1, _) = b.pledge(1);
+    let (pb2, _) = b.pledge(2);
+    let entries = vec![
+        enc(&open_a),
+        enc(&Entry::Pledge(pa)),
+        enc(&open_b), // 2
+        enc(&Entry::Pledge(pb1)),
+        enc(&Entry::Pledge(pb2)),
+    ];
+    let sa = TallyStatement::new(ORIGIN, 5, a.id, tally_after(&entries, &a.id)).unwrap();
+    // B's statement lies (three pledges); only A is listed.
+    let lie = TallyStatement::new(
+        ORIGIN,
+        5,
+        b.id,
+        TallySnapshot::from_buckets(vec![(1, 2), (2, 1)]).unwrap(),
+    )
+    .unwrap();
+    let (files, o) = forged(&signer, &entries, &[(a.id, sa.clone())]).await;
+    let lie_note = sign_note(&lie.to_note_body(), &[&signer]).unwrap();
+    let b_tally = format!("/v1/campaigns/{}/tally", b.id.to_hex());
+    files
+        .lock()
+        .unwrap()
+        .insert(b_tally.clone(), lie_note.to_text().into_bytes());
+    let r = run_audit(&o).await;
+    let got: Vec<(FailureKind, Option<u64>, Option<String>)> = r
+        .failures
+        .iter()
+        .map(|f| (f.kind, f.index, f.campaign.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (FailureKind::CampaignNotListed, Some(2), Some(b.id.to_hex())),
+            (FailureKind::TallyMismatch, None, Some(b.id.to_hex())),
+        ],
+        "{r}"
+    );
+    assert_eq!(r.counts.tally_statements, 2);
+
+    // Hidden and without a statement.
+    files.lock().unwrap().remove(&b_tally);
+    let r = run_audit(&o).await;
+    assert_eq!(
+        kinds(&r),
+        vec![FailureKind::CampaignNotListed, FailureKind::TallyMissing],
+        "{r}"
+    );
+
+    // Listed with an honest statement: passes.
+    let sb = TallyStatement::new(ORIGIN, 5, b.id, tally_after(&entries, &b.id)).unwrap();
+    *files.lock().unwrap() = publish(&signer, &entries, &[(a.id, sa), (b.id, sb)]);
+    let r = run_audit(&o).await;
+    assert!(r.passed(), "{r}");
+}
+
+/// Blind spot 3: the `issuer_key` that `/v1/campaigns` shows (and clients
+/// blind their tokens to) must be the key the CampaignOpened entry logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_key_shown_other_than_the_logged_one_is_reported() {
+    let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    let (a, entries) = honest_entries(2);
+    let st = TallyStatement::new(ORIGIN, 3, a.id, tally_after(&entries, &a.id)).unwrap();
+    let (files, o) = forged(&signer, &entries, &[(a.id, st)]).await;
+    let list = |key: &IssuerPublicKey| {
+        json!({"campaigns": [{"campaign_id": a.id.to_hex(),
+                              "issuer_key": B64.encode(key.as_spki())}]})
+        .to_string()
+        .into_bytes()
+    };
+    files
+        .lock()
+        .unwrap()
+        .insert("/v1/campaigns".into(), list(a.sk.public_key()));
+    let r = run_audit(&o).await;
+    assert!(r.passed(), "{r}");
+
+    let tagging = IssuerSecretKey::generate().unwrap();
+    files
+        .lock()
+        .unwrap()
+        .insert("/v1/campaigns".into(), list(tagging.public_key()));
+    let r = run_audit(&o).await;
+    assert_eq!(kinds(&r), vec![FailureKind::IssuerKeyMismatch], "{r}");
+    assert_eq!(r.failures[0].campaign, Some(a.id.to_hex()));
+}
+
+/// Blind spot 4: with the log key given (or pinned), a server that publishes
+/// another key at `/v1/log/key` is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_log_key_other_than_the_trusted_one_is_reported() {
+    let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    let (a, entries) = honest_entries(1);
+    let st = TallyStatement::new(ORIGIN, 2, a.id, tally_after(&entries, &a.id)).unwrap();
+    let (files, mut o) = forged(&signer, &entries, &[(a.id, st)]).await;
+    // The served key ends in one newline (§12): that is the same key.
+    let r = run_audit(&o).await;
+    assert!(r.passed(), "{r}");
+
+    let other = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    files.lock().unwrap().insert(
+        "/v1/log/key".into(),
+        format!("{}\n", other.verifier().to_text()).into_bytes(),
+    );
+    let r = run_audit(&o).await;
+    assert_eq!(kinds(&r), vec![FailureKind::LogKeyMismatch], "{r}");
+    // The same when the key is pinned by the state directory.
+    let state = tempfile::tempdir().unwrap();
+    o.state_dir = Some(state.path().to_path_buf());
+    let r = run_audit(&o).await;
+    assert_eq!(kinds(&r), vec![FailureKind::LogKeyMismatch], "{r}");
+    o.log_key = None;
+    let r = run_audit(&o).await;
+    assert_eq!(r.log_key_source, audit::KeySource::State);
+    assert_eq!(kinds(&r), vec![FailureKind::LogKeyMismatch], "{r}");
+    // Trusted on first use, the served key is the trusted one: nothing to
+    // compare, and the report says so.
+    let r = run_audit(&opts(&o.server, None)).await;
+    assert_eq!(r.log_key_source, audit::KeySource::TrustOnFirstUse);
+    assert_eq!(kinds(&r), vec![FailureKind::CheckpointSignature], "{r}");
+}
+
+/// A log that answers every hash-tile path (the first 1000 with junk) and
+/// serves only the real entry bundles; counts the hash tiles asked for.
+#[derive(Clone)]
+struct Hostile {
+    files: Files,
+    tiles: Arc<std::sync::atomic::AtomicU64>,
+}
+
+async fn hostile_handler(State(h): State<Hostile>, uri: Uri) -> Response {
+    let path = uri.path();
+    let is_hash_tile = path.starts_with("/log/tile/") && !path.starts_with("/log/tile/entries/");
+    if is_hash_tile {
+        let n = h.tiles.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(b) = h.files.lock().unwrap().get(path) {
+            return b.clone().into_response();
+        }
+        if n < 1000 {
+            return vec![0u8; 256 * 32].into_response();
+        }
+    }
+    match h.files.lock().unwrap().get(path) {
+        Some(b) => b.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Blind spot 5: a log signing size 2^64 − 1 gets a verdict after the
+/// bundles up to the first missing one, without asking for a single tile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_size_the_log_cannot_serve_stops_at_the_first_missing_bundle() {
+    let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    let (a, entries) = honest_entries(299); // bundle 0 full, bundle 1 partial
+    let st = TallyStatement::new(ORIGIN, 300, a.id, tally_after(&entries, &a.id)).unwrap();
+    let mut files = publish(&signer, &entries, &[(a.id, st)]);
+    let huge = Checkpoint::new(KeyName::new(ORIGIN).unwrap(), u64::MAX, leaf_hash(b"x"))
+        .sign(&signer)
+        .unwrap();
+    files.insert("/log/checkpoint".into(), huge.to_text().into_bytes());
+    let tiles = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let base = serve(Router::new().fallback(hostile_handler).with_state(Hostile {
+        files: Arc::new(Mutex::new(files)),
+        tiles: tiles.clone(),
+    }))
+    .await;
+    let mut o = opts(&base, None);
+    o.log_key = Some(signer.verifier());
+    let r = run_audit(&o).await;
+    let got: Vec<(FailureKind, Option<u64>)> =
+        r.failures.iter().map(|f| (f.kind, f.index)).collect();
+    // The full bundle 1 is not served: the replay stops at entry 256.
+    assert_eq!(got, vec![(FailureKind::Unavailable, Some(256))], "{r}");
+    assert_eq!(r.counts.replayed, 256);
+    assert_eq!(r.counts.tiles_checked, 0);
+    assert_eq!(tiles.load(std::sync::atomic::Ordering::SeqCst), 0, "{r}");
+    assert!(!r.passed());
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("rebuilt only up to entry 256")),
+        "{r}"
+    );
+}
+
+/// Blind spot 6: every failure of an entry is reported: a copy of a pledge
+/// with one RSA bit flipped is both `bad_token` and `duplicate_nullifier`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_breaking_two_rules_gets_both_reported() {
+    let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    let (a, open) = Campaign::new("A");
+    let (p, _) = a.pledge(1);
+    let mut copy = p.clone();
+    copy.token.signature[7] ^= 0x01;
+    let mut both = a.pledge(2).0;
+    both.token.signature[9] ^= 0x01;
+    both.signature[3] ^= 0x01;
+    let (late, _) = a.pledge(3);
+    let mut late_bad = late.clone();
+    late_bad.token.signature[11] ^= 0x01;
+    let entries = vec![
+        enc(&open),
+        enc(&Entry::Pledge(p)),
+        enc(&Entry::Pledge(copy)), // 2: bad token, and a spent nullifier
+        enc(&Entry::Pledge(both)), // 3: bad token, bad pledge signature
+        enc(&Entry::Pledge(late_bad.clone())), // 4: bad token (not spent: not applied)
+        enc(&Entry::Pledge(late)), // 5: valid: a refused pledge spends nothing
+    ];
+    let st = TallyStatement::new(ORIGIN, 6, a.id, tally_after(&entries, &a.id)).unwrap();
+    let (_files, o) = forged(&signer, &entries, &[(a.id, st)]).await;
+    let r = run_audit(&o).await;
+    let got: Vec<(FailureKind, Option<u64>)> =
+        r.failures.iter().map(|f| (f.kind, f.index)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (FailureKind::BadToken, Some(2)),
+            (FailureKind::DuplicateNullifier, Some(2)),
+            (FailureKind::BadToken, Some(3)),
+            (FailureKind::BadPledgeSignature, Some(3)),
+            (FailureKind::BadToken, Some(4)),
+        ],
+        "{r}"
+    );
+    assert_eq!(r.campaigns[0].live, 2);
+}
+
+/// The protocol's rule-decision vectors (`protocol/tests/vectors/
+/// rule_decisions.json`), each served as a log: `pledge audit` reports
+/// exactly the failures the vector lists for each entry (R-AUDIT-12), in log
+/// order, and the tally the vector gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auditor_agrees_with_the_rule_decision_vectors() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../protocol/tests/vectors/rule_decisions.json"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    let files: Files = Arc::new(Mutex::new(HashMap::new()));
+    let base = serve_files(files.clone()).await;
+    let mut o = opts(&base, None);
+    o.log_key = Some(signer.verifier());
+    let cases = v["cases"].as_array().unwrap();
+    assert!(cases.len() >= 8);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let entries: Vec<Vec<u8>> = c["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| hex::decode(e.as_str().unwrap()).unwrap())
+            .collect();
+        let size = entries.len() as u64;
+        let statements: Vec<(CampaignId, TallyStatement)> = c["tallies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let id = CampaignId::from_hex(t["campaign"].as_str().unwrap()).unwrap();
+                let buckets: Vec<(u32, u64)> =
+                    serde_json::from_value(t["buckets"].clone()).unwrap();
+                let snap = TallySnapshot::from_buckets(buckets).unwrap();
+                // At the last change size: the freshest a statement must be.
+                let at = t["last_change"].as_u64().unwrap();
+                (id, TallyStatement::new(ORIGIN, at, id, snap).unwrap())
+            })
+            .collect();
+        *files.lock().unwrap() = publish(&signer, &entries, &statements);
+        let r = run_audit(&o).await;
+        let got: Vec<(String, Option<u64>)> = r
+            .failures
+            .iter()
+            .map(|f| (f.kind.name().to_owned(), f.index))
+            .collect();
+        let want: Vec<(String, Option<u64>)> = c["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| {
+                d["failures"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(move |k| (k.as_str().unwrap().to_owned(), Some(i as u64)))
+            })
+            .collect();
+        assert_eq!(got, want, "{name}: {r}");
+        assert_eq!(r.counts.entries, size, "{name}");
+        assert_eq!(r.counts.tally_statements, statements.len() as u64, "{name}");
+    }
 }

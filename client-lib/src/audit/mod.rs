@@ -1,4 +1,4 @@
-//! The independent auditor (`pledge audit`, SPEC §audit, R-AUDIT-1…R-AUDIT-13):
+//! The independent auditor (`pledge audit`, SPEC §15, R-AUDIT-1…R-AUDIT-14):
 //! rebuilds the log from its C2SP tlog-tiles read API and checks the
 //! checkpoint, its witnesses, consistency with the last checkpoint it
 //! verified, every tile, every entry, every ledger rule and every published
@@ -287,8 +287,19 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
         None => None,
     };
 
-    // SPEC R-AUDIT-10: tally statements are read before the checkpoint, so
-    // each must be bound to a size the checkpoint read next covers.
+    // SPEC R-AUDIT-1: the key the server publishes must be the one trusted.
+    if source != KeySource::TrustOnFirstUse {
+        check_served_key(&fetcher, &log, &mut rep).await?;
+    }
+
+    // SPEC "Order of the checks": a reference checkpoint, then the campaign
+    // list and tally statements, then the checkpoint audited. Every honest
+    // statement is then bound to a size the audited checkpoint covers, and
+    // is not older than any change the reference checkpoint already holds.
+    let Some((first, _)) = fetch_checkpoint(&fetcher, &log, &mut rep).await? else {
+        return Ok(finish(rep, started));
+    };
+    let reference = (first.checkpoint().size(), *first.checkpoint().root());
     let (listed, fetched_statements) = fetch_statements(&fetcher, &mut rep).await?;
 
     // SPEC R-AUDIT-2: the checkpoint, its signature, its witnesses.
@@ -297,6 +308,22 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
     };
     let size = signed.checkpoint().size();
     let root = *signed.checkpoint().root();
+    if size < reference.0 || (size == reference.0 && root != reference.1) {
+        rep.failures.push(Failure::new(
+            if size < reference.0 {
+                FailureKind::TreeShrank
+            } else {
+                FailureKind::CheckpointFork
+            },
+            format!(
+                "the checkpoint read first has size {} root {}, the one read a moment later size {size} root {}",
+                reference.0,
+                hash_b64(&reference.1),
+                hash_b64(&root)
+            ),
+        ));
+        return Ok(finish(rep, started));
+    }
     let origin = signed.checkpoint().origin().as_str().to_owned();
     rep.origin = Some(origin.clone());
     rep.checkpoint = Some(CheckpointSummary {
@@ -332,6 +359,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
         }
     }
 
+    let listed_ids: Vec<CampaignId> = listed.iter().map(|c| c.id).collect();
     let statements = check_statements(fetched_statements, &log, &origin, size, &mut rep);
     let mut wants: BTreeMap<u64, Vec<CampaignId>> = BTreeMap::new();
     for s in &statements {
@@ -340,9 +368,6 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
             .or_default()
             .push(s.campaign);
     }
-
-    // SPEC R-AUDIT-4: the tiles to compare.
-    let served = fetch_tiles(&fetcher, previous.map(|p| p.0), size, &mut rep).await?;
 
     // SPEC R-AUDIT-4…9: bundles → tree, decoding, signatures, rules.
     let threads = opts.threads;
@@ -373,6 +398,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
         },
         cached_bundles: cache_bundles,
         wants,
+        reference: reference.0,
     };
     let (tx, rx) = mpsc::channel::<BundleItem>(64);
     let replay_pool = pool.clone();
@@ -392,6 +418,9 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
         gap,
         verified_prefix,
         cached_prefix,
+        opened,
+        last_change,
+        last_change_at_reference,
     } = outcome;
     rep.failures.extend(failures);
     rep.counts = Counts {
@@ -401,7 +430,9 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
         ..counts
     };
 
-    // SPEC R-AUDIT-4, R-AUDIT-3: root, tiles, consistency.
+    // SPEC R-AUDIT-4, R-AUDIT-3: root, tiles, consistency. Tiles are fetched
+    // only once every bundle was read: a log that signs a size it cannot
+    // serve costs the bundles up to the first missing one, and no tile.
     if gap {
         pin_ok = false;
         rep.notes.push(format!(
@@ -409,7 +440,21 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
             tree.size()
         ));
     } else {
+        let served = fetch_tiles(&fetcher, previous.map(|p| p.0), size, &mut rep).await?;
         pin_ok &= check_tree(&tree, &served, root, size, previous, &mut rep);
+        // The reference checkpoint is a tree of the same log.
+        if tree_root(reference.0, &tree).is_ok_and(|r| r != reference.1)
+            && !rep.has(FailureKind::Inconsistent)
+        {
+            rep.failures.push(Failure::new(
+                FailureKind::Inconsistent,
+                format!(
+                    "the checkpoint of size {} read first is not a prefix of the audited tree",
+                    reference.0
+                ),
+            ));
+            pin_ok = false;
+        }
     }
 
     // SPEC R-AUDIT-10: tallies recomputed at each statement's size.
@@ -424,6 +469,25 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
             continue;
         }
         rep.counts.tally_statements += 1;
+        // SPEC R-AUDIT-10, R-TALLY-12: not older than the campaign's last
+        // change in the reference checkpoint.
+        if let Some(changed) = last_change_at_reference
+            .as_ref()
+            .and_then(|m| m.get(&s.campaign))
+            && at < *changed
+        {
+            rep.failures.push(
+                Failure::new(
+                    FailureKind::TallyStale,
+                    format!(
+                        "tally statement bound to size {at}, but the campaign's tally last changed at size \
+                         {changed}, before the checkpoint of size {} read before the statement",
+                        reference.0
+                    ),
+                )
+                .campaign(&s.campaign),
+            );
+        }
         match snapshots.get(&(at, s.campaign)) {
             Some(Some(snap)) if snap == s.parsed.snapshot() => {}
             Some(Some(snap)) => rep.failures.push(
@@ -453,14 +517,114 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
             ),
         }
     }
-    for id in &listed {
-        if !gap && ledger.campaign(id).is_none() {
+    for c in &listed {
+        let id = &c.id;
+        match ledger.campaign(id) {
+            None if !gap => {
+                rep.failures.push(
+                    Failure::new(
+                        FailureKind::CampaignNotInLog,
+                        format!("the server lists a campaign with no CampaignOpened entry in the tree of size {size}"),
+                    )
+                    .campaign(id),
+                );
+            }
+            // SPEC R-AUDIT-14: the key shown is the key logged.
+            Some(logged) => {
+                if let Some(shown) = &c.issuer_key
+                    && shown.as_slice() != &logged.issuer_key.as_spki()[..]
+                {
+                    rep.failures.push(
+                        Failure::new(
+                            FailureKind::IssuerKeyMismatch,
+                            "/v1/campaigns shows an issuer_key other than the one its CampaignOpened entry logged",
+                        )
+                        .campaign(id),
+                    );
+                }
+            }
+            None => {}
+        }
+    }
+
+    // SPEC R-AUDIT-14: every campaign of the log is listed (those opened
+    // before the reference checkpoint), and every one gets its statement
+    // checked, listed or not.
+    let mut hidden: Vec<(u64, CampaignId)> = opened
+        .iter()
+        .filter(|(id, _)| !listed_ids.contains(id))
+        .map(|(id, at)| (*at, *id))
+        .collect();
+    hidden.sort_unstable();
+    let mut late = Vec::new();
+    for (at, id) in hidden {
+        if at < reference.0 {
+            rep.failures.push(
+                Failure::at(
+                    FailureKind::CampaignNotListed,
+                    at,
+                    format!(
+                        "campaign opened at entry {at} is missing from /v1/campaigns, read after the checkpoint of size {}",
+                        reference.0
+                    ),
+                )
+                .campaign(&id),
+            );
+        }
+        let path = format!("/v1/campaigns/{}/tally", id.to_hex());
+        late.push((id, fetcher.get(&path, MAX_NOTE_BYTES).await?));
+    }
+    let mut late_ok = Vec::new();
+    for (id, got) in late {
+        if let Got::Status(s) = got {
             rep.failures.push(
                 Failure::new(
-                    FailureKind::CampaignNotInLog,
-                    format!("the server lists a campaign with no CampaignOpened entry in the tree of size {size}"),
+                    FailureKind::TallyMissing,
+                    format!("the log holds this campaign but the server serves no tally statement for it (HTTP {s})"),
                 )
-                .campaign(id),
+                .campaign(&id),
+            );
+        } else {
+            late_ok.push((id, got));
+        }
+    }
+    for s in check_statements(late_ok, &log, &origin, u64::MAX, &mut rep) {
+        let at = s.parsed.checkpoint_size();
+        if at > tree.size() {
+            rep.notes.push(format!(
+                "tally statement of unlisted campaign {} at size {at} not checked: the audited tree has {} entries",
+                s.campaign.to_hex(),
+                tree.size()
+            ));
+            continue;
+        }
+        rep.counts.tally_statements += 1;
+        // Read after the audited checkpoint: it must cover every change in it.
+        let changed = last_change.get(&s.campaign).copied().unwrap_or(0);
+        let now = ledger
+            .campaign(&s.campaign)
+            .and_then(|c| c.tally.snapshot().ok());
+        if at < changed {
+            rep.failures.push(
+                Failure::new(
+                    FailureKind::TallyStale,
+                    format!(
+                        "tally statement bound to size {at}, but the campaign's tally last changed at size {changed}"
+                    ),
+                )
+                .campaign(&s.campaign),
+            );
+        } else if now.as_ref() != Some(s.parsed.snapshot()) {
+            rep.failures.push(
+                Failure::new(
+                    FailureKind::TallyMismatch,
+                    format!(
+                        "tally statement at size {at} says live {} active {}; the log gives another tally",
+                        s.parsed.live(),
+                        s.parsed.active()
+                    ),
+                )
+                .campaign(&s.campaign),
             );
         }
     }
@@ -577,11 +741,13 @@ async fn log_key(
                     )));
                 }
             };
-            let key = NoteVerifier::from_text(text.trim_end()).map_err(|e| {
-                AuditError::Usage(format!(
-                    "the server's /v1/log/key is not a verifier key ({e}); pass --log-key"
-                ))
-            })?;
+            // SPEC R-API-17: the key text and exactly one final newline.
+            let key =
+                NoteVerifier::from_text(text.strip_suffix('\n').unwrap_or(&text)).map_err(|e| {
+                    AuditError::Usage(format!(
+                        "the server's /v1/log/key is not a verifier key ({e}); pass --log-key"
+                    ))
+                })?;
             Ok((key, KeySource::TrustOnFirstUse))
         }
     }
@@ -591,7 +757,7 @@ async fn log_key(
 async fn fetch_statements(
     fetcher: &Fetcher,
     rep: &mut AuditReport,
-) -> Result<(Vec<CampaignId>, Vec<(CampaignId, Got)>), AuditError> {
+) -> Result<(Vec<Listed>, Vec<(CampaignId, Got)>), AuditError> {
     let listed = match fetcher.get("/v1/campaigns", MAX_JSON_BYTES).await? {
         Got::Body(b) => match parse_campaign_list(&b) {
             Ok(ids) => ids,
@@ -610,7 +776,7 @@ async fn fetch_statements(
         }
     };
     let fetched: Vec<(CampaignId, Result<Got, AuditError>)> =
-        futures_util::stream::iter(listed.iter().copied())
+        futures_util::stream::iter(listed.iter().map(|c| c.id))
             .map(|id| async move {
                 let path = format!("/v1/campaigns/{}/tally", id.to_hex());
                 (id, fetcher.get(&path, MAX_NOTE_BYTES).await)
@@ -625,7 +791,15 @@ async fn fetch_statements(
     Ok((listed, out))
 }
 
-fn parse_campaign_list(body: &[u8]) -> Result<Vec<CampaignId>, String> {
+/// A campaign as `/v1/campaigns` lists it.
+struct Listed {
+    id: CampaignId,
+    /// The `issuer_key` shown, decoded (absent or not base64: not compared).
+    issuer_key: Option<Vec<u8>>,
+}
+
+fn parse_campaign_list(body: &[u8]) -> Result<Vec<Listed>, String> {
+    use base64::Engine as _;
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let list = v
         .get("campaigns")
@@ -633,12 +807,52 @@ fn parse_campaign_list(body: &[u8]) -> Result<Vec<CampaignId>, String> {
         .ok_or("no `campaigns` array")?;
     list.iter()
         .map(|c| {
-            c.get("campaign_id")
+            let id = c
+                .get("campaign_id")
                 .and_then(serde_json::Value::as_str)
                 .and_then(|s| CampaignId::from_hex(s).ok())
-                .ok_or_else(|| "a campaign without a valid `campaign_id`".to_owned())
+                .ok_or_else(|| "a campaign without a valid `campaign_id`".to_owned())?;
+            let issuer_key = c
+                .get("issuer_key")
+                .and_then(serde_json::Value::as_str)
+                .map(|k| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(k)
+                        .unwrap_or_else(|_| k.as_bytes().to_vec())
+                });
+            Ok(Listed { id, issuer_key })
         })
         .collect()
+}
+
+/// SPEC R-AUDIT-1, R-API-17: with a key given or pinned, `/v1/log/key` must
+/// serve the same key (its text and one newline). A key not served is a note.
+async fn check_served_key(
+    fetcher: &Fetcher,
+    log: &NoteVerifier,
+    rep: &mut AuditReport,
+) -> Result<(), AuditError> {
+    match fetcher.get("/v1/log/key", 4096).await? {
+        Got::Body(b) => {
+            let text = String::from_utf8_lossy(&b);
+            let served = text.strip_suffix('\n').unwrap_or(&text);
+            if served != log.to_text() {
+                rep.failures.push(Failure::new(
+                    FailureKind::LogKeyMismatch,
+                    format!(
+                        "the server publishes log key {:?} at /v1/log/key, not the trusted key {}: \
+                         clients that trust it on first use are shown another log",
+                        served.chars().take(200).collect::<String>(),
+                        log.to_text()
+                    ),
+                ));
+            }
+        }
+        other => rep.notes.push(format!(
+            "the server does not serve its log key at /v1/log/key ({other:?})"
+        )),
+    }
+    Ok(())
 }
 
 /// SPEC R-AUDIT-10: signature by the log key, strict parse, same log, same

@@ -56,6 +56,9 @@ pub(crate) struct ReplayInput {
     pub cached_bundles: u64,
     /// Tally snapshots to capture: checkpoint size → campaigns.
     pub wants: BTreeMap<u64, Vec<CampaignId>>,
+    /// The size of the checkpoint read before the tally statements: each
+    /// campaign's last change size (R-TALLY-12) is captured there.
+    pub reference: u64,
 }
 
 /// What the replay produced.
@@ -77,6 +80,12 @@ pub(crate) struct ReplayOutcome {
     pub verified_prefix: u64,
     /// Bundles `0..n` are full and on disk in the cache.
     pub cached_prefix: u64,
+    /// Index of each campaign's (first, applied) CampaignOpened entry.
+    pub opened: HashMap<CampaignId, u64>,
+    /// Each campaign's last change size (R-TALLY-12) after every entry replayed.
+    pub last_change: HashMap<CampaignId, u64>,
+    /// The same at the reference size, if the replay reached it.
+    pub last_change_at_reference: Option<HashMap<CampaignId, u64>>,
 }
 
 /// One decoded entry of a batch.
@@ -102,6 +111,9 @@ struct Replay {
     cache_open: bool,
     /// Some bundle inside the cached range was fetched (its file was missing).
     prefix_fetched: bool,
+    opened: HashMap<CampaignId, u64>,
+    last_change: HashMap<CampaignId, u64>,
+    last_change_at_reference: Option<HashMap<CampaignId, u64>>,
 }
 
 /// Runs the replay on the calling (blocking) thread, consuming bundles from
@@ -126,6 +138,9 @@ pub(crate) fn run(
         cached_prefix: 0,
         cache_open: true,
         prefix_fetched: false,
+        opened: HashMap::new(),
+        last_change: HashMap::new(),
+        last_change_at_reference: None,
     };
     r.capture(0);
     let mut gap = false;
@@ -172,6 +187,9 @@ pub(crate) fn run(
         snapshots: r.snapshots,
         gap,
         cached_prefix: r.cached_prefix,
+        opened: r.opened,
+        last_change: r.last_change,
+        last_change_at_reference: r.last_change_at_reference,
     })
 }
 
@@ -297,18 +315,48 @@ impl Replay {
                     );
                 }
                 self.count(&entry);
+                // SPEC R-AUDIT-6: a pledge's token and signature are judged
+                // only against a campaign opened by an earlier entry (the
+                // parallel pass may have seen an opening later in its batch).
+                let verdict = verdict.filter(|_| self.opened.contains_key(&entry.campaign()));
                 match verdict {
-                    Some(Err(e)) => {
+                    Some(Err(_)) => {
                         self.unverified(index);
-                        self.failures.push(rule_failure(&entry, index, &e));
+                        // SPEC R-AUDIT-12: each stateless check that fails is
+                        // reported, and so is the first ledger rule the entry
+                        // breaks; the entry is not applied.
+                        if let Entry::Pledge(p) = &entry {
+                            let token_ok = self
+                                .keys
+                                .get(&p.campaign)
+                                .is_some_and(|k| p.token.verify(k, &p.campaign).is_ok());
+                            if !token_ok {
+                                self.failures.push(rule_failure(
+                                    &entry,
+                                    index,
+                                    &RuleError::BadToken,
+                                ));
+                            }
+                            if !p.verify_pledge_signature() {
+                                self.failures.push(rule_failure(
+                                    &entry,
+                                    index,
+                                    &RuleError::BadPledgeSignature,
+                                ));
+                            }
+                        }
+                        if let Err(e) = self.ledger.check(&entry, StatelessChecks::AlreadyVerified)
+                        {
+                            self.failures.push(rule_failure(&entry, index, &e));
+                        }
                     }
                     other => {
                         if other.is_some() {
                             self.counts.pledges_verified += 1;
                         }
-                        if let Err(e) = self.ledger.apply(&entry, StatelessChecks::AlreadyVerified)
-                        {
-                            self.failures.push(rule_failure(&entry, index, &e));
+                        match self.ledger.apply(&entry, StatelessChecks::AlreadyVerified) {
+                            Ok(()) => self.applied(&entry, index),
+                            Err(e) => self.failures.push(rule_failure(&entry, index, &e)),
                         }
                     }
                 }
@@ -316,6 +364,22 @@ impl Replay {
         }
         self.capture(index + 1);
         Ok(())
+    }
+
+    /// Tracks openings and each campaign's last change size (R-TALLY-12):
+    /// every applied entry of a campaign but its CampaignClosed changes it.
+    fn applied(&mut self, entry: &Entry, index: u64) {
+        let id = entry.campaign();
+        match entry {
+            Entry::CampaignClosed(_) => {}
+            Entry::CampaignOpened(_) => {
+                self.opened.insert(id, index);
+                self.last_change.insert(id, index + 1);
+            }
+            _ => {
+                self.last_change.insert(id, index + 1);
+            }
+        }
     }
 
     fn unverified(&mut self, index: u64) {
@@ -375,6 +439,9 @@ impl Replay {
 
     /// Records the tallies wanted at `size` (entries `0..size` applied).
     fn capture(&mut self, size: u64) {
+        if size == self.input.reference {
+            self.last_change_at_reference = Some(self.last_change.clone());
+        }
         let Some(ids) = self.input.wants.get(&size) else {
             return;
         };

@@ -80,6 +80,19 @@ pub enum FailureKind {
     /// R-AUDIT-10: the server lists a campaign that the log does not contain,
     /// or serves no tally statement for a listed campaign.
     CampaignNotInLog,
+    /// R-AUDIT-10: a tally statement bound to a size before the campaign's
+    /// last change (R-TALLY-12): frozen or replayed.
+    TallyStale,
+    /// R-AUDIT-14: a campaign opened in the log is missing from `/v1/campaigns`.
+    CampaignNotListed,
+    /// R-AUDIT-14: a campaign of the log that is not listed serves no tally
+    /// statement either.
+    TallyMissing,
+    /// R-AUDIT-14: `/v1/campaigns` shows an `issuer_key` other than the one its
+    /// CampaignOpened entry logged.
+    IssuerKeyMismatch,
+    /// R-AUDIT-1: `/v1/log/key` serves another key than the one the audit trusts.
+    LogKeyMismatch,
 }
 
 impl FailureKind {
@@ -116,6 +129,11 @@ impl FailureKind {
             FailureKind::TallyMalformed => "tally_malformed",
             FailureKind::TallyMismatch => "tally_mismatch",
             FailureKind::CampaignNotInLog => "campaign_not_in_log",
+            FailureKind::TallyStale => "tally_stale",
+            FailureKind::CampaignNotListed => "campaign_not_listed",
+            FailureKind::TallyMissing => "tally_missing",
+            FailureKind::IssuerKeyMismatch => "issuer_key_mismatch",
+            FailureKind::LogKeyMismatch => "log_key_mismatch",
         }
     }
 }
