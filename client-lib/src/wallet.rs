@@ -994,12 +994,11 @@ impl Wallet {
     }
 }
 
+/// Argon2 parameters and salt of a wallet file's header.
+type KdfHeader = (KdfParams, [u8; 16]);
+
 /// Header parameters and derived key of a wallet file, and its contents.
-type Decrypted = (
-    Option<(KdfParams, [u8; 16])>,
-    Zeroizing<[u8; 32]>,
-    WalletData,
-);
+type Decrypted = (Option<KdfHeader>, Zeroizing<[u8; 32]>, WalletData);
 
 /// Decrypts a wallet file. `cached` is a key already derived for a header's
 /// parameters and salt: when the file has the same, Argon2 is not run again.
@@ -1007,7 +1006,7 @@ fn decrypt(
     bytes: &[u8],
     protection: &Protection,
     path: &Path,
-    cached: Option<(&(KdfParams, [u8; 16]), &Zeroizing<[u8; 32]>)>,
+    cached: Option<(&KdfHeader, &Zeroizing<[u8; 32]>)>,
 ) -> Result<Decrypted, WalletError> {
     if u64::try_from(bytes.len()).map_or(true, |l| l > MAX_FILE) {
         return Err(WalletError::TooLarge(path.to_owned()));
@@ -1200,7 +1199,9 @@ fn lock(path: &Path) -> Result<File, WalletError> {
         opts.mode(0o600);
     }
     let f = opts.open(&lock_path).map_err(io)?;
-    f.lock().map_err(io)?;
+    // fs2's flock (already used by the witness): `File::lock` is newer than
+    // the crate's minimum Rust version.
+    fs2::FileExt::lock_exclusive(&f).map_err(io)?;
     Ok(f)
 }
 
