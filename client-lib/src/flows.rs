@@ -426,19 +426,22 @@ pub async fn obtain_tokens(
         AttestKind::Open => Attestation::Open,
         AttestKind::Invite { code, .. } => Attestation::Invite(code.clone()),
     };
-    let requests: Vec<_> = wallet
-        .data
-        .pending
-        .iter()
-        .filter(|p| ids.contains(&p.campaign))
-        .map(|p| (p.campaign, p.state().blinded_message()))
-        .collect();
+    // One request per campaign (the save merged in what another process
+    // saved, which may hold a request of its own for the same campaign).
+    let mut sent: Vec<[u8; 32]> = Vec::new();
+    let mut requests = Vec::new();
+    for p in &wallet.data.pending {
+        if ids.contains(&p.campaign) && !requests.iter().any(|(c, _)| *c == p.campaign) {
+            sent.push(p.id());
+            requests.push((p.campaign, p.state().blinded_message()));
+        }
+    }
     let sigs = match client.tokens(&attestation, &requests).await {
         Ok(s) => s,
         Err(e) => {
             if !e.is_retryable() {
                 // All-or-nothing (R-API-9): a refusal signed nothing.
-                wallet.data.pending.retain(|p| !ids.contains(&p.campaign));
+                wallet.data.pending.retain(|p| !sent.contains(&p.id()));
                 wallet.save()?;
             }
             return Err(e.into());
@@ -448,7 +451,7 @@ pub async fn obtain_tokens(
     let (pending, rest): (Vec<PendingToken>, Vec<PendingToken>) =
         std::mem::take(&mut wallet.data.pending)
             .into_iter()
-            .partition(|p| ids.contains(&p.campaign));
+            .partition(|p| sent.contains(&p.id()));
     wallet.data.pending = rest;
     let mut failed = None;
     for (p, sig) in pending.into_iter().zip(sigs) {
@@ -562,10 +565,21 @@ async fn send_and_record(
         .pledge_for_mut(campaign)
         .ok_or_else(|| FlowError::Wallet2("pledge record vanished".into()))?;
     let nullifier = rec.nullifier.clone();
-    if let Some(last) = rec.entries.last_mut() {
-        last.index = Some(accepted.index);
-        last.receipt = Some(accepted.receipt.clone());
-    }
+    // The entry sent (another process's save, merged in meanwhile, may have
+    // added entries after it).
+    let encoded = B64.encode(bytes);
+    let sent = rec
+        .entries
+        .iter_mut()
+        .rev()
+        .find(|e| e.entry == encoded)
+        .ok_or_else(|| {
+            FlowError::Wallet2(
+                "the entry just acknowledged is no longer in the wallet's record".into(),
+            )
+        })?;
+    sent.index = Some(accepted.index);
+    sent.receipt = Some(accepted.receipt.clone());
     wallet.save()?;
     Ok(Submitted {
         index: accepted.index,
@@ -618,11 +632,9 @@ pub async fn commit(
     let bytes = Entry::Pledge(pledge)
         .encode()
         .map_err(|e| FlowError::Crypto(e.to_string()))?;
-    if !delay.is_zero() {
-        crate::rt::sleep(delay)
-            .await
-            .map_err(|e| FlowError::Runtime(e.to_string()))?;
-    }
+    // The signed pledge is in the wallet, pending, before the delay: `pledge
+    // status` shows it, and if this process ends during the delay the next
+    // `commit` to the campaign sends it (the resend path above).
     for t in &mut wallet.data.tokens {
         if t.campaign == *campaign && t.nullifier() == nullifier {
             t.used = true;
@@ -642,7 +654,53 @@ pub async fn commit(
         }],
     });
     wallet.save()?;
+    if !delay.is_zero() {
+        crate::rt::sleep(delay)
+            .await
+            .map_err(|e| FlowError::Runtime(e.to_string()))?;
+        // Another command may have sent it meanwhile (and saved the receipt).
+        wallet.refresh()?;
+        if let Some(done) = acknowledged(wallet, log, campaign, &bytes)? {
+            return Ok(done);
+        }
+    }
     send_and_record(client, wallet, log, campaign, &bytes).await
+}
+
+/// The submission of `bytes` on `campaign` if the wallet already holds its
+/// receipt (verified again against the pinned key).
+fn acknowledged(
+    wallet: &Wallet,
+    log: &NoteVerifier,
+    campaign: &CampaignId,
+    bytes: &[u8],
+) -> Result<Option<Submitted>, FlowError> {
+    let encoded = B64.encode(bytes);
+    let Some(rec) =
+        wallet.data.pledges.iter().find(|p| {
+            p.campaign == campaign.to_hex() && p.entries.iter().any(|e| e.entry == encoded)
+        })
+    else {
+        return Ok(None);
+    };
+    let Some((index, text)) = rec
+        .entries
+        .iter()
+        .find(|e| e.entry == encoded)
+        .and_then(|e| Some((e.index?, e.receipt.clone()?)))
+    else {
+        return Ok(None);
+    };
+    let receipt = Receipt::parse(text.as_bytes()).map_err(|e| FlowError::Receipt(e.to_string()))?;
+    let signed = receipt
+        .verify_entry(bytes, log)
+        .map_err(|e| FlowError::Receipt(e.to_string()))?;
+    Ok(Some(Submitted {
+        index,
+        checkpoint_size: signed.checkpoint().size(),
+        nullifier: rec.nullifier.clone(),
+        receipt: text,
+    }))
 }
 
 fn entry_bytes(e: Option<&EntryRecord>) -> Result<Vec<u8>, FlowError> {

@@ -20,6 +20,13 @@
 //! fsync, rename, fsync of the folder). A file that does not open (wrong
 //! passphrase, corruption) is never overwritten.
 //!
+//! Several processes may use one wallet file at once (a `pledge commit`
+//! waiting out its delay while another command runs). Each save takes an
+//! exclusive advisory lock on `<wallet>.lock`, re-reads the file and merges
+//! what another process wrote since ([`WalletData::merge_from`]) before
+//! writing, so no token, pledge or receipt saved by one process is lost by
+//! another's save.
+//!
 //! The format ([`Wallet::to_bytes`], [`Wallet::from_bytes`]) builds
 //! everywhere; the file on disk needs the `native` feature. A browser keeps
 //! the same bytes in its storage through [`Wallet::with_store`], so a wallet
@@ -234,6 +241,12 @@ impl PendingToken {
     pub fn state(&self) -> &BlindingState {
         &self.state
     }
+
+    /// Identifies this request (a hash of its blinded message, which differs
+    /// for every request).
+    pub fn id(&self) -> [u8; 32] {
+        pledge_protocol::hash::sha256(&[self.state.blinded_message().as_bytes()])
+    }
 }
 
 impl std::fmt::Debug for PendingToken {
@@ -387,6 +400,101 @@ impl WalletData {
             .rposition(|p| p.campaign == hex && !p.withdrawn)
             .or_else(|| self.pledges.iter().rposition(|p| p.campaign == hex))?;
         self.pledges.get_mut(pos)
+    }
+}
+
+impl WalletData {
+    /// Merges `theirs` (the file as another process saved it) into these
+    /// contents, so that saving the result loses nothing either side holds:
+    ///
+    /// - the pinned log: kept; a later checkpoint of the same key is taken;
+    /// - tokens (by campaign and token): union, `used` if either says so;
+    /// - pledges (by nullifier): union; for one pledge, entries are merged by
+    ///   sequence number, an acknowledged entry (with its receipt) always
+    ///   winning over an unacknowledged one, so no acknowledged entry is
+    ///   ever dropped; threshold and withdrawal follow the latest entry;
+    /// - pending token requests (by [`PendingToken::id`]): theirs are added
+    ///   unless `seen` says this side held them (and has since finalised or
+    ///   dropped them); any request whose token is now in the wallet is
+    ///   dropped, wherever it was finalised.
+    pub fn merge_from(&mut self, theirs: WalletData, seen: &[[u8; 32]]) {
+        let WalletData {
+            log,
+            pending,
+            tokens,
+            pledges,
+        } = theirs;
+        match (&mut self.log, log) {
+            (None, l) => self.log = l,
+            (Some(o), Some(t))
+                if o.verifier_key == t.verifier_key && t.checkpoint_size > o.checkpoint_size =>
+            {
+                o.checkpoint_size = t.checkpoint_size;
+                o.checkpoint_root.clone_from(&t.checkpoint_root);
+            }
+            _ => {}
+        }
+        for t in tokens {
+            match self
+                .tokens
+                .iter_mut()
+                .find(|o| o.campaign == t.campaign && o.token == t.token)
+            {
+                Some(o) => o.used |= t.used,
+                None => self.tokens.push(t),
+            }
+        }
+        for p in pledges {
+            match self.pledges.iter_mut().find(|o| o.nullifier == p.nullifier) {
+                Some(o) => o.merge_from(p),
+                None => self.pledges.push(p),
+            }
+        }
+        let ours: Vec<[u8; 32]> = self.pending.iter().map(PendingToken::id).collect();
+        for p in pending {
+            let id = p.id();
+            if !ours.contains(&id) && !seen.contains(&id) {
+                self.pending.push(p);
+            }
+        }
+        let tokens = &self.tokens;
+        self.pending.retain(|p| {
+            let pk = p.key().public_key();
+            !tokens.iter().any(|t| t.token.pledge_pk == pk)
+        });
+    }
+}
+
+impl PledgeRecord {
+    /// Merges another copy of the same pledge (same nullifier): see
+    /// [`WalletData::merge_from`].
+    fn merge_from(&mut self, theirs: PledgeRecord) {
+        let mut latest_is_theirs = false;
+        let top = self.entries.iter().map(|e| e.seq).max();
+        for e in &theirs.entries {
+            match self.entries.iter_mut().find(|o| o.seq == e.seq) {
+                Some(o) => {
+                    if o.receipt.is_none() && e.receipt.is_some() {
+                        o.clone_from(e);
+                        latest_is_theirs |= top == Some(e.seq);
+                    }
+                }
+                None => {
+                    self.entries.push(e.clone());
+                    latest_is_theirs |= top.is_none_or(|t| e.seq > t);
+                }
+            }
+        }
+        self.entries.sort_by_key(|e| e.seq);
+        let newest = self.entries.iter().map(|e| e.seq).max();
+        if latest_is_theirs && theirs.entries.iter().map(|e| e.seq).max() == newest {
+            self.threshold = theirs.threshold;
+            self.withdrawn = theirs.withdrawn;
+        }
+        self.withdrawn |= self
+            .entries
+            .iter()
+            .any(|e| e.kind == "withdraw" && e.receipt.is_some());
     }
 }
 
@@ -573,6 +681,11 @@ pub struct Wallet {
     kdf: Option<(KdfParams, [u8; 16])>,
     /// The derived key, kept so each save does not run Argon2 again.
     key: Option<Zeroizing<[u8; 32]>>,
+    /// Pending requests (by [`PendingToken::id`]) this handle has held: one
+    /// still in the file but no longer held here was finalised or refused
+    /// here, so a merge does not bring it back.
+    #[cfg_attr(not(feature = "native"), allow(dead_code))]
+    seen_pending: Vec<[u8; 32]>,
     /// The contents.
     pub data: WalletData,
 }
@@ -598,6 +711,7 @@ impl Wallet {
             protection: Protection::InsecureNoPassphrase,
             kdf: None,
             key: None,
+            seen_pending: Vec::new(),
             data: WalletData::default(),
         }
     }
@@ -611,6 +725,7 @@ impl Wallet {
             protection,
             kdf: None,
             key: None,
+            seen_pending: Vec::new(),
             data: WalletData::default(),
         }
     }
@@ -636,6 +751,7 @@ impl Wallet {
             protection,
             kdf: None,
             key: None,
+            seen_pending: Vec::new(),
             data: WalletData::default(),
         })
     }
@@ -699,62 +815,14 @@ impl Wallet {
         protection: Protection,
         label: &Path,
     ) -> Result<Self, WalletError> {
-        let path = label;
-        if u64::try_from(bytes.len()).map_or(true, |l| l > MAX_FILE) {
-            return Err(WalletError::TooLarge(path.to_owned()));
-        }
-        let nl = bytes
-            .iter()
-            .position(|b| *b == b'\n')
-            .ok_or_else(|| bad_header(path, "no header line"))?;
-        let (header, rest) = bytes.split_at(nl);
-        let ciphertext = rest.get(1..).unwrap_or_default();
-        let header = std::str::from_utf8(header).map_err(|_| bad_header(path, "not text"))?;
-        let parsed = parse_header(path, header)?;
-        let key = match (&parsed.kdf, &protection) {
-            (Some((params, salt)), Protection::Passphrase { passphrase, .. }) => {
-                derive_key(passphrase.as_bytes(), salt, *params)?
-            }
-            (None, Protection::InsecureNoPassphrase) => insecure_key(),
-            (Some(_), Protection::InsecureNoPassphrase) => {
-                return Err(WalletError::Protection(format!(
-                    "the wallet {} is protected by a passphrase: set PLEDGE_PASSPHRASE or \
-                     run without --insecure-no-passphrase",
-                    path.display()
-                )));
-            }
-            (None, Protection::Passphrase { .. }) => {
-                return Err(WalletError::Protection(format!(
-                    "the wallet {} was made with --insecure-no-passphrase (not encrypted with a \
-                     passphrase); pass --insecure-no-passphrase to open it",
-                    path.display()
-                )));
-            }
-        };
-        let cipher = XChaCha20Poly1305::new_from_slice(key.as_slice())
-            .map_err(|_| WalletError::Kdf("key length".into()))?;
-        let nonce = XNonce::try_from(parsed.nonce.as_slice())
-            .map_err(|_| bad_header(path, "nonce length"))?;
-        let plain = Zeroizing::new(
-            cipher
-                .decrypt(
-                    &nonce,
-                    Payload {
-                        msg: ciphertext,
-                        aad: header.as_bytes(),
-                    },
-                )
-                .map_err(|_| WalletError::Decrypt(path.to_owned()))?,
-        );
-        let disk: Disk = serde_json::from_slice(&plain)
-            .map_err(|e| contents_err(path, format!("not valid wallet JSON: {e}")))?;
-        let data = WalletData::from_disk(path, &disk)?;
+        let (kdf, key, data) = decrypt(bytes, &protection, label, None)?;
         Ok(Self {
             path: None,
             store: None,
             protection,
-            kdf: parsed.kdf,
+            kdf,
             key: Some(key),
+            seen_pending: data.pending.iter().map(PendingToken::id).collect(),
             data,
         })
     }
@@ -771,15 +839,23 @@ impl Wallet {
 
     /// Encrypts and writes the wallet atomically, mode 0600: temporary file,
     /// fsync, rename over the old file, fsync of the folder. Each save draws
-    /// a fresh nonce. A wallet with a store (see [`Wallet::with_store`])
-    /// hands the same bytes to it; an in-memory wallet is not written.
+    /// a fresh nonce. A wallet file is saved under an exclusive lock on
+    /// `<wallet>.lock`, after re-reading the file and merging into these
+    /// contents what another process saved meanwhile
+    /// ([`WalletData::merge_from`]): after a save, `data` holds both. A
+    /// wallet with a store (see [`Wallet::with_store`]) hands the same bytes
+    /// to it; an in-memory wallet is not written.
     ///
     /// # Errors
     /// [`WalletError::Io`], [`WalletError::Store`], [`WalletError::Kdf`],
-    /// [`WalletError::Randomness`].
+    /// [`WalletError::Randomness`]; the errors of [`Wallet::open`] when the
+    /// file now on disk does not open with this wallet's passphrase (it is
+    /// then left untouched).
     pub fn save(&mut self) -> Result<(), WalletError> {
         #[cfg(feature = "native")]
         if let Some(path) = self.path.clone() {
+            let _lock = lock(&path)?;
+            self.merge_file(&path)?;
             let file = self.to_bytes()?;
             return write_atomic(&path, &file);
         }
@@ -787,6 +863,60 @@ impl Wallet {
             let file = self.to_bytes()?;
             if let Some(store) = self.store.as_mut() {
                 store(&file).map_err(WalletError::Store)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges into `data` what the wallet file now holds (saved by another
+    /// process since this one opened or last saved it), under the file's
+    /// lock, without writing. Does nothing for a wallet that is not a file.
+    ///
+    /// # Errors
+    /// As [`Wallet::save`].
+    pub fn refresh(&mut self) -> Result<(), WalletError> {
+        #[cfg(feature = "native")]
+        if let Some(path) = self.path.clone() {
+            let _lock = lock(&path)?;
+            self.merge_file(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the file at `path` (if any) and merges it into `data`; the
+    /// caller holds the lock.
+    #[cfg(feature = "native")]
+    fn merge_file(&mut self, path: &Path) -> Result<(), WalletError> {
+        let bytes = match fs::metadata(path) {
+            Ok(m) if m.len() > MAX_FILE => return Err(WalletError::TooLarge(path.to_owned())),
+            Ok(_) => fs::read(path),
+            Err(e) => Err(e),
+        };
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(WalletError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        if !bytes.is_empty() {
+            let cached = self.kdf.as_ref().zip(self.key.as_ref());
+            let (kdf, key, theirs) = decrypt(&bytes, &self.protection, path, cached)?;
+            if self.kdf.is_none() {
+                // A wallet created here while another process created the
+                // file: keep its salt and key.
+                self.kdf = kdf;
+                self.key = Some(key);
+            }
+            self.data.merge_from(theirs, &self.seen_pending);
+        }
+        for p in &self.data.pending {
+            let id = p.id();
+            if !self.seen_pending.contains(&id) {
+                self.seen_pending.push(id);
             }
         }
         Ok(())
@@ -862,6 +992,77 @@ impl Wallet {
         file.extend_from_slice(&ciphertext);
         Ok(file)
     }
+}
+
+/// Argon2 parameters and salt of a wallet file's header.
+type KdfHeader = (KdfParams, [u8; 16]);
+
+/// Header parameters and derived key of a wallet file, and its contents.
+type Decrypted = (Option<KdfHeader>, Zeroizing<[u8; 32]>, WalletData);
+
+/// Decrypts a wallet file. `cached` is a key already derived for a header's
+/// parameters and salt: when the file has the same, Argon2 is not run again.
+fn decrypt(
+    bytes: &[u8],
+    protection: &Protection,
+    path: &Path,
+    cached: Option<(&KdfHeader, &Zeroizing<[u8; 32]>)>,
+) -> Result<Decrypted, WalletError> {
+    if u64::try_from(bytes.len()).map_or(true, |l| l > MAX_FILE) {
+        return Err(WalletError::TooLarge(path.to_owned()));
+    }
+    let nl = bytes
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or_else(|| bad_header(path, "no header line"))?;
+    let (header, rest) = bytes.split_at(nl);
+    let ciphertext = rest.get(1..).unwrap_or_default();
+    let header = std::str::from_utf8(header).map_err(|_| bad_header(path, "not text"))?;
+    let parsed = parse_header(path, header)?;
+    let reuse = match (&parsed.kdf, cached) {
+        (Some(kdf), Some((k, key))) if k == kdf => Some(key.clone()),
+        _ => None,
+    };
+    let key = match (reuse, &parsed.kdf, protection) {
+        (Some(key), Some(_), Protection::Passphrase { .. }) => key,
+        (_, Some((params, salt)), Protection::Passphrase { passphrase, .. }) => {
+            derive_key(passphrase.as_bytes(), salt, *params)?
+        }
+        (_, None, Protection::InsecureNoPassphrase) => insecure_key(),
+        (_, Some(_), Protection::InsecureNoPassphrase) => {
+            return Err(WalletError::Protection(format!(
+                "the wallet {} is protected by a passphrase: set PLEDGE_PASSPHRASE or \
+                 run without --insecure-no-passphrase",
+                path.display()
+            )));
+        }
+        (_, None, Protection::Passphrase { .. }) => {
+            return Err(WalletError::Protection(format!(
+                "the wallet {} was made with --insecure-no-passphrase (not encrypted with a \
+                 passphrase); pass --insecure-no-passphrase to open it",
+                path.display()
+            )));
+        }
+    };
+    let cipher = XChaCha20Poly1305::new_from_slice(key.as_slice())
+        .map_err(|_| WalletError::Kdf("key length".into()))?;
+    let nonce =
+        XNonce::try_from(parsed.nonce.as_slice()).map_err(|_| bad_header(path, "nonce length"))?;
+    let plain = Zeroizing::new(
+        cipher
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad: header.as_bytes(),
+                },
+            )
+            .map_err(|_| WalletError::Decrypt(path.to_owned()))?,
+    );
+    let disk: Disk = serde_json::from_slice(&plain)
+        .map_err(|e| contents_err(path, format!("not valid wallet JSON: {e}")))?;
+    let data = WalletData::from_disk(path, &disk)?;
+    Ok((parsed.kdf, key, data))
 }
 
 struct Header {
@@ -950,14 +1151,9 @@ fn insecure_key() -> Zeroizing<[u8; 32]> {
     Zeroizing::new(pledge_protocol::hash::sha256(&[INSECURE_KEY_TAG]))
 }
 
-/// Writes `data` to `path` atomically with mode 0600 (created so from the
-/// start): a temporary file in the same folder, fsync, rename, fsync folder.
+/// The wallet's folder, created mode 0700 if missing.
 #[cfg(feature = "native")]
-fn write_atomic(path: &Path, data: &[u8]) -> Result<(), WalletError> {
-    let io = |source| WalletError::Io {
-        path: path.to_owned(),
-        source,
-    };
+fn wallet_dir(path: &Path) -> Result<PathBuf, WalletError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
@@ -970,8 +1166,54 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<(), WalletError> {
             use std::os::unix::fs::DirBuilderExt as _;
             b.mode(0o700);
         }
-        b.create(&dir).map_err(io)?;
+        b.create(&dir).map_err(|source| WalletError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
     }
+    Ok(dir)
+}
+
+/// Takes the exclusive advisory lock on `<wallet>.lock` (created empty,
+/// mode 0600, and never removed: removing a lock file races with its next
+/// user), waiting for another process's save to end. Released when the
+/// returned file is dropped, or by the OS if the process dies.
+#[cfg(feature = "native")]
+fn lock(path: &Path) -> Result<File, WalletError> {
+    wallet_dir(path)?;
+    let mut name = path.file_name().map_or_else(
+        || std::ffi::OsString::from("wallet"),
+        std::ffi::OsStr::to_os_string,
+    );
+    name.push(".lock");
+    let lock_path = path.with_file_name(name);
+    let io = |source| WalletError::Io {
+        path: lock_path.clone(),
+        source,
+    };
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let f = opts.open(&lock_path).map_err(io)?;
+    // fs2's flock (already used by the witness): `File::lock` is newer than
+    // the crate's minimum Rust version.
+    fs2::FileExt::lock_exclusive(&f).map_err(io)?;
+    Ok(f)
+}
+
+/// Writes `data` to `path` atomically with mode 0600 (created so from the
+/// start): a temporary file in the same folder, fsync, rename, fsync folder.
+#[cfg(feature = "native")]
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), WalletError> {
+    let io = |source| WalletError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = wallet_dir(path)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -1027,5 +1269,104 @@ mod tests {
         )
         .is_err());
         assert!(parse_header(p, "pledge-wallet v2 insecure-no-passphrase nonce=x").is_err());
+    }
+
+    fn entry(kind: &str, seq: u32, bytes: &str, acked: bool) -> EntryRecord {
+        EntryRecord {
+            kind: kind.into(),
+            seq,
+            entry: bytes.into(),
+            index: acked.then_some(u64::from(seq)),
+            receipt: acked.then(|| format!("receipt {bytes}")),
+        }
+    }
+
+    fn record(threshold: u32, withdrawn: bool, entries: Vec<EntryRecord>) -> PledgeRecord {
+        PledgeRecord {
+            campaign: "00".repeat(32),
+            nullifier: "11".repeat(32),
+            threshold,
+            withdrawn,
+            entries,
+        }
+    }
+
+    #[test]
+    fn merging_a_pledge_never_drops_an_acknowledged_entry() {
+        // Theirs: the pledge acknowledged and an amendment to 5 acknowledged;
+        // ours: the pledge unacknowledged, a withdrawal at the same seq, unanswered.
+        let mut ours = record(
+            2,
+            true,
+            vec![
+                entry("pledge", 0, "p", false),
+                entry("withdraw", 1, "w", false),
+            ],
+        );
+        let theirs = record(
+            5,
+            false,
+            vec![entry("pledge", 0, "p", true), entry("amend", 1, "a", true)],
+        );
+        ours.merge_from(theirs.clone());
+        assert_eq!(ours.entries, theirs.entries);
+        assert_eq!((ours.threshold, ours.withdrawn), (5, false));
+
+        // Ours is ahead (an amendment not yet known there): kept, and the
+        // threshold stays ours; their receipt of the pledge is taken.
+        let mut ours = record(
+            7,
+            false,
+            vec![entry("pledge", 0, "p", false), entry("amend", 1, "b", true)],
+        );
+        ours.merge_from(record(2, false, vec![entry("pledge", 0, "p", true)]));
+        assert_eq!(
+            ours.entries,
+            vec![entry("pledge", 0, "p", true), entry("amend", 1, "b", true)]
+        );
+        assert_eq!(ours.threshold, 7);
+
+        // An acknowledged entry of ours is never replaced by theirs.
+        let mut ours = record(3, false, vec![entry("pledge", 0, "p", true)]);
+        ours.merge_from(record(3, false, vec![entry("pledge", 0, "q", false)]));
+        assert_eq!(ours.entries, vec![entry("pledge", 0, "p", true)]);
+    }
+
+    #[test]
+    fn merging_wallets_unites_tokens_and_pledges_and_keeps_the_later_checkpoint() {
+        let key = PledgeSigningKey::generate().unwrap();
+        let campaign = CampaignId([7; 32]);
+        let token = Token {
+            pledge_pk: key.public_key(),
+            randomizer: [1; 32],
+            signature: [2; 256],
+        };
+        let log = |size| PinnedLog {
+            server: "s".into(),
+            verifier_key: "k".into(),
+            checkpoint_size: size,
+            checkpoint_root: format!("{size:064x}"),
+        };
+        let mut ours = WalletData {
+            log: Some(log(3)),
+            ..WalletData::default()
+        };
+        ours.tokens
+            .push(TokenRecord::new(campaign, token.clone(), &key));
+        let mut theirs = WalletData {
+            log: Some(log(9)),
+            ..WalletData::default()
+        };
+        let mut spent = TokenRecord::new(campaign, token, &key);
+        spent.used = true;
+        theirs.tokens.push(spent);
+        theirs
+            .pledges
+            .push(record(2, false, vec![entry("pledge", 0, "p", true)]));
+        ours.merge_from(theirs, &[]);
+        assert_eq!(ours.log, Some(log(9)));
+        assert_eq!(ours.tokens.len(), 1);
+        assert!(ours.tokens[0].used);
+        assert_eq!(ours.pledges.len(), 1);
     }
 }

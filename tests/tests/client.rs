@@ -767,3 +767,165 @@ fn c_retry(e: &FlowError) -> Option<Duration> {
         _ => None,
     }
 }
+
+async fn second_campaign(srv: &Server, client: &Client) -> CampaignId {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let c = client
+        .create_campaign(
+            &srv.admin_token(),
+            &pledge_client::client::NewCampaign {
+                title: "second".into(),
+                text: String::new(),
+                action: "act".into(),
+                deadline: now + 3600,
+                goal: 2,
+                threshold_min: 1,
+                threshold_max: 10,
+                attester: pledge_client::client::AttesterSpec::Open,
+                publication: None,
+            },
+        )
+        .await
+        .unwrap();
+    CampaignId::from_hex(&c.campaign_id).unwrap()
+}
+
+/// Issue 14, finding 3: two commands on one wallet file, each holding the
+/// wallet in memory (as `pledge commit` does through its delay), both save;
+/// neither pledge is lost, and both can still be withdrawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_commands_on_one_wallet_file_keep_both_pledges() {
+    let srv = start().await;
+    let client = Client::new(&srv.base).unwrap();
+    let first = demo_campaign(&client).await;
+    let second = second_campaign(&srv, &client).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w");
+    let mut w = Wallet::create(&path, protection()).unwrap();
+    let (log, _) = flows::pin_log(&client, &mut w).await.unwrap();
+    let r = flows::obtain_tokens(&client, &mut w, &log, &AttestKind::Open)
+        .await
+        .unwrap();
+    assert_eq!(r.obtained.len(), 2);
+    drop(w);
+
+    // Two handles opened before either commits.
+    let mut a = Wallet::open(&path, protection()).unwrap();
+    let mut b = Wallet::open(&path, protection()).unwrap();
+    let sa = flows::commit(&client, &mut a, &log, &first, 2, Duration::ZERO)
+        .await
+        .unwrap();
+    let sb = flows::commit(&client, &mut b, &log, &second, 3, Duration::ZERO)
+        .await
+        .unwrap();
+    // And at the same time, each on its own handle: an amendment of the
+    // first pledge and of the second.
+    let mut c = Wallet::open(&path, protection()).unwrap();
+    let mut d = Wallet::open(&path, protection()).unwrap();
+    let (ra, rb) = tokio::join!(
+        flows::change(&client, &mut c, &log, &first, Some(4)),
+        flows::change(&client, &mut d, &log, &second, Some(5)),
+    );
+    ra.unwrap();
+    rb.unwrap();
+
+    let w = Wallet::open(&path, protection()).unwrap();
+    assert_eq!(w.data.pledges.len(), 2, "a pledge vanished from the wallet");
+    assert!(w.data.pending.is_empty());
+    assert_eq!(w.data.tokens.len(), 2);
+    assert!(w.data.tokens.iter().all(|t| t.used));
+    for (id, s, t) in [(first, &sa, 4), (second, &sb, 5)] {
+        let rec = w.data.pledge_for(&id).unwrap();
+        assert_eq!(rec.nullifier, s.nullifier);
+        assert_eq!(rec.threshold, t);
+        assert_eq!(rec.entries.len(), 2);
+        assert!(flows::receipts_valid(rec, &log));
+    }
+    let st = flows::status(&client, &w, &log).await.unwrap();
+    assert_eq!(st.len(), 2);
+    assert!(st.iter().all(|s| s.included && s.unacknowledged == 0));
+
+    // Both can be withdrawn from the file (the issue's "no live pledge of yours").
+    let mut w = w;
+    for id in [first, second] {
+        flows::change(&client, &mut w, &log, &id, None)
+            .await
+            .unwrap();
+    }
+    let w = Wallet::open(&path, protection()).unwrap();
+    assert!(w.data.pledges.iter().all(|p| p.withdrawn));
+    assert!(w.data.pledges.iter().all(|p| p.entries.len() == 3));
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| {
+        let n = e.unwrap().file_name();
+        n == "w" || n == "w.lock"
+    }));
+    srv.shutdown().await;
+}
+
+/// Issue 14, finding 3 and "Wallet safety": a pledge is in the wallet,
+/// pending, before the random delay starts: another handle sees it (what
+/// `pledge status` reads), and when the delayed command dies, the next
+/// `commit` sends that very entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_pledge_is_pending_in_the_wallet_and_resumed_after_an_interruption() {
+    let srv = start().await;
+    let client = Client::new(&srv.base).unwrap();
+    let id = demo_campaign(&client).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w");
+    let mut w = Wallet::create(&path, protection()).unwrap();
+    let (log, _) = flows::pin_log(&client, &mut w).await.unwrap();
+    flows::obtain_tokens(&client, &mut w, &log, &AttestKind::Open)
+        .await
+        .unwrap();
+
+    // `pledge commit` with its delay (the longest the CLI draws).
+    let (tc, tl) = (client.clone(), log.clone());
+    let delayed = tokio::spawn(async move {
+        flows::commit(&tc, &mut w, &tl, &id, 2, Duration::from_secs(600)).await
+    });
+    // Another command opens the file: the pledge is there, pending. (Waits
+    // for the save, not for any time: the bound only turns a hang into a
+    // failure.)
+    let mut seen = None;
+    for _ in 0..300 {
+        let other = Wallet::open(&path, protection()).unwrap();
+        if let Some(rec) = other.data.pledge_for(&id) {
+            seen = Some((rec.clone(), other));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (rec, other) = seen.expect("the delayed pledge is not in the wallet during the delay");
+    assert!(!delayed.is_finished());
+    assert_eq!((rec.threshold, rec.entries.len()), (2, 1));
+    assert!(rec.unacknowledged().is_some());
+    assert!(other.data.tokens[0].used);
+    let st = flows::status(&client, &other, &log).await.unwrap();
+    assert_eq!(st.len(), 1);
+    assert!(!st[0].included);
+    assert_eq!((st[0].unacknowledged, st[0].live), (1, 0));
+
+    // The delayed command dies (ctrl-c); a later `commit` resumes: it sends
+    // the entry saved before the delay, unchanged.
+    delayed.abort();
+    assert!(delayed.await.unwrap_err().is_cancelled());
+    let mut again = Wallet::open(&path, protection()).unwrap();
+    let s = flows::commit(&client, &mut again, &log, &id, 2, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(s.nullifier, rec.nullifier);
+    let w = Wallet::open(&path, protection()).unwrap();
+    let done = w.data.pledge_for(&id).unwrap();
+    assert_eq!(done.entries.len(), 1);
+    assert_eq!(done.entries[0].entry, rec.entries[0].entry);
+    assert_eq!(done.entries[0].index, Some(s.index));
+    assert!(flows::receipts_valid(done, &log));
+    let st = flows::status(&client, &w, &log).await.unwrap();
+    assert!(st[0].included);
+    assert_eq!(st[0].live, 1);
+    srv.shutdown().await;
+}

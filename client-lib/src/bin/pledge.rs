@@ -457,7 +457,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let d = flows::random_delay(Duration::from_secs(*delay_max))?;
                 println!(
                     "waiting a random {} s (of at most {delay_max} s) before sending, so the \
-                     pledge cannot be linked to your token request by timing (--now skips this)",
+                     pledge cannot be linked to your token request by timing (--now skips this); \
+                     the signed pledge is already in the wallet, pending (`pledge status` shows \
+                     it; if this command is interrupted, the same `pledge commit` sends it)",
                     d.as_secs()
                 );
                 d
@@ -505,7 +507,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     if s.included {
                         "yes, receipts verified"
                     } else if s.unacknowledged > 0 {
-                        "not yet (an entry awaits its answer: run the command again)"
+                        "not yet: pending, signed and in the wallet but not sent or not answered \
+                         (a `pledge commit` waiting out its delay sends it; if none is running, \
+                         run the same command again)"
                     } else {
                         "NO: a receipt does not verify"
                     },
