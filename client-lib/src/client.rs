@@ -158,6 +158,9 @@ pub struct CampaignInfo {
     /// Index of the CampaignOpened entry.
     #[serde(default)]
     pub opened_index: Option<u64>,
+    /// Index of the CampaignClosed entry, once closed (unverified: prove it).
+    #[serde(default)]
+    pub closed_index: Option<u64>,
     /// Latest tally (unsigned summary).
     #[serde(default)]
     pub tally: Option<TallySummary>,
@@ -174,6 +177,15 @@ impl CampaignInfo {
             what: format!("campaign id {:?} is not 64 hex digits", self.campaign_id),
         })
     }
+}
+
+/// `GET /v1/log/witnesses` (SPEC R-API-22).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct WitnessPolicyInfo {
+    /// Cosignatures required.
+    pub quorum: usize,
+    /// Witness verifier keys (R-COSIG-4 text).
+    pub witnesses: Vec<String>,
 }
 
 /// The unsigned tally summary inside a campaign object.
@@ -484,6 +496,15 @@ impl Client {
                 url: self.url("/v1/log/key"),
                 what: "the key is not UTF-8".into(),
             })
+    }
+
+    /// `GET /v1/log/witnesses`: the witnesses the log pushes to and the
+    /// quorum it asks clients to require (unverified: pin it with the key).
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn witness_policy(&self) -> Result<WitnessPolicyInfo, ClientError> {
+        self.get_json("/v1/log/witnesses").await
     }
 
     /// `GET /log/checkpoint`: the signed note bytes (unverified).

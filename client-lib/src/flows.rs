@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 #[cfg(feature = "native")]
 use futures_util::StreamExt as _;
 use pledge_protocol::checkpoint::{SignedCheckpoint, open_checkpoint};
+use pledge_protocol::cosignature::{CosignatureError, WitnessVerifier, verify_cosignatures};
 use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::{CampaignId, Hash, Nullifier};
 use pledge_protocol::merkle::{
@@ -28,7 +29,8 @@ use pledge_protocol::token::{IssuerPublicKey, blind, finalize};
 use crate::client::ServerEvent;
 use crate::client::{Attestation, CampaignInfo, Client, ClientError};
 use crate::wallet::{
-    EntryRecord, PendingToken, PinnedLog, PledgeRecord, TokenRecord, Wallet, WalletError,
+    EntryRecord, PendingToken, PinnedLog, PledgeRecord, TokenRecord, Wallet, WalletData,
+    WalletError,
 };
 
 /// Most campaigns one token request may name (SPEC R-API-9).
@@ -92,6 +94,38 @@ pub enum FlowError {
     /// The environment cannot do what the flow needs (no timer for the delay).
     #[error("{0}")]
     Runtime(String),
+    /// The checkpoint lacks the pinned witness quorum (SPEC R-COSIG-7).
+    #[error(
+        "checkpoint {size} is cosigned by {found} of the pinned witnesses, {required} required \
+         (waited {waited_s} s for the witnesses). Refusing: without independent witnesses this \
+         could be a view of the log shown to you alone"
+    )]
+    WitnessQuorum {
+        /// Checkpoint size.
+        size: u64,
+        /// Pinned witnesses that cosigned.
+        found: usize,
+        /// The quorum.
+        required: usize,
+        /// How long the client waited for cosignatures.
+        waited_s: u64,
+    },
+    /// A tally statement older than one already seen, or than my own entry
+    /// (a replay, SPEC R-TALLY-12).
+    #[error(
+        "campaign {campaign}: the server served a tally statement at log size {size}, older \
+         than {newer} ({why}). Refusing a replayed tally"
+    )]
+    StaleStatement {
+        /// Campaign id, hex.
+        campaign: String,
+        /// The statement's size.
+        size: u64,
+        /// The size it should have reached.
+        newer: u64,
+        /// What that size is.
+        why: &'static str,
+    },
 }
 
 fn bad_log(what: impl std::fmt::Display) -> FlowError {
@@ -99,36 +133,130 @@ fn bad_log(what: impl std::fmt::Display) -> FlowError {
 }
 
 /// The log key to use: the one pinned in the wallet, or (first use) the one
-/// the server serves, which is then pinned (trust on first use). Returns the
-/// verifier and whether it was pinned just now (the CLI prints it).
+/// the server serves, which is then pinned (trust on first use), with the
+/// witness policy the server publishes (SPEC R-API-22) when none is pinned
+/// yet (SPEC R-CLIENT-1). Returns the verifier and whether something was pinned just now (the
+/// CLI prints it; the caller saves the wallet).
 ///
 /// # Errors
 /// [`FlowError::LogKeyChanged`] if the server now serves another key;
-/// [`FlowError::BadLog`] for an unparsable key.
+/// [`FlowError::BadLog`] for an unparsable key or witness policy.
 pub async fn pin_log(
     client: &Client,
     wallet: &mut Wallet,
 ) -> Result<(NoteVerifier, bool), FlowError> {
     let served = client.log_key().await?;
-    if let Some(p) = &wallet.data.log {
-        if p.verifier_key != served {
-            return Err(FlowError::LogKeyChanged {
-                pinned: p.verifier_key.clone(),
-                served,
-            });
+    let (v, mut pinned_now) = match &wallet.data.log {
+        Some(p) => {
+            if p.verifier_key != served {
+                return Err(FlowError::LogKeyChanged {
+                    pinned: p.verifier_key.clone(),
+                    served,
+                });
+            }
+            (
+                NoteVerifier::from_text(&p.verifier_key).map_err(bad_log)?,
+                false,
+            )
         }
-        let v = NoteVerifier::from_text(&p.verifier_key).map_err(bad_log)?;
-        return Ok((v, false));
+        None => {
+            let v = NoteVerifier::from_text(&served).map_err(bad_log)?;
+            wallet.data.log = Some(PinnedLog {
+                server: client.base().to_owned(),
+                verifier_key: served,
+                checkpoint_size: 0,
+                checkpoint_root: merkle::empty_root().to_hex(),
+                ..PinnedLog::default()
+            });
+            (v, true)
+        }
+    };
+    if wallet
+        .data
+        .log
+        .as_ref()
+        .is_some_and(|p| p.witnesses.is_none())
+    {
+        let info = client.witness_policy().await?;
+        let policy = WitnessPolicy::parse(&info.witnesses, info.quorum)
+            .map_err(|e| bad_log(format!("the served witness policy: {e}")))?;
+        pin_witnesses(wallet, &policy);
+        pinned_now = true;
     }
-    let v = NoteVerifier::from_text(&served).map_err(bad_log)?;
-    wallet.data.log = Some(PinnedLog {
-        server: client.base().to_owned(),
-        verifier_key: served,
-        checkpoint_size: 0,
-        checkpoint_root: merkle::empty_root().to_hex(),
-    });
-    Ok((v, true))
+    Ok((v, pinned_now))
 }
+
+/// A witness policy (SPEC R-COSIG-7): `quorum` of `witnesses` must cosign
+/// every checkpoint the client accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessPolicy {
+    /// Witness verifier keys.
+    pub witnesses: Vec<WitnessVerifier>,
+    /// Cosignatures required.
+    pub quorum: usize,
+}
+
+impl WitnessPolicy {
+    /// Parses verifier key texts (R-COSIG-4) and checks `quorum ≤ n` (with
+    /// a witness listed twice counted once).
+    ///
+    /// # Errors
+    /// A message naming the bad key or the impossible quorum.
+    pub fn parse(keys: &[String], quorum: usize) -> Result<Self, String> {
+        let mut witnesses: Vec<WitnessVerifier> = Vec::new();
+        for k in keys {
+            let w = WitnessVerifier::from_text(k.trim())
+                .map_err(|e| format!("witness key {k:?}: {e}"))?;
+            if !witnesses.contains(&w) {
+                witnesses.push(w);
+            }
+        }
+        if quorum > witnesses.len() {
+            return Err(format!(
+                "a quorum of {quorum} needs at least {quorum} distinct witnesses, {} given",
+                witnesses.len()
+            ));
+        }
+        Ok(Self { witnesses, quorum })
+    }
+
+    /// The policy pinned in `wallet`, if any.
+    ///
+    /// # Errors
+    /// [`FlowError::Wallet2`] when the stored policy does not parse.
+    pub fn pinned(wallet: &Wallet) -> Result<Option<Self>, FlowError> {
+        match wallet
+            .data
+            .log
+            .as_ref()
+            .and_then(|p| p.witnesses.as_ref().map(|w| (w, p.quorum)))
+        {
+            None => Ok(None),
+            Some((keys, quorum)) => Self::parse(keys, quorum)
+                .map(Some)
+                .map_err(|e| FlowError::Wallet2(format!("the wallet's witness policy: {e}"))),
+        }
+    }
+}
+
+/// Pins `policy` in the wallet (replacing any earlier one): the user's
+/// choice (`--witness`) or, at first use, the server's. The caller saves.
+pub fn pin_witnesses(wallet: &mut Wallet, policy: &WitnessPolicy) {
+    if let Some(p) = &mut wallet.data.log {
+        p.witnesses = Some(
+            policy
+                .witnesses
+                .iter()
+                .map(WitnessVerifier::to_text)
+                .collect(),
+        );
+        p.quorum = policy.quorum;
+    }
+}
+
+/// How long [`checkpoint`] waits for the witnesses to cosign the latest
+/// checkpoint (they cosign asynchronously, after the log publishes it).
+pub const WITNESS_WAIT: Duration = Duration::from_secs(10);
 
 /// Fetches and verifies the latest checkpoint; when the wallet remembers an
 /// earlier one, also checks the new one extends it (consistency proof from
@@ -142,8 +270,7 @@ pub async fn checkpoint(
     wallet: &mut Wallet,
     log: &NoteVerifier,
 ) -> Result<SignedCheckpoint, FlowError> {
-    let text = client.checkpoint().await?;
-    let signed = open_checkpoint(&text, log).map_err(|e| bad_log(format!("checkpoint: {e}")))?;
+    let signed = cosigned_checkpoint(client, wallet, log).await?;
     let size = signed.checkpoint().size();
     let root = *signed.checkpoint().root();
     if let Some(p) = &wallet.data.log {
@@ -179,6 +306,46 @@ pub async fn checkpoint(
         p.checkpoint_root = root.to_hex();
     }
     Ok(signed)
+}
+
+/// Fetches the latest checkpoint, verifies the log's signature and the
+/// pinned witness policy (SPEC R-CLIENT-2, R-COSIG-6, R-COSIG-7). Witnesses cosign after
+/// the log publishes, so a checkpoint short of the quorum is fetched again
+/// for up to [`WITNESS_WAIT`].
+async fn cosigned_checkpoint(
+    client: &Client,
+    wallet: &Wallet,
+    log: &NoteVerifier,
+) -> Result<SignedCheckpoint, FlowError> {
+    let policy = WitnessPolicy::pinned(wallet)?.filter(|p| p.quorum > 0);
+    let step = Duration::from_millis(250);
+    let mut waited = Duration::ZERO;
+    loop {
+        let text = client.checkpoint().await?;
+        let signed =
+            open_checkpoint(&text, log).map_err(|e| bad_log(format!("checkpoint: {e}")))?;
+        let Some(policy) = &policy else {
+            return Ok(signed);
+        };
+        match verify_cosignatures(signed.note().note(), &policy.witnesses, policy.quorum) {
+            Ok(_) => return Ok(signed),
+            Err(CosignatureError::QuorumNotMet { found, required }) => {
+                if waited >= WITNESS_WAIT {
+                    return Err(FlowError::WitnessQuorum {
+                        size: signed.checkpoint().size(),
+                        found,
+                        required,
+                        waited_s: waited.as_secs(),
+                    });
+                }
+            }
+            Err(e) => return Err(bad_log(format!("checkpoint witness cosignature: {e}"))),
+        }
+        crate::rt::sleep(step)
+            .await
+            .map_err(|e| FlowError::Runtime(e.to_string()))?;
+        waited += step;
+    }
 }
 
 /// Fetches the tiles holding `nodes` for a tree of `size` leaves. They are
@@ -519,7 +686,14 @@ async fn campaign_checked(
     id: &CampaignId,
     threshold: Option<u32>,
 ) -> Result<CampaignInfo, FlowError> {
-    let c = client.campaign(id).await?;
+    // The whole list, not `/v1/campaigns/<id>`: the server learns nothing
+    // about which campaign this pledge is for before it arrives.
+    let c = client
+        .campaigns()
+        .await?
+        .into_iter()
+        .find(|c| c.campaign_id == id.to_hex())
+        .ok_or_else(|| FlowError::Campaign(format!("no campaign {id} on this server")))?;
     if c.state != "open" {
         return Err(FlowError::Campaign(format!(
             "campaign {id} is {} and accepts no more pledges",
@@ -807,6 +981,19 @@ pub fn verify_statement(
     Ok(st)
 }
 
+/// A closed campaign's final result, read from its CampaignClosed entry
+/// proven by inclusion to a verified (witnessed) checkpoint, not from a
+/// statement alone (SPEC R-API-21).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Final active count A.
+    pub active: u64,
+    /// Live pledges at close.
+    pub live: u64,
+    /// Index of the CampaignClosed entry.
+    pub closed_index: u64,
+}
+
 /// One line of `pledge status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PledgeStatus {
@@ -814,6 +1001,8 @@ pub struct PledgeStatus {
     pub campaign: String,
     /// Title.
     pub title: String,
+    /// The action pledged.
+    pub action: String,
     /// My current threshold.
     pub threshold: u32,
     /// Withdrawn by me.
@@ -834,6 +1023,55 @@ pub struct PledgeStatus {
     pub deadline: u64,
     /// Campaign state.
     pub state: String,
+    /// The log size the statement giving A is bound to.
+    pub statement_size: u64,
+    /// The verified checkpoint it was read with.
+    pub checkpoint_size: u64,
+    /// The final result, once the campaign is closed.
+    pub outcome: Option<Outcome>,
+}
+
+impl PledgeStatus {
+    /// Once closed: whether the action is on for me (not withdrawn, and my
+    /// threshold is at most the final A).
+    pub fn on_for_me(&self) -> Option<bool> {
+        self.outcome
+            .map(|o| !self.withdrawn && u64::from(self.threshold) <= o.active)
+    }
+
+    /// Once closed: whether the campaign reached its goal (final `A ≥ goal`).
+    pub fn goal_reached(&self) -> Option<bool> {
+        self.outcome.map(|o| o.active >= u64::from(self.goal))
+    }
+
+    /// The outcome in words, once closed: what to do and why.
+    pub fn outcome_text(&self) -> Option<String> {
+        let o = self.outcome?;
+        let goal = if o.active >= u64::from(self.goal) {
+            format!("the campaign reached its goal of {}", self.goal)
+        } else {
+            format!("the campaign did not reach its goal of {}", self.goal)
+        };
+        Some(if self.withdrawn {
+            format!(
+                "closed: you withdrew, so you are not counted; final A = {}; {goal}",
+                o.active
+            )
+        } else if u64::from(self.threshold) <= o.active {
+            format!(
+                "IT'S ON FOR YOU: at close {} people had their condition met (final A = {}), at \
+                 least your threshold {}; {goal}. Your pledge: {}",
+                o.active, o.active, self.threshold, self.action
+            )
+        } else {
+            format!(
+                "NOT ON: at close only {} people had their condition met (final A = {}), fewer \
+                 than your threshold {}, so your condition did not hold and you are not bound; \
+                 {goal}",
+                o.active, o.active, self.threshold
+            )
+        })
+    }
 }
 
 /// Verifies every receipt of `rec` offline; true when all are present and valid.
@@ -849,40 +1087,222 @@ pub fn receipts_valid(rec: &PledgeRecord, log: &NoteVerifier) -> bool {
         })
 }
 
-/// `pledge status`: for each of my pledges, whether it is included (receipts
-/// verify), the campaign's A from its signed statement, whether I am
-/// activated, and the deadline.
+/// Accepts a verified statement for the wallet's memory, refusing a replay
+/// (SPEC R-CLIENT-3, R-TALLY-12): older than a statement this wallet accepted before
+/// for the campaign, or not covering one of my own acknowledged entries.
 ///
 /// # Errors
-/// Server or log failures.
-pub async fn status(
+/// [`FlowError::StaleStatement`].
+pub fn accept_statement(wallet: &mut Wallet, st: &TallyStatement) -> Result<(), FlowError> {
+    let hex = st.campaign().to_hex();
+    let size = st.checkpoint_size();
+    let stale = |newer, why| FlowError::StaleStatement {
+        campaign: hex.clone(),
+        size,
+        newer,
+        why,
+    };
+    if let Some(seen) = wallet
+        .data
+        .log
+        .as_ref()
+        .and_then(|p| p.statements.get(&hex).copied())
+        && size < seen
+    {
+        return Err(stale(seen, "a statement this wallet accepted before"));
+    }
+    let mine = wallet
+        .data
+        .pledges
+        .iter()
+        .filter(|p| p.campaign == hex)
+        .flat_map(|p| p.entries.iter())
+        .filter(|e| e.receipt.is_some())
+        .filter_map(|e| e.index)
+        .max();
+    if let Some(i) = mine
+        && size <= i
+    {
+        return Err(stale(
+            i + 1,
+            "the log size just after your own acknowledged entry",
+        ));
+    }
+    if let Some(p) = &mut wallet.data.log {
+        p.statements.insert(hex, size);
+    }
+    Ok(())
+}
+
+/// One campaign as every client reads it.
+#[derive(Debug, Clone)]
+pub struct CampaignView {
+    /// The campaign object (unsigned fields: title, deadline, goal…).
+    pub info: CampaignInfo,
+    /// Its verified tally statement; `None` when the server could not serve
+    /// one (503 `tally_unavailable`).
+    pub statement: Option<TallyStatement>,
+    /// Its final result, once closed.
+    pub outcome: Option<Outcome>,
+}
+
+/// Every campaign's verified tally, read the same way whatever the wallet
+/// holds: the checkpoint (witnessed), the campaign list, every campaign's
+/// statement and every closed campaign's CampaignClosed entry. The server
+/// cannot tell from these requests which campaigns this wallet pledged to
+/// (SPEC R-CLIENT-5).
+///
+/// # Errors
+/// Server or log failures; a replayed statement.
+pub async fn overview(
     client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+) -> Result<(SignedCheckpoint, Vec<CampaignView>), FlowError> {
+    let mut cp = checkpoint(client, wallet, log).await?;
+    let list = client.campaigns().await?;
+    let mut out = Vec::with_capacity(list.len());
+    for info in list {
+        let id = info.id()?;
+        let statement = match client.tally_statement(&id).await {
+            Ok(text) => Some(verify_statement(&text, log, &id)?),
+            Err(e) if e.code() == Some("tally_unavailable") => None,
+            Err(e) => return Err(e.into()),
+        };
+        // Published after the checkpoint was read: read it again (a log
+        // never serves a statement beyond its latest checkpoint, R-TALLY-11).
+        let needed = statement
+            .as_ref()
+            .map_or(0, TallyStatement::checkpoint_size)
+            .max(info.closed_index.map_or(0, |i| i + 1));
+        if needed > cp.checkpoint().size() {
+            cp = checkpoint(client, wallet, log).await?;
+            if needed > cp.checkpoint().size() {
+                return Err(bad_log(format!(
+                    "campaign {id}: the server names log size {needed}, beyond its checkpoint {}",
+                    cp.checkpoint().size()
+                )));
+            }
+        }
+        if let Some(st) = &statement {
+            accept_statement(wallet, st)?;
+        }
+        let outcome = match info.closed_index {
+            Some(i) => Some(closed_outcome(client, &cp, &id, i, statement.as_ref()).await?),
+            None => None,
+        };
+        out.push(CampaignView {
+            info,
+            statement,
+            outcome,
+        });
+    }
+    Ok((cp, out))
+}
+
+/// The CampaignClosed entry at `index`, proven to `cp`, and its agreement
+/// with the campaign's statement (which no longer changes after the close):
+/// SPEC R-CLIENT-4.
+async fn closed_outcome(
+    client: &Client,
+    cp: &SignedCheckpoint,
+    id: &CampaignId,
+    index: u64,
+    st: Option<&TallyStatement>,
+) -> Result<Outcome, FlowError> {
+    let bytes = proven_entry(client, index, cp).await?;
+    let Entry::CampaignClosed(c) = Entry::decode(&bytes).map_err(bad_log)? else {
+        return Err(bad_log(format!(
+            "entry {index} is not the CampaignClosed entry of {id}"
+        )));
+    };
+    if c.campaign != *id {
+        return Err(bad_log(format!(
+            "entry {index} closes another campaign than {id}"
+        )));
+    }
+    if let Some(st) = st
+        && (st.active() != c.active || st.live() != c.live)
+    {
+        return Err(bad_log(format!(
+            "campaign {id}: the served statement (A = {}, live {}) disagrees with the final \
+             tally of its CampaignClosed entry {index} (A = {}, live {})",
+            st.active(),
+            st.live(),
+            c.active,
+            c.live
+        )));
+    }
+    Ok(Outcome {
+        active: c.active,
+        live: c.live,
+        closed_index: index,
+    })
+}
+
+/// My pledges' lines from an [`overview`].
+///
+/// # Errors
+/// [`FlowError::Wallet2`] for a damaged campaign id, [`FlowError::BadLog`]
+/// when a campaign of mine is missing or has no statement.
+pub fn my_statuses(
     wallet: &Wallet,
     log: &NoteVerifier,
+    checkpoint_size: u64,
+    views: &[CampaignView],
 ) -> Result<Vec<PledgeStatus>, FlowError> {
     let mut out = Vec::new();
     for rec in &wallet.data.pledges {
         let id = rec
             .campaign_id()
             .ok_or_else(|| FlowError::Wallet2("a stored campaign id is damaged".into()))?;
-        let c = client.campaign(&id).await?;
-        let st = verify_statement(&client.tally_statement(&id).await?, log, &id)?;
+        let v = views
+            .iter()
+            .find(|v| v.info.campaign_id == rec.campaign)
+            .ok_or_else(|| bad_log(format!("campaign {id} is missing from the campaign list")))?;
+        let st = v.statement.as_ref().ok_or_else(|| {
+            bad_log(format!(
+                "campaign {id}: the server has no tally statement for it"
+            ))
+        })?;
         out.push(PledgeStatus {
             campaign: rec.campaign.clone(),
-            title: c.title.clone(),
+            title: v.info.title.clone(),
+            action: v.info.action.clone(),
             threshold: rec.threshold,
             withdrawn: rec.withdrawn,
             included: receipts_valid(rec, log),
             unacknowledged: rec.entries.iter().filter(|e| e.receipt.is_none()).count(),
             active: st.active(),
             live: st.live(),
-            goal: c.goal,
+            goal: v.info.goal,
             activated: !rec.withdrawn && u64::from(rec.threshold) <= st.active(),
-            deadline: c.deadline,
-            state: c.state.clone(),
+            deadline: v.info.deadline,
+            state: v.info.state.clone(),
+            statement_size: st.checkpoint_size(),
+            checkpoint_size,
+            outcome: v.outcome,
         });
     }
     Ok(out)
+}
+
+/// `pledge status`: for each of my pledges, whether it is included (receipts
+/// verify), the campaign's A from its signed statement, whether I am
+/// activated, the deadline, and the outcome once closed. Reads every
+/// campaign ([`overview`]), so the requests are the same for every wallet;
+/// saves what it verified (checkpoint, statement sizes) in the wallet.
+///
+/// # Errors
+/// Server or log failures.
+pub async fn status(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+) -> Result<Vec<PledgeStatus>, FlowError> {
+    let (cp, views) = overview(client, wallet, log).await?;
+    wallet.save()?;
+    my_statuses(wallet, log, cp.checkpoint().size(), &views)
 }
 
 /// Something `pledge watch` reports.
@@ -926,79 +1346,225 @@ pub enum WatchNews {
         /// Goal.
         goal: u32,
     },
+    /// The wallet now holds a pledge the watch did not follow yet (made
+    /// after it started, by another command), or a new threshold for one.
+    Following {
+        /// Campaign (hex).
+        campaign: String,
+        /// My threshold now.
+        threshold: u32,
+        /// A (latest statement).
+        active: u64,
+        /// `t ≤ A`.
+        activated: bool,
+    },
+    /// One of my pledges was withdrawn (by another command): no longer watched.
+    Withdrawn {
+        /// Campaign (hex).
+        campaign: String,
+    },
+    /// A campaign of mine closed: its final result for me.
+    Outcome(Box<PledgeStatus>),
     /// A new verified checkpoint.
     Checkpoint(u64),
 }
 
-/// State `pledge watch` compares against.
+/// What the watch knows of one of my pledges.
+#[derive(Debug, Clone, Copy)]
+struct Followed {
+    threshold: u32,
+    goal: u32,
+    activated: bool,
+    reached: bool,
+    closed: bool,
+}
+
+/// State `pledge watch` compares against: my live pledges (re-read from the
+/// wallet at each change, so pledges, amendments and withdrawals made by
+/// other commands are followed) and the latest A of every campaign.
 #[derive(Debug, Default)]
 pub struct Watcher {
-    /// Campaign → (my threshold, goal, was activated, goal reached).
-    mine: BTreeMap<CampaignId, (u32, u32, bool, bool)>,
+    mine: BTreeMap<CampaignId, Followed>,
+    active: BTreeMap<CampaignId, u64>,
+    goals: BTreeMap<CampaignId, u32>,
 }
 
 impl Watcher {
-    /// Builds the watch list from my live pledges and their current status.
+    /// Builds the watch list from my pledges' current status.
     pub fn new(statuses: &[PledgeStatus]) -> Self {
-        let mut mine = BTreeMap::new();
-        for s in statuses.iter().filter(|s| !s.withdrawn) {
-            if let Ok(id) = CampaignId::from_hex(&s.campaign) {
-                mine.insert(
+        let mut w = Self::default();
+        for s in statuses {
+            let Ok(id) = CampaignId::from_hex(&s.campaign) else {
+                continue;
+            };
+            w.active.insert(id, s.active);
+            w.goals.insert(id, s.goal);
+            if !s.withdrawn {
+                w.mine.insert(
                     id,
-                    (
-                        s.threshold,
-                        s.goal,
-                        s.activated,
-                        s.active >= u64::from(s.goal),
-                    ),
+                    Followed {
+                        threshold: s.threshold,
+                        goal: s.goal,
+                        activated: s.activated,
+                        reached: s.active >= u64::from(s.goal),
+                        closed: s.outcome.is_some(),
+                    },
                 );
             }
         }
-        Self { mine }
+        w
+    }
+
+    /// Remembers every campaign's latest A and goal (from an [`overview`]),
+    /// so a pledge made later is judged against them.
+    pub fn learn(&mut self, views: &[CampaignView]) {
+        for v in views {
+            let Ok(id) = v.info.id() else { continue };
+            self.goals.insert(id, v.info.goal);
+            if let Some(st) = &v.statement {
+                self.active.insert(id, st.active());
+            }
+        }
+    }
+
+    /// Records a verified statement's A without reporting anything (call
+    /// before [`Watcher::sync`], so a pledge changed meanwhile is judged
+    /// against the newest A).
+    pub fn observe(&mut self, st: &TallyStatement) {
+        self.active.insert(*st.campaign(), st.active());
+    }
+
+    /// Follows the wallet's pledges as they are now: a new pledge or a new
+    /// threshold gives [`WatchNews::Following`], a withdrawal
+    /// [`WatchNews::Withdrawn`].
+    pub fn sync(&mut self, data: &WalletData) -> Vec<WatchNews> {
+        let mut news = Vec::new();
+        let mut latest: BTreeMap<CampaignId, &PledgeRecord> = BTreeMap::new();
+        for rec in &data.pledges {
+            if let Some(id) = rec.campaign_id() {
+                // A live pledge wins over a withdrawn one of the same campaign.
+                let keep = latest
+                    .get(&id)
+                    .is_some_and(|o| !o.withdrawn && rec.withdrawn);
+                if !keep {
+                    latest.insert(id, rec);
+                }
+            }
+        }
+        for (id, rec) in latest {
+            let campaign = id.to_hex();
+            match (self.mine.get_mut(&id), rec.withdrawn) {
+                (Some(_), true) => {
+                    self.mine.remove(&id);
+                    news.push(WatchNews::Withdrawn { campaign });
+                }
+                (Some(f), false) if f.threshold != rec.threshold => {
+                    let active = self.active.get(&id).copied().unwrap_or(0);
+                    f.threshold = rec.threshold;
+                    f.activated = u64::from(rec.threshold) <= active;
+                    news.push(WatchNews::Following {
+                        campaign,
+                        threshold: rec.threshold,
+                        active,
+                        activated: f.activated,
+                    });
+                }
+                (None, false) => {
+                    let active = self.active.get(&id).copied().unwrap_or(0);
+                    let goal = self.goals.get(&id).copied().unwrap_or(u32::MAX);
+                    let activated = u64::from(rec.threshold) <= active;
+                    self.mine.insert(
+                        id,
+                        Followed {
+                            threshold: rec.threshold,
+                            goal,
+                            activated,
+                            reached: active >= u64::from(goal),
+                            closed: false,
+                        },
+                    );
+                    news.push(WatchNews::Following {
+                        campaign,
+                        threshold: rec.threshold,
+                        active,
+                        activated,
+                    });
+                }
+                _ => {}
+            }
+        }
+        news
     }
 
     /// Feeds a verified statement; returns what changed for me.
     pub fn update(&mut self, st: &TallyStatement) -> Vec<WatchNews> {
         let mut news = Vec::new();
-        if let Some((t, goal, was, reached)) = self.mine.get_mut(st.campaign()) {
-            let now = u64::from(*t) <= st.active();
-            if now != *was {
+        self.active.insert(*st.campaign(), st.active());
+        if let Some(f) = self.mine.get_mut(st.campaign()) {
+            let now = u64::from(f.threshold) <= st.active();
+            if now != f.activated {
                 let campaign = st.campaign().to_hex();
                 news.push(if now {
                     WatchNews::Activated {
                         campaign,
-                        threshold: *t,
+                        threshold: f.threshold,
                         active: st.active(),
                     }
                 } else {
                     WatchNews::Deactivated {
                         campaign,
-                        threshold: *t,
+                        threshold: f.threshold,
                         active: st.active(),
                     }
                 });
-                *was = now;
+                f.activated = now;
             }
-            let now_reached = st.active() >= u64::from(*goal);
-            if now_reached != *reached {
-                *reached = now_reached;
+            let now_reached = st.active() >= u64::from(f.goal);
+            if now_reached != f.reached {
+                f.reached = now_reached;
                 let campaign = st.campaign().to_hex();
                 news.push(if now_reached {
                     WatchNews::GoalReached {
                         campaign,
                         active: st.active(),
-                        goal: *goal,
+                        goal: f.goal,
                     }
                 } else {
                     WatchNews::GoalLost {
                         campaign,
                         active: st.active(),
-                        goal: *goal,
+                        goal: f.goal,
                     }
                 });
             }
         }
         news
+    }
+
+    /// Outcomes of my campaigns that closed since the last call.
+    pub fn outcomes(&mut self, statuses: &[PledgeStatus]) -> Vec<WatchNews> {
+        let mut news = Vec::new();
+        for s in statuses
+            .iter()
+            .filter(|s| s.outcome.is_some() && !s.withdrawn)
+        {
+            let Ok(id) = CampaignId::from_hex(&s.campaign) else {
+                continue;
+            };
+            if let Some(f) = self.mine.get_mut(&id)
+                && !f.closed
+            {
+                f.closed = true;
+                news.push(WatchNews::Outcome(Box::new(s.clone())));
+            }
+        }
+        news
+    }
+
+    /// Whether one of my watched campaigns is past its deadline but its
+    /// outcome was not reported yet.
+    fn awaits_outcome(&self, id: &CampaignId) -> bool {
+        self.mine.get(id).is_some_and(|f| !f.closed)
     }
 
     /// The campaigns watched.
@@ -1010,11 +1576,17 @@ impl Watcher {
 /// `pledge watch`: follows `/v1/events` (the same public stream any reader
 /// gets: nothing tells the server which campaigns interest this client) and
 /// calls `on_news` for each change; when the stream fails, polls every
-/// `poll` (fetching the statements of *all* campaigns, not only mine). Stops
-/// after `until` if given.
+/// `poll` (reading *every* campaign, like [`status`]). Each statement is
+/// verified and checked for replay ([`accept_statement`]); a statement beyond
+/// the verified checkpoint makes it read and verify the checkpoint (witness
+/// quorum included) first. The wallet is re-read at each change, so pledges,
+/// amendments and withdrawals made meanwhile by other commands are followed;
+/// when a campaign of mine closes, its [`WatchNews::Outcome`] is reported
+/// (once per run; at start for campaigns already closed). Stops after
+/// `until` if given.
 ///
 /// # Errors
-/// Log failures (a statement or checkpoint with a bad signature).
+/// Log failures (a bad signature, a replayed statement, a missing quorum).
 #[cfg(feature = "native")]
 pub async fn watch(
     client: &Client,
@@ -1024,8 +1596,15 @@ pub async fn watch(
     until: Option<Duration>,
     mut on_news: impl FnMut(WatchNews),
 ) -> Result<(), FlowError> {
-    let statuses = status(client, wallet, log).await?;
+    let (cp, views) = overview(client, wallet, log).await?;
+    wallet.save()?;
+    let statuses = my_statuses(wallet, log, cp.checkpoint().size(), &views)?;
     let mut w = Watcher::new(&statuses);
+    w.learn(&views);
+    for n in w.outcomes(&statuses) {
+        on_news(n);
+    }
+    let mut verified = cp.checkpoint().size();
     let deadline = until.map(|d| tokio::time::Instant::now() + d);
     let run = async {
         loop {
@@ -1042,7 +1621,31 @@ pub async fn watch(
                                     continue;
                                 };
                                 let st = verify_statement(&statement, log, &id)?;
-                                for n in w.update(&st) {
+                                if st.checkpoint_size() > verified {
+                                    verified =
+                                        checkpoint(client, wallet, log).await?.checkpoint().size();
+                                    if st.checkpoint_size() > verified {
+                                        return Err(bad_log(format!(
+                                            "a statement at log size {} beyond the checkpoint \
+                                             {verified}",
+                                            st.checkpoint_size()
+                                        )));
+                                    }
+                                }
+                                wallet.refresh()?;
+                                accept_statement(wallet, &st)?;
+                                w.observe(&st);
+                                let mut news = w.sync(&wallet.data);
+                                news.extend(w.update(&st));
+                                if w.awaits_outcome(&id) && past_deadline(&views, &id) {
+                                    let (cp, views) = overview(client, wallet, log).await?;
+                                    verified = verified.max(cp.checkpoint().size());
+                                    let st =
+                                        my_statuses(wallet, log, cp.checkpoint().size(), &views)?;
+                                    news.extend(w.outcomes(&st));
+                                }
+                                wallet.save()?;
+                                for n in news {
                                     on_news(n);
                                 }
                             }
@@ -1057,21 +1660,31 @@ pub async fn watch(
                     }
                 }
                 Err(_) => {
-                    // Poll: every campaign's statement, like any public reader.
-                    if let Ok(list) = client.campaigns().await {
-                        for c in list {
-                            let Ok(id) = c.id() else { continue };
-                            if let Ok(text) = client.tally_statement(&id).await {
-                                let st = verify_statement(&text, log, &id)?;
-                                for n in w.update(&st) {
-                                    on_news(n);
-                                }
+                    // Poll: every campaign, like any public reader.
+                    if let Ok((cp, views)) = overview(client, wallet, log).await {
+                        verified = verified.max(cp.checkpoint().size());
+                        wallet.refresh()?;
+                        for v in views.iter().filter_map(|v| v.statement.as_ref()) {
+                            w.observe(v);
+                        }
+                        let mut news = w.sync(&wallet.data);
+                        for v in &views {
+                            if let Some(st) = &v.statement {
+                                news.extend(w.update(st));
                             }
+                        }
+                        let st = my_statuses(wallet, log, cp.checkpoint().size(), &views)?;
+                        news.extend(w.outcomes(&st));
+                        wallet.save()?;
+                        for n in news {
+                            on_news(n);
                         }
                     }
                 }
             }
-            tokio::time::sleep(poll).await;
+            crate::rt::sleep(poll)
+                .await
+                .map_err(|e| FlowError::Runtime(e.to_string()))?;
         }
     };
     match deadline {
@@ -1081,6 +1694,18 @@ pub async fn watch(
         },
         None => run.await,
     }
+}
+
+/// Whether `id`'s deadline (from the campaign list) has passed.
+#[cfg(feature = "native")]
+fn past_deadline(views: &[CampaignView], id: &CampaignId) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    views
+        .iter()
+        .find(|v| v.info.id().ok().as_ref() == Some(id))
+        .is_some_and(|v| v.info.deadline < now)
 }
 
 /// What an offline receipt check found.

@@ -32,6 +32,7 @@
 //! the same bytes in its storage through [`Wallet::with_store`], so a wallet
 //! exported from the page opens in the CLI and the reverse (SPEC R-WEB-1).
 
+use std::collections::BTreeMap;
 #[cfg(feature = "native")]
 use std::fs::{self, File, OpenOptions};
 #[cfg(feature = "native")]
@@ -186,7 +187,7 @@ impl std::fmt::Debug for Protection {
 }
 
 /// The log this wallet trusts, pinned at first use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PinnedLog {
     /// The server URL it was first seen at.
     pub server: String,
@@ -196,6 +197,19 @@ pub struct PinnedLog {
     pub checkpoint_size: u64,
     /// Its root, hex.
     pub checkpoint_root: String,
+    /// Witness verifier keys (SPEC R-COSIG-4) whose cosignatures checkpoints
+    /// need, pinned with the log key or chosen by the user; `None` in a
+    /// wallet written before witness policies were pinned (pinned at next use).
+    #[serde(default)]
+    pub witnesses: Option<Vec<String>>,
+    /// How many of `witnesses` must have cosigned (SPEC R-COSIG-7).
+    #[serde(default)]
+    pub quorum: usize,
+    /// Per campaign (hex), the size of the newest tally statement accepted:
+    /// an older one served later is a replay and is refused (SPEC R-TALLY-12).
+    /// Kept for every campaign read, not only those pledged to.
+    #[serde(default)]
+    pub statements: BTreeMap<String, u64>,
 }
 
 impl PinnedLog {
@@ -426,11 +440,19 @@ impl WalletData {
         } = theirs;
         match (&mut self.log, log) {
             (None, l) => self.log = l,
-            (Some(o), Some(t))
-                if o.verifier_key == t.verifier_key && t.checkpoint_size > o.checkpoint_size =>
-            {
-                o.checkpoint_size = t.checkpoint_size;
-                o.checkpoint_root.clone_from(&t.checkpoint_root);
+            (Some(o), Some(t)) if o.verifier_key == t.verifier_key => {
+                if t.checkpoint_size > o.checkpoint_size {
+                    o.checkpoint_size = t.checkpoint_size;
+                    o.checkpoint_root.clone_from(&t.checkpoint_root);
+                }
+                if o.witnesses.is_none() && t.witnesses.is_some() {
+                    o.witnesses = t.witnesses;
+                    o.quorum = t.quorum;
+                }
+                for (c, size) in t.statements {
+                    let mine = o.statements.entry(c).or_insert(0);
+                    *mine = (*mine).max(size);
+                }
             }
             _ => {}
         }
@@ -1346,6 +1368,8 @@ mod tests {
             verifier_key: "k".into(),
             checkpoint_size: size,
             checkpoint_root: format!("{size:064x}"),
+            statements: [("c".to_owned(), size)].into(),
+            ..PinnedLog::default()
         };
         let mut ours = WalletData {
             log: Some(log(3)),

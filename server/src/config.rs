@@ -25,6 +25,7 @@
 //! publish_max_delay_ms = 10000
 //! publish_max_hold_ms = 40000 # an entry held longer gets 503 held_back
 //!
+//! witness_quorum = 1          # cosignatures clients must require (default 1 with witnesses)
 //! [[witness]]                 # any number; PLEDGED_WITNESSES="URL|KEY;URL|KEY"
 //! url = "http://127.0.0.1:9090"
 //! key = "witness.example+1234abcd+BASE64..."
@@ -100,6 +101,7 @@ pub struct FileConfig {
     publish_min_pledges: Option<u32>,
     publish_max_delay_ms: Option<u64>,
     publish_max_hold_ms: Option<u64>,
+    witness_quorum: Option<u64>,
     witness: Option<Vec<WitnessToml>>,
 }
 
@@ -136,6 +138,9 @@ pub struct Config {
     pub demo: bool,
     /// Witnesses to push checkpoints to.
     pub witnesses: Vec<Witness>,
+    /// How many of them clients must see cosign (published at
+    /// `/v1/log/witnesses`, SPEC R-API-22); `None`: 1 when there are witnesses.
+    pub witness_quorum: Option<usize>,
     /// Connection limits and timeouts (SPEC §12 "Connections").
     pub conn_limits: ConnLimits,
     /// `GET /v1/events` subscribers at once; more are answered 503.
@@ -164,6 +169,7 @@ impl Config {
             close_check_interval: Duration::from_secs(1),
             demo: false,
             witnesses: Vec::new(),
+            witness_quorum: None,
             conn_limits: ConnLimits::default(),
             max_event_streams: 256,
             metrics_listen: None,
@@ -301,6 +307,16 @@ impl Config {
                 .map(|w| crate::witness::parse_one(&w.url, &w.key))
                 .collect::<Result<_, _>>()?;
         }
+        if let Some(k) = env_num("PLEDGED_WITNESS_QUORUM")?.or(file.witness_quorum) {
+            let k = usize::try_from(k).unwrap_or(usize::MAX);
+            if k > c.witnesses.len() {
+                return Err(format!(
+                    "witness_quorum {k} is more than the {} configured witnesses",
+                    c.witnesses.len()
+                ));
+            }
+            c.witness_quorum = Some(k);
+        }
         Ok(c)
     }
 }
@@ -388,6 +404,33 @@ mod tests {
         let c = Config::new(dir.path());
         assert_eq!(c.publication.min_pledges, 3);
         assert!(c.conn_limits.max_connections > c.conn_limits.max_per_address);
+    }
+
+    #[test]
+    fn witness_quorum_is_bounded_by_the_witness_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pledged.toml");
+        let w = pledge_protocol::cosignature::WitnessSigner::from_seed(
+            pledge_protocol::note::KeyName::new("w.example/1").unwrap(),
+            &[7; 32],
+        )
+        .verifier()
+        .to_text();
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(Cli::parse_from([
+                "pledged",
+                "--config",
+                path.to_str().unwrap(),
+            ]))
+        };
+        let one = format!("[[witness]]\nurl = \"http://127.0.0.1:1\"\nkey = \"{w}\"\n");
+        assert_eq!(load(&one).unwrap().witness_quorum, None);
+        let c = load(&format!("witness_quorum = 1\n{one}")).unwrap();
+        assert_eq!(c.witness_quorum, Some(1));
+        let e = load(&format!("witness_quorum = 2\n{one}")).unwrap_err();
+        assert!(e.contains("witness_quorum 2"), "{e}");
+        assert!(load("witness_quorum = 1\n").is_err());
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub struct Shared {
     publication_default: ledger::Publication,
     publish_max_hold: std::time::Duration,
     created_files: Vec<std::path::PathBuf>,
+    /// The witness policy clients pin (SPEC R-API-22): verifier keys and quorum.
+    witness_policy: (Vec<String>, usize),
 }
 
 impl AppState {
@@ -176,6 +178,12 @@ impl AppState {
                 publication_default: config.publication,
                 publish_max_hold: config.publish_max_hold,
                 created_files,
+                witness_policy: (
+                    config.witnesses.iter().map(|w| w.key.to_text()).collect(),
+                    config
+                        .witness_quorum
+                        .unwrap_or(usize::from(!config.witnesses.is_empty())),
+                ),
             }),
         })
     }

@@ -34,15 +34,24 @@ struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-async fn start_with(rate: u32) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path());
+fn test_config(dir: &Path, rate: u32) -> Config {
+    let mut config = Config::new(dir);
     // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
     config.publication = pledge_server::ledger::Publication::IMMEDIATE;
     config.batch_interval = Duration::from_millis(20);
     config.demo = true;
     config.open_rate_per_minute = rate;
-    let state = AppState::start(&config).await.unwrap();
+    config
+}
+
+async fn start_with(rate: u32) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), rate);
+    start_in(dir, &config).await
+}
+
+async fn start_in(dir: tempfile::TempDir, config: &Config) -> Server {
+    let state = AppState::start(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
@@ -116,6 +125,7 @@ fn wallet_round_trip_wrong_passphrase_tampering_and_mode() {
         verifier_key: "k".into(),
         checkpoint_size: 3,
         checkpoint_root: "00".repeat(32),
+        ..PinnedLog::default()
     });
     w.data
         .tokens
@@ -237,6 +247,32 @@ struct Proxy {
     /// replaced by a 503, like a connection lost on the way back.
     lose_token_answers: bool,
     http: reqwest::Client,
+    /// What a coerced server does (issue 14, finding 2) and what it sees.
+    tamper: Tamper,
+}
+
+/// A path and the body served for it instead of the server's.
+type Replacement = (String, Vec<u8>);
+
+/// Shared switches of a [`Proxy`], set by the test while it runs.
+#[derive(Clone, Default)]
+struct Tamper {
+    /// Every request, `METHOD path`, in order, while recording.
+    seen: Arc<std::sync::Mutex<Option<Vec<String>>>>,
+    /// Served instead of the real answer for this path (a replayed statement).
+    replace: Arc<std::sync::Mutex<Option<Replacement>>>,
+    /// Remove every signature line but the first (the log's) from checkpoints.
+    strip_cosignatures: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Tamper {
+    fn record(&self) {
+        *self.seen.lock().unwrap() = Some(Vec::new());
+    }
+
+    fn recorded(&self) -> Vec<String> {
+        self.seen.lock().unwrap().take().unwrap()
+    }
 }
 
 fn rewrite(v: &mut serde_json::Value, key: &str) {
@@ -261,6 +297,23 @@ async fn proxy_handler(State(p): State<Proxy>, req: Request) -> Response {
         .map(|x| x.as_str().to_owned())
         .unwrap_or_default();
     let method = req.method().clone();
+    if let Some(seen) = p.tamper.seen.lock().unwrap().as_mut() {
+        seen.push(format!("{method} {path}"));
+    }
+    if let Some((_, body)) = p
+        .tamper
+        .replace
+        .lock()
+        .unwrap()
+        .as_ref()
+        .filter(|(on, _)| *on == path)
+    {
+        return (
+            [("content-type", "text/plain; charset=utf-8")],
+            body.clone(),
+        )
+            .into_response();
+    }
     if path == "/v1/tokens" {
         p.token_requests.fetch_add(1, Ordering::SeqCst);
     }
@@ -291,6 +344,12 @@ async fn proxy_handler(State(p): State<Proxy>, req: Request) -> Response {
         )
             .into_response();
     }
+    if path == "/log/checkpoint" && p.tamper.strip_cosignatures.load(Ordering::SeqCst) {
+        let text = String::from_utf8(bytes).unwrap();
+        let (body, sigs) = text.split_once("\n\n").unwrap();
+        let first = sigs.lines().next().unwrap();
+        bytes = format!("{body}\n\n{first}\n").into_bytes();
+    }
     if !p.fake_key.is_empty()
         && path.starts_with("/v1/campaigns")
         && ctype.starts_with("application/json")
@@ -317,6 +376,24 @@ async fn start_proxy_with(
     fake_key: String,
     lose_token_answers: bool,
 ) -> (String, Arc<AtomicUsize>) {
+    let (url, counter, _) =
+        start_tamper_proxy(upstream, fake_key, lose_token_answers, Tamper::default()).await;
+    (url, counter)
+}
+
+/// A proxy that changes nothing until `tamper` says so.
+async fn start_tamper(upstream: &str) -> (String, Tamper) {
+    let t = Tamper::default();
+    let (url, _, _) = start_tamper_proxy(upstream, String::new(), false, t.clone()).await;
+    (url, t)
+}
+
+async fn start_tamper_proxy(
+    upstream: &str,
+    fake_key: String,
+    lose_token_answers: bool,
+    tamper: Tamper,
+) -> (String, Arc<AtomicUsize>, Tamper) {
     let counter = Arc::new(AtomicUsize::new(0));
     let p = Proxy {
         upstream: upstream.to_owned(),
@@ -324,6 +401,7 @@ async fn start_proxy_with(
         token_requests: counter.clone(),
         lose_token_answers,
         http: reqwest::Client::new(),
+        tamper: tamper.clone(),
     };
     let app = axum::Router::new().fallback(proxy_handler).with_state(p);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -331,7 +409,7 @@ async fn start_proxy_with(
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    (format!("http://{addr}"), counter)
+    (format!("http://{addr}"), counter, tamper)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,7 +568,7 @@ async fn commit_amend_withdraw_status_watch_and_receipts() {
         .await
         .unwrap();
     assert_eq!(s.nullifier.len(), 64);
-    let st = flows::status(&client, &w, &log).await.unwrap();
+    let st = flows::status(&client, &mut w, &log).await.unwrap();
     assert_eq!(st.len(), 1);
     assert!(st[0].included);
     assert_eq!((st[0].threshold, st[0].live, st[0].active), (2, 1, 0));
@@ -541,14 +619,14 @@ async fn commit_amend_withdraw_status_watch_and_receipts() {
         )),
         "{news:?}"
     );
-    let st = flows::status(&client, &w, &log).await.unwrap();
+    let st = flows::status(&client, &mut w, &log).await.unwrap();
     assert!(st[0].activated && st[0].active == 2);
 
     // Amend to 3: no longer activated (two pledges, t = 1 and 3: A = 1).
     flows::change(&client, &mut w, &log, &id, Some(3))
         .await
         .unwrap();
-    let st = flows::status(&client, &w, &log).await.unwrap();
+    let st = flows::status(&client, &mut w, &log).await.unwrap();
     assert_eq!(
         (st[0].threshold, st[0].active, st[0].activated),
         (3, 1, false)
@@ -589,7 +667,7 @@ async fn commit_amend_withdraw_status_watch_and_receipts() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no live pledge"), "{e}");
-    let st = flows::status(&client, &w, &log).await.unwrap();
+    let st = flows::status(&client, &mut w, &log).await.unwrap();
     assert!(st[0].withdrawn && !st[0].activated && st[0].included);
     assert_eq!((st[0].live, st[0].active), (1, 1));
 
@@ -768,12 +846,14 @@ fn c_retry(e: &FlowError) -> Option<Duration> {
     }
 }
 
-async fn second_campaign(srv: &Server, client: &Client) -> CampaignId {
+async fn second_campaign(srv: &Server) -> CampaignId {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let c = client
+    // Straight to the server: the tamper proxy forwards no credentials.
+    let c = Client::new(&srv.base)
+        .unwrap()
         .create_campaign(
             &srv.admin_token(),
             &pledge_client::client::NewCampaign {
@@ -801,7 +881,7 @@ async fn two_commands_on_one_wallet_file_keep_both_pledges() {
     let srv = start().await;
     let client = Client::new(&srv.base).unwrap();
     let first = demo_campaign(&client).await;
-    let second = second_campaign(&srv, &client).await;
+    let second = second_campaign(&srv).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w");
     let mut w = Wallet::create(&path, protection()).unwrap();
@@ -832,7 +912,7 @@ async fn two_commands_on_one_wallet_file_keep_both_pledges() {
     ra.unwrap();
     rb.unwrap();
 
-    let w = Wallet::open(&path, protection()).unwrap();
+    let mut w = Wallet::open(&path, protection()).unwrap();
     assert_eq!(w.data.pledges.len(), 2, "a pledge vanished from the wallet");
     assert!(w.data.pending.is_empty());
     assert_eq!(w.data.tokens.len(), 2);
@@ -844,7 +924,7 @@ async fn two_commands_on_one_wallet_file_keep_both_pledges() {
         assert_eq!(rec.entries.len(), 2);
         assert!(flows::receipts_valid(rec, &log));
     }
-    let st = flows::status(&client, &w, &log).await.unwrap();
+    let st = flows::status(&client, &mut w, &log).await.unwrap();
     assert_eq!(st.len(), 2);
     assert!(st.iter().all(|s| s.included && s.unacknowledged == 0));
 
@@ -899,12 +979,12 @@ async fn a_delayed_pledge_is_pending_in_the_wallet_and_resumed_after_an_interrup
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (rec, other) = seen.expect("the delayed pledge is not in the wallet during the delay");
+    let (rec, mut other) = seen.expect("the delayed pledge is not in the wallet during the delay");
     assert!(!delayed.is_finished());
     assert_eq!((rec.threshold, rec.entries.len()), (2, 1));
     assert!(rec.unacknowledged().is_some());
     assert!(other.data.tokens[0].used);
-    let st = flows::status(&client, &other, &log).await.unwrap();
+    let st = flows::status(&client, &mut other, &log).await.unwrap();
     assert_eq!(st.len(), 1);
     assert!(!st[0].included);
     assert_eq!((st[0].unacknowledged, st[0].live), (1, 0));
@@ -918,14 +998,359 @@ async fn a_delayed_pledge_is_pending_in_the_wallet_and_resumed_after_an_interrup
         .await
         .unwrap();
     assert_eq!(s.nullifier, rec.nullifier);
-    let w = Wallet::open(&path, protection()).unwrap();
+    let mut w = Wallet::open(&path, protection()).unwrap();
     let done = w.data.pledge_for(&id).unwrap();
     assert_eq!(done.entries.len(), 1);
     assert_eq!(done.entries[0].entry, rec.entries[0].entry);
     assert_eq!(done.entries[0].index, Some(s.index));
     assert!(flows::receipts_valid(done, &log));
-    let st = flows::status(&client, &w, &log).await.unwrap();
+    let st = flows::status(&client, &mut w, &log).await.unwrap();
     assert!(st[0].included);
     assert_eq!(st[0].live, 1);
     srv.shutdown().await;
+}
+
+/// A wallet (in memory) with the log pinned and tokens for every open campaign.
+async fn pledger(client: &Client) -> (Wallet, pledge_protocol::note::NoteVerifier) {
+    let mut w = Wallet::in_memory();
+    let (log, _) = flows::pin_log(client, &mut w).await.unwrap();
+    flows::obtain_tokens(client, &mut w, &log, &AttestKind::Open)
+        .await
+        .unwrap();
+    (w, log)
+}
+
+/// Issue 14, finding 4: `status` reads every campaign the same way whatever
+/// the wallet holds, so a pledger's requests equal a non-pledger's (on the
+/// old code the pledger alone asked for its campaign and its tally).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_requests_are_the_same_for_pledgers_and_others() {
+    let srv = start().await;
+    let (proxy, tamper) = start_tamper(&srv.base).await;
+    let client = Client::new(&proxy).unwrap();
+    let demo = demo_campaign(&client).await;
+    let second = second_campaign(&srv).await;
+    let (mut a, alog) = pledger(&client).await;
+    let (mut b, blog) = pledger(&client).await;
+    flows::commit(&client, &mut a, &alog, &demo, 2, Duration::ZERO)
+        .await
+        .unwrap();
+    // Both read up to the same checkpoint first: the consistency proof from
+    // a wallet's last checkpoint depends on that size, not on its pledges.
+    assert_eq!(
+        flows::status(&client, &mut a, &alog).await.unwrap().len(),
+        1
+    );
+    assert!(
+        flows::status(&client, &mut b, &blog)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tamper.record();
+    let mine = flows::status(&client, &mut a, &alog).await.unwrap();
+    let pledger_requests = tamper.recorded();
+    tamper.record();
+    flows::status(&client, &mut b, &blog).await.unwrap();
+    let other_requests = tamper.recorded();
+    assert_eq!(mine[0].threshold, 2);
+    assert_eq!(pledger_requests, other_requests);
+    for id in [demo, second] {
+        let tally = format!("GET /v1/campaigns/{}/tally", id.to_hex());
+        assert!(pledger_requests.contains(&tally), "{pledger_requests:?}");
+    }
+    assert!(
+        !pledger_requests
+            .iter()
+            .any(|r| r == &format!("GET /v1/campaigns/{}", demo.to_hex())),
+        "{pledger_requests:?}"
+    );
+    srv.shutdown().await;
+}
+
+/// Issue 14, finding 2: a server replaying an older tally statement (an
+/// "ACTIVATED" that no longer holds) is refused — older than one the wallet
+/// accepted before, or older than the wallet's own acknowledged entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_older_tally_statement_is_refused() {
+    let srv = start().await;
+    let (proxy, tamper) = start_tamper(&srv.base).await;
+    let client = Client::new(&proxy).unwrap();
+    let demo = demo_campaign(&client).await;
+    let tally_path = format!("/v1/campaigns/{}/tally", demo.to_hex());
+    let (mut p, plog) = pledger(&client).await;
+    let (mut r, rlog) = pledger(&client).await;
+    let before = client.tally_statement(&demo).await.unwrap();
+    flows::commit(&client, &mut p, &plog, &demo, 1, Duration::ZERO)
+        .await
+        .unwrap();
+    let st = flows::status(&client, &mut p, &plog).await.unwrap();
+    assert!(st[0].activated);
+    let after_p = client.tally_statement(&demo).await.unwrap();
+
+    // Replayed to a wallet that saw a newer one.
+    *tamper.replace.lock().unwrap() = Some((tally_path.clone(), before.into_bytes()));
+    let e = flows::status(&client, &mut p, &plog).await.unwrap_err();
+    assert!(
+        matches!(&e, FlowError::StaleStatement { why, .. } if why.contains("accepted before")),
+        "{e}"
+    );
+    *tamper.replace.lock().unwrap() = None;
+
+    // Replayed to a wallet that never read a statement, but pledged after it.
+    flows::commit(&client, &mut r, &rlog, &demo, 3, Duration::ZERO)
+        .await
+        .unwrap();
+    *tamper.replace.lock().unwrap() = Some((tally_path, after_p.into_bytes()));
+    let e = flows::status(&client, &mut r, &rlog).await.unwrap_err();
+    assert!(
+        matches!(&e, FlowError::StaleStatement { why, .. } if why.contains("your own")),
+        "{e}"
+    );
+    *tamper.replace.lock().unwrap() = None;
+    let st = flows::status(&client, &mut r, &rlog).await.unwrap();
+    assert_eq!((st[0].threshold, st[0].live), (3, 2));
+    srv.shutdown().await;
+}
+
+/// A campaign whose deadline is `secs` from now.
+async fn closing_campaign(srv: &Server, secs: u64, goal: u32) -> CampaignId {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Straight to the server: the tamper proxy forwards no credentials.
+    let c = Client::new(&srv.base)
+        .unwrap()
+        .create_campaign(
+            &srv.admin_token(),
+            &pledge_client::client::NewCampaign {
+                title: "closing soon".into(),
+                text: String::new(),
+                action: "walk out at 11:00".into(),
+                deadline: now + secs,
+                goal,
+                threshold_min: 1,
+                threshold_max: 10,
+                attester: pledge_client::client::AttesterSpec::Open,
+                publication: None,
+            },
+        )
+        .await
+        .unwrap();
+    CampaignId::from_hex(&c.campaign_id).unwrap()
+}
+
+/// Issue 14, finding 6: at close, status says plainly whether the action is
+/// on for me, from the CampaignClosed entry proven in the log; a statement
+/// that disagrees with that entry is refused even by a wallet with no memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outcome_at_close_comes_from_the_closing_entry() {
+    let srv = start().await;
+    let (proxy, tamper) = start_tamper(&srv.base).await;
+    let client = Client::new(&proxy).unwrap();
+    let id = closing_campaign(&srv, 4, 2).await;
+    let (mut p, plog) = pledger(&client).await;
+    let (mut q, qlog) = pledger(&client).await;
+    let empty = client.tally_statement(&id).await.unwrap();
+    flows::commit(&client, &mut p, &plog, &id, 1, Duration::ZERO)
+        .await
+        .unwrap();
+    flows::commit(&client, &mut q, &qlog, &id, 3, Duration::ZERO)
+        .await
+        .unwrap();
+    let st = flows::status(&client, &mut p, &plog).await.unwrap();
+    assert!(st[0].outcome.is_none() && st[0].outcome_text().is_none());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = client.campaigns().await.unwrap();
+        if c.iter()
+            .any(|c| c.id().unwrap() == id && c.closed_index.is_some())
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never closed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let st = flows::status(&client, &mut p, &plog).await.unwrap();
+    let o = st[0].outcome.unwrap();
+    assert_eq!((o.active, o.live), (1, 2));
+    assert_eq!(
+        (st[0].on_for_me(), st[0].goal_reached()),
+        (Some(true), Some(false))
+    );
+    let text = st[0].outcome_text().unwrap();
+    assert!(text.starts_with("IT'S ON FOR YOU"), "{text}");
+    assert!(text.contains("did not reach its goal of 2"), "{text}");
+    assert!(text.contains("walk out at 11:00"), "{text}");
+    let st = flows::status(&client, &mut q, &qlog).await.unwrap();
+    assert_eq!(st[0].on_for_me(), Some(false));
+    assert!(st[0].outcome_text().unwrap().starts_with("NOT ON"));
+
+    // The statement of the empty campaign, replayed after the close.
+    *tamper.replace.lock().unwrap() = Some((
+        format!("/v1/campaigns/{}/tally", id.to_hex()),
+        empty.into_bytes(),
+    ));
+    let mut fresh = Wallet::in_memory();
+    let (flog, _) = flows::pin_log(&client, &mut fresh).await.unwrap();
+    let e = flows::status(&client, &mut fresh, &flog).await.unwrap_err();
+    assert!(
+        e.to_string().contains("disagrees with the final tally"),
+        "{e}"
+    );
+    srv.shutdown().await;
+}
+
+/// Issue 14, finding 5: a running watch re-reads the wallet, so an amendment
+/// and a new pledge made by other commands are followed with the right
+/// threshold (the old watch kept the threshold it started with).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_follows_amendments_and_pledges_made_after_it_started() {
+    let srv = start().await;
+    let client = Client::new(&srv.base).unwrap();
+    let demo = demo_campaign(&client).await;
+    let second = second_campaign(&srv).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w");
+    let mut w = Wallet::create(&path, protection()).unwrap();
+    let (log, _) = flows::pin_log(&client, &mut w).await.unwrap();
+    flows::obtain_tokens(&client, &mut w, &log, &AttestKind::Open)
+        .await
+        .unwrap();
+    flows::commit(&client, &mut w, &log, &demo, 2, Duration::ZERO)
+        .await
+        .unwrap();
+    let (mut q, qlog) = pledger(&client).await;
+    flows::commit(&client, &mut q, &qlog, &demo, 2, Duration::ZERO)
+        .await
+        .unwrap();
+
+    let mut watched = Wallet::open(&path, protection()).unwrap();
+    let (wc, wlog) = (client.clone(), log.clone());
+    let watcher = tokio::spawn(async move {
+        let mut news = Vec::new();
+        flows::watch(
+            &wc,
+            &mut watched,
+            &wlog,
+            Duration::from_millis(200),
+            Some(Duration::from_secs(5)),
+            |n| news.push(n),
+        )
+        .await
+        .unwrap();
+        news
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Another command, on its own handle of the same file.
+    let mut other = Wallet::open(&path, protection()).unwrap();
+    flows::change(&client, &mut other, &log, &demo, Some(3))
+        .await
+        .unwrap();
+    flows::commit(&client, &mut other, &log, &second, 1, Duration::ZERO)
+        .await
+        .unwrap();
+    let news = watcher.await.unwrap();
+    assert!(
+        news.contains(&WatchNews::Following {
+            campaign: demo.to_hex(),
+            threshold: 3,
+            active: 0,
+            activated: false,
+        }),
+        "{news:?}"
+    );
+    assert!(
+        news.contains(&WatchNews::Following {
+            campaign: second.to_hex(),
+            threshold: 1,
+            active: 1,
+            activated: true,
+        }),
+        "{news:?}"
+    );
+    assert!(
+        !news
+            .iter()
+            .any(|n| matches!(n, WatchNews::Deactivated { threshold: 2, .. })),
+        "{news:?}"
+    );
+    srv.shutdown().await;
+}
+
+/// Issue 14, finding 2: the wallet pins the server's witness policy at first
+/// use, and a checkpoint without the quorum (cosignatures stripped by a
+/// coerced server, or a witness the user chose that never cosigned) is
+/// refused; the real, cosigned one is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_without_the_pinned_witness_quorum_are_refused() {
+    use pledge_protocol::cosignature::WitnessSigner;
+    use pledge_protocol::note::KeyName;
+    let dir = tempfile::tempdir().unwrap();
+    let wdir = tempfile::tempdir().unwrap();
+    // The log key is created at first start: create it now to tell the witness.
+    let keys = pledge_server::keys::load_or_create(dir.path(), "localhost/pledge").unwrap();
+    let log_key = keys.log.verifier();
+    drop(keys);
+    let wsigner = WitnessSigner::generate(KeyName::new("witness.test").unwrap()).unwrap();
+    let wkey = wsigner.verifier();
+    let witness = pledge_client::witness::Witness::open(wsigner, [log_key], wdir.path()).unwrap();
+    let wlistener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let waddr = wlistener.local_addr().unwrap();
+    let (wstop, wstopped) = oneshot::channel::<()>();
+    let wtask = tokio::spawn(pledge_client::witness::serve(wlistener, witness, async {
+        let _ = wstopped.await;
+    }));
+    let mut config = test_config(dir.path(), 0);
+    config.witnesses = vec![pledge_server::witness::Witness {
+        url: format!("http://{waddr}"),
+        key: wkey.clone(),
+    }];
+    let srv = start_in(dir, &config).await;
+    let (proxy, tamper) = start_tamper(&srv.base).await;
+    let client = Client::new(&proxy).unwrap();
+    let id = demo_campaign(&client).await;
+
+    let (mut w, log) = pledger(&client).await;
+    let pinned = w.data.log.clone().unwrap();
+    assert_eq!(pinned.witnesses, Some(vec![wkey.to_text()]));
+    assert_eq!(pinned.quorum, 1);
+    flows::commit(&client, &mut w, &log, &id, 1, Duration::ZERO)
+        .await
+        .unwrap();
+    let cp = flows::checkpoint(&client, &mut w, &log).await.unwrap();
+    assert!(cp.checkpoint().size() >= 2);
+
+    tamper.strip_cosignatures.store(true, Ordering::SeqCst);
+    let e = flows::status(&client, &mut w, &log).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            FlowError::WitnessQuorum {
+                found: 0,
+                required: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    tamper.strip_cosignatures.store(false, Ordering::SeqCst);
+    assert_eq!(flows::status(&client, &mut w, &log).await.unwrap().len(), 1);
+
+    // A witness of the user's own choice that never saw this log.
+    let stranger = WitnessSigner::generate(KeyName::new("witness.other").unwrap())
+        .unwrap()
+        .verifier();
+    let policy = flows::WitnessPolicy::parse(&[stranger.to_text()], 1).unwrap();
+    flows::pin_witnesses(&mut w, &policy);
+    let e = flows::checkpoint(&client, &mut w, &log).await.unwrap_err();
+    assert!(
+        matches!(e, FlowError::WitnessQuorum { found: 0, .. }),
+        "{e}"
+    );
+    assert!(flows::WitnessPolicy::parse(&[stranger.to_text()], 2).is_err());
+    srv.shutdown().await;
+    let _ = wstop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), wtask).await;
 }

@@ -292,8 +292,13 @@ impl PledgeApp {
     pub fn status(&self) -> Promise {
         let session = self.session.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let guard = session.lock().await;
-            let list = flows::status(&guard.client, &guard.wallet, &guard.log)
+            let mut guard = session.lock().await;
+            let Session {
+                client,
+                wallet,
+                log,
+            } = &mut *guard;
+            let list = flows::status(client, wallet, log)
                 .await
                 .map_err(|e| flow_error(&e))?;
             to_js(&shape::status(&list, &guard.wallet.data))

@@ -315,6 +315,16 @@ pub fn status(list: &[PledgeStatus], data: &WalletData) -> Value {
                 "goal": s.goal,
                 "deadline": s.deadline,
                 "campaignState": s.state,
+                "statementSize": s.statement_size,
+                "checkpointSize": s.checkpoint_size,
+                "outcome": s.outcome.map(|o| json!({
+                    "finalActive": o.active,
+                    "finalLive": o.live,
+                    "closedIndex": o.closed_index,
+                    "onForMe": s.on_for_me(),
+                    "goalReached": s.goal_reached(),
+                    "text": s.outcome_text(),
+                })),
             })
         })
         .collect();
@@ -563,8 +573,25 @@ mod tests {
             activated: true,
             deadline: 1_900_000_000,
             state: "open".into(),
+            action: "walk out".into(),
+            statement_size: 12,
+            checkpoint_size: 14,
+            outcome: None,
         };
         let v = status(std::slice::from_ref(&st), &w);
+        assert!(v[0]["outcome"].is_null());
+        let closed = PledgeStatus {
+            outcome: Some(pledge_client::flows::Outcome {
+                active: 2,
+                live: 7,
+                closed_index: 13,
+            }),
+            ..st.clone()
+        };
+        let c0 = &status(&[closed], &w)[0]["outcome"];
+        assert_eq!(c0["onForMe"], false, "threshold 3 > final A 2");
+        assert_eq!(c0["goalReached"], false);
+        assert!(c0["text"].as_str().unwrap().starts_with("NOT ON"));
         let o = &v[0];
         assert_eq!(o["campaign"], c.to_hex());
         assert_eq!(o["state"], "logged");

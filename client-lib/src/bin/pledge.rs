@@ -41,6 +41,20 @@ struct Cli {
     /// Keep the wallet without a passphrase (tests and demos only: anyone with the file reads it).
     #[arg(long, global = true)]
     insecure_no_passphrase: bool,
+    /// Witness verifier key (`name+keyid+base64`) whose cosignature checkpoints
+    /// need; repeat for several. Replaces the witness list pinned in the wallet
+    /// (by default the server's, pinned at first use).
+    #[arg(
+        long = "witness",
+        value_name = "VKEY",
+        global = true,
+        env = "PLEDGE_WITNESSES",
+        value_delimiter = ','
+    )]
+    witnesses: Vec<String>,
+    /// How many of the --witness keys must have cosigned (default: all of them).
+    #[arg(long, value_name = "K", global = true, requires = "witnesses")]
+    witness_quorum: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -334,16 +348,67 @@ fn open_wallet(cli: &Cli, create: bool) -> anyhow::Result<Wallet> {
     Ok(w)
 }
 
-async fn pinned(client: &Client, w: &mut Wallet) -> anyhow::Result<NoteVerifier> {
+async fn pinned(cli: &Cli, client: &Client, w: &mut Wallet) -> anyhow::Result<NoteVerifier> {
+    let first_key = w.data.log.is_none();
     let (v, new) = flows::pin_log(client, w).await?;
-    if new {
+    if first_key {
         println!(
             "pinned the log key at first use (check it with the operator out of band):\n  {}",
             v.to_text()
         );
+    }
+    let mut changed = new;
+    if !cli.witnesses.is_empty() {
+        let k = cli.witness_quorum.unwrap_or(cli.witnesses.len());
+        let policy = flows::WitnessPolicy::parse(&cli.witnesses, k)
+            .map_err(|e| anyhow!("--witness: {e}"))?;
+        if flows::WitnessPolicy::pinned(w)?.as_ref() != Some(&policy) {
+            flows::pin_witnesses(w, &policy);
+            changed = true;
+        }
+    }
+    if changed {
+        match flows::WitnessPolicy::pinned(w)? {
+            Some(p) if p.quorum > 0 => {
+                println!(
+                    "witness policy pinned: every checkpoint needs {} of these {} witnesses' \
+                     cosignatures{}:",
+                    p.quorum,
+                    p.witnesses.len(),
+                    if cli.witnesses.is_empty() {
+                        " (as the server lists them; --witness overrides)"
+                    } else {
+                        ""
+                    }
+                );
+                for k in &p.witnesses {
+                    println!("  {}", k.to_text());
+                }
+            }
+            _ => println!(
+                "WARNING: no witness policy: the server lists no witnesses, so nothing but the \
+                 log key vouches that everyone sees the same log (pass --witness VKEY)"
+            ),
+        }
         w.save()?;
     }
     Ok(v)
+}
+
+/// Which log size the tally of a status line comes from.
+fn tally_age(s: &flows::PledgeStatus) -> String {
+    let behind = s.checkpoint_size.saturating_sub(s.statement_size);
+    format!(
+        "tally signed at log size {} (verified checkpoint {}{}); never older than a tally this \
+         wallet saw before",
+        s.statement_size,
+        s.checkpoint_size,
+        if behind == 0 {
+            String::new()
+        } else {
+            format!(", {behind} later entries of any campaign")
+        }
+    )
 }
 
 fn when(unix: u64) -> String {
@@ -416,7 +481,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("--attest takes `open` or `invite:CODE`");
             };
             let mut w = open_wallet(&cli, true)?;
-            let log = pinned(&client, &mut w).await?;
+            let log = pinned(&cli, &client, &mut w).await?;
             let r = flows::obtain_tokens(&client, &mut w, &log, &kind).await?;
             println!(
                 "issuer keys checked against the log (inclusion proofs): {}",
@@ -445,7 +510,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let id = campaign_id(campaign)?;
             let mut w = open_wallet(&cli, false)?;
-            let log = pinned(&client, &mut w).await?;
+            let log = pinned(&cli, &client, &mut w).await?;
             let delay = if *now {
                 println!(
                     "--now: sending at once. Privacy cost: the issuer saw your token request a \
@@ -477,7 +542,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let id = campaign_id(campaign)?;
             let mut w = open_wallet(&cli, false)?;
-            let log = pinned(&client, &mut w).await?;
+            let log = pinned(&cli, &client, &mut w).await?;
             let s = flows::change(&client, &mut w, &log, &id, Some(*threshold)).await?;
             println!(
                 "amended: threshold now {threshold}; entry {}, receipt verified",
@@ -487,14 +552,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Withdraw { campaign } => {
             let id = campaign_id(campaign)?;
             let mut w = open_wallet(&cli, false)?;
-            let log = pinned(&client, &mut w).await?;
+            let log = pinned(&cli, &client, &mut w).await?;
             let s = flows::change(&client, &mut w, &log, &id, None).await?;
             println!("withdrawn: entry {}, receipt verified", s.index);
         }
         Command::Status => {
             let mut w = open_wallet(&cli, false)?;
-            let log = pinned(&client, &mut w).await?;
-            let list = flows::status(&client, &w, &log).await?;
+            let log = pinned(&cli, &client, &mut w).await?;
+            let list = flows::status(&client, &mut w, &log).await?;
             if list.is_empty() {
                 println!("no pledges in this wallet ({} tokens)", w.data.tokens.len());
             }
@@ -526,11 +591,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     when(s.deadline),
                     s.state
                 );
+                println!("    {}", tally_age(&s));
+                if let Some(text) = s.outcome_text() {
+                    println!("    {text}");
+                }
             }
         }
         Command::Watch { poll, duration } => {
             let mut w = open_wallet(&cli, false)?;
-            let log = pinned(&client, &mut w).await?;
+            let log = pinned(&cli, &client, &mut w).await?;
             println!(
                 "watching the public event stream (the server cannot tell which campaigns you follow)"
             );
@@ -568,6 +637,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         active,
                         goal,
                     } => println!("below the goal again: {campaign}: A = {active} < goal {goal}"),
+                    WatchNews::Following {
+                        campaign,
+                        threshold,
+                        active,
+                        activated,
+                    } => println!(
+                        "following {campaign}: your threshold is {threshold}, A = {active}: {}",
+                        if activated { "ACTIVATED" } else { "waiting" }
+                    ),
+                    WatchNews::Withdrawn { campaign } => {
+                        println!("withdrawn: {campaign} is no longer watched")
+                    }
+                    WatchNews::Outcome(s) => {
+                        if let Some(text) = s.outcome_text() {
+                            println!("{}: {text}", s.campaign);
+                        }
+                    }
                     WatchNews::Checkpoint(_) => {}
                     _ => {}
                 },

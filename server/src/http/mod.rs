@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/log/checkpoint", get(checkpoint))
         .route("/log/tile/{*path}", get(tile))
         .route("/v1/log/key", get(log_key))
+        .route("/v1/log/witnesses", get(log_witnesses))
         .route("/v1/campaigns", get(list_campaigns).post(create_campaign))
         .route("/v1/campaigns/{id}", get(get_campaign))
         .route("/v1/campaigns/{id}/tally", get(get_tally))
@@ -279,6 +280,18 @@ async fn log_key(State(state): State<AppState>) -> Response {
     )
 }
 
+/// SPEC R-API-22: the witnesses this log pushes to and the quorum clients
+/// should require, for clients to pin with the log key.
+async fn log_witnesses(State(state): State<AppState>) -> Response {
+    let (keys, quorum) = &state.inner.witness_policy;
+    let mut r = Json(serde_json::json!({ "quorum": quorum, "witnesses": keys })).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
+}
+
 async fn tile(
     State(state): State<AppState>,
     Path(path): Path<String>,
@@ -397,6 +410,8 @@ struct CampaignJson {
     issuer_key: String,
     /// Index of the CampaignOpened entry, to prove the key (SPEC R-TOKEN-11).
     opened_index: Option<u64>,
+    /// Index of the CampaignClosed entry, once closed (SPEC R-API-21).
+    closed_index: Option<u64>,
     tally: Option<TallyJson>,
     /// Publication policy (SPEC R-PUB-1).
     publication: Publication,
@@ -440,6 +455,7 @@ fn campaign_json(state: &AppState, id: &CampaignId) -> Option<CampaignJson> {
         definition: B64.encode(d.encode()),
         issuer_key: B64.encode(c.issuer_key.as_spki()),
         opened_index: view.opened_at(id),
+        closed_index: view.closed_at(id),
         tally: view.tally(id).as_deref().map(TallyJson::from),
         publication: state.inner.ledger.publication(id),
     })

@@ -177,6 +177,7 @@ pub struct LogView {
     tree: Tree,
     checkpoint: Arc<str>,
     opened_at: HashMap<CampaignId, u64>,
+    closed_at: HashMap<CampaignId, u64>,
     tallies: HashMap<CampaignId, Arc<TallyView>>,
 }
 
@@ -196,10 +197,23 @@ impl LogView {
         self.opened_at.get(id).copied()
     }
 
+    /// The index of the campaign's CampaignClosed entry, once closed.
+    pub fn closed_at(&self, id: &CampaignId) -> Option<u64> {
+        self.closed_at.get(id).copied()
+    }
+
     /// The latest signed tally of a campaign.
     pub fn tally(&self, id: &CampaignId) -> Option<Arc<TallyView>> {
         self.tallies.get(id).cloned()
     }
+}
+
+/// Which entries of a campaign the view indexes (SPEC R-API-7, R-API-21).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Milestone {
+    Opened,
+    Closed,
+    Other,
 }
 
 /// Metadata updates committed with an entry (`None` deletes the key).
@@ -327,6 +341,7 @@ impl Ledger {
                     tree: Tree::new(),
                     checkpoint: note.into(),
                     opened_at: HashMap::new(),
+                    closed_at: HashMap::new(),
                     tallies: HashMap::new(),
                 }
             }
@@ -499,14 +514,14 @@ impl Ledger {
             ..Batch::default()
         };
         let mut touched = BTreeSet::new();
-        let mut opened = Vec::new();
+        let mut milestones = Vec::new();
         for (proposal, meta) in proposals {
             let r = self.apply_one(&mut view, proposal, now, &mut batch);
-            let r = r.map(|(index, bytes, campaign, is_open)| {
+            let r = r.map(|(index, bytes, campaign, milestone)| {
                 batch.meta.extend(meta);
                 touched.insert(campaign);
-                if is_open {
-                    opened.push((campaign, index));
+                if milestone != Milestone::Other {
+                    milestones.push((campaign, index, milestone));
                 }
                 (index, bytes)
             });
@@ -538,8 +553,11 @@ impl Ledger {
         // Durable from here on.
         let note: Arc<str> = note.into();
         view.checkpoint = note.clone();
-        for (id, index) in opened {
-            view.opened_at.insert(id, index);
+        for (id, index, milestone) in milestones {
+            match milestone {
+                Milestone::Opened => view.opened_at.insert(id, index),
+                Milestone::Closed | Milestone::Other => view.closed_at.insert(id, index),
+            };
         }
         let mut new_tallies = Vec::new();
         for id in touched {
@@ -591,7 +609,7 @@ impl Ledger {
         proposal: Proposal,
         now: u64,
         batch: &mut Batch,
-    ) -> Result<(u64, Vec<u8>, CampaignId, bool), SubmitError> {
+    ) -> Result<(u64, Vec<u8>, CampaignId, Milestone), SubmitError> {
         let entry = match proposal {
             Proposal::Entry(e) => *e,
             Proposal::Close {
@@ -631,8 +649,12 @@ impl Ledger {
             data: bytes.clone(),
             nullifier,
         });
-        let is_open = matches!(entry, Entry::CampaignOpened(_));
-        Ok((index, bytes, entry.campaign(), is_open))
+        let milestone = match entry {
+            Entry::CampaignOpened(_) => Milestone::Opened,
+            Entry::CampaignClosed(_) => Milestone::Closed,
+            _ => Milestone::Other,
+        };
+        Ok((index, bytes, entry.campaign(), milestone))
     }
 
     /// Rebuilds the view from the store after a failed commit; marks the
@@ -771,6 +793,7 @@ fn load_view(
     let mut state = LedgerState::new();
     let mut tree = Tree::new();
     let mut opened_at = HashMap::new();
+    let mut closed_at = HashMap::new();
     let mut start = 0;
     while start < size {
         let end = size.min(start.saturating_add(REPLAY_CHUNK));
@@ -780,8 +803,14 @@ fn load_view(
             state
                 .apply(&entry, StatelessChecks::AlreadyVerified)
                 .map_err(|e| bad(e.to_string()))?;
-            if let Entry::CampaignOpened(o) = &entry {
-                opened_at.insert(o.definition.id(), i);
+            match &entry {
+                Entry::CampaignOpened(o) => {
+                    opened_at.insert(o.definition.id(), i);
+                }
+                Entry::CampaignClosed(c) => {
+                    closed_at.insert(c.campaign, i);
+                }
+                _ => {}
             }
             tree.append(merkle::leaf_hash(&bytes))
                 .map_err(|e| bad(e.to_string()))?;
@@ -830,6 +859,7 @@ fn load_view(
         tree,
         checkpoint,
         opened_at,
+        closed_at,
         tallies,
     }))
 }
