@@ -1221,8 +1221,8 @@ fn lock(path: &Path) -> Result<File, WalletError> {
         opts.mode(0o600);
     }
     let f = opts.open(&lock_path).map_err(io)?;
-    // fs2's flock (already used by the witness): `File::lock` is newer than
-    // the crate's minimum Rust version.
+    // fs2's flock, as the witness's lock: std's `File::lock` (Rust 1.89) is
+    // also flock on Unix; fs2 was chosen while the MSRV was 1.86.
     fs2::FileExt::lock_exclusive(&f).map_err(io)?;
     Ok(f)
 }

@@ -157,7 +157,7 @@ impl TokenError {
     }
 }
 
-/// Blinded-message values an issuer refuses to sign (NOTES.md hostile input 1).
+/// Blinded-message values an issuer refuses to sign (RELIABILITY.md, hostile input 1).
 /// SPEC R-TOKEN-8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -258,7 +258,7 @@ impl IssuerPublicKey {
     ///
     /// # Errors
     /// [`TokenError::ModulusBits`], [`TokenError::EvenModulus`],
-    /// [`TokenError::PublicExponent`] for bad parameters (NOTES.md hostile input 5);
+    /// [`TokenError::PublicExponent`] for bad parameters (RELIABILITY.md, hostile input 5);
     /// [`TokenError::KeyEncoding`] for anything else.
     pub fn from_spki(bytes: &[u8]) -> Result<Self, TokenError> {
         // SPEC R-TOKEN-5: bound the input before parsing.

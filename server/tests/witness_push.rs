@@ -126,21 +126,21 @@ async fn wait_for_cosigned(
             .await
             .unwrap();
         let note = SignedNote::parse(&body).unwrap();
-        if note.body().starts_with("localhost/pledge\n1\n") {
-            if let Some(sig) = note.signatures().iter().find(|s| s.name() == wkey.name()) {
-                assert!(
-                    wkey.verify_cosignature(note.body().as_bytes(), sig.signature())
-                        .is_some()
-                );
-                // The log's own signature is still there and verifies.
-                pledge_protocol::checkpoint::verify_checkpoint(
-                    note.clone(),
-                    &state.ledger().verifier().clone(),
-                )
-                .unwrap();
-                cosigned = true;
-                break;
-            }
+        if note.body().starts_with("localhost/pledge\n1\n")
+            && let Some(sig) = note.signatures().iter().find(|s| s.name() == wkey.name())
+        {
+            assert!(
+                wkey.verify_cosignature(note.body().as_bytes(), sig.signature())
+                    .is_some()
+            );
+            // The log's own signature is still there and verifies.
+            pledge_protocol::checkpoint::verify_checkpoint(
+                note.clone(),
+                &state.ledger().verifier().clone(),
+            )
+            .unwrap();
+            cosigned = true;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

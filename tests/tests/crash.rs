@@ -392,8 +392,8 @@ fn assert_clear_start_error(f: &proc::StartFailure, what: &str) {
     );
 }
 
-/// Evidence for sled 0.34's known start-up corruption (NOTES.md, sled
-/// #1527/#1533): its snapshot files and their sizes (an empty
+/// Evidence for sled 0.34's known start-up corruption (upstream sled
+/// #1527/#1533, RELIABILITY.md section 2): its snapshot files and their sizes (an empty
 /// `snap.*.generating` is the known cause).
 fn sled_snapshot_corruption(data: &std::path::Path) -> Vec<(String, u64)> {
     let dir = data.join("ledger.sled");

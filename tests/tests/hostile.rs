@@ -1,4 +1,4 @@
-//! Hostile inputs (NOTES.md list, items 1–5, 9, 10) against a running `pledged`
+//! Hostile inputs (RELIABILITY.md's list, items 1–5, 9, 10) against a running `pledged`
 //! on 127.0.0.1:0 and against the client: each case asserts the exact answer
 //! (status and error code) and that nothing changed (checkpoint size and root,
 //! the tally, the token and entry counters). Auditor cases (item 6) live in

@@ -759,7 +759,7 @@ fn readers_see_only_whole_batches(b: Backend) {
                         assert!(s.hash(0, size - 1).unwrap().is_some());
                         let cp = checkpoint_size(&s.checkpoint().unwrap().unwrap());
                         assert!(
-                            cp >= size && cp % BATCH == 0,
+                            cp >= size && cp.is_multiple_of(BATCH),
                             "checkpoint {cp} vs size {size}"
                         );
                         observed += 1;
