@@ -763,30 +763,44 @@ async fn send_and_record(
     })
 }
 
-/// `pledge commit`: pledges to `campaign` with `threshold`, spending the
-/// wallet's token, after waiting `delay` (DESIGN P4). The entry is saved in
-/// the wallet before it is sent; a second call after a network failure
-/// resends the same entry.
+/// A pledge signed and saved in the wallet, pending, not yet sent.
+#[derive(Debug, Clone)]
+pub struct SignedPledge {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// An earlier attempt's entry, found in the wallet and to be resent
+    /// unchanged (no new delay is needed: it was drawn then).
+    pub resend: bool,
+    bytes: Vec<u8>,
+}
+
+/// The first half of [`commit`]: checks the campaign and the threshold,
+/// signs the pledge with the wallet's token and saves it in the wallet,
+/// pending, before any delay: `pledge status` shows it, and if this process
+/// ends, `pledge send-pending` or the same `pledge commit` sends it.
+/// `send_after` (Unix seconds) records when it may be sent (the end of its
+/// random delay), for [`send_pending`].
 ///
 /// # Errors
 /// [`FlowError::Wallet2`] without a token; [`FlowError::Campaign`] for a
-/// threshold out of range or a closed campaign; server refusals; a receipt
-/// that does not verify.
-pub async fn commit(
+/// threshold out of range, a closed campaign, or a pledge already made.
+pub async fn sign_pledge(
     client: &Client,
     wallet: &mut Wallet,
-    log: &NoteVerifier,
     campaign: &CampaignId,
     threshold: u32,
-    delay: Duration,
-) -> Result<Submitted, FlowError> {
+    send_after: Option<u64>,
+) -> Result<SignedPledge, FlowError> {
     if let Some(p) = wallet.data.pledge_for(campaign)
         && !p.withdrawn
     {
         if p.entries.len() == 1 && p.unacknowledged().is_some() {
             // An earlier attempt did not get its answer: resend it unchanged.
-            let bytes = entry_bytes(p.entries.first())?;
-            return send_and_record(client, wallet, log, campaign, &bytes).await;
+            return Ok(SignedPledge {
+                campaign: *campaign,
+                resend: true,
+                bytes: entry_bytes(p.entries.first())?,
+            });
         }
         return Err(FlowError::Campaign(format!(
             "you already pledged to {campaign}; use `pledge amend` to change the threshold"
@@ -806,9 +820,6 @@ pub async fn commit(
     let bytes = Entry::Pledge(pledge)
         .encode()
         .map_err(|e| FlowError::Crypto(e.to_string()))?;
-    // The signed pledge is in the wallet, pending, before the delay: `pledge
-    // status` shows it, and if this process ends during the delay the next
-    // `commit` to the campaign sends it (the resend path above).
     for t in &mut wallet.data.tokens {
         if t.campaign == *campaign && t.nullifier() == nullifier {
             t.used = true;
@@ -825,20 +836,103 @@ pub async fn commit(
             entry: B64.encode(&bytes),
             index: None,
             receipt: None,
+            send_after,
         }],
     });
     wallet.save()?;
-    if !delay.is_zero() {
+    Ok(SignedPledge {
+        campaign: *campaign,
+        resend: false,
+        bytes,
+    })
+}
+
+/// The second half of [`commit`]: sends a signed pledge (or finds that
+/// another command already did and the wallet holds its receipt).
+///
+/// # Errors
+/// Server refusals; a receipt that does not verify.
+pub async fn send_signed(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+    signed: &SignedPledge,
+) -> Result<Submitted, FlowError> {
+    // Another command may have sent it meanwhile (and saved the receipt).
+    wallet.refresh()?;
+    if let Some(done) = acknowledged(wallet, log, &signed.campaign, &signed.bytes)? {
+        return Ok(done);
+    }
+    send_and_record(client, wallet, log, &signed.campaign, &signed.bytes).await
+}
+
+/// `pledge commit`: pledges to `campaign` with `threshold`, spending the
+/// wallet's token, after waiting `delay` (DESIGN P4): [`sign_pledge`], the
+/// wait, [`send_signed`]. The entry is saved in the wallet before the wait;
+/// a second call after a network failure resends the same entry.
+///
+/// # Errors
+/// As [`sign_pledge`] and [`send_signed`].
+pub async fn commit(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+    campaign: &CampaignId,
+    threshold: u32,
+    delay: Duration,
+) -> Result<Submitted, FlowError> {
+    let signed = sign_pledge(client, wallet, campaign, threshold, None).await?;
+    if !signed.resend && !delay.is_zero() {
         crate::rt::sleep(delay)
             .await
             .map_err(|e| FlowError::Runtime(e.to_string()))?;
-        // Another command may have sent it meanwhile (and saved the receipt).
-        wallet.refresh()?;
-        if let Some(done) = acknowledged(wallet, log, campaign, &bytes)? {
-            return Ok(done);
+    }
+    send_signed(client, wallet, log, &signed).await
+}
+
+/// What [`send_pending`] did.
+#[derive(Debug, Default)]
+pub struct PendingReport {
+    /// Entries sent now (campaign hex, what was acknowledged).
+    pub sent: Vec<(String, Submitted)>,
+    /// Entries whose delay is not over (campaign hex, Unix seconds when due).
+    pub waiting: Vec<(String, u64)>,
+}
+
+/// `pledge send-pending`: sends every entry of the wallet that is signed but
+/// not acknowledged (a pledge left by `commit --background` or by an
+/// interrupted command, an amendment or withdrawal whose answer was lost),
+/// unchanged, once its `send_after` time has passed (all of them when
+/// `now` is `None`).
+///
+/// # Errors
+/// The first failure (earlier entries stay sent and recorded).
+pub async fn send_pending(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+    now: Option<u64>,
+) -> Result<PendingReport, FlowError> {
+    wallet.refresh()?;
+    let mut todo = Vec::new();
+    let mut report = PendingReport::default();
+    for rec in &wallet.data.pledges {
+        if let Some(e) = rec.unacknowledged() {
+            match (e.send_after, now) {
+                (Some(due), Some(now)) if due > now => {
+                    report.waiting.push((rec.campaign.clone(), due));
+                }
+                _ => todo.push((rec.campaign.clone(), entry_bytes(Some(e))?)),
+            }
         }
     }
-    send_and_record(client, wallet, log, campaign, &bytes).await
+    for (campaign, bytes) in todo {
+        let id = CampaignId::from_hex(&campaign)
+            .map_err(|_| FlowError::Wallet2("a stored campaign id is damaged".into()))?;
+        let done = send_and_record(client, wallet, log, &id, &bytes).await?;
+        report.sent.push((campaign, done));
+    }
+    Ok(report)
 }
 
 /// The submission of `bytes` on `campaign` if the wallet already holds its
@@ -918,6 +1012,12 @@ pub async fn change(
         let bytes = entry_bytes(Some(last))?;
         return send_and_record(client, wallet, log, campaign, &bytes).await;
     }
+    if threshold == Some(rec.threshold) {
+        return Err(FlowError::Campaign(format!(
+            "your threshold on {campaign} is already {}: nothing to change, nothing sent",
+            rec.threshold
+        )));
+    }
     campaign_checked(client, campaign, threshold).await?;
     let key = key_for(wallet, &rec)?;
     let n = Nullifier::from_hex(&rec.nullifier)
@@ -953,6 +1053,7 @@ pub async fn change(
         entry: B64.encode(&bytes),
         index: None,
         receipt: None,
+        send_after: None,
     });
     wallet.save()?;
     send_and_record(client, wallet, log, campaign, &bytes).await
@@ -1365,6 +1466,14 @@ pub enum WatchNews {
     },
     /// A campaign of mine closed: its final result for me.
     Outcome(Box<PledgeStatus>),
+    /// A pending entry of mine whose delay was over was sent (`commit
+    /// --background`).
+    Sent {
+        /// Campaign (hex).
+        campaign: String,
+        /// Its index in the log.
+        index: u64,
+    },
     /// A new verified checkpoint.
     Checkpoint(u64),
 }
@@ -1582,8 +1691,9 @@ impl Watcher {
 /// quorum included) first. The wallet is re-read at each change, so pledges,
 /// amendments and withdrawals made meanwhile by other commands are followed;
 /// when a campaign of mine closes, its [`WatchNews::Outcome`] is reported
-/// (once per run; at start for campaigns already closed). Stops after
-/// `until` if given.
+/// (once per run; at start for campaigns already closed). Pending entries
+/// whose random delay is over (`commit --background`) are sent, checked
+/// every `poll` ([`WatchNews::Sent`]). Stops after `until` if given.
 ///
 /// # Errors
 /// Log failures (a bad signature, a replayed statement, a missing quorum).
@@ -1604,62 +1714,75 @@ pub async fn watch(
     for n in w.outcomes(&statuses) {
         on_news(n);
     }
+    for n in send_due(client, wallet, log).await? {
+        on_news(n);
+    }
     let mut verified = cp.checkpoint().size();
     let deadline = until.map(|d| tokio::time::Instant::now() + d);
     let run = async {
         loop {
             match client.events().await {
-                Ok(mut stream) => {
-                    while let Some(ev) = stream.next().await {
-                        match ev {
-                            Ok(ServerEvent::Tally {
-                                campaign_id,
-                                statement,
-                                ..
-                            }) => {
-                                let Ok(id) = CampaignId::from_hex(&campaign_id) else {
-                                    continue;
-                                };
-                                let st = verify_statement(&statement, log, &id)?;
-                                if st.checkpoint_size() > verified {
-                                    verified =
-                                        checkpoint(client, wallet, log).await?.checkpoint().size();
-                                    if st.checkpoint_size() > verified {
-                                        return Err(bad_log(format!(
-                                            "a statement at log size {} beyond the checkpoint \
-                                             {verified}",
-                                            st.checkpoint_size()
-                                        )));
-                                    }
-                                }
-                                wallet.refresh()?;
-                                accept_statement(wallet, &st)?;
-                                w.observe(&st);
-                                let mut news = w.sync(&wallet.data);
-                                news.extend(w.update(&st));
-                                if w.awaits_outcome(&id) && past_deadline(&views, &id) {
-                                    let (cp, views) = overview(client, wallet, log).await?;
-                                    verified = verified.max(cp.checkpoint().size());
-                                    let st =
-                                        my_statuses(wallet, log, cp.checkpoint().size(), &views)?;
-                                    news.extend(w.outcomes(&st));
-                                }
-                                wallet.save()?;
-                                for n in news {
-                                    on_news(n);
-                                }
+                Ok(mut stream) => loop {
+                    let ev = tokio::select! {
+                        ev = stream.next() => ev,
+                        () = tokio::time::sleep(poll) => {
+                            for n in send_due(client, wallet, log).await? {
+                                on_news(n);
                             }
-                            Ok(ServerEvent::Checkpoint { note, .. }) => {
-                                let cp = open_checkpoint(note.as_bytes(), log)
-                                    .map_err(|e| bad_log(format!("checkpoint: {e}")))?;
-                                on_news(WatchNews::Checkpoint(cp.checkpoint().size()));
-                            }
-                            Ok(_) => {}
-                            Err(_) => break,
+                            continue;
                         }
+                    };
+                    let Some(ev) = ev else { break };
+                    match ev {
+                        Ok(ServerEvent::Tally {
+                            campaign_id,
+                            statement,
+                            ..
+                        }) => {
+                            let Ok(id) = CampaignId::from_hex(&campaign_id) else {
+                                continue;
+                            };
+                            let st = verify_statement(&statement, log, &id)?;
+                            if st.checkpoint_size() > verified {
+                                verified =
+                                    checkpoint(client, wallet, log).await?.checkpoint().size();
+                                if st.checkpoint_size() > verified {
+                                    return Err(bad_log(format!(
+                                        "a statement at log size {} beyond the checkpoint \
+                                             {verified}",
+                                        st.checkpoint_size()
+                                    )));
+                                }
+                            }
+                            wallet.refresh()?;
+                            accept_statement(wallet, &st)?;
+                            w.observe(&st);
+                            let mut news = w.sync(&wallet.data);
+                            news.extend(w.update(&st));
+                            if w.awaits_outcome(&id) && past_deadline(&views, &id) {
+                                let (cp, views) = overview(client, wallet, log).await?;
+                                verified = verified.max(cp.checkpoint().size());
+                                let st = my_statuses(wallet, log, cp.checkpoint().size(), &views)?;
+                                news.extend(w.outcomes(&st));
+                            }
+                            wallet.save()?;
+                            for n in news {
+                                on_news(n);
+                            }
+                        }
+                        Ok(ServerEvent::Checkpoint { note, .. }) => {
+                            let cp = open_checkpoint(note.as_bytes(), log)
+                                .map_err(|e| bad_log(format!("checkpoint: {e}")))?;
+                            on_news(WatchNews::Checkpoint(cp.checkpoint().size()));
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
                     }
-                }
+                },
                 Err(_) => {
+                    for n in send_due(client, wallet, log).await? {
+                        on_news(n);
+                    }
                     // Poll: every campaign, like any public reader.
                     if let Ok((cp, views)) = overview(client, wallet, log).await {
                         verified = verified.max(cp.checkpoint().size());
@@ -1694,6 +1817,26 @@ pub async fn watch(
         },
         None => run.await,
     }
+}
+
+/// Sends the wallet's pending entries whose delay is over ([`send_pending`]).
+#[cfg(feature = "native")]
+async fn send_due(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+) -> Result<Vec<WatchNews>, FlowError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let r = send_pending(client, wallet, log, Some(now)).await?;
+    Ok(r.sent
+        .into_iter()
+        .map(|(campaign, s)| WatchNews::Sent {
+            campaign,
+            index: s.index,
+        })
+        .collect())
 }
 
 /// Whether `id`'s deadline (from the campaign list) has passed.

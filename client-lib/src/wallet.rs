@@ -324,6 +324,10 @@ pub struct EntryRecord {
     pub index: Option<u64>,
     /// C2SP tlog-proof text, once acknowledged.
     pub receipt: Option<String>,
+    /// Not to be sent before this time (Unix seconds): the end of its random
+    /// delay, for an entry left pending by `pledge commit --background`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_after: Option<u64>,
 }
 
 /// A pledge of mine.
@@ -517,6 +521,39 @@ impl PledgeRecord {
             .entries
             .iter()
             .any(|e| e.kind == "withdraw" && e.receipt.is_some());
+    }
+}
+
+/// A [`std::io::Write`] into a zeroizing buffer that never lets the vector
+/// reallocate (which would free a copy of the plaintext without zeroizing
+/// it): when a write does not fit, the bytes move to a buffer at least twice
+/// as large and the old one is zeroized as it is dropped.
+struct ZeroizingWriter(Zeroizing<Vec<u8>>);
+
+impl ZeroizingWriter {
+    fn with_capacity(n: usize) -> Self {
+        Self(Zeroizing::new(Vec::with_capacity(n)))
+    }
+}
+
+impl std::io::Write for ZeroizingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let need = self.0.len().saturating_add(buf.len());
+        if need > self.0.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(
+                need.max(self.0.capacity().saturating_mul(2)),
+            ));
+            bigger.extend_from_slice(&self.0);
+            self.0 = bigger;
+        }
+        let before = self.0.as_ptr();
+        self.0.extend_from_slice(buf);
+        debug_assert_eq!(before, self.0.as_ptr(), "the buffer reallocated");
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -990,13 +1027,15 @@ impl Wallet {
         getrandom::fill(&mut nonce).map_err(|_| WalletError::Randomness)?;
         let header = format!("{header} nonce={}", B64.encode(nonce));
         let disk = self.data.to_disk();
-        // Sized up front so serialising does not reallocate and leave copies.
-        let mut plain = Zeroizing::new(Vec::with_capacity(
+        // The plaintext never sits in memory that is freed without being
+        // zeroized: the writer moves to a larger zeroizing buffer itself
+        // instead of letting the vector reallocate.
+        let mut plain = ZeroizingWriter::with_capacity(
             64 * 1024 + 2048 * (disk.tokens.len() + disk.pending.len() + disk.pledges.len()),
-        ));
-        serde_json::to_writer(&mut *plain, &disk)
-            .map_err(|e| contents_err(&path, e.to_string()))?;
+        );
+        serde_json::to_writer(&mut plain, &disk).map_err(|e| contents_err(&path, e.to_string()))?;
         drop(disk);
+        let plain = plain.0;
         let cipher = XChaCha20Poly1305::new_from_slice(key.as_slice())
             .map_err(|_| WalletError::Kdf("key length".into()))?;
         let ciphertext = cipher
@@ -1293,6 +1332,24 @@ mod tests {
         assert!(parse_header(p, "pledge-wallet v2 insecure-no-passphrase nonce=x").is_err());
     }
 
+    #[test]
+    fn the_plaintext_writer_grows_by_moving_to_a_new_zeroizing_buffer() {
+        use std::io::Write as _;
+        let mut w = ZeroizingWriter::with_capacity(8);
+        let mut expected = Vec::new();
+        let mut moves = 0;
+        for i in 0..2000u32 {
+            let chunk = format!("{i},");
+            let before = w.0.as_ptr();
+            w.write_all(chunk.as_bytes()).unwrap();
+            moves += usize::from(before != w.0.as_ptr());
+            expected.extend_from_slice(chunk.as_bytes());
+        }
+        assert_eq!(*w.0, expected);
+        // Doubling: a handful of moves for ~9 KB from 8 bytes, not one per write.
+        assert!((8..=16).contains(&moves), "{moves} moves");
+    }
+
     fn entry(kind: &str, seq: u32, bytes: &str, acked: bool) -> EntryRecord {
         EntryRecord {
             kind: kind.into(),
@@ -1300,6 +1357,7 @@ mod tests {
             entry: bytes.into(),
             index: acked.then_some(u64::from(seq)),
             receipt: acked.then(|| format!("receipt {bytes}")),
+            send_after: None,
         }
     }
 

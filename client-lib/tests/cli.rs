@@ -16,6 +16,8 @@ fn pledge(args: &[&str]) -> Output {
         .env_remove("PLEDGE_ADMIN_TOKEN")
         .env_remove("PLEDGE_SERVER")
         .env_remove("PLEDGE_WALLET")
+        .env_remove("PLEDGE_WITNESSES")
+        .env("TZ", "UTC")
         .output()
         .unwrap()
 }
@@ -92,7 +94,11 @@ async fn pledge_binary_end_to_end() {
     let o = cli(common(&["status"])).await;
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
-    assert!(t.contains("ACTIVATED (t <= A)"), "{t}");
+    assert!(
+        t.contains("ACTIVATED: your threshold 1 is at most A = 1"),
+        "{t}"
+    );
+    assert!(t.contains("the biggest group in which everyone's"), "{t}");
     assert!(t.contains("yes, receipts verified"), "{t}");
 
     let rfile = dir.path().join("r.txt");
@@ -152,6 +158,201 @@ async fn pledge_binary_end_to_end() {
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("cannot reach the server"), "{t}");
+
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}
+
+/// Issue 14, findings 7 and 9: short ids, dates with their zone in and out,
+/// `--background` and `send-pending`, same-threshold amendments refused,
+/// usage errors exit 2, `audit` honours the global `--server`, a short
+/// PLEDGE_PASSPHRASE is refused for a new wallet, and a failed first command
+/// leaves no wallet behind. Each assertion failed on the old CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pledger_friction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path().join("data"));
+    config.batch_interval = Duration::from_millis(20);
+    config.demo = true;
+    config.open_rate_per_minute = 0;
+    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
+    let state = AppState::start(&config).await.unwrap();
+    let admin = state.admin_token().to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(listener, state, async {
+        let _ = rx.await;
+    }));
+    let with = |wallet: &std::path::Path, rest: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "--server".into(),
+            base.clone(),
+            "--wallet".into(),
+            wallet.to_str().unwrap().to_owned(),
+            "--insecure-no-passphrase".into(),
+        ];
+        v.extend(rest.iter().map(|s| (*s).to_owned()));
+        v
+    };
+
+    // A deadline given with its offset is shown in the reader's zone (TZ=UTC here).
+    let o = cli(with(
+        &dir.path().join("admin-w"),
+        &[
+            "admin",
+            "--admin-token",
+            &admin,
+            "create-campaign",
+            "--title",
+            "staff strike",
+            "--action",
+            "walk out",
+            "--deadline",
+            "2099-03-08T11:00+01:00",
+            "--goal",
+            "5",
+            "--attester",
+            "invite:staff",
+        ],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let w1 = dir.path().join("w1");
+    let o = cli(with(&w1, &["campaigns"])).await;
+    let t = text(&o);
+    assert!(t.contains("2099-03-08 10:00 UTC (+00:00), in "), "{t}");
+
+    // A failed first command (a wrong invite code) leaves no wallet behind.
+    let o = cli(with(
+        &w1,
+        &[
+            "tokens",
+            "--attest",
+            "invite:00000000000000000000000000000000",
+        ],
+    ))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(!w1.exists(), "{t}");
+
+    // Short ids: a unique prefix names the demo campaign.
+    let o = cli(with(&w1, &["tokens", "--attest", "open"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = cli(with(&w1, &["campaigns"])).await;
+    let demo = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains("Demo campaign"))
+        .map(|l| l.split_whitespace().next().unwrap().to_owned())
+        .next()
+        .unwrap();
+    let prefix = &demo[..8];
+
+    // --background: signed and saved, not sent; status shows it pending;
+    // send-pending --now sends it.
+    let o = cli(with(
+        &w1,
+        &[
+            "commit",
+            prefix,
+            "--threshold",
+            "1",
+            "--background",
+            "--delay-max",
+            "3600",
+        ],
+    ))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("signed and saved in the wallet, pending"), "{t}");
+    let o = cli(with(&w1, &["status"])).await;
+    let t = text(&o);
+    assert!(t.contains("not yet: signed and in the wallet"), "{t}");
+    let o = cli(with(&w1, &["send-pending", "--now"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("sent the pending entry on"), "{t}");
+    let o = cli(with(&w1, &["status"])).await;
+    let t = text(&o);
+    assert!(
+        t.contains("ACTIVATED: your threshold 1 is at most A = 1"),
+        "{t}"
+    );
+    assert!(t.contains("yes, receipts verified"), "{t}");
+    let o = cli(with(&w1, &["send-pending"])).await;
+    assert!(text(&o).contains("nothing pending"), "{}", text(&o));
+
+    // The same threshold again: refused, nothing logged.
+    let o = cli(with(&w1, &["amend", prefix, "--threshold", "1"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("already 1: nothing to change"), "{t}");
+
+    // Usage errors exit 2.
+    for bad in ["zz", "123", "xyz1", "0000000"] {
+        let o = cli(with(&w1, &["commit", bad, "--threshold", "1", "--now"])).await;
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", text(&o));
+    }
+    let o = cli(with(&w1, &["tokens", "--attest", "nobody"])).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = cli(with(
+        &w1,
+        &[
+            "admin",
+            "--admin-token",
+            &admin,
+            "create-campaign",
+            "--title",
+            "t",
+            "--action",
+            "a",
+            "--deadline",
+            "next tuesday",
+            "--goal",
+            "1",
+            "--attester",
+            "open",
+        ],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    // A new wallet refuses a short PLEDGE_PASSPHRASE (and is not created).
+    let w2 = dir.path().join("w2");
+    let o = Command::new(env!("CARGO_BIN_EXE_pledge"))
+        .args([
+            "--server",
+            &base,
+            "--wallet",
+            w2.to_str().unwrap(),
+            "tokens",
+            "--attest",
+            "open",
+        ])
+        .env("PLEDGE_PASSPHRASE", "")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!w2.exists());
+
+    // Output into a closed pipe (`pledge campaigns | head -0`): no panic.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(env!("CARGO_BIN_EXE_pledge"))
+        .args(["--server", &base, "campaigns"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+
+    // `pledge --server URL audit`, like every other command.
+    let o = cli(vec!["--server".into(), base.clone(), "audit".into()]).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("PASS"), "{t}");
 
     let _ = tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;

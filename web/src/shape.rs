@@ -517,6 +517,7 @@ mod tests {
                     entry: String::new(),
                     index: a.then_some(10 + i as u64),
                     receipt: a.then(|| "r".to_owned()),
+                    send_after: None,
                 })
                 .collect(),
         }

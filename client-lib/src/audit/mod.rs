@@ -62,8 +62,9 @@ const FETCH_CONCURRENCY: usize = 16;
 /// `pledge audit` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuditArgs {
-    /// Base URL of the ledger (its tlog-tiles read API lives under `/log/`).
-    #[arg(long)]
+    /// Base URL of the ledger (its tlog-tiles read API lives under `/log/`):
+    /// the `pledge` CLI fills it from its global `--server` / `PLEDGE_SERVER`.
+    #[arg(skip)]
     pub server: String,
     /// Directory keeping the pinned log key, the last checkpoint verified and a
     /// cache of entry bundles, so later runs check consistency and fetch only

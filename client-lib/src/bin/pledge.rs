@@ -20,6 +20,24 @@ use pledge_protocol::hash::CampaignId;
 use pledge_protocol::note::NoteVerifier;
 use zeroize::Zeroizing;
 
+/// `println!` that does not panic when standard output is closed (`pledge
+/// campaigns | head -1`): the output is lost, the command still finishes its
+/// work (a pledge being sent is never abandoned for a closed pipe).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `print!` likewise.
+macro_rules! out_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "pledge",
@@ -74,21 +92,32 @@ enum Command {
     },
     /// Pledge to a campaign: "I act if at least N people act, me included".
     Commit {
-        /// Campaign id (64 hex digits).
+        /// Campaign id (64 hex digits, or a unique prefix of at least 4).
         campaign: String,
         /// Threshold N.
         #[arg(long)]
         threshold: u32,
         /// Send at once instead of after a random delay (costs privacy).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "background")]
         now: bool,
         /// Largest random delay, in seconds.
         #[arg(long, default_value_t = 600)]
         delay_max: u64,
+        /// Sign and save the pledge now, send it later: any `pledge
+        /// send-pending` (or `pledge watch`) run after its random delay sends it.
+        #[arg(long)]
+        background: bool,
+    },
+    /// Send what the wallet holds signed but unsent (a `commit --background`
+    /// whose delay is over, or an interrupted command), unchanged.
+    SendPending {
+        /// Also send pledges whose random delay is not over (costs privacy).
+        #[arg(long)]
+        now: bool,
     },
     /// Change the threshold of my pledge.
     Amend {
-        /// Campaign id.
+        /// Campaign id (or a unique prefix).
         campaign: String,
         /// New threshold.
         #[arg(long)]
@@ -96,7 +125,7 @@ enum Command {
     },
     /// Withdraw my pledge (final).
     Withdraw {
-        /// Campaign id.
+        /// Campaign id (or a unique prefix).
         campaign: String,
     },
     /// For each of my pledges: included?, A, activated?, deadline.
@@ -168,7 +197,8 @@ enum AdminCommand {
         /// Text.
         #[arg(long, default_value = "")]
         text: String,
-        /// Deadline: Unix seconds, or `+Nd` / `+Nh` / `+Nm` from now.
+        /// Deadline: a date and time with its offset (`2027-03-08T11:00+01:00`,
+        /// or `Z` for UTC), `+Nd` / `+Nh` / `+Nm` from now, or Unix seconds.
         #[arg(long)]
         deadline: String,
         /// Success goal.
@@ -233,7 +263,13 @@ fn main() -> ExitCode {
     };
     rt.block_on(async move {
         match cli.command {
-            Command::Audit(args) => return audit::cli(args).await,
+            Command::Audit(mut args) => {
+                // `pledge --server URL audit` and PLEDGE_SERVER, like every command.
+                if args.server.is_empty() {
+                    args.server = cli.server;
+                }
+                return audit::cli(args).await;
+            }
             Command::Witness {
                 command: WitnessCommand::Serve(args),
             } => return witness::cli_serve(args).await,
@@ -241,6 +277,10 @@ fn main() -> ExitCode {
         }
         match run(cli).await {
             Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.downcast_ref::<Usage>().is_some() => {
+                eprintln!("pledge: {e:#}");
+                ExitCode::from(2)
+            }
             Err(e) => {
                 let text = format!("{e:#}");
                 eprintln!("pledge: {text}");
@@ -258,8 +298,58 @@ fn main() -> ExitCode {
     })
 }
 
-fn campaign_id(s: &str) -> anyhow::Result<CampaignId> {
-    CampaignId::from_hex(s).map_err(|_| anyhow!("{s:?} is not a campaign id (64 hex digits)"))
+/// A usage error: the command line asks for something impossible (exit 2).
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Usage(msg.into()))
+}
+
+/// A campaign id: 64 hex digits, or (like git) a unique prefix of at least
+/// 4, resolved against the whole campaign list (the server learns nothing
+/// from it that `commit` does not already read).
+async fn campaign_id(client: &Client, s: &str) -> anyhow::Result<CampaignId> {
+    let s = s.trim().to_ascii_lowercase();
+    if s.len() == 64 {
+        return CampaignId::from_hex(&s)
+            .map_err(|_| usage(format!("{s:?} is not a campaign id (64 hex digits)")));
+    }
+    if s.len() < 4 || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(usage(format!(
+            "{s:?} is not a campaign id: give its 64 hex digits or a unique prefix of at least 4"
+        )));
+    }
+    let list = client.campaigns().await?;
+    let found: Vec<_> = list
+        .iter()
+        .filter(|c| c.campaign_id.starts_with(&s))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.id()?),
+        [] => Err(usage(format!("no campaign id starts with {s}"))),
+        many => Err(usage(format!(
+            "{s} is the start of {} campaign ids ({}): give more digits",
+            many.len(),
+            many.iter()
+                .map(|c| short(&c.campaign_id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The first 12 hex digits of an id, enough to name it in commands.
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 fn wallet_path(cli: &Cli) -> anyhow::Result<PathBuf> {
@@ -276,16 +366,22 @@ fn protection(cli: &Cli, confirm: bool) -> anyhow::Result<Protection> {
         return Ok(Protection::InsecureNoPassphrase);
     }
     if let Ok(p) = std::env::var("PLEDGE_PASSPHRASE") {
+        // A new wallet gets the same minimum whatever the source.
+        if confirm && p.chars().count() < 8 {
+            return Err(usage(
+                "PLEDGE_PASSPHRASE: choose a passphrase of at least 8 characters for a new wallet",
+            ));
+        }
         return Ok(Protection::passphrase(p));
     }
     let p = prompt("wallet passphrase: ")?;
     if confirm {
+        if p.chars().count() < 8 {
+            return Err(usage("choose a passphrase of at least 8 characters"));
+        }
         let again = prompt("again: ")?;
         if *again != *p {
-            bail!("the two passphrases differ");
-        }
-        if p.len() < 8 {
-            bail!("choose a passphrase of at least 8 characters");
+            return Err(usage("the two passphrases differ"));
         }
     }
     Ok(Protection::Passphrase {
@@ -332,9 +428,9 @@ fn open_wallet(cli: &Cli, create: bool) -> anyhow::Result<Wallet> {
             );
         }
         let w = Wallet::create(&path, protection(cli, true)?)?;
-        println!("new wallet: {} (mode 0600)", path.display());
+        out!("new wallet: {} (mode 0600)", path.display());
         if w.is_insecure() {
-            println!(
+            out!(
                 "WARNING: --insecure-no-passphrase: this wallet is NOT protected by a passphrase; \
                  anyone with the file can read your tokens and pledges"
             );
@@ -352,7 +448,7 @@ async fn pinned(cli: &Cli, client: &Client, w: &mut Wallet) -> anyhow::Result<No
     let first_key = w.data.log.is_none();
     let (v, new) = flows::pin_log(client, w).await?;
     if first_key {
-        println!(
+        out!(
             "pinned the log key at first use (check it with the operator out of band):\n  {}",
             v.to_text()
         );
@@ -361,7 +457,7 @@ async fn pinned(cli: &Cli, client: &Client, w: &mut Wallet) -> anyhow::Result<No
     if !cli.witnesses.is_empty() {
         let k = cli.witness_quorum.unwrap_or(cli.witnesses.len());
         let policy = flows::WitnessPolicy::parse(&cli.witnesses, k)
-            .map_err(|e| anyhow!("--witness: {e}"))?;
+            .map_err(|e| usage(format!("--witness: {e}")))?;
         if flows::WitnessPolicy::pinned(w)?.as_ref() != Some(&policy) {
             flows::pin_witnesses(w, &policy);
             changed = true;
@@ -370,7 +466,7 @@ async fn pinned(cli: &Cli, client: &Client, w: &mut Wallet) -> anyhow::Result<No
     if changed {
         match flows::WitnessPolicy::pinned(w)? {
             Some(p) if p.quorum > 0 => {
-                println!(
+                out!(
                     "witness policy pinned: every checkpoint needs {} of these {} witnesses' \
                      cosignatures{}:",
                     p.quorum,
@@ -382,10 +478,10 @@ async fn pinned(cli: &Cli, client: &Client, w: &mut Wallet) -> anyhow::Result<No
                     }
                 );
                 for k in &p.witnesses {
-                    println!("  {}", k.to_text());
+                    out!("  {}", k.to_text());
                 }
             }
-            _ => println!(
+            _ => out!(
                 "WARNING: no witness policy: the server lists no witnesses, so nothing but the \
                  log key vouches that everyone sees the same log (pass --witness VKEY)"
             ),
@@ -411,17 +507,82 @@ fn tally_age(s: &flows::PledgeStatus) -> String {
     )
 }
 
-fn when(unix: u64) -> String {
-    let now = std::time::SystemTime::now()
+/// Waits out `delay`, showing a countdown on a terminal; ctrl-c stops the
+/// command and says the pledge stays in the wallet, unsent.
+async fn countdown(delay: Duration) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    let tty = std::io::stdout().is_terminal();
+    let end = tokio::time::Instant::now() + delay;
+    loop {
+        let left = end.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        if tty {
+            out_raw!(
+                "\r  sending in {} ",
+                mmss(left.as_secs() + u64::from(left.subsec_nanos() > 0))
+            );
+            let _ = std::io::stdout().flush();
+        }
+        let step = left.min(Duration::from_secs(1));
+        tokio::select! {
+            () = tokio::time::sleep(step) => {}
+            _ = tokio::signal::ctrl_c() => {
+                if tty {
+                    out!();
+                }
+                bail!(
+                    "interrupted: your signed pledge was NOT sent. It stays in the wallet, \
+                     pending; `pledge send-pending` (or the same `pledge commit`) sends it"
+                );
+            }
+        }
+    }
+    if tty {
+        out!("\r  sending now            ");
+    }
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// A moment in the user's time zone, with how far it is:
+/// `2027-03-08 11:00 CET (+01:00), in 92 days 3 h`.
+fn when(unix: u64) -> String {
+    let local = i64::try_from(unix)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()));
+    let date = match local {
+        Some(z) => z.strftime("%Y-%m-%d %H:%M %Z (%:z)").to_string(),
+        None => format!("Unix time {unix}"),
+    };
+    let now = unix_now();
+    let span = |s: u64| {
+        if s >= 86_400 {
+            format!("{} days {} h", s / 86_400, (s % 86_400) / 3600)
+        } else if s >= 3600 {
+            format!("{} h {} min", s / 3600, (s % 3600) / 60)
+        } else {
+            format!("{} min {} s", s / 60, s % 60)
+        }
+    };
     if unix > now {
-        let s = unix - now;
-        format!("{unix} (in {}d {}h)", s / 86400, (s % 86400) / 3600)
+        format!("{date}, in {}", span(unix - now))
     } else {
-        format!("{unix} (passed)")
+        format!("{date}, passed {} ago", span(now - unix))
     }
+}
+
+/// Seconds as `4 min 05 s`.
+fn mmss(s: u64) -> String {
+    format!("{} min {:02} s", s / 60, s % 60)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -430,12 +591,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Campaigns => {
             let list = client.campaigns().await?;
             if list.is_empty() {
-                println!("no campaigns");
+                out!("no campaigns");
             }
             for c in list {
                 let (live, a) = c.tally.map_or((0, 0), |t| (t.live, t.active));
-                println!("{}  [{}]  {}", c.campaign_id, c.state, c.title);
-                println!(
+                out!("{}  [{}]  {}", c.campaign_id, c.state, c.title);
+                out!(
                     "    action: {}; goal {}; thresholds {}..={}; deadline {}",
                     c.action,
                     c.goal,
@@ -448,7 +609,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     (Some(a), _) => a.to_owned(),
                     (None, _) => "nobody (closed)".into(),
                 };
-                println!(
+                out!(
                     "    tokens from: {who}; live pledges {live}, active count A = {a}{}",
                     if a >= u64::from(c.goal) {
                         " — GOAL REACHED"
@@ -478,25 +639,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     group: group.clone(),
                 }
             } else {
-                bail!("--attest takes `open` or `invite:CODE`");
+                return Err(usage("--attest takes `open` or `invite:CODE`"));
             };
+            let path = wallet_path(&cli)?;
+            let created = !path.exists();
             let mut w = open_wallet(&cli, true)?;
-            let log = pinned(&cli, &client, &mut w).await?;
-            let r = flows::obtain_tokens(&client, &mut w, &log, &kind).await?;
-            println!(
+            let r = match pinned(&cli, &client, &mut w).await {
+                Ok(log) => flows::obtain_tokens(&client, &mut w, &log, &kind).await,
+                Err(e) => Err(flows::FlowError::Wallet2(format!("{e:#}"))),
+            };
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    // A first command that failed leaves no wallet behind,
+                    // unless it holds something (a token request sent, whose
+                    // answer can still be finalised).
+                    if created && w.data.tokens.is_empty() && w.data.pending.is_empty() {
+                        let _ = std::fs::remove_file(&path);
+                        let _ = std::fs::remove_file(path.with_extension("pledge.lock"));
+                        eprintln!("pledge: no wallet was created ({} removed)", path.display());
+                    }
+                    return Err(e.into());
+                }
+            };
+            out!(
                 "issuer keys checked against the log (inclusion proofs): {}",
                 r.keys_checked
             );
             for c in &r.obtained {
-                println!("token obtained for {c}");
+                out!("token obtained for {c}");
             }
             for c in &r.already_held {
-                println!("already holding a token for {c}");
+                out!("already holding a token for {c}");
             }
             if r.obtained.is_empty() && r.already_held.is_empty() {
-                println!("no open campaign for this attester");
+                out!("no open campaign for this attester");
             } else {
-                println!(
+                out!(
                     "tokens are requested for every open campaign of this attester, so the \
                      issuer cannot tell which one you care about"
                 );
@@ -507,100 +686,163 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             threshold,
             now,
             delay_max,
+            background,
         } => {
-            let id = campaign_id(campaign)?;
+            let id = campaign_id(&client, campaign).await?;
             let mut w = open_wallet(&cli, false)?;
             let log = pinned(&cli, &client, &mut w).await?;
             let delay = if *now {
-                println!(
+                out!(
                     "--now: sending at once. Privacy cost: the issuer saw your token request a \
                      moment ago, and a pledge arriving right after it (in the same or next batch) \
                      narrows down who made it; the random delay exists to break that link."
                 );
                 Duration::ZERO
             } else {
-                let d = flows::random_delay(Duration::from_secs(*delay_max))?;
-                println!(
-                    "waiting a random {} s (of at most {delay_max} s) before sending, so the \
+                flows::random_delay(Duration::from_secs(*delay_max))?
+            };
+            let due = unix_now().saturating_add(delay.as_secs());
+            // The due time is kept even in the foreground: if this command is
+            // interrupted, `send-pending` and `watch` still wait it out.
+            let signed = flows::sign_pledge(&client, &mut w, &id, *threshold, Some(due)).await?;
+            if signed.resend {
+                out!(
+                    "an earlier attempt left this pledge signed but unanswered: resending it unchanged"
+                );
+            } else if *background {
+                out!(
+                    "signed and saved in the wallet, pending: it may be sent from {} (a random \
+                     {} of at most {delay_max} s from now, so it cannot be linked to your token \
+                     request by timing). Run `pledge send-pending` after that time, or keep \
+                     `pledge watch` running: either sends it unchanged",
+                    when(due),
+                    mmss(delay.as_secs())
+                );
+                return Ok(());
+            } else if !delay.is_zero() {
+                out!(
+                    "waiting a random {} (of at most {delay_max} s) before sending, so the \
                      pledge cannot be linked to your token request by timing (--now skips this); \
                      the signed pledge is already in the wallet, pending (`pledge status` shows \
-                     it; if this command is interrupted, the same `pledge commit` sends it)",
-                    d.as_secs()
+                     it; ctrl-c leaves it there, and `pledge send-pending` sends it)",
+                    mmss(delay.as_secs())
                 );
-                d
+                countdown(delay).await?;
+            }
+            let sent = tokio::select! {
+                r = flows::send_signed(&client, &mut w, &log, &signed) => r,
+                _ = tokio::signal::ctrl_c() => {
+                    bail!(
+                        "interrupted while sending: the pledge may or may not have reached the \
+                         server. It stays in the wallet; `pledge send-pending` sends the same \
+                         entry again (the log counts it once)"
+                    );
+                }
             };
-            let s = flows::commit(&client, &mut w, &log, &id, *threshold, delay).await?;
-            println!(
+            let s = sent?;
+            out!(
                 "pledged to {id} with threshold {threshold}: entry {} in the log, receipt \
                  verified against checkpoint {} and stored in the wallet",
-                s.index, s.checkpoint_size
+                s.index,
+                s.checkpoint_size
             );
+        }
+        Command::SendPending { now } => {
+            let mut w = open_wallet(&cli, false)?;
+            let log = pinned(&cli, &client, &mut w).await?;
+            let r = flows::send_pending(&client, &mut w, &log, (!now).then(unix_now)).await?;
+            for (c, s) in &r.sent {
+                out!(
+                    "sent the pending entry on {}: entry {} in the log, receipt verified",
+                    short(c),
+                    s.index
+                );
+            }
+            for (c, due) in &r.waiting {
+                out!(
+                    "not yet: the pledge on {} waits out its random delay until {} (--now sends it anyway, at a privacy cost)",
+                    short(c),
+                    when(*due)
+                );
+            }
+            if r.sent.is_empty() && r.waiting.is_empty() {
+                out!("nothing pending");
+            }
         }
         Command::Amend {
             campaign,
             threshold,
         } => {
-            let id = campaign_id(campaign)?;
+            let id = campaign_id(&client, campaign).await?;
             let mut w = open_wallet(&cli, false)?;
             let log = pinned(&cli, &client, &mut w).await?;
             let s = flows::change(&client, &mut w, &log, &id, Some(*threshold)).await?;
-            println!(
+            out!(
                 "amended: threshold now {threshold}; entry {}, receipt verified",
                 s.index
             );
         }
         Command::Withdraw { campaign } => {
-            let id = campaign_id(campaign)?;
+            let id = campaign_id(&client, campaign).await?;
             let mut w = open_wallet(&cli, false)?;
             let log = pinned(&cli, &client, &mut w).await?;
             let s = flows::change(&client, &mut w, &log, &id, None).await?;
-            println!("withdrawn: entry {}, receipt verified", s.index);
+            out!("withdrawn: entry {}, receipt verified", s.index);
         }
         Command::Status => {
             let mut w = open_wallet(&cli, false)?;
             let log = pinned(&cli, &client, &mut w).await?;
             let list = flows::status(&client, &mut w, &log).await?;
             if list.is_empty() {
-                println!("no pledges in this wallet ({} tokens)", w.data.tokens.len());
+                out!("no pledges in this wallet ({} tokens)", w.data.tokens.len());
+            } else {
+                out!(
+                    "A, the active count, is the largest number m such that at least m live \
+                     pledges have a threshold of m or less: the biggest group in which everyone's \
+                     condition holds. A pledge is activated when its threshold is at most A."
+                );
             }
             for s in list {
-                println!("{}  {}", s.campaign, s.title);
-                println!(
-                    "    my threshold {}{}; included: {}; A = {} (live {}, goal {}); {}; deadline {} [{}]",
-                    s.threshold,
-                    if s.withdrawn { " (withdrawn)" } else { "" },
-                    if s.included {
-                        "yes, receipts verified"
-                    } else if s.unacknowledged > 0 {
-                        "not yet: pending, signed and in the wallet but not sent or not answered \
-                         (a `pledge commit` waiting out its delay sends it; if none is running, \
-                         run the same command again)"
-                    } else {
-                        "NO: a receipt does not verify"
-                    },
-                    s.active,
+                out!("{} ({})  {}", short(&s.campaign), s.campaign, s.title);
+                let included = if s.included {
+                    "yes, receipts verified".to_owned()
+                } else if s.unacknowledged > 0 {
+                    "not yet: signed and in the wallet but not sent or not answered \
+                     (`pledge send-pending` sends it)"
+                        .to_owned()
+                } else {
+                    "NO: a receipt does not verify".to_owned()
+                };
+                let standing = if s.withdrawn {
+                    format!("withdrawn (threshold was {}): not counted", s.threshold)
+                } else if s.activated {
+                    format!(
+                        "ACTIVATED: your threshold {} is at most A = {}",
+                        s.threshold, s.active
+                    )
+                } else {
+                    format!(
+                        "waiting: your threshold {} is above A = {}",
+                        s.threshold, s.active
+                    )
+                };
+                out!(
+                    "    {standing}; {} live pledges, goal A >= {}",
                     s.live,
-                    s.goal,
-                    if s.withdrawn {
-                        "not counted"
-                    } else if s.activated {
-                        "ACTIVATED (t <= A)"
-                    } else {
-                        "waiting (t > A)"
-                    },
-                    when(s.deadline),
-                    s.state
+                    s.goal
                 );
-                println!("    {}", tally_age(&s));
+                out!("    included: {included}");
+                out!("    deadline {} [{}]", when(s.deadline), s.state);
+                out!("    {}", tally_age(&s));
                 if let Some(text) = s.outcome_text() {
-                    println!("    {text}");
+                    out!("    {text}");
                 }
             }
         }
         Command::Watch { poll, duration } => {
             let mut w = open_wallet(&cli, false)?;
             let log = pinned(&cli, &client, &mut w).await?;
-            println!(
+            out!(
                 "watching the public event stream (the server cannot tell which campaigns you follow)"
             );
             flows::watch(
@@ -614,21 +856,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         campaign,
                         threshold,
                         active,
-                    } => println!(
+                    } => out!(
                         "ACTIVATED: {campaign}: A = {active} reached your threshold {threshold}"
                     ),
                     WatchNews::Deactivated {
                         campaign,
                         threshold,
                         active,
-                    } => println!(
+                    } => out!(
                         "no longer activated: {campaign}: A = {active} < your threshold {threshold}"
                     ),
                     WatchNews::GoalReached {
                         campaign,
                         active,
                         goal,
-                    } => println!(
+                    } => out!(
                         "GOAL REACHED (for now; success is judged at the deadline): {campaign}: \
                          A = {active} >= goal {goal}"
                     ),
@@ -636,24 +878,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         campaign,
                         active,
                         goal,
-                    } => println!("below the goal again: {campaign}: A = {active} < goal {goal}"),
+                    } => out!("below the goal again: {campaign}: A = {active} < goal {goal}"),
                     WatchNews::Following {
                         campaign,
                         threshold,
                         active,
                         activated,
-                    } => println!(
+                    } => out!(
                         "following {campaign}: your threshold is {threshold}, A = {active}: {}",
                         if activated { "ACTIVATED" } else { "waiting" }
                     ),
                     WatchNews::Withdrawn { campaign } => {
-                        println!("withdrawn: {campaign} is no longer watched")
+                        out!("withdrawn: {campaign} is no longer watched")
                     }
                     WatchNews::Outcome(s) => {
                         if let Some(text) = s.outcome_text() {
-                            println!("{}: {text}", s.campaign);
+                            out!("{}: {text}", s.campaign);
                         }
                     }
+                    WatchNews::Sent { campaign, index } => out!(
+                        "sent your pending pledge on {}: entry {index} in the log, receipt verified",
+                        short(&campaign)
+                    ),
                     WatchNews::Checkpoint(_) => {}
                     _ => {}
                 },
@@ -661,15 +907,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?;
         }
         Command::Receipt { campaign, out } => {
-            let id = campaign_id(campaign)?;
+            let id = campaign_id(&client, campaign).await?;
             let w = open_wallet(&cli, false)?;
             let text = flows::export_receipt(&w, &id)?;
             match out {
                 Some(p) => {
                     std::fs::write(p, &text).with_context(|| format!("writing {}", p.display()))?;
-                    println!("receipt written to {}", p.display());
+                    out!("receipt written to {}", p.display());
                 }
-                None => print!("{text}"),
+                None => out_raw!("{text}"),
             }
         }
         Command::VerifyReceipt { file, key, entry } => {
@@ -698,12 +944,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => None,
             };
             let r = flows::verify_receipt(&text, &log, entry.as_deref())?;
-            println!(
+            out!(
                 "receipt OK: entry {} is in the log {} at checkpoint size {} (root {})",
-                r.index, r.origin, r.checkpoint_size, r.root
+                r.index,
+                r.origin,
+                r.checkpoint_size,
+                r.root
             );
             if let Some(e) = r.entry {
-                println!("entry: {e}");
+                out!("entry: {e}");
             }
         }
         Command::Admin {
@@ -719,13 +968,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 admin_token: admin_token.clone(),
                 ..DemoOptions::default()
             };
-            let mut say = |s: String| println!("{s}");
+            let mut say = |s: String| out!("{s}");
             let r = demo::run(&client, &opts, &mut say).await?;
-            println!(
+            out!(
                 "{} pledgers: {} pledged, {} amended, {} withdrew; {} receipts verified offline",
-                r.pledged, r.pledged, r.amended, r.withdrawn, r.receipts_verified
+                r.pledged,
+                r.pledged,
+                r.amended,
+                r.withdrawn,
+                r.receipts_verified
             );
-            println!(
+            out!(
                 "signed tally at log size {}: live {}, active count A = {} (goal {}){}",
                 r.checkpoint_size,
                 r.live,
@@ -737,8 +990,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     ""
                 }
             );
-            println!("histogram: {}", r.histogram_summary());
-            println!(
+            out!("histogram: {}", r.histogram_summary());
+            out!(
                 "checked: the tally equals the log rebuilt from entry bundles (root matches the \
                  signed checkpoint) and the demo's own view"
             );
@@ -749,25 +1002,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn parse_deadline(s: &str) -> anyhow::Result<u64> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let bad = || {
+        usage(format!(
+            "--deadline {s:?}: use a date and time with its offset (2027-03-08T11:00+01:00, \
+             or Z for UTC), +7d / +12h / +30m, or Unix seconds"
+        ))
+    };
     if let Some(rel) = s.strip_prefix('+') {
         let (num, unit) = rel.split_at(rel.len().saturating_sub(1));
-        let n: u64 = num
-            .parse()
-            .map_err(|_| anyhow!("--deadline {s:?}: use +7d, +12h, +30m or Unix seconds"))?;
+        let n: u64 = num.parse().map_err(|_| bad())?;
         let mul = match unit {
             "d" => 86400,
             "h" => 3600,
             "m" => 60,
-            _ => bail!("--deadline {s:?}: use +7d, +12h, +30m or Unix seconds"),
+            _ => return Err(bad()),
         };
-        return Ok(now + n * mul);
+        return n
+            .checked_mul(mul)
+            .and_then(|d| unix_now().checked_add(d))
+            .ok_or_else(bad);
     }
-    s.parse()
-        .map_err(|_| anyhow!("--deadline {s:?}: use +7d, +12h, +30m or Unix seconds"))
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().map_err(|_| bad());
+    }
+    let t: jiff::Timestamp = s.parse().map_err(|_| bad())?;
+    u64::try_from(t.as_second()).map_err(|_| bad())
 }
 
 async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Result<()> {
@@ -813,9 +1072,11 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
                     },
                 )
                 .await?;
-            println!(
+            out!(
                 "campaign {} opened: CampaignOpened entry {} (checkpoint {})",
-                c.campaign_id, c.index, c.checkpoint_size
+                c.campaign_id,
+                c.index,
+                c.checkpoint_size
             );
         }
         AdminCommand::MintInvites { group, count } => {
