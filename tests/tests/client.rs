@@ -1354,3 +1354,38 @@ async fn checkpoints_without_the_pinned_witness_quorum_are_refused() {
     let _ = wstop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), wtask).await;
 }
+
+/// Issue 14, finding 7: a pledge signed for later (`commit --background`)
+/// is in the wallet, not sent before its time, sent exactly once after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_pledge_waits_for_its_time_then_is_sent_once() {
+    let srv = start().await;
+    let client = Client::new(&srv.base).unwrap();
+    let demo = demo_campaign(&client).await;
+    let (mut w, log) = pledger(&client).await;
+    let due = 2_000_000_000;
+    let signed = flows::sign_pledge(&client, &mut w, &demo, 2, Some(due))
+        .await
+        .unwrap();
+    assert!(!signed.resend);
+    let r = flows::send_pending(&client, &mut w, &log, Some(due - 1))
+        .await
+        .unwrap();
+    assert!(r.sent.is_empty());
+    assert_eq!(r.waiting, vec![(demo.to_hex(), due)]);
+    let st = flows::status(&client, &mut w, &log).await.unwrap();
+    assert_eq!((st[0].unacknowledged, st[0].live), (1, 0));
+    let r = flows::send_pending(&client, &mut w, &log, Some(due))
+        .await
+        .unwrap();
+    assert_eq!(r.sent.len(), 1);
+    assert!(r.waiting.is_empty());
+    let r = flows::send_pending(&client, &mut w, &log, None)
+        .await
+        .unwrap();
+    assert!(r.sent.is_empty() && r.waiting.is_empty());
+    let st = flows::status(&client, &mut w, &log).await.unwrap();
+    assert_eq!((st[0].unacknowledged, st[0].live), (0, 1));
+    assert!(st[0].included);
+    srv.shutdown().await;
+}
