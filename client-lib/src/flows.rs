@@ -34,7 +34,7 @@ use crate::wallet::{
 };
 
 /// Most campaigns one token request may name (SPEC R-API-9).
-pub const MAX_TOKEN_REQUESTS: usize = 64;
+pub use pledge_protocol::token::MAX_TOKEN_REQUESTS;
 
 /// Why a flow failed.
 #[derive(Debug, thiserror::Error)]

@@ -36,6 +36,7 @@
 //! All arithmetic is in `i64` on values bounded by [`MAX_LIVE`] (2^53 − 1) and
 //! [`MAX_THRESHOLD`] (10^8), so nothing can overflow.
 
+use crate::checkpoint::parse_decimal;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::hash::{CampaignId, Hash, sha256};
 use std::fmt;
@@ -1014,18 +1015,6 @@ fn check_origin(origin: &str) -> Result<(), TallyError> {
         return Err(TallyError::BadOrigin("contains a control character"));
     }
     Ok(())
-}
-
-/// Canonical ASCII decimal: `0`, or a non-zero digit then digits; fits `u64`.
-fn parse_decimal(s: &str) -> Option<u64> {
-    let bytes = s.as_bytes();
-    let (&first, _) = bytes.split_first()?;
-    if !bytes.iter().all(u8::is_ascii_digit) || (first == b'0' && bytes.len() > 1) {
-        return None;
-    }
-    bytes.iter().try_fold(0u64, |acc, &d| {
-        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
 }
 
 /// Numbered, non-empty lines of a note body.

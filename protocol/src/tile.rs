@@ -316,14 +316,16 @@ pub enum TileResource {
 
 /// Parses a decimal number with no sign, no leading zeros (except `0`
 /// itself) and at most `max_digits` ASCII digits.
+/// The canonical form is [`crate::checkpoint::parse_decimal`]'s; this adds
+/// the width limit and says which rule failed.
 fn parse_decimal(s: &str, max_digits: usize, what: &'static str) -> Result<u64, TileError> {
-    if s.is_empty() || s.len() > max_digits || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.len() > max_digits {
         return Err(TileError::BadPath(what));
     }
-    if s.len() > 1 && s.starts_with('0') {
+    if s.len() > 1 && s.starts_with('0') && s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(TileError::BadPath("a number has a leading zero"));
     }
-    s.parse().map_err(|_| TileError::BadPath(what))
+    crate::checkpoint::parse_decimal(s).ok_or(TileError::BadPath(what))
 }
 
 /// Parses the `N` groups: `x` + 3 digits for all but the last, 3 digits last.

@@ -31,6 +31,10 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Domain tag opening every token message. SPEC R-TOKEN-2.
 pub const TOKEN_MESSAGE_TAG: &[u8] = b"pledge/v1/token";
+
+/// Most campaigns one token request may name (SPEC R-API-9): the issuer's
+/// limit and the client's batch size, one constant for both.
+pub const MAX_TOKEN_REQUESTS: usize = 64;
 /// Domain tag of the nullifier hash. SPEC R-TOKEN-3.
 pub const NULLIFIER_TAG: &[u8] = b"pledge/v1/nullifier";
 /// RSA modulus size of v1 issuer keys, in bytes (RSA-2048). SPEC R-TOKEN-1.

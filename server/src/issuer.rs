@@ -31,7 +31,7 @@ use crate::ledger::{Ledger, LogView, MetaUpdates};
 use crate::store::{IssueTxn, Mark, Store, StoreError};
 
 /// Most campaigns one token request may cover.
-pub const MAX_TOKEN_REQUESTS: usize = 64;
+pub use pledge_protocol::token::MAX_TOKEN_REQUESTS;
 /// Most invite codes minted per admin call.
 pub const MAX_INVITES_PER_CALL: u32 = 10_000;
 /// Longest invite group name.
