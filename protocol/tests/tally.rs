@@ -1,5 +1,6 @@
-//! Tally tests: known answers, statement and final-tally vectors, failure
-//! vectors, and property tests of the incremental tally against brute force.
+//! Tally tests: known answers, the campaign page's "N more" vectors for every
+//! threshold, statement and final-tally vectors, failure vectors, and property
+//! tests of the incremental tally against brute force.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use pledge_protocol::codec::{Reader, Writer};
@@ -162,6 +163,155 @@ fn known_answers() {
 }
 
 // ---------------------------------------------------------------------------
+// "N more needed" for every threshold (the campaign page's number)
+// ---------------------------------------------------------------------------
+
+/// The least `k` such that `k` more pledges at threshold `t` make `A ≥ t`,
+/// found by trying `k = 0, 1, …` on the definition (R-TALLY-2); checks that
+/// `k − 1` pledges placed lower (at threshold 1, which counts for every `m`)
+/// do not do it either, so no placement of fewer pledges does.
+fn brute_more_needed(counts: &[u64], t: usize) -> u64 {
+    let mut more = counts.to_vec();
+    for k in 0.. {
+        if brute_active(&more) >= t as u64 {
+            if k > 0 {
+                let mut low = counts.to_vec();
+                low[1] += k - 1;
+                assert!(brute_active(&low) < t as u64);
+            }
+            return k;
+        }
+        more[t] += 1;
+    }
+    unreachable!()
+}
+
+/// A small deterministic generator (xorshift64*), so the vectors need no
+/// random-number crate and regenerate identically.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// The campaigns of `tally_more_needed.json`: `(name, t_max, counts)` with
+/// `counts[t]` live pledges at threshold `t`.
+fn more_needed_campaigns() -> Vec<(String, usize, Vec<u64>)> {
+    let mut out = Vec::new();
+    // Issue 14's page: 40 declared, A = 26, the pledger waits at 28 with one at
+    // 29; one more pledge at 28 or lower activates both (28 − A says 2).
+    let mut issue = vec![0u64; 61];
+    for t in [
+        1, 2, 3, 5, 5, 8, 10, 10, 10, 12, 15, 15, 18, 20, 20, 20, 21, 22, 24, 25, 25, 26, 26, 26,
+        26, 26,
+    ] {
+        issue[t] += 1;
+    }
+    for t in [28, 29, 35, 40, 40, 40, 45, 50, 50, 50, 55, 60, 60, 60] {
+        issue[t] += 1;
+    }
+    out.push(("issue14_page".to_owned(), 60, issue));
+    // {3, 4, 4}: the pledger at 3 needs 1 more (at m = 4), not 3 − #{t ≤ 3} = 2.
+    let mut dense = vec![0u64; 9];
+    dense[3] = 1;
+    dense[4] = 2;
+    out.push(("best_beyond_own_threshold".to_owned(), 8, dense));
+    // Generated campaigns: half the pledges spread over the range, half near a
+    // focal threshold, so that groups form and break.
+    for seed in 1..=6u64 {
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0xA24B_AED4_963E_E407));
+        let t_max = 20 + rng.below(50) as usize;
+        let n = t_max as u64 / 3 + rng.below(t_max as u64);
+        let focal = 1 + rng.below(t_max as u64) as usize;
+        let mut counts = vec![0u64; t_max + 1];
+        for _ in 0..n {
+            let t = if rng.below(2) == 0 {
+                1 + rng.below(t_max as u64) as usize
+            } else {
+                let near = focal + rng.below(7) as usize;
+                near.saturating_sub(3).clamp(1, t_max)
+            };
+            counts[t] += 1;
+        }
+        out.push((format!("generated_seed_{seed}"), t_max, counts));
+    }
+    out
+}
+
+/// `tally_more_needed.json`: for generated campaigns, the number of further
+/// pledges that activates a pledge of threshold `t`, for every `t` in
+/// `1..=t_max` (the campaign page's "N more" in the chart and in "Your
+/// pledge", SPEC R-WEB-13), from brute force. The browser suite checks the
+/// page's `moreNeeded` against every entry. When the file is missing or
+/// differs, this writes `tally_more_needed-new.json` for review and fails; it
+/// never overwrites the file in place.
+#[test]
+fn more_needed_vectors() {
+    let mut vectors = Vec::new();
+    for (name, t_max, counts) in more_needed_campaigns() {
+        let histogram = buckets_of(&counts);
+        let tally = Tally::from_histogram(t_max as u32, histogram.iter().copied()).unwrap();
+        let active = brute_active(&counts);
+        assert_eq!(tally.active(), active, "{name}");
+        let more: Vec<u64> = (1..=t_max).map(|t| brute_more_needed(&counts, t)).collect();
+        for (t, &k) in (1..=t_max).zip(&more) {
+            // Zero exactly for the activated thresholds (t ≤ A).
+            assert_eq!(k == 0, tally.activated(t as u32), "{name} t={t}");
+        }
+        // The chart's next activation (R-TALLY-3) is this number at t*.
+        let next = tally.next_activation();
+        assert_eq!(next, brute_next(&counts), "{name}");
+        if let Some(n) = next {
+            assert_eq!(more[n.threshold as usize - 1], n.more_needed, "{name}");
+        }
+        vectors.push(serde_json::json!({
+            "name": name,
+            "t_max": t_max,
+            "histogram": histogram,
+            "live": tally.live(),
+            "active": active,
+            "next_activation": next.map(|n| (n.threshold, n.more_needed)),
+            "more_needed": more,
+        }));
+    }
+    // Most campaigns have pledges waiting, so there are numbers to disagree on.
+    let waiting = vectors
+        .iter()
+        .filter(|v| !v["next_activation"].is_null())
+        .count();
+    assert!(waiting >= 6, "{waiting} campaigns with waiting pledges");
+    // Issue 14's page: the pledger at 28 needs what the chart says at 28.
+    let issue = &vectors[0];
+    assert_eq!(issue["live"], 40);
+    assert_eq!(issue["active"], 26);
+    assert_eq!(issue["next_activation"], serde_json::json!([28, 1]));
+    assert_eq!(issue["more_needed"][27], 1);
+    let want = serde_json::json!({
+        "source": "pledge project: protocol/tests/tally.rs more_needed_vectors, by brute force from R-TALLY-2 (adding k pledges at t for k = 0, 1, ... until A >= t)",
+        "description": "more_needed[i] is how many more pledges (at threshold t = i + 1 or lower) make A >= t, counting the histogram as it is (a pledger's own pledge included): 0 when t <= A. At t* it is R-TALLY-3's k.",
+        "vectors": vectors,
+    });
+    let path = vectors_dir().join("tally_more_needed.json");
+    let have: Option<serde_json::Value> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok());
+    if have.as_ref() != Some(&want) {
+        let new = vectors_dir().join("tally_more_needed-new.json");
+        std::fs::write(&new, serde_json::to_string_pretty(&want).unwrap() + "\n").unwrap();
+        panic!(
+            "{} is missing or differs from the brute force: review {} and rename it",
+            path.display(),
+            new.display()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Valid statements and final tallies
 // ---------------------------------------------------------------------------
 
@@ -270,7 +420,12 @@ fn failure_vectors() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.starts_with("tally_") && n.ends_with(".json"))
         .map(|n| n.trim_end_matches(".json").to_owned())
-        .filter(|n| n != "tally_known_answers" && n != "tally_statement_valid")
+        .filter(|n| {
+            !matches!(
+                n.as_str(),
+                "tally_known_answers" | "tally_statement_valid" | "tally_more_needed"
+            )
+        })
         .collect();
     let listed: BTreeSet<String> = FAILURE_FILES.iter().map(|s| (*s).to_owned()).collect();
     assert_eq!(on_disk, listed);

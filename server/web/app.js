@@ -2,7 +2,7 @@
 // Everything is fetched from this server (Content-Security-Policy
 // connect-src 'self'); nothing is loaded from any other host.
 
-import { preferredLanguage, setLanguage, languageSwitch } from "./i18n.js";
+import { preferredLanguage, setLanguage, languageSwitch, tp } from "./i18n.js";
 
 /** GET a JSON document of the API; throws an Error with .code on refusal. */
 export async function getJson(path) {
@@ -24,6 +24,13 @@ export async function getJson(path) {
 export function formatDate(unix, lang) {
   return new Intl.DateTimeFormat(lang, { dateStyle: "long", timeStyle: "short" })
     .format(new Date(unix * 1000));
+}
+
+/** The headline of a campaign: how many are activated (their condition is
+ *  met: they act if it ended now) and how many more wait for enough others.
+ *  Both pages use it; SPEC R-WEB-13. */
+export function readySentence(activated, waiting, action) {
+  return `${tp("sentence.activated", activated, { action })} ${tp("sentence.waiting", waiting)}`;
 }
 
 async function main() {

@@ -2,9 +2,9 @@
 // threshold chosen on the page, the live chart, pledging, the status of this
 // browser's pledge (amend, withdraw) and the wallet (export, import, forget).
 
-import { getJson, formatDate } from "./app.js";
+import { getJson, formatDate, readySentence } from "./app.js";
 import { t, tp, split, has, currentLanguage } from "./i18n.js";
-import { parseStatement } from "./tally.js";
+import { parseStatement, moreNeeded } from "./tally.js";
 import { renderChart } from "./chart.js";
 import * as wallet from "./wallet.js";
 
@@ -158,8 +158,14 @@ export function rerender() {
 function renderSentence() {
   const c = S.campaign;
   if (!c) return;
+  // Activated (A) and waiting (declared − A), never one "ready" total: only
+  // the activated ones act if the campaign ended now.
   const live = S.summary ? S.summary.live : (c.tally ? c.tally.live : 0);
-  $("sentence-ready").textContent = tp("sentence.ready", live, { action: c.action });
+  const activated = S.summary ? S.summary.activated : (c.tally ? c.tally.active : 0);
+  const el = $("sentence-ready");
+  el.textContent = readySentence(activated, live - activated, c.action);
+  el.dataset.activated = String(activated);
+  el.dataset.waiting = String(live - activated);
   const [before, after] = split("sentence.if", "input");
   $("sentence-if-before").textContent = ` ${before}`;
   $("sentence-if-after").textContent = after;
@@ -199,18 +205,24 @@ function renderMine() {
   }
   if (!$("mine-status").dataset.kind) setStatus("mine-status", "");
   body.hidden = false;
-  const active = S.summary ? S.summary.active : m.activeCount;
+  // The same function as the chart's next activation (tally.js), over the
+  // histogram of the latest statement, which counts this pledge; before one is
+  // loaded, the active count of the status view (and no number).
+  const more = S.size >= 0 ? moreNeeded(S.buckets, m.threshold) : (m.threshold <= m.activeCount ? 0 : null);
+  const activated = more === 0;
   let state;
   if (m.state === "withdrawn") state = t("mine.withdrawn");
   else if (m.state === "pending") state = t("mine.pending");
-  else if (m.threshold <= active) state = t("mine.activated");
-  else state = tp("mine.waiting", m.threshold - active, { threshold: m.threshold });
+  else if (activated) state = t("mine.activated");
+  else if (more === null) state = t("chart.status_waiting");
+  else state = tp("mine.waiting", more, { threshold: m.threshold });
   const parts = [t("mine.threshold", { threshold: m.threshold }), state];
   if (m.index !== null && m.index !== undefined) {
     parts.push(t(m.receiptVerified ? "mine.receipt_ok" : "mine.receipt_missing", { index: m.index }));
   }
   $("mine-summary").textContent = parts.join(" · ");
-  $("mine-summary").dataset.state = m.state === "withdrawn" ? "withdrawn" : (m.threshold <= active ? "activated" : "waiting");
+  $("mine-summary").dataset.state = m.state === "withdrawn" ? "withdrawn" : (activated ? "activated" : "waiting");
+  $("mine-summary").dataset.more = m.state === "logged" && more !== null ? String(more) : "";
   const live = m.state !== "withdrawn" && S.campaign.state === "open";
   $("amend-form").hidden = !live;
   $("withdraw-button").hidden = !live;

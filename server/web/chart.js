@@ -189,5 +189,7 @@ export function renderChart(figure, buckets, campaign) {
   figure.dataset.active = String(s.active);
   figure.dataset.activated = String(s.activated);
   figure.dataset.waiting = String(s.waiting);
+  figure.dataset.nextThreshold = s.next ? String(s.next.threshold) : "";
+  figure.dataset.nextMore = s.next ? String(s.next.more) : "";
   return s;
 }

@@ -1,7 +1,7 @@
 // The campaign list page (/).
 
-import { getJson, formatDate } from "./app.js";
-import { t, tp, currentLanguage } from "./i18n.js";
+import { getJson, formatDate, readySentence } from "./app.js";
+import { t, currentLanguage } from "./i18n.js";
 
 let campaigns = null;
 let error = null;
@@ -40,7 +40,7 @@ export function rerender() {
     const live = c.tally ? c.tally.live : 0;
     const active = c.tally ? c.tally.active : 0;
     const p = document.createElement("p");
-    p.textContent = tp("sentence.ready", live, { action: c.action });
+    p.textContent = readySentence(active, live - active, c.action);
     const meta = document.createElement("p");
     meta.className = "meta";
     meta.textContent = [

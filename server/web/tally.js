@@ -56,27 +56,47 @@ export function activeCount(buckets) {
 }
 
 /**
+ * How many more pledges activate a pledge of threshold `t`: the least k such
+ * that k more live pledges with threshold <= t make A >= t, which is
+ *
+ *   max(0, min over m >= t of (m - #{live pledges with threshold <= m}))
+ *
+ * with every live pledge counted, the pledger's own included. 0 exactly when
+ * t <= A (the minimum is <= 0 at m = A); no placement of fewer pledges, at any
+ * thresholds, activates it (a pledge at threshold <= t counts for every
+ * m >= t, as much as any other can). At the smallest waiting threshold t*
+ * this is R-TALLY-3's k. It is not t - #{t' <= t}: for {3, 4, 4} the pledger
+ * at 3 needs one more (m = 4), not two. The chart's "next activation" and
+ * "Your pledge" both use this function, so they cannot disagree.
+ * Between bucket thresholds the count is constant, so the minimum is reached
+ * at m = t or at a bucket threshold above t.
+ */
+export function moreNeeded(buckets, t) {
+  let prefix = 0;
+  let i = 0;
+  for (; i < buckets.length && buckets[i][0] <= t; i++) prefix += buckets[i][1];
+  let best = t - prefix;
+  for (; i < buckets.length && best > 0; i++) {
+    prefix += buckets[i][1];
+    best = Math.min(best, buckets[i][0] - prefix);
+  }
+  return Math.max(0, best);
+}
+
+/**
  * Next activation (SPEC R-TALLY-3): the smallest threshold t* > A and
- * k = min over m >= t* of (m - #{t <= m}), which is reached at a bucket
- * threshold. Also `group`: how many of the pledges waiting now would be
- * activated once k more pledges at t* arrive. Null when all are activated.
+ * k = moreNeeded(buckets, t*). Also `group`: how many of the pledges waiting
+ * now would be activated once k more pledges at t* arrive. Null when all are
+ * activated.
  */
 export function nextActivation(buckets) {
   const active = activeCount(buckets);
-  let prefix = 0;
-  let threshold = null;
-  let more = Infinity;
-  for (const [t, c] of buckets) {
-    prefix += c;
-    if (t <= active) continue;
-    if (threshold === null) threshold = t;
-    more = Math.min(more, t - prefix);
-  }
-  if (threshold === null) return null;
+  const waiting = buckets.find(([t]) => t > active);
+  if (!waiting) return null;
+  const threshold = waiting[0];
+  const more = moreNeeded(buckets, threshold);
   // k new pledges at t*: recompute A and count the waiting pledges it covers.
-  const after = buckets.map(([t, c]) => [t, c]);
-  const at = after.findIndex(([t]) => t === threshold);
-  after[at][1] += more;
+  const after = buckets.map(([t, c]) => [t, t === threshold ? c + more : c]);
   const newActive = activeCount(after);
   const group = buckets
     .filter(([t]) => t > active && t <= newActive)
@@ -84,7 +104,8 @@ export function nextActivation(buckets) {
   return { threshold, more, group };
 }
 
-/** Live, activated and waiting counts and the next activation. */
+/** Live, activated and waiting counts and the next activation. By R-TALLY-2
+ *  exactly A pledges are activated (#{t <= A} = A). */
 export function summarize(buckets) {
   const live = liveCount(buckets);
   const active = activeCount(buckets);

@@ -4,8 +4,10 @@
 //! playwright-core through the scenarios (open the demo campaign, pledge in
 //! two browsers and see the activation live, amend, withdraw, export and
 //! re-import the wallet, languages, accessibility checks, and no request to
-//! any host but the server). Screenshots go to `target/browser-artifacts/`
-//! (or `PLEDGE_BROWSER_ARTIFACTS`). SPEC R-WEB-10 … R-WEB-13.
+//! any host but the server), after the page's tally arithmetic against the
+//! protocol vectors, which `page_tally_matches_vectors` also runs alone in
+//! node. Screenshots go to `target/browser-artifacts/` (or
+//! `PLEDGE_BROWSER_ARTIFACTS`). SPEC R-WEB-10 … R-WEB-13.
 //!
 //! Needs `node`, `tests/browser/node_modules` (`npm ci --prefix tests/browser`)
 //! and `/usr/bin/chromium` (`apt-get install chromium`); `.ci/run` installs
@@ -62,6 +64,32 @@ fn start_server(data: &Path) -> (Server, String) {
         .recv_timeout(Duration::from_secs(60))
         .expect("pledged --demo did not print its address within 60 s");
     (server, base)
+}
+
+/// The page's tally arithmetic (`server/web/tally.js`) against the protocol
+/// vectors, in node alone: known answers, and "N more needed" for every
+/// threshold of the generated campaigns of `tally_more_needed.json`
+/// (SPEC R-WEB-13). `e2e.mjs` runs the same checks first.
+#[test]
+fn page_tally_matches_vectors() {
+    let script = repo_root().join("tests/browser/tally-check.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("node is missing ({e}): run `apt-get install nodejs`"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let last = stdout.lines().last().unwrap_or_default();
+    let summary: serde_json::Value = serde_json::from_str(last)
+        .unwrap_or_else(|_| panic!("tally-check.mjs printed no JSON summary; last line: {last}"));
+    assert!(
+        out.status.success() && summary["ok"] == true,
+        "the page's numbers disagree with the tally: {}",
+        summary["error"]
+    );
+    assert!(summary["checks"].as_u64().unwrap() >= 25, "{summary}");
 }
 
 #[test]
