@@ -368,18 +368,21 @@ mod tests {
         assert!(e.contains("listn"), "{e}");
     }
 
+    /// Writes `text` as the config file at `path` and loads it.
+    fn load_file(path: &Path, text: &str) -> Result<Config, String> {
+        std::fs::write(path, text).unwrap();
+        Config::load(Cli::parse_from([
+            "pledged",
+            "--config",
+            path.to_str().unwrap(),
+        ]))
+    }
+
     #[test]
     fn connection_and_publication_settings_load_and_are_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pledged.toml");
-        let load = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            Config::load(Cli::parse_from([
-                "pledged",
-                "--config",
-                path.to_str().unwrap(),
-            ]))
-        };
+        let load = |text: &str| load_file(&path, text);
         let c = load(
             "idle_timeout_ms = 2000\nmax_connections_per_address = 8\n\
              trusted_proxies = [\"127.0.0.1\", \"::1\"]\n\
@@ -416,14 +419,7 @@ mod tests {
         )
         .verifier()
         .to_text();
-        let load = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            Config::load(Cli::parse_from([
-                "pledged",
-                "--config",
-                path.to_str().unwrap(),
-            ]))
-        };
+        let load = |text: &str| load_file(&path, text);
         let one = format!("[[witness]]\nurl = \"http://127.0.0.1:1\"\nkey = \"{w}\"\n");
         assert_eq!(load(&one).unwrap().witness_quorum, None);
         let c = load(&format!("witness_quorum = 1\n{one}")).unwrap();

@@ -956,11 +956,7 @@ async fn a_delayed_pledge_is_pending_in_the_wallet_and_resumed_after_an_interrup
     let id = demo_campaign(&client).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w");
-    let mut w = Wallet::create(&path, protection()).unwrap();
-    let (log, _) = flows::pin_log(&client, &mut w).await.unwrap();
-    flows::obtain_tokens(&client, &mut w, &log, &AttestKind::Open)
-        .await
-        .unwrap();
+    let (mut w, log) = file_pledger(&client, &path).await;
 
     // `pledge commit` with its delay (the longest the CLI draws).
     let (tc, tl) = (client.clone(), log.clone());
@@ -1008,6 +1004,19 @@ async fn a_delayed_pledge_is_pending_in_the_wallet_and_resumed_after_an_interrup
     assert!(st[0].included);
     assert_eq!(st[0].live, 1);
     srv.shutdown().await;
+}
+
+/// A wallet file at `path` with the log pinned and tokens for every open campaign.
+async fn file_pledger(
+    client: &Client,
+    path: &Path,
+) -> (Wallet, pledge_protocol::note::NoteVerifier) {
+    let mut w = Wallet::create(path, protection()).unwrap();
+    let (log, _) = flows::pin_log(client, &mut w).await.unwrap();
+    flows::obtain_tokens(client, &mut w, &log, &AttestKind::Open)
+        .await
+        .unwrap();
+    (w, log)
 }
 
 /// A wallet (in memory) with the log pinned and tokens for every open campaign.
@@ -1213,11 +1222,7 @@ async fn watch_follows_amendments_and_pledges_made_after_it_started() {
     let second = second_campaign(&srv).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w");
-    let mut w = Wallet::create(&path, protection()).unwrap();
-    let (log, _) = flows::pin_log(&client, &mut w).await.unwrap();
-    flows::obtain_tokens(&client, &mut w, &log, &AttestKind::Open)
-        .await
-        .unwrap();
+    let (mut w, log) = file_pledger(&client, &path).await;
     flows::commit(&client, &mut w, &log, &demo, 2, Duration::ZERO)
         .await
         .unwrap();
