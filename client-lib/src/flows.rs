@@ -899,11 +899,25 @@ pub struct PendingReport {
     pub waiting: Vec<(String, u64)>,
 }
 
+/// Which pending entries [`send_pending`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingFilter {
+    /// Every unacknowledged entry, at once (`pledge send-pending --now`).
+    All,
+    /// Entries whose `send_after` has passed at this time (Unix seconds),
+    /// and those without one (an amendment or withdrawal whose answer was
+    /// lost): `pledge send-pending`, run by the person.
+    DueBy(u64),
+    /// Only entries with a `send_after` that passed at this time: what a
+    /// background sender (`pledge watch`) may send without racing a command
+    /// that is still sending its own entry.
+    DeferredDueBy(u64),
+}
+
 /// `pledge send-pending`: sends every entry of the wallet that is signed but
 /// not acknowledged (a pledge left by `commit --background` or by an
 /// interrupted command, an amendment or withdrawal whose answer was lost),
-/// unchanged, once its `send_after` time has passed (all of them when
-/// `now` is `None`).
+/// unchanged, as `filter` allows.
 ///
 /// # Errors
 /// The first failure (earlier entries stay sent and recorded).
@@ -911,18 +925,25 @@ pub async fn send_pending(
     client: &Client,
     wallet: &mut Wallet,
     log: &NoteVerifier,
-    now: Option<u64>,
+    filter: PendingFilter,
 ) -> Result<PendingReport, FlowError> {
     wallet.refresh()?;
     let mut todo = Vec::new();
     let mut report = PendingReport::default();
     for rec in &wallet.data.pledges {
         if let Some(e) = rec.unacknowledged() {
-            match (e.send_after, now) {
-                (Some(due), Some(now)) if due > now => {
-                    report.waiting.push((rec.campaign.clone(), due));
+            let send = match (filter, e.send_after) {
+                (PendingFilter::All, _) | (PendingFilter::DueBy(_), None) => true,
+                (PendingFilter::DeferredDueBy(_), None) => false,
+                (PendingFilter::DueBy(now) | PendingFilter::DeferredDueBy(now), Some(due)) => {
+                    if due > now {
+                        report.waiting.push((rec.campaign.clone(), due));
+                    }
+                    due <= now
                 }
-                _ => todo.push((rec.campaign.clone(), entry_bytes(Some(e))?)),
+            };
+            if send {
+                todo.push((rec.campaign.clone(), entry_bytes(Some(e))?));
             }
         }
     }
@@ -1474,6 +1495,8 @@ pub enum WatchNews {
         /// Its index in the log.
         index: u64,
     },
+    /// Sending a pending entry failed (it stays pending; the reason).
+    NotSent(String),
     /// A new verified checkpoint.
     Checkpoint(u64),
 }
@@ -1691,9 +1714,9 @@ impl Watcher {
 /// quorum included) first. The wallet is re-read at each change, so pledges,
 /// amendments and withdrawals made meanwhile by other commands are followed;
 /// when a campaign of mine closes, its [`WatchNews::Outcome`] is reported
-/// (once per run; at start for campaigns already closed). Pending entries
-/// whose random delay is over (`commit --background`) are sent, checked
-/// every `poll` ([`WatchNews::Sent`]). Stops after `until` if given.
+/// (once per run; at start for campaigns already closed). Deferred entries
+/// (`commit --background`) whose random delay is over by a minute are sent,
+/// checked every `poll` ([`WatchNews::Sent`], [`WatchNews::NotSent`]). Stops after `until` if given.
 ///
 /// # Errors
 /// Log failures (a bad signature, a replayed statement, a missing quorum).
@@ -1714,7 +1737,7 @@ pub async fn watch(
     for n in w.outcomes(&statuses) {
         on_news(n);
     }
-    for n in send_due(client, wallet, log).await? {
+    for n in send_due(client, wallet, log).await {
         on_news(n);
     }
     let mut verified = cp.checkpoint().size();
@@ -1726,7 +1749,7 @@ pub async fn watch(
                     let ev = tokio::select! {
                         ev = stream.next() => ev,
                         () = tokio::time::sleep(poll) => {
-                            for n in send_due(client, wallet, log).await? {
+                            for n in send_due(client, wallet, log).await {
                                 on_news(n);
                             }
                             continue;
@@ -1780,7 +1803,7 @@ pub async fn watch(
                     }
                 },
                 Err(_) => {
-                    for n in send_due(client, wallet, log).await? {
+                    for n in send_due(client, wallet, log).await {
                         on_news(n);
                     }
                     // Poll: every campaign, like any public reader.
@@ -1819,24 +1842,32 @@ pub async fn watch(
     }
 }
 
-/// Sends the wallet's pending entries whose delay is over ([`send_pending`]).
+/// How long past its due time a deferred entry must be before `watch`
+/// sends it: a `pledge commit` still running sends its own entry at the due
+/// time, and two senders of one entry would race (the second gets 409).
 #[cfg(feature = "native")]
-async fn send_due(
-    client: &Client,
-    wallet: &mut Wallet,
-    log: &NoteVerifier,
-) -> Result<Vec<WatchNews>, FlowError> {
+const WATCH_SEND_GRACE_S: u64 = 60;
+
+/// Sends the wallet's deferred entries at least [`WATCH_SEND_GRACE_S`] past
+/// their due time ([`send_pending`]). A failure is reported, never fatal:
+/// the watch goes on, and the entry stays pending.
+#[cfg(feature = "native")]
+async fn send_due(client: &Client, wallet: &mut Wallet, log: &NoteVerifier) -> Vec<WatchNews> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let r = send_pending(client, wallet, log, Some(now)).await?;
-    Ok(r.sent
-        .into_iter()
-        .map(|(campaign, s)| WatchNews::Sent {
-            campaign,
-            index: s.index,
-        })
-        .collect())
+    let filter = PendingFilter::DeferredDueBy(now.saturating_sub(WATCH_SEND_GRACE_S));
+    match send_pending(client, wallet, log, filter).await {
+        Ok(r) => r
+            .sent
+            .into_iter()
+            .map(|(campaign, s)| WatchNews::Sent {
+                campaign,
+                index: s.index,
+            })
+            .collect(),
+        Err(e) => vec![WatchNews::NotSent(e.to_string())],
+    }
 }
 
 /// Whether `id`'s deadline (from the campaign list) has passed.

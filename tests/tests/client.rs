@@ -18,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use pledge_client::client::{Client, ClientError};
 use pledge_client::demo::{self, DemoOptions};
-use pledge_client::flows::{self, AttestKind, FlowError, WatchNews};
+use pledge_client::flows::{self, AttestKind, FlowError, PendingFilter, WatchNews};
 use pledge_client::wallet::{KdfParams, PinnedLog, Protection, TokenRecord, Wallet, WalletError};
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::pledge::PledgeSigningKey;
@@ -1240,7 +1240,7 @@ async fn watch_follows_amendments_and_pledges_made_after_it_started() {
             &mut watched,
             &wlog,
             Duration::from_millis(200),
-            Some(Duration::from_secs(5)),
+            Some(Duration::from_secs(8)),
             |n| news.push(n),
         )
         .await
@@ -1373,19 +1373,19 @@ async fn a_background_pledge_waits_for_its_time_then_is_sent_once() {
         .await
         .unwrap();
     assert!(!signed.resend);
-    let r = flows::send_pending(&client, &mut w, &log, Some(due - 1))
+    let r = flows::send_pending(&client, &mut w, &log, PendingFilter::DueBy(due - 1))
         .await
         .unwrap();
     assert!(r.sent.is_empty());
     assert_eq!(r.waiting, vec![(demo.to_hex(), due)]);
     let st = flows::status(&client, &mut w, &log).await.unwrap();
     assert_eq!((st[0].unacknowledged, st[0].live), (1, 0));
-    let r = flows::send_pending(&client, &mut w, &log, Some(due))
+    let r = flows::send_pending(&client, &mut w, &log, PendingFilter::DueBy(due))
         .await
         .unwrap();
     assert_eq!(r.sent.len(), 1);
     assert!(r.waiting.is_empty());
-    let r = flows::send_pending(&client, &mut w, &log, None)
+    let r = flows::send_pending(&client, &mut w, &log, PendingFilter::All)
         .await
         .unwrap();
     assert!(r.sent.is_empty() && r.waiting.is_empty());

@@ -714,7 +714,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "signed and saved in the wallet, pending: it may be sent from {} (a random \
                      {} of at most {delay_max} s from now, so it cannot be linked to your token \
                      request by timing). Run `pledge send-pending` after that time, or keep \
-                     `pledge watch` running: either sends it unchanged",
+                     `pledge watch` running (it sends it a minute later): either sends it \
+                     unchanged",
                     when(due),
                     mmss(delay.as_secs())
                 );
@@ -750,7 +751,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::SendPending { now } => {
             let mut w = open_wallet(&cli, false)?;
             let log = pinned(&cli, &client, &mut w).await?;
-            let r = flows::send_pending(&client, &mut w, &log, (!now).then(unix_now)).await?;
+            let filter = if *now {
+                flows::PendingFilter::All
+            } else {
+                flows::PendingFilter::DueBy(unix_now())
+            };
+            let r = flows::send_pending(&client, &mut w, &log, filter).await?;
             for (c, s) in &r.sent {
                 out!(
                     "sent the pending entry on {}: entry {} in the log, receipt verified",
@@ -900,6 +906,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         "sent your pending pledge on {}: entry {index} in the log, receipt verified",
                         short(&campaign)
                     ),
+                    WatchNews::NotSent(why) => {
+                        out!("could not send a pending entry (it stays pending): {why}")
+                    }
                     WatchNews::Checkpoint(_) => {}
                     _ => {}
                 },
