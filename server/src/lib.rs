@@ -68,6 +68,14 @@ pub enum StartError {
     Demo(String),
 }
 
+impl StartError {
+    /// Another process (or a server of this process still stopping) holds
+    /// the store's lock: worth waiting for, unlike every other start error.
+    pub fn is_store_locked(&self) -> bool {
+        matches!(self, Self::Store(store::StoreError::Locked { .. }))
+    }
+}
+
 /// Everything the handlers share. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {

@@ -1253,3 +1253,29 @@ async fn concurrent_invite_redemptions_are_group_committed_one_token_per_code() 
         .unwrap();
     assert_eq!(counted, codes.len() as u64);
 }
+
+/// A second server on a data folder still held is refused with an error
+/// that says so by type (harnesses wait on `is_store_locked`, not on text);
+/// other start errors do not claim it.
+#[tokio::test]
+async fn a_held_store_is_refused_as_locked_on_both_backends() {
+    for backend in [
+        pledge_server::store::Backend::Redb,
+        pledge_server::store::Backend::Sled,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::new(dir.path());
+        config.backend = backend;
+        let first = AppState::start(&config).await.unwrap();
+        let e = AppState::start(&config).await.unwrap_err();
+        assert!(e.is_store_locked(), "{backend:?}: {e:?}");
+        drop(first);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let keys = pledge_server::keys::load_or_create(dir.path(), "localhost/pledge").unwrap();
+    drop(keys);
+    let mut other_origin = Config::new(dir.path());
+    other_origin.origin = "other.example/log".into();
+    let e = AppState::start(&other_origin).await.unwrap_err();
+    assert!(!e.is_store_locked(), "{e:?}");
+}

@@ -42,10 +42,7 @@ async fn start(dir: &Path) -> Server {
     let state = loop {
         match AppState::start(&config).await {
             Ok(s) => break s,
-            Err(e)
-                if t0.elapsed() < Duration::from_secs(10)
-                    && format!("{e:?}").contains("Locked") =>
-            {
+            Err(e) if t0.elapsed() < Duration::from_secs(10) && e.is_store_locked() => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => panic!("start: {e:?}"),

@@ -64,10 +64,7 @@ async fn start_with(c: Config) -> Server {
     let state = loop {
         match AppState::start(&c).await {
             Ok(s) => break s,
-            Err(e)
-                if t0.elapsed() < Duration::from_secs(10)
-                    && format!("{e:?}").contains("Locked") =>
-            {
+            Err(e) if t0.elapsed() < Duration::from_secs(10) && e.is_store_locked() => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => panic!("start: {e:?}"),
