@@ -1522,15 +1522,14 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Builds the watch list from my pledges' current status.
+    /// Builds the watch list from my pledges' current status (the latest A
+    /// of every campaign comes from [`Watcher::learn`]).
     pub fn new(statuses: &[PledgeStatus]) -> Self {
         let mut w = Self::default();
         for s in statuses {
             let Ok(id) = CampaignId::from_hex(&s.campaign) else {
                 continue;
             };
-            w.active.insert(id, s.active);
-            w.goals.insert(id, s.goal);
             if !s.withdrawn {
                 w.mine.insert(
                     id,

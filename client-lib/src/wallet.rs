@@ -942,6 +942,33 @@ impl Wallet {
         Ok(())
     }
 
+    /// Removes the wallet file if, under its lock and after merging what is
+    /// on disk, it holds no token, no pending request and no pledge: a first
+    /// command that failed leaves no wallet behind, and a wallet another
+    /// process filled meanwhile is kept. The empty `<wallet>.lock` stays
+    /// (removing a lock file others may wait on would let two processes
+    /// lock different files). Returns whether the file was removed.
+    ///
+    /// # Errors
+    /// As [`Wallet::save`].
+    #[cfg(feature = "native")]
+    pub fn discard_if_empty(&mut self) -> Result<bool, WalletError> {
+        let Some(path) = self.path.clone() else {
+            return Ok(false);
+        };
+        let _lock = lock(&path)?;
+        self.merge_file(&path)?;
+        let d = &self.data;
+        if !(d.tokens.is_empty() && d.pending.is_empty() && d.pledges.is_empty()) {
+            return Ok(false);
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(WalletError::Io { path, source }),
+        }
+    }
+
     /// Reads the file at `path` (if any) and merges it into `data`; the
     /// caller holds the lock.
     #[cfg(feature = "native")]

@@ -237,6 +237,15 @@ async fn pledger_friction() {
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(!w1.exists(), "{t}");
 
+    // A usage error inside a first command keeps exit 2 (and no wallet).
+    let o = cli(with(
+        &w1,
+        &["--witness", "not-a-key", "tokens", "--attest", "open"],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!w1.exists());
+
     // Short ids: a unique prefix names the demo campaign.
     let o = cli(with(&w1, &["tokens", "--attest", "open"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

@@ -246,6 +246,11 @@ fn kinds(r: &AuditReport) -> Vec<FailureKind> {
     r.failures.iter().map(|f| f.kind).collect()
 }
 
+/// Each failure's kind and the entry index it names.
+fn kinds_at(r: &AuditReport) -> Vec<(FailureKind, Option<u64>)> {
+    r.failures.iter().map(|f| (f.kind, f.index)).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_server_passes_and_a_lying_proxy_is_caught_on_each_lie() {
     let dir = tempfile::tempdir().unwrap();
@@ -621,8 +626,7 @@ async fn a_forged_log_gets_every_failure_reported_with_its_entry_index() {
     let mut o = opts(&base, None);
     o.log_key = Some(signer.verifier());
     let r = run_audit(&o).await;
-    let got: Vec<(FailureKind, Option<u64>)> =
-        r.failures.iter().map(|f| (f.kind, f.index)).collect();
+    let got = kinds_at(&r);
     assert_eq!(
         got,
         vec![
@@ -1261,8 +1265,7 @@ async fn a_signed_size_the_log_cannot_serve_stops_at_the_first_missing_bundle() 
     let mut o = opts(&base, None);
     o.log_key = Some(signer.verifier());
     let r = run_audit(&o).await;
-    let got: Vec<(FailureKind, Option<u64>)> =
-        r.failures.iter().map(|f| (f.kind, f.index)).collect();
+    let got = kinds_at(&r);
     // The full bundle 1 is not served: the replay stops at entry 256.
     assert_eq!(got, vec![(FailureKind::Unavailable, Some(256))], "{r}");
     assert_eq!(r.counts.replayed, 256);
@@ -1303,8 +1306,7 @@ async fn an_entry_breaking_two_rules_gets_both_reported() {
     let st = TallyStatement::new(ORIGIN, 6, a.id, tally_after(&entries, &a.id)).unwrap();
     let (_files, o) = forged(&signer, &entries, &[(a.id, st)]).await;
     let r = run_audit(&o).await;
-    let got: Vec<(FailureKind, Option<u64>)> =
-        r.failures.iter().map(|f| (f.kind, f.index)).collect();
+    let got = kinds_at(&r);
     assert_eq!(
         got,
         vec![

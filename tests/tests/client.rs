@@ -847,30 +847,7 @@ fn c_retry(e: &FlowError) -> Option<Duration> {
 }
 
 async fn second_campaign(srv: &Server) -> CampaignId {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    // Straight to the server: the tamper proxy forwards no credentials.
-    let c = Client::new(&srv.base)
-        .unwrap()
-        .create_campaign(
-            &srv.admin_token(),
-            &pledge_client::client::NewCampaign {
-                title: "second".into(),
-                text: String::new(),
-                action: "act".into(),
-                deadline: now + 3600,
-                goal: 2,
-                threshold_min: 1,
-                threshold_max: 10,
-                attester: pledge_client::client::AttesterSpec::Open,
-                publication: None,
-            },
-        )
-        .await
-        .unwrap();
-    CampaignId::from_hex(&c.campaign_id).unwrap()
+    open_campaign(srv, "second", "act", 3600, 2).await
 }
 
 /// Issue 14, finding 3: two commands on one wallet file, each holding the
@@ -1122,8 +1099,15 @@ async fn a_replayed_older_tally_statement_is_refused() {
     srv.shutdown().await;
 }
 
-/// A campaign whose deadline is `secs` from now.
-async fn closing_campaign(srv: &Server, secs: u64, goal: u32) -> CampaignId {
+/// An open-attester campaign, thresholds 1..=10, whose deadline is `secs`
+/// from now.
+async fn open_campaign(
+    srv: &Server,
+    title: &str,
+    action: &str,
+    secs: u64,
+    goal: u32,
+) -> CampaignId {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -1134,9 +1118,9 @@ async fn closing_campaign(srv: &Server, secs: u64, goal: u32) -> CampaignId {
         .create_campaign(
             &srv.admin_token(),
             &pledge_client::client::NewCampaign {
-                title: "closing soon".into(),
+                title: title.into(),
                 text: String::new(),
-                action: "walk out at 11:00".into(),
+                action: action.into(),
                 deadline: now + secs,
                 goal,
                 threshold_min: 1,
@@ -1158,7 +1142,7 @@ async fn the_outcome_at_close_comes_from_the_closing_entry() {
     let srv = start().await;
     let (proxy, tamper) = start_tamper(&srv.base).await;
     let client = Client::new(&proxy).unwrap();
-    let id = closing_campaign(&srv, 4, 2).await;
+    let id = open_campaign(&srv, "closing soon", "walk out at 11:00", 4, 2).await;
     let (mut p, plog) = pledger(&client).await;
     let (mut q, qlog) = pledger(&client).await;
     let empty = client.tally_statement(&id).await.unwrap();

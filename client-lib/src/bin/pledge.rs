@@ -644,22 +644,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let path = wallet_path(&cli)?;
             let created = !path.exists();
             let mut w = open_wallet(&cli, true)?;
-            let r = match pinned(&cli, &client, &mut w).await {
-                Ok(log) => flows::obtain_tokens(&client, &mut w, &log, &kind).await,
-                Err(e) => Err(flows::FlowError::Wallet2(format!("{e:#}"))),
-            };
-            let r = match r {
+            let got: anyhow::Result<_> = async {
+                let log = pinned(&cli, &client, &mut w).await?;
+                Ok(flows::obtain_tokens(&client, &mut w, &log, &kind).await?)
+            }
+            .await;
+            let r = match got {
                 Ok(r) => r,
                 Err(e) => {
                     // A first command that failed leaves no wallet behind,
                     // unless it holds something (a token request sent, whose
                     // answer can still be finalised).
-                    if created && w.data.tokens.is_empty() && w.data.pending.is_empty() {
-                        let _ = std::fs::remove_file(&path);
-                        let _ = std::fs::remove_file(path.with_extension("pledge.lock"));
+                    if created && w.discard_if_empty().unwrap_or(false) {
                         eprintln!("pledge: no wallet was created ({} removed)", path.display());
                     }
-                    return Err(e.into());
+                    return Err(e);
                 }
             };
             out!(

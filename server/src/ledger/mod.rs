@@ -520,9 +520,7 @@ impl Ledger {
             let r = r.map(|(index, bytes, campaign, milestone)| {
                 batch.meta.extend(meta);
                 touched.insert(campaign);
-                if milestone != Milestone::Other {
-                    milestones.push((campaign, index, milestone));
-                }
+                milestones.push((campaign, index, milestone));
                 (index, bytes)
             });
             results.push(r);
@@ -554,10 +552,12 @@ impl Ledger {
         let note: Arc<str> = note.into();
         view.checkpoint = note.clone();
         for (id, index, milestone) in milestones {
-            match milestone {
-                Milestone::Opened => view.opened_at.insert(id, index),
-                Milestone::Closed | Milestone::Other => view.closed_at.insert(id, index),
+            let map = match milestone {
+                Milestone::Opened => &mut view.opened_at,
+                Milestone::Closed => &mut view.closed_at,
+                Milestone::Other => continue,
             };
+            map.insert(id, index);
         }
         let mut new_tallies = Vec::new();
         for id in touched {
