@@ -520,7 +520,9 @@ impl Ledger {
             let r = r.map(|(index, bytes, campaign, milestone)| {
                 batch.meta.extend(meta);
                 touched.insert(campaign);
-                milestones.push((campaign, index, milestone));
+                if milestone != Milestone::Other {
+                    milestones.push((campaign, index, milestone));
+                }
                 (index, bytes)
             });
             results.push(r);
