@@ -366,3 +366,118 @@ async fn pledger_friction() {
     let _ = tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
 }
+
+/// `pledge audit` and `pledge witness serve` exit codes (the library returns
+/// typed errors; the binary maps them): 0 for a passing audit, 2 for usage,
+/// network and state errors; a generated witness key, then 2 for a key that
+/// exists and for a witness without a log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_and_witness_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path().join("data"));
+    config.batch_interval = Duration::from_millis(20);
+    config.demo = true;
+    let state = AppState::start(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(listener, state, async {
+        let _ = rx.await;
+    }));
+    let audit = |rest: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec!["--server".into(), base.clone(), "audit".into()];
+        v.extend(rest.iter().map(|s| (*s).to_owned()));
+        v
+    };
+
+    // A passing audit pins the key in --state; --json prints the report.
+    let st = dir.path().join("audit-state");
+    let st = st.to_str().unwrap();
+    let o = cli(audit(&["--state", st, "--json", "--threads", "2"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["passed"], serde_json::Value::Bool(true), "{t}");
+
+    // Usage errors: a quorum above the witnesses given, a malformed key.
+    for bad in [&["--quorum", "1"][..], &["--log-key", "not a key"][..]] {
+        let o = cli(audit(bad)).await;
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {t}");
+        assert!(t.contains("pledge audit: "), "{t}");
+    }
+    // A state directory pinning another key than --log-key.
+    let other = pledge_protocol::note::NoteSigner::generate(
+        pledge_protocol::note::KeyName::new("other.example/log").unwrap(),
+    )
+    .unwrap()
+    .verifier()
+    .to_text();
+    let o = cli(audit(&["--state", st, "--log-key", &other])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("the state directory pins log key"), "{t}");
+    // Not a URL; nobody listening.
+    let o = cli(vec!["--server".into(), "ftp://x".into(), "audit".into()]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = gone.local_addr().unwrap();
+    drop(gone);
+    let o = cli(vec![
+        "--server".into(),
+        format!("http://{addr}"),
+        "audit".into(),
+    ])
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("pledge audit: cannot read"), "{t}");
+
+    // Witness: a new key (its verifier key on stdout), never overwritten.
+    let key = dir.path().join("witness.key");
+    let key = key.to_str().unwrap();
+    let gen_key = || -> Vec<String> {
+        [
+            "witness",
+            "serve",
+            "--key",
+            key,
+            "--generate-key",
+            "--name",
+            "witness.example/w1",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    let o = cli(gen_key()).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("witness.example/w1+"),
+        "{t}"
+    );
+    let o = cli(gen_key()).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("an existing key is never overwritten"), "{t}");
+    // Serving without any --log is a configuration error.
+    let wstate = dir.path().join("witness-state");
+    let o = cli(vec![
+        "witness".into(),
+        "serve".into(),
+        "--key".into(),
+        key.to_owned(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--state".into(),
+        wstate.to_str().unwrap().to_owned(),
+    ])
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("pledge witness: no log configured"), "{t}");
+
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}

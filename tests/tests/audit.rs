@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,7 +15,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use pledge_client::audit::{self, AuditArgs, AuditOptions, AuditReport, FailureKind};
+use pledge_client::audit::{self, AuditError, AuditOptions, AuditReport, FailureKind};
 use pledge_protocol::campaign::{CampaignDefinition, CampaignParams, RevealPolicy};
 use pledge_protocol::checkpoint::Checkpoint;
 use pledge_protocol::entry::{CampaignClosed, CampaignOpened, Entry};
@@ -328,17 +327,11 @@ async fn honest_server_passes_and_a_lying_proxy_is_caught_on_each_lie() {
     let s = r.campaigns.iter().find(|c| c.id == short.to_hex()).unwrap();
     assert!(s.closed);
     assert_eq!(s.tokens_issued, Some(3));
-    // The command line agrees, with the key now pinned by the state.
-    let args = AuditArgs {
-        server: proxy.clone(),
-        state: Some(state.path().to_path_buf()),
-        json: true,
-        threads: 2,
-        witnesses: vec![],
-        quorum: None,
-        log_key: None,
-    };
-    assert_eq!(audit::cli(args.clone()).await, ExitCode::SUCCESS);
+    // Again with the key now pinned by the state (as `pledge audit --state
+    // DIR --threads 2` runs it).
+    let mut again = opts(&proxy, Some(state.path()));
+    again.threads = 2;
+    assert!(run_audit(&again).await.passed());
     let r = run_audit(&opts(&proxy, Some(state.path()))).await;
     assert_eq!(r.log_key_source, audit::KeySource::State);
     assert_eq!(r.previous, Some(pinned.clone()));
@@ -348,7 +341,7 @@ async fn honest_server_passes_and_a_lying_proxy_is_caught_on_each_lie() {
     *tamper.lock().unwrap() = Tamper::Checkpoint(early_checkpoint);
     let r = run_audit(&opts(&proxy, Some(state.path()))).await;
     assert_eq!(kinds(&r), vec![FailureKind::TreeShrank], "{r}");
-    assert_eq!(audit::cli(args.clone()).await, ExitCode::from(1));
+    assert!(!run_audit(&again).await.passed());
 
     // Lie 2: a checkpoint signed by another key with the log's name.
     let real = String::from_utf8(srv.get("/log/checkpoint").await).unwrap();
@@ -972,35 +965,20 @@ async fn audit_with_a_witness_quorum_against_a_witnessed_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn usage_and_network_errors_exit_with_2() {
-    let args = |server: &str| AuditArgs {
-        server: server.to_owned(),
-        state: None,
-        json: false,
-        threads: 0,
-        witnesses: vec![],
-        quorum: None,
-        log_key: None,
-    };
-    // A quorum larger than the witnesses given.
-    let mut a = args("http://127.0.0.1:9");
-    a.quorum = Some(1);
-    assert_eq!(audit::cli(a).await, ExitCode::from(2));
-    // A malformed log key.
-    let mut a = args("http://127.0.0.1:9");
-    a.log_key = Some("not a key".into());
-    assert_eq!(audit::cli(a).await, ExitCode::from(2));
+async fn usage_and_network_errors_are_audit_errors() {
+    // (`pledge audit` exits with 2 on these: client-lib/tests/cli.rs.)
     // Not a URL.
-    assert_eq!(audit::cli(args("ftp://x")).await, ExitCode::from(2));
+    let err = audit::audit(&opts("ftp://x", None)).await.unwrap_err();
+    assert!(matches!(err, AuditError::Usage(_)), "{err}");
     // Nobody listening.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    assert_eq!(
-        audit::cli(args(&format!("http://{addr}"))).await,
-        ExitCode::from(2)
-    );
-    // A state directory pinning another log's key than --log-key.
+    let err = audit::audit(&opts(&format!("http://{addr}"), None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuditError::Network { .. }), "{err}");
+    // A state directory pinning another log's key than the one given.
     let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
     let (c, entries) = honest_entries(2);
     let st = TallyStatement::new(ORIGIN, 3, c.id, tally_after(&entries, &c.id)).unwrap();
@@ -1009,10 +987,10 @@ async fn usage_and_network_errors_exit_with_2() {
     let state = tempfile::tempdir().unwrap();
     assert!(run_audit(&opts(&base, Some(state.path()))).await.passed());
     let other = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
-    let mut a = args(&base);
-    a.state = Some(state.path().to_path_buf());
-    a.log_key = Some(other.verifier().to_text());
-    assert_eq!(audit::cli(a).await, ExitCode::from(2));
+    let mut o = opts(&base, Some(state.path()));
+    o.log_key = Some(other.verifier());
+    let err = audit::audit(&o).await.unwrap_err();
+    assert!(matches!(err, AuditError::Usage(_)), "{err}");
 }
 
 // ---------------------------------------------------------------------------

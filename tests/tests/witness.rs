@@ -8,7 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pledge_client::witness::{ServeArgs, Witness, WitnessError, cli_serve, parse_log_arg, serve};
+use pledge_client::witness::{
+    KeyFileError, ServeOptions, StartError, Witness, WitnessError, generate_key_file,
+    parse_log_arg, read_key_file, serve,
+};
 use pledge_protocol::checkpoint::Checkpoint;
 use pledge_protocol::cosignature::{
     AddCheckpointRequest, TLOG_SIZE_CONTENT_TYPE, WitnessSigner, WitnessVerifier, WitnessedTree,
@@ -444,21 +447,16 @@ async fn concurrent_forks_only_one_is_cosigned() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_generates_a_private_key_and_parses_log_arguments() {
+async fn key_file_start_up_and_log_arguments() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("witness.key");
-    let args = |generate: bool| ServeArgs {
-        key: key.clone(),
-        generate_key: generate,
-        name: Some(WITNESS.to_owned()),
-        listen: "127.0.0.1:0".to_owned(),
-        logs: vec![],
-        state: Some(dir.path().join("state")),
-    };
-    assert_eq!(cli_serve(args(true)).await, std::process::ExitCode::SUCCESS);
+    let name = || KeyName::new(WITNESS).unwrap();
+    let vkey = generate_key_file(&key, name()).unwrap();
     let text = std::fs::read_to_string(&key).unwrap();
     let signer = WitnessSigner::from_private_key_text(text.trim_end()).unwrap();
     assert_eq!(signer.name().as_str(), WITNESS);
+    assert_eq!(signer.verifier(), vkey);
+    assert_eq!(read_key_file(&key).unwrap().verifier(), vkey);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -466,12 +464,17 @@ async fn cli_generates_a_private_key_and_parses_log_arguments() {
         assert_eq!(mode & 0o777, 0o600);
     }
     // Never overwrites an existing key.
-    assert_eq!(cli_serve(args(true)).await, std::process::ExitCode::from(2));
+    let err = generate_key_file(&key, name()).unwrap_err();
+    assert!(matches!(err, KeyFileError::Create { .. }), "{err}");
     assert_eq!(std::fs::read_to_string(&key).unwrap(), text);
-    // Serving without any --log is a configuration error.
-    assert_eq!(
-        cli_serve(args(false)).await,
-        std::process::ExitCode::from(2)
+    // Serving without any log is a configuration error.
+    let mut opts = ServeOptions::new(&key);
+    opts.listen = "127.0.0.1:0".to_owned();
+    opts.state = Some(dir.path().join("state"));
+    let err = pledge_client::witness::start(&opts).await.unwrap_err();
+    assert!(
+        matches!(err, StartError::Open(WitnessError::NoLogs)),
+        "{err}"
     );
 
     // ORIGIN=VKEY, with an origin that itself contains '='.

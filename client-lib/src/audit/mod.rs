@@ -26,7 +26,6 @@ mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -59,37 +58,6 @@ const MAX_BUNDLE_BYTES: usize = 256 * (2 + 65_535);
 /// Tiles and bundles fetched at once.
 const FETCH_CONCURRENCY: usize = 16;
 
-/// `pledge audit` arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct AuditArgs {
-    /// Base URL of the ledger (its tlog-tiles read API lives under `/log/`):
-    /// the `pledge` CLI fills it from its global `--server` / `PLEDGE_SERVER`.
-    #[arg(skip)]
-    pub server: String,
-    /// Directory keeping the pinned log key, the last checkpoint verified and a
-    /// cache of entry bundles, so later runs check consistency and fetch only
-    /// what is new.
-    #[arg(long, value_name = "DIR")]
-    pub state: Option<PathBuf>,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Verification threads (0: one per core).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub threads: usize,
-    /// A witness verifier key (`name+keyid+base64`); repeat for several.
-    #[arg(long = "witness", value_name = "VKEY")]
-    pub witnesses: Vec<String>,
-    /// Cosignatures required among the given witnesses (default: all of them).
-    #[arg(long, value_name = "K")]
-    pub quorum: Option<usize>,
-    /// The log's verifier key (`origin+keyid+base64`). Without it the key
-    /// pinned in --state is used, else the server's own `/v1/log/key` is
-    /// trusted on first use.
-    #[arg(long, value_name = "VKEY")]
-    pub log_key: Option<String>,
-}
-
 /// What to audit and how.
 #[derive(Debug, Clone)]
 pub struct AuditOptions {
@@ -120,45 +88,6 @@ impl AuditOptions {
             log_key: None,
         }
     }
-
-    /// Parses the command-line arguments.
-    ///
-    /// # Errors
-    /// [`AuditError::Usage`] for a malformed key or an impossible quorum.
-    pub fn from_args(args: &AuditArgs) -> Result<Self, AuditError> {
-        let witnesses = args
-            .witnesses
-            .iter()
-            .map(|w| {
-                WitnessVerifier::from_text(w.trim())
-                    .map_err(|e| AuditError::Usage(format!("--witness {w:?}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(k) = args.quorum
-            && k > witnesses.len()
-        {
-            return Err(AuditError::Usage(format!(
-                "--quorum {k} needs at least {k} --witness keys, {} given",
-                witnesses.len()
-            )));
-        }
-        let log_key = args
-            .log_key
-            .as_deref()
-            .map(|k| {
-                NoteVerifier::from_text(k.trim())
-                    .map_err(|e| AuditError::Usage(format!("--log-key {k:?}: {e}")))
-            })
-            .transpose()?;
-        Ok(Self {
-            server: args.server.clone(),
-            state_dir: args.state.clone(),
-            threads: args.threads,
-            witnesses,
-            quorum: args.quorum,
-            log_key,
-        })
-    }
 }
 
 /// Why the audit could not be carried out (exit code 2). Anything the server
@@ -188,42 +117,6 @@ pub enum AuditError {
     /// A bug in the auditor.
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-/// Runs the audit from the command line and returns the process exit code:
-/// 0 if every check holds, 1 if any failed, 2 on usage or network errors.
-pub async fn cli(args: AuditArgs) -> ExitCode {
-    let opts = match AuditOptions::from_args(&args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("pledge audit: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match audit(&opts).await {
-        Ok(report) => {
-            if args.json {
-                match serde_json::to_string_pretty(&report) {
-                    Ok(s) => println!("{s}"),
-                    Err(e) => {
-                        eprintln!("pledge audit: cannot encode the report: {e}");
-                        return ExitCode::from(2);
-                    }
-                }
-            } else {
-                print!("{report}");
-            }
-            if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("pledge audit: {e}");
-            ExitCode::from(2)
-        }
-    }
 }
 
 /// A fetched tally statement, before or after its checks.

@@ -10,10 +10,11 @@
 //!   `add-checkpoint` decision) and its errors;
 //! - `state`: the state folder (one file per log, atomic durable writes, lock);
 //! - `http`: the HTTP interface ([`serve`]);
-//! - `cli`: `pledge witness serve` ([`ServeArgs`], [`cli_serve`]).
+//! - `setup`: starting a server ([`start`]: key file, state folder, socket),
+//!   what `pledge witness serve` runs.
 
-mod cli;
 mod http;
+mod setup;
 mod state;
 
 use std::collections::BTreeMap;
@@ -27,8 +28,11 @@ use pledge_protocol::cosignature::{
 use pledge_protocol::note::{KeyName, NoteVerifier};
 use tokio::sync::Mutex;
 
-pub use cli::{ServeArgs, cli_serve, parse_log_arg};
 pub use http::{MAX_IN_FLIGHT, READ_TIMEOUT, router, serve};
+pub use setup::{
+    BoundWitness, KeyFileError, LogArgError, ServeOptions, StartError, default_state_dir,
+    generate_key_file, key_file_open_to_others, parse_log_arg, read_key_file, start,
+};
 
 use state::StateDir;
 

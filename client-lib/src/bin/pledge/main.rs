@@ -3,6 +3,13 @@
 //! (`pledge admin …`), `pledge demo`, `pledge audit` and `pledge witness serve`.
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error.
+//!
+//! All command-line glue (argument parsing, printing, exit codes, the
+//! operator log of the witness) lives here; the `pledge-client` library only
+//! takes plain options and returns typed results.
+
+mod audit;
+mod witness;
 
 use std::io::{BufRead as _, Write as _};
 use std::path::PathBuf;
@@ -15,7 +22,6 @@ use pledge_client::client::{AttesterSpec, Client, NewCampaign, PublicationSpec};
 use pledge_client::demo::{self, DemoOptions};
 use pledge_client::flows::{self, AttestKind, WatchNews};
 use pledge_client::wallet::{self, Protection, Wallet};
-use pledge_client::{audit, witness};
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::note::NoteVerifier;
 use zeroize::Zeroizing;
@@ -263,16 +269,13 @@ fn main() -> ExitCode {
     };
     rt.block_on(async move {
         match cli.command {
-            Command::Audit(mut args) => {
+            Command::Audit(args) => {
                 // `pledge --server URL audit` and PLEDGE_SERVER, like every command.
-                if args.server.is_empty() {
-                    args.server = cli.server;
-                }
-                return audit::cli(args).await;
+                return audit::run(args, cli.server).await;
             }
             Command::Witness {
                 command: WitnessCommand::Serve(args),
-            } => return witness::cli_serve(args).await,
+            } => return witness::serve(args).await,
             _ => {}
         }
         match run(cli).await {
