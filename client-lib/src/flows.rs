@@ -1694,6 +1694,7 @@ impl Watcher {
 
     /// Whether one of my watched campaigns is past its deadline but its
     /// outcome was not reported yet.
+    #[cfg(feature = "native")]
     fn awaits_outcome(&self, id: &CampaignId) -> bool {
         self.mine.get(id).is_some_and(|f| !f.closed)
     }

@@ -1,6 +1,7 @@
 //! `pledge-client`: what pledgers, auditors and witnesses run. The protocol
 //! itself (encodings, tokens, proofs, tallies) is in `pledge-protocol`; this
-//! crate adds HTTP, files and the command line.
+//! crate adds HTTP and files, and its `pledge` binary the command line (which
+//! only parses arguments, prints and picks exit codes: everything else is here).
 //!
 //! # Layout
 //!
@@ -17,12 +18,20 @@
 //!
 //! # Features
 //!
-//! `native` (default) adds what cannot run in a browser: [`audit`],
-//! [`witness`], [`demo`], the wallet file on disk, `pledge watch`, the CLI and
-//! TLS. Without it the client, the flows and the wallet format build for
-//! `wasm32-unknown-unknown` (the `pledge-web` crate, SPEC R-WEB-1).
+//! | feature    | adds                                                  | pulls in                               |
+//! |------------|-------------------------------------------------------|----------------------------------------|
+//! | `native`   | the tokio timer, the wallet file, `watch`, [`demo`]   | tokio (time), fs2, directories         |
+//! | `tls`      | `https://` servers (implies `native`)                 | reqwest's rustls                       |
+//! | `audit`    | [`audit`] (implies `native`)                          | rayon, tokio (rt, sync)                |
+//! | `witness`  | [`witness`] (implies `native`)                        | axum, tokio (rt, sync, net)            |
+//! | `fast-rsa` | OpenSSL and aws-lc RSA paths (byte-identical, faster) | openssl, aws-lc-rs                     |
+//! | `cli`      | the `pledge` binary (implies `native`, `audit`, `witness`) | clap, jiff, anyhow, tracing-subscriber, tokio (rt-multi-thread, signal) |
+//!
+//! `default` is all of them. With none (`--no-default-features`) the client,
+//! the flows and the wallet format build for `wasm32-unknown-unknown` (the
+//! `pledge-web` crate, SPEC R-WEB-1).
 
-#[cfg(feature = "native")]
+#[cfg(feature = "audit")]
 pub mod audit;
 pub mod client;
 #[cfg(feature = "native")]
@@ -30,7 +39,7 @@ pub mod demo;
 pub mod flows;
 pub mod rt;
 pub mod wallet;
-#[cfg(feature = "native")]
+#[cfg(feature = "witness")]
 pub mod witness;
 
 /// The protocol version this client speaks.
