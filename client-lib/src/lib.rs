@@ -31,6 +31,8 @@
 //! the flows and the wallet format build for `wasm32-unknown-unknown` (the
 //! `pledge-web` crate, SPEC R-WEB-1).
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "audit")]
 pub mod audit;
 pub mod client;
