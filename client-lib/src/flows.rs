@@ -18,7 +18,7 @@ use pledge_protocol::hash::{CampaignId, Hash, Nullifier};
 use pledge_protocol::merkle::{
     self, consistency_proof, consistency_proof_nodes, inclusion_proof, inclusion_proof_nodes,
 };
-use pledge_protocol::note::{NoteVerifier, Verifier, open_note};
+use pledge_protocol::note::{KeyError, NoteVerifier, Verifier, open_note};
 use pledge_protocol::pledge::{Amendment, Pledge, PledgeSigningKey, Terms, Withdrawal};
 use pledge_protocol::receipt::Receipt;
 use pledge_protocol::tally::TallyStatement;
@@ -186,6 +186,30 @@ pub async fn pin_log(
     Ok((v, pinned_now))
 }
 
+/// Why a witness policy (`--witness` keys and quorum, the server's, or the
+/// wallet's) is refused by [`WitnessPolicy::parse`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WitnessPolicyError {
+    /// A key text is not a witness verifier key.
+    #[error("witness key {key:?}: {source}")]
+    BadKey {
+        /// The key text as given.
+        key: String,
+        /// Why it does not parse.
+        #[source]
+        source: KeyError,
+    },
+    /// More cosignatures are required than distinct witnesses listed.
+    #[error("a quorum of {quorum} needs at least {quorum} distinct witnesses, {distinct} given")]
+    QuorumTooLarge {
+        /// The quorum.
+        quorum: usize,
+        /// Distinct witnesses listed.
+        distinct: usize,
+    },
+}
+
 /// A witness policy (SPEC R-COSIG-7): `quorum` of `witnesses` must cosign
 /// every checkpoint the client accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,21 +225,25 @@ impl WitnessPolicy {
     /// a witness listed twice counted once).
     ///
     /// # Errors
-    /// A message naming the bad key or the impossible quorum.
-    pub fn parse(keys: &[String], quorum: usize) -> Result<Self, String> {
+    /// [`WitnessPolicyError`] naming the bad key or the impossible quorum.
+    pub fn parse(keys: &[String], quorum: usize) -> Result<Self, WitnessPolicyError> {
         let mut witnesses: Vec<WitnessVerifier> = Vec::new();
         for k in keys {
-            let w = WitnessVerifier::from_text(k.trim())
-                .map_err(|e| format!("witness key {k:?}: {e}"))?;
+            let w = WitnessVerifier::from_text(k.trim()).map_err(|source| {
+                WitnessPolicyError::BadKey {
+                    key: k.clone(),
+                    source,
+                }
+            })?;
             if !witnesses.contains(&w) {
                 witnesses.push(w);
             }
         }
         if quorum > witnesses.len() {
-            return Err(format!(
-                "a quorum of {quorum} needs at least {quorum} distinct witnesses, {} given",
-                witnesses.len()
-            ));
+            return Err(WitnessPolicyError::QuorumTooLarge {
+                quorum,
+                distinct: witnesses.len(),
+            });
         }
         Ok(Self { witnesses, quorum })
     }

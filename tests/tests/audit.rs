@@ -805,7 +805,16 @@ async fn state_makes_later_runs_incremental_and_catches_forks_and_rewrites() {
     bytes[300] ^= 1;
     std::fs::write(&bundle0, bytes).unwrap();
     let err = audit::audit(&o).await.unwrap_err();
-    assert!(matches!(err, audit::AuditError::State { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            AuditError::State {
+                source: audit::StateError::CacheAltered,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 /// CPU time of this process (user + system), from /proc (Linux).
@@ -967,9 +976,14 @@ async fn audit_with_a_witness_quorum_against_a_witnessed_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_and_network_errors_are_audit_errors() {
     // (`pledge audit` exits with 2 on these: client-lib/tests/cli.rs.)
+    // A quorum larger than the witnesses given.
+    let mut o = opts("http://127.0.0.1:9", None);
+    o.quorum = Some(1);
+    let err = audit::audit(&o).await.unwrap_err();
+    assert!(matches!(err, AuditError::QuorumTooLarge { .. }), "{err}");
     // Not a URL.
     let err = audit::audit(&opts("ftp://x", None)).await.unwrap_err();
-    assert!(matches!(err, AuditError::Usage(_)), "{err}");
+    assert!(matches!(err, AuditError::BadServerUrl(_)), "{err}");
     // Nobody listening.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -977,7 +991,16 @@ async fn usage_and_network_errors_are_audit_errors() {
     let err = audit::audit(&opts(&format!("http://{addr}"), None))
         .await
         .unwrap_err();
-    assert!(matches!(err, AuditError::Network { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            AuditError::Network {
+                source: audit::NetworkError::Request(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
     // A state directory pinning another log's key than the one given.
     let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
     let (c, entries) = honest_entries(2);
@@ -990,7 +1013,7 @@ async fn usage_and_network_errors_are_audit_errors() {
     let mut o = opts(&base, Some(state.path()));
     o.log_key = Some(other.verifier());
     let err = audit::audit(&o).await.unwrap_err();
-    assert!(matches!(err, AuditError::Usage(_)), "{err}");
+    assert!(matches!(err, AuditError::LogKeyConflict { .. }), "{err}");
 }
 
 // ---------------------------------------------------------------------------

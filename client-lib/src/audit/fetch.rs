@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::AuditError;
+use super::{AuditError, NetworkError};
 
 /// Largest campaign list accepted.
 pub(crate) const MAX_JSON_BYTES: usize = 16 * 1024 * 1024;
@@ -34,15 +34,13 @@ impl Fetcher {
     pub(crate) fn new(base: &str) -> Result<Self, AuditError> {
         let base = base.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(AuditError::Usage(format!(
-                "--server must be an http:// or https:// URL, not {base:?}"
-            )));
+            return Err(AuditError::BadServerUrl(base));
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| AuditError::Usage(format!("cannot build an HTTP client: {e}")))?;
+            .map_err(|source| AuditError::HttpClient { source })?;
         Ok(Self { http, base })
     }
 
@@ -58,23 +56,23 @@ impl Fetcher {
     /// answering 429/5xx.
     pub(crate) async fn get(&self, path: &str, limit: usize) -> Result<Got, AuditError> {
         let url = format!("{}{path}", self.base);
-        let mut last = String::new();
+        let mut last = NetworkError::Unavailable;
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
             }
             match self.try_get(&url, limit).await {
                 Ok(Some(got)) => return Ok(got),
-                Ok(None) => last = "the server kept answering 429 or 5xx".into(),
-                Err(e) => last = e,
+                Ok(None) => last = NetworkError::Unavailable,
+                Err(e) => last = NetworkError::Request(e),
             }
         }
-        Err(AuditError::Network { url, detail: last })
+        Err(AuditError::Network { url, source: last })
     }
 
     /// `Ok(None)` for a transient status worth retrying.
-    async fn try_get(&self, url: &str, limit: usize) -> Result<Option<Got>, String> {
-        let mut resp = self.http.get(url).send().await.map_err(|e| e.to_string())?;
+    async fn try_get(&self, url: &str, limit: usize) -> Result<Option<Got>, reqwest::Error> {
+        let mut resp = self.http.get(url).send().await?;
         let status = resp.status().as_u16();
         if status == 429 || status >= 500 {
             return Ok(None);
@@ -89,7 +87,7 @@ impl Fetcher {
             return Ok(Some(Got::TooLarge));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        while let Some(chunk) = resp.chunk().await? {
             if body.len() + chunk.len() > limit {
                 return Ok(Some(Got::TooLarge));
             }

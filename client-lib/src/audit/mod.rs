@@ -37,7 +37,9 @@ use pledge_protocol::merkle::{
     MemoryHashes, consistency_proof, consistency_proof_nodes, tree_root, tree_root_nodes,
     verify_consistency,
 };
-use pledge_protocol::note::{MAX_NOTE_BYTES, NoteError, NoteVerifier, SignedNote, Verifier};
+use pledge_protocol::note::{
+    KeyError, MAX_NOTE_BYTES, NoteError, NoteVerifier, SignedNote, Verifier,
+};
 use pledge_protocol::tally::TallyStatement;
 use pledge_protocol::tile::{
     BundleId, FULL_WIDTH, HASH_LEN, TileHashes, TileId, new_tiles, tile_data, tiles_for_nodes,
@@ -69,7 +71,8 @@ pub struct AuditOptions {
     pub threads: usize,
     /// Witness keys.
     pub witnesses: Vec<WitnessVerifier>,
-    /// Cosignatures required (default: all witnesses).
+    /// Cosignatures required, at most `witnesses.len()` (default: all
+    /// witnesses).
     pub quorum: Option<usize>,
     /// The pinned log key.
     pub log_key: Option<NoteVerifier>,
@@ -90,33 +93,132 @@ impl AuditOptions {
     }
 }
 
-/// Why the audit could not be carried out (exit code 2). Anything the server
-/// got wrong is a [`Failure`] in the report instead.
+/// Why the audit could not be carried out (`pledge audit` exits with 2).
+/// Anything the server got wrong is a [`Failure`] in the report instead.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
-    /// Bad arguments, or a state directory that pins another key.
-    #[error("{0}")]
-    Usage(String),
+    /// The server's URL is not an `http://` or `https://` URL.
+    #[error("--server must be an http:// or https:// URL, not {0:?}")]
+    BadServerUrl(String),
+    /// The HTTP client could not be built.
+    #[error("cannot build an HTTP client: {source}")]
+    HttpClient {
+        /// The HTTP library's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// More cosignatures are required than witness keys were given.
+    #[error("--quorum {quorum} needs at least {quorum} --witness keys, {witnesses} given")]
+    QuorumTooLarge {
+        /// [`AuditOptions::quorum`].
+        quorum: usize,
+        /// How many witness keys were given.
+        witnesses: usize,
+    },
+    /// The state directory pins another log key than [`AuditOptions::log_key`].
+    #[error(
+        "the state directory pins log key {pinned} but --log-key is {given}: use another --state for another log"
+    )]
+    LogKeyConflict {
+        /// The key pinned in the state directory.
+        pinned: String,
+        /// The key given.
+        given: String,
+    },
+    /// No log key was given or pinned, and the server did not serve its own.
+    #[error(
+        "the server did not serve /v1/log/key ({}); pass --log-key",
+        match status { Some(s) => format!("Status({s})"), None => "TooLarge".to_owned() }
+    )]
+    ServedKeyMissing {
+        /// The HTTP status of the answer, or `None` for a body over 4 KiB.
+        status: Option<u16>,
+    },
+    /// The server's own log key (trust on first use) is not UTF-8.
+    #[error("the server's /v1/log/key is not UTF-8; pass --log-key")]
+    ServedKeyNotUtf8 {
+        /// The decoding error.
+        #[source]
+        source: std::string::FromUtf8Error,
+    },
+    /// The server's own log key (trust on first use) is not a verifier key.
+    #[error("the server's /v1/log/key is not a verifier key ({source}); pass --log-key")]
+    ServedKeyMalformed {
+        /// Why the key does not parse.
+        #[source]
+        source: KeyError,
+    },
     /// The server could not be reached, or kept failing (5xx, 429).
-    #[error("cannot read {url}: {detail}")]
+    #[error("cannot read {url}: {source}")]
     Network {
         /// The URL.
         url: String,
         /// What happened.
-        detail: String,
+        #[source]
+        source: NetworkError,
     },
     /// The state directory cannot be read or written, or is corrupt.
-    #[error("state directory {}: {detail}", path.display())]
+    #[error("state directory {}: {source}", path.display())]
     State {
         /// The file or directory.
         path: PathBuf,
         /// What is wrong.
-        detail: String,
+        #[source]
+        source: StateError,
+    },
+    /// The verification threads could not be started.
+    #[error("internal error: thread pool: {source}")]
+    ThreadPool {
+        /// Rayon's error.
+        #[source]
+        source: rayon::ThreadPoolBuildError,
     },
     /// A bug in the auditor.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why the server could not be read ([`AuditError::Network`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetworkError {
+    /// The request failed (connection, timeout, body).
+    #[error(transparent)]
+    Request(#[from] reqwest::Error),
+    /// Every attempt got a 429 or 5xx answer.
+    #[error("the server kept answering 429 or 5xx")]
+    Unavailable,
+}
+
+/// What is wrong with the state directory ([`AuditError::State`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// Reading, writing or syncing failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// `state.json` is not JSON of the expected shape.
+    #[error("not an audit state file: {0}")]
+    Parse(#[source] serde_json::Error),
+    /// `state.json` could not be encoded.
+    #[error(transparent)]
+    Encode(serde_json::Error),
+    /// `state.json` has another format tag.
+    #[error("unknown format {0:?}")]
+    UnknownFormat(String),
+    /// A hash in `state.json` is not base64 of 32 bytes.
+    #[error("{0} is not base64 of 32 bytes")]
+    BadHash(&'static str),
+    /// The pinned log key does not parse.
+    #[error("pinned log key: {0}")]
+    PinnedKey(#[source] KeyError),
+    /// The cached entry bundles do not hash to the root recorded with them.
+    #[error(
+        "the cached entry bundles do not hash to the root recorded with them: the cache was \
+         altered; use a fresh --state directory"
+    )]
+    CacheAltered,
 }
 
 /// A fetched tally statement, before or after its checks.
@@ -133,6 +235,14 @@ struct Statement {
 /// serves wrongly is reported as a [`Failure`] in an `Ok` report instead.
 pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
     let started = Instant::now();
+    if let Some(quorum) = opts.quorum
+        && quorum > opts.witnesses.len()
+    {
+        return Err(AuditError::QuorumTooLarge {
+            quorum,
+            witnesses: opts.witnesses.len(),
+        });
+    }
     let fetcher = Fetcher::new(&opts.server)?;
     let state_dir = opts.state_dir.as_deref().map(StateDir::open).transpose()?;
     let saved = match &state_dir {
@@ -168,9 +278,9 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
     }
     let previous = match &saved {
         Some(s) => {
-            let root = s.root_hash().map_err(|detail| AuditError::State {
+            let root = s.root_hash().map_err(|source| AuditError::State {
                 path: state_file(opts),
-                detail,
+                source,
             })?;
             rep.previous = Some(CheckpointSummary {
                 size: s.size,
@@ -270,7 +380,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
             .num_threads(threads)
             .thread_name(|i| format!("pledge-audit-{i}"))
             .build()
-            .map_err(|e| AuditError::Internal(format!("thread pool: {e}")))?,
+            .map_err(|source| AuditError::ThreadPool { source })?,
     );
     let cache_bundles = saved.as_ref().map_or(0, |s| s.cached_bundles);
     let input = ReplayInput {
@@ -283,9 +393,9 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
         cache_check: match &saved {
             Some(s) if s.cached_bundles > 0 => Some((
                 s.cached_bundles,
-                s.cache_root_hash().map_err(|detail| AuditError::State {
+                s.cache_root_hash().map_err(|source| AuditError::State {
                     path: state_file(opts),
-                    detail,
+                    source,
                 })?,
             )),
             _ => None,
@@ -608,40 +718,33 @@ async fn log_key(
         .map(|s| {
             NoteVerifier::from_text(&s.log_key).map_err(|e| AuditError::State {
                 path: state_file(opts),
-                detail: format!("pinned log key: {e}"),
+                source: StateError::PinnedKey(e),
             })
         })
         .transpose()?;
     match (&opts.log_key, pinned) {
         (Some(arg), Some(pin)) if arg.to_text() != pin.to_text() => {
-            Err(AuditError::Usage(format!(
-                "the state directory pins log key {} but --log-key is {}: use another --state for another log",
-                pin.to_text(),
-                arg.to_text()
-            )))
+            Err(AuditError::LogKeyConflict {
+                pinned: pin.to_text(),
+                given: arg.to_text(),
+            })
         }
         (Some(arg), _) => Ok((arg.clone(), KeySource::Argument)),
         (None, Some(pin)) => Ok((pin, KeySource::State)),
         (None, None) => {
             let text = match fetcher.get("/v1/log/key", 4096).await? {
-                Got::Body(b) => String::from_utf8(b).map_err(|_| {
-                    AuditError::Usage(
-                        "the server's /v1/log/key is not UTF-8; pass --log-key".into(),
-                    )
-                })?,
-                other => {
-                    return Err(AuditError::Usage(format!(
-                        "the server did not serve /v1/log/key ({other:?}); pass --log-key"
-                    )));
+                Got::Body(b) => String::from_utf8(b)
+                    .map_err(|source| AuditError::ServedKeyNotUtf8 { source })?,
+                Got::Status(status) => {
+                    return Err(AuditError::ServedKeyMissing {
+                        status: Some(status),
+                    });
                 }
+                Got::TooLarge => return Err(AuditError::ServedKeyMissing { status: None }),
             };
             // SPEC R-API-17: the key text and exactly one final newline.
-            let key =
-                NoteVerifier::from_text(text.strip_suffix('\n').unwrap_or(&text)).map_err(|e| {
-                    AuditError::Usage(format!(
-                        "the server's /v1/log/key is not a verifier key ({e}); pass --log-key"
-                    ))
-                })?;
+            let key = NoteVerifier::from_text(text.strip_suffix('\n').unwrap_or(&text))
+                .map_err(|source| AuditError::ServedKeyMalformed { source })?;
             Ok((key, KeySource::TrustOnFirstUse))
         }
     }

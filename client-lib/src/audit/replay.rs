@@ -16,9 +16,9 @@ use pledge_protocol::token::IssuerPublicKey;
 use rayon::prelude::*;
 use tokio::sync::mpsc;
 
-use super::AuditError;
 use super::report::{Counts, Failure, FailureKind};
 use super::state::StateDir;
+use super::{AuditError, StateError};
 
 /// Entries decoded and verified together (one rayon pass each).
 const BATCH_ENTRIES: usize = 8192;
@@ -427,9 +427,7 @@ impl Replay {
                             .cache
                             .as_ref()
                             .map_or_else(|| "bundles".into(), |c| c.path().join("bundles")),
-                        detail: "the cached entry bundles do not hash to the root recorded with \
-                                 them: the cache was altered; use a fresh --state directory"
-                            .into(),
+                        source: StateError::CacheAltered,
                     });
                 }
             }

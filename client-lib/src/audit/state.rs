@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use pledge_protocol::hash::Hash;
 use serde::{Deserialize, Serialize};
 
-use super::AuditError;
+use super::{AuditError, StateError};
 
 /// The format tag of `state.json`.
 pub(crate) const FORMAT: &str = "pledge-audit-state/v1";
@@ -52,13 +52,13 @@ pub(crate) struct StateFile {
 
 impl StateFile {
     /// The root as a hash.
-    pub(crate) fn root_hash(&self) -> Result<Hash, String> {
-        decode_hash(&self.root).ok_or_else(|| "root is not base64 of 32 bytes".into())
+    pub(crate) fn root_hash(&self) -> Result<Hash, StateError> {
+        decode_hash(&self.root).ok_or(StateError::BadHash("root"))
     }
 
     /// The cache root as a hash.
-    pub(crate) fn cache_root_hash(&self) -> Result<Hash, String> {
-        decode_hash(&self.cache_root).ok_or_else(|| "cache_root is not base64 of 32 bytes".into())
+    pub(crate) fn cache_root_hash(&self) -> Result<Hash, StateError> {
+        decode_hash(&self.cache_root).ok_or(StateError::BadHash("cache_root"))
     }
 }
 
@@ -78,10 +78,10 @@ pub(crate) struct StateDir {
     dir: PathBuf,
 }
 
-fn state_err(path: &Path, detail: impl std::fmt::Display) -> AuditError {
+fn state_err(path: &Path, source: impl Into<StateError>) -> AuditError {
     AuditError::State {
         path: path.to_path_buf(),
-        detail: detail.to_string(),
+        source: source.into(),
     }
 }
 
@@ -107,10 +107,10 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(state_err(&path, e)),
         };
-        let s: StateFile = serde_json::from_slice(&bytes)
-            .map_err(|e| state_err(&path, format!("not an audit state file: {e}")))?;
+        let s: StateFile =
+            serde_json::from_slice(&bytes).map_err(|e| state_err(&path, StateError::Parse(e)))?;
         if s.format != FORMAT {
-            return Err(state_err(&path, format!("unknown format {:?}", s.format)));
+            return Err(state_err(&path, StateError::UnknownFormat(s.format)));
         }
         s.root_hash().map_err(|e| state_err(&path, e))?;
         s.cache_root_hash().map_err(|e| state_err(&path, e))?;
@@ -122,7 +122,8 @@ impl StateDir {
     pub(crate) fn save(&self, s: &StateFile) -> Result<(), AuditError> {
         let path = self.dir.join(STATE_FILE);
         let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
-        let json = serde_json::to_vec_pretty(s).map_err(|e| state_err(&path, e))?;
+        let json =
+            serde_json::to_vec_pretty(s).map_err(|e| state_err(&path, StateError::Encode(e)))?;
         write_synced(&tmp, &json).map_err(|e| state_err(&tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| state_err(&path, e))?;
         sync_dir(&self.dir).map_err(|e| state_err(&self.dir, e))

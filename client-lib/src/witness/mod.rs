@@ -98,7 +98,7 @@ pub enum AddCheckpointError {
     Refused(#[from] WitnessCheckError),
     /// The witness's clock is unusable for a cosignature timestamp (500).
     #[error("the witness clock is unusable: {0}")]
-    Clock(String),
+    Clock(#[source] std::time::SystemTimeError),
     /// The cosignature could not be made (500).
     #[error(transparent)]
     Cosign(#[from] CosignatureError),
@@ -329,5 +329,5 @@ pub fn now_seconds() -> Result<u64, AddCheckpointError> {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .map_err(|e| AddCheckpointError::Clock(e.to_string()))
+        .map_err(AddCheckpointError::Clock)
 }

@@ -45,13 +45,15 @@ impl AuditArgs {
                 WitnessVerifier::from_text(w.trim()).map_err(|e| format!("--witness {w:?}: {e}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(k) = self.quorum
-            && k > witnesses.len()
+        // Checked before the log key is parsed, as always; `audit` checks it too.
+        if let Some(quorum) = self.quorum
+            && quorum > witnesses.len()
         {
-            return Err(format!(
-                "--quorum {k} needs at least {k} --witness keys, {} given",
-                witnesses.len()
-            ));
+            let e = audit::AuditError::QuorumTooLarge {
+                quorum,
+                witnesses: witnesses.len(),
+            };
+            return Err(e.to_string());
         }
         let log_key = self
             .log_key
