@@ -245,7 +245,7 @@ async fn create_campaign(
         .map_err(|e| e.to_string())?;
     let id = entry.campaign();
     match sequencer
-        .submit(Proposal::Entry(Box::new(entry)), meta)
+        .submit(Proposal::opening(entry).map_err(|e| e.to_string())?, meta)
         .await
     {
         Ok(_) => Ok(id),

@@ -589,7 +589,7 @@ async fn create_campaign(
     let accepted = match state
         .inner
         .sequencer
-        .submit(Proposal::Entry(Box::new(entry)), meta)
+        .submit(Proposal::opening(entry)?, meta)
         .await
     {
         Ok(a) => a,
@@ -826,10 +826,9 @@ async fn submit_entry(state: AppState, req: Request, kind: Kind) -> Result<Respo
     }
     // Signature checks (RSA for pledges) off the async threads.
     let ledger = state.inner.ledger.clone();
-    let entry =
-        tokio::task::spawn_blocking(move || ledger.precheck(&entry, unix_now()).map(|()| entry))
-            .await
-            .map_err(|_| ApiError::internal())??;
+    let entry = tokio::task::spawn_blocking(move || ledger.precheck(entry, unix_now()))
+        .await
+        .map_err(|_| ApiError::internal())??;
     let accepted = state
         .inner
         .sequencer

@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use pledge_protocol::checkpoint::{Checkpoint, verify_checkpoint};
 use pledge_protocol::entry::{CampaignClosed, Entry};
 use pledge_protocol::hash::{CampaignId, Hash};
-use pledge_protocol::ledger::{LedgerState, RuleError, StatelessChecks, verify_pledge};
+use pledge_protocol::ledger::{LedgerState, RuleError, VerifiedEntry};
 use pledge_protocol::merkle::{self, HashReader, NodeId, Tree};
 use pledge_protocol::note::{NoteSignature, NoteSigner, NoteVerifier, SignedNote, sign_note};
 use pledge_protocol::receipt::Receipt;
@@ -222,8 +222,8 @@ pub type MetaUpdates = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 /// One entry proposed to the sequencer, with the metadata to commit with it.
 #[derive(Debug)]
 pub enum Proposal {
-    /// An entry checked by [`Ledger::precheck`].
-    Entry(Box<Entry>),
+    /// An entry whose stateless checks passed ([`Ledger::precheck`]).
+    Entry(Box<VerifiedEntry>),
     /// Close a campaign: the sequencer computes the final tally when it
     /// integrates the entry, so no pledge can slip in between.
     Close {
@@ -232,6 +232,21 @@ pub enum Proposal {
         /// Tokens the issuer signed for it.
         tokens_issued: u64,
     },
+}
+
+impl Proposal {
+    /// A CampaignOpened entry (no stateless part to verify).
+    ///
+    /// # Errors
+    /// [`SubmitError::WrongKind`] for another kind of entry.
+    pub fn opening(entry: Entry) -> Result<Self, SubmitError> {
+        if !matches!(entry, Entry::CampaignOpened(_)) {
+            return Err(SubmitError::WrongKind {
+                expected: "CampaignOpened",
+            });
+        }
+        Ok(Self::Entry(Box::new(VerifiedEntry::verify(entry, None)?)))
+    }
 }
 
 /// The shared ledger: store, log key and the current view.
@@ -466,27 +481,24 @@ impl Ledger {
     ///
     /// # Errors
     /// [`SubmitError::Rule`] or [`SubmitError::DeadlinePassed`].
-    pub fn precheck(&self, entry: &Entry, now: u64) -> Result<(), SubmitError> {
-        if let Entry::Pledge(p) = entry {
-            let key: IssuerPublicKey = {
+    pub fn precheck(&self, entry: Entry, now: u64) -> Result<VerifiedEntry, SubmitError> {
+        let key: Option<IssuerPublicKey> = match &entry {
+            Entry::Pledge(p) => {
                 let view = self.read();
                 let c = view
                     .state
                     .campaign(&p.campaign)
                     .ok_or(RuleError::UnknownCampaign)?;
-                c.issuer_key.clone()
-            };
-            // SPEC R-RULE-3: outside the lock, this is the expensive part.
-            verify_pledge(p, &key)?;
-        }
-        let view = self.read();
-        let checks = match entry {
-            Entry::Pledge(_) => StatelessChecks::AlreadyVerified,
-            _ => StatelessChecks::Verify,
+                Some(c.issuer_key.clone())
+            }
+            _ => None,
         };
-        view.state.check(entry, checks)?;
-        check_deadline(&view.state, entry, now)?;
-        Ok(())
+        // SPEC R-RULE-3: outside the lock, this is the expensive part.
+        let verified = VerifiedEntry::verify(entry, key.as_ref())?;
+        let view = self.read();
+        view.state.check(verified.entry())?;
+        check_deadline(&view.state, verified.entry(), now)?;
+        Ok(verified)
     }
 
     /// Integrates one batch (already shuffled): applies each proposal to the
@@ -623,14 +635,19 @@ impl Ledger {
                     .campaign(&campaign)
                     .ok_or(RuleError::UnknownCampaign)?;
                 let tally = c.tally.snapshot().map_err(|_| RuleError::TallyMismatch)?;
-                Entry::CampaignClosed(CampaignClosed::new(campaign, tokens_issued, &tally))
+                VerifiedEntry::verify(
+                    Entry::CampaignClosed(CampaignClosed::new(campaign, tokens_issued, &tally)),
+                    None,
+                )?
             }
         };
-        check_deadline(&view.state, &entry, now)?;
+        let verified = entry;
+        let entry = verified.entry();
+        check_deadline(&view.state, entry, now)?;
         let bytes = entry.encode().map_err(|_| RuleError::TooLarge)?;
         // Signatures were verified by `precheck`; the stateful rules run again
         // here because earlier entries of this batch may have changed the state.
-        view.state.apply(&entry, StatelessChecks::AlreadyVerified)?;
+        view.state.apply(&verified)?;
         let mut hashes = Vec::new();
         let index = view
             .tree
@@ -643,7 +660,7 @@ impl Ledger {
             })
             .map_err(|_| SubmitError::Storage)?;
         batch.hashes.extend(hashes);
-        let nullifier = match &entry {
+        let nullifier = match entry {
             Entry::Pledge(p) => Some(p.nullifier()),
             _ => None,
         };
@@ -802,9 +819,10 @@ fn load_view(
         for (i, bytes) in (start..end).zip(store.entries(start, end)?) {
             let bad = |reason: String| StartupError::BadEntry { index: i, reason };
             let entry = Entry::decode(&bytes).map_err(|e| bad(e.to_string()))?;
-            state
-                .apply(&entry, StatelessChecks::AlreadyVerified)
-                .map_err(|e| bad(e.to_string()))?;
+            // Only verified entries were ever stored (SPEC R-STORE-6).
+            let entry = VerifiedEntry::previously_verified(entry);
+            state.apply(&entry).map_err(|e| bad(e.to_string()))?;
+            let entry = entry.into_entry();
             match &entry {
                 Entry::CampaignOpened(o) => {
                     opened_at.insert(o.definition.id(), i);
@@ -998,9 +1016,9 @@ mod tests {
         store.fail.store(true, Ordering::SeqCst);
         let results = ledger.integrate(
             vec![
-                (Proposal::Entry(Box::new(a.clone())), Vec::new()),
+                (Proposal::opening(a.clone()).unwrap(), Vec::new()),
                 (
-                    Proposal::Entry(Box::new(b.clone())),
+                    Proposal::opening(b.clone()).unwrap(),
                     vec![(b"k".to_vec(), Some(b"v".to_vec()))],
                 ),
             ],
@@ -1023,7 +1041,7 @@ mod tests {
 
         // The same entries go through once the store works again.
         let results = ledger.integrate(
-            vec![(Proposal::Entry(Box::new(a.clone())), Vec::new())],
+            vec![(Proposal::opening(a.clone()).unwrap(), Vec::new())],
             unix_now(),
         );
         let ok = results.into_iter().next().unwrap().unwrap();
@@ -1031,8 +1049,10 @@ mod tests {
         let receipt = Receipt::parse(ok.receipt.as_bytes()).unwrap();
         receipt.verify_entry(&ok.entry, ledger.verifier()).unwrap();
         // A second open of the same campaign in a later batch breaks R-RULE-1.
-        let results =
-            ledger.integrate(vec![(Proposal::Entry(Box::new(a)), Vec::new())], unix_now());
+        let results = ledger.integrate(
+            vec![(Proposal::opening(a).unwrap(), Vec::new())],
+            unix_now(),
+        );
         assert!(matches!(
             results[0],
             Err(SubmitError::Rule(RuleError::CampaignExists))
@@ -1048,7 +1068,7 @@ mod tests {
             let ledger = Ledger::open(store.clone(), signer()).unwrap();
             let key = IssuerSecretKey::generate().unwrap();
             let r = ledger.integrate(
-                vec![(Proposal::Entry(Box::new(opened(&key, 1))), Vec::new())],
+                vec![(Proposal::opening(opened(&key, 1)).unwrap(), Vec::new())],
                 unix_now(),
             );
             assert!(r[0].is_ok());

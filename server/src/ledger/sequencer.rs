@@ -174,8 +174,8 @@ pub fn spawn(
 /// publication policy holds); `None` for other proposals.
 fn held_campaign(s: &Submission) -> Option<CampaignId> {
     match &s.proposal {
-        Proposal::Entry(e) => match e.as_ref() {
-            Entry::Pledge(_) | Entry::PledgeAmended(_) | Entry::PledgeWithdrawn(_) => {
+        Proposal::Entry(e) => match e.entry() {
+            e @ (Entry::Pledge(_) | Entry::PledgeAmended(_) | Entry::PledgeWithdrawn(_)) => {
                 Some(e.campaign())
             }
             _ => None,
