@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::ledger::{Ledger, LogView, MetaUpdates};
+use crate::ledger::{Ledger, MetaUpdates, Phase, Published};
 use crate::store::{IssueTxn, Mark, Store, StoreError};
 
 /// Most campaigns one token request may cover.
@@ -343,15 +343,15 @@ impl Issuer {
     /// [`StoreError`] from the store.
     pub fn load(
         store: Arc<dyn Store>,
-        view: &LogView,
+        view: &Published,
         hmac_key: Zeroizing<[u8; 32]>,
         open_per_minute: u32,
     ) -> Result<Self, StoreError> {
         let mut keys = HashMap::new();
         let mut policies = HashMap::new();
         let mut closed_groups = HashSet::new();
-        for (id, c) in view.state.campaigns() {
-            if c.closed.is_some() {
+        for (id, c) in view.campaigns() {
+            if c.closed_at.is_some() {
                 let key = key_meta(id);
                 store.drop_set(&issued_set(id), &[key.as_slice()])?;
                 if let Some(p) = store.meta(&policy_meta(id))?
@@ -562,19 +562,15 @@ impl Issuer {
         // Campaign state and attester policy, per request.
         let mut signers = Vec::with_capacity(requests.len());
         {
-            let view = ledger.read();
+            let view = ledger.published();
             let keys = read(&self.keys);
             let policies = read(&self.policies);
             let closing = lock(&self.closing);
             for (i, r) in requests.iter().enumerate() {
                 let c = view
-                    .state
                     .campaign(&r.campaign)
                     .ok_or(IssueError::UnknownCampaign(i))?;
-                if c.closed.is_some()
-                    || closing.contains(&r.campaign)
-                    || now > c.definition.deadline()
-                {
+                if c.phase(now) != Phase::Open || closing.contains(&r.campaign) {
                     return Err(IssueError::CampaignClosed(i));
                 }
                 let key = keys.get(&r.campaign).ok_or(IssueError::NotReady(i))?;

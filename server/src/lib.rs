@@ -44,7 +44,7 @@ use crate::config::Config;
 use crate::issuer::{AttesterPolicy, Issuer};
 use crate::keys::AdminToken;
 use crate::ledger::sequencer::{SequencerConfig, SequencerHandle};
-use crate::ledger::{Ledger, Proposal, SubmitError, unix_now};
+use crate::ledger::{Ledger, Phase, Proposal, SubmitError, unix_now};
 use crate::metrics::Metrics;
 
 /// The protocol version this server speaks.
@@ -120,10 +120,11 @@ impl AppState {
         for path in keys::make_private(&config.data_dir)? {
             tracing::info!("made {} private (0600/0700)", path.display());
         }
-        let ledger = Arc::new(Ledger::open(store.clone(), keys.log)?);
+        let (ledger, core) = Ledger::open(store.clone(), keys.log)?;
+        let ledger = Arc::new(ledger);
         let issuer = Arc::new(Issuer::load(
             store,
-            &ledger.read(),
+            &ledger.published(),
             keys.hmac,
             config.open_rate_per_minute,
         )?);
@@ -131,6 +132,7 @@ impl AppState {
         let (shutdown_tx, shutdown) = watch::channel(false);
         let (sequencer, seq_task) = ledger::sequencer::spawn(
             ledger.clone(),
+            core,
             SequencerConfig {
                 interval: config.batch_interval,
                 max_batch: config.batch_size,
@@ -154,7 +156,7 @@ impl AppState {
             shutdown.clone(),
         ));
         let mut demo_campaign = None;
-        if config.demo && ledger.read().state.campaigns().next().is_none() {
+        if config.demo && ledger.published().campaigns().next().is_none() {
             let params = issuer::demo_params(unix_now());
             let id = create_campaign(&issuer, &sequencer, params, AttesterPolicy::Open)
                 .await
@@ -162,10 +164,9 @@ impl AppState {
             demo_campaign = Some(id);
         } else if config.demo {
             demo_campaign = ledger
-                .read()
-                .state
+                .published()
                 .campaigns()
-                .find(|(_, c)| c.closed.is_none())
+                .find(|(_, c)| c.closed_at.is_none())
                 .map(|(id, _)| *id);
         }
         Ok(Self {
@@ -273,10 +274,9 @@ async fn close_campaigns(
         }
         let now = unix_now();
         let due: Vec<CampaignId> = ledger
-            .read()
-            .state
+            .published()
             .campaigns()
-            .filter(|(_, c)| c.closed.is_none() && now > c.definition.deadline())
+            .filter(|(_, c)| c.phase(now) == Phase::Closing)
             .map(|(id, _)| *id)
             .collect();
         for id in due {

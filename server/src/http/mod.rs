@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 use self::error::ApiError;
 use crate::AppState;
 use crate::issuer::{Attestation, AttesterPolicy, TokenRequest};
-use crate::ledger::{LogEvent, Proposal, Publication, SubmitError, TallyView, unix_now};
+use crate::ledger::{LogEvent, Phase, Proposal, Publication, SubmitError, TallyView, unix_now};
 use crate::serve::ClientIp;
 
 /// Largest body of a pledge, amendment or withdrawal request.
@@ -240,11 +240,10 @@ pub fn metrics_router(state: AppState) -> Router {
 fn metrics_text(state: &AppState) -> Response {
     let now = unix_now();
     let (size, open) = {
-        let view = state.inner.ledger.read();
+        let view = state.inner.ledger.published();
         let open = view
-            .state
             .campaigns()
-            .filter(|(_, c)| c.closed.is_none() && now <= c.definition.deadline())
+            .filter(|(_, c)| c.phase(now) == Phase::Open)
             .count();
         (view.size(), open as u64)
     };
@@ -269,7 +268,7 @@ fn metrics_text(state: &AppState) -> Response {
 // ---------------------------------------------------------------------------
 
 async fn checkpoint(State(state): State<AppState>) -> Response {
-    let note = state.inner.ledger.read().checkpoint();
+    let note = state.inner.ledger.published().checkpoint();
     text(note.to_string(), "no-cache")
 }
 
@@ -298,7 +297,7 @@ async fn tile(
 ) -> Result<Response, ApiError> {
     let resource = TileResource::parse(&format!("tile/{path}"))
         .map_err(|e| ApiError::not_found(format!("not a tile path: {e}")))?;
-    let size = state.inner.ledger.read().size();
+    let size = state.inner.ledger.published().size();
     let store = state.inner.ledger.store().clone();
     let (data, full) = match resource {
         TileResource::Hashes(t) => {
@@ -419,17 +418,10 @@ struct CampaignJson {
 
 fn campaign_json(state: &AppState, id: &CampaignId) -> Option<CampaignJson> {
     let now = unix_now();
-    let view = state.inner.ledger.read();
-    let c = view.state.campaign(id)?;
+    let view = state.inner.ledger.published();
+    let c = view.campaign(id)?;
     let d = &c.definition;
     let policy = state.inner.issuer.policy(id);
-    let st = if c.closed.is_some() {
-        "closed"
-    } else if now > d.deadline() {
-        "closing"
-    } else {
-        "open"
-    };
     Some(CampaignJson {
         campaign_id: id.to_hex(),
         title: d.title().to_owned(),
@@ -443,7 +435,7 @@ fn campaign_json(state: &AppState, id: &CampaignId) -> Option<CampaignJson> {
             RevealPolicy::Live => "live",
             _ => "other",
         },
-        state: st,
+        state: c.phase(now).as_str(),
         attester: policy.as_ref().map(|p| match p {
             AttesterPolicy::Open => "open",
             AttesterPolicy::Invite { .. } => "invite",
@@ -454,20 +446,17 @@ fn campaign_json(state: &AppState, id: &CampaignId) -> Option<CampaignJson> {
         },
         definition: B64.encode(d.encode()),
         issuer_key: B64.encode(c.issuer_key.as_spki()),
-        opened_index: view.opened_at(id),
-        closed_index: view.closed_at(id),
-        tally: view.tally(id).as_deref().map(TallyJson::from),
+        opened_index: Some(c.opened_at),
+        closed_index: c.closed_at,
+        tally: c.tally.as_deref().map(TallyJson::from),
         publication: state.inner.ledger.publication(id),
     })
 }
 
 async fn list_campaigns(State(state): State<AppState>) -> Response {
     let mut ids: Vec<(u64, CampaignId)> = {
-        let view = state.inner.ledger.read();
-        view.state
-            .campaigns()
-            .map(|(id, _)| (view.opened_at(id).unwrap_or(u64::MAX), *id))
-            .collect()
+        let view = state.inner.ledger.published();
+        view.campaigns().map(|(id, c)| (c.opened_at, *id)).collect()
     };
     ids.sort();
     let list: Vec<CampaignJson> = ids
@@ -491,9 +480,9 @@ async fn get_tally(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = campaign_id(&id)?;
-    let view = state.inner.ledger.read();
+    let view = state.inner.ledger.published();
     let Some(t) = view.tally(&id) else {
-        if view.state.campaign(&id).is_some() {
+        if view.campaign(&id).is_some() {
             // Signing failed (logged and counted): say so, never serve an
             // older statement as the current one.
             return Err(ApiError::tally_unavailable());
@@ -826,7 +815,7 @@ async fn submit_entry(state: AppState, req: Request, kind: Kind) -> Result<Respo
     }
     // Signature checks (RSA for pledges) off the async threads.
     let ledger = state.inner.ledger.clone();
-    let entry = tokio::task::spawn_blocking(move || ledger.precheck(entry, unix_now()))
+    let entry = tokio::task::spawn_blocking(move || ledger.precheck(entry))
         .await
         .map_err(|_| ApiError::internal())??;
     let accepted = state
@@ -898,7 +887,7 @@ async fn events(
         .map_err(|_| ApiError::too_many_streams(state.inner.max_event_streams))?;
     let rx = state.inner.ledger.subscribe();
     let (size, note) = {
-        let v = state.inner.ledger.read();
+        let v = state.inner.ledger.published();
         (v.size(), v.checkpoint())
     };
     let first = Some(sse_event(&LogEvent::Checkpoint { size, note }));
