@@ -20,6 +20,7 @@
 //! [`AppState::start`] opens everything and starts the background tasks,
 //! [`app`] builds the router, [`run`] serves it until shutdown.
 
+pub mod campaigns;
 pub mod config;
 pub mod http;
 pub mod issuer;
@@ -158,9 +159,14 @@ impl AppState {
         let mut demo_campaign = None;
         if config.demo && ledger.published().campaigns().next().is_none() {
             let params = issuer::demo_params(unix_now());
-            let id = create_campaign(&issuer, &sequencer, params, AttesterPolicy::Open)
+            let demo = campaigns::NewCampaign {
+                params,
+                attester: AttesterPolicy::Open,
+                publication: ledger::Publication::IMMEDIATE,
+            };
+            let (id, _) = campaigns::create(&issuer, &ledger, &sequencer, demo, unix_now())
                 .await
-                .map_err(StartError::Demo)?;
+                .map_err(|e| StartError::Demo(e.to_string()))?;
             demo_campaign = Some(id);
         } else if config.demo {
             demo_campaign = ledger
@@ -227,32 +233,6 @@ impl AppState {
         };
         for t in tasks {
             let _ = t.await;
-        }
-    }
-}
-
-/// Prepares a campaign (key generation off the async threads) and submits its
-/// CampaignOpened entry; returns its id once durably logged.
-async fn create_campaign(
-    issuer: &Arc<Issuer>,
-    sequencer: &SequencerHandle,
-    params: pledge_protocol::campaign::CampaignParams,
-    policy: AttesterPolicy,
-) -> Result<CampaignId, String> {
-    let iss = issuer.clone();
-    let (entry, meta) = tokio::task::spawn_blocking(move || iss.prepare_campaign(params, policy))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    let id = entry.campaign();
-    match sequencer
-        .submit(Proposal::opening(entry).map_err(|e| e.to_string())?, meta)
-        .await
-    {
-        Ok(_) => Ok(id),
-        Err(e) => {
-            issuer.discard(&id);
-            Err(e.to_string())
         }
     }
 }

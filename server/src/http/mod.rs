@@ -34,6 +34,7 @@ use zeroize::Zeroizing;
 
 use self::error::ApiError;
 use crate::AppState;
+use crate::campaigns::CreateError;
 use crate::issuer::{Attestation, AttesterPolicy, TokenRequest};
 use crate::ledger::{LogEvent, Phase, Proposal, Publication, SubmitError, TallyView, unix_now};
 use crate::serve::ClientIp;
@@ -536,60 +537,25 @@ async fn create_campaign(
         threshold_max: c.threshold_max,
         reveal: RevealPolicy::Live,
     };
-    if c.deadline <= unix_now() {
-        return Err(SubmitError::DeadlinePassed.into());
-    }
-    // SPEC R-API-20: the worst-case tally statement must fit a signed note.
-    if c.threshold_min <= c.threshold_max
-        && !state
-            .inner
-            .ledger
-            .statement_fits(c.threshold_min, c.threshold_max)
-    {
-        return Err(crate::issuer::AdminError::BadCampaign(format!(
-            "thresholds {}..={} are too many for one signed tally statement on this log \
-             (at most about 4,000 distinct thresholds; a log-scale menu of thresholds fits)",
-            c.threshold_min, c.threshold_max
-        ))
-        .into());
-    }
-    let publication = c.publication.unwrap_or(state.inner.publication_default);
-    if !(1..=crate::config::MAX_PUBLISH_MIN).contains(&publication.min_pledges)
-        || publication.max_delay_ms > crate::config::MAX_PUBLISH_DELAY_MS
-    {
-        return Err(crate::issuer::AdminError::BadCampaign(format!(
-            "publication.min_pledges must be 1-{} and publication.max_delay_ms at most {}",
-            crate::config::MAX_PUBLISH_MIN,
-            crate::config::MAX_PUBLISH_DELAY_MS
-        ))
-        .into());
-    }
-    let issuer = state.inner.issuer.clone();
-    let (entry, mut meta) =
-        tokio::task::spawn_blocking(move || issuer.prepare_campaign(params, c.attester))
-            .await
-            .map_err(|_| ApiError::internal())??;
-    let id = entry.campaign();
-    if publication != Publication::IMMEDIATE {
-        let bytes = serde_json::to_vec(&publication).map_err(|_| ApiError::internal())?;
-        meta.push((crate::ledger::publication_meta(&id), Some(bytes)));
-        state.inner.ledger.set_publication(id, publication);
-    }
-    let accepted = match state
-        .inner
-        .sequencer
-        .submit(Proposal::opening(entry)?, meta)
-        .await
-    {
-        Ok(a) => a,
-        Err(e) => {
-            state.inner.issuer.discard(&id);
-            if e == SubmitError::QueueFull {
-                state.inner.metrics.record_queue_full();
-            }
-            return Err(e.into());
-        }
+    let new = crate::campaigns::NewCampaign {
+        params,
+        attester: c.attester,
+        publication: c.publication.unwrap_or(state.inner.publication_default),
     };
+    let inner = &state.inner;
+    let (id, accepted) = crate::campaigns::create(
+        &inner.issuer,
+        &inner.ledger,
+        &inner.sequencer,
+        new,
+        unix_now(),
+    )
+    .await
+    .inspect_err(|e| {
+        if matches!(e, CreateError::Submit(SubmitError::QueueFull)) {
+            inner.metrics.record_queue_full();
+        }
+    })?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({
