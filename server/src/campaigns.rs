@@ -5,7 +5,8 @@
 //! generates the campaign's key and stores it in its own durable transaction
 //! (pending), the sequencer logs the CampaignOpened entry, then the issuer
 //! marks the key as in use; if the entry is refused the key is deleted, and
-//! a key left pending by a crash is deleted at the next start-up.
+//! a key left pending by a crash is deleted at the next start-up (SPEC
+//! R-STORE-7).
 
 use std::sync::Arc;
 

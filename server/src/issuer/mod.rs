@@ -301,8 +301,9 @@ impl Issuer {
     /// Builds a new campaign: validates the definition, generates a fresh
     /// RSA-2048 issuer key (slow: run off the async threads), stores it (as
     /// PKCS#8 DER) with the attester policy in the issuer's own durable
-    /// transaction, marked pending, and returns the CampaignOpened entry to
-    /// log. The key never travels with the log's batch. It is installed at
+    /// transaction, marked pending (SPEC R-STORE-7), and returns the
+    /// CampaignOpened entry to log. The key never travels with the log's
+    /// batch. It is installed at
     /// once so tokens can be issued as soon as the entry is in the log; call
     /// [`Issuer::opened`] once it is, [`Issuer::discard`] if it was refused.
     ///
