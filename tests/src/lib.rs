@@ -18,6 +18,14 @@
 //! The library is for tests: it panics on what a test should fail on.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+/// The time now, in POSIX seconds (campaign deadlines, statement times).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 pub mod pledged;
 pub mod proxy;
 pub mod server;

@@ -6,10 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -22,9 +22,9 @@ use pledge_protocol::tile::{BundleId, decode_bundle};
 use pledge_protocol::token::{IssuerPublicKey, Token, blind, finalize};
 use pledge_server::config::Config;
 use pledge_server::store::Backend;
-use pledge_server::{AppState, run};
+use pledge_tests::server::Server;
+use pledge_tests::unix_now;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 // ---------------------------------------------------------------------------
 // Captured tracing output
@@ -71,47 +71,9 @@ fn log_text() -> String {
 // Server and clients
 // ---------------------------------------------------------------------------
 
-struct Server {
-    base: String,
-    admin: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-async fn start(c: &Config) -> Server {
-    let state = AppState::start(c).await.unwrap();
-    let admin = state.admin_token().to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, state, async {
-        let _ = rx.await;
-    }));
-    Server {
-        base: format!("http://{addr}"),
-        admin,
-        stop: Some(tx),
-        task,
-    }
-}
-
-impl Server {
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .expect("server did not stop")
-            .unwrap()
-            .unwrap();
-    }
-}
-
+/// The harness defaults with 1,000 open-attester tokens per minute and address.
 fn config(dir: &Path) -> Config {
-    let mut c = Config::new(dir);
-    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
-    c.publication = pledge_server::ledger::Publication::IMMEDIATE;
-    c.batch_interval = Duration::from_millis(20);
-    c.demo = true;
+    let mut c = pledge_tests::server::config(dir);
     c.open_rate_per_minute = 1000;
     c
 }
@@ -242,13 +204,6 @@ impl Marked {
         )
         .await
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 /// A tiny deterministic generator for the test's own choices (xorshift64*).
@@ -405,7 +360,7 @@ async fn full_run_then_scan(backend: Backend) {
         key: WitnessSigner::from_seed(KeyName::new("witness.example/w1").unwrap(), &[9; 32])
             .verifier(),
     });
-    let srv = start(&cfg).await;
+    let srv = Server::start_with(&cfg).await;
 
     let open = Marked::new(&srv.base, [127, 0, 0, 2], &ua_open);
     let invited = Marked::new(&srv.base, [127, 0, 0, 3], &ua_invite);
@@ -498,7 +453,7 @@ async fn full_run_then_scan(backend: Backend) {
     assert_eq!(s, 409);
     srv.shutdown().await;
     // Restart once so recovery paths log too, then stop.
-    let srv = start(&cfg).await;
+    let srv = Server::start_with(&cfg).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     srv.shutdown().await;
     let t_end = unix_now();
@@ -632,7 +587,7 @@ async fn batch_order_does_not_follow_arrival_order() {
     assert!(kendall_tau(&reversed).abs() >= bound);
 
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(&config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let client = Marked::new(&srv.base, [127, 0, 0, 1], "order-test");
     let c = client.demo().await;
     let (pk, _) = client.campaign_key(&c).await;
@@ -650,7 +605,7 @@ async fn batch_order_does_not_follow_arrival_order() {
     let mut cfg = config(dir.path());
     cfg.batch_interval = Duration::from_secs(3600);
     cfg.batch_size = N;
-    let srv = start(&cfg).await;
+    let srv = Server::start_with(&cfg).await;
     let client = Marked::new(&srv.base, [127, 0, 0, 1], "order-test");
     let size0 = client.size().await;
     let mut tasks = Vec::new();
@@ -701,7 +656,7 @@ async fn batch_order_does_not_follow_arrival_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_client_gets_the_logged_campaign_key() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(&config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let admin = Marked::new(&srv.base, [127, 0, 0, 1], "admin");
     let (s, v) = admin
         .post(
