@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::pledge::PledgeSigningKey;
-use pledge_protocol::token::{IssuerPublicKey, Token, blind, finalize};
+use pledge_protocol::token::{BlindingState, IssuerPublicKey, Token, blind, finalize};
 use pledge_server::config::Config;
 use pledge_server::{AppState, run};
 use serde_json::{Value, json};
@@ -58,6 +58,18 @@ pub async fn start_state(config: &Config) -> AppState {
             Err(e) => panic!("start: {e:?}"),
         }
     }
+}
+
+/// Sends `req`: the status and the body (a transport error fails the test).
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, Vec<u8>) {
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
+/// Sends `req`: the status and the JSON answer (`Null` if it is not JSON).
+pub async fn send_json(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let (s, b) = send(req).await;
+    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
 }
 
 /// A running in-process `pledged`.
@@ -138,13 +150,7 @@ impl Server {
 
     /// `GET path`: the status and the body.
     pub async fn get(&self, path: &str) -> (u16, Vec<u8>) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+        send(self.http.get(format!("{}{path}", self.base))).await
     }
 
     /// `POST path` with a JSON `body`, as the operator if `admin`: the status
@@ -158,12 +164,7 @@ impl Server {
         if admin {
             r = r.bearer_auth(&self.admin);
         }
-        let r = r.send().await.unwrap();
-        let s = r.status().as_u16();
-        (
-            s,
-            serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null),
-        )
+        send_json(r).await
     }
 
     /// `POST path` with `body`: the status and the JSON answer.
@@ -187,20 +188,48 @@ impl Server {
     /// A token for campaign `c` (issuer key `pk`) from the open attester,
     /// with a fresh pledge key; asserts that it was issued.
     pub async fn token(&self, c: &CampaignId, pk: &IssuerPublicKey) -> (Token, PledgeSigningKey) {
+        let req = TokenRequest::new(c, pk, json!({"kind": "open"}));
+        let (s, v) = self.post("/v1/tokens", &req.body).await;
+        req.finish(s, &v)
+    }
+}
+
+/// One blinded token request (`POST /v1/tokens`) for a fresh pledge key.
+#[derive(Debug)]
+pub struct TokenRequest {
+    /// The request body.
+    pub body: Value,
+    campaign: CampaignId,
+    issuer: IssuerPublicKey,
+    key: PledgeSigningKey,
+    state: BlindingState,
+}
+
+impl TokenRequest {
+    /// For campaign `c` (issuer key `pk`) with `attestation`.
+    pub fn new(c: &CampaignId, pk: &IssuerPublicKey, attestation: Value) -> Self {
         let key = PledgeSigningKey::generate().unwrap();
-        let (blinded, st) = blind(pk, c, &key.public_key()).unwrap();
-        let (s, v) = self
-            .post(
-                "/v1/tokens",
-                &json!({"attestation": {"kind": "open"},
-                        "requests": [{"campaign_id": c.to_hex(),
-                                      "blinded_msg": B64.encode(blinded.as_bytes())}]}),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
+        let (blinded, state) = blind(pk, c, &key.public_key()).unwrap();
+        Self {
+            body: json!({"attestation": attestation,
+                         "requests": [{"campaign_id": c.to_hex(),
+                                       "blinded_msg": B64.encode(blinded.as_bytes())}]}),
+            campaign: *c,
+            issuer: pk.clone(),
+            key,
+            state,
+        }
+    }
+
+    /// The token from the server's answer (`status`, JSON `answer`), which
+    /// must be a 200; and its pledge key.
+    pub fn finish(self, status: u16, answer: &Value) -> (Token, PledgeSigningKey) {
+        assert_eq!(status, 200, "{answer}");
         let sig = B64
-            .decode(v["blind_signatures"][0]["blind_sig"].as_str().unwrap())
+            .decode(answer["blind_signatures"][0]["blind_sig"].as_str().unwrap())
             .unwrap();
-        (finalize(pk, &st, &sig, c, &key.public_key()).unwrap(), key)
+        let c = &self.campaign;
+        let token = finalize(&self.issuer, &self.state, &sig, c, &self.key.public_key()).unwrap();
+        (token, self.key)
     }
 }

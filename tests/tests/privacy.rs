@@ -19,10 +19,10 @@ use pledge_protocol::hash::CampaignId;
 use pledge_protocol::note::KeyName;
 use pledge_protocol::pledge::{Amendment, Pledge, PledgeSigningKey, Terms, Withdrawal};
 use pledge_protocol::tile::{BundleId, decode_bundle};
-use pledge_protocol::token::{IssuerPublicKey, Token, blind, finalize};
+use pledge_protocol::token::{IssuerPublicKey, Token};
 use pledge_server::config::Config;
 use pledge_server::store::Backend;
-use pledge_tests::server::Server;
+use pledge_tests::server::{Server, TokenRequest, send, send_json};
 use pledge_tests::unix_now;
 use serde_json::{Value, json};
 
@@ -98,13 +98,7 @@ impl Marked {
     }
 
     async fn get(&self, path: &str) -> (u16, Vec<u8>) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+        send(self.http.get(format!("{}{path}", self.base))).await
     }
 
     async fn post(&self, path: &str, body: &Value, admin: Option<&str>) -> (u16, Value) {
@@ -117,12 +111,7 @@ impl Marked {
         if let Some(a) = admin {
             r = r.bearer_auth(a);
         }
-        let r = r.send().await.unwrap();
-        let s = r.status().as_u16();
-        (
-            s,
-            serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null),
-        )
+        send_json(r).await
     }
 
     async fn size(&self) -> u64 {
@@ -178,22 +167,9 @@ impl Marked {
         pk: &IssuerPublicKey,
         attestation: Value,
     ) -> (Token, PledgeSigningKey) {
-        let key = PledgeSigningKey::generate().unwrap();
-        let (blinded, st) = blind(pk, c, &key.public_key()).unwrap();
-        let (s, v) = self
-            .post(
-                "/v1/tokens",
-                &json!({"attestation": attestation,
-                        "requests": [{"campaign_id": c.to_hex(),
-                                      "blinded_msg": B64.encode(blinded.as_bytes())}]}),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
-        let sig = B64
-            .decode(v["blind_signatures"][0]["blind_sig"].as_str().unwrap())
-            .unwrap();
-        (finalize(pk, &st, &sig, c, &key.public_key()).unwrap(), key)
+        let req = TokenRequest::new(c, pk, attestation);
+        let (s, v) = self.post("/v1/tokens", &req.body, None).await;
+        req.finish(s, &v)
     }
 
     async fn submit(&self, path: &str, e: &Entry) -> (u16, Value) {
