@@ -263,7 +263,7 @@ impl Pledged {
         }
     }
 
-    /// Resident set size of `pledged` in KiB (`VmRSS` in /proc/<pid>/status).
+    /// Resident set size of `pledged` in KiB (`VmRSS` in `/proc/<pid>/status`).
     pub fn rss_kib(&self) -> Option<u64> {
         rss_of(self.server_pid()?)
     }
