@@ -602,7 +602,7 @@ async fn invite_campaign_codes_are_single_use_and_campaign_closes_at_deadline() 
         "an unused invite code of a closed group is still stored"
     );
     // The closing entry is the last one and records one token.
-    let size = h.state.ledger().read().size();
+    let size = h.state.ledger().published().size();
     let last = Entry::decode(&store.entry(size - 1).unwrap().unwrap()).unwrap();
     match last {
         Entry::CampaignClosed(cl) => {
@@ -737,7 +737,7 @@ async fn pledges_are_published_only_in_groups_of_the_campaigns_minimum() {
     let campaign = h.json(&format!("/v1/campaigns/{}", c.to_hex())).await;
     assert_eq!(campaign["publication"]["min_pledges"], 3, "{campaign}");
     let mut events = h.state.ledger().subscribe();
-    let size_before = h.state.ledger().read().size();
+    let size_before = h.state.ledger().published().size();
 
     // One pledge alone: held, then refused with nothing recorded.
     let (token, key) = h.open_token(&c, &pk).await;
@@ -748,7 +748,7 @@ async fn pledges_are_published_only_in_groups_of_the_campaigns_minimum() {
         (StatusCode::SERVICE_UNAVAILABLE, Some("held_back")),
         "{v}"
     );
-    assert_eq!(h.state.ledger().read().size(), size_before);
+    assert_eq!(h.state.ledger().published().size(), size_before);
 
     // Three at once (the lone one sent again among them): one batch of three.
     let mut entries = vec![lone];
@@ -1065,7 +1065,7 @@ async fn full_queue_sheds_load_and_shutdown_flushes_the_batch_in_flight() {
         started.elapsed() < Duration::from_secs(5),
         "shutdown waited for the interval"
     );
-    assert_eq!(h.state.ledger().read().size(), 3);
+    assert_eq!(h.state.ledger().published().size(), 3);
     // After the stop, submissions are refused as shutting down.
     let shed = results
         .iter()

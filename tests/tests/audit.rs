@@ -20,7 +20,7 @@ use pledge_protocol::campaign::{CampaignDefinition, CampaignParams, RevealPolicy
 use pledge_protocol::checkpoint::Checkpoint;
 use pledge_protocol::entry::{CampaignClosed, CampaignOpened, Entry};
 use pledge_protocol::hash::CampaignId;
-use pledge_protocol::ledger::{LedgerState, StatelessChecks};
+use pledge_protocol::ledger::LedgerState;
 use pledge_protocol::merkle::{MemoryHashes, leaf_hash};
 use pledge_protocol::note::{KeyName, NoteSignature, NoteSigner, SignedNote, sign_note};
 use pledge_protocol::pledge::{Amendment, Pledge, PledgeSigningKey, Terms, Withdrawal};
@@ -423,7 +423,7 @@ fn tally_after(entries: &[Vec<u8>], id: &CampaignId) -> TallySnapshot {
     let mut st = LedgerState::new();
     for e in entries {
         if let Ok(e) = Entry::decode(e) {
-            let _ = st.apply(&e, StatelessChecks::Verify);
+            let _ = st.verify_and_apply(e);
         }
     }
     st.campaign(id).unwrap().tally.snapshot().unwrap()
