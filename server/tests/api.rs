@@ -2,6 +2,8 @@
 //! `tower::ServiceExt::oneshot`, against a real store in a temporary folder.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -33,12 +35,8 @@ async fn start(demo: bool) -> Harness {
 
 async fn start_with(demo: bool, tweak: impl FnOnce(&mut Config)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path());
-    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
-    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
-    config.batch_interval = Duration::from_millis(10);
+    let mut config = common::config(dir.path(), demo);
     config.close_check_interval = Duration::from_millis(50);
-    config.demo = demo;
     tweak(&mut config);
     let state = AppState::start(&config).await.unwrap();
     let app = app(state.clone());
@@ -1113,12 +1111,8 @@ async fn open_attester_rate_limits_each_address_in_memory() {
 async fn sled_backend_serves_the_same_flow_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let config = |demo| {
-        let mut c = Config::new(dir.path());
-        // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
-        c.publication = pledge_server::ledger::Publication::IMMEDIATE;
+        let mut c = common::config(dir.path(), demo);
         c.backend = pledge_server::store::Backend::Sled;
-        c.batch_interval = Duration::from_millis(10);
-        c.demo = demo;
         c
     };
     let state = AppState::start(&config(true)).await.unwrap();

@@ -1,7 +1,8 @@
 //! Durable storage for the ledger and the issuer: one trait with a written
 //! contract ([`Store`]) and two embedded backends, [`redb`](RedbStore) and
 //! [`sled`](SledStore), run through one shared conformance suite
-//! (`conformance.rs`). Which one is the default is decided by the fault suite
+//! (`conformance.rs`, public with the `conformance` feature, for other
+//! backends). Which one is the default is decided by the fault suite
 //! (kill/EIO sweep); see [`SledStore`] for sled's known durability gaps.
 //!
 //! Nothing outside this module imports `redb` or `sled`.
@@ -35,8 +36,8 @@ use pledge_protocol::hash::{Hash, Nullifier};
 mod redb;
 mod sled;
 
-#[cfg(test)]
-mod conformance;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 
 pub use self::redb::RedbStore;
 pub use self::sled::SledStore;
