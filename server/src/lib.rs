@@ -208,6 +208,11 @@ impl AppState {
         &self.inner.ledger
     }
 
+    /// The issuer.
+    pub fn issuer(&self) -> &Arc<Issuer> {
+        &self.inner.issuer
+    }
+
     /// The admin token (to print on first start, and for tests).
     pub fn admin_token(&self) -> &str {
         self.inner.admin.expose()

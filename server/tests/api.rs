@@ -567,7 +567,7 @@ async fn invite_campaign_codes_are_single_use_and_campaign_closes_at_deadline() 
     // The issuer state is deleted right after the CampaignClosed entry is durable,
     // so "closed" may be visible a moment before the deletion: wait for it (bounded),
     // and never print the key bytes if it stays.
-    let store = h.state.ledger().store().clone();
+    let store = h.state.issuer().store().clone();
     let mut deleted = false;
     for _ in 0..100 {
         if store
@@ -603,7 +603,7 @@ async fn invite_campaign_codes_are_single_use_and_campaign_closes_at_deadline() 
     );
     // The closing entry is the last one and records one token.
     let size = h.state.ledger().published().size();
-    let last = Entry::decode(&store.entry(size - 1).unwrap().unwrap()).unwrap();
+    let last = Entry::decode(&h.state.ledger().store().entry(size - 1).unwrap().unwrap()).unwrap();
     match last {
         Entry::CampaignClosed(cl) => {
             assert_eq!(cl.campaign, c);
@@ -632,7 +632,7 @@ async fn invite_codes_stay_while_a_campaign_of_the_group_is_open_and_can_be_revo
         assert_eq!(s, StatusCode::CREATED, "{v}");
     }
     let codes = h.invites("night-shift", 3).await;
-    let store = h.state.ledger().store().clone();
+    let store = h.state.issuer().store().clone();
     let mark = |code: &str| pledge_server::store::Mark(Sha256::digest(code.as_bytes()).into());
     // Wait for the short campaign to close (its CampaignClosed is logged).
     let mut closed = false;
@@ -1241,7 +1241,7 @@ async fn concurrent_invite_redemptions_are_group_committed_one_token_per_code() 
     assert_eq!(refused, 2 * codes.len());
     let counted = h
         .state
-        .ledger()
+        .issuer()
         .store()
         .counter(format!("tokens-issued/{id}").as_bytes())
         .unwrap();

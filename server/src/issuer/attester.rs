@@ -24,7 +24,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::{Attestation, AttesterPolicy, IssueError, invite_set, issued_set};
-use crate::store::{IssueTxn, Mark, Store};
+use crate::store::{IssueTxn, IssuerStore, Mark};
 
 /// Checks a requester for a set of campaigns before tokens are signed.
 pub trait Attester: Send + Sync {
@@ -118,7 +118,7 @@ impl Attester for OpenAttester {
 
 /// The invite attester: single-use codes of a campaign group.
 pub struct InviteAttester {
-    store: Arc<dyn Store>,
+    store: Arc<dyn IssuerStore>,
     hmac_key: Zeroizing<[u8; 32]>,
 }
 
@@ -130,7 +130,7 @@ impl std::fmt::Debug for InviteAttester {
 
 impl InviteAttester {
     /// Codes in `store`, keyed hashes under `hmac_key` (DESIGN P2).
-    pub fn new(store: Arc<dyn Store>, hmac_key: Zeroizing<[u8; 32]>) -> Self {
+    pub fn new(store: Arc<dyn IssuerStore>, hmac_key: Zeroizing<[u8; 32]>) -> Self {
         Self { store, hmac_key }
     }
 

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 
-use crate::store::{IssueTxn, Store, StoreError};
+use crate::store::{IssueTxn, IssuerStore, StoreError};
 
 /// Group commit of issuance transactions: a request's transaction is queued;
 /// whoever finds no commit running becomes the leader, merges everything
@@ -33,7 +33,7 @@ struct GroupState {
 
 impl GroupCommit {
     /// Commits `txn` durably, possibly together with concurrent ones.
-    pub(crate) fn commit(&self, store: &dyn Store, txn: IssueTxn) -> Result<(), StoreError> {
+    pub(crate) fn commit(&self, store: &dyn IssuerStore, txn: IssueTxn) -> Result<(), StoreError> {
         let mut st = lock(&self.state);
         let ticket = st.next_ticket;
         st.next_ticket += 1;
@@ -72,7 +72,7 @@ impl GroupCommit {
 /// One durable transaction for the whole batch when it succeeds; otherwise
 /// (nothing of it was applied) one per request, each with its own outcome.
 fn commit_group(
-    store: &dyn Store,
+    store: &dyn IssuerStore,
     batch: Vec<(u64, IssueTxn)>,
 ) -> Vec<(u64, Result<(), StoreError>)> {
     // Merge only what keeps each request's meaning: takes, inserts and
@@ -109,7 +109,7 @@ fn commit_group(
 
 /// One durable transaction per request.
 fn commit_each(
-    store: &dyn Store,
+    store: &dyn IssuerStore,
     batch: Vec<(u64, IssueTxn)>,
 ) -> Vec<(u64, Result<(), StoreError>)> {
     batch

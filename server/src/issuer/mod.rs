@@ -23,7 +23,7 @@ mod group_commit;
 use self::attester::{Attester, InviteAttester, OpenAttester};
 use self::group_commit::GroupCommit;
 use crate::ledger::{Ledger, Phase, Published};
-use crate::store::{IssueTxn, Mark, Store, StoreError};
+use crate::store::{IssueTxn, IssuerStore, Mark, StoreError};
 
 /// Most campaigns one token request may cover.
 pub use pledge_protocol::token::MAX_TOKEN_REQUESTS;
@@ -178,7 +178,7 @@ pub fn valid_group(g: &str) -> bool {
 
 /// The issuer: campaign keys in memory, attesters, issuance.
 pub struct Issuer {
-    store: Arc<dyn Store>,
+    store: Arc<dyn IssuerStore>,
     keys: RwLock<HashMap<CampaignId, Arc<IssuerSecretKey>>>,
     policies: RwLock<HashMap<CampaignId, AttesterPolicy>>,
     closing: Mutex<HashSet<CampaignId>>,
@@ -207,7 +207,7 @@ impl Issuer {
     /// # Errors
     /// [`StoreError`] from the store.
     pub fn load(
-        store: Arc<dyn Store>,
+        store: Arc<dyn IssuerStore>,
         view: &Published,
         hmac_key: Zeroizing<[u8; 32]>,
         open_per_minute: u32,
@@ -291,6 +291,11 @@ impl Issuer {
             group: GroupCommit::default(),
             pending: Mutex::new(()),
         })
+    }
+
+    /// The issuer's side of the store.
+    pub fn store(&self) -> &Arc<dyn IssuerStore> {
+        &self.store
     }
 
     /// The attester policy of a campaign.
@@ -601,7 +606,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::store::RedbStore;
+    use crate::store::{RedbStore, Store};
     use pledge_protocol::note::{KeyName, NoteSigner};
 
     /// Issue 12, item 3: the issuer stores a new campaign's key in its own

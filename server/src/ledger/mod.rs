@@ -30,7 +30,7 @@ use pledge_protocol::tally::TallyStatement;
 use pledge_protocol::token::IssuerPublicKey;
 use tokio::sync::{broadcast, watch};
 
-use crate::store::{Batch, BatchEntry, Store, StoreError, StoredHash};
+use crate::store::{Batch, BatchEntry, LogStore, StoreError, StoredHash};
 
 /// Entries read per store call while replaying the log at start-up.
 const REPLAY_CHUNK: u64 = 1024;
@@ -344,7 +344,7 @@ impl Proposal {
 /// The shared side of the ledger: store, log key, the published view and the
 /// events. The rules state lives in the sequencer's [`Core`].
 pub struct Ledger {
-    store: Arc<dyn Store>,
+    store: Arc<dyn LogStore>,
     signer: NoteSigner,
     verifier: NoteVerifier,
     published: watch::Sender<Arc<Published>>,
@@ -367,7 +367,7 @@ impl std::fmt::Debug for Ledger {
 
 /// Reads Merkle stored hashes out of the store.
 #[derive(Debug, Clone, Copy)]
-pub struct StoreHashes<'a>(pub &'a dyn Store);
+pub struct StoreHashes<'a>(pub &'a dyn LogStore);
 
 impl HashReader for StoreHashes<'_> {
     type Error = StoreError;
@@ -388,12 +388,12 @@ impl HashReader for StoreHashes<'_> {
 /// this reads about `log2(size)` hashes per batch instead of that many per
 /// receipt (each store read is its own read transaction).
 struct BatchHashes<'a> {
-    store: &'a dyn Store,
+    store: &'a dyn LogStore,
     memo: RefCell<HashMap<NodeId, Hash>>,
 }
 
 impl<'a> BatchHashes<'a> {
-    fn new(store: &'a dyn Store, fresh: &[StoredHash]) -> Self {
+    fn new(store: &'a dyn LogStore, fresh: &[StoredHash]) -> Self {
         let memo = fresh
             .iter()
             .map(|h| (NodeId::new(h.level, h.index), h.hash))
@@ -435,7 +435,10 @@ impl Ledger {
     ///
     /// # Errors
     /// [`StartupError`] naming what does not match.
-    pub fn open(store: Arc<dyn Store>, signer: NoteSigner) -> Result<(Self, Core), StartupError> {
+    pub fn open(
+        store: Arc<dyn LogStore>,
+        signer: NoteSigner,
+    ) -> Result<(Self, Core), StartupError> {
         let verifier = signer.verifier();
         let loaded = match load_view(store.as_ref(), &signer, &verifier)? {
             Some(v) => v,
@@ -492,7 +495,7 @@ impl Ledger {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<dyn LogStore> {
         &self.store
     }
 
@@ -938,7 +941,7 @@ where
 /// Replays the store into a view; `None` for a store that has never been
 /// written (no checkpoint yet).
 fn load_view(
-    store: &dyn Store,
+    store: &dyn LogStore,
     signer: &NoteSigner,
     verifier: &NoteVerifier,
 ) -> Result<Option<Loaded>, StartupError> {
@@ -1062,7 +1065,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::issuer::demo_params;
-    use crate::store::{IssueTxn, Mark, RedbStore};
+    use crate::store::{IssueTxn, IssuerStore, Mark, MetaStore, RedbStore, Store};
     use pledge_protocol::campaign::CampaignDefinition;
     use pledge_protocol::entry::CampaignOpened;
     use pledge_protocol::note::KeyName;
@@ -1081,10 +1084,17 @@ mod tests {
         hold: Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
     }
 
-    impl Store for Flaky {
+    impl MetaStore for Flaky {
+        fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.meta(key)
+        }
+    }
+
+    impl LogStore for Flaky {
         fn size(&self) -> Result<u64, StoreError> {
             self.inner.size()
         }
+
         fn commit_batch(&self, batch: Batch) -> Result<(), StoreError> {
             if self.fail.swap(false, Ordering::SeqCst) {
                 return Err(StoreError::Backend("injected failure".into()));
@@ -1099,39 +1109,48 @@ mod tests {
             }
             self.inner.commit_batch(batch)
         }
+
         fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
             self.inner.entry(index)
         }
+
         fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
             self.inner.entries(start, end)
         }
+
         fn hash(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
             self.inner.hash(level, index)
         }
+
         fn hashes(&self, level: u8, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
             self.inner.hashes(level, start, end)
         }
+
         fn nullifier_index(
             &self,
             n: &pledge_protocol::hash::Nullifier,
         ) -> Result<Option<u64>, StoreError> {
             self.inner.nullifier_index(n)
         }
+
         fn checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
             self.inner.checkpoint()
         }
-        fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.meta(key)
-        }
+    }
+
+    impl IssuerStore for Flaky {
         fn issue(&self, txn: IssueTxn) -> Result<(), StoreError> {
             self.inner.issue(txn)
         }
+
         fn contains_mark(&self, set: &[u8], mark: &Mark) -> Result<bool, StoreError> {
             self.inner.contains_mark(set, mark)
         }
+
         fn add_marks(&self, set: &[u8], marks: &[Mark]) -> Result<u64, StoreError> {
             self.inner.add_marks(set, marks)
         }
+
         fn drop_set(&self, set: &[u8], delete_meta: &[&[u8]]) -> Result<u64, StoreError> {
             self.inner.drop_set(set, delete_meta)
         }
