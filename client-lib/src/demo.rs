@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::CampaignId;
-use pledge_protocol::ledger::{LedgerState, StatelessChecks};
+use pledge_protocol::ledger::LedgerState;
 use pledge_protocol::merkle::{self, MemoryHashes};
 use pledge_protocol::note::NoteVerifier;
 use pledge_protocol::tally::{TallySnapshot, recompute_active};
@@ -368,7 +368,7 @@ async fn check_against_log(
                 .map_err(|e| FlowError::BadLog(e.to_string()))?;
             let entry = Entry::decode(bytes).map_err(|e| FlowError::BadLog(e.to_string()))?;
             state
-                .apply(&entry, StatelessChecks::Verify)
+                .verify_and_apply(entry)
                 .map_err(|e| FlowError::BadLog(format!("entry {}: {e}", tree.size() - 1)))?;
         }
         n += 1;

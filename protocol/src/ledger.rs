@@ -13,7 +13,7 @@ use crate::entry::{CampaignClosed, CampaignOpened, Entry};
 use crate::hash::{CampaignId, Nullifier};
 use crate::pledge::{Amendment, Pledge, PledgePublicKey, Terms, Withdrawal};
 use crate::tally::Tally;
-use crate::token::IssuerPublicKey;
+use crate::token::{IssuerKeyId, IssuerPublicKey};
 
 /// Why an entry breaks the ledger rules. Each names the rule (SPEC §8).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,15 +74,67 @@ pub enum RuleError {
     TooManyCampaigns,
 }
 
-/// Whether [`LedgerState::apply`] verifies the stateless signatures (the token's
-/// RSA signature and the pledge's Ed25519 signature). An auditor that verified
-/// them in parallel beforehand (see [`verify_pledge`]) passes `Skip`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatelessChecks {
-    /// Verify everything (the default for a server).
-    Verify,
-    /// Already verified by the caller.
-    AlreadyVerified,
+/// An entry whose stateless checks passed (SPEC R-RULE-3): for a pledge, its
+/// token under the issuer key its campaign logged and its pledge-key
+/// signature; other kinds have no stateless part (an amendment's or
+/// withdrawal's signature is checked against the pledge's key when the entry
+/// is applied). Only verification builds one, so the rules cannot be applied
+/// to an entry nobody verified: [`LedgerState::apply`] takes only this type.
+///
+/// The expensive part (RSA) runs without the state: [`VerifiedEntry::verify`]
+/// with the campaign's key, in parallel or outside any lock, then
+/// [`LedgerState::apply`] checks that the key used is the campaign's own.
+#[derive(Debug, Clone)]
+pub struct VerifiedEntry {
+    entry: Entry,
+    /// The key a pledge was verified under (`None` for other kinds, and for
+    /// entries read back from the ledger's own store).
+    verified_under: Option<IssuerKeyId>,
+}
+
+impl VerifiedEntry {
+    /// Runs the stateless checks of `entry`. `issuer_key` is the key the
+    /// entry's campaign logged in its CampaignOpened; it is needed for a
+    /// pledge only.
+    ///
+    /// # Errors
+    /// [`RuleError::UnknownCampaign`] for a pledge without a key,
+    /// [`RuleError::BadToken`] or [`RuleError::BadPledgeSignature`].
+    pub fn verify(entry: Entry, issuer_key: Option<&IssuerPublicKey>) -> Result<Self, RuleError> {
+        let verified_under = match &entry {
+            Entry::Pledge(p) => {
+                let key = issuer_key.ok_or(RuleError::UnknownCampaign)?;
+                verify_pledge(p, key)?;
+                Some(key.key_id())
+            }
+            _ => None,
+        };
+        Ok(Self {
+            entry,
+            verified_under,
+        })
+    }
+
+    /// An entry read back from a log whose entries were all verified before
+    /// they were stored or cached: the ledger's own durable store at start-up
+    /// (SPEC R-STORE-6), or an auditor's cache bound to a checkpoint it
+    /// already verified (R-AUDIT-13). Never for bytes from anyone else.
+    pub fn previously_verified(entry: Entry) -> Self {
+        Self {
+            entry,
+            verified_under: None,
+        }
+    }
+
+    /// The entry.
+    pub fn entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    /// The entry, giving up the proof of verification.
+    pub fn into_entry(self) -> Entry {
+        self.entry
+    }
 }
 
 /// Public state of one campaign, derived from the log.
@@ -92,6 +144,9 @@ pub struct CampaignState {
     pub definition: CampaignDefinition,
     /// The issuer key logged in CampaignOpened.
     pub issuer_key: IssuerPublicKey,
+    /// Its key id (SHA-256 of its SPKI), to check pledges were verified
+    /// under it.
+    pub issuer_key_id: IssuerKeyId,
     /// Live thresholds.
     pub tally: Tally,
     /// Pledge entries ever accepted (withdrawn ones included).
@@ -190,26 +245,32 @@ impl LedgerState {
             .and_then(|p| p.seq.checked_add(1))
     }
 
-    /// Checks `entry` against every rule without changing anything.
+    /// Checks `entry` against the stateful rules without changing anything
+    /// (the stateless ones are [`VerifiedEntry::verify`]'s): the check a
+    /// sequencer runs before holding an entry, and an auditor runs to report
+    /// the first rule an entry breaks.
     ///
     /// # Errors
     /// The first [`RuleError`] found.
-    pub fn check(&self, entry: &Entry, checks: StatelessChecks) -> Result<(), RuleError> {
+    pub fn check(&self, entry: &Entry) -> Result<(), RuleError> {
         match entry {
             Entry::CampaignOpened(o) => self.check_open(o).map(|_| ()),
-            Entry::Pledge(p) => self.check_pledge(p, checks),
+            Entry::Pledge(p) => self.check_pledge(p, None),
             Entry::PledgeAmended(a) => self.check_amend(a).map(|_| ()),
             Entry::PledgeWithdrawn(w) => self.check_withdraw(w).map(|_| ()),
             Entry::CampaignClosed(c) => self.check_close(c),
         }
     }
 
-    /// Checks then applies `entry`. Atomic: on error the state is unchanged.
+    /// Checks then applies a verified entry: the stateful rules, that a
+    /// pledge was verified under its campaign's own key, and (for amendments
+    /// and withdrawals) the signature under the pledge's key. Atomic: on
+    /// error the state is unchanged.
     ///
     /// # Errors
     /// The first [`RuleError`] found.
-    pub fn apply(&mut self, entry: &Entry, checks: StatelessChecks) -> Result<(), RuleError> {
-        match entry {
+    pub fn apply(&mut self, entry: &VerifiedEntry) -> Result<(), RuleError> {
+        match &entry.entry {
             Entry::CampaignOpened(o) => {
                 let id = self.check_open(o)?;
                 // INVARIANT-like: a valid definition has 1 <= t_max <= MAX_THRESHOLD,
@@ -224,6 +285,7 @@ impl LedgerState {
                     CampaignState {
                         definition: o.definition.clone(),
                         issuer_key: o.issuer_key.clone(),
+                        issuer_key_id: o.issuer_key.key_id(),
                         tally,
                         pledges: 0,
                         closed: None,
@@ -231,7 +293,7 @@ impl LedgerState {
                 );
             }
             Entry::Pledge(p) => {
-                self.check_pledge(p, checks)?;
+                self.check_pledge(p, entry.verified_under.as_ref())?;
                 let t = p.terms.threshold_value();
                 let c = self.open_mut(&p.campaign)?;
                 c.tally.add(t).map_err(|_| RuleError::ThresholdOutOfRange)?;
@@ -320,17 +382,49 @@ impl LedgerState {
         Ok(())
     }
 
-    fn check_pledge(&self, p: &Pledge, checks: StatelessChecks) -> Result<(), RuleError> {
+    fn check_pledge(
+        &self,
+        p: &Pledge,
+        verified_under: Option<&IssuerKeyId>,
+    ) -> Result<(), RuleError> {
         let c = self.open(&p.campaign)?;
         Self::check_terms(c, &p.terms)?;
         // SPEC R-RULE-4
         if self.pledges.contains_key(&p.nullifier()) {
             return Err(RuleError::DoubleSpend);
         }
-        if checks == StatelessChecks::Verify {
-            verify_pledge(p, &c.issuer_key)?;
+        // SPEC R-RULE-3: the token was verified under this campaign's own key
+        // (an entry of the ledger's own store carries no key: it was checked
+        // before it was stored).
+        if verified_under.is_some_and(|k| *k != c.issuer_key_id) {
+            return Err(RuleError::BadToken);
         }
         Ok(())
+    }
+
+    /// Verifies `entry` under the keys this state holds: the stateless checks
+    /// of [`VerifiedEntry::verify`] with its campaign's logged issuer key.
+    /// A pledge of a campaign this state does not know is refused
+    /// ([`RuleError::UnknownCampaign`]).
+    ///
+    /// # Errors
+    /// As [`VerifiedEntry::verify`].
+    pub fn verify(&self, entry: Entry) -> Result<VerifiedEntry, RuleError> {
+        let key = self.campaign(&entry.campaign()).map(|c| &c.issuer_key);
+        VerifiedEntry::verify(entry, key)
+    }
+
+    /// [`LedgerState::verify`] then [`LedgerState::apply`]: the whole check of
+    /// one entry of a log nobody verified yet.
+    ///
+    /// # Errors
+    /// The first [`RuleError`] found; nothing changes.
+    pub fn verify_and_apply(&mut self, entry: Entry) -> Result<(), RuleError> {
+        // The stateful rules first, as a reader of SPEC §8 expects the first
+        // broken rule to be named.
+        self.check(&entry)?;
+        let v = self.verify(entry)?;
+        self.apply(&v)
     }
 
     /// Returns the live pledge's current threshold and key after checking the

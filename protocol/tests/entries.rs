@@ -12,7 +12,7 @@
 use pledge_protocol::campaign::{CampaignDefinition, CampaignParams, RevealPolicy};
 use pledge_protocol::entry::{CampaignClosed, CampaignOpened, Entry};
 use pledge_protocol::hash::{CampaignId, Nullifier};
-use pledge_protocol::ledger::{LedgerState, RuleError, StatelessChecks};
+use pledge_protocol::ledger::{LedgerState, RuleError};
 use pledge_protocol::merkle;
 use pledge_protocol::pledge::{Amendment, Pledge, PledgeSigningKey, Terms, Withdrawal};
 use pledge_protocol::tally::TallySnapshot;
@@ -115,9 +115,7 @@ fn sample_log(sk: &IssuerSecretKey) -> Vec<Entry> {
 fn replay(entries: &[Entry]) -> Result<LedgerState, (usize, RuleError)> {
     let mut state = LedgerState::new();
     for (i, e) in entries.iter().enumerate() {
-        state
-            .apply(e, StatelessChecks::Verify)
-            .map_err(|err| (i, err))?;
+        state.verify_and_apply(e.clone()).map_err(|err| (i, err))?;
     }
     Ok(state)
 }
@@ -199,13 +197,21 @@ fn rule_failure_vectors_are_refused_and_change_nothing() {
         let bad = entries.pop().unwrap();
         let mut state = replay(&entries).unwrap_or_else(|e| panic!("{name}: prefix {e:?}"));
         let before = format!("{state:?}");
-        let err = state.apply(&bad, StatelessChecks::Verify).expect_err(name);
+        let err = state.verify_and_apply(bad.clone()).expect_err(name);
         assert!(
             format!("{err:?}").starts_with(c["error"].as_str().unwrap()),
             "{name}: got {err:?}"
         );
         assert_eq!(format!("{state:?}"), before, "{name}: state changed");
-        assert_eq!(state.check(&bad, StatelessChecks::Verify), Err(err));
+        // The stateful check alone agrees unless the entry fails only its
+        // stateless checks.
+        match state.check(&bad) {
+            Ok(()) => assert!(
+                matches!(err, RuleError::BadToken | RuleError::BadPledgeSignature),
+                "{name}: {err:?} but the stateful rules pass"
+            ),
+            Err(e) => assert_eq!(e, err, "{name}"),
+        }
     }
 }
 
@@ -611,7 +617,7 @@ fn audit_failures(state: &LedgerState, e: &Entry) -> Vec<&'static str> {
             out.push("bad_pledge_signature");
         }
     }
-    if let Err(err) = state.check(e, StatelessChecks::AlreadyVerified) {
+    if let Err(err) = state.check(e) {
         out.push(audit_kind(&err));
     }
     out
@@ -625,7 +631,7 @@ fn decide(entries: &[Entry]) -> (LedgerState, Vec<Value>, Vec<(CampaignId, u64)>
     let mut last: Vec<(CampaignId, u64)> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let failures = audit_failures(&state, e);
-        let decision = match state.apply(e, StatelessChecks::Verify) {
+        let decision = match state.verify_and_apply(e.clone()) {
             Ok(()) => {
                 if !matches!(e, Entry::CampaignClosed(_)) {
                     let id = e.campaign();
@@ -826,4 +832,40 @@ fn generate_rule_decision_vectors() {
         "rule_decisions",
         &json!({"source": "pledge SPEC §8 preamble, R-RULE-4/8/9, R-TALLY-12, R-AUDIT-6/12: each entry's decision (valid, or the first rule error LedgerState::apply returns with signatures verified), the failures an auditor reports for it (R-AUDIT-12 order), and each campaign's tally and last change size after the log", "cases": out}),
     );
+}
+
+/// SPEC R-RULE-3 as a type: a pledge verified under another key than its
+/// campaign's (another campaign's, here) is refused when applied, and the
+/// state is unchanged; verified under the right key it applies.
+#[test]
+fn a_pledge_verified_under_another_campaigns_key_is_refused() {
+    use pledge_protocol::ledger::VerifiedEntry;
+    let sk = issuer();
+    let other = IssuerSecretKey::generate().unwrap();
+    let log = sample_log(&sk);
+    let mut state = LedgerState::new();
+    state.verify_and_apply(log[0].clone()).unwrap();
+    let Entry::Pledge(p) = &log[1] else {
+        panic!("entry 1 is a pledge")
+    };
+    // A token issued by `other` for this campaign verifies under `other`…
+    let k = pledge_key(9);
+    let forged = Entry::Pledge(
+        Pledge::sign(
+            p.campaign,
+            token_for(&other, &p.campaign, &k),
+            Terms::threshold(2).unwrap(),
+            &k,
+        )
+        .unwrap(),
+    );
+    let v = VerifiedEntry::verify(forged.clone(), Some(other.public_key())).unwrap();
+    let before = format!("{state:?}");
+    // …but the campaign logged `sk`'s key.
+    assert_eq!(state.apply(&v), Err(RuleError::BadToken));
+    assert_eq!(format!("{state:?}"), before);
+    assert_eq!(state.verify_and_apply(forged), Err(RuleError::BadToken));
+    let good = state.verify(log[1].clone()).unwrap();
+    state.apply(&good).unwrap();
+    assert_eq!(state.campaign(&p.campaign).unwrap().pledges, 1);
 }

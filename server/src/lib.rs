@@ -20,6 +20,7 @@
 //! [`AppState::start`] opens everything and starts the background tasks,
 //! [`app`] builds the router, [`run`] serves it until shutdown.
 
+pub mod campaigns;
 pub mod config;
 pub mod http;
 pub mod issuer;
@@ -44,7 +45,7 @@ use crate::config::Config;
 use crate::issuer::{AttesterPolicy, Issuer};
 use crate::keys::AdminToken;
 use crate::ledger::sequencer::{SequencerConfig, SequencerHandle};
-use crate::ledger::{Ledger, Proposal, SubmitError, unix_now};
+use crate::ledger::{Ledger, Phase, Proposal, SubmitError, unix_now};
 use crate::metrics::Metrics;
 
 /// The protocol version this server speaks.
@@ -120,10 +121,11 @@ impl AppState {
         for path in keys::make_private(&config.data_dir)? {
             tracing::info!("made {} private (0600/0700)", path.display());
         }
-        let ledger = Arc::new(Ledger::open(store.clone(), keys.log)?);
+        let (ledger, core) = Ledger::open(store.clone(), keys.log)?;
+        let ledger = Arc::new(ledger);
         let issuer = Arc::new(Issuer::load(
             store,
-            &ledger.read(),
+            &ledger.published(),
             keys.hmac,
             config.open_rate_per_minute,
         )?);
@@ -131,6 +133,7 @@ impl AppState {
         let (shutdown_tx, shutdown) = watch::channel(false);
         let (sequencer, seq_task) = ledger::sequencer::spawn(
             ledger.clone(),
+            core,
             SequencerConfig {
                 interval: config.batch_interval,
                 max_batch: config.batch_size,
@@ -154,18 +157,22 @@ impl AppState {
             shutdown.clone(),
         ));
         let mut demo_campaign = None;
-        if config.demo && ledger.read().state.campaigns().next().is_none() {
+        if config.demo && ledger.published().campaigns().next().is_none() {
             let params = issuer::demo_params(unix_now());
-            let id = create_campaign(&issuer, &sequencer, params, AttesterPolicy::Open)
+            let demo = campaigns::NewCampaign {
+                params,
+                attester: AttesterPolicy::Open,
+                publication: ledger::Publication::IMMEDIATE,
+            };
+            let (id, _) = campaigns::create(&issuer, &ledger, &sequencer, demo, unix_now())
                 .await
-                .map_err(StartError::Demo)?;
+                .map_err(|e| StartError::Demo(e.to_string()))?;
             demo_campaign = Some(id);
         } else if config.demo {
             demo_campaign = ledger
-                .read()
-                .state
+                .published()
                 .campaigns()
-                .find(|(_, c)| c.closed.is_none())
+                .find(|(_, c)| c.closed_at.is_none())
                 .map(|(id, _)| *id);
         }
         Ok(Self {
@@ -201,6 +208,11 @@ impl AppState {
         &self.inner.ledger
     }
 
+    /// The issuer.
+    pub fn issuer(&self) -> &Arc<Issuer> {
+        &self.inner.issuer
+    }
+
     /// The admin token (to print on first start, and for tests).
     pub fn admin_token(&self) -> &str {
         self.inner.admin.expose()
@@ -230,32 +242,6 @@ impl AppState {
     }
 }
 
-/// Prepares a campaign (key generation off the async threads) and submits its
-/// CampaignOpened entry; returns its id once durably logged.
-async fn create_campaign(
-    issuer: &Arc<Issuer>,
-    sequencer: &SequencerHandle,
-    params: pledge_protocol::campaign::CampaignParams,
-    policy: AttesterPolicy,
-) -> Result<CampaignId, String> {
-    let iss = issuer.clone();
-    let (entry, meta) = tokio::task::spawn_blocking(move || iss.prepare_campaign(params, policy))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    let id = entry.campaign();
-    match sequencer
-        .submit(Proposal::Entry(Box::new(entry)), meta)
-        .await
-    {
-        Ok(_) => Ok(id),
-        Err(e) => {
-            issuer.discard(&id);
-            Err(e.to_string())
-        }
-    }
-}
-
 /// Closes campaigns whose deadline has passed: stops issuance, logs the
 /// CampaignClosed entry with the tokens issued and the final tally, then
 /// deletes the campaign's keyed hashes and issuer key (DESIGN P2).
@@ -273,10 +259,9 @@ async fn close_campaigns(
         }
         let now = unix_now();
         let due: Vec<CampaignId> = ledger
-            .read()
-            .state
+            .published()
             .campaigns()
-            .filter(|(_, c)| c.closed.is_none() && now > c.definition.deadline())
+            .filter(|(_, c)| c.phase(now) == Phase::Closing)
             .map(|(id, _)| *id)
             .collect();
         for id in due {

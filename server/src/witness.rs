@@ -68,7 +68,7 @@ async fn push_loop(ledger: Arc<Ledger>, w: Witness, mut shutdown: watch::Receive
     let mut backoff = Duration::from_secs(1);
     loop {
         let (size, note) = {
-            let v = ledger.read();
+            let v = ledger.published();
             (v.size(), v.checkpoint())
         };
         let mut wait = None;

@@ -2,6 +2,8 @@
 //! `tower::ServiceExt::oneshot`, against a real store in a temporary folder.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -33,12 +35,8 @@ async fn start(demo: bool) -> Harness {
 
 async fn start_with(demo: bool, tweak: impl FnOnce(&mut Config)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path());
-    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
-    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
-    config.batch_interval = Duration::from_millis(10);
+    let mut config = common::config(dir.path(), demo);
     config.close_check_interval = Duration::from_millis(50);
-    config.demo = demo;
     tweak(&mut config);
     let state = AppState::start(&config).await.unwrap();
     let app = app(state.clone());
@@ -569,7 +567,7 @@ async fn invite_campaign_codes_are_single_use_and_campaign_closes_at_deadline() 
     // The issuer state is deleted right after the CampaignClosed entry is durable,
     // so "closed" may be visible a moment before the deletion: wait for it (bounded),
     // and never print the key bytes if it stays.
-    let store = h.state.ledger().store().clone();
+    let store = h.state.issuer().store().clone();
     let mut deleted = false;
     for _ in 0..100 {
         if store
@@ -604,8 +602,8 @@ async fn invite_campaign_codes_are_single_use_and_campaign_closes_at_deadline() 
         "an unused invite code of a closed group is still stored"
     );
     // The closing entry is the last one and records one token.
-    let size = h.state.ledger().read().size();
-    let last = Entry::decode(&store.entry(size - 1).unwrap().unwrap()).unwrap();
+    let size = h.state.ledger().published().size();
+    let last = Entry::decode(&h.state.ledger().store().entry(size - 1).unwrap().unwrap()).unwrap();
     match last {
         Entry::CampaignClosed(cl) => {
             assert_eq!(cl.campaign, c);
@@ -634,7 +632,7 @@ async fn invite_codes_stay_while_a_campaign_of_the_group_is_open_and_can_be_revo
         assert_eq!(s, StatusCode::CREATED, "{v}");
     }
     let codes = h.invites("night-shift", 3).await;
-    let store = h.state.ledger().store().clone();
+    let store = h.state.issuer().store().clone();
     let mark = |code: &str| pledge_server::store::Mark(Sha256::digest(code.as_bytes()).into());
     // Wait for the short campaign to close (its CampaignClosed is logged).
     let mut closed = false;
@@ -739,7 +737,7 @@ async fn pledges_are_published_only_in_groups_of_the_campaigns_minimum() {
     let campaign = h.json(&format!("/v1/campaigns/{}", c.to_hex())).await;
     assert_eq!(campaign["publication"]["min_pledges"], 3, "{campaign}");
     let mut events = h.state.ledger().subscribe();
-    let size_before = h.state.ledger().read().size();
+    let size_before = h.state.ledger().published().size();
 
     // One pledge alone: held, then refused with nothing recorded.
     let (token, key) = h.open_token(&c, &pk).await;
@@ -750,7 +748,7 @@ async fn pledges_are_published_only_in_groups_of_the_campaigns_minimum() {
         (StatusCode::SERVICE_UNAVAILABLE, Some("held_back")),
         "{v}"
     );
-    assert_eq!(h.state.ledger().read().size(), size_before);
+    assert_eq!(h.state.ledger().published().size(), size_before);
 
     // Three at once (the lone one sent again among them): one batch of three.
     let mut entries = vec![lone];
@@ -1067,7 +1065,7 @@ async fn full_queue_sheds_load_and_shutdown_flushes_the_batch_in_flight() {
         started.elapsed() < Duration::from_secs(5),
         "shutdown waited for the interval"
     );
-    assert_eq!(h.state.ledger().read().size(), 3);
+    assert_eq!(h.state.ledger().published().size(), 3);
     // After the stop, submissions are refused as shutting down.
     let shed = results
         .iter()
@@ -1113,12 +1111,8 @@ async fn open_attester_rate_limits_each_address_in_memory() {
 async fn sled_backend_serves_the_same_flow_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let config = |demo| {
-        let mut c = Config::new(dir.path());
-        // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
-        c.publication = pledge_server::ledger::Publication::IMMEDIATE;
+        let mut c = common::config(dir.path(), demo);
         c.backend = pledge_server::store::Backend::Sled;
-        c.batch_interval = Duration::from_millis(10);
-        c.demo = demo;
         c
     };
     let state = AppState::start(&config(true)).await.unwrap();
@@ -1247,7 +1241,7 @@ async fn concurrent_invite_redemptions_are_group_committed_one_token_per_code() 
     assert_eq!(refused, 2 * codes.len());
     let counted = h
         .state
-        .ledger()
+        .issuer()
         .store()
         .counter(format!("tokens-issued/{id}").as_bytes())
         .unwrap();

@@ -6,22 +6,17 @@
 //! readable by other users, peer addresses in trace logs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 
-/// A running `pledged` and everything it printed.
-struct Pledged {
-    child: Child,
-    addr: SocketAddr,
-    output: Arc<Mutex<String>>,
-}
+mod common;
+
+use common::Pledged;
 
 impl Pledged {
     /// Starts `pledged --demo` on `data` with `env`, under `ulimit -n 1024`
@@ -34,87 +29,11 @@ impl Pledged {
             .args(["--demo", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .env("PLEDGED_OPEN_RATE_PER_MINUTE", "0")
-            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap();
-        let output = Arc::new(Mutex::new(String::new()));
-        let err = child.stderr.take().unwrap();
-        let out2 = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut o = out2.lock().unwrap();
-                o.push_str(&line);
-                o.push('\n');
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let started = Instant::now();
-        let addr = loop {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("pledged exited: {}", output.lock().unwrap()))
-                .unwrap();
-            output.lock().unwrap().push_str(&format!("{line}\n"));
-            if let Some(rest) = line.strip_prefix("listening on http://") {
-                break rest.split(';').next().unwrap().parse().unwrap();
-            }
-            assert!(started.elapsed() < Duration::from_secs(60));
-        };
-        let out2 = output.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let mut o = out2.lock().unwrap();
-                o.push_str(&line);
-                o.push('\n');
-            }
-        });
-        Self {
-            child,
-            addr,
-            output,
-        }
-    }
-
-    fn sigterm(&self) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    /// Waits for the exit, at most `limit`; `None` if it is still running.
-    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return Some(s.code().unwrap_or(-1));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-
-    fn stop(mut self) -> String {
-        self.sigterm();
-        if self.wait_exit(Duration::from_secs(30)).is_none() {
-            let _ = self.child.kill();
-            panic!("pledged did not stop after SIGTERM");
-        }
-        // The reader threads finish with the pipes.
-        std::thread::sleep(Duration::from_millis(200));
-        self.output.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Pledged {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Self::spawn(cmd)
     }
 }
 
@@ -278,7 +197,7 @@ fn sigterm_with_half_open_connections_exits_within_the_shutdown_grace() {
         "pledged did not exit after SIGTERM: {code:?}"
     );
     drop(held);
-    let out = srv.output.lock().unwrap().clone();
+    let out = srv.all_output();
     assert!(out.contains("stopped cleanly"), "{out}");
     // The store lock is free: the next start succeeds at once.
     let again = Pledged::start(&dir.path().join("data"), &[]);

@@ -3,6 +3,8 @@
 //! The witness here is a minimal one built from `pledge-protocol`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -16,7 +18,6 @@ use pledge_protocol::cosignature::{
     format_cosignature_lines, format_size_body,
 };
 use pledge_protocol::note::{KeyName, NoteVerifier, SignedNote};
-use pledge_server::config::Config;
 use pledge_server::witness::Witness;
 use pledge_server::{AppState, app};
 use tower::ServiceExt as _;
@@ -80,11 +81,7 @@ async fn checkpoints_are_pushed_and_served_with_the_witness_cosignature() {
     let keys = pledge_server::keys::load_or_create(dir.path(), "localhost/pledge").unwrap();
     fake.log.set(keys.log.verifier()).unwrap();
     drop(keys);
-    let mut config = Config::new(dir.path());
-    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
-    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
-    config.batch_interval = Duration::from_millis(10);
-    config.demo = true;
+    let mut config = common::config(dir.path(), true);
     config.witnesses = vec![Witness {
         url: format!("http://{waddr}"),
         key: wkey.clone(),

@@ -4,10 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -20,90 +19,49 @@ use pledge_protocol::campaign::{CampaignDefinition, CampaignParams, RevealPolicy
 use pledge_protocol::checkpoint::Checkpoint;
 use pledge_protocol::entry::{CampaignClosed, CampaignOpened, Entry};
 use pledge_protocol::hash::CampaignId;
-use pledge_protocol::ledger::{LedgerState, StatelessChecks};
+use pledge_protocol::ledger::LedgerState;
 use pledge_protocol::merkle::{MemoryHashes, leaf_hash};
 use pledge_protocol::note::{KeyName, NoteSignature, NoteSigner, SignedNote, sign_note};
 use pledge_protocol::pledge::{Amendment, Pledge, PledgeSigningKey, Terms, Withdrawal};
 use pledge_protocol::tally::{TallySnapshot, TallyStatement};
 use pledge_protocol::tile::{encode_bundle, tile_data, tiles_for_size};
 use pledge_protocol::token::{IssuerPublicKey, IssuerSecretKey, Token, blind, finalize};
-use pledge_server::config::Config;
-use pledge_server::{AppState, run};
+use pledge_tests::proxy::{Byte, Paths, Proxy, Rule};
+use pledge_tests::server::Server;
+use pledge_tests::serving::serve;
+use pledge_tests::unix_now;
+use pledge_tests::witness::WitnessServer;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 // ---------------------------------------------------------------------------
 // A real server
 // ---------------------------------------------------------------------------
 
-struct Server {
-    base: String,
-    dir: std::path::PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    http: reqwest::Client,
+/// The calls of this suite, on the harness's server.
+trait Calls {
+    async fn fetch(&self, path: &str) -> Vec<u8>;
+    async fn campaign(&self, id: &CampaignId) -> Value;
+    async fn key_of(&self, id: &CampaignId) -> IssuerPublicKey;
+    async fn submit_ok(&self, path: &str, e: &Entry);
+    async fn pledge(
+        &self,
+        c: &CampaignId,
+        pk: &IssuerPublicKey,
+        t: u32,
+    ) -> (PledgeSigningKey, pledge_protocol::hash::Nullifier);
 }
 
-async fn start(dir: &Path) -> Server {
-    let mut config = Config::new(dir);
-    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
-    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
-    config.batch_interval = Duration::from_millis(20);
-    config.close_check_interval = Duration::from_millis(100);
-    config.demo = true;
-    config.open_rate_per_minute = 0;
-    let state = AppState::start(&config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, state, async {
-        let _ = rx.await;
-    }));
-    Server {
-        base: format!("http://{addr}"),
-        dir: dir.to_path_buf(),
-        stop: Some(tx),
-        task,
-        http: reqwest::Client::new(),
-    }
-}
-
-impl Server {
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-    }
-
-    async fn get(&self, path: &str) -> Vec<u8> {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200, "{path}");
-        r.bytes().await.unwrap().to_vec()
-    }
-
-    async fn post(&self, path: &str, body: &Value, admin: bool) -> (u16, Value) {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json");
-        if admin {
-            let token = std::fs::read_to_string(self.dir.join("admin.token")).unwrap();
-            req = req.header("authorization", format!("Bearer {}", token.trim()));
-        }
-        let r = req.body(body.to_string()).send().await.unwrap();
-        let s = r.status().as_u16();
-        (
-            s,
-            serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null),
-        )
+impl Calls for Server {
+    /// `GET path`, asserting a 200.
+    async fn fetch(&self, path: &str) -> Vec<u8> {
+        let (s, b) = self.get(path).await;
+        assert_eq!(s, 200, "{path}");
+        b
     }
 
     async fn campaign(&self, id: &CampaignId) -> Value {
-        serde_json::from_slice(&self.get(&format!("/v1/campaigns/{}", id.to_hex())).await).unwrap()
+        serde_json::from_slice(&self.fetch(&format!("/v1/campaigns/{}", id.to_hex())).await)
+            .unwrap()
     }
 
     async fn key_of(&self, id: &CampaignId) -> IssuerPublicKey {
@@ -111,33 +69,8 @@ impl Server {
         IssuerPublicKey::from_spki(&B64.decode(c["issuer_key"].as_str().unwrap()).unwrap()).unwrap()
     }
 
-    async fn token(&self, c: &CampaignId, pk: &IssuerPublicKey) -> (Token, PledgeSigningKey) {
-        let key = PledgeSigningKey::generate().unwrap();
-        let (blinded, st) = blind(pk, c, &key.public_key()).unwrap();
-        let (s, v) = self
-            .post(
-                "/v1/tokens",
-                &json!({"attestation": {"kind": "open"},
-                        "requests": [{"campaign_id": c.to_hex(),
-                                      "blinded_msg": B64.encode(blinded.as_bytes())}]}),
-                false,
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
-        let sig = B64
-            .decode(v["blind_signatures"][0]["blind_sig"].as_str().unwrap())
-            .unwrap();
-        (finalize(pk, &st, &sig, c, &key.public_key()).unwrap(), key)
-    }
-
-    async fn submit(&self, path: &str, e: &Entry) {
-        let (s, v) = self
-            .post(
-                path,
-                &json!({"entry": B64.encode(e.encode().unwrap())}),
-                false,
-            )
-            .await;
+    async fn submit_ok(&self, path: &str, e: &Entry) {
+        let (s, v) = self.submit(path, e).await;
         assert_eq!(s, 200, "{path}: {v}");
     }
 
@@ -151,85 +84,22 @@ impl Server {
         let (token, key) = self.token(c, pk).await;
         let p = Pledge::sign(*c, token, Terms::threshold(t).unwrap(), &key).unwrap();
         let n = p.nullifier();
-        self.submit("/v1/pledges", &Entry::Pledge(p)).await;
+        self.submit_ok("/v1/pledges", &Entry::Pledge(p)).await;
         (key, n)
     }
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+/// A server with the harness defaults and closing checks every 100 ms.
+async fn start(dir: &Path) -> Server {
+    Server::start_in(dir, |c| {
+        c.close_check_interval = Duration::from_millis(100);
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------
 // A lying proxy in front of the real server
 // ---------------------------------------------------------------------------
-
-#[derive(Clone, Debug, Default)]
-enum Tamper {
-    #[default]
-    None,
-    /// Flip one bit in the first level-0 hash tile.
-    FlipTile,
-    /// Flip one bit in the last byte of the first entry bundle.
-    FlipBundle,
-    /// Serve this checkpoint instead of the real one.
-    Checkpoint(Vec<u8>),
-    /// Serve this tally statement for every campaign.
-    Tally(Vec<u8>),
-}
-
-#[derive(Clone)]
-struct Proxy {
-    upstream: String,
-    tamper: Arc<Mutex<Tamper>>,
-    http: reqwest::Client,
-}
-
-async fn proxy_handler(State(p): State<Proxy>, uri: Uri) -> Response {
-    let path = uri.path().to_owned();
-    let tamper = p.tamper.lock().unwrap().clone();
-    match (&tamper, path.as_str()) {
-        (Tamper::Checkpoint(b), "/log/checkpoint") => return b.clone().into_response(),
-        (Tamper::Tally(b), p) if p.ends_with("/tally") => return b.clone().into_response(),
-        _ => {}
-    }
-    let r = p
-        .http
-        .get(format!("{}{path}", p.upstream))
-        .send()
-        .await
-        .unwrap();
-    let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
-    let mut body = r.bytes().await.unwrap().to_vec();
-    match tamper {
-        Tamper::FlipTile if path.starts_with("/log/tile/0/000") => body[5] ^= 0x01,
-        Tamper::FlipBundle if path.starts_with("/log/tile/entries/000") => {
-            *body.last_mut().unwrap() ^= 0x01;
-        }
-        _ => {}
-    }
-    (status, body).into_response()
-}
-
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
-}
-
-async fn start_proxy(upstream: &str) -> (String, Arc<Mutex<Tamper>>) {
-    let tamper = Arc::new(Mutex::new(Tamper::None));
-    let app = Router::new().fallback(proxy_handler).with_state(Proxy {
-        upstream: upstream.to_owned(),
-        tamper: tamper.clone(),
-        http: reqwest::Client::new(),
-    });
-    (serve(app).await, tamper)
-}
 
 fn opts(base: &str, state: Option<&Path>) -> AuditOptions {
     let mut o = AuditOptions::new(base);
@@ -254,18 +124,17 @@ fn kinds_at(r: &AuditReport) -> Vec<(FailureKind, Option<u64>)> {
 async fn honest_server_passes_and_a_lying_proxy_is_caught_on_each_lie() {
     let dir = tempfile::tempdir().unwrap();
     let srv = start(dir.path()).await;
-    let list: Value = serde_json::from_slice(&srv.get("/v1/campaigns").await).unwrap();
+    let list: Value = serde_json::from_slice(&srv.fetch("/v1/campaigns").await).unwrap();
     let demo = CampaignId::from_hex(list["campaigns"][0]["campaign_id"].as_str().unwrap()).unwrap();
     let demo_pk = srv.key_of(&demo).await;
 
     // A second campaign that closes in a few seconds.
     let (s, v) = srv
-        .post(
+        .post_admin(
             "/v1/campaigns",
-            &json!({"title": "Short", "action": "walk out", "deadline": now() + 3,
+            &json!({"title": "Short", "action": "walk out", "deadline": unix_now() + 3,
                     "goal": 2, "threshold_min": 1, "threshold_max": 10,
                     "attester": {"kind": "open"}}),
-            true,
         )
         .await;
     assert_eq!(s, 201, "{v}");
@@ -277,17 +146,17 @@ async fn honest_server_passes_and_a_lying_proxy_is_caught_on_each_lie() {
         demo_pledges.push(srv.pledge(&demo, &demo_pk, t).await);
     }
     // An early checkpoint, to replay later as a "smaller" one.
-    let early_checkpoint = srv.get("/log/checkpoint").await;
+    let early_checkpoint = srv.fetch("/log/checkpoint").await;
     for t in [1, 2, 4] {
         srv.pledge(&short, &short_pk, t).await;
     }
     let (k, n) = &demo_pledges[4];
     let a = Amendment::sign(demo, *n, 1, Terms::threshold(2).unwrap(), k);
-    srv.submit("/v1/pledges/amend", &Entry::PledgeAmended(a))
+    srv.submit_ok("/v1/pledges/amend", &Entry::PledgeAmended(a))
         .await;
     let (k, n) = &demo_pledges[3];
     let w = Withdrawal::sign(demo, *n, 1, k);
-    srv.submit("/v1/pledges/withdraw", &Entry::PledgeWithdrawn(w))
+    srv.submit_ok("/v1/pledges/withdraw", &Entry::PledgeWithdrawn(w))
         .await;
 
     // Honest server, no state: passes, with the key trusted on first use.
@@ -317,7 +186,8 @@ async fn honest_server_passes_and_a_lying_proxy_is_caught_on_each_lie() {
         assert!(Instant::now() < deadline, "campaign did not close");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (proxy, tamper) = start_proxy(&srv.base).await;
+    let tamper = Proxy::start(&srv.base).await;
+    let proxy = tamper.base.clone();
     let state = tempfile::tempdir().unwrap();
     let r = run_audit(&opts(&proxy, Some(state.path()))).await;
     assert!(r.passed(), "{r}");
@@ -338,23 +208,26 @@ async fn honest_server_passes_and_a_lying_proxy_is_caught_on_each_lie() {
 
     // Lie 1: a smaller checkpoint than the one pinned (validly signed: it is
     // the server's own older checkpoint).
-    *tamper.lock().unwrap() = Tamper::Checkpoint(early_checkpoint);
+    tamper.set([Rule::serve(Paths::is("/log/checkpoint"), early_checkpoint)]);
     let r = run_audit(&opts(&proxy, Some(state.path()))).await;
     assert_eq!(kinds(&r), vec![FailureKind::TreeShrank], "{r}");
     assert!(!run_audit(&again).await.passed());
 
     // Lie 2: a checkpoint signed by another key with the log's name.
-    let real = String::from_utf8(srv.get("/log/checkpoint").await).unwrap();
+    let real = String::from_utf8(srv.fetch("/log/checkpoint").await).unwrap();
     let body = real.split_once("\n\n").unwrap().0.to_owned() + "\n";
     let origin = body.lines().next().unwrap();
     let other = NoteSigner::generate(KeyName::new(origin).unwrap()).unwrap();
     let forged = sign_note(&body, &[&other]).unwrap().to_text();
-    *tamper.lock().unwrap() = Tamper::Checkpoint(forged.into_bytes());
+    tamper.set([Rule::serve(Paths::is("/log/checkpoint"), forged)]);
     let r = run_audit(&opts(&proxy, Some(state.path()))).await;
     assert_eq!(kinds(&r), vec![FailureKind::CheckpointSignature], "{r}");
 
     // Lie 3: a hash tile with one flipped bit (fresh audit: every tile fetched).
-    *tamper.lock().unwrap() = Tamper::FlipTile;
+    tamper.set([Rule::flip_bit(
+        Paths::start_with("/log/tile/0/000"),
+        Byte::At(5),
+    )]);
     let r = run_audit(&opts(&proxy, None)).await;
     assert!(r.has(FailureKind::TileMismatch), "{r}");
     assert!(!r.has(FailureKind::RootMismatch), "{r}");
@@ -366,8 +239,11 @@ async fn honest_server_passes_and_a_lying_proxy_is_caught_on_each_lie() {
         Some(0)
     );
 
-    // Lie 4: an entry bundle with one flipped bit.
-    *tamper.lock().unwrap() = Tamper::FlipBundle;
+    // Lie 4: an entry bundle with one flipped bit (its last byte).
+    tamper.set([Rule::flip_bit(
+        Paths::start_with("/log/tile/entries/000"),
+        Byte::Last,
+    )]);
     let r = run_audit(&opts(&proxy, None)).await;
     assert!(r.has(FailureKind::RootMismatch), "{r}");
     let size = r.checkpoint.as_ref().unwrap().size;
@@ -393,7 +269,7 @@ async fn honest_server_passes_and_a_lying_proxy_is_caught_on_each_lie() {
     let note = sign_note(&lie.to_note_body(), &[&signer])
         .unwrap()
         .to_text();
-    *tamper.lock().unwrap() = Tamper::Tally(note.into_bytes());
+    tamper.set([Rule::serve(Paths::end_with("/tally"), note)]);
     let r = run_audit(&opts(&proxy, None)).await;
     let wrong: Vec<_> = r.failures_of(FailureKind::TallyMismatch).collect();
     assert_eq!(wrong.len(), 1, "{r}");
@@ -402,11 +278,11 @@ async fn honest_server_passes_and_a_lying_proxy_is_caught_on_each_lie() {
     assert!(r.has(FailureKind::TallyMalformed), "{r}");
 
     // None of the lies moved the pinned checkpoint; the truth still passes.
-    *tamper.lock().unwrap() = Tamper::None;
+    tamper.clear();
     let r = run_audit(&opts(&proxy, Some(state.path()))).await;
     assert!(r.passed(), "{r}");
     assert_eq!(r.previous, Some(pinned));
-    srv.shutdown().await;
+    let _ = srv.stop().await;
 }
 
 // ---------------------------------------------------------------------------
@@ -540,7 +416,7 @@ fn tally_after(entries: &[Vec<u8>], id: &CampaignId) -> TallySnapshot {
     let mut st = LedgerState::new();
     for e in entries {
         if let Ok(e) = Entry::decode(e) {
-            let _ = st.apply(&e, StatelessChecks::Verify);
+            let _ = st.verify_and_apply(e);
         }
     }
     st.campaign(id).unwrap().tally.snapshot().unwrap()
@@ -901,50 +777,11 @@ async fn measure_audit_throughput() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_with_a_witness_quorum_against_a_witnessed_server() {
     let dir = tempfile::tempdir().unwrap();
-    let wdir = tempfile::tempdir().unwrap();
-    // The log key is created at first start: create it now to tell the witness.
-    let keys = pledge_server::keys::load_or_create(dir.path(), "localhost/pledge").unwrap();
-    let log_key = keys.log.verifier();
-    drop(keys);
-    let wsigner = pledge_protocol::cosignature::WitnessSigner::generate(
-        KeyName::new("witness.test").unwrap(),
-    )
-    .unwrap();
-    let wkey = wsigner.verifier();
-    let witness =
-        pledge_client::witness::Witness::open(wsigner, [log_key.clone()], wdir.path()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let waddr = listener.local_addr().unwrap();
-    let (wstop, wstopped) = oneshot::channel::<()>();
-    let wtask = tokio::spawn(pledge_client::witness::serve(listener, witness, async {
-        let _ = wstopped.await;
-    }));
-
-    let mut config = Config::new(dir.path());
-    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
-    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
-    config.batch_interval = Duration::from_millis(20);
-    config.demo = true;
-    config.open_rate_per_minute = 0;
-    config.witnesses = vec![pledge_server::witness::Witness {
-        url: format!("http://{waddr}"),
-        key: wkey.clone(),
-    }];
-    let state = AppState::start(&config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, state, async {
-        let _ = rx.await;
-    }));
-    let srv = Server {
-        base: base.clone(),
-        dir: dir.path().to_path_buf(),
-        stop: Some(tx),
-        task,
-        http: reqwest::Client::new(),
-    };
-    let list: Value = serde_json::from_slice(&srv.get("/v1/campaigns").await).unwrap();
+    let witness = WitnessServer::of_log_in(dir.path(), "witness.test").await;
+    let (log_key, wkey) = (witness.log.clone(), witness.key.clone());
+    let srv = Server::start_in(dir.path(), |c| c.witnesses = vec![witness.config()]).await;
+    let base = srv.base.clone();
+    let list: Value = serde_json::from_slice(&srv.fetch("/v1/campaigns").await).unwrap();
     let demo = CampaignId::from_hex(list["campaigns"][0]["campaign_id"].as_str().unwrap()).unwrap();
     let pk = srv.key_of(&demo).await;
     for t in [1, 2] {
@@ -968,9 +805,8 @@ async fn audit_with_a_witness_quorum_against_a_witnessed_server() {
     assert!(r.passed(), "{r}");
     assert_eq!(r.cosigned_by, vec!["witness.test".to_owned()]);
     assert_eq!(r.counts.pledges, 2);
-    srv.shutdown().await;
-    let _ = wstop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), wtask).await;
+    let _ = srv.stop().await;
+    let _ = witness.server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

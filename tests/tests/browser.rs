@@ -13,11 +13,11 @@
 //! and `/usr/bin/chromium` (`apt-get install chromium`); `.ci/run` installs
 //! them. Missing ones fail the test with the step to run.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use pledge_tests::pledged::{Launch, Pledged, start_within};
 
 const PLEDGED: &str = env!("CARGO_BIN_EXE_pledged-under-test");
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -29,41 +29,13 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Kills the server when the test ends, passed or not.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(data: &Path) -> (Server, String) {
-    let mut child = Command::new(PLEDGED)
-        .args(["--demo", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
+/// The real `pledged --demo` on `tmp/data`, its stderr in `tmp/stderr.txt`;
+/// killed when the test ends, passed or not.
+fn start_server(tmp: &Path) -> (Pledged, String) {
+    let l = Launch::new(PLEDGED, &tmp.join("data"))
         .env("PLEDGED_BATCH_INTERVAL_MS", "20")
-        .env("PLEDGED_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {PLEDGED}: {e}"));
-    let out = child.stdout.take().unwrap();
-    let server = Server(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("listening on ") {
-                let _ = tx.send(rest.split(';').next().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("pledged --demo did not print its address within 60 s");
-    (server, base)
+        .env("PLEDGED_LOG", "warn");
+    start_within(&l, &tmp.join("stderr.txt"), Duration::from_secs(60))
 }
 
 /// The page's tally arithmetic (`server/web/tally.js`) against the protocol
@@ -115,8 +87,8 @@ fn campaign_pages_in_chromium() {
         "node is missing: run `apt-get install nodejs npm` (bash .ci/run does it)"
     );
 
-    let data = tempfile::tempdir().unwrap();
-    let (_server, base) = start_server(data.path());
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, base) = start_server(tmp.path());
     let artifacts = std::env::var_os("PLEDGE_BROWSER_ARTIFACTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target/browser-artifacts"));
@@ -136,6 +108,7 @@ fn campaign_pages_in_chromium() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
     eprintln!("{stderr}");
+    eprintln!("pledged's stderr:\n{}", server.stderr_text());
     let last = stdout.lines().last().unwrap_or_default();
     let summary: serde_json::Value = serde_json::from_str(last)
         .unwrap_or_else(|_| panic!("e2e.mjs printed no JSON summary line; last line: {last}"));

@@ -5,15 +5,9 @@
 //! verified offline, and `pledge demo` with a few pledgers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use pledge_client::client::{Client, ClientError};
@@ -23,65 +17,18 @@ use pledge_client::wallet::{KdfParams, PinnedLog, Protection, TokenRecord, Walle
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::pledge::PledgeSigningKey;
 use pledge_protocol::token::{IssuerSecretKey, Token};
-use pledge_server::config::Config;
-use pledge_server::{AppState, run};
-use tokio::sync::oneshot;
+use pledge_tests::proxy::{Paths, Proxy, Rule};
+use pledge_tests::server::Server;
+use pledge_tests::witness::WitnessServer;
 
-struct Server {
-    base: String,
-    dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-fn test_config(dir: &Path, rate: u32) -> Config {
-    let mut config = Config::new(dir);
-    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
-    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
-    config.batch_interval = Duration::from_millis(20);
-    config.demo = true;
-    config.open_rate_per_minute = rate;
-    config
-}
-
+/// A server with the harness defaults and `rate` open-attester tokens per
+/// minute and address (0: no limit).
 async fn start_with(rate: u32) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path(), rate);
-    start_in(dir, &config).await
-}
-
-async fn start_in(dir: tempfile::TempDir, config: &Config) -> Server {
-    let state = AppState::start(config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, state, async {
-        let _ = rx.await;
-    }));
-    Server {
-        base: format!("http://{addr}"),
-        dir,
-        stop: Some(tx),
-        task,
-    }
+    Server::start(|c| c.open_rate_per_minute = rate).await
 }
 
 async fn start() -> Server {
     start_with(0).await
-}
-
-impl Server {
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-    }
-
-    fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("admin.token"))
-            .unwrap()
-            .trim()
-            .to_owned()
-    }
 }
 
 fn protection() -> Protection {
@@ -233,183 +180,17 @@ fn wallet_round_trip_wrong_passphrase_tampering_and_mode() {
     assert_eq!(iw2.data.tokens[0].token, token);
 }
 
-// ---------------------------------------------------------------------------
-// A key-tagging proxy: forwards everything, but rewrites `issuer_key` in
-// campaign objects to a key of its own.
-// ---------------------------------------------------------------------------
-
-#[derive(Clone)]
-struct Proxy {
-    upstream: String,
-    fake_key: String,
-    token_requests: Arc<AtomicUsize>,
-    /// When set, token answers are swallowed (after the server signed) and
-    /// replaced by a 503, like a connection lost on the way back.
-    lose_token_answers: bool,
-    http: reqwest::Client,
-    /// What a coerced server does (issue 14, finding 2) and what it sees.
-    tamper: Tamper,
-}
-
-/// A path and the body served for it instead of the server's.
-type Replacement = (String, Vec<u8>);
-
-/// Shared switches of a [`Proxy`], set by the test while it runs.
-#[derive(Clone, Default)]
-struct Tamper {
-    /// Every request, `METHOD path`, in order, while recording.
-    seen: Arc<std::sync::Mutex<Option<Vec<String>>>>,
-    /// Served instead of the real answer for this path (a replayed statement).
-    replace: Arc<std::sync::Mutex<Option<Replacement>>>,
-    /// Remove every signature line but the first (the log's) from checkpoints.
-    strip_cosignatures: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Tamper {
-    fn record(&self) {
-        *self.seen.lock().unwrap() = Some(Vec::new());
-    }
-
-    fn recorded(&self) -> Vec<String> {
-        self.seen.lock().unwrap().take().unwrap()
-    }
-}
-
-fn rewrite(v: &mut serde_json::Value, key: &str) {
-    if let Some(o) = v.as_object_mut() {
-        if o.contains_key("issuer_key") {
-            o.insert("issuer_key".into(), serde_json::Value::String(key.into()));
-        }
-        for (_, x) in o.iter_mut() {
-            rewrite(x, key);
-        }
-    } else if let Some(a) = v.as_array_mut() {
-        for x in a {
-            rewrite(x, key);
-        }
-    }
-}
-
-async fn proxy_handler(State(p): State<Proxy>, req: Request) -> Response {
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|x| x.as_str().to_owned())
-        .unwrap_or_default();
-    let method = req.method().clone();
-    if let Some(seen) = p.tamper.seen.lock().unwrap().as_mut() {
-        seen.push(format!("{method} {path}"));
-    }
-    if let Some((_, body)) = p
-        .tamper
-        .replace
-        .lock()
-        .unwrap()
-        .as_ref()
-        .filter(|(on, _)| *on == path)
-    {
-        return (
-            [("content-type", "text/plain; charset=utf-8")],
-            body.clone(),
-        )
-            .into_response();
-    }
-    if path == "/v1/tokens" {
-        p.token_requests.fetch_add(1, Ordering::SeqCst);
-    }
-    let body: Bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let resp = p
-        .http
-        .request(method, format!("{}{path}", p.upstream))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let ctype = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/octet-stream")
-        .to_owned();
-    let mut bytes = resp.bytes().await.unwrap().to_vec();
-    if p.lose_token_answers && path == "/v1/tokens" {
-        return (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            [("retry-after", "1")],
-            r#"{"error":"busy","detail":"lost"}"#,
-        )
-            .into_response();
-    }
-    if path == "/log/checkpoint" && p.tamper.strip_cosignatures.load(Ordering::SeqCst) {
-        let text = String::from_utf8(bytes).unwrap();
-        let (body, sigs) = text.split_once("\n\n").unwrap();
-        let first = sigs.lines().next().unwrap();
-        bytes = format!("{body}\n\n{first}\n").into_bytes();
-    }
-    if !p.fake_key.is_empty()
-        && path.starts_with("/v1/campaigns")
-        && ctype.starts_with("application/json")
-    {
-        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        rewrite(&mut v, &p.fake_key);
-        bytes = serde_json::to_vec(&v).unwrap();
-    }
-    (
-        axum::http::StatusCode::from_u16(status).unwrap(),
-        [("content-type", ctype)],
-        bytes,
-    )
-        .into_response()
-}
-
-async fn start_proxy(upstream: &str) -> (String, Arc<AtomicUsize>) {
+/// A key-tagging proxy: forwards everything, but rewrites `issuer_key` in
+/// campaign objects to a key of its own.
+async fn key_tagging_proxy(upstream: &str) -> Proxy {
     let fake = IssuerSecretKey::generate().unwrap();
-    start_proxy_with(upstream, B64.encode(fake.public_key().as_spki()), false).await
-}
-
-async fn start_proxy_with(
-    upstream: &str,
-    fake_key: String,
-    lose_token_answers: bool,
-) -> (String, Arc<AtomicUsize>) {
-    let (url, counter, _) =
-        start_tamper_proxy(upstream, fake_key, lose_token_answers, Tamper::default()).await;
-    (url, counter)
-}
-
-/// A proxy that changes nothing until `tamper` says so.
-async fn start_tamper(upstream: &str) -> (String, Tamper) {
-    let t = Tamper::default();
-    let (url, _, _) = start_tamper_proxy(upstream, String::new(), false, t.clone()).await;
-    (url, t)
-}
-
-async fn start_tamper_proxy(
-    upstream: &str,
-    fake_key: String,
-    lose_token_answers: bool,
-    tamper: Tamper,
-) -> (String, Arc<AtomicUsize>, Tamper) {
-    let counter = Arc::new(AtomicUsize::new(0));
-    let p = Proxy {
-        upstream: upstream.to_owned(),
-        fake_key,
-        token_requests: counter.clone(),
-        lose_token_answers,
-        http: reqwest::Client::new(),
-        tamper: tamper.clone(),
-    };
-    let app = axum::Router::new().fallback(proxy_handler).with_state(p);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}"), counter, tamper)
+    Proxy::with(
+        upstream,
+        [Rule::tag_issuer_keys(
+            B64.encode(fake.public_key().as_spki()),
+        )],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -441,11 +222,8 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
 
     // A second campaign (admin) is covered too: cover issuance over all open
     // campaigns of the attester.
-    let admin = srv.admin_token();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let admin = srv.admin.clone();
+    let now = pledge_tests::unix_now();
     client
         .create_campaign(
             &admin,
@@ -517,8 +295,8 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
     assert!(again.data.pending.is_empty() && again.data.tokens.is_empty());
 
     // Through the key-tagging proxy: refused before any token request.
-    let (proxy, token_requests) = start_proxy(&srv.base).await;
-    let pc = Client::new(&proxy).unwrap();
+    let proxy = key_tagging_proxy(&srv.base).await;
+    let pc = Client::new(&proxy.base).unwrap();
     let mut tagged = Wallet::in_memory();
     let (plog, _) = flows::pin_log(&pc, &mut tagged).await.unwrap();
     let e = flows::obtain_tokens(&pc, &mut tagged, &plog, &AttestKind::Open)
@@ -526,7 +304,7 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
         .unwrap_err();
     assert!(matches!(e, FlowError::KeyMismatch { .. }), "{e}");
     assert!(e.to_string().contains("Refusing"), "{e}");
-    assert_eq!(token_requests.load(Ordering::SeqCst), 0);
+    assert_eq!(proxy.count("/v1/tokens"), 0);
     assert!(tagged.data.tokens.is_empty() && tagged.data.pending.is_empty());
 
     // A wallet pinned to this log refuses a server with another log key.
@@ -535,8 +313,8 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
     let mut w3 = Wallet::open(&path, protection()).unwrap();
     let e = flows::pin_log(&oc, &mut w3).await.unwrap_err();
     assert!(matches!(e, FlowError::LogKeyChanged { .. }), "{e}");
-    other.shutdown().await;
-    srv.shutdown().await;
+    let _ = other.stop().await;
+    let _ = srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -697,7 +475,7 @@ async fn commit_amend_withdraw_status_watch_and_receipts() {
             flows::random_delay(Duration::from_millis(30)).unwrap() <= Duration::from_millis(30)
         );
     }
-    srv.shutdown().await;
+    let _ = srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -733,14 +511,14 @@ async fn demo_pledgers_and_tally_recomputation() {
     // With the admin token: its own campaign, run twice is fine (fresh campaign).
     let opts = DemoOptions {
         pledgers: 3,
-        admin_token: Some(srv.admin_token()),
+        admin_token: Some(srv.admin.clone()),
         ..DemoOptions::default()
     };
     let r2 = demo::run(&client, &opts, &mut |_| {}).await.unwrap();
     assert!(r2.created);
     assert_ne!(r2.campaign, r.campaign);
     assert_eq!(r2.live, 3);
-    srv.shutdown().await;
+    let _ = srv.stop().await;
 
     // Against a server whose open attester allows 1 request a minute, the
     // demo reports the rate limit instead of hanging when told not to wait.
@@ -761,7 +539,7 @@ async fn demo_pledgers_and_tally_recomputation() {
         "{e}"
     );
     assert!(e.to_string().contains("rate_limited"), "{e}");
-    slow.shutdown().await;
+    let _ = slow.stop().await;
 }
 
 #[test]
@@ -799,8 +577,10 @@ fn wallet_debug_output_holds_no_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_token_answer_is_resent_unchanged_from_the_saved_blinding_state() {
     let srv = start().await;
-    let (proxy, token_requests) = start_proxy_with(&srv.base, String::new(), true).await;
-    let lossy = Client::new(&proxy).unwrap();
+    // Token answers are swallowed (after the server signed) and replaced by
+    // a 503, like a connection lost on the way back.
+    let proxy = Proxy::with(&srv.base, [Rule::lose_answers(Paths::is("/v1/tokens"))]).await;
+    let lossy = Client::new(&proxy.base).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w");
     let mut w = Wallet::create(&path, protection()).unwrap();
@@ -813,7 +593,7 @@ async fn a_lost_token_answer_is_resent_unchanged_from_the_saved_blinding_state()
         "{e}"
     );
     assert_eq!(c_retry(&e), Some(Duration::from_secs(1)));
-    assert_eq!(token_requests.load(Ordering::SeqCst), 1);
+    assert_eq!(proxy.count("/v1/tokens"), 1);
     drop(w);
     // "Crash": the pending state was saved before sending; reopen the file.
     let mut w = Wallet::open(&path, protection()).unwrap();
@@ -836,7 +616,7 @@ async fn a_lost_token_answer_is_resent_unchanged_from_the_saved_blinding_state()
         .await
         .unwrap();
     w.data.tokens[0].token.verify(&pk, &id).unwrap();
-    srv.shutdown().await;
+    let _ = srv.stop().await;
 }
 
 fn c_retry(e: &FlowError) -> Option<Duration> {
@@ -919,7 +699,7 @@ async fn two_commands_on_one_wallet_file_keep_both_pledges() {
         let n = e.unwrap().file_name();
         n == "w" || n == "w.lock"
     }));
-    srv.shutdown().await;
+    let _ = srv.stop().await;
 }
 
 /// Issue 14, finding 3 and "Wallet safety": a pledge is in the wallet,
@@ -980,7 +760,7 @@ async fn a_delayed_pledge_is_pending_in_the_wallet_and_resumed_after_an_interrup
     let st = flows::status(&client, &mut w, &log).await.unwrap();
     assert!(st[0].included);
     assert_eq!(st[0].live, 1);
-    srv.shutdown().await;
+    let _ = srv.stop().await;
 }
 
 /// A wallet file at `path` with the log pinned and tokens for every open campaign.
@@ -1012,8 +792,8 @@ async fn pledger(client: &Client) -> (Wallet, pledge_protocol::note::NoteVerifie
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_requests_are_the_same_for_pledgers_and_others() {
     let srv = start().await;
-    let (proxy, tamper) = start_tamper(&srv.base).await;
-    let client = Client::new(&proxy).unwrap();
+    let proxy = Proxy::start(&srv.base).await;
+    let client = Client::new(&proxy.base).unwrap();
     let demo = demo_campaign(&client).await;
     let second = second_campaign(&srv).await;
     let (mut a, alog) = pledger(&client).await;
@@ -1033,12 +813,11 @@ async fn status_requests_are_the_same_for_pledgers_and_others() {
             .unwrap()
             .is_empty()
     );
-    tamper.record();
+    let _ = proxy.take_requests();
     let mine = flows::status(&client, &mut a, &alog).await.unwrap();
-    let pledger_requests = tamper.recorded();
-    tamper.record();
+    let pledger_requests = proxy.take_requests();
     flows::status(&client, &mut b, &blog).await.unwrap();
-    let other_requests = tamper.recorded();
+    let other_requests = proxy.take_requests();
     assert_eq!(mine[0].threshold, 2);
     assert_eq!(pledger_requests, other_requests);
     for id in [demo, second] {
@@ -1051,7 +830,7 @@ async fn status_requests_are_the_same_for_pledgers_and_others() {
             .any(|r| r == &format!("GET /v1/campaigns/{}", demo.to_hex())),
         "{pledger_requests:?}"
     );
-    srv.shutdown().await;
+    let _ = srv.stop().await;
 }
 
 /// Issue 14, finding 2: a server replaying an older tally statement (an
@@ -1060,8 +839,8 @@ async fn status_requests_are_the_same_for_pledgers_and_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_older_tally_statement_is_refused() {
     let srv = start().await;
-    let (proxy, tamper) = start_tamper(&srv.base).await;
-    let client = Client::new(&proxy).unwrap();
+    let proxy = Proxy::start(&srv.base).await;
+    let client = Client::new(&proxy.base).unwrap();
     let demo = demo_campaign(&client).await;
     let tally_path = format!("/v1/campaigns/{}/tally", demo.to_hex());
     let (mut p, plog) = pledger(&client).await;
@@ -1075,28 +854,28 @@ async fn a_replayed_older_tally_statement_is_refused() {
     let after_p = client.tally_statement(&demo).await.unwrap();
 
     // Replayed to a wallet that saw a newer one.
-    *tamper.replace.lock().unwrap() = Some((tally_path.clone(), before.into_bytes()));
+    proxy.set([Rule::serve(Paths::is(&tally_path), before)]);
     let e = flows::status(&client, &mut p, &plog).await.unwrap_err();
     assert!(
         matches!(&e, FlowError::StaleStatement { why, .. } if why.contains("accepted before")),
         "{e}"
     );
-    *tamper.replace.lock().unwrap() = None;
+    proxy.clear();
 
     // Replayed to a wallet that never read a statement, but pledged after it.
     flows::commit(&client, &mut r, &rlog, &demo, 3, Duration::ZERO)
         .await
         .unwrap();
-    *tamper.replace.lock().unwrap() = Some((tally_path, after_p.into_bytes()));
+    proxy.set([Rule::serve(Paths::is(tally_path), after_p)]);
     let e = flows::status(&client, &mut r, &rlog).await.unwrap_err();
     assert!(
         matches!(&e, FlowError::StaleStatement { why, .. } if why.contains("your own")),
         "{e}"
     );
-    *tamper.replace.lock().unwrap() = None;
+    proxy.clear();
     let st = flows::status(&client, &mut r, &rlog).await.unwrap();
     assert_eq!((st[0].threshold, st[0].live), (3, 2));
-    srv.shutdown().await;
+    let _ = srv.stop().await;
 }
 
 /// An open-attester campaign, thresholds 1..=10, whose deadline is `secs`
@@ -1108,15 +887,12 @@ async fn open_campaign(
     secs: u64,
     goal: u32,
 ) -> CampaignId {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = pledge_tests::unix_now();
     // Straight to the server: the tamper proxy forwards no credentials.
     let c = Client::new(&srv.base)
         .unwrap()
         .create_campaign(
-            &srv.admin_token(),
+            &srv.admin,
             &pledge_client::client::NewCampaign {
                 title: title.into(),
                 text: String::new(),
@@ -1140,8 +916,8 @@ async fn open_campaign(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outcome_at_close_comes_from_the_closing_entry() {
     let srv = start().await;
-    let (proxy, tamper) = start_tamper(&srv.base).await;
-    let client = Client::new(&proxy).unwrap();
+    let proxy = Proxy::start(&srv.base).await;
+    let client = Client::new(&proxy.base).unwrap();
     let id = open_campaign(&srv, "closing soon", "walk out at 11:00", 4, 2).await;
     let (mut p, plog) = pledger(&client).await;
     let (mut q, qlog) = pledger(&client).await;
@@ -1181,10 +957,10 @@ async fn the_outcome_at_close_comes_from_the_closing_entry() {
     assert!(st[0].outcome_text().unwrap().starts_with("NOT ON"));
 
     // The statement of the empty campaign, replayed after the close.
-    *tamper.replace.lock().unwrap() = Some((
-        format!("/v1/campaigns/{}/tally", id.to_hex()),
-        empty.into_bytes(),
-    ));
+    proxy.set([Rule::serve(
+        Paths::is(format!("/v1/campaigns/{}/tally", id.to_hex())),
+        empty,
+    )]);
     let mut fresh = Wallet::in_memory();
     let (flog, _) = flows::pin_log(&client, &mut fresh).await.unwrap();
     let e = flows::status(&client, &mut fresh, &flog).await.unwrap_err();
@@ -1192,7 +968,7 @@ async fn the_outcome_at_close_comes_from_the_closing_entry() {
         e.to_string().contains("disagrees with the final tally"),
         "{e}"
     );
-    srv.shutdown().await;
+    let _ = srv.stop().await;
 }
 
 /// Issue 14, finding 5: a running watch re-reads the wallet, so an amendment
@@ -1265,7 +1041,7 @@ async fn watch_follows_amendments_and_pledges_made_after_it_started() {
             .any(|n| matches!(n, WatchNews::Deactivated { threshold: 2, .. })),
         "{news:?}"
     );
-    srv.shutdown().await;
+    let _ = srv.stop().await;
 }
 
 /// Issue 14, finding 2: the wallet pins the server's witness policy at first
@@ -1277,28 +1053,11 @@ async fn checkpoints_without_the_pinned_witness_quorum_are_refused() {
     use pledge_protocol::cosignature::WitnessSigner;
     use pledge_protocol::note::KeyName;
     let dir = tempfile::tempdir().unwrap();
-    let wdir = tempfile::tempdir().unwrap();
-    // The log key is created at first start: create it now to tell the witness.
-    let keys = pledge_server::keys::load_or_create(dir.path(), "localhost/pledge").unwrap();
-    let log_key = keys.log.verifier();
-    drop(keys);
-    let wsigner = WitnessSigner::generate(KeyName::new("witness.test").unwrap()).unwrap();
-    let wkey = wsigner.verifier();
-    let witness = pledge_client::witness::Witness::open(wsigner, [log_key], wdir.path()).unwrap();
-    let wlistener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let waddr = wlistener.local_addr().unwrap();
-    let (wstop, wstopped) = oneshot::channel::<()>();
-    let wtask = tokio::spawn(pledge_client::witness::serve(wlistener, witness, async {
-        let _ = wstopped.await;
-    }));
-    let mut config = test_config(dir.path(), 0);
-    config.witnesses = vec![pledge_server::witness::Witness {
-        url: format!("http://{waddr}"),
-        key: wkey.clone(),
-    }];
-    let srv = start_in(dir, &config).await;
-    let (proxy, tamper) = start_tamper(&srv.base).await;
-    let client = Client::new(&proxy).unwrap();
+    let witness = WitnessServer::of_log_in(dir.path(), "witness.test").await;
+    let wkey = witness.key.clone();
+    let srv = Server::start_in(dir.path(), |c| c.witnesses = vec![witness.config()]).await;
+    let proxy = Proxy::start(&srv.base).await;
+    let client = Client::new(&proxy.base).unwrap();
     let id = demo_campaign(&client).await;
 
     let (mut w, log) = pledger(&client).await;
@@ -1311,7 +1070,7 @@ async fn checkpoints_without_the_pinned_witness_quorum_are_refused() {
     let cp = flows::checkpoint(&client, &mut w, &log).await.unwrap();
     assert!(cp.checkpoint().size() >= 2);
 
-    tamper.strip_cosignatures.store(true, Ordering::SeqCst);
+    proxy.set([Rule::strip_cosignatures()]);
     let e = flows::status(&client, &mut w, &log).await.unwrap_err();
     assert!(
         matches!(
@@ -1324,7 +1083,7 @@ async fn checkpoints_without_the_pinned_witness_quorum_are_refused() {
         ),
         "{e}"
     );
-    tamper.strip_cosignatures.store(false, Ordering::SeqCst);
+    proxy.clear();
     assert_eq!(flows::status(&client, &mut w, &log).await.unwrap().len(), 1);
 
     // A witness of the user's own choice that never saw this log.
@@ -1339,9 +1098,8 @@ async fn checkpoints_without_the_pinned_witness_quorum_are_refused() {
         "{e}"
     );
     assert!(flows::WitnessPolicy::parse(&[stranger.to_text()], 2).is_err());
-    srv.shutdown().await;
-    let _ = wstop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), wtask).await;
+    let _ = srv.stop().await;
+    let _ = witness.server.stop().await;
 }
 
 /// Issue 14, finding 7: a pledge signed for later (`commit --background`)
@@ -1376,5 +1134,5 @@ async fn a_background_pledge_waits_for_its_time_then_is_sent_once() {
     let st = flows::status(&client, &mut w, &log).await.unwrap();
     assert_eq!((st[0].unacknowledged, st[0].live), (0, 1));
     assert!(st[0].included);
-    srv.shutdown().await;
+    let _ = srv.stop().await;
 }

@@ -25,8 +25,6 @@
 
 #[path = "crash/model.rs"]
 mod model;
-#[path = "crash/proc.rs"]
-mod proc;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -34,8 +32,29 @@ use std::time::{Duration, Instant};
 
 use pledge_client::client::Client;
 
+use pledge_tests::pledged::{self as proc, Launch, Pledged, start};
+
 use crate::model::{Model, Shared, Stats};
-use crate::proc::{Launch, Pledged, start};
+
+/// The binary under test (see tests/Cargo.toml).
+const PLEDGED: &str = env!("CARGO_BIN_EXE_pledged-under-test");
+
+/// Defaults for the crash tests: open attester without rate limit, short
+/// batches, warnings only.
+fn launch(backend: &'static str, data: &std::path::Path) -> Launch {
+    let mut l = Launch::new(proc::binary(PLEDGED), data).backend(backend);
+    l.env = vec![
+        ("PLEDGED_OPEN_RATE_PER_MINUTE", "0".into()),
+        ("PLEDGED_BATCH_INTERVAL_MS", "10".into()),
+        // Many clients from one loopback address.
+        ("PLEDGED_MAX_CONNECTIONS_PER_ADDRESS", "4096".into()),
+        ("PLEDGED_MAX_CONNECTIONS", "4096".into()),
+        ("PLEDGED_LOG", "warn".into()),
+        ("RUST_BACKTRACE", "0".into()),
+        ("RUST_LIB_BACKTRACE", "0".into()),
+    ];
+    l
+}
 
 fn long() -> bool {
     std::env::var("PLEDGE_LONG").is_ok_and(|v| v == "1")
@@ -233,7 +252,7 @@ fn kill_loop(backend: &'static str, salt: u64) {
     let mut rng = Rng::from_env(salt);
     let rt = runtime();
     let mut d = Dirs::new();
-    let mut l = Launch::new(backend, &d.data());
+    let mut l = launch(backend, &d.data());
     let (mut p, mut base, mut model) = first_start(&rt, &l, &d, 150);
     let mut total = Stats::default();
     let mut sled_corruptions = 0u64;
@@ -264,7 +283,7 @@ fn kill_loop(backend: &'static str, salt: u64) {
                 );
                 carry(&mut total, &model.lock().unwrap().stats);
                 d = Dirs::new();
-                l = Launch::new(backend, &d.data());
+                l = launch(backend, &d.data());
                 (p, base, model) = first_start(&rt, &l, &d, 150);
             }
             Err(f) => panic!(
@@ -279,7 +298,7 @@ fn kill_loop(backend: &'static str, salt: u64) {
             carry(&mut total, &model.lock().unwrap().stats);
             println!("ROTATE after kill {done}: fresh data folder");
             d = Dirs::new();
-            l = Launch::new(backend, &d.data());
+            l = launch(backend, &d.data());
             (p, base, model) = first_start(&rt, &l, &d, 150);
         }
         if done % 25 == 0 {
@@ -422,7 +441,7 @@ fn sweep(backend: &'static str, salt: u64) {
     let mut rng = Rng::from_env(salt);
     let rt = runtime();
     let mut d = Dirs::new();
-    let mut l = Launch::new(backend, &d.data());
+    let mut l = launch(backend, &d.data());
     let (p, _, mut model) = first_start(&rt, &l, &d, 120);
     stop_clean(p);
     let whens: Vec<u64> = if long() {
@@ -538,7 +557,7 @@ fn sweep(backend: &'static str, salt: u64) {
                             sled_corruptions.push(what.clone());
                             // Continue the sweep on a fresh folder.
                             d = Dirs::new();
-                            l = Launch::new(backend, &d.data());
+                            l = launch(backend, &d.data());
                             let (p2, _, m2) = first_start(&rt, &l, &d, 120);
                             model = m2;
                             stop_clean(p2);
@@ -667,7 +686,7 @@ fn chmod_tree(path: &std::path::Path, dir_mode: u32, file_mode: u32) {
 fn read_only_data_folder(backend: &'static str) {
     let rt = runtime();
     let d = Dirs::new();
-    let l = Launch::new(backend, &d.data());
+    let l = launch(backend, &d.data());
     let (p, _, _model) = first_start(&rt, &l, &d, 2);
     stop_clean(p);
     let fresh = d.tmp.path().join("fresh");
@@ -675,7 +694,7 @@ fn read_only_data_folder(backend: &'static str) {
     chmod_tree(&fresh, 0o500, 0o400);
     chmod_tree(&d.data(), 0o500, 0o400);
     for dir in [d.data(), fresh.clone()] {
-        let mut ro = Launch::new(backend, &dir);
+        let mut ro = launch(backend, &dir);
         ro.wrapper = [
             "setpriv",
             "--bounding-set=-dac_override,-dac_read_search,-fowner",
@@ -754,7 +773,7 @@ fn peak_rss_during<T>(p: &Pledged, f: impl FnOnce() -> T) -> (T, u64) {
 fn overload(backend: &'static str) {
     let rt = runtime();
     let d = Dirs::new();
-    let mut l = Launch::new(backend, &d.data());
+    let mut l = launch(backend, &d.data());
     let (p, _, model) = first_start(&rt, &l, &d, 60);
     stop_clean(p);
     // A queue of 4 and slow batches of 2: 64 clients are far more than it takes.

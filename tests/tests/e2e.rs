@@ -2,7 +2,6 @@
 //! temporary data folder, a client built from `pledge-protocol` and reqwest.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,102 +15,39 @@ use pledge_protocol::note::{NoteVerifier, SignedNote};
 use pledge_protocol::pledge::{Amendment, Pledge, PledgeSigningKey, Terms, Withdrawal};
 use pledge_protocol::receipt::Receipt;
 use pledge_protocol::tile::{BundleId, TileHashes, TileId, decode_bundle, tiles_for_size};
-use pledge_protocol::token::{IssuerPublicKey, Token, blind, finalize};
-use pledge_server::config::Config;
-use pledge_server::{AppState, run};
+use pledge_protocol::token::{IssuerPublicKey, Token};
+use pledge_tests::server::Server;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
-struct Server {
-    base: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    http: reqwest::Client,
+/// The calls of this suite, on the harness's server.
+trait Calls {
+    async fn get_json(&self, path: &str) -> Value;
+    async fn verifier(&self) -> NoteVerifier;
+    async fn checkpoint(&self) -> (u64, Hash, Vec<u8>);
+    async fn entries(&self, size: u64) -> Vec<Vec<u8>>;
+    async fn demo(&self) -> (CampaignId, IssuerPublicKey);
+    async fn tally(&self, c: &CampaignId) -> (u64, u64);
 }
 
 async fn start(dir: &Path) -> Server {
-    let mut config = Config::new(dir);
-    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
-    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
-    config.batch_interval = Duration::from_millis(20);
-    config.demo = true;
-    config.open_rate_per_minute = 0;
-    // A server stopped in this process a moment ago may still hold the store's
-    // lock while its last connection tasks drop: wait for it (up to 10 s).
-    let t0 = std::time::Instant::now();
-    let state = loop {
-        match AppState::start(&config).await {
-            Ok(s) => break s,
-            Err(e) if t0.elapsed() < Duration::from_secs(10) && e.is_store_locked() => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("start: {e:?}"),
-        }
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, state, async {
-        let _ = rx.await;
-    }));
-    Server {
-        base: format!("http://{addr}"),
-        stop: Some(tx),
-        task,
-        http: reqwest::Client::new(),
-    }
+    Server::start_in(dir, |_| {}).await
 }
 
-impl Server {
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("server did not stop")
-            .unwrap()
-            .unwrap();
-    }
-
-    async fn get_bytes(&self, path: &str) -> (u16, Vec<u8>) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
-    }
-
+impl Calls for Server {
     async fn get_json(&self, path: &str) -> Value {
-        let (s, b) = self.get_bytes(path).await;
+        let (s, b) = self.get(path).await;
         assert_eq!(s, 200, "{path}");
         serde_json::from_slice(&b).unwrap()
     }
 
-    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let s = r.status().as_u16();
-        (
-            s,
-            serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null),
-        )
-    }
-
     async fn verifier(&self) -> NoteVerifier {
-        let (_, b) = self.get_bytes("/v1/log/key").await;
+        let (_, b) = self.get("/v1/log/key").await;
         NoteVerifier::from_text(std::str::from_utf8(&b).unwrap().trim_end()).unwrap()
     }
 
     /// The verified checkpoint: (size, root, note text).
     async fn checkpoint(&self) -> (u64, Hash, Vec<u8>) {
-        let (_, b) = self.get_bytes("/log/checkpoint").await;
+        let (_, b) = self.get("/log/checkpoint").await;
         let signed =
             verify_checkpoint(SignedNote::parse(&b).unwrap(), &self.verifier().await).unwrap();
         (signed.checkpoint().size(), *signed.checkpoint().root(), b)
@@ -124,7 +60,7 @@ impl Server {
         while n * 256 < size {
             let width = u16::try_from((size - n * 256).min(256)).unwrap();
             let id = BundleId::new(n, width).unwrap();
-            let (s, b) = self.get_bytes(&format!("/log/{}", id.path())).await;
+            let (s, b) = self.get(&format!("/log/{}", id.path())).await;
             assert_eq!(s, 200, "{}", id.path());
             for e in decode_bundle(&b, &id).unwrap() {
                 out.push(e.to_vec());
@@ -153,29 +89,6 @@ impl Server {
             other => panic!("opened_index points at {other:?}"),
         }
         (id, key)
-    }
-
-    async fn token(&self, c: &CampaignId, pk: &IssuerPublicKey) -> (Token, PledgeSigningKey) {
-        let key = PledgeSigningKey::generate().unwrap();
-        let (blinded, st) = blind(pk, c, &key.public_key()).unwrap();
-        let (s, v) = self
-            .post(
-                "/v1/tokens",
-                &json!({"attestation": {"kind": "open"},
-                        "requests": [{"campaign_id": c.to_hex(),
-                                      "blinded_msg": B64.encode(blinded.as_bytes())}]}),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
-        let sig = B64
-            .decode(v["blind_signatures"][0]["blind_sig"].as_str().unwrap())
-            .unwrap();
-        (finalize(pk, &st, &sig, c, &key.public_key()).unwrap(), key)
-    }
-
-    async fn submit(&self, path: &str, e: &Entry) -> (u16, Value) {
-        self.post(path, &json!({"entry": B64.encode(e.encode().unwrap())}))
-            .await
     }
 
     async fn tally(&self, c: &CampaignId) -> (u64, u64) {
@@ -265,7 +178,7 @@ async fn pledge_flow_over_http_survives_restart_and_tiles_rebuild_the_root() {
     let mut tiles = TileHashes::new();
     for t in tiles_for_size(size) {
         let t: TileId = t;
-        let (s, b) = srv.get_bytes(&format!("/log/{}", t.path())).await;
+        let (s, b) = srv.get(&format!("/log/{}", t.path())).await;
         assert_eq!(s, 200, "{}", t.path());
         tiles.insert(t, &b).unwrap();
     }
@@ -281,7 +194,7 @@ async fn pledge_flow_over_http_survives_restart_and_tiles_rebuild_the_root() {
     )
     .unwrap();
 
-    srv.shutdown().await;
+    srv.shutdown_within(Duration::from_secs(10)).await;
 
     // Restart on the same folder: same checkpoint, same tally, the spent
     // nullifier is still refused, and the log continues.
@@ -300,7 +213,7 @@ async fn pledge_flow_over_http_survives_restart_and_tiles_rebuild_the_root() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["index"].as_u64(), Some(size));
     assert_eq!(srv.tally(&c).await, (2, 2));
-    srv.shutdown().await;
+    srv.shutdown_within(Duration::from_secs(10)).await;
 }
 
 /// `join_all` without a futures dependency: spawn each call on the runtime.

@@ -9,12 +9,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD as B64, STANDARD_NO_PAD, URL_SAFE};
 use pledge_client::client::Client;
@@ -23,68 +19,26 @@ use pledge_client::wallet::Wallet;
 use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::pledge::{Pledge, PledgeSigningKey, Terms};
-use pledge_protocol::token::{IssuerPublicKey, Token, blind, finalize};
+use pledge_protocol::token::{IssuerPublicKey, Token, blind};
 use pledge_server::config::Config;
 use pledge_server::http::{RequestBody, decode_request_body};
-use pledge_server::{AppState, run};
+use pledge_tests::proxy::{Proxy, Rule};
+use pledge_tests::server::Server;
+use pledge_tests::unix_now;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
 
 fn long() -> bool {
     std::env::var("PLEDGE_LONG").is_ok_and(|v| v == "1")
 }
 
-struct Server {
-    base: String,
-    addr: SocketAddr,
-    admin: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    http: reqwest::Client,
-}
-
+/// The harness defaults, closing checks every 200 ms, and room for up to
+/// 100 concurrent clients from 127.0.0.1.
 fn config(dir: &Path) -> Config {
-    let mut c = Config::new(dir);
-    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
-    c.publication = pledge_server::ledger::Publication::IMMEDIATE;
-    c.batch_interval = Duration::from_millis(20);
-    c.demo = true;
-    c.open_rate_per_minute = 0;
+    let mut c = pledge_tests::server::config(dir);
     c.close_check_interval = Duration::from_millis(200);
-    // These tests play up to 100 concurrent clients from 127.0.0.1.
     c.conn_limits.max_per_address = 4096;
     c
-}
-
-/// Starts a server; waits (up to 10 s) for the store lock of a server that
-/// was stopped in this process a moment ago.
-async fn start_with(c: Config) -> Server {
-    let t0 = Instant::now();
-    let state = loop {
-        match AppState::start(&c).await {
-            Ok(s) => break s,
-            Err(e) if t0.elapsed() < Duration::from_secs(10) && e.is_store_locked() => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("start: {e:?}"),
-        }
-    };
-    let admin = state.admin_token().to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, state, async {
-        let _ = rx.await;
-    }));
-    Server {
-        base: format!("http://{addr}"),
-        addr,
-        admin,
-        stop: Some(tx),
-        task,
-        http: reqwest::Client::new(),
-    }
 }
 
 /// What must not change when a hostile request is refused.
@@ -97,47 +51,16 @@ struct Snapshot {
     entries_accepted: u64,
 }
 
-impl Server {
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .expect("server did not stop")
-            .unwrap()
-            .unwrap();
-    }
+/// The calls of this suite, on the harness's server.
+trait Calls {
+    async fn metric(&self, name: &str) -> u64;
+    async fn snapshot(&self, c: &CampaignId) -> Snapshot;
+    async fn campaign(&self, c: &CampaignId) -> (IssuerPublicKey, Value);
+    async fn demo(&self) -> (CampaignId, IssuerPublicKey);
+    async fn create_campaign(&self, title: &str, deadline: u64) -> CampaignId;
+}
 
-    async fn get(&self, path: &str) -> (u16, Vec<u8>) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
-    }
-
-    async fn raw(&self, path: &str, body: Vec<u8>, admin: bool) -> (u16, Value) {
-        let mut r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body);
-        if admin {
-            r = r.bearer_auth(&self.admin);
-        }
-        let r = r.send().await.unwrap();
-        let s = r.status().as_u16();
-        (
-            s,
-            serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.raw(path, body.to_string().into_bytes(), false).await
-    }
-
+impl Calls for Server {
     /// A counter of `/metrics` (operator only: the admin token).
     async fn metric(&self, name: &str) -> u64 {
         let r = self
@@ -199,7 +122,7 @@ impl Server {
 
     async fn create_campaign(&self, title: &str, deadline: u64) -> CampaignId {
         let (s, v) = self
-            .raw(
+            .post_raw(
                 "/v1/campaigns",
                 json!({"title": title, "action": "act", "deadline": deadline, "goal": 3,
                        "threshold_min": 1, "threshold_max": 100,
@@ -212,39 +135,6 @@ impl Server {
         assert_eq!(s, 201, "{v}");
         CampaignId::from_hex(v["campaign_id"].as_str().unwrap()).unwrap()
     }
-
-    async fn token(&self, c: &CampaignId, pk: &IssuerPublicKey) -> (Token, PledgeSigningKey) {
-        let key = PledgeSigningKey::generate().unwrap();
-        let (blinded, st) = blind(pk, c, &key.public_key()).unwrap();
-        let (s, v) = self
-            .post(
-                "/v1/tokens",
-                &json!({"attestation": {"kind": "open"},
-                        "requests": [{"campaign_id": c.to_hex(),
-                                      "blinded_msg": B64.encode(blinded.as_bytes())}]}),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
-        let sig = B64
-            .decode(v["blind_signatures"][0]["blind_sig"].as_str().unwrap())
-            .unwrap();
-        (finalize(pk, &st, &sig, c, &key.public_key()).unwrap(), key)
-    }
-
-    async fn submit(&self, e: &Entry) -> (u16, Value) {
-        self.post(
-            "/v1/pledges",
-            &json!({"entry": B64.encode(e.encode().unwrap())}),
-        )
-        .await
-    }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 fn pledge(c: &CampaignId, token: Token, key: &PledgeSigningKey, t: u32) -> Entry {
@@ -299,7 +189,7 @@ fn add_be(n: &[u8], delta: i32) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blinded_messages_of_wrong_length_or_value_0_1_n_minus_1_n_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start_with(config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let (c, pk) = srv.demo().await;
     let before = srv.snapshot(&c).await;
     let n = modulus(&pk);
@@ -357,21 +247,23 @@ async fn blinded_messages_of_wrong_length_or_value_0_1_n_minus_1_n_are_refused()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_token_spent_in_sequence_100_at_once_across_a_restart_and_re_encoded_counts_once() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start_with(config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let (c, pk) = srv.demo().await;
 
     let (token, key) = srv.token(&c, &pk).await;
     let first = pledge(&c, token.clone(), &key, 1);
-    let (s, v) = srv.submit(&first).await;
+    let (s, v) = srv.submit("/v1/pledges", &first).await;
     assert_eq!(s, 200, "{v}");
     let after_one = srv.snapshot(&c).await;
     assert_eq!(after_one.tally, Some((1, 1)));
 
     // In sequence, the identical entry.
-    let (s, v) = srv.submit(&first).await;
+    let (s, v) = srv.submit("/v1/pledges", &first).await;
     assert_eq!((s, code(&v)), (409, Some("double_spend")), "{v}");
     // The same token with other terms (a new, validly signed pledge).
-    let (s, v) = srv.submit(&pledge(&c, token.clone(), &key, 5)).await;
+    let (s, v) = srv
+        .submit("/v1/pledges", &pledge(&c, token.clone(), &key, 5))
+        .await;
     assert_eq!((s, code(&v)), (409, Some("double_spend")), "{v}");
 
     // Alternative encodings of the same entry bytes: all refused at the edge.
@@ -459,17 +351,17 @@ async fn one_token_spent_in_sequence_100_at_once_across_a_restart_and_re_encoded
     srv.shutdown().await;
 
     // Across a restart: both still spent, nothing else changes.
-    let srv = start_with(config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let restarted = srv.snapshot(&c).await;
     assert_eq!(
         (&restarted.checkpoint, restarted.tally),
         (&settled.checkpoint, settled.tally)
     );
     for e in [&first, &second] {
-        let (s, v) = srv.submit(e).await;
+        let (s, v) = srv.submit("/v1/pledges", e).await;
         assert_eq!((s, code(&v)), (409, Some("double_spend")), "{v}");
     }
-    let (s, v) = srv.submit(&pledge(&c, token, &key, 3)).await;
+    let (s, v) = srv.submit("/v1/pledges", &pledge(&c, token, &key, 3)).await;
     assert_eq!((s, code(&v)), (409, Some("double_spend")), "{v}");
     assert_eq!(srv.snapshot(&c).await, restarted);
     srv.shutdown().await;
@@ -482,11 +374,13 @@ async fn one_token_spent_in_sequence_100_at_once_across_a_restart_and_re_encoded
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_of_another_or_a_closed_campaign_and_altered_randomizers_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start_with(config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let (a, pk_a) = srv.demo().await;
-    let b = srv.create_campaign("other campaign", now() + 86_400).await;
+    let b = srv
+        .create_campaign("other campaign", unix_now() + 86_400)
+        .await;
     let (pk_b, _) = srv.campaign(&b).await;
-    let closing = srv.create_campaign("closes soon", now() + 2).await;
+    let closing = srv.create_campaign("closes soon", unix_now() + 2).await;
     let (pk_closing, _) = srv.campaign(&closing).await;
     let (token_closing, key_closing) = srv.token(&closing, &pk_closing).await;
     let (token_b, key_b) = srv.token(&b, &pk_b).await;
@@ -505,15 +399,20 @@ async fn tokens_of_another_or_a_closed_campaign_and_altered_randomizers_are_refu
     let before_a = srv.snapshot(&a).await;
 
     // B's valid token pledged to A (a valid signature under another key).
-    let (s, v) = srv.submit(&pledge(&a, token_b.clone(), &key_b, 1)).await;
+    let (s, v) = srv
+        .submit("/v1/pledges", &pledge(&a, token_b.clone(), &key_b, 1))
+        .await;
     assert_eq!((s, code(&v)), (422, Some("bad_token")), "{v}");
     // The closed campaign's valid token, to its own campaign and to A.
     let (s, v) = srv
-        .submit(&pledge(&closing, token_closing.clone(), &key_closing, 1))
+        .submit(
+            "/v1/pledges",
+            &pledge(&closing, token_closing.clone(), &key_closing, 1),
+        )
         .await;
     assert_eq!((s, code(&v)), (409, Some("campaign_closed")), "{v}");
     let (s, v) = srv
-        .submit(&pledge(&a, token_closing, &key_closing, 1))
+        .submit("/v1/pledges", &pledge(&a, token_closing, &key_closing, 1))
         .await;
     assert_eq!((s, code(&v)), (422, Some("bad_token")), "{v}");
     // No new tokens for the closed campaign either.
@@ -538,7 +437,7 @@ async fn tokens_of_another_or_a_closed_campaign_and_altered_randomizers_are_refu
     ] {
         let mut t = token_a.clone();
         alter(&mut t);
-        let (s, v) = srv.submit(&pledge(&a, t, &key_a, 1)).await;
+        let (s, v) = srv.submit("/v1/pledges", &pledge(&a, t, &key_a, 1)).await;
         assert_eq!((s, code(&v)), (422, Some("bad_token")), "{v}");
     }
     // A missing randomizer: the entry is 32 bytes short.
@@ -559,7 +458,9 @@ async fn tokens_of_another_or_a_closed_campaign_and_altered_randomizers_are_refu
     after.checkpoint.clone_from(&before_a.checkpoint);
     assert_eq!(after, before_a);
     // The untouched token of A is still good.
-    let (s, v) = srv.submit(&pledge(&a, token_a, &key_a, 1)).await;
+    let (s, v) = srv
+        .submit("/v1/pledges", &pledge(&a, token_a, &key_a, 1))
+        .await;
     assert_eq!(s, 200, "{v}");
     srv.shutdown().await;
 }
@@ -571,7 +472,7 @@ async fn tokens_of_another_or_a_closed_campaign_and_altered_randomizers_are_refu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_json_duplicate_keys_deep_nesting_bad_utf8_unknown_fields_and_1mb_bodies() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start_with(config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let (c, pk) = srv.demo().await;
     let (token, key) = srv.token(&c, &pk).await;
     let entry = B64.encode(pledge(&c, token, &key, 1).encode().unwrap());
@@ -624,7 +525,7 @@ async fn hostile_json_duplicate_keys_deep_nesting_bad_utf8_unknown_fields_and_1m
             let (s, v) = if body.len() > limit(path) {
                 announce_post(srv.addr, path, &srv.admin, body).await
             } else {
-                srv.raw(path, body.clone(), true).await
+                srv.post_raw(path, body.clone(), true).await
             };
             if body.len() > limit(path) {
                 // Over the endpoint's limit: refused by size before parsing.
@@ -767,71 +668,6 @@ async fn chunked_post(addr: SocketAddr, path: &str, admin: &str, body: &[u8]) ->
 // 5. Hostile issuer keys: the client refuses them
 // ---------------------------------------------------------------------------
 
-#[derive(Clone)]
-struct Proxy {
-    upstream: String,
-    fake_key: String,
-    token_requests: Arc<AtomicUsize>,
-    http: reqwest::Client,
-}
-
-fn rewrite(v: &mut Value, key: &str) {
-    if let Some(o) = v.as_object_mut() {
-        if o.contains_key("issuer_key") {
-            o.insert("issuer_key".into(), Value::String(key.into()));
-        }
-        for (_, x) in o.iter_mut() {
-            rewrite(x, key);
-        }
-    } else if let Some(a) = v.as_array_mut() {
-        for x in a {
-            rewrite(x, key);
-        }
-    }
-}
-
-async fn proxy_handler(State(p): State<Proxy>, req: Request) -> Response {
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|x| x.as_str().to_owned())
-        .unwrap_or_default();
-    let method = req.method().clone();
-    if path == "/v1/tokens" {
-        p.token_requests.fetch_add(1, Ordering::SeqCst);
-    }
-    let body: Bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let resp = p
-        .http
-        .request(method, format!("{}{path}", p.upstream))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let ctype = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/octet-stream")
-        .to_owned();
-    let mut bytes = resp.bytes().await.unwrap().to_vec();
-    if path.starts_with("/v1/campaigns") && ctype.starts_with("application/json") {
-        let mut v: Value = serde_json::from_slice(&bytes).unwrap();
-        rewrite(&mut v, &p.fake_key);
-        bytes = serde_json::to_vec(&v).unwrap();
-    }
-    (
-        axum::http::StatusCode::from_u16(status).unwrap(),
-        [("content-type", ctype)],
-        bytes,
-    )
-        .into_response()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_refuses_issuer_keys_with_e_1_even_modulus_512_bits_before_asking_for_tokens() {
     let vectors: Value = serde_json::from_str(
@@ -843,7 +679,7 @@ async fn client_refuses_issuer_keys_with_e_1_even_modulus_512_bits_before_asking
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let srv = start_with(config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let (c, _) = srv.demo().await;
     let before = srv.snapshot(&c).await;
     let mut tried = Vec::new();
@@ -854,20 +690,8 @@ async fn client_refuses_issuer_keys_with_e_1_even_modulus_512_bits_before_asking
         assert!(IssuerPublicKey::from_spki(&spki).is_err(), "{name}");
         // ... and a client talking to a server that advertises it refuses the
         // campaign before sending any token request.
-        let counter = Arc::new(AtomicUsize::new(0));
-        let p = Proxy {
-            upstream: srv.base.clone(),
-            fake_key: B64.encode(&spki),
-            token_requests: counter.clone(),
-            http: reqwest::Client::new(),
-        };
-        let app = axum::Router::new().fallback(proxy_handler).with_state(p);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let client = Client::new(&format!("http://{addr}")).unwrap();
+        let proxy = Proxy::with(&srv.base, [Rule::tag_issuer_keys(B64.encode(&spki))]).await;
+        let client = Client::new(&proxy.base).unwrap();
         let mut w = Wallet::in_memory();
         let (log, _) = flows::pin_log(&client, &mut w).await.unwrap();
         let e = flows::obtain_tokens(&client, &mut w, &log, &AttestKind::Open)
@@ -877,7 +701,7 @@ async fn client_refuses_issuer_keys_with_e_1_even_modulus_512_bits_before_asking
             matches!(&e, FlowError::KeyMismatch { advertised, .. } if advertised == "(unparsable)"),
             "{name}: {e}"
         );
-        assert_eq!(counter.load(Ordering::SeqCst), 0, "{name}");
+        assert_eq!(proxy.count("/v1/tokens"), 0, "{name}");
         assert!(w.data.tokens.is_empty() && w.data.pending.is_empty());
         tried.push(name.to_owned());
     }
@@ -898,7 +722,7 @@ async fn client_refuses_issuer_keys_with_e_1_even_modulus_512_bits_before_asking
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_with_pledges_in_flight_answers_all_and_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start_with(config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let (c, pk) = srv.demo().await;
     let mut entries = Vec::new();
     for i in 0..40 {
@@ -909,7 +733,7 @@ async fn shutdown_with_pledges_in_flight_answers_all_and_loses_nothing_acknowled
     // Long batches: everything submitted now waits in the queue.
     let mut cfg = config(dir.path());
     cfg.batch_interval = Duration::from_secs(3600);
-    let srv = start_with(cfg).await;
+    let srv = Server::start_with(&cfg).await;
     let size0 = srv.snapshot(&c).await.size;
     let (go_tx, go_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
@@ -944,8 +768,8 @@ async fn shutdown_with_pledges_in_flight_answers_all_and_loses_nothing_acknowled
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let Server { stop, task, .. } = srv;
-    let _ = stop.unwrap().send(());
+    let mut srv = srv;
+    srv.signal_stop();
     let _ = go_tx.send(true);
     let mut answers = Vec::new();
     for t in tasks {
@@ -956,11 +780,7 @@ async fn shutdown_with_pledges_in_flight_answers_all_and_loses_nothing_acknowled
                 .unwrap(),
         );
     }
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    srv.shutdown_within(Duration::from_secs(30)).await;
     // The first 30 were in flight: each got an answer, and it is 200.
     let mut acked = Vec::new();
     for (i, a) in answers.iter().enumerate() {
@@ -982,7 +802,7 @@ async fn shutdown_with_pledges_in_flight_answers_all_and_loses_nothing_acknowled
     // handle on the state, a moment after `run` returns; a real process
     // exits.)
     let t0 = Instant::now();
-    let srv = start_with(config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     println!("store reopened after {:?}", t0.elapsed());
     let snap = srv.snapshot(&c).await;
     assert_eq!(snap.size, size0 + acked.len() as u64);
@@ -1010,7 +830,7 @@ async fn shutdown_with_pledges_in_flight_answers_all_and_loses_nothing_acknowled
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_body_is_cut_off_by_the_request_timeout_while_others_are_served() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start_with(config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let (c, _) = srv.demo().await;
     let before = srv.snapshot(&c).await;
     let mut slow = Vec::new();
@@ -1061,7 +881,7 @@ async fn a_flood_from_one_address_gets_429_and_other_addresses_are_still_served(
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.open_rate_per_minute = 5;
-    let srv = start_with(cfg).await;
+    let srv = Server::start_with(&cfg).await;
     let (c, pk) = srv.demo().await;
     let req = |pk: &IssuerPublicKey| {
         let key = PledgeSigningKey::generate().unwrap();
@@ -1102,7 +922,7 @@ async fn a_flood_from_one_address_gets_429_and_other_addresses_are_still_served(
     // no reader of /metrics sees a token request the moment it happens.
     assert_eq!(srv.metric("pledged_tokens_issued_total").await, 0);
     assert_eq!(srv.metric("pledged_rate_limited_total").await, 0);
-    srv.create_campaign("next batch", now() + 3600).await;
+    srv.create_campaign("next batch", unix_now() + 3600).await;
     assert_eq!(srv.metric("pledged_tokens_issued_total").await, 5);
     assert_eq!(srv.metric("pledged_rate_limited_total").await, 25);
     // Another address is not limited by the first one's flood.
@@ -1123,7 +943,7 @@ async fn a_flood_from_one_address_gets_429_and_other_addresses_are_still_served(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_garbage_signatures_is_refused_and_the_server_stays_responsive() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start_with(config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let (c, pk) = srv.demo().await;
     let (template, _) = srv.token(&c, &pk).await;
     let before = srv.snapshot(&c).await;
@@ -1174,13 +994,13 @@ async fn many_campaigns_are_created_listed_and_covered_by_one_token_request() {
     // CI creates 24 (with the demo: 25); PLEDGE_LONG=1 creates 300.
     let n = if long() { 300 } else { 24 };
     let dir = tempfile::tempdir().unwrap();
-    let srv = start_with(config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let (demo, _) = srv.demo().await;
     let t0 = Instant::now();
     let mut ids = vec![demo];
     for i in 0..n {
         ids.push(
-            srv.create_campaign(&format!("campaign {i}"), now() + 86_400)
+            srv.create_campaign(&format!("campaign {i}"), unix_now() + 86_400)
                 .await,
         );
     }
@@ -1241,7 +1061,7 @@ async fn many_campaigns_are_created_listed_and_covered_by_one_token_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_arrays_in_place_of_objects_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start_with(config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let (c, pk) = srv.demo().await;
     let (token, key) = srv.token(&c, &pk).await;
     let entry = B64.encode(pledge(&c, token, &key, 1).encode().unwrap());
@@ -1264,7 +1084,9 @@ async fn json_arrays_in_place_of_objects_are_refused() {
         ),
     ];
     for (path, body) in &cases {
-        let (s, v) = srv.raw(path, body.to_string().into_bytes(), true).await;
+        let (s, v) = srv
+            .post_raw(path, body.to_string().into_bytes(), true)
+            .await;
         assert_eq!(
             (s, code(&v)),
             (400, Some("bad_request")),
@@ -1291,9 +1113,9 @@ async fn an_events_listener_never_sees_fewer_pledges_than_the_campaigns_minimum(
         max_delay_ms: 200,
     };
     cfg.publish_max_hold = Duration::from_secs(20);
-    let srv = start_with(cfg).await;
+    let srv = Server::start_with(&cfg).await;
     // Created without a policy: the server's default (3) applies.
-    let c = srv.create_campaign("held back", now() + 3600).await;
+    let c = srv.create_campaign("held back", unix_now() + 3600).await;
     let (pk, info) = srv.campaign(&c).await;
     assert_eq!(info["publication"]["min_pledges"], 3, "{info}");
     let mut entries = Vec::new();

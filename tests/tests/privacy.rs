@@ -6,10 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -19,12 +19,12 @@ use pledge_protocol::hash::CampaignId;
 use pledge_protocol::note::KeyName;
 use pledge_protocol::pledge::{Amendment, Pledge, PledgeSigningKey, Terms, Withdrawal};
 use pledge_protocol::tile::{BundleId, decode_bundle};
-use pledge_protocol::token::{IssuerPublicKey, Token, blind, finalize};
+use pledge_protocol::token::{IssuerPublicKey, Token};
 use pledge_server::config::Config;
 use pledge_server::store::Backend;
-use pledge_server::{AppState, run};
+use pledge_tests::server::{Server, TokenRequest, send, send_json};
+use pledge_tests::unix_now;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 // ---------------------------------------------------------------------------
 // Captured tracing output
@@ -71,47 +71,9 @@ fn log_text() -> String {
 // Server and clients
 // ---------------------------------------------------------------------------
 
-struct Server {
-    base: String,
-    admin: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-async fn start(c: &Config) -> Server {
-    let state = AppState::start(c).await.unwrap();
-    let admin = state.admin_token().to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, state, async {
-        let _ = rx.await;
-    }));
-    Server {
-        base: format!("http://{addr}"),
-        admin,
-        stop: Some(tx),
-        task,
-    }
-}
-
-impl Server {
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .expect("server did not stop")
-            .unwrap()
-            .unwrap();
-    }
-}
-
+/// The harness defaults with 1,000 open-attester tokens per minute and address.
 fn config(dir: &Path) -> Config {
-    let mut c = Config::new(dir);
-    // Entries one at a time here; the publication policy (R-PUB-1) has its own tests.
-    c.publication = pledge_server::ledger::Publication::IMMEDIATE;
-    c.batch_interval = Duration::from_millis(20);
-    c.demo = true;
+    let mut c = pledge_tests::server::config(dir);
     c.open_rate_per_minute = 1000;
     c
 }
@@ -136,13 +98,7 @@ impl Marked {
     }
 
     async fn get(&self, path: &str) -> (u16, Vec<u8>) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+        send(self.http.get(format!("{}{path}", self.base))).await
     }
 
     async fn post(&self, path: &str, body: &Value, admin: Option<&str>) -> (u16, Value) {
@@ -155,12 +111,7 @@ impl Marked {
         if let Some(a) = admin {
             r = r.bearer_auth(a);
         }
-        let r = r.send().await.unwrap();
-        let s = r.status().as_u16();
-        (
-            s,
-            serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null),
-        )
+        send_json(r).await
     }
 
     async fn size(&self) -> u64 {
@@ -216,22 +167,9 @@ impl Marked {
         pk: &IssuerPublicKey,
         attestation: Value,
     ) -> (Token, PledgeSigningKey) {
-        let key = PledgeSigningKey::generate().unwrap();
-        let (blinded, st) = blind(pk, c, &key.public_key()).unwrap();
-        let (s, v) = self
-            .post(
-                "/v1/tokens",
-                &json!({"attestation": attestation,
-                        "requests": [{"campaign_id": c.to_hex(),
-                                      "blinded_msg": B64.encode(blinded.as_bytes())}]}),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
-        let sig = B64
-            .decode(v["blind_signatures"][0]["blind_sig"].as_str().unwrap())
-            .unwrap();
-        (finalize(pk, &st, &sig, c, &key.public_key()).unwrap(), key)
+        let req = TokenRequest::new(c, pk, attestation);
+        let (s, v) = self.post("/v1/tokens", &req.body, None).await;
+        req.finish(s, &v)
     }
 
     async fn submit(&self, path: &str, e: &Entry) -> (u16, Value) {
@@ -242,13 +180,6 @@ impl Marked {
         )
         .await
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 /// A tiny deterministic generator for the test's own choices (xorshift64*).
@@ -405,7 +336,7 @@ async fn full_run_then_scan(backend: Backend) {
         key: WitnessSigner::from_seed(KeyName::new("witness.example/w1").unwrap(), &[9; 32])
             .verifier(),
     });
-    let srv = start(&cfg).await;
+    let srv = Server::start_with(&cfg).await;
 
     let open = Marked::new(&srv.base, [127, 0, 0, 2], &ua_open);
     let invited = Marked::new(&srv.base, [127, 0, 0, 3], &ua_invite);
@@ -498,7 +429,7 @@ async fn full_run_then_scan(backend: Backend) {
     assert_eq!(s, 409);
     srv.shutdown().await;
     // Restart once so recovery paths log too, then stop.
-    let srv = start(&cfg).await;
+    let srv = Server::start_with(&cfg).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     srv.shutdown().await;
     let t_end = unix_now();
@@ -632,7 +563,7 @@ async fn batch_order_does_not_follow_arrival_order() {
     assert!(kendall_tau(&reversed).abs() >= bound);
 
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(&config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let client = Marked::new(&srv.base, [127, 0, 0, 1], "order-test");
     let c = client.demo().await;
     let (pk, _) = client.campaign_key(&c).await;
@@ -650,7 +581,7 @@ async fn batch_order_does_not_follow_arrival_order() {
     let mut cfg = config(dir.path());
     cfg.batch_interval = Duration::from_secs(3600);
     cfg.batch_size = N;
-    let srv = start(&cfg).await;
+    let srv = Server::start_with(&cfg).await;
     let client = Marked::new(&srv.base, [127, 0, 0, 1], "order-test");
     let size0 = client.size().await;
     let mut tasks = Vec::new();
@@ -701,7 +632,7 @@ async fn batch_order_does_not_follow_arrival_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_client_gets_the_logged_campaign_key() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(&config(dir.path())).await;
+    let srv = Server::start_with(&config(dir.path())).await;
     let admin = Marked::new(&srv.base, [127, 0, 0, 1], "admin");
     let (s, v) = admin
         .post(

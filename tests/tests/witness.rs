@@ -6,11 +6,10 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use pledge_client::witness::{
     KeyFileError, ServeOptions, StartError, Witness, WitnessError, generate_key_file,
-    parse_log_arg, read_key_file, serve,
+    parse_log_arg, read_key_file,
 };
 use pledge_protocol::checkpoint::Checkpoint;
 use pledge_protocol::cosignature::{
@@ -20,8 +19,8 @@ use pledge_protocol::cosignature::{
 use pledge_protocol::hash::Hash;
 use pledge_protocol::merkle::{MemoryHashes, consistency_proof, leaf_hash, tree_root};
 use pledge_protocol::note::{KeyName, NoteSigner, NoteVerifier, SignedNote};
+use pledge_tests::witness::WitnessServer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::sync::oneshot;
 
 const ORIGIN: &str = "log.example/pledge";
 const WITNESS: &str = "witness.example/w1";
@@ -87,27 +86,8 @@ impl Log {
     }
 }
 
-struct Running {
-    url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    http: reqwest::Client,
-}
-
-async fn start(dir: &Path, logs: Vec<NoteVerifier>) -> Running {
-    let witness = Witness::open(witness_signer(), logs, dir).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, witness, async {
-        let _ = rx.await;
-    }));
-    Running {
-        url: format!("http://{addr}/add-checkpoint"),
-        stop: Some(tx),
-        task,
-        http: reqwest::Client::new(),
-    }
+async fn start(dir: &Path, logs: Vec<NoteVerifier>) -> WitnessServer {
+    WitnessServer::start(Witness::open(witness_signer(), logs, dir).unwrap()).await
 }
 
 struct Answer {
@@ -116,18 +96,14 @@ struct Answer {
     body: Vec<u8>,
 }
 
-impl Running {
-    async fn post(&self, body: impl Into<Vec<u8>>) -> Answer {
-        post(&self.http, &self.url, body.into()).await
-    }
+/// `add-checkpoint` requests to the harness's witness.
+trait Post {
+    async fn post(&self, body: impl Into<Vec<u8>>) -> Answer;
+}
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("witness did not stop")
-            .unwrap()
-            .unwrap();
+impl Post for WitnessServer {
+    async fn post(&self, body: impl Into<Vec<u8>>) -> Answer {
+        post(&self.http, &self.add_checkpoint_url(), body.into()).await
     }
 }
 
@@ -212,7 +188,7 @@ async fn first_checkpoint_extension_and_repeat_are_cosigned() {
         .unwrap()
         .to_text();
     assert_cosigned(&w.post(body).await, &note);
-    w.stop().await;
+    w.shutdown().await;
 
     assert_eq!(
         stored_state(dir.path(), &log.key.verifier()).await,
@@ -314,11 +290,7 @@ async fn refusals_carry_the_tlog_witness_status_codes() {
     }
     // An announced 1 MiB body is refused before it is read (raw socket: a
     // client that keeps writing would see the connection close instead).
-    let addr = w
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches("/add-checkpoint");
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(w.addr).await.unwrap();
     s.write_all(
         b"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: 1048576\r\n\r\nold 0\n",
     )
@@ -330,7 +302,7 @@ async fn refusals_carry_the_tlog_witness_status_codes() {
 
     // Nothing above moved the witness: the honest extension still works.
     assert_cosigned(&w.post(log.request(8, 16)).await, &log.checkpoint(16));
-    w.stop().await;
+    w.shutdown().await;
 
     // The fork and the bad proofs the log signed were kept as evidence.
     let evidence = std::fs::read_dir(dir.path().join("evidence"))
@@ -358,7 +330,7 @@ async fn restart_on_the_same_state_remembers_the_latest_checkpoint() {
         Err(WitnessError::StateLocked { .. }) => {}
         other => panic!("expected StateLocked, got {other:?}"),
     }
-    w.stop().await;
+    w.shutdown().await;
 
     let w = start(dir.path(), vec![log.key.verifier()]).await;
     // It remembers size 20: older `old` values are stale, a fork of size 20
@@ -370,7 +342,7 @@ async fn restart_on_the_same_state_remembers_the_latest_checkpoint() {
     assert_eq!(w.post(fork.request(20, 20)).await.status, 409);
     log.grow(5, "a");
     assert_cosigned(&w.post(log.request(20, 25)).await, &log.checkpoint(25));
-    w.stop().await;
+    w.shutdown().await;
 
     // A corrupt state file stops the witness from starting (it never falls
     // back to "never cosigned").
@@ -408,7 +380,7 @@ async fn concurrent_forks_only_one_is_cosigned() {
         })
         .collect();
     let http = reqwest::Client::new();
-    let url = Arc::new(w.url.clone());
+    let url = Arc::new(w.add_checkpoint_url());
     let mut tasks = Vec::new();
     for (_, body) in &forks {
         let (http, url, body) = (http.clone(), Arc::clone(&url), body.clone());
@@ -434,7 +406,7 @@ async fn concurrent_forks_only_one_is_cosigned() {
     let note = &forks[*i].0;
     assert_cosigned(a, note);
     let cp = Checkpoint::from_body(note.body()).unwrap();
-    w.stop().await;
+    w.shutdown().await;
 
     // The durable state is the fork that was cosigned.
     assert_eq!(
@@ -515,7 +487,7 @@ async fn a_failed_store_cosigns_nothing_and_suspends_the_log() {
     let a = w.post(log.request(5, 5)).await;
     assert_eq!(a.status, 503);
     assert!(a.content_type.starts_with("text/plain"));
-    w.stop().await;
+    w.shutdown().await;
 
     // After a restart the state is the last checkpoint actually cosigned.
     std::fs::remove_dir(&tmp).unwrap();
@@ -528,7 +500,7 @@ async fn a_failed_store_cosigns_nothing_and_suspends_the_log() {
     );
     let w = start(dir.path(), vec![log.key.verifier()]).await;
     assert_cosigned(&w.post(log.request(5, 8)).await, &log.checkpoint(8));
-    w.stop().await;
+    w.shutdown().await;
 }
 
 /// Sequential cosigning rate with a durable store per checkpoint (one fsync
@@ -553,7 +525,7 @@ async fn witness_throughput() {
         "witness: {n} sequential add-checkpoint (durable) in {secs:.2} s = {:.0}/s",
         n as f64 / secs
     );
-    w.stop().await;
+    w.shutdown().await;
 }
 
 /// Hostile bodies: every single-byte corruption of a valid extension request
@@ -592,5 +564,5 @@ async fn corrupted_requests_get_4xx_and_change_nothing() {
     }
     // Still at 17: the honest extension is cosigned.
     assert_cosigned(&w.post(good).await, &log.checkpoint(40));
-    w.stop().await;
+    w.shutdown().await;
 }

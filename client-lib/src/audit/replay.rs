@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::{CampaignId, Hash};
-use pledge_protocol::ledger::{LedgerState, RuleError, StatelessChecks, verify_pledge};
+use pledge_protocol::ledger::{LedgerState, RuleError, VerifiedEntry};
 use pledge_protocol::merkle::{MemoryHashes, leaf_hash};
 use pledge_protocol::tally::TallySnapshot;
 use pledge_protocol::tile::{BundleId, FULL_WIDTH, decode_bundle};
@@ -44,7 +44,7 @@ pub(crate) enum BundleItem {
 pub(crate) struct ReplayInput {
     /// Entries below this index had their token and pledge signatures checked
     /// by an earlier run (bound to the pinned checkpoint); they are applied
-    /// with [`StatelessChecks::AlreadyVerified`].
+    /// as [`VerifiedEntry::previously_verified`].
     pub skip_verified_below: u64,
     /// The cache to write full fetched bundles to.
     pub cache: Option<StateDir>,
@@ -240,14 +240,14 @@ impl Replay {
         let skip = self.input.skip_verified_below;
         let keys = &self.keys;
         // SPEC R-AUDIT-6: stateless checks in parallel on all cores.
-        let verdicts: Vec<Option<Result<(), RuleError>>> = pool.install(|| {
+        let verdicts: Vec<Option<Result<VerifiedEntry, RuleError>>> = pool.install(|| {
             decoded
                 .par_iter()
                 .map(|d| match &d.entry {
                     // Only bytes read from the verified cache skip the checks.
-                    Ok(Entry::Pledge(p)) if d.index >= skip || !d.cached => {
-                        keys.get(&p.campaign).map(|k| verify_pledge(p, k))
-                    }
+                    Ok(e @ Entry::Pledge(p)) if d.index >= skip || !d.cached => keys
+                        .get(&p.campaign)
+                        .map(|k| VerifiedEntry::verify(e.clone(), Some(k))),
                     _ => None,
                 })
                 .collect()
@@ -285,7 +285,7 @@ impl Replay {
     fn apply(
         &mut self,
         d: Decoded,
-        verdict: Option<Result<(), RuleError>>,
+        verdict: Option<Result<VerifiedEntry, RuleError>>,
     ) -> Result<(), AuditError> {
         let index = d.index;
         self.tree
@@ -345,16 +345,38 @@ impl Replay {
                                 ));
                             }
                         }
-                        if let Err(e) = self.ledger.check(&entry, StatelessChecks::AlreadyVerified)
-                        {
+                        if let Err(e) = self.ledger.check(&entry) {
                             self.failures.push(rule_failure(&entry, index, &e));
                         }
                     }
-                    other => {
-                        if other.is_some() {
-                            self.counts.pledges_verified += 1;
+                    Some(Ok(verified)) => {
+                        self.counts.pledges_verified += 1;
+                        match self.ledger.apply(&verified) {
+                            Ok(()) => self.applied(&entry, index),
+                            Err(e) => self.failures.push(rule_failure(&entry, index, &e)),
                         }
-                        match self.ledger.apply(&entry, StatelessChecks::AlreadyVerified) {
+                    }
+                    None => {
+                        // Not a pledge (no stateless part), a pledge of a
+                        // campaign not opened earlier (the rules refuse it),
+                        // or a pledge of the verified cache, checked by an
+                        // earlier run bound to the pinned checkpoint.
+                        let verified = match &entry {
+                            Entry::Pledge(_)
+                                if d.cached && index < self.input.skip_verified_below =>
+                            {
+                                VerifiedEntry::previously_verified(entry.clone())
+                            }
+                            _ => match VerifiedEntry::verify(entry.clone(), None) {
+                                Ok(v) => v,
+                                Err(e) => {
+                                    self.failures.push(rule_failure(&entry, index, &e));
+                                    self.capture(index + 1);
+                                    return Ok(());
+                                }
+                            },
+                        };
+                        match self.ledger.apply(&verified) {
                             Ok(()) => self.applied(&entry, index),
                             Err(e) => self.failures.push(rule_failure(&entry, index, &e)),
                         }

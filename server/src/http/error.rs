@@ -264,6 +264,17 @@ impl From<IssueError> for ApiError {
     }
 }
 
+impl From<crate::campaigns::CreateError> for ApiError {
+    fn from(e: crate::campaigns::CreateError) -> Self {
+        use crate::campaigns::CreateError;
+        match e {
+            CreateError::Admin(e) => e.into(),
+            CreateError::Submit(e) => e.into(),
+            _ => Self::internal(),
+        }
+    }
+}
+
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         let detail = e.to_string();

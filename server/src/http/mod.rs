@@ -34,8 +34,9 @@ use zeroize::Zeroizing;
 
 use self::error::ApiError;
 use crate::AppState;
+use crate::campaigns::CreateError;
 use crate::issuer::{Attestation, AttesterPolicy, TokenRequest};
-use crate::ledger::{LogEvent, Proposal, Publication, SubmitError, TallyView, unix_now};
+use crate::ledger::{LogEvent, Phase, Proposal, Publication, SubmitError, TallyView, unix_now};
 use crate::serve::ClientIp;
 
 /// Largest body of a pledge, amendment or withdrawal request.
@@ -240,11 +241,10 @@ pub fn metrics_router(state: AppState) -> Router {
 fn metrics_text(state: &AppState) -> Response {
     let now = unix_now();
     let (size, open) = {
-        let view = state.inner.ledger.read();
+        let view = state.inner.ledger.published();
         let open = view
-            .state
             .campaigns()
-            .filter(|(_, c)| c.closed.is_none() && now <= c.definition.deadline())
+            .filter(|(_, c)| c.phase(now) == Phase::Open)
             .count();
         (view.size(), open as u64)
     };
@@ -269,7 +269,7 @@ fn metrics_text(state: &AppState) -> Response {
 // ---------------------------------------------------------------------------
 
 async fn checkpoint(State(state): State<AppState>) -> Response {
-    let note = state.inner.ledger.read().checkpoint();
+    let note = state.inner.ledger.published().checkpoint();
     text(note.to_string(), "no-cache")
 }
 
@@ -298,7 +298,7 @@ async fn tile(
 ) -> Result<Response, ApiError> {
     let resource = TileResource::parse(&format!("tile/{path}"))
         .map_err(|e| ApiError::not_found(format!("not a tile path: {e}")))?;
-    let size = state.inner.ledger.read().size();
+    let size = state.inner.ledger.published().size();
     let store = state.inner.ledger.store().clone();
     let (data, full) = match resource {
         TileResource::Hashes(t) => {
@@ -419,17 +419,10 @@ struct CampaignJson {
 
 fn campaign_json(state: &AppState, id: &CampaignId) -> Option<CampaignJson> {
     let now = unix_now();
-    let view = state.inner.ledger.read();
-    let c = view.state.campaign(id)?;
+    let view = state.inner.ledger.published();
+    let c = view.campaign(id)?;
     let d = &c.definition;
     let policy = state.inner.issuer.policy(id);
-    let st = if c.closed.is_some() {
-        "closed"
-    } else if now > d.deadline() {
-        "closing"
-    } else {
-        "open"
-    };
     Some(CampaignJson {
         campaign_id: id.to_hex(),
         title: d.title().to_owned(),
@@ -443,7 +436,7 @@ fn campaign_json(state: &AppState, id: &CampaignId) -> Option<CampaignJson> {
             RevealPolicy::Live => "live",
             _ => "other",
         },
-        state: st,
+        state: c.phase(now).as_str(),
         attester: policy.as_ref().map(|p| match p {
             AttesterPolicy::Open => "open",
             AttesterPolicy::Invite { .. } => "invite",
@@ -454,20 +447,17 @@ fn campaign_json(state: &AppState, id: &CampaignId) -> Option<CampaignJson> {
         },
         definition: B64.encode(d.encode()),
         issuer_key: B64.encode(c.issuer_key.as_spki()),
-        opened_index: view.opened_at(id),
-        closed_index: view.closed_at(id),
-        tally: view.tally(id).as_deref().map(TallyJson::from),
+        opened_index: Some(c.opened_at),
+        closed_index: c.closed_at,
+        tally: c.tally.as_deref().map(TallyJson::from),
         publication: state.inner.ledger.publication(id),
     })
 }
 
 async fn list_campaigns(State(state): State<AppState>) -> Response {
     let mut ids: Vec<(u64, CampaignId)> = {
-        let view = state.inner.ledger.read();
-        view.state
-            .campaigns()
-            .map(|(id, _)| (view.opened_at(id).unwrap_or(u64::MAX), *id))
-            .collect()
+        let view = state.inner.ledger.published();
+        view.campaigns().map(|(id, c)| (c.opened_at, *id)).collect()
     };
     ids.sort();
     let list: Vec<CampaignJson> = ids
@@ -491,9 +481,9 @@ async fn get_tally(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = campaign_id(&id)?;
-    let view = state.inner.ledger.read();
+    let view = state.inner.ledger.published();
     let Some(t) = view.tally(&id) else {
-        if view.state.campaign(&id).is_some() {
+        if view.campaign(&id).is_some() {
             // Signing failed (logged and counted): say so, never serve an
             // older statement as the current one.
             return Err(ApiError::tally_unavailable());
@@ -547,60 +537,25 @@ async fn create_campaign(
         threshold_max: c.threshold_max,
         reveal: RevealPolicy::Live,
     };
-    if c.deadline <= unix_now() {
-        return Err(SubmitError::DeadlinePassed.into());
-    }
-    // SPEC R-API-20: the worst-case tally statement must fit a signed note.
-    if c.threshold_min <= c.threshold_max
-        && !state
-            .inner
-            .ledger
-            .statement_fits(c.threshold_min, c.threshold_max)
-    {
-        return Err(crate::issuer::AdminError::BadCampaign(format!(
-            "thresholds {}..={} are too many for one signed tally statement on this log \
-             (at most about 4,000 distinct thresholds; a log-scale menu of thresholds fits)",
-            c.threshold_min, c.threshold_max
-        ))
-        .into());
-    }
-    let publication = c.publication.unwrap_or(state.inner.publication_default);
-    if !(1..=crate::config::MAX_PUBLISH_MIN).contains(&publication.min_pledges)
-        || publication.max_delay_ms > crate::config::MAX_PUBLISH_DELAY_MS
-    {
-        return Err(crate::issuer::AdminError::BadCampaign(format!(
-            "publication.min_pledges must be 1-{} and publication.max_delay_ms at most {}",
-            crate::config::MAX_PUBLISH_MIN,
-            crate::config::MAX_PUBLISH_DELAY_MS
-        ))
-        .into());
-    }
-    let issuer = state.inner.issuer.clone();
-    let (entry, mut meta) =
-        tokio::task::spawn_blocking(move || issuer.prepare_campaign(params, c.attester))
-            .await
-            .map_err(|_| ApiError::internal())??;
-    let id = entry.campaign();
-    if publication != Publication::IMMEDIATE {
-        let bytes = serde_json::to_vec(&publication).map_err(|_| ApiError::internal())?;
-        meta.push((crate::ledger::publication_meta(&id), Some(bytes)));
-        state.inner.ledger.set_publication(id, publication);
-    }
-    let accepted = match state
-        .inner
-        .sequencer
-        .submit(Proposal::Entry(Box::new(entry)), meta)
-        .await
-    {
-        Ok(a) => a,
-        Err(e) => {
-            state.inner.issuer.discard(&id);
-            if e == SubmitError::QueueFull {
-                state.inner.metrics.record_queue_full();
-            }
-            return Err(e.into());
-        }
+    let new = crate::campaigns::NewCampaign {
+        params,
+        attester: c.attester,
+        publication: c.publication.unwrap_or(state.inner.publication_default),
     };
+    let inner = &state.inner;
+    let (id, accepted) = crate::campaigns::create(
+        &inner.issuer,
+        &inner.ledger,
+        &inner.sequencer,
+        new,
+        unix_now(),
+    )
+    .await
+    .inspect_err(|e| {
+        if matches!(e, CreateError::Submit(SubmitError::QueueFull)) {
+            inner.metrics.record_queue_full();
+        }
+    })?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({
@@ -826,10 +781,9 @@ async fn submit_entry(state: AppState, req: Request, kind: Kind) -> Result<Respo
     }
     // Signature checks (RSA for pledges) off the async threads.
     let ledger = state.inner.ledger.clone();
-    let entry =
-        tokio::task::spawn_blocking(move || ledger.precheck(&entry, unix_now()).map(|()| entry))
-            .await
-            .map_err(|_| ApiError::internal())??;
+    let entry = tokio::task::spawn_blocking(move || ledger.precheck(entry))
+        .await
+        .map_err(|_| ApiError::internal())??;
     let accepted = state
         .inner
         .sequencer
@@ -899,7 +853,7 @@ async fn events(
         .map_err(|_| ApiError::too_many_streams(state.inner.max_event_streams))?;
     let rx = state.inner.ledger.subscribe();
     let (size, note) = {
-        let v = state.inner.ledger.read();
+        let v = state.inner.ledger.published();
         (v.size(), v.checkpoint())
     };
     let first = Some(sse_event(&LogEvent::Checkpoint { size, note }));

@@ -1,30 +1,36 @@
-//! The ledger side of `pledged`: the in-memory view of the log (rules state,
-//! Merkle tree, published checkpoint, signed tallies) rebuilt from the store at
-//! start-up, the checks a submission passes before it is queued, and the batch
-//! integration the sequencer runs (SPEC §8, §10, R-STORE-2). Never sees axum
-//! types.
+//! The ledger side of `pledged`: the log rebuilt from the store at start-up,
+//! the checks a submission passes before it is queued, the batch integration
+//! the sequencer runs (SPEC §8, §10, R-STORE-2), and the view it publishes.
+//! Never sees axum types.
 //!
-//! - [`Ledger`]: the shared view and the operations on it.
-//! - [`sequencer`]: the task that batches, shuffles and integrates submissions.
+//! Ownership: the rules state and the Merkle tree ([`Core`]) belong to the
+//! sequencer task alone, with no lock; after each durable commit it publishes
+//! an immutable [`Published`] view (checkpoint, campaigns, signed tallies)
+//! that every reader takes as an `Arc` without waiting for the disk.
+//!
+//! - [`Ledger`]: the shared side: store, log key, published view, events.
+//! - [`sequencer`]: the task that owns the [`Core`], batches, shuffles and
+//!   integrates submissions.
 
 pub mod sequencer;
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock};
 
+use pledge_protocol::campaign::CampaignDefinition;
 use pledge_protocol::checkpoint::{Checkpoint, verify_checkpoint};
 use pledge_protocol::entry::{CampaignClosed, Entry};
 use pledge_protocol::hash::{CampaignId, Hash};
-use pledge_protocol::ledger::{LedgerState, RuleError, StatelessChecks, verify_pledge};
+use pledge_protocol::ledger::{LedgerState, RuleError, VerifiedEntry};
 use pledge_protocol::merkle::{self, HashReader, NodeId, Tree};
 use pledge_protocol::note::{NoteSignature, NoteSigner, NoteVerifier, SignedNote, sign_note};
 use pledge_protocol::receipt::Receipt;
 use pledge_protocol::tally::TallyStatement;
 use pledge_protocol::token::IssuerPublicKey;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
-use crate::store::{Batch, BatchEntry, Store, StoreError, StoredHash};
+use crate::store::{Batch, BatchEntry, LogStore, StoreError, StoredHash};
 
 /// Entries read per store call while replaying the log at start-up.
 const REPLAY_CHUNK: u64 = 1024;
@@ -167,24 +173,73 @@ pub struct TallyView {
     pub note: Arc<str>,
 }
 
-/// The in-memory view of the log. Only committed entries are ever visible:
-/// the sequencer holds the write lock from applying a batch to its durable
-/// commit, and rebuilds the view from the store if the commit fails.
-#[derive(Debug)]
-pub struct LogView {
-    /// Rules state after every committed entry.
-    pub state: LedgerState,
-    tree: Tree,
-    checkpoint: Arc<str>,
-    opened_at: HashMap<CampaignId, u64>,
-    closed_at: HashMap<CampaignId, u64>,
-    tallies: HashMap<CampaignId, Arc<TallyView>>,
+/// Where a campaign is in its life (SPEC R-CAMP-3, R-API-7): computed here
+/// only, from the published view and the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Pledges, amendments and withdrawals are taken; tokens are issued.
+    Open,
+    /// The deadline has passed and the CampaignClosed entry is not logged yet.
+    Closing,
+    /// The CampaignClosed entry is logged.
+    Closed,
 }
 
-impl LogView {
+impl Phase {
+    /// The name the API uses (`state` of a campaign, SPEC R-API-7).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closing => "closing",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// What the log publishes about one campaign, as of one checkpoint.
+#[derive(Debug, Clone)]
+pub struct CampaignView {
+    /// The definition logged in CampaignOpened.
+    pub definition: CampaignDefinition,
+    /// The issuer key logged in CampaignOpened.
+    pub issuer_key: IssuerPublicKey,
+    /// Index of the CampaignOpened entry (SPEC R-TOKEN-11).
+    pub opened_at: u64,
+    /// Index of the CampaignClosed entry, once closed (SPEC R-API-21).
+    pub closed_at: Option<u64>,
+    /// The latest signed tally; `None` if it could not be signed (logged,
+    /// counted, served as 503: never an older statement as the current one).
+    pub tally: Option<Arc<TallyView>>,
+}
+
+impl CampaignView {
+    /// The campaign's phase at `now` (Unix seconds).
+    pub fn phase(&self, now: u64) -> Phase {
+        if self.closed_at.is_some() {
+            Phase::Closed
+        } else if now > self.definition.deadline() {
+            Phase::Closing
+        } else {
+            Phase::Open
+        }
+    }
+}
+
+/// An immutable view of the log after a durable commit: the checkpoint (with
+/// the witness cosignatures gathered so far) and each campaign's view. The
+/// sequencer publishes a new one after each commit; readers take an `Arc`
+/// and never wait for the disk.
+#[derive(Debug, Clone)]
+pub struct Published {
+    size: u64,
+    checkpoint: Arc<str>,
+    campaigns: Arc<HashMap<CampaignId, Arc<CampaignView>>>,
+}
+
+impl Published {
     /// The published tree size.
     pub fn size(&self) -> u64 {
-        self.tree.size()
+        self.size
     }
 
     /// The published signed checkpoint note.
@@ -192,19 +247,56 @@ impl LogView {
         self.checkpoint.clone()
     }
 
+    /// A campaign's view.
+    pub fn campaign(&self, id: &CampaignId) -> Option<&Arc<CampaignView>> {
+        self.campaigns.get(id)
+    }
+
+    /// Every campaign, in no particular order.
+    pub fn campaigns(&self) -> impl Iterator<Item = (&CampaignId, &Arc<CampaignView>)> {
+        self.campaigns.iter()
+    }
+
     /// The index of the campaign's CampaignOpened entry.
     pub fn opened_at(&self, id: &CampaignId) -> Option<u64> {
-        self.opened_at.get(id).copied()
+        self.campaigns.get(id).map(|c| c.opened_at)
     }
 
     /// The index of the campaign's CampaignClosed entry, once closed.
     pub fn closed_at(&self, id: &CampaignId) -> Option<u64> {
-        self.closed_at.get(id).copied()
+        self.campaigns.get(id).and_then(|c| c.closed_at)
     }
 
     /// The latest signed tally of a campaign.
     pub fn tally(&self, id: &CampaignId) -> Option<Arc<TallyView>> {
-        self.tallies.get(id).cloned()
+        self.campaigns.get(id).and_then(|c| c.tally.clone())
+    }
+}
+
+/// The rules state and the Merkle tree: owned by the sequencer alone (no
+/// lock), moved into each batch's integration and back. If an integration
+/// fails or panics, the sequencer rebuilds it from the store.
+#[derive(Debug)]
+pub struct Core {
+    state: LedgerState,
+    tree: Tree,
+}
+
+impl Core {
+    /// The rules state after every committed entry.
+    pub fn state(&self) -> &LedgerState {
+        &self.state
+    }
+
+    /// The stateful checks of a verified submission before it is held or
+    /// queued: the rules (SPEC §8) and the deadline (R-CAMP-3). The
+    /// integration checks them again, after the entries batched before it.
+    ///
+    /// # Errors
+    /// [`SubmitError::Rule`] or [`SubmitError::DeadlinePassed`].
+    pub fn check(&self, entry: &Entry, now: u64) -> Result<(), SubmitError> {
+        self.state.check(entry)?;
+        check_deadline(&self.state, entry, now)
     }
 }
 
@@ -222,8 +314,8 @@ pub type MetaUpdates = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 /// One entry proposed to the sequencer, with the metadata to commit with it.
 #[derive(Debug)]
 pub enum Proposal {
-    /// An entry checked by [`Ledger::precheck`].
-    Entry(Box<Entry>),
+    /// An entry whose stateless checks passed ([`Ledger::precheck`]).
+    Entry(Box<VerifiedEntry>),
     /// Close a campaign: the sequencer computes the final tally when it
     /// integrates the entry, so no pledge can slip in between.
     Close {
@@ -234,17 +326,34 @@ pub enum Proposal {
     },
 }
 
-/// The shared ledger: store, log key and the current view.
+impl Proposal {
+    /// A CampaignOpened entry (no stateless part to verify).
+    ///
+    /// # Errors
+    /// [`SubmitError::WrongKind`] for another kind of entry.
+    pub fn opening(entry: Entry) -> Result<Self, SubmitError> {
+        if !matches!(entry, Entry::CampaignOpened(_)) {
+            return Err(SubmitError::WrongKind {
+                expected: "CampaignOpened",
+            });
+        }
+        Ok(Self::Entry(Box::new(VerifiedEntry::verify(entry, None)?)))
+    }
+}
+
+/// The shared side of the ledger: store, log key, the published view and the
+/// events. The rules state lives in the sequencer's [`Core`].
 pub struct Ledger {
-    store: Arc<dyn Store>,
+    store: Arc<dyn LogStore>,
     signer: NoteSigner,
     verifier: NoteVerifier,
-    view: RwLock<LogView>,
+    published: watch::Sender<Arc<Published>>,
     failed: std::sync::atomic::AtomicBool,
     events: broadcast::Sender<LogEvent>,
     /// Tally statements that could not be signed (metrics).
     tally_failures: std::sync::atomic::AtomicU64,
-    /// Publication policies of campaigns that have one (SPEC R-PUB-1).
+    /// Publication policies of campaigns that have one (SPEC R-PUB-1). Never
+    /// held across a disk write.
     publication: RwLock<HashMap<CampaignId, Publication>>,
 }
 
@@ -258,7 +367,7 @@ impl std::fmt::Debug for Ledger {
 
 /// Reads Merkle stored hashes out of the store.
 #[derive(Debug, Clone, Copy)]
-pub struct StoreHashes<'a>(pub &'a dyn Store);
+pub struct StoreHashes<'a>(pub &'a dyn LogStore);
 
 impl HashReader for StoreHashes<'_> {
     type Error = StoreError;
@@ -279,12 +388,12 @@ impl HashReader for StoreHashes<'_> {
 /// this reads about `log2(size)` hashes per batch instead of that many per
 /// receipt (each store read is its own read transaction).
 struct BatchHashes<'a> {
-    store: &'a dyn Store,
+    store: &'a dyn LogStore,
     memo: RefCell<HashMap<NodeId, Hash>>,
 }
 
 impl<'a> BatchHashes<'a> {
-    fn new(store: &'a dyn Store, fresh: &[StoredHash]) -> Self {
+    fn new(store: &'a dyn LogStore, fresh: &[StoredHash]) -> Self {
         let memo = fresh
             .iter()
             .map(|h| (NodeId::new(h.level, h.index), h.hash))
@@ -321,13 +430,17 @@ impl Ledger {
     /// Rebuilds the view from the store (SPEC R-STORE-6): replays every entry
     /// through the rules and the Merkle tree, checks the stored checkpoint is
     /// signed by `signer` and matches the replayed root and the stored hashes.
-    /// An empty store gets its first (size 0) checkpoint committed.
+    /// An empty store gets its first (size 0) checkpoint committed. Returns
+    /// the shared ledger and the [`Core`] for the sequencer.
     ///
     /// # Errors
     /// [`StartupError`] naming what does not match.
-    pub fn open(store: Arc<dyn Store>, signer: NoteSigner) -> Result<Self, StartupError> {
+    pub fn open(
+        store: Arc<dyn LogStore>,
+        signer: NoteSigner,
+    ) -> Result<(Self, Core), StartupError> {
         let verifier = signer.verifier();
-        let view = match load_view(store.as_ref(), &signer, &verifier)? {
+        let loaded = match load_view(store.as_ref(), &signer, &verifier)? {
             Some(v) => v,
             None => {
                 let note = sign_checkpoint(&signer, 0, merkle::empty_root())?;
@@ -336,9 +449,11 @@ impl Ledger {
                     checkpoint: note.clone().into_bytes(),
                     ..Batch::default()
                 })?;
-                LogView {
-                    state: LedgerState::new(),
-                    tree: Tree::new(),
+                Loaded {
+                    core: Core {
+                        state: LedgerState::new(),
+                        tree: Tree::new(),
+                    },
                     checkpoint: note.into(),
                     opened_at: HashMap::new(),
                     closed_at: HashMap::new(),
@@ -348,7 +463,7 @@ impl Ledger {
         };
         // Publication policies of the campaigns still open.
         let mut publication = HashMap::new();
-        for (id, c) in view.state.campaigns() {
+        for (id, c) in loaded.core.state.campaigns() {
             if c.closed.is_none()
                 && let Some(bytes) = store.meta(&publication_meta(id))?
             {
@@ -364,21 +479,23 @@ impl Ledger {
                 }
             }
         }
+        let (published, core) = loaded.into_parts();
         let (events, _) = broadcast::channel(256);
-        Ok(Self {
+        let ledger = Self {
             store,
             signer,
             verifier,
-            view: RwLock::new(view),
+            published: watch::Sender::new(Arc::new(published)),
             failed: std::sync::atomic::AtomicBool::new(false),
             events,
             tally_failures: std::sync::atomic::AtomicU64::new(0),
             publication: RwLock::new(publication),
-        })
+        };
+        Ok((ledger, core))
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<dyn LogStore> {
         &self.store
     }
 
@@ -387,15 +504,9 @@ impl Ledger {
         &self.verifier
     }
 
-    /// A read guard on the view. A poisoned lock (a panic elsewhere) still
-    /// gives the last consistent view: the sequencer never leaves it half
-    /// applied without rebuilding it.
-    pub fn read(&self) -> RwLockReadGuard<'_, LogView> {
-        self.view.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, LogView> {
-        self.view.write().unwrap_or_else(|e| e.into_inner())
+    /// The latest published view: never waits for a disk write.
+    pub fn published(&self) -> Arc<Published> {
+        self.published.borrow().clone()
     }
 
     /// True once a durable write failed and the view could not be rebuilt:
@@ -407,18 +518,21 @@ impl Ledger {
     /// Adds a witness cosignature to the served checkpoint if it is still the
     /// checkpoint of `size` (SPEC R-NOTE-12). Returns whether it was added.
     pub fn attach_cosignature(&self, size: u64, sig: NoteSignature) -> bool {
-        let mut view = self.write();
-        if view.tree.size() != size {
-            return false;
-        }
-        let Ok(mut note) = SignedNote::parse(view.checkpoint.as_bytes()) else {
-            return false;
-        };
-        if note.add_signature(sig).is_err() {
-            return false;
-        }
-        view.checkpoint = note.to_text().into();
-        true
+        self.published.send_if_modified(|p| {
+            if p.size != size {
+                return false;
+            }
+            let Ok(mut note) = SignedNote::parse(p.checkpoint.as_bytes()) else {
+                return false;
+            };
+            if note.add_signature(sig).is_err() {
+                return false;
+            }
+            let mut next = Published::clone(p);
+            next.checkpoint = note.to_text().into();
+            *p = Arc::new(next);
+            true
+        })
     }
 
     /// A campaign's publication policy ([`Publication::IMMEDIATE`] when it
@@ -459,54 +573,69 @@ impl Ledger {
         self.events.subscribe()
     }
 
-    /// Checks `entry` against the current view before it is queued: the
-    /// stateless signatures (RSA token, Ed25519 pledge key) are verified
-    /// without holding the lock, then every stateful rule. The sequencer
-    /// checks the stateful rules again when it integrates. SPEC §8.
+    /// The checks of a submission against the published view, before it is
+    /// queued: the campaign exists, is not closed and allows the terms; then
+    /// the stateless signatures (RSA token, Ed25519 pledge key: the expensive
+    /// part, run on the caller's thread). The sequencer runs the stateful
+    /// rules ([`Core::check`]) when it takes the entry, and again when it
+    /// integrates it. SPEC §8.
     ///
     /// # Errors
-    /// [`SubmitError::Rule`] or [`SubmitError::DeadlinePassed`].
-    pub fn precheck(&self, entry: &Entry, now: u64) -> Result<(), SubmitError> {
-        if let Entry::Pledge(p) = entry {
-            let key: IssuerPublicKey = {
-                let view = self.read();
-                let c = view
-                    .state
-                    .campaign(&p.campaign)
-                    .ok_or(RuleError::UnknownCampaign)?;
-                c.issuer_key.clone()
-            };
-            // SPEC R-RULE-3: outside the lock, this is the expensive part.
-            verify_pledge(p, &key)?;
+    /// [`SubmitError::Rule`].
+    pub fn precheck(&self, entry: Entry) -> Result<VerifiedEntry, SubmitError> {
+        let published = self.published();
+        let c = published
+            .campaign(&entry.campaign())
+            .ok_or(RuleError::UnknownCampaign)?;
+        // SPEC R-RULE-3
+        let key = matches!(entry, Entry::Pledge(_)).then_some(&c.issuer_key);
+        let verified = VerifiedEntry::verify(entry, key)?;
+        // SPEC R-RULE-2, R-RULE-5
+        if c.closed_at.is_some() {
+            return Err(RuleError::CampaignClosed.into());
         }
-        let view = self.read();
-        let checks = match entry {
-            Entry::Pledge(_) => StatelessChecks::AlreadyVerified,
-            _ => StatelessChecks::Verify,
+        let terms = match verified.entry() {
+            Entry::Pledge(p) => Some(&p.terms),
+            Entry::PledgeAmended(a) => Some(&a.terms),
+            _ => None,
         };
-        view.state.check(entry, checks)?;
-        check_deadline(&view.state, entry, now)?;
-        Ok(())
+        if terms.is_some_and(|t| !c.definition.threshold_allowed(t.threshold_value())) {
+            return Err(RuleError::ThresholdOutOfRange.into());
+        }
+        Ok(verified)
     }
 
-    /// Integrates one batch (already shuffled): applies each proposal to the
-    /// rules, appends the accepted ones to the tree, signs the checkpoint and
-    /// the touched campaigns' tallies, commits durably, and only then returns
-    /// each result. If the commit fails the view is rebuilt from the store and
-    /// every proposal gets [`SubmitError::Storage`] (SPEC R-STORE-2, DESIGN I3).
+    /// Rebuilds the [`Core`] from the store, after a failed or panicked
+    /// integration left it dirty or lost; marks the ledger failed (writes
+    /// refused until restart) if the store cannot be read back. The
+    /// published view is untouched: it only ever shows durable state.
+    pub fn reload(&self) -> Option<Core> {
+        match load_view(self.store.as_ref(), &self.signer, &self.verifier) {
+            Ok(Some(v)) => Some(v.core),
+            Ok(None) | Err(_) => {
+                tracing::error!("the store cannot be read back; refusing writes until restart");
+                self.failed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Integrates one batch (already shuffled) into `core`: applies each
+    /// proposal to the rules, appends the accepted ones to the tree, signs the
+    /// checkpoint and the touched campaigns' tallies, commits durably, then
+    /// publishes the new view and returns each result. If the commit fails
+    /// every proposal gets [`SubmitError::Storage`] and `core` is rebuilt from
+    /// the store (SPEC R-STORE-2, DESIGN I3); `None` afterwards means it could
+    /// not be.
     pub fn integrate(
         &self,
+        core: Core,
         proposals: Vec<(Proposal, MetaUpdates)>,
         now: u64,
-    ) -> Vec<Result<Accepted, SubmitError>> {
-        if self.has_failed() {
-            return proposals
-                .iter()
-                .map(|_| Err(SubmitError::Storage))
-                .collect();
-        }
-        let mut view = self.write();
-        let first_index = view.tree.size();
+    ) -> (Option<Core>, Vec<Result<Accepted, SubmitError>>) {
+        let mut core = core;
+        let first_index = core.tree.size();
         let mut results: Vec<Result<(u64, Vec<u8>), SubmitError>> =
             Vec::with_capacity(proposals.len());
         let mut batch = Batch {
@@ -516,7 +645,7 @@ impl Ledger {
         let mut touched = BTreeSet::new();
         let mut milestones = Vec::new();
         for (proposal, meta) in proposals {
-            let r = self.apply_one(&mut view, proposal, now, &mut batch);
+            let r = apply_one(&mut core, proposal, now, &mut batch);
             let r = r.map(|(index, bytes, campaign, milestone)| {
                 batch.meta.extend(meta);
                 touched.insert(campaign);
@@ -527,58 +656,34 @@ impl Ledger {
             });
             results.push(r);
         }
+        let failed = |results: Vec<Result<(u64, Vec<u8>), SubmitError>>| {
+            results.iter().map(|_| Err(SubmitError::Storage)).collect()
+        };
         if batch.entries.is_empty() && batch.meta.is_empty() {
-            // Nothing applied: every result is already an error.
-            return results
+            // Nothing applied, nothing changed: every result is an error.
+            let results = results
                 .into_iter()
                 .map(|r| r.and(Err(SubmitError::Storage)))
                 .collect();
+            return (Some(core), results);
         }
-        let size = view.tree.size();
-        let note = match sign_checkpoint(&self.signer, size, view.tree.root()) {
+        let size = core.tree.size();
+        let note = match sign_checkpoint(&self.signer, size, core.tree.root()) {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!("signing the checkpoint failed: {e}");
-                self.recover(&mut view);
-                return results.iter().map(|_| Err(SubmitError::Storage)).collect();
+                return (self.reload(), failed(results));
             }
         };
         batch.checkpoint = note.clone().into_bytes();
         let fresh = batch.hashes.clone();
         if let Err(e) = self.store.commit_batch(batch) {
             tracing::error!("committing a batch failed, nothing acknowledged: {e}");
-            self.recover(&mut view);
-            return results.iter().map(|_| Err(SubmitError::Storage)).collect();
+            return (self.reload(), failed(results));
         }
-        // Durable from here on.
+        // Durable from here on: publish.
         let note: Arc<str> = note.into();
-        view.checkpoint = note.clone();
-        for (id, index, milestone) in milestones {
-            let map = match milestone {
-                Milestone::Opened => &mut view.opened_at,
-                Milestone::Closed => &mut view.closed_at,
-                Milestone::Other => continue,
-            };
-            map.insert(id, index);
-        }
-        let mut new_tallies = Vec::new();
-        for id in touched {
-            match sign_tally(&self.signer, &view.state, &id, size) {
-                Some(Ok(t)) => {
-                    view.tallies.insert(id, t.clone());
-                    new_tallies.push(t);
-                }
-                Some(Err(e)) => {
-                    // Never serve the older statement as if it were current.
-                    view.tallies.remove(&id);
-                    self.tally_failures
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::error!("cannot sign a campaign's tally statement at size {size}: {e}");
-                }
-                None => {}
-            }
-        }
-        drop(view);
+        let new_tallies = self.publish(&core, size, &note, &touched, &milestones);
         let _ = self.events.send(LogEvent::Checkpoint {
             size,
             note: note.clone(),
@@ -587,7 +692,7 @@ impl Ledger {
             let _ = self.events.send(LogEvent::Tally(t));
         }
         let reader = BatchHashes::new(self.store.as_ref(), &fresh);
-        results
+        let results = results
             .into_iter()
             .map(|r| {
                 let (index, entry) = r?;
@@ -602,75 +707,127 @@ impl Ledger {
                     entry,
                 })
             })
-            .collect()
+            .collect();
+        (Some(core), results)
     }
 
-    fn apply_one(
+    /// Publishes the view after a durable commit of size `size`: the new
+    /// checkpoint, and a new view of each touched campaign with its signed
+    /// tally. Returns the new tallies.
+    fn publish(
         &self,
-        view: &mut LogView,
-        proposal: Proposal,
-        now: u64,
-        batch: &mut Batch,
-    ) -> Result<(u64, Vec<u8>, CampaignId, Milestone), SubmitError> {
-        let entry = match proposal {
-            Proposal::Entry(e) => *e,
-            Proposal::Close {
-                campaign,
-                tokens_issued,
-            } => {
-                let c = view
-                    .state
-                    .campaign(&campaign)
-                    .ok_or(RuleError::UnknownCampaign)?;
-                let tally = c.tally.snapshot().map_err(|_| RuleError::TallyMismatch)?;
-                Entry::CampaignClosed(CampaignClosed::new(campaign, tokens_issued, &tally))
-            }
-        };
-        check_deadline(&view.state, &entry, now)?;
-        let bytes = entry.encode().map_err(|_| RuleError::TooLarge)?;
-        // Signatures were verified by `precheck`; the stateful rules run again
-        // here because earlier entries of this batch may have changed the state.
-        view.state.apply(&entry, StatelessChecks::AlreadyVerified)?;
-        let mut hashes = Vec::new();
-        let index = view
-            .tree
-            .append_with(merkle::leaf_hash(&bytes), |node, hash| {
-                hashes.push(StoredHash {
-                    level: node.level,
-                    index: node.index,
-                    hash,
-                });
-            })
-            .map_err(|_| SubmitError::Storage)?;
-        batch.hashes.extend(hashes);
-        let nullifier = match &entry {
-            Entry::Pledge(p) => Some(p.nullifier()),
-            _ => None,
-        };
-        batch.entries.push(BatchEntry {
-            data: bytes.clone(),
-            nullifier,
-        });
-        let milestone = match entry {
-            Entry::CampaignOpened(_) => Milestone::Opened,
-            Entry::CampaignClosed(_) => Milestone::Closed,
-            _ => Milestone::Other,
-        };
-        Ok((index, bytes, entry.campaign(), milestone))
-    }
-
-    /// Rebuilds the view from the store after a failed commit; marks the
-    /// ledger failed if that is impossible.
-    fn recover(&self, view: &mut LogView) {
-        match load_view(self.store.as_ref(), &self.signer, &self.verifier) {
-            Ok(Some(v)) => *view = v,
-            Ok(None) | Err(_) => {
-                tracing::error!("the store cannot be read back; refusing writes until restart");
-                self.failed
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-            }
+        core: &Core,
+        size: u64,
+        note: &Arc<str>,
+        touched: &BTreeSet<CampaignId>,
+        milestones: &[(CampaignId, u64, Milestone)],
+    ) -> Vec<Arc<TallyView>> {
+        let old = self.published();
+        let mut campaigns = HashMap::clone(&old.campaigns);
+        let mut new_tallies = Vec::new();
+        for id in touched {
+            let Some(c) = core.state.campaign(id) else {
+                continue;
+            };
+            let milestone = |m: Milestone| {
+                milestones
+                    .iter()
+                    .find(|(c, _, k)| c == id && *k == m)
+                    .map(|(_, i, _)| *i)
+            };
+            let before = campaigns.get(id);
+            let Some(opened_at) = milestone(Milestone::Opened).or(before.map(|v| v.opened_at))
+            else {
+                continue;
+            };
+            let closed_at = milestone(Milestone::Closed).or(before.and_then(|v| v.closed_at));
+            let tally = match sign_tally_of(&self.signer, &c.tally, id, size) {
+                Ok(t) => {
+                    new_tallies.push(t.clone());
+                    Some(t)
+                }
+                Err(e) => {
+                    // Never serve the older statement as if it were current.
+                    self.tally_failures
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!("cannot sign a campaign's tally statement at size {size}: {e}");
+                    None
+                }
+            };
+            let view = CampaignView {
+                definition: c.definition.clone(),
+                issuer_key: c.issuer_key.clone(),
+                opened_at,
+                closed_at,
+                tally,
+            };
+            campaigns.insert(*id, Arc::new(view));
         }
+        let next = Arc::new(Published {
+            size,
+            checkpoint: note.clone(),
+            campaigns: Arc::new(campaigns),
+        });
+        self.published.send_replace(next);
+        new_tallies
     }
+}
+
+fn apply_one(
+    core: &mut Core,
+    proposal: Proposal,
+    now: u64,
+    batch: &mut Batch,
+) -> Result<(u64, Vec<u8>, CampaignId, Milestone), SubmitError> {
+    let verified = match proposal {
+        Proposal::Entry(e) => *e,
+        Proposal::Close {
+            campaign,
+            tokens_issued,
+        } => {
+            let c = core
+                .state
+                .campaign(&campaign)
+                .ok_or(RuleError::UnknownCampaign)?;
+            let tally = c.tally.snapshot().map_err(|_| RuleError::TallyMismatch)?;
+            VerifiedEntry::verify(
+                Entry::CampaignClosed(CampaignClosed::new(campaign, tokens_issued, &tally)),
+                None,
+            )?
+        }
+    };
+    let entry = verified.entry();
+    check_deadline(&core.state, entry, now)?;
+    let bytes = entry.encode().map_err(|_| RuleError::TooLarge)?;
+    // The stateful rules run again here because earlier entries of this batch
+    // may have changed the state.
+    core.state.apply(&verified)?;
+    let mut hashes = Vec::new();
+    let index = core
+        .tree
+        .append_with(merkle::leaf_hash(&bytes), |node, hash| {
+            hashes.push(StoredHash {
+                level: node.level,
+                index: node.index,
+                hash,
+            });
+        })
+        .map_err(|_| SubmitError::Storage)?;
+    batch.hashes.extend(hashes);
+    let nullifier = match entry {
+        Entry::Pledge(p) => Some(p.nullifier()),
+        _ => None,
+    };
+    batch.entries.push(BatchEntry {
+        data: bytes.clone(),
+        nullifier,
+    });
+    let milestone = match entry {
+        Entry::CampaignOpened(_) => Milestone::Opened,
+        Entry::CampaignClosed(_) => Milestone::Closed,
+        _ => Milestone::Other,
+    };
+    Ok((index, bytes, entry.campaign(), milestone))
 }
 
 /// No pledge, amendment or withdrawal after the campaign's deadline.
@@ -784,10 +941,10 @@ where
 /// Replays the store into a view; `None` for a store that has never been
 /// written (no checkpoint yet).
 fn load_view(
-    store: &dyn Store,
+    store: &dyn LogStore,
     signer: &NoteSigner,
     verifier: &NoteVerifier,
-) -> Result<Option<LogView>, StartupError> {
+) -> Result<Option<Loaded>, StartupError> {
     let size = store.size()?;
     let Some(ckpt) = store.checkpoint()? else {
         return Ok(None);
@@ -802,9 +959,10 @@ fn load_view(
         for (i, bytes) in (start..end).zip(store.entries(start, end)?) {
             let bad = |reason: String| StartupError::BadEntry { index: i, reason };
             let entry = Entry::decode(&bytes).map_err(|e| bad(e.to_string()))?;
-            state
-                .apply(&entry, StatelessChecks::AlreadyVerified)
-                .map_err(|e| bad(e.to_string()))?;
+            // Only verified entries were ever stored (SPEC R-STORE-6).
+            let entry = VerifiedEntry::previously_verified(entry);
+            state.apply(&entry).map_err(|e| bad(e.to_string()))?;
+            let entry = entry.into_entry();
             match &entry {
                 Entry::CampaignOpened(o) => {
                     opened_at.insert(o.definition.id(), i);
@@ -856,9 +1014,8 @@ fn load_view(
             None => {}
         }
     }
-    Ok(Some(LogView {
-        state,
-        tree,
+    Ok(Some(Loaded {
+        core: Core { state, tree },
         checkpoint,
         opened_at,
         closed_at,
@@ -866,68 +1023,134 @@ fn load_view(
     }))
 }
 
+/// What a replay of the store rebuilt.
+struct Loaded {
+    core: Core,
+    checkpoint: Arc<str>,
+    opened_at: HashMap<CampaignId, u64>,
+    closed_at: HashMap<CampaignId, u64>,
+    tallies: HashMap<CampaignId, Arc<TallyView>>,
+}
+
+impl Loaded {
+    /// The published view of what was loaded, and the core.
+    fn into_parts(self) -> (Published, Core) {
+        let mut campaigns = HashMap::new();
+        for (id, c) in self.core.state.campaigns() {
+            let Some(&opened_at) = self.opened_at.get(id) else {
+                continue;
+            };
+            campaigns.insert(
+                *id,
+                Arc::new(CampaignView {
+                    definition: c.definition.clone(),
+                    issuer_key: c.issuer_key.clone(),
+                    opened_at,
+                    closed_at: self.closed_at.get(id).copied(),
+                    tally: self.tallies.get(id).cloned(),
+                }),
+            );
+        }
+        let published = Published {
+            size: self.core.tree.size(),
+            checkpoint: self.checkpoint,
+            campaigns: Arc::new(campaigns),
+        };
+        (published, self.core)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::issuer::demo_params;
-    use crate::store::{IssueTxn, Mark, RedbStore};
+    use crate::store::{IssueTxn, IssuerStore, Mark, MetaStore, RedbStore, Store};
     use pledge_protocol::campaign::CampaignDefinition;
     use pledge_protocol::entry::CampaignOpened;
     use pledge_protocol::note::KeyName;
     use pledge_protocol::token::IssuerSecretKey;
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    /// A store whose next batch commit fails, as an I/O error would.
+    /// A store whose next batch commit fails, as an I/O error would, or
+    /// waits (says it entered, then waits for a release) when `hold` is set.
     #[derive(Debug)]
     struct Flaky {
         inner: RedbStore,
         fail: AtomicBool,
+        panic: AtomicBool,
+        #[allow(clippy::type_complexity)]
+        hold: Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
     }
 
-    impl Store for Flaky {
+    impl MetaStore for Flaky {
+        fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.meta(key)
+        }
+    }
+
+    impl LogStore for Flaky {
         fn size(&self) -> Result<u64, StoreError> {
             self.inner.size()
         }
+
         fn commit_batch(&self, batch: Batch) -> Result<(), StoreError> {
             if self.fail.swap(false, Ordering::SeqCst) {
                 return Err(StoreError::Backend("injected failure".into()));
             }
+            assert!(
+                !self.panic.swap(false, Ordering::SeqCst),
+                "injected panic inside a commit"
+            );
+            if let Some((entered, release)) = self.hold.lock().unwrap().take() {
+                entered.send(()).unwrap();
+                release.recv().unwrap();
+            }
             self.inner.commit_batch(batch)
         }
+
         fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
             self.inner.entry(index)
         }
+
         fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
             self.inner.entries(start, end)
         }
+
         fn hash(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
             self.inner.hash(level, index)
         }
+
         fn hashes(&self, level: u8, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
             self.inner.hashes(level, start, end)
         }
+
         fn nullifier_index(
             &self,
             n: &pledge_protocol::hash::Nullifier,
         ) -> Result<Option<u64>, StoreError> {
             self.inner.nullifier_index(n)
         }
+
         fn checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
             self.inner.checkpoint()
         }
-        fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.meta(key)
-        }
+    }
+
+    impl IssuerStore for Flaky {
         fn issue(&self, txn: IssueTxn) -> Result<(), StoreError> {
             self.inner.issue(txn)
         }
+
         fn contains_mark(&self, set: &[u8], mark: &Mark) -> Result<bool, StoreError> {
             self.inner.contains_mark(set, mark)
         }
+
         fn add_marks(&self, set: &[u8], marks: &[Mark]) -> Result<u64, StoreError> {
             self.inner.add_marks(set, marks)
         }
+
         fn drop_set(&self, set: &[u8], delete_meta: &[&[u8]]) -> Result<u64, StoreError> {
             self.inner.drop_set(set, delete_meta)
         }
@@ -982,29 +1205,43 @@ mod tests {
         })
     }
 
+    fn integrate(
+        ledger: &Ledger,
+        core: &mut Option<Core>,
+        proposals: Vec<(Proposal, MetaUpdates)>,
+    ) -> Vec<Result<Accepted, SubmitError>> {
+        let (next, results) = ledger.integrate(core.take().unwrap(), proposals, unix_now());
+        *core = next;
+        results
+    }
+
     #[test]
     fn a_failed_commit_acknowledges_nothing_and_the_view_stays_durable() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Flaky {
             inner: RedbStore::open(dir.path()).unwrap(),
             fail: AtomicBool::new(false),
+            panic: AtomicBool::new(false),
+            hold: Mutex::new(None),
         });
-        let ledger = Ledger::open(store.clone(), signer()).unwrap();
-        let before = ledger.read().checkpoint();
+        let (ledger, core) = Ledger::open(store.clone(), signer()).unwrap();
+        let mut core = Some(core);
+        let before = ledger.published().checkpoint();
         let key = IssuerSecretKey::generate().unwrap();
         let a = opened(&key, 1);
         let b = opened(&key, 2);
 
         store.fail.store(true, Ordering::SeqCst);
-        let results = ledger.integrate(
+        let results = integrate(
+            &ledger,
+            &mut core,
             vec![
-                (Proposal::Entry(Box::new(a.clone())), Vec::new()),
+                (Proposal::opening(a.clone()).unwrap(), Vec::new()),
                 (
-                    Proposal::Entry(Box::new(b.clone())),
+                    Proposal::opening(b.clone()).unwrap(),
                     vec![(b"k".to_vec(), Some(b"v".to_vec()))],
                 ),
             ],
-            unix_now(),
         );
         assert!(
             results
@@ -1013,31 +1250,141 @@ mod tests {
             "{results:?}"
         );
         {
-            let view = ledger.read();
+            let view = ledger.published();
             assert_eq!(view.size(), 0);
             assert_eq!(view.checkpoint(), before);
-            assert!(view.state.campaign(&a.campaign()).is_none());
+            assert!(view.campaign(&a.campaign()).is_none());
         }
+        // The core was rebuilt from the store: nothing of the batch in it.
+        let c = core.as_ref().unwrap();
+        assert!(c.state().campaign(&a.campaign()).is_none());
         assert_eq!(store.meta(b"k").unwrap(), None);
         assert!(!ledger.has_failed());
 
         // The same entries go through once the store works again.
-        let results = ledger.integrate(
-            vec![(Proposal::Entry(Box::new(a.clone())), Vec::new())],
-            unix_now(),
+        let results = integrate(
+            &ledger,
+            &mut core,
+            vec![(Proposal::opening(a.clone()).unwrap(), Vec::new())],
         );
         let ok = results.into_iter().next().unwrap().unwrap();
         assert_eq!((ok.index, ok.size), (0, 1));
         let receipt = Receipt::parse(ok.receipt.as_bytes()).unwrap();
         receipt.verify_entry(&ok.entry, ledger.verifier()).unwrap();
         // A second open of the same campaign in a later batch breaks R-RULE-1.
-        let results =
-            ledger.integrate(vec![(Proposal::Entry(Box::new(a)), Vec::new())], unix_now());
+        let results = integrate(
+            &ledger,
+            &mut core,
+            vec![(Proposal::opening(a).unwrap(), Vec::new())],
+        );
         assert!(matches!(
             results[0],
             Err(SubmitError::Rule(RuleError::CampaignExists))
         ));
-        assert_eq!(ledger.read().size(), 1);
+        assert_eq!(ledger.published().size(), 1);
+    }
+
+    /// Issue 12, item 1: readers never wait for a disk write. With a commit
+    /// stuck inside the store, the published view (checkpoint, campaigns,
+    /// tallies) and a precheck answer at once, from the last durable state.
+    /// (Before, they took a read lock the integration held through the
+    /// commit.)
+    #[test]
+    fn readers_do_not_wait_for_a_commit_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky {
+            inner: RedbStore::open(dir.path()).unwrap(),
+            fail: AtomicBool::new(false),
+            panic: AtomicBool::new(false),
+            hold: Mutex::new(None),
+        });
+        let (ledger, core) = Ledger::open(store.clone(), signer()).unwrap();
+        let ledger = Arc::new(ledger);
+        let key = IssuerSecretKey::generate().unwrap();
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        *store.hold.lock().unwrap() = Some((entered_tx, release_rx));
+        let l = ledger.clone();
+        let a = opened(&key, 1);
+        let writer = std::thread::spawn(move || {
+            l.integrate(
+                core,
+                vec![(Proposal::opening(a).unwrap(), Vec::new())],
+                unix_now(),
+            )
+        });
+        // The commit is now blocked inside the store.
+        entered.recv().unwrap();
+        let (read_tx, read_rx) = std::sync::mpsc::channel();
+        let l = ledger.clone();
+        let b = opened(&key, 2);
+        std::thread::spawn(move || {
+            let p = l.published();
+            let pre = l.precheck(b.clone());
+            let _ = read_tx.send((p.size(), p.campaigns().count(), pre.is_err()));
+        });
+        // A deadlock guard, not a timing: a reader blocked behind the
+        // commit would never answer while the commit is held.
+        let read = read_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a reader waited for the commit in progress");
+        // Before the commit: size 0, no campaign (so the second opening's
+        // precheck is refused: unknown campaign).
+        assert_eq!(read, (0, 0, true));
+        release.send(()).unwrap();
+        let (core, results) = writer.join().unwrap();
+        assert!(core.is_some());
+        assert!(results[0].is_ok(), "{results:?}");
+        assert_eq!(ledger.published().size(), 1);
+        assert_eq!(ledger.published().campaigns().count(), 1);
+    }
+
+    /// Issue 12, item 1: a panic inside an integration (here inside the
+    /// store's commit, after the batch was applied to the rules and the
+    /// tree) leaves no half-applied state: nothing is acknowledged or
+    /// published, and the sequencer rebuilds its core from the store, so the
+    /// same entry is accepted next. (Before, the half-applied view stayed
+    /// behind a poisoned lock and the retry was refused as a duplicate.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_inside_an_integration_leaves_no_half_applied_state() {
+        use crate::ledger::sequencer::{SequencerConfig, spawn};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky {
+            inner: RedbStore::open(dir.path()).unwrap(),
+            fail: AtomicBool::new(false),
+            panic: AtomicBool::new(false),
+            hold: Mutex::new(None),
+        });
+        let (ledger, core) = Ledger::open(store.clone(), signer()).unwrap();
+        let ledger = Arc::new(ledger);
+        let (_stop, shutdown) = watch::channel(false);
+        let (seq, _task) = spawn(
+            ledger.clone(),
+            core,
+            SequencerConfig {
+                interval: std::time::Duration::from_millis(5),
+                max_batch: 16,
+                capacity: 16,
+                max_hold: std::time::Duration::from_secs(1),
+            },
+            Arc::new(crate::metrics::Metrics::default()),
+            shutdown,
+        );
+        let key = IssuerSecretKey::generate().unwrap();
+        let a = opened(&key, 1);
+        store.panic.store(true, Ordering::SeqCst);
+        let r = seq
+            .submit(Proposal::opening(a.clone()).unwrap(), Vec::new())
+            .await;
+        assert_eq!(r.unwrap_err(), SubmitError::Storage);
+        assert_eq!(ledger.published().size(), 0);
+        assert!(!ledger.has_failed());
+        let ok = seq
+            .submit(Proposal::opening(a.clone()).unwrap(), Vec::new())
+            .await
+            .unwrap();
+        assert_eq!((ok.index, ok.size), (0, 1));
+        assert!(ledger.published().campaign(&a.campaign()).is_some());
     }
 
     #[test]
@@ -1045,10 +1392,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
-            let ledger = Ledger::open(store.clone(), signer()).unwrap();
+            let (ledger, core) = Ledger::open(store.clone(), signer()).unwrap();
             let key = IssuerSecretKey::generate().unwrap();
-            let r = ledger.integrate(
-                vec![(Proposal::Entry(Box::new(opened(&key, 1))), Vec::new())],
+            let (_, r) = ledger.integrate(
+                core,
+                vec![(Proposal::opening(opened(&key, 1)).unwrap(), Vec::new())],
                 unix_now(),
             );
             assert!(r[0].is_ok());

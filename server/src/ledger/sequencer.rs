@@ -1,9 +1,14 @@
-//! The sequencer: one task that collects checked submissions from a bounded
-//! queue, and every interval (or as soon as a batch is full) shuffles them with
-//! a CSPRNG (DESIGN P4) and integrates them in one durable commit
-//! ([`Ledger::integrate`]). Each submitter gets its receipt only after the
-//! commit returned (DESIGN I3). A full queue refuses at once
-//! ([`SubmitError::QueueFull`]) instead of queueing without bound (DESIGN §7).
+//! The sequencer: one task that owns the ledger's [`Core`] (rules state and
+//! Merkle tree, no lock), collects verified submissions from a bounded queue,
+//! checks each against the stateful rules as it takes it, and every interval
+//! (or as soon as a batch is full) shuffles them with a CSPRNG (DESIGN P4)
+//! and integrates them in one durable commit ([`Ledger::integrate`], on a
+//! blocking thread, the core moved there and back). Each submitter gets its
+//! receipt only after the commit returned (DESIGN I3). A full queue refuses
+//! at once ([`SubmitError::QueueFull`]) instead of queueing without bound
+//! (DESIGN §7). If an integration fails or panics, the core is rebuilt from
+//! the store before the next batch; readers only ever see the published,
+//! durable view.
 //!
 //! Publication policy (SPEC R-PUB-1): the pledges, amendments and withdrawals
 //! of a campaign whose [`Publication`] holds are kept back, unanswered, until
@@ -28,7 +33,7 @@ use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::CampaignId;
 use rand::RngExt as _;
 
-use super::{Accepted, Ledger, MetaUpdates, Proposal, SubmitError, unix_now};
+use super::{Accepted, Core, Ledger, MetaUpdates, Proposal, SubmitError, unix_now};
 use crate::metrics::Metrics;
 
 /// Batching parameters.
@@ -111,6 +116,7 @@ impl SequencerHandle {
 /// submissions, integrates everything already queued, and exits.
 pub fn spawn(
     ledger: Arc<Ledger>,
+    core: Core,
     config: SequencerConfig,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
@@ -127,6 +133,7 @@ pub fn spawn(
         let mut tick = tokio::time::interval(config.interval.max(Duration::from_millis(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut held = Held::default();
+        let mut core = Some(core);
         loop {
             tokio::select! {
                 biased;
@@ -138,11 +145,12 @@ pub fn spawn(
             loop {
                 let taken = take_batch(&mut rx, max_batch);
                 let was_full = taken.len() == max_batch;
+                let taken = precheck(core.as_ref(), taken);
                 let ready = held.route(&ledger, taken, &config, Instant::now());
                 let mut ready = ready.into_iter().peekable();
                 while ready.peek().is_some() {
                     let batch: Vec<Submission> = ready.by_ref().take(max_batch).collect();
-                    flush(&ledger, &metrics, batch).await;
+                    core = flush(&ledger, &metrics, core, batch).await;
                 }
                 if !was_full {
                     break;
@@ -164,18 +172,42 @@ pub fn spawn(
             for s in refused {
                 let _ = s.reply.send(Err(SubmitError::ShuttingDown));
             }
-            flush(&ledger, &metrics, batch).await;
+            let batch = precheck(core.as_ref(), batch);
+            core = flush(&ledger, &metrics, core, batch).await;
         }
     });
     (handle, task)
+}
+
+/// Answers at once the submissions that break a stateful rule (SPEC §8) or
+/// come after their campaign's deadline, so none is held for a publication
+/// group it cannot join; returns the others. Without a core (the store could
+/// not be read back) every submission is refused.
+fn precheck(core: Option<&Core>, taken: Vec<Submission>) -> Vec<Submission> {
+    let now = unix_now();
+    let mut kept = Vec::with_capacity(taken.len());
+    for s in taken {
+        let verdict = match (core, &s.proposal) {
+            (None, _) => Err(SubmitError::Storage),
+            (Some(core), Proposal::Entry(e)) => core.check(e.entry(), now),
+            (Some(_), Proposal::Close { .. }) => Ok(()),
+        };
+        match verdict {
+            Ok(()) => kept.push(s),
+            Err(e) => {
+                let _ = s.reply.send(Err(e));
+            }
+        }
+    }
+    kept
 }
 
 /// The campaign of a pledge, amendment or withdrawal (the entries a
 /// publication policy holds); `None` for other proposals.
 fn held_campaign(s: &Submission) -> Option<CampaignId> {
     match &s.proposal {
-        Proposal::Entry(e) => match e.as_ref() {
-            Entry::Pledge(_) | Entry::PledgeAmended(_) | Entry::PledgeWithdrawn(_) => {
+        Proposal::Entry(e) => match e.entry() {
+            e @ (Entry::Pledge(_) | Entry::PledgeAmended(_) | Entry::PledgeWithdrawn(_)) => {
                 Some(e.campaign())
             }
             _ => None,
@@ -246,13 +278,13 @@ impl Held {
                 .push((now, s));
         }
         let wall = unix_now();
-        let view = ledger.read();
+        let view = ledger.published();
         let mut release = Vec::new();
         for (c, g) in &mut self.groups {
             // A submitter that went away gets nothing recorded.
             g.waiting.retain(|(_, s)| !s.reply.is_closed());
             let p = ledger.publication(c);
-            let near_deadline = view.state.campaign(c).is_none_or(|camp| {
+            let near_deadline = view.campaign(c).is_none_or(|camp| {
                 wall.saturating_add(DEADLINE_MARGIN) >= camp.definition.deadline()
             });
             let complete = g.waiting.len() >= usize::try_from(p.min_pledges).unwrap_or(usize::MAX);
@@ -319,7 +351,18 @@ async fn wait_for_shutdown(rx: &mut watch::Receiver<bool>) {
     }
 }
 
-async fn flush(ledger: &Arc<Ledger>, metrics: &Arc<Metrics>, mut batch: Vec<Submission>) {
+/// Integrates `batch` into `core` on a blocking thread and answers each
+/// submitter; returns the core for the next batch (rebuilt from the store if
+/// the integration panicked, `None` if that failed too).
+async fn flush(
+    ledger: &Arc<Ledger>,
+    metrics: &Arc<Metrics>,
+    core: Option<Core>,
+    mut batch: Vec<Submission>,
+) -> Option<Core> {
+    if batch.is_empty() {
+        return core;
+    }
     // DESIGN P4: arrival order must not leak into log order.
     batch.shuffle(&mut rand::rng());
     let mut replies = Vec::with_capacity(batch.len());
@@ -328,14 +371,34 @@ async fn flush(ledger: &Arc<Ledger>, metrics: &Arc<Metrics>, mut batch: Vec<Subm
         replies.push(s.reply);
         proposals.push((s.proposal, s.meta));
     }
-    let ledger = ledger.clone();
+    let storage_errors = |n: usize| (0..n).map(|_| Err(SubmitError::Storage)).collect();
+    let Some(core) = core else {
+        for reply in replies {
+            let _ = reply.send(Err(SubmitError::Storage));
+        }
+        return None;
+    };
+    let l = ledger.clone();
     let started = Instant::now();
-    let results = tokio::task::spawn_blocking(move || ledger.integrate(proposals, unix_now()))
-        .await
-        .unwrap_or_else(|_| replies.iter().map(|_| Err(SubmitError::Storage)).collect());
+    let (core, results): (Option<Core>, Vec<_>) =
+        match tokio::task::spawn_blocking(move || l.integrate(core, proposals, unix_now())).await {
+            Ok(r) => r,
+            Err(e) => {
+                // The core went down with the panic: nothing of the batch was
+                // acknowledged or published; rebuild from the durable store.
+                tracing::error!("integrating a batch panicked ({e}); reloading the log");
+                let l = ledger.clone();
+                let core = tokio::task::spawn_blocking(move || l.reload())
+                    .await
+                    .ok()
+                    .flatten();
+                (core, storage_errors(replies.len()))
+            }
+        };
     metrics.record_batch(started.elapsed(), &results);
     for (reply, result) in replies.into_iter().zip(results) {
         // The submitter may have gone away; its entry is in the log anyway.
         let _ = reply.send(result);
     }
+    core
 }

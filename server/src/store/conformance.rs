@@ -1,14 +1,50 @@
-//! The shared conformance suite of the [`Store`] contract: every test here is a
-//! function of the backend and runs once per backend (modules `on_redb` and
-//! `on_sled` at the bottom), each on its own temporary data folder.
+//! The conformance suite of the [`Store`] contract, for every backend: each
+//! case is a public function of a [`Fixture`] (a factory of fresh stores),
+//! so that a backend outside this crate runs the same cases as redb and
+//! sled. Compiled for this crate's own tests and, for other crates, with the
+//! `conformance` feature of `pledge-server`.
+//!
+//! A backend runs the whole suite, one `#[test]` per case, with
+//! [`store_conformance!`](crate::store_conformance):
+//!
+//! ```ignore
+//! use pledge_server::store::conformance::Fixture;
+//! use pledge_server::store::{Store, StoreError};
+//!
+//! /// Each place is a fresh, empty database.
+//! struct Postgres;
+//!
+//! impl Fixture for Postgres {
+//!     type Place = TestDatabase; // dropped at the end of a case: clean up there
+//!     fn place(&self) -> TestDatabase {
+//!         TestDatabase::create()
+//!     }
+//!     fn open(&self, db: &TestDatabase) -> Result<Arc<dyn Store>, StoreError> {
+//!         Ok(Arc::new(PostgresStore::connect(db.url())?))
+//!     }
+//! }
+//!
+//! pledge_server::store_conformance!(on_postgres, Postgres);
+//! // Or, where the database is not always there:
+//! pledge_server::store_conformance!(
+//!     #[ignore = "needs a PostgreSQL server"] on_postgres, Postgres
+//! );
+//! ```
+//!
+//! redb and sled run it through [`Embedded`] (modules `on_redb` and
+//! `on_sled` of this module's tests). What only an embedded store has (its
+//! files, their modes, the folder lock, a read-only folder, damage done with
+//! the engine itself) is checked in this module's `embedded` tests.
+//!
+//! A new case is a public function here, added to the list in
+//! [`store_conformance!`](crate::store_conformance).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
-use std::{env, fs, thread};
+use std::thread;
 
 use pledge_protocol::hash::{Hash, Nullifier, sha256};
 
@@ -16,12 +52,55 @@ use super::{
     Backend, Batch, BatchEntry, IssueTxn, Mark, Store, StoreError, StoredHash, open_store,
 };
 
+#[cfg(test)]
+mod embedded;
+
+// ---------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------
+
+/// What the suite needs of a backend: fresh stores, and opening one again.
+pub trait Fixture {
+    /// Where one store lives (a temporary folder, a fresh database): made by
+    /// [`Fixture::place`], dropped at the end of the case that made it.
+    type Place;
+
+    /// A new place that holds no store yet. A case calls it once per store
+    /// it uses.
+    fn place(&self) -> Self::Place;
+
+    /// Opens the store at `place`, creating it on the first call. A case
+    /// opens a place again only after dropping every handle of the previous
+    /// open, and expects everything committed before to be there.
+    ///
+    /// # Errors
+    /// Whatever the backend refuses the open with.
+    fn open(&self, place: &Self::Place) -> Result<Arc<dyn Store>, StoreError>;
+}
+
+/// The embedded backends ([`Backend`]): each place is a fresh temporary data
+/// folder, removed when the case ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Embedded(pub Backend);
+
+impl Fixture for Embedded {
+    type Place = tempfile::TempDir;
+
+    fn place(&self) -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    fn open(&self, place: &tempfile::TempDir) -> Result<Arc<dyn Store>, StoreError> {
+        open_store(self.0, place.path())
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn open(backend: Backend, dir: &Path) -> Arc<dyn Store> {
-    open_store(backend, dir).unwrap_or_else(|e| panic!("open {backend} in {dir:?}: {e}"))
+fn open<F: Fixture>(f: &F, place: &F::Place) -> Arc<dyn Store> {
+    f.open(place).unwrap_or_else(|e| panic!("open: {e}"))
 }
 
 fn nul(i: u64) -> Nullifier {
@@ -130,31 +209,23 @@ fn snapshot(s: &dyn Store) -> Snapshot {
 // The suite
 // ---------------------------------------------------------------------------
 
-fn fresh_store_is_empty(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+/// A fresh store has no entry, checkpoint, metadata or counter.
+pub fn fresh_store_is_empty<F: Fixture>(f: &F) {
+    let place = f.place();
+    let s = open(f, &place);
     assert_eq!(s.size().unwrap(), 0);
     assert_eq!(s.checkpoint().unwrap(), None);
     assert_eq!(s.entry(0).unwrap(), None);
     assert_eq!(s.entries(0, 0).unwrap(), Vec::<Vec<u8>>::new());
     assert_eq!(s.meta(b"k1").unwrap(), None);
     assert_eq!(s.counter(b"count/c1").unwrap(), 0);
-    assert!(dir.path().join(b.file_name()).exists());
-    // A data folder the store creates is private to its user.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let nested = dir.path().join("a/data");
-        drop(open(b, &nested));
-        let mode = fs::metadata(&nested).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o700, "mode {mode:o}");
-        assert!(nested.join(b.file_name()).exists());
-    }
 }
 
-fn sequence_numbers_are_assigned_in_order(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+/// Batches append at the size in order; entries, nullifiers, level-0 hashes,
+/// checkpoint and metadata are readable after the commit.
+pub fn sequence_numbers_are_assigned_in_order<F: Fixture>(f: &F) {
+    let place = f.place();
+    let s = open(f, &place);
     s.commit_batch(batch(0, 3)).unwrap();
     s.commit_batch(batch(3, 1)).unwrap();
     s.commit_batch(batch(4, 5)).unwrap();
@@ -185,9 +256,10 @@ fn sequence_numbers_are_assigned_in_order(b: Backend) {
     assert_eq!(s.nullifier_index(&nul(10)).unwrap(), Some(10));
 }
 
-fn empty_batch_updates_checkpoint_and_meta(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+/// A batch without entries still writes its hashes, checkpoint and metadata.
+pub fn empty_batch_updates_checkpoint_and_meta<F: Fixture>(f: &F) {
+    let place = f.place();
+    let s = open(f, &place);
     s.commit_batch(batch(0, 2)).unwrap();
     let empty = Batch {
         first_index: 2,
@@ -211,9 +283,10 @@ fn empty_batch_updates_checkpoint_and_meta(b: Backend) {
     assert_eq!(s.meta(b"tally/last").unwrap(), None);
 }
 
-fn wrong_first_index_is_a_conflict(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+/// A batch not starting at the size is a `Conflict` and writes nothing.
+pub fn wrong_first_index_is_a_conflict<F: Fixture>(f: &F) {
+    let place = f.place();
+    let s = open(f, &place);
     match s.commit_batch(batch(1, 2)) {
         Err(StoreError::Conflict {
             expected: 0,
@@ -237,9 +310,10 @@ fn wrong_first_index_is_a_conflict(b: Backend) {
     assert_eq!(snapshot(&*s), before);
 }
 
-fn duplicate_nullifier_in_store_is_refused_whole(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+/// A batch spending a nullifier already in the store is refused whole.
+pub fn duplicate_nullifier_in_store_is_refused_whole<F: Fixture>(f: &F) {
+    let place = f.place();
+    let s = open(f, &place);
     s.commit_batch(batch(0, 3)).unwrap();
     let before = snapshot(&*s);
     let mut dup = batch(3, 4);
@@ -261,9 +335,10 @@ fn duplicate_nullifier_in_store_is_refused_whole(b: Backend) {
     assert_eq!(s.size().unwrap(), 7);
 }
 
-fn duplicate_nullifier_within_batch_is_refused_whole(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+/// A batch spending one nullifier twice is refused whole.
+pub fn duplicate_nullifier_within_batch_is_refused_whole<F: Fixture>(f: &F) {
+    let place = f.place();
+    let s = open(f, &place);
     s.commit_batch(batch(0, 1)).unwrap();
     let before = snapshot(&*s);
     let mut dup = batch(1, 3);
@@ -275,9 +350,10 @@ fn duplicate_nullifier_within_batch_is_refused_whole(b: Backend) {
     assert_eq!(snapshot(&*s), before);
 }
 
-fn stored_hashes_are_append_only(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+/// A stored hash can be written again with its value, never changed.
+pub fn stored_hashes_are_append_only<F: Fixture>(f: &F) {
+    let place = f.place();
+    let s = open(f, &place);
     s.commit_batch(batch(0, 2)).unwrap();
     // Rewriting a hash with the same value is fine (a re-sent partial tile).
     let mut same = batch(2, 1);
@@ -301,9 +377,10 @@ fn stored_hashes_are_append_only(b: Backend) {
     assert_eq!(snapshot(&*s), before);
 }
 
-fn malformed_batches_are_invalid(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+/// Malformed batches are `Invalid` and leave the handle usable.
+pub fn malformed_batches_are_invalid<F: Fixture>(f: &F) {
+    let place = f.place();
+    let s = open(f, &place);
     let mut no_cp = batch(0, 1);
     no_cp.checkpoint.clear();
     assert!(matches!(s.commit_batch(no_cp), Err(StoreError::Invalid(_))));
@@ -319,9 +396,10 @@ fn malformed_batches_are_invalid(b: Backend) {
     s.commit_batch(batch(0, 1)).unwrap();
 }
 
-fn entry_ranges_and_bounds(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+/// Entry ranges inside the size are served; others are `OutOfRange`.
+pub fn entry_ranges_and_bounds<F: Fixture>(f: &F) {
+    let place = f.place();
+    let s = open(f, &place);
     s.commit_batch(batch(0, 10)).unwrap();
     assert_eq!(s.entries(2, 5).unwrap(), vec![data(2), data(3), data(4)]);
     assert_eq!(
@@ -345,9 +423,10 @@ fn entry_ranges_and_bounds(b: Backend) {
     assert_eq!(s.entry(u64::MAX).unwrap(), None);
 }
 
-fn hash_ranges(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+/// Hash ranges by level; a missing one is `MissingHash`, levels kept apart.
+pub fn hash_ranges<F: Fixture>(f: &F) {
+    let place = f.place();
+    let s = open(f, &place);
     let mut b0 = batch(0, 4);
     // Level-1 nodes 0 and 1 over the four leaves, and level 2 node 0.
     for (level, index) in [(1u8, 0u64), (1, 1), (2, 0)] {
@@ -390,10 +469,11 @@ fn hash_ranges(b: Backend) {
     assert_eq!(s.hash(0, u64::MAX).unwrap(), None);
 }
 
-fn reopen_preserves_everything(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
+/// Everything committed is there after a reopen, and the store goes on.
+pub fn reopen_preserves_everything<F: Fixture>(f: &F) {
+    let place = f.place();
     let before = {
-        let s = open(b, dir.path());
+        let s = open(f, &place);
         s.commit_batch(batch(0, 5)).unwrap();
         s.commit_batch(batch(5, 2)).unwrap();
         s.add_marks(b"invite", &[mark(1), mark(2), mark(3)])
@@ -410,7 +490,7 @@ fn reopen_preserves_everything(b: Backend) {
         // `s` (the only handle) drops here.
     };
     assert_eq!(before.size, 7);
-    let s = open(b, dir.path());
+    let s = open(f, &place);
     assert_eq!(snapshot(&*s), before);
     assert_eq!(s.counter(b"count/c1").unwrap(), 1);
     // And the reopened store keeps working from where it was.
@@ -420,7 +500,7 @@ fn reopen_preserves_everything(b: Backend) {
         Err(StoreError::DuplicateNullifier { position: 0 })
     ));
     drop(s);
-    let s = open(b, dir.path());
+    let s = open(f, &place);
     assert_eq!(s.size().unwrap(), 8);
     assert_eq!(s.checkpoint().unwrap(), Some(checkpoint_for(8)));
 }
@@ -436,9 +516,11 @@ impl TapNullifier for Batch {
     }
 }
 
-fn issue_applies_everything_on_success(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+/// An issue transaction applies its takes, inserts, puts, deletes and
+/// increments together.
+pub fn issue_applies_everything_on_success<F: Fixture>(f: &F) {
+    let place = f.place();
+    let s = open(f, &place);
     assert_eq!(s.add_marks(b"invite", &[mark(1), mark(2)]).unwrap(), 2);
     s.issue(IssueTxn {
         put: vec![
@@ -477,9 +559,10 @@ fn issue_applies_everything_on_success(b: Backend) {
     }
 }
 
-fn issue_failure_applies_nothing(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+/// A refused issue transaction applies nothing of what it carried.
+pub fn issue_failure_applies_nothing<F: Fixture>(f: &F) {
+    let place = f.place();
+    let s = open(f, &place);
     s.add_marks(b"invite", &[mark(1), mark(2)]).unwrap();
     s.issue(IssueTxn {
         insert: vec![(b"person/c1".to_vec(), mark(3))],
@@ -584,9 +667,10 @@ fn issue_failure_applies_nothing(b: Backend) {
     .unwrap();
 }
 
-fn add_marks_is_idempotent(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+/// Adding marks twice counts them once; over-long set names are `Invalid`.
+pub fn add_marks_is_idempotent<F: Fixture>(f: &F) {
+    let place = f.place();
+    let s = open(f, &place);
     assert_eq!(s.add_marks(b"invite", &[mark(1), mark(2)]).unwrap(), 2);
     assert_eq!(
         s.add_marks(b"invite", &[mark(2), mark(3), mark(3)])
@@ -609,10 +693,11 @@ fn add_marks_is_idempotent(b: Backend) {
     ));
 }
 
-fn drop_set_deletes_the_set_and_keys_only(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
+/// `drop_set` deletes one set and the keys named, nothing else, durably.
+pub fn drop_set_deletes_the_set_and_keys_only<F: Fixture>(f: &F) {
+    let place = f.place();
     {
-        let s = open(b, dir.path());
+        let s = open(f, &place);
         let all: Vec<Mark> = (0..8).map(mark).collect();
         s.add_marks(b"person/c1", &all).unwrap();
         s.add_marks(b"person/c1x", &all[..2]).unwrap(); // a set whose name extends c1's
@@ -645,7 +730,7 @@ fn drop_set_deletes_the_set_and_keys_only(b: Backend) {
         s.add_marks(b"person/c1", &[mark(1)]).unwrap();
         assert_eq!(s.drop_set(b"person/c1", &[]).unwrap(), 1);
     }
-    let s = open(b, dir.path());
+    let s = open(f, &place);
     for m in 0..8 {
         assert!(!s.contains_mark(b"person/c1", &mark(m)).unwrap());
     }
@@ -657,10 +742,11 @@ fn drop_set_deletes_the_set_and_keys_only(b: Backend) {
     assert_eq!(s.meta(b"k1").unwrap(), Some(b"kept".to_vec()));
 }
 
-fn concurrent_issue_of_one_mark_has_one_winner(b: Backend) {
+/// Concurrent issues racing on one mark: exactly one wins each race.
+pub fn concurrent_issue_of_one_mark_has_one_winner<F: Fixture>(f: &F) {
     const THREADS: usize = 8;
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+    let place = f.place();
+    let s = open(f, &place);
     s.add_marks(b"invite", &[mark(9)]).unwrap();
     let barrier = Arc::new(Barrier::new(THREADS));
     let handles: Vec<_> = (0..THREADS)
@@ -701,11 +787,12 @@ fn concurrent_issue_of_one_mark_has_one_winner(b: Backend) {
     assert_eq!(s.counter(b"count/invites").unwrap(), 1);
 }
 
-fn concurrent_spend_of_one_nullifier_has_one_winner(b: Backend) {
+/// Concurrent batches at one index spending one nullifier: one commits.
+pub fn concurrent_spend_of_one_nullifier_has_one_winner<F: Fixture>(f: &F) {
     // Two sequencers (a bug, but the store must still hold): both try to
     // append a batch spending the same nullifier at the same index.
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+    let place = f.place();
+    let s = open(f, &place);
     let barrier = Arc::new(Barrier::new(4));
     let handles: Vec<_> = (0..4)
         .map(|_| {
@@ -732,11 +819,13 @@ fn concurrent_spend_of_one_nullifier_has_one_winner(b: Backend) {
     assert_eq!(s.size().unwrap(), 2);
 }
 
-fn readers_see_only_whole_batches(b: Backend) {
+/// Readers running during commits see whole batches only, never a size
+/// going back.
+pub fn readers_see_only_whole_batches<F: Fixture>(f: &F) {
     const BATCH: u64 = 5;
     const BATCHES: u64 = 30;
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
+    let place = f.place();
+    let s = open(f, &place);
     let done = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|_| {
@@ -780,282 +869,60 @@ fn readers_see_only_whole_batches(b: Backend) {
     assert_eq!(s.size().unwrap(), BATCH * BATCHES);
 }
 
-fn second_open_is_locked_and_other_backend_refused(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(b, dir.path());
-    s.commit_batch(batch(0, 1)).unwrap();
-    match open_store(b, dir.path()) {
-        Err(StoreError::Locked { path }) => assert_eq!(path, dir.path()),
-        other => panic!("expected Locked, got {other:?}"),
-    }
-    drop(s);
-    let other = Backend::ALL.into_iter().find(|o| *o != b).unwrap();
-    match open_store(other, dir.path()) {
-        Err(e @ StoreError::WrongBackend { .. }) => {
-            let msg = e.to_string();
-            assert!(
-                msg.contains(b.name()) && msg.contains(other.name()),
-                "{msg}"
-            );
-        }
-        other => panic!("expected WrongBackend, got {other:?}"),
-    }
-    // The refused open created nothing of the other backend.
-    assert!(!dir.path().join(other.file_name()).exists());
-    assert_eq!(open(b, dir.path()).size().unwrap(), 1);
-}
-
-fn open_detects_broken_invariants(b: Backend) {
-    // An entry missing below the size counter (a gap).
-    let dir = tempfile::tempdir().unwrap();
-    drop({
-        let s = open(b, dir.path());
-        s.commit_batch(batch(0, 4)).unwrap();
-        s
-    });
-    tamper(b, dir.path(), Tamper::RemoveEntry(2));
-    match open_store(b, dir.path()) {
-        Err(StoreError::Corrupt(msg)) => assert!(msg.contains("size counter"), "{msg}"),
-        other => panic!("expected Corrupt, got {other:?}"),
-    }
-    // A layout version from the future.
-    let dir = tempfile::tempdir().unwrap();
-    drop(open(b, dir.path()));
-    tamper(b, dir.path(), Tamper::Format(2));
-    match open_store(b, dir.path()) {
-        Err(StoreError::Corrupt(msg)) => assert!(msg.contains("version 2"), "{msg}"),
-        other => panic!("expected Corrupt, got {other:?}"),
-    }
-}
-
-enum Tamper {
-    RemoveEntry(u64),
-    Format(u64),
-}
-
-/// Edits a closed store behind the contract's back, with the engine itself.
-fn tamper(b: Backend, dir: &Path, what: Tamper) {
-    match b {
-        Backend::Redb => {
-            use ::redb::{Database, TableDefinition};
-            let entries: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
-            let state: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
-            let db = Database::create(dir.join(b.file_name())).unwrap();
-            let txn = db.begin_write().unwrap();
-            match what {
-                Tamper::RemoveEntry(i) => {
-                    txn.open_table(entries).unwrap().remove(i).unwrap();
-                }
-                Tamper::Format(v) => {
-                    txn.open_table(state)
-                        .unwrap()
-                        .insert(super::STATE_FORMAT, v.to_be_bytes().as_slice())
-                        .unwrap();
-                }
-            }
-            txn.commit().unwrap();
-        }
-        Backend::Sled => {
-            // sled releases its file lock from a background thread after a drop.
-            let started = std::time::Instant::now();
-            let db = loop {
-                match ::sled::open(dir.join(b.file_name())) {
-                    Ok(db) => break db,
-                    Err(_) if started.elapsed().as_secs() < 2 => {
-                        thread::sleep(std::time::Duration::from_millis(10));
-                    }
-                    Err(e) => panic!("{e}"),
-                }
-            };
-            match what {
-                Tamper::RemoveEntry(i) => {
-                    db.open_tree("entries")
-                        .unwrap()
-                        .remove(i.to_be_bytes())
-                        .unwrap();
-                }
-                Tamper::Format(v) => {
-                    db.open_tree("state")
-                        .unwrap()
-                        .insert(super::STATE_FORMAT, &v.to_be_bytes())
-                        .unwrap();
-                }
-            }
-            db.flush().unwrap();
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
-// Read-only data folder
+// One test per case
 // ---------------------------------------------------------------------------
 
-#[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// Sets folders to `dir_mode` and files to `file_mode`, depth first.
-#[cfg(unix)]
-fn set_mode_tree(path: &Path, dir_mode: u32, file_mode: u32) {
-    if path.is_dir() {
-        set_mode(path, 0o700); // to be able to list it
-        for e in fs::read_dir(path).unwrap() {
-            set_mode_tree(&e.unwrap().path(), dir_mode, file_mode);
-        }
-        set_mode(path, dir_mode);
-    } else {
-        set_mode(path, file_mode);
-    }
-}
-
-/// Whether this process can create a file in `dir` (root can, whatever the mode).
-fn can_write(dir: &Path) -> bool {
-    let probe = dir.join(".write-probe");
-    match fs::File::create(&probe) {
-        Ok(_) => {
-            let _ = fs::remove_file(&probe);
-            true
-        }
-        Err(_) => false,
-    }
-}
-
-fn assert_read_only(b: Backend, dir: &Path) {
-    match open_store(b, dir) {
-        Err(e @ StoreError::ReadOnly { .. }) => {
-            let msg = e.to_string();
-            assert!(
-                msg.contains("read-only") && msg.contains(&*dir.to_string_lossy()),
-                "{msg}"
-            );
-        }
-        other => panic!("{b} in read-only {dir:?}: expected ReadOnly, got {other:?}"),
-    }
-}
-
-const RO_DIR: &str = "PLEDGE_STORE_TEST_RO_DIR";
-const RO_BACKEND: &str = "PLEDGE_STORE_TEST_RO_BACKEND";
-
-/// Runs [`read_only_child`] in a child process that has dropped
-/// `CAP_DAC_OVERRIDE` (and friends), so that file modes bind it even as root.
-/// Returns `false` if privileges could not be dropped on this machine.
-fn check_read_only_in_child(b: Backend, dir: &Path) -> bool {
-    let exe = env::current_exe().unwrap();
-    let name = format!(
-        "{}::read_only_child",
-        module_path!().split_once("::").unwrap().1
-    );
-    let out = std::process::Command::new("setpriv")
-        .arg("--bounding-set=-dac_override,-dac_read_search,-fowner")
-        .arg("--")
-        .arg(&exe)
-        .args([name.as_str(), "--exact", "--ignored", "--test-threads=1"])
-        .env(RO_DIR, dir)
-        .env(RO_BACKEND, b.name())
-        .output();
-    let Ok(out) = out else {
-        return false;
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !stdout.contains("running 1 test") {
-        // setpriv itself refused (no such capability support): not our test.
-        eprintln!(
-            "could not drop CAP_DAC_OVERRIDE: {}",
-            String::from_utf8_lossy(&out.stderr)
+/// Runs the store conformance suite ([`store::conformance`](crate::store::conformance))
+/// on a backend: `store_conformance!(module, fixture)` makes a module
+/// `module` with one `#[test]` per case, each calling the case with
+/// `&fixture` (the expression is evaluated in each test, inside `module`, which
+/// sees the items of the module around it). Attributes before the module name
+/// go on every test (`#[ignore = "..."]`).
+///
+/// Needs the `conformance` feature of `pledge-server` outside this crate.
+#[macro_export]
+macro_rules! store_conformance {
+    ($(#[$attr:meta])* $module:ident, $fixture:expr $(,)?) => {
+        $crate::store_conformance!(
+            @cases [$(#[$attr])*] $module, $fixture;
+            fresh_store_is_empty,
+            sequence_numbers_are_assigned_in_order,
+            empty_batch_updates_checkpoint_and_meta,
+            wrong_first_index_is_a_conflict,
+            duplicate_nullifier_in_store_is_refused_whole,
+            duplicate_nullifier_within_batch_is_refused_whole,
+            stored_hashes_are_append_only,
+            malformed_batches_are_invalid,
+            entry_ranges_and_bounds,
+            hash_ranges,
+            reopen_preserves_everything,
+            issue_applies_everything_on_success,
+            issue_failure_applies_nothing,
+            add_marks_is_idempotent,
+            drop_set_deletes_the_set_and_keys_only,
+            concurrent_issue_of_one_mark_has_one_winner,
+            concurrent_spend_of_one_nullifier_has_one_winner,
+            readers_see_only_whole_batches,
         );
-        return false;
-    }
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    true
-}
-
-#[cfg(unix)]
-#[test]
-fn read_only_data_folder_is_refused_clearly() {
-    for b in Backend::ALL {
-        let tmp = tempfile::tempdir().unwrap();
-        // A fresh, empty data folder with mode 0500.
-        let fresh = tmp.path().join("fresh");
-        fs::create_dir(&fresh).unwrap();
-        set_mode(&fresh, 0o500);
-        // An existing store made read-only: folders 0500, files 0400.
-        let existing = tmp.path().join("existing");
-        drop({
-            let s = open(b, &existing);
-            s.commit_batch(batch(0, 2)).unwrap();
-            s
-        });
-        set_mode_tree(&existing, 0o500, 0o400);
-        for dir in [&fresh, &existing] {
-            if can_write(dir) {
-                // Root with CAP_DAC_OVERRIDE ignores the modes: check in a child
-                // process without that capability instead of pretending.
-                if !check_read_only_in_child(b, dir) {
-                    eprintln!(
-                        "NOTE: {b}: running with CAP_DAC_OVERRIDE and unable to drop it; \
-                         the read-only folder check was not exercised"
-                    );
-                }
-            } else {
-                assert_read_only(b, dir);
-            }
-        }
-        set_mode_tree(tmp.path(), 0o700, 0o600);
-    }
-}
-
-/// Helper run in a child process by [`read_only_data_folder_is_refused_clearly`].
-#[test]
-#[ignore = "run by read_only_data_folder_is_refused_clearly in a child process"]
-fn read_only_child() {
-    let (Ok(dir), Ok(b)) = (env::var(RO_DIR), env::var(RO_BACKEND)) else {
-        return;
     };
-    let dir = PathBuf::from(dir);
-    assert!(!can_write(&dir), "the child can still write to {dir:?}");
-    assert_read_only(b.parse().unwrap(), &dir);
-}
-
-// ---------------------------------------------------------------------------
-// One test per (backend, case)
-// ---------------------------------------------------------------------------
-
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod on_redb {
-            $( #[test] fn $case() { super::$case(super::Backend::Redb) } )*
+    (@cases $attrs:tt $module:ident, $fixture:expr; $($case:ident,)*) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $( $crate::store_conformance!(@case $attrs $case, $fixture); )*
         }
-        mod on_sled {
-            $( #[test] fn $case() { super::$case(super::Backend::Sled) } )*
+    };
+    (@case [$($attr:tt)*] $case:ident, $fixture:expr) => {
+        #[test]
+        $($attr)*
+        fn $case() {
+            $crate::store::conformance::$case(&$fixture)
         }
     };
 }
 
-conformance!(
-    fresh_store_is_empty,
-    sequence_numbers_are_assigned_in_order,
-    empty_batch_updates_checkpoint_and_meta,
-    wrong_first_index_is_a_conflict,
-    duplicate_nullifier_in_store_is_refused_whole,
-    duplicate_nullifier_within_batch_is_refused_whole,
-    stored_hashes_are_append_only,
-    malformed_batches_are_invalid,
-    entry_ranges_and_bounds,
-    hash_ranges,
-    reopen_preserves_everything,
-    issue_applies_everything_on_success,
-    issue_failure_applies_nothing,
-    add_marks_is_idempotent,
-    drop_set_deletes_the_set_and_keys_only,
-    concurrent_issue_of_one_mark_has_one_winner,
-    concurrent_spend_of_one_nullifier_has_one_winner,
-    readers_see_only_whole_batches,
-    second_open_is_locked_and_other_backend_refused,
-    open_detects_broken_invariants,
-);
+#[cfg(test)]
+crate::store_conformance!(on_redb, super::Embedded(super::Backend::Redb));
+#[cfg(test)]
+crate::store_conformance!(on_sled, super::Embedded(super::Backend::Sled));

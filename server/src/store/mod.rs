@@ -1,7 +1,8 @@
 //! Durable storage for the ledger and the issuer: one trait with a written
 //! contract ([`Store`]) and two embedded backends, [`redb`](RedbStore) and
 //! [`sled`](SledStore), run through one shared conformance suite
-//! (`conformance.rs`). Which one is the default is decided by the fault suite
+//! (`conformance.rs`, public with the `conformance` feature, for other
+//! backends). Which one is the default is decided by the fault suite
 //! (kill/EIO sweep); see [`SledStore`] for sled's known durability gaps.
 //!
 //! Nothing outside this module imports `redb` or `sled`.
@@ -35,8 +36,8 @@ use pledge_protocol::hash::{Hash, Nullifier};
 mod redb;
 mod sled;
 
-#[cfg(test)]
-mod conformance;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 
 pub use self::redb::RedbStore;
 pub use self::sled::SledStore;
@@ -337,7 +338,9 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// The storage contract of the ledger and the issuer.
+/// Reading metadata: shared by both sides of the store ([`LogStore`],
+/// [`IssuerStore`]), which write it (one key space in one engine). The
+/// storage contract below holds for every method of the three traits.
 ///
 /// # Atomicity and durability (SPEC R-STORE-2)
 ///
@@ -363,13 +366,29 @@ pub enum StoreError {
 /// # Privacy (SPEC R-PRIV-1, R-STORE-4)
 ///
 /// The store keeps only what the caller passes in; it adds no timestamps and no
-/// request metadata. Deleting a key or a set ([`Store::drop_set`],
+/// request metadata. Deleting a key or a set ([`IssuerStore::drop_set`],
 /// `IssueTxn::delete`) removes it from the database's view, but neither engine
 /// guarantees physical erasure: freed pages (redb) or old log segments (sled) may
 /// keep the bytes on disk until they are reused or the file is compacted, and the
 /// file system or drive may keep copies. Secret keys kept as metadata should be
 /// treated as recoverable from a disk image taken before it is overwritten.
-pub trait Store: Send + Sync + fmt::Debug + 'static {
+pub trait MetaStore: Send + Sync + fmt::Debug + 'static {
+    /// The metadata value under `key`, if any.
+    ///
+    /// # Security
+    /// The returned buffer is not zeroized; wrap secret values at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Failed`].
+    fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// The log's side of the store (SPEC R-STORE-1…R-STORE-3, R-STORE-6): entries,
+/// nullifier index, Merkle stored hashes, the checkpoint, and the ledger's
+/// own metadata written with its batches. The ledger holds only this trait:
+/// it cannot write issuance state, and nothing of the issuer's (its secret
+/// keys above all, R-STORE-7) passes through it.
+pub trait LogStore: MetaStore {
     /// The number of committed log entries.
     ///
     /// # Errors
@@ -442,16 +461,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// [`StoreError::Backend`], [`StoreError::Failed`].
     fn checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError>;
+}
 
-    /// The metadata value under `key`, if any.
-    ///
-    /// # Security
-    /// The returned buffer is not zeroized; wrap secret values at once.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`], [`StoreError::Failed`].
-    fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
-
+/// The issuer's side of the store (SPEC R-STORE-4, R-STORE-5, R-STORE-7):
+/// issuance transactions, mark sets and counters. The issuer and the
+/// attesters hold only this trait: they cannot touch the log.
+pub trait IssuerStore: MetaStore {
     /// Applies an issuer/attester transaction atomically and durably (SPEC
     /// R-STORE-5), in the order documented on [`IssueTxn`].
     ///
@@ -494,7 +509,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] if the value is not 8 bytes, and the errors of
-    /// [`Store::meta`].
+    /// [`MetaStore::meta`].
     fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
         match self.meta(key)? {
             None => Ok(0),
@@ -502,6 +517,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         }
     }
 }
+
+/// A whole store: both sides, in one engine and one data folder (the
+/// embedded backends), opened once and handed to the ledger as a
+/// [`LogStore`] and to the issuer as an [`IssuerStore`].
+pub trait Store: LogStore + IssuerStore {}
+
+impl<T: LogStore + IssuerStore> Store for T {}
 
 // ---------------------------------------------------------------------------
 // Helpers shared by both backends. Key layouts (big-endian, so byte order is

@@ -13,9 +13,9 @@ use redb::{
 };
 
 use super::{
-    Backend, Batch, IssueTxn, Mark, STATE_CHECKPOINT, STATE_FORMAT, STATE_SIZE, Store, StoreError,
-    check_batch_shape, check_open_invariants, decode_hash, decode_u64, incremented, is_read_only,
-    mark_key, prepare_dir, set_prefix, sync_dir,
+    Backend, Batch, IssueTxn, IssuerStore, LogStore, Mark, MetaStore, STATE_CHECKPOINT,
+    STATE_FORMAT, STATE_SIZE, StoreError, check_batch_shape, check_open_invariants, decode_hash,
+    decode_u64, incremented, is_read_only, mark_key, prepare_dir, set_prefix, sync_dir,
 };
 
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
@@ -201,7 +201,15 @@ fn read_size(r: &ReadTransaction) -> Result<u64, StoreError> {
     }
 }
 
-impl Store for RedbStore {
+impl MetaStore for RedbStore {
+    fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let r = self.begin_read()?;
+        let t = r.open_table(META).map_err(backend)?;
+        Ok(t.get(key).map_err(backend)?.map(|v| v.value().to_vec()))
+    }
+}
+
+impl LogStore for RedbStore {
     fn size(&self) -> Result<u64, StoreError> {
         read_size(&self.begin_read()?)
     }
@@ -349,13 +357,9 @@ impl Store for RedbStore {
             .map_err(backend)?
             .map(|v| v.value().to_vec()))
     }
+}
 
-    fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let r = self.begin_read()?;
-        let t = r.open_table(META).map_err(backend)?;
-        Ok(t.get(key).map_err(backend)?.map(|v| v.value().to_vec()))
-    }
-
+impl IssuerStore for RedbStore {
     fn issue(&self, txn_spec: IssueTxn) -> Result<(), StoreError> {
         // Encode keys first: a bad set name fails before the write lock.
         let takes = txn_spec

@@ -16,9 +16,9 @@ use sled::transaction::{
 use sled::{Db, IVec, Tree};
 
 use super::{
-    Backend, Batch, IssueTxn, Mark, STATE_CHECKPOINT, STATE_FORMAT, STATE_SIZE, Store, StoreError,
-    check_batch_shape, check_open_invariants, decode_hash, decode_u64, hash_key, incremented,
-    is_read_only, mark_key, prepare_dir, set_prefix, sync_dir,
+    Backend, Batch, IssueTxn, IssuerStore, LogStore, Mark, MetaStore, STATE_CHECKPOINT,
+    STATE_FORMAT, STATE_SIZE, StoreError, check_batch_shape, check_open_invariants, decode_hash,
+    decode_u64, hash_key, incremented, is_read_only, mark_key, prepare_dir, set_prefix, sync_dir,
 };
 
 /// [`Store`] on sled 0.34.7.
@@ -244,7 +244,14 @@ fn mark_keys<'a>(
     pairs.map(|(s, m)| mark_key(s, m)).collect()
 }
 
-impl Store for SledStore {
+impl MetaStore for SledStore {
+    fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check_ok()?;
+        Ok(self.meta.get(key).map_err(backend)?.map(|v| v.to_vec()))
+    }
+}
+
+impl LogStore for SledStore {
     fn size(&self) -> Result<u64, StoreError> {
         self.check_ok()?;
         self.read_size()
@@ -403,12 +410,9 @@ impl Store for SledStore {
             .map_err(backend)?
             .map(|v| v.to_vec()))
     }
+}
 
-    fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.check_ok()?;
-        Ok(self.meta.get(key).map_err(backend)?.map(|v| v.to_vec()))
-    }
-
+impl IssuerStore for SledStore {
     fn issue(&self, spec: IssueTxn) -> Result<(), StoreError> {
         let takes = mark_keys(spec.take.iter().map(|(s, m)| (s.as_slice(), m)))?;
         let inserts = mark_keys(spec.insert.iter().map(|(s, m)| (s.as_slice(), m)))?;

@@ -2,7 +2,8 @@
 //! over loopback HTTP and measures, in one run, issuance (tokens/s), durable
 //! pledge submission (pledges/s, latency percentiles at a given concurrency),
 //! the auditor (entries/s), the server's peak RSS and bytes on disk per pledge,
-//! plus the machine's limit: OpenSSL RSA-2048 private operations and
+//! the latency of reads (checkpoint, campaign list) while pledges are being
+//! written, plus the machine's limit: OpenSSL RSA-2048 private operations and
 //! verifications per second, measured in this process. Every result is printed
 //! both as an absolute figure and as a ratio to that limit, in a table and in
 //! one machine-readable `RESULT key=value …` line per run.
@@ -82,6 +83,11 @@ struct Args {
     /// printed as one `CURVE key=value …` line per point.
     #[arg(long, value_delimiter = ',')]
     curve: Vec<usize>,
+    /// Readers polling `GET /checkpoint` and `GET /v1/campaigns` in a loop
+    /// while pledges are submitted: the latency of reads under write load
+    /// (`read_p50_ms`, `read_p99_ms`).
+    #[arg(long, default_value_t = 4)]
+    readers: usize,
 }
 
 /// The server's defaults (server/src/config.rs), for reporting.
@@ -255,11 +261,20 @@ async fn drive(
     // Durable pledges: each answer comes after its batch's durable commit.
     // With --curve, in segments, each followed by a full audit and readings.
     let (mut lat, mut errors, mut submit_s) = (Vec::new(), 0, 0.0);
+    let mut read_lat = Vec::new();
     let mut entries = entries.into_iter();
     let mut done = 0;
     for &point in args.curve.iter().chain([&args.pledges]) {
         let segment: Vec<Vec<u8>> = entries.by_ref().take(point - done).collect();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..args.readers)
+            .map(|_| tokio::spawn(read_loop(client.clone(), stop.clone())))
+            .collect();
         let (seg_lat, seg_errors, seg_s) = submit_all(client, segment, args.concurrency).await;
+        stop.store(true, Ordering::Relaxed);
+        for t in readers {
+            read_lat.extend(t.await??);
+        }
         if point < args.pledges {
             let t0 = Instant::now();
             let report = audit(&AuditOptions::new(server.base.clone()))
@@ -291,6 +306,7 @@ async fn drive(
         done = point;
     }
     lat.sort_by(f64::total_cmp);
+    read_lat.sort_by(f64::total_cmp);
     let accepted = lat.len();
     let pct = |q: f64| percentile(&lat, q);
     r.extend([
@@ -313,6 +329,10 @@ async fn drive(
         ("p50_ms", f(pct(0.50))),
         ("p99_ms", f(pct(0.99))),
         ("max_ms", f(pct(1.0))),
+        ("readers", args.readers.to_string()),
+        ("reads", read_lat.len().to_string()),
+        ("read_p50_ms", f(percentile(&read_lat, 0.50))),
+        ("read_p99_ms", f(percentile(&read_lat, 0.99))),
     ]);
     if errors > 0 {
         bail!("{errors} pledges were refused; see the server's stderr");
@@ -443,6 +463,31 @@ async fn submit_all(
     let wall = started.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
     (lat, errors, wall)
+}
+
+/// Reads the checkpoint and the campaign list in turn until `stop`; returns
+/// each read's latency (seconds). A failed read fails the run.
+async fn read_loop(
+    client: Client,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<Vec<f64>> {
+    let mut lat = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let t0 = Instant::now();
+        if lat.len() % 2 == 0 {
+            client
+                .checkpoint()
+                .await
+                .map_err(|e| anyhow!("reading the checkpoint: {e}"))?;
+        } else {
+            client
+                .campaigns()
+                .await
+                .map_err(|e| anyhow!("reading the campaigns: {e}"))?;
+        }
+        lat.push(t0.elapsed().as_secs_f64());
+    }
+    Ok(lat)
 }
 
 /// The `q` quantile of sorted latencies, in milliseconds.
@@ -767,6 +812,8 @@ fn print_run(r: &Results) {
         ("pledge latency p50 (ms)", "p50_ms", ""),
         ("pledge latency p99 (ms)", "p99_ms", ""),
         ("pledge latency max (ms)", "max_ms", ""),
+        ("read latency p50 under load (ms)", "read_p50_ms", ""),
+        ("read latency p99 under load (ms)", "read_p99_ms", ""),
         ("audit entries/s", "audit_entries_per_s", "audit_ratio"),
         ("audit time (s)", "audit_s", ""),
         ("server peak RSS (KiB)", "rss_peak_kib", ""),

@@ -16,7 +16,7 @@ use pledge_client::client::{Attestation, Client, ClientError};
 use pledge_protocol::checkpoint::verify_checkpoint;
 use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::{CampaignId, Hash, Nullifier};
-use pledge_protocol::ledger::{LedgerState, StatelessChecks};
+use pledge_protocol::ledger::LedgerState;
 use pledge_protocol::merkle::{
     consistency_proof, consistency_proof_nodes, tree_root, tree_root_nodes, verify_consistency,
 };
@@ -498,7 +498,7 @@ pub async fn check(base: &str, model: &Shared) {
             );
         }
         state
-            .apply(&entry, StatelessChecks::AlreadyVerified)
+            .verify_and_apply(entry)
             .unwrap_or_else(|err| panic!("entry {i} breaks a ledger rule: {err}"));
         index_of.insert(e.as_slice(), u64::try_from(i).unwrap());
     }

@@ -1,6 +1,13 @@
-//! Runs the real `pledged` binary (`pledged-under-test`, the server's own
-//! `main.rs` built by this package, see tests/Cargo.toml) as a child process,
-//! optionally under `strace --inject`, and kills it with SIGKILL.
+//! The real `pledged` binary as a child process, for the suites that need a
+//! process of its own (crash and fault injection, the browser): started on a
+//! data folder with `--demo --listen 127.0.0.1:0`, optionally under
+//! `strace --inject` or a wrapper command, waited for until it prints its
+//! address, and stopped with SIGKILL or SIGTERM (or killed when dropped).
+//!
+//! The binary is `pledged-under-test`, the server's own `main.rs` built by
+//! this package (see tests/Cargo.toml): a suite passes its path,
+//! `env!("CARGO_BIN_EXE_pledged-under-test")`, which cargo sets for tests
+//! only, through [`binary`].
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -8,23 +15,23 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The binary under test.
-pub const PLEDGED: &str = env!("CARGO_BIN_EXE_pledged-under-test");
-
 /// The binary to run: `PLEDGE_TEST_PLEDGED` if set (a copy, so that a long
-/// run is not disturbed by a rebuild), else [`PLEDGED`].
-pub fn pledged_path() -> String {
-    std::env::var("PLEDGE_TEST_PLEDGED").unwrap_or_else(|_| PLEDGED.to_owned())
+/// run is not disturbed by a rebuild), else `built` (the suite's
+/// `env!("CARGO_BIN_EXE_pledged-under-test")`).
+pub fn binary(built: &str) -> String {
+    std::env::var("PLEDGE_TEST_PLEDGED").unwrap_or_else(|_| built.to_owned())
 }
 
 /// How to start one `pledged`.
 #[derive(Debug, Clone)]
 pub struct Launch {
-    /// `redb` or `sled`.
-    pub backend: &'static str,
+    /// The binary (see [`binary`]).
+    pub binary: String,
+    /// `--backend` (`redb` or `sled`), if given.
+    pub backend: Option<&'static str>,
     /// The data folder.
     pub data: PathBuf,
-    /// Extra `PLEDGED_*` settings.
+    /// Extra `PLEDGED_*` settings (a later one wins).
     pub env: Vec<(&'static str, String)>,
     /// `strace` arguments placed before the binary (fault injection), if any.
     pub strace: Option<Vec<String>>,
@@ -33,25 +40,28 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// Defaults for the crash tests: open attester without rate limit, short
-    /// batches, warnings only.
-    pub fn new(backend: &'static str, data: &Path) -> Self {
+    /// `binary --demo --listen 127.0.0.1:0 --data data`, nothing else.
+    pub fn new(binary: impl Into<String>, data: &Path) -> Self {
         Self {
-            backend,
+            binary: binary.into(),
+            backend: None,
             data: data.to_path_buf(),
-            env: vec![
-                ("PLEDGED_OPEN_RATE_PER_MINUTE", "0".into()),
-                ("PLEDGED_BATCH_INTERVAL_MS", "10".into()),
-                // Many clients from one loopback address.
-                ("PLEDGED_MAX_CONNECTIONS_PER_ADDRESS", "4096".into()),
-                ("PLEDGED_MAX_CONNECTIONS", "4096".into()),
-                ("PLEDGED_LOG", "warn".into()),
-                ("RUST_BACKTRACE", "0".into()),
-                ("RUST_LIB_BACKTRACE", "0".into()),
-            ],
+            env: Vec::new(),
             strace: None,
             wrapper: Vec::new(),
         }
+    }
+
+    /// With `--backend backend`.
+    pub fn backend(mut self, backend: &'static str) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// With the setting `key=value`.
+    pub fn env(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.env.push((key, value.into()));
+        self
     }
 }
 
@@ -84,18 +94,12 @@ impl Pledged {
             argv.push("strace".into());
             argv.extend(s.iter().cloned());
         }
-        argv.push(pledged_path());
-        argv.extend(
-            [
-                "--demo",
-                "--listen",
-                "127.0.0.1:0",
-                "--backend",
-                l.backend,
-                "--data",
-            ]
-            .map(String::from),
-        );
+        argv.push(l.binary.clone());
+        argv.extend(["--demo", "--listen", "127.0.0.1:0"].map(String::from));
+        if let Some(b) = l.backend {
+            argv.extend(["--backend", b].map(String::from));
+        }
+        argv.push("--data".into());
         argv.push(l.data.to_string_lossy().into_owned());
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
@@ -259,7 +263,7 @@ impl Pledged {
         }
     }
 
-    /// Resident set size of `pledged` in KiB (`VmRSS` in /proc/<pid>/status).
+    /// Resident set size of `pledged` in KiB (`VmRSS` in `/proc/<pid>/status`).
     pub fn rss_kib(&self) -> Option<u64> {
         rss_of(self.server_pid()?)
     }
@@ -299,15 +303,24 @@ fn signal(pid: u32, sig: &str) {
         .status();
 }
 
-/// Starts `pledged` and waits for it to listen, panicking with its stderr if
-/// it does not.
+/// Starts `pledged` and waits up to 120 s for it to listen, panicking with
+/// its stderr if it does not.
 pub fn start(l: &Launch, stderr: &Path) -> (Pledged, String) {
+    start_within(l, stderr, Duration::from_secs(120))
+}
+
+/// Starts `pledged` and waits up to `limit` for it to listen, panicking with
+/// its stderr if it does not.
+pub fn start_within(l: &Launch, stderr: &Path, limit: Duration) -> (Pledged, String) {
     let mut p = Pledged::spawn(l, stderr);
-    match p.wait_listening(Duration::from_secs(120)) {
+    match p.wait_listening(limit) {
         Ok(base) => (p, base),
         Err(f) => panic!(
             "pledged ({}) did not start: {:?}\nstderr: {}\nstdout: {:?}",
-            l.backend, f.status, f.stderr, f.stdout
+            l.backend.unwrap_or("default backend"),
+            f.status,
+            f.stderr,
+            f.stdout
         ),
     }
 }

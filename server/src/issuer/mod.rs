@@ -1,34 +1,29 @@
-//! The issuer and its attesters (DESIGN §2, P2, P3; SPEC R-TOKEN-8, R-TOKEN-13,
-//! R-PRIV-1): per-campaign RSA issuer keys kept in store metadata and deleted
-//! at close, the `open` and `invite` attesters, and all-or-nothing issuance of
-//! blind signatures for one or many campaigns (cover issuance).
-//!
-//! - `open`: anyone gets tokens; only an in-memory, per-address request rate
-//!   limit applies. **Not Sybil-resistant**: meant for demos and trusted
-//!   networks. Nothing about the requester is stored.
-//! - `invite`: the operator mints single-use codes for a campaign group; only
-//!   `SHA-256(code)` is stored. Redeeming a code takes it and records, per
-//!   campaign, the keyed hash `HMAC-SHA-256(k, code hash ‖ campaign id)` in one
-//!   durable transaction, so each code yields at most one token per campaign.
+//! The issuer (DESIGN §2, P2, P3; SPEC R-TOKEN-8, R-TOKEN-13, R-PRIV-1):
+//! per-campaign RSA issuer keys kept in store metadata and deleted at close,
+//! and all-or-nothing issuance of blind signatures for one or many campaigns
+//! (cover issuance), after an [`attester`] admitted the requester; every
+//! issuance is durable before it is answered ([`group_commit`]).
 //!
 //! No handler types here: the HTTP layer maps [`IssueError`] to statuses.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::{Arc, Condvar, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, RwLock};
 
-use hmac::{Hmac, KeyInit, Mac};
 use pledge_protocol::campaign::{CampaignDefinition, CampaignParams, RevealPolicy};
 use pledge_protocol::entry::{CampaignOpened, Entry};
 use pledge_protocol::hash::{CampaignId, sha256};
 use pledge_protocol::token::{BlindSignature, IssuerSecretKey, TokenError};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::ledger::{Ledger, LogView, MetaUpdates};
-use crate::store::{IssueTxn, Mark, Store, StoreError};
+pub mod attester;
+mod group_commit;
+
+use self::attester::{Attester, InviteAttester, OpenAttester};
+use self::group_commit::GroupCommit;
+use crate::ledger::{Ledger, Phase, Published};
+use crate::store::{IssueTxn, IssuerStore, Mark, StoreError};
 
 /// Most campaigns one token request may cover.
 pub use pledge_protocol::token::MAX_TOKEN_REQUESTS;
@@ -152,6 +147,10 @@ impl From<StoreError> for AdminError {
     }
 }
 
+/// Metadata key of the campaigns whose issuer key is stored but whose
+/// CampaignOpened entry is not known to be logged yet (a JSON list of ids).
+const PENDING_META: &[u8] = b"issuer-pending";
+
 fn key_meta(id: &CampaignId) -> Vec<u8> {
     format!("issuer-key/{id}").into_bytes()
 }
@@ -177,155 +176,21 @@ pub fn valid_group(g: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// The open attester's limit: requests per address key (an IPv4 address or
-/// an IPv6 /64, [`crate::serve::address_key`]) in fixed one-minute windows
-/// shared by all keys. At a window's end the whole table is dropped, so
-/// expiry costs nothing per request and the table never holds more than one
-/// window's keys; it holds at most [`RATE_LIMIT_KEYS`], beyond which new keys
-/// are refused until the window ends (failing closed under a flood of
-/// addresses).
-#[derive(Debug)]
-struct RateLimiter {
-    window_start: Instant,
-    counts: HashMap<IpAddr, u32>,
-}
-
-impl Default for RateLimiter {
-    fn default() -> Self {
-        Self {
-            window_start: Instant::now(),
-            counts: HashMap::new(),
-        }
-    }
-}
-
-/// Most address keys the open attester's rate limit tracks in one window.
-pub const RATE_LIMIT_KEYS: usize = 100_000;
-
 /// The issuer: campaign keys in memory, attesters, issuance.
 pub struct Issuer {
-    store: Arc<dyn Store>,
-    hmac_key: Zeroizing<[u8; 32]>,
+    store: Arc<dyn IssuerStore>,
     keys: RwLock<HashMap<CampaignId, Arc<IssuerSecretKey>>>,
     policies: RwLock<HashMap<CampaignId, AttesterPolicy>>,
     closing: Mutex<HashSet<CampaignId>>,
-    limiter: Mutex<RateLimiter>,
-    open_per_minute: u32,
+    open: OpenAttester,
+    invite: InviteAttester,
     /// Held shared by every issuance from its campaign checks to its durable
     /// commit, and exclusively by [`Issuer::begin_close`], so the counter a
     /// close reads includes every token that passed the checks.
     in_flight: RwLock<()>,
     group: GroupCommit,
-}
-
-/// Group commit of issuance transactions: a request's transaction is queued;
-/// whoever finds no commit running becomes the leader, merges everything
-/// queued into one durable store transaction, publishes each request's result
-/// and repeats while requests are queued. One fsync then covers every request
-/// that arrived during the previous one (the store's fsync, not RSA, bounded
-/// issuance: BENCHMARKS.md). Each request's transaction stays all-or-nothing
-/// and durable before its signatures are returned (SPEC R-STORE-5): if the
-/// merged transaction fails, nothing of it was applied, and every request is
-/// committed again on its own so that each gets its own outcome.
-#[derive(Default)]
-struct GroupCommit {
-    state: Mutex<GroupState>,
-    done: Condvar,
-}
-
-#[derive(Default)]
-struct GroupState {
-    queue: Vec<(u64, IssueTxn)>,
-    results: HashMap<u64, Result<(), StoreError>>,
-    next_ticket: u64,
-    leader: bool,
-}
-
-impl GroupCommit {
-    /// Commits `txn` durably, possibly together with concurrent ones.
-    fn commit(&self, store: &dyn Store, txn: IssueTxn) -> Result<(), StoreError> {
-        let mut st = lock(&self.state);
-        let ticket = st.next_ticket;
-        st.next_ticket += 1;
-        st.queue.push((ticket, txn));
-        loop {
-            if let Some(r) = st.results.remove(&ticket) {
-                return r;
-            }
-            if st.leader {
-                st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            st.leader = true;
-            let batch = std::mem::take(&mut st.queue);
-            drop(st);
-            let tickets: Vec<u64> = batch.iter().map(|(t, _)| *t).collect();
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                commit_group(store, batch)
-            }));
-            st = lock(&self.state);
-            match outcome {
-                Ok(results) => st.results.extend(results),
-                Err(_) => st.results.extend(tickets.into_iter().map(|t| {
-                    (
-                        t,
-                        Err(StoreError::Backend("issuance commit panicked".into())),
-                    )
-                })),
-            }
-            st.leader = false;
-            self.done.notify_all();
-        }
-    }
-}
-
-/// One durable transaction for the whole batch when it succeeds; otherwise
-/// (nothing of it was applied) one per request, each with its own outcome.
-fn commit_group(
-    store: &dyn Store,
-    batch: Vec<(u64, IssueTxn)>,
-) -> Vec<(u64, Result<(), StoreError>)> {
-    // Merge only what keeps each request's meaning: takes, inserts and
-    // counter increments. Metadata writes and deletes, whose order between
-    // requests would change in one transaction, are committed one by one.
-    let mergeable = batch
-        .iter()
-        .all(|(_, x)| x.put.is_empty() && x.delete.is_empty());
-    if batch.len() == 1 || !mergeable {
-        return commit_each(store, batch);
-    }
-    let mut merged = IssueTxn::default();
-    let mut sums: Vec<(Vec<u8>, u64)> = Vec::new();
-    for (_, x) in &batch {
-        merged.take.extend(x.take.iter().cloned());
-        merged.insert.extend(x.insert.iter().cloned());
-        for (k, by) in &x.increment {
-            match sums.iter_mut().find(|(s, _)| s == k) {
-                Some((_, n)) => match n.checked_add(*by) {
-                    Some(sum) => *n = sum,
-                    // The sum would not mean the sequence of increments.
-                    None => return commit_each(store, batch),
-                },
-                None => sums.push((k.clone(), *by)),
-            }
-        }
-    }
-    merged.increment = sums;
-    match store.issue(merged) {
-        Ok(()) => batch.into_iter().map(|(t, _)| (t, Ok(()))).collect(),
-        Err(_) => commit_each(store, batch),
-    }
-}
-
-/// One durable transaction per request.
-fn commit_each(
-    store: &dyn Store,
-    batch: Vec<(u64, IssueTxn)>,
-) -> Vec<(u64, Result<(), StoreError>)> {
-    batch
-        .into_iter()
-        .map(|(t, x)| (t, store.issue(x)))
-        .collect()
+    /// Serialises updates of the pending-keys list.
+    pending: Mutex<()>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -342,16 +207,16 @@ impl Issuer {
     /// # Errors
     /// [`StoreError`] from the store.
     pub fn load(
-        store: Arc<dyn Store>,
-        view: &LogView,
+        store: Arc<dyn IssuerStore>,
+        view: &Published,
         hmac_key: Zeroizing<[u8; 32]>,
         open_per_minute: u32,
     ) -> Result<Self, StoreError> {
         let mut keys = HashMap::new();
         let mut policies = HashMap::new();
         let mut closed_groups = HashSet::new();
-        for (id, c) in view.state.campaigns() {
-            if c.closed.is_some() {
+        for (id, c) in view.campaigns() {
+            if c.closed_at.is_some() {
                 let key = key_meta(id);
                 store.drop_set(&issued_set(id), &[key.as_slice()])?;
                 if let Some(p) = store.meta(&policy_meta(id))?
@@ -379,6 +244,30 @@ impl Issuer {
                 policies.insert(*id, p);
             }
         }
+        // Keys left pending (a crash between the issuer's write and the
+        // log's): kept if their campaign is in the log, deleted otherwise.
+        let pending: Vec<String> = store
+            .meta(PENDING_META)?
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if !pending.is_empty() {
+            let mut delete = Vec::new();
+            for hex in &pending {
+                let logged = CampaignId::from_hex(hex)
+                    .ok()
+                    .filter(|id| view.campaign(id).is_some());
+                if logged.is_none()
+                    && let Ok(id) = CampaignId::from_hex(hex)
+                {
+                    delete.push(key_meta(&id));
+                    delete.push(policy_meta(&id));
+                }
+            }
+            store.issue(IssueTxn {
+                delete: [vec![PENDING_META.to_vec()], delete].concat(),
+                ..IssueTxn::default()
+            })?;
+        }
         // Finish an interrupted deletion of invite codes: groups whose last
         // campaign closed (codes minted for a group no campaign used yet are
         // kept).
@@ -390,17 +279,23 @@ impl Issuer {
                 store.drop_set(&invite_set(&group), &[])?;
             }
         }
+        let invite_store = store.clone();
         Ok(Self {
             store,
-            hmac_key,
             keys: RwLock::new(keys),
             policies: RwLock::new(policies),
             closing: Mutex::new(HashSet::new()),
-            limiter: Mutex::new(RateLimiter::default()),
-            open_per_minute,
+            open: OpenAttester::new(open_per_minute),
+            invite: InviteAttester::new(invite_store, hmac_key),
             in_flight: RwLock::new(()),
             group: GroupCommit::default(),
+            pending: Mutex::new(()),
         })
+    }
+
+    /// The issuer's side of the store.
+    pub fn store(&self) -> &Arc<dyn IssuerStore> {
+        &self.store
     }
 
     /// The attester policy of a campaign.
@@ -409,10 +304,13 @@ impl Issuer {
     }
 
     /// Builds a new campaign: validates the definition, generates a fresh
-    /// RSA-2048 issuer key (slow: run off the async threads), and returns the
-    /// CampaignOpened entry with the metadata to commit with it (the key as
-    /// PKCS#8 DER and the attester policy). The key is installed at once so
-    /// tokens can be issued as soon as the entry is in the log.
+    /// RSA-2048 issuer key (slow: run off the async threads), stores it (as
+    /// PKCS#8 DER) with the attester policy in the issuer's own durable
+    /// transaction, marked pending (SPEC R-STORE-7), and returns the
+    /// CampaignOpened entry to log. The key never travels with the log's
+    /// batch. It is installed at
+    /// once so tokens can be issued as soon as the entry is in the log; call
+    /// [`Issuer::opened`] once it is, [`Issuer::discard`] if it was refused.
     ///
     /// # Errors
     /// [`AdminError`].
@@ -420,7 +318,7 @@ impl Issuer {
         &self,
         mut params: CampaignParams,
         policy: AttesterPolicy,
-    ) -> Result<(Entry, MetaUpdates), AdminError> {
+    ) -> Result<Entry, AdminError> {
         if let AttesterPolicy::Invite { group } = &policy
             && !valid_group(group)
         {
@@ -437,19 +335,70 @@ impl Issuer {
             issuer_key: sk.public_key().clone(),
         });
         let policy_json = serde_json::to_vec(&policy).map_err(|_| AdminError::KeyGeneration)?;
-        let meta = vec![
-            (key_meta(&id), Some(der.expose().to_vec())),
-            (policy_meta(&id), Some(policy_json)),
-        ];
+        {
+            let _pending = lock(&self.pending);
+            let mut ids = self.pending_ids()?;
+            ids.push(id.to_hex());
+            self.store.issue(IssueTxn {
+                put: vec![
+                    (key_meta(&id), der.expose().to_vec()),
+                    (policy_meta(&id), policy_json),
+                    (PENDING_META.to_vec(), pending_json(&ids)),
+                ],
+                ..IssueTxn::default()
+            })?;
+        }
         write(&self.keys).insert(id, Arc::new(sk));
         write(&self.policies).insert(id, policy);
-        Ok((entry, meta))
+        Ok(entry)
     }
 
-    /// Forgets a campaign whose CampaignOpened entry was refused.
+    /// The campaigns whose key is stored but not known to be logged.
+    fn pending_ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .store
+            .meta(PENDING_META)?
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default())
+    }
+
+    /// Records that a campaign's CampaignOpened entry is logged: its key is
+    /// no longer pending. Blocking. A failure is logged; the next start-up
+    /// settles it from the log.
+    pub fn opened(&self, id: &CampaignId) {
+        let _pending = lock(&self.pending);
+        let hex = id.to_hex();
+        let r = self.pending_ids().and_then(|mut ids| {
+            ids.retain(|x| *x != hex);
+            self.store.issue(IssueTxn {
+                put: vec![(PENDING_META.to_vec(), pending_json(&ids))],
+                ..IssueTxn::default()
+            })
+        });
+        if let Err(e) = r {
+            tracing::error!("cannot record a campaign's key as in use: {e}");
+        }
+    }
+
+    /// Forgets a campaign whose CampaignOpened entry was refused, and deletes
+    /// its stored key and policy durably. Blocking. A failure is logged; the
+    /// key stays pending and the next start-up deletes it.
     pub fn discard(&self, id: &CampaignId) {
         write(&self.keys).remove(id);
         write(&self.policies).remove(id);
+        let _pending = lock(&self.pending);
+        let hex = id.to_hex();
+        let r = self.pending_ids().and_then(|mut ids| {
+            ids.retain(|x| *x != hex);
+            self.store.issue(IssueTxn {
+                put: vec![(PENDING_META.to_vec(), pending_json(&ids))],
+                delete: vec![key_meta(id), policy_meta(id)],
+                ..IssueTxn::default()
+            })
+        });
+        if let Err(e) = r {
+            tracing::error!("cannot delete a refused campaign's key: {e}");
+        }
     }
 
     /// Mints `count` single-use invite codes for `group`; only their SHA-256
@@ -559,79 +508,39 @@ impl Issuer {
         }
         // Until the commit below: a close waits for this request.
         let _in_flight = read(&self.in_flight);
+        let attester: &dyn Attester = match attestation {
+            Attestation::Open { .. } => &self.open,
+            Attestation::Invite { .. } => &self.invite,
+        };
         // Campaign state and attester policy, per request.
         let mut signers = Vec::with_capacity(requests.len());
         {
-            let view = ledger.read();
+            let view = ledger.published();
             let keys = read(&self.keys);
             let policies = read(&self.policies);
             let closing = lock(&self.closing);
             for (i, r) in requests.iter().enumerate() {
                 let c = view
-                    .state
                     .campaign(&r.campaign)
                     .ok_or(IssueError::UnknownCampaign(i))?;
-                if c.closed.is_some()
-                    || closing.contains(&r.campaign)
-                    || now > c.definition.deadline()
-                {
+                if c.phase(now) != Phase::Open || closing.contains(&r.campaign) {
                     return Err(IssueError::CampaignClosed(i));
                 }
                 let key = keys.get(&r.campaign).ok_or(IssueError::NotReady(i))?;
                 let policy = policies.get(&r.campaign).ok_or(IssueError::NotReady(i))?;
-                let allowed = matches!(
-                    (policy, attestation),
-                    (AttesterPolicy::Open, Attestation::Open { .. })
-                        | (AttesterPolicy::Invite { .. }, Attestation::Invite { .. })
-                );
-                if !allowed {
+                if !attester.serves(policy) {
                     return Err(IssueError::AttesterNotAllowed(i));
                 }
                 signers.push((key.clone(), policy.clone()));
             }
         }
         let mut txn = IssueTxn::default();
-        match attestation {
-            Attestation::Open { addr } => self.rate_limit(*addr)?,
-            Attestation::Invite { code } => {
-                let code_hash = sha256(&[code.as_bytes()]);
-                // All campaigns must belong to one group: the code's.
-                let mut group = None;
-                for (i, (_, policy)) in signers.iter().enumerate() {
-                    if let AttesterPolicy::Invite { group: g } = policy {
-                        match group {
-                            None => group = Some(g.clone()),
-                            Some(ref first) if first != g => {
-                                return Err(IssueError::AttesterNotAllowed(i));
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                }
-                let Some(group) = group else {
-                    return Err(IssueError::RequestCount);
-                };
-                // Refuse unknown codes before any RSA work (a flood of guessed
-                // codes must not cost private operations); the transaction
-                // below remains the authority.
-                let set = invite_set(&group);
-                match self.store.contains_mark(&set, &Mark(code_hash)) {
-                    Ok(true) => {}
-                    Ok(false) => return Err(IssueError::InviteInvalid),
-                    Err(e) => {
-                        tracing::error!("reading invite codes failed: {e}");
-                        return Err(IssueError::Storage);
-                    }
-                }
-                txn.take.push((set, Mark(code_hash)));
-                for r in requests {
-                    txn.insert.push((
-                        issued_set(&r.campaign),
-                        self.person_mark(&code_hash, &r.campaign),
-                    ));
-                }
-            }
-        }
+        let admitted: Vec<(CampaignId, &AttesterPolicy)> = requests
+            .iter()
+            .zip(&signers)
+            .map(|(r, (_, policy))| (r.campaign, policy))
+            .collect();
+        attester.admit(attestation, &admitted, &mut txn)?;
         // SPEC R-TOKEN-8/9: checks and private operation, per message.
         let mut out = Vec::with_capacity(requests.len());
         for (i, (r, (key, _))) in requests.iter().zip(&signers).enumerate() {
@@ -657,64 +566,10 @@ impl Issuer {
             })?;
         Ok(out)
     }
-
-    /// `HMAC-SHA-256(k, code hash ‖ campaign id)` (DESIGN P2).
-    fn person_mark(&self, person: &[u8; 32], campaign: &CampaignId) -> Mark {
-        // INVARIANT: HMAC accepts keys of any length.
-        let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(self.hmac_key.as_slice()) {
-            Ok(m) => m,
-            Err(_) => {
-                return Mark(sha256(&[
-                    self.hmac_key.as_slice(),
-                    person,
-                    campaign.as_bytes(),
-                ]));
-            }
-        };
-        mac.update(person);
-        mac.update(campaign.as_bytes());
-        Mark(mac.finalize().into_bytes().into())
-    }
-
-    /// The open attester's fixed-window limit per address key, in memory only.
-    fn rate_limit(&self, addr: Option<IpAddr>) -> Result<(), IssueError> {
-        let (Some(addr), limit) = (addr, self.open_per_minute) else {
-            return Ok(());
-        };
-        if limit == 0 {
-            return Ok(());
-        }
-        lock(&self.limiter)
-            .check(addr, limit, Instant::now())
-            .map_err(|retry_after| IssueError::RateLimited { retry_after })
-    }
 }
 
-impl RateLimiter {
-    /// Counts one request from `addr`; `Err(seconds to wait)` over `limit`.
-    fn check(&mut self, addr: IpAddr, limit: u32, now: Instant) -> Result<(), u64> {
-        let window = Duration::from_secs(60);
-        if now.duration_since(self.window_start) >= window {
-            self.window_start = now;
-            self.counts = HashMap::new();
-        }
-        let left = window.saturating_sub(now.duration_since(self.window_start));
-        let refused = left.as_secs().max(1);
-        let key = crate::serve::address_key(addr);
-        let full = self.counts.len() >= RATE_LIMIT_KEYS;
-        match self.counts.get_mut(&key) {
-            Some(n) if *n >= limit => Err(refused),
-            Some(n) => {
-                *n += 1;
-                Ok(())
-            }
-            None if full => Err(refused),
-            None => {
-                self.counts.insert(key, 1);
-                Ok(())
-            }
-        }
-    }
+fn pending_json(ids: &[String]) -> Vec<u8> {
+    serde_json::to_vec(ids).unwrap_or_else(|_| b"[]".to_vec())
 }
 
 /// The demo campaign's definition parameters (open attester, 30 days, t in
@@ -751,123 +606,53 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::store::RedbStore;
+    use crate::store::{RedbStore, Store};
+    use pledge_protocol::note::{KeyName, NoteSigner};
 
-    const SET: &[u8] = b"invite/g";
-    const COUNTER: &[u8] = b"tokens-issued/x";
-
-    fn redeem(code: u8) -> IssueTxn {
-        IssueTxn {
-            take: vec![(SET.to_vec(), Mark([code; 32]))],
-            increment: vec![(COUNTER.to_vec(), 1)],
-            ..IssueTxn::default()
-        }
-    }
-
+    /// Issue 12, item 3: the issuer stores a new campaign's key in its own
+    /// transaction, pending until the CampaignOpened entry is logged; a key
+    /// whose entry never made it to the log (a crash in between, or a
+    /// refusal) does not outlive the next start, nor a discard.
     #[test]
-    fn a_failing_request_in_a_group_fails_alone_and_the_others_commit() {
+    fn a_key_whose_campaign_was_never_logged_is_deleted() {
         let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(dir.path()).unwrap();
-        store
-            .add_marks(SET, &[Mark([1; 32]), Mark([2; 32])])
-            .unwrap();
-        // Code 3 was never minted; code 1 is redeemed twice in one group.
-        let got = commit_group(
-            &store,
-            vec![
-                (0, redeem(1)),
-                (1, redeem(3)),
-                (2, redeem(1)),
-                (3, redeem(2)),
-            ],
-        );
-        let outcome: Vec<(u64, bool)> = got.iter().map(|(t, r)| (*t, r.is_ok())).collect();
-        assert_eq!(outcome, [(0, true), (1, false), (2, false), (3, true)]);
-        assert!(matches!(
-            got[1].1,
-            Err(StoreError::MarkMissing { position: 0 })
-        ));
-        assert!(matches!(
-            got[2].1,
-            Err(StoreError::MarkMissing { position: 0 })
-        ));
-        assert_eq!(store.counter(COUNTER).unwrap(), 2);
-        assert!(!store.contains_mark(SET, &Mark([1; 32])).unwrap());
-        assert!(!store.contains_mark(SET, &Mark([2; 32])).unwrap());
-
-        // A group that succeeds is one transaction with the counters summed.
-        store
-            .add_marks(SET, &[Mark([4; 32]), Mark([5; 32])])
-            .unwrap();
-        let got = commit_group(&store, vec![(7, redeem(4)), (8, redeem(5))]);
-        assert!(got.iter().all(|(_, r)| r.is_ok()));
-        assert_eq!(store.counter(COUNTER).unwrap(), 4);
-    }
-
-    #[test]
-    fn rate_limit_keys_ipv6_by_64_and_forgets_at_the_window_end() {
-        let mut rl = RateLimiter::default();
-        let t0 = rl.window_start;
-        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
-        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
-        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert!(rl.check(a, 2, t0).is_ok());
-        assert!(rl.check(same_64, 2, t0).is_ok());
-        // Third request from the same /64: refused with the time left.
-        assert_eq!(rl.check(a, 2, t0 + Duration::from_secs(20)), Err(40));
-        assert!(rl.check(other_64, 2, t0).is_ok());
-        // IPv4 and IPv4-mapped IPv6 are one address.
-        let v4: IpAddr = "192.0.2.7".parse().unwrap();
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert!(rl.check(v4, 1, t0).is_ok());
-        assert!(rl.check(mapped, 1, t0).is_err());
-        // A new window forgets everything at once.
-        assert!(rl.check(a, 2, t0 + Duration::from_secs(60)).is_ok());
-        assert_eq!(rl.counts.len(), 1);
-    }
-
-    #[test]
-    fn rate_limit_table_is_bounded() {
-        let mut rl = RateLimiter::default();
-        let t0 = rl.window_start;
-        for i in 0..RATE_LIMIT_KEYS as u32 {
-            assert!(rl.check(IpAddr::from(i.to_be_bytes()), 5, t0).is_ok());
-        }
-        let late: IpAddr = "203.0.113.200".parse().unwrap();
-        let late = if rl.counts.contains_key(&late) {
-            IpAddr::from([250, 250, 250, 250])
-        } else {
-            late
-        };
-        assert!(rl.check(late, 5, t0).is_err(), "a new key past the bound");
-        assert_eq!(rl.counts.len(), RATE_LIMIT_KEYS);
-        // Known keys keep their own budget.
-        assert!(rl.check(IpAddr::from(7u32.to_be_bytes()), 5, t0).is_ok());
-    }
-
-    #[test]
-    fn concurrent_commits_each_get_their_own_outcome() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(dir.path()).unwrap();
-        let marks: Vec<Mark> = (0..32u8).map(|i| Mark([i; 32])).collect();
-        store.add_marks(SET, &marks).unwrap();
-        let group = GroupCommit::default();
-        // 64 threads, each of the 32 codes redeemed twice.
-        let ok = std::sync::atomic::AtomicU64::new(0);
-        std::thread::scope(|s| {
-            for i in 0..64u8 {
-                let (group, store, ok) = (&group, &store, &ok);
-                s.spawn(move || match group.commit(store, redeem(i % 32)) {
-                    Ok(()) => {
-                        ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    Err(e) => assert!(matches!(e, StoreError::MarkMissing { .. }), "{e}"),
-                });
-            }
-        });
-        assert_eq!(ok.into_inner(), 32);
-        assert_eq!(store.counter(COUNTER).unwrap(), 32);
-        let st = lock(&group.state);
-        assert!(st.queue.is_empty() && st.results.is_empty() && !st.leader);
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
+        let signer = NoteSigner::from_seed(KeyName::new("test.example/log").unwrap(), &[9; 32]);
+        let (ledger, _core) = Ledger::open(store.clone(), signer).unwrap();
+        let issuer = Issuer::load(
+            store.clone(),
+            &ledger.published(),
+            Zeroizing::new([1; 32]),
+            0,
+        )
+        .unwrap();
+        let a = issuer
+            .prepare_campaign(demo_params(1), AttesterPolicy::Open)
+            .unwrap()
+            .campaign();
+        let b = issuer
+            .prepare_campaign(demo_params(1), AttesterPolicy::Open)
+            .unwrap()
+            .campaign();
+        assert!(store.meta(&key_meta(&a)).unwrap().is_some());
+        assert_eq!(issuer.pending_ids().unwrap(), [a.to_hex(), b.to_hex()]);
+        // b's entry is refused: its key is deleted at once.
+        issuer.discard(&b);
+        assert!(store.meta(&key_meta(&b)).unwrap().is_none());
+        assert!(store.meta(&policy_meta(&b)).unwrap().is_none());
+        assert_eq!(issuer.pending_ids().unwrap(), [a.to_hex()]);
+        // The server stops before a's entry is logged: the next start
+        // deletes a's key too.
+        drop(issuer);
+        let again = Issuer::load(
+            store.clone(),
+            &ledger.published(),
+            Zeroizing::new([1; 32]),
+            0,
+        )
+        .unwrap();
+        assert!(store.meta(&key_meta(&a)).unwrap().is_none());
+        assert!(store.meta(PENDING_META).unwrap().is_none());
+        assert!(again.policy(&a).is_none());
     }
 }
