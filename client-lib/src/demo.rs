@@ -10,11 +10,10 @@
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::CampaignId;
-use pledge_protocol::ledger::LedgerState;
-use pledge_protocol::merkle::{self, MemoryHashes};
+use pledge_protocol::merkle::Tree;
 use pledge_protocol::note::NoteVerifier;
+use pledge_protocol::replay::{ReplayError, Replayer, Verification};
 use pledge_protocol::tally::{TallySnapshot, recompute_active};
 use pledge_protocol::tile::{BundleId, decode_bundle};
 
@@ -331,10 +330,11 @@ async fn one_pledger(
     })
 }
 
-/// Rebuilds the log from entry bundles up to the latest checkpoint, checks
-/// its root against the signed checkpoint, applies every entry with the
-/// ledger rules (signatures included), and compares the campaign's tally at
-/// the statement's size with the statement.
+/// Rebuilds the log from entry bundles up to the latest checkpoint with the
+/// protocol's replay, checks its root against the signed checkpoint,
+/// applies every entry with the ledger rules (signatures included), and
+/// compares the campaign's tally at the statement's size with the
+/// statement.
 async fn check_against_log(
     client: &Client,
     log: &NoteVerifier,
@@ -351,8 +351,7 @@ async fn check_against_log(
             statement.checkpoint_size()
         )));
     }
-    let mut tree = MemoryHashes::new();
-    let mut state = LedgerState::new();
+    let mut replay = Replayer::<Tree>::new();
     let mut at_statement: Option<TallySnapshot> = None;
     let mut n = 0u64;
     while n * 256 < size {
@@ -361,26 +360,28 @@ async fn check_against_log(
         let data = client.bundle(&bid).await?;
         let entries = decode_bundle(&data, &bid).map_err(|e| FlowError::BadLog(e.to_string()))?;
         for bytes in entries {
-            if tree.size() == statement.checkpoint_size() {
-                at_statement = Some(snapshot_of(&state, id)?);
+            if replay.size() == statement.checkpoint_size() {
+                at_statement = Some(snapshot_of(&replay, id)?);
             }
-            tree.push(merkle::leaf_hash(bytes))
+            let step = replay
+                .replay_bytes(bytes, Verification::Now)
                 .map_err(|e| FlowError::BadLog(e.to_string()))?;
-            let entry = Entry::decode(bytes).map_err(|e| FlowError::BadLog(e.to_string()))?;
-            state
-                .verify_and_apply(entry)
-                .map_err(|e| FlowError::BadLog(format!("entry {}: {e}", tree.size() - 1)))?;
+            let index = step.index;
+            step.into_result().map_err(|e| match e {
+                ReplayError::Undecodable(e) => FlowError::BadLog(e.to_string()),
+                e => FlowError::BadLog(format!("entry {index}: {e}")),
+            })?;
         }
         n += 1;
     }
-    if tree.root() != *cp.checkpoint().root() {
+    if replay.tree().root() != *cp.checkpoint().root() {
         return Err(FlowError::BadLog(
             "the entry bundles do not hash up to the signed checkpoint root".into(),
         ));
     }
     let recomputed = match at_statement {
         Some(s) => s,
-        None => snapshot_of(&state, id)?,
+        None => snapshot_of(&replay, id)?,
     };
     if recomputed != *statement.snapshot() {
         return Err(FlowError::BadLog(format!(
@@ -394,12 +395,9 @@ async fn check_against_log(
     Ok(())
 }
 
-fn snapshot_of(state: &LedgerState, id: &CampaignId) -> Result<TallySnapshot, FlowError> {
-    match state.campaign(id) {
-        Some(c) => c
-            .tally
-            .snapshot()
-            .map_err(|e| FlowError::BadLog(e.to_string())),
+fn snapshot_of(replay: &Replayer<Tree>, id: &CampaignId) -> Result<TallySnapshot, FlowError> {
+    match replay.tally(id) {
+        Some(t) => t.map_err(|e| FlowError::BadLog(e.to_string())),
         None => Ok(TallySnapshot::empty()),
     }
 }

@@ -43,7 +43,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use pledge_protocol::codec::{Reader, Writer};
+use pledge_protocol::codec::Writer;
 use pledge_protocol::hash::{CampaignId, Hash, Nullifier};
 use pledge_protocol::pledge::PledgeSigningKey;
 use pledge_protocol::token::{BlindingState, IssuerPublicKey, Token};
@@ -689,9 +689,7 @@ impl WalletData {
             let bytes = B64
                 .decode(&t.token)
                 .map_err(|_| contents_err(path, "a token is not base64"))?;
-            let mut r = Reader::new(&bytes);
-            let token = Token::decode_from(&mut r)
-                .and_then(|tok| r.finish().map(|()| tok))
+            let token = Token::decode(&bytes)
                 .map_err(|e| contents_err(path, format!("a token is damaged: {e}")))?;
             let rec = TokenRecord {
                 campaign: cid(&t.campaign)?,

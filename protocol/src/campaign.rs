@@ -1,6 +1,6 @@
 //! Campaign definitions and campaign ids (DESIGN §5, SPEC §4, R-CAMP-1…R-CAMP-4).
 
-use crate::codec::{DecodeError, Reader, Writer, check_text};
+use crate::codec::{Decode, DecodeError, Reader, Writer, check_text};
 use crate::hash::{CampaignId, sha256};
 
 /// Domain tag of the campaign id hash. SPEC R-CAMP-2.
@@ -152,48 +152,6 @@ impl CampaignDefinition {
             .u8(self.reveal.tag());
     }
 
-    /// Decodes exactly one definition, rejecting trailing bytes.
-    ///
-    /// # Errors
-    /// Any [`DecodeError`].
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let d = Self::decode_from(&mut r)?;
-        r.finish()?;
-        Ok(d)
-    }
-
-    /// Reads one definition from `r` (the caller checks for trailing bytes).
-    ///
-    /// # Errors
-    /// Any [`DecodeError`].
-    pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let version = r.u8("campaign.version")?;
-        if version != crate::PROTOCOL_VERSION {
-            return Err(DecodeError::UnsupportedVersion(version));
-        }
-        let nonce = r.array("campaign.nonce")?;
-        let title = r.text16(1, MAX_TITLE_BYTES, false, "title")?;
-        let text = r.text16(0, MAX_TEXT_BYTES, true, "text")?;
-        let action = r.text16(1, MAX_TITLE_BYTES, false, "action")?;
-        let deadline = r.u64("deadline")?;
-        let goal = r.u32("goal")?;
-        let threshold_min = r.u32("threshold_min")?;
-        let threshold_max = r.u32("threshold_max")?;
-        let reveal = RevealPolicy::from_tag(r.u8("reveal_policy")?)?;
-        Self::new(CampaignParams {
-            nonce,
-            title,
-            text,
-            action,
-            deadline,
-            goal,
-            threshold_min,
-            threshold_max,
-            reveal,
-        })
-    }
-
     /// `SHA-256("pledge/v1/campaign" ‖ encoding)`. SPEC R-CAMP-2.
     pub fn id(&self) -> CampaignId {
         CampaignId(sha256(&[CAMPAIGN_ID_TAG, &self.encode()]))
@@ -239,6 +197,41 @@ impl CampaignDefinition {
     /// Reveal policy.
     pub fn reveal(&self) -> RevealPolicy {
         self.reveal
+    }
+}
+
+crate::codec::inherent_decode!(CampaignDefinition);
+
+impl Decode for CampaignDefinition {
+    /// Reads one definition.
+    ///
+    /// # Errors
+    /// Any [`DecodeError`].
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let version = r.u8("campaign.version")?;
+        if version != crate::PROTOCOL_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let nonce = r.array("campaign.nonce")?;
+        let title = r.text16(1, MAX_TITLE_BYTES, false, "title")?;
+        let text = r.text16(0, MAX_TEXT_BYTES, true, "text")?;
+        let action = r.text16(1, MAX_TITLE_BYTES, false, "action")?;
+        let deadline = r.u64("deadline")?;
+        let goal = r.u32("goal")?;
+        let threshold_min = r.u32("threshold_min")?;
+        let threshold_max = r.u32("threshold_max")?;
+        let reveal = RevealPolicy::from_tag(r.u8("reveal_policy")?)?;
+        Self::new(CampaignParams {
+            nonce,
+            title,
+            text,
+            action,
+            deadline,
+            goal,
+            threshold_min,
+            threshold_max,
+            reveal,
+        })
     }
 }
 

@@ -201,12 +201,19 @@ fn check_extension(e: &str, i: usize) -> Result<(), CheckpointError> {
 }
 
 /// Canonical ASCII decimal u64: digits only, no leading zero unless the value
-/// is 0. Shared by checkpoint sizes, `old N` and `index N` lines.
+/// is 0. The one decimal parser of the protocol's text: checkpoint sizes,
+/// `old N` and `index N` lines, tally statements, tile paths.
 pub(crate) fn parse_decimal(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.len() > 1 && s.starts_with('0') {
         return None;
     }
-    if s.len() > 1 && s.starts_with('0') {
+    parse_digits(s)
+}
+
+/// One to 20 ASCII digits as a u64, leading zeros allowed (a tile path's
+/// three-digit index groups); no sign, space or other digit.
+pub(crate) fn parse_digits(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()
@@ -319,8 +326,31 @@ mod tests {
             Checkpoint::from_body(&format!("{b}\n")),
             Err(CheckpointError::BadExtension(1))
         );
+    }
+
+    #[test]
+    fn decimal_rules() {
         assert_eq!(parse_decimal("0"), Some(0));
         assert_eq!(parse_decimal("18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_decimal("18446744073709551616"), None);
+        for bad in [
+            "",
+            "00",
+            "01",
+            "+1",
+            "-1",
+            " 1",
+            "1 ",
+            "18446744073709551616",
+            "1e3",
+            "\u{661}",
+        ] {
+            assert_eq!(parse_decimal(bad), None, "{bad:?}");
+        }
+        // Tile index groups keep their leading zeros.
+        assert_eq!(parse_digits("007"), Some(7));
+        assert_eq!(parse_digits("000"), Some(0));
+        for bad in ["", "+07", "0x7", "18446744073709551616"] {
+            assert_eq!(parse_digits(bad), None, "{bad:?}");
+        }
     }
 }

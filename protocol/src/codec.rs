@@ -175,6 +175,86 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A value with a canonical binary encoding (as rustls's `Codec`):
+/// [`Decode::decode_from`] reads one value from a [`Reader`], inside a larger
+/// value or on its own; [`Decode::decode`] reads exactly one value from bytes
+/// and refuses trailing bytes (SPEC R-ENC-2), here for every type.
+///
+/// The types implementing it also have inherent `decode` and `decode_from`
+/// (see `inherent_decode!`), so callers need not import the trait.
+pub trait Decode: Sized {
+    /// Reads one value from `r`, leaving what follows it.
+    ///
+    /// # Errors
+    /// Any [`DecodeError`].
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+
+    /// Refuses a whole input longer than the type's encoding can be, before
+    /// reading it (an entry: R-ENTRY-2). By default any length is read.
+    ///
+    /// # Errors
+    /// [`DecodeError::OutOfRange`].
+    fn check_len(len: usize) -> Result<(), DecodeError> {
+        let _ = len;
+        Ok(())
+    }
+
+    /// Decodes exactly one value, rejecting trailing bytes.
+    ///
+    /// # Errors
+    /// Any [`DecodeError`]; [`DecodeError::TrailingBytes`] if bytes remain.
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::check_len(bytes.len())?;
+        read_exactly(bytes, Self::decode_from)
+    }
+}
+
+/// Runs `read` on all of `bytes` and fails if it leaves any (SPEC R-ENC-2):
+/// the one place a decoder checks for trailing bytes, for [`Decode::decode`]
+/// and for decoders with their own error type or layout (a length-prefixed
+/// body, a tally snapshot's precise errors).
+///
+/// # Errors
+/// `read`'s error, or [`DecodeError::TrailingBytes`] converted to `E`.
+pub fn read_exactly<'a, T, E: From<DecodeError>>(
+    bytes: &'a [u8],
+    read: impl FnOnce(&mut Reader<'a>) -> Result<T, E>,
+) -> Result<T, E> {
+    let mut r = Reader::new(bytes);
+    let value = read(&mut r)?;
+    r.finish()?;
+    Ok(value)
+}
+
+/// Gives [`Decode`] types inherent `decode` and `decode_from` that forward
+/// to the trait, so callers need not import it.
+macro_rules! inherent_decode {
+    ($($t:ty),+ $(,)?) => {$(
+        impl $t {
+            /// Decodes exactly one value, rejecting trailing bytes
+            /// ([`Decode::decode`](crate::codec::Decode::decode)).
+            ///
+            /// # Errors
+            /// Any [`DecodeError`](crate::codec::DecodeError).
+            pub fn decode(bytes: &[u8]) -> Result<Self, $crate::codec::DecodeError> {
+                <Self as $crate::codec::Decode>::decode(bytes)
+            }
+
+            /// Reads one value from `r`, leaving what follows it
+            /// ([`Decode::decode_from`](crate::codec::Decode::decode_from)).
+            ///
+            /// # Errors
+            /// Any [`DecodeError`](crate::codec::DecodeError).
+            pub fn decode_from(
+                r: &mut $crate::codec::Reader<'_>,
+            ) -> Result<Self, $crate::codec::DecodeError> {
+                <Self as $crate::codec::Decode>::decode_from(r)
+            }
+        }
+    )+};
+}
+pub(crate) use inherent_decode;
+
 /// Text rule of R-ENC-4: no control characters, except `\n` in multi-line fields.
 ///
 /// # Errors

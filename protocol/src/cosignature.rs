@@ -12,9 +12,7 @@
 //! <checkpoint body>
 //! ```
 
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use std::fmt;
-use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::checkpoint::{
     Checkpoint, CheckpointError, SignedCheckpoint, hash_b64, parse_decimal, parse_hash_b64,
@@ -22,9 +20,8 @@ use crate::checkpoint::{
 };
 use crate::hash::Hash;
 use crate::note::{
-    KeyError, KeyId, KeyName, MAX_NOTE_BYTES, MAX_SIGNATURES, NoteError, NoteSignature,
-    NoteVerifier, SIG_TYPE_COSIGNATURE_V1, SignedNote, Verifier, ed25519_public_key,
-    format_private_key_text, format_vkey, key_id, parse_private_key_text, parse_vkey, random_seed,
+    Ed25519Signer, Ed25519Verifier, KeyId, KeyKind, KeyName, MAX_NOTE_BYTES, MAX_SIGNATURES,
+    NoteError, NoteSignature, NoteVerifier, SIG_TYPE_COSIGNATURE_V1, SignedNote,
 };
 
 /// First line of the message a v1 cosignature signs. SPEC R-COSIG-3.
@@ -89,74 +86,27 @@ pub fn cosigned_message(body: &str, timestamp: u64) -> Vec<u8> {
     format!("{COSIGNATURE_V1_HEADER}time {timestamp}\n{body}").into_bytes()
 }
 
-/// A witness's cosigning key (Ed25519, signature type 0x04). Zeroized on drop,
-/// no `Clone`; `Debug` shows only the name and key id. SPEC R-COSIG-1.
-#[derive(ZeroizeOnDrop)]
-pub struct WitnessSigner {
-    #[zeroize(skip)]
-    name: KeyName,
-    #[zeroize(skip)]
-    key_id: KeyId,
-    key: SigningKey,
+/// Timestamped Ed25519 witness cosignatures (signature type 0x04): the
+/// witness key kind. SPEC R-COSIG-1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CosignatureV1 {}
+
+impl crate::note::sealed::Sealed for CosignatureV1 {}
+
+impl KeyKind for CosignatureV1 {
+    const SIG_TYPE: u8 = SIG_TYPE_COSIGNATURE_V1;
+    const SIGNER: &'static str = "WitnessSigner";
+    const VERIFIER: &'static str = "WitnessVerifier";
+    fn verify(key: &WitnessVerifier, body: &[u8], signature: &[u8]) -> bool {
+        key.verify_cosignature(body, signature).is_some()
+    }
 }
 
+/// A witness's cosigning key (Ed25519, signature type 0x04). Zeroized on drop,
+/// no `Clone`; `Debug` shows only the name and key id. SPEC R-COSIG-1.
+pub type WitnessSigner = Ed25519Signer<CosignatureV1>;
+
 impl WitnessSigner {
-    /// Rebuilds a witness key from its name and 32-byte seed.
-    pub fn from_seed(name: KeyName, seed: &[u8; 32]) -> Self {
-        let key = SigningKey::from_bytes(seed);
-        let key_id = key_id(
-            &name,
-            SIG_TYPE_COSIGNATURE_V1,
-            key.verifying_key().as_bytes(),
-        );
-        Self { name, key_id, key }
-    }
-
-    /// A fresh key from the operating system's CSPRNG.
-    ///
-    /// # Errors
-    /// [`getrandom::Error`] if the OS has no randomness to give.
-    pub fn generate(name: KeyName) -> Result<Self, getrandom::Error> {
-        let seed = random_seed()?;
-        Ok(Self::from_seed(name, &seed))
-    }
-
-    /// Parses `PRIVATE+KEY+<name>+<hex key id>+<base64(0x04 ‖ seed)>`, the key
-    /// id being the type-0x04 one (the form transparency-dev's
-    /// `NewSignerForCosignatureV1` reads). SPEC R-COSIG-1.
-    ///
-    /// # Errors
-    /// [`KeyError`].
-    pub fn from_private_key_text(s: &str) -> Result<Self, KeyError> {
-        let (name, key_id, key) =
-            parse_private_key_text(s.strip_suffix('\n').unwrap_or(s), SIG_TYPE_COSIGNATURE_V1)?;
-        Ok(Self { name, key_id, key })
-    }
-
-    /// The private key text, in a zeroizing string.
-    pub fn to_private_key_text(&self) -> Zeroizing<String> {
-        format_private_key_text(&self.name, self.key_id, SIG_TYPE_COSIGNATURE_V1, &self.key)
-    }
-
-    /// The matching verifier.
-    pub fn verifier(&self) -> WitnessVerifier {
-        WitnessVerifier {
-            name: self.name.clone(),
-            key_id: self.key_id,
-            key: self.key.verifying_key(),
-        }
-    }
-
-    /// The witness's key name.
-    pub fn name(&self) -> &KeyName {
-        &self.name
-    }
-
-    /// The type-0x04 key id.
-    pub fn key_id(&self) -> KeyId {
-        self.key_id
-    }
-
     /// Cosigns `checkpoint` at `timestamp` (POSIX seconds, supplied by the
     /// caller: this crate reads no clock). SPEC R-COSIG-2, R-COSIG-3.
     ///
@@ -182,125 +132,31 @@ impl WitnessSigner {
         if timestamp > MAX_TIMESTAMP {
             return Err(CosignatureError::TimestampTooLarge(timestamp));
         }
-        let sig = self.key.sign(&cosigned_message(body, timestamp));
+        let sig = self.sign_raw(&cosigned_message(body, timestamp));
         let mut raw = Vec::with_capacity(72);
         raw.extend_from_slice(&timestamp.to_be_bytes());
-        raw.extend_from_slice(&sig.to_bytes());
-        Ok(NoteSignature::from_parts(
-            self.name.clone(),
-            self.key_id,
-            raw,
-        ))
-    }
-}
-
-impl fmt::Debug for WitnessSigner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WitnessSigner")
-            .field("name", &self.name)
-            .field("key_id", &self.key_id)
-            .finish_non_exhaustive()
+        raw.extend_from_slice(&sig);
+        Ok(self.signature_line(raw))
     }
 }
 
 /// A witness's public key: name, type-0x04 key id, Ed25519 key.
 /// SPEC R-COSIG-1, R-COSIG-4.
-#[derive(Clone, PartialEq, Eq)]
-pub struct WitnessVerifier {
-    name: KeyName,
-    key_id: KeyId,
-    key: VerifyingKey,
-}
+pub type WitnessVerifier = Ed25519Verifier<CosignatureV1>;
 
 impl WitnessVerifier {
-    /// Builds a verifier from a witness name and Ed25519 public key.
-    ///
-    /// # Errors
-    /// [`KeyError::BadPublicKey`].
-    pub fn new(name: KeyName, public_key: &[u8; 32]) -> Result<Self, KeyError> {
-        let key = ed25519_public_key(public_key)?;
-        let key_id = key_id(&name, SIG_TYPE_COSIGNATURE_V1, public_key);
-        Ok(Self { name, key_id, key })
-    }
-
-    /// Parses the verifier key text `<name>+<hex key id>+<base64(0x04 ‖ key)>`
-    /// strictly; type 0x01 keys are refused (convert explicitly with
-    /// [`WitnessVerifier::new`] if you must). SPEC R-COSIG-4.
-    ///
-    /// # Errors
-    /// [`KeyError`].
-    pub fn from_text(s: &str) -> Result<Self, KeyError> {
-        let (name, key_id, key) = parse_vkey(s, SIG_TYPE_COSIGNATURE_V1)?;
-        Ok(Self { name, key_id, key })
-    }
-
-    /// The verifier key text.
-    pub fn to_text(&self) -> String {
-        format_vkey(&self.name, self.key_id, SIG_TYPE_COSIGNATURE_V1, &self.key)
-    }
-
-    /// The witness's key name.
-    pub fn name(&self) -> &KeyName {
-        &self.name
-    }
-
-    /// The type-0x04 key id.
-    pub fn key_id(&self) -> KeyId {
-        self.key_id
-    }
-
-    /// The raw Ed25519 public key.
-    pub fn public_key(&self) -> [u8; 32] {
-        self.key.to_bytes()
-    }
-
     /// Verifies a cosignature's bytes (after the key id) on `body` and returns
     /// its timestamp. `None` if the length is not 72, the timestamp exceeds
     /// 2^63 − 1, or the Ed25519 signature (strict) fails. SPEC R-COSIG-5.
     pub fn verify_cosignature(&self, body: &[u8], signature: &[u8]) -> Option<u64> {
         let (ts, sig) = signature.split_first_chunk::<8>()?;
-        let sig: &[u8; 64] = sig.try_into().ok()?;
         let timestamp = u64::from_be_bytes(*ts);
         if timestamp > MAX_TIMESTAMP {
             return None;
         }
         let mut msg = format!("{COSIGNATURE_V1_HEADER}time {timestamp}\n").into_bytes();
         msg.extend_from_slice(body);
-        self.key
-            .verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(sig))
-            .ok()
-            .map(|()| timestamp)
-    }
-}
-
-impl Verifier for WitnessVerifier {
-    fn name(&self) -> &KeyName {
-        &self.name
-    }
-    fn key_id(&self) -> KeyId {
-        self.key_id
-    }
-    fn verify(&self, body: &[u8], signature: &[u8]) -> bool {
-        self.verify_cosignature(body, signature).is_some()
-    }
-}
-
-impl fmt::Debug for WitnessVerifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WitnessVerifier({})", self.to_text())
-    }
-}
-
-impl fmt::Display for WitnessVerifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_text())
-    }
-}
-
-impl std::str::FromStr for WitnessVerifier {
-    type Err = KeyError;
-    fn from_str(s: &str) -> Result<Self, KeyError> {
-        Self::from_text(s)
+        self.verify_strict(&msg, sig).then_some(timestamp)
     }
 }
 
@@ -345,7 +201,7 @@ pub fn verify_cosignatures(
     for w in witnesses {
         if !distinct
             .iter()
-            .any(|d| d.name == w.name && d.key_id == w.key_id)
+            .any(|d| d.name() == w.name() && d.key_id() == w.key_id())
         {
             distinct.push(w);
         }
@@ -360,23 +216,23 @@ pub fn verify_cosignatures(
     for sig in note.signatures() {
         let Some(w) = distinct
             .iter()
-            .find(|w| &w.name == sig.name() && w.key_id == sig.key_id())
+            .find(|w| w.name() == sig.name() && w.key_id() == sig.key_id())
         else {
             continue;
         };
         let Some(timestamp) = w.verify_cosignature(note.body().as_bytes(), sig.signature()) else {
             return Err(CosignatureError::InvalidCosignature {
-                name: w.name.clone(),
-                key_id: w.key_id,
+                name: w.name().clone(),
+                key_id: w.key_id(),
             });
         };
         if !found
             .iter()
-            .any(|c| c.witness == w.name && c.key_id == w.key_id)
+            .any(|c| c.witness == *w.name() && c.key_id == w.key_id())
         {
             found.push(Cosignature {
-                witness: w.name.clone(),
-                key_id: w.key_id,
+                witness: w.name().clone(),
+                key_id: w.key_id(),
                 timestamp,
             });
         }

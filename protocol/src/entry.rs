@@ -5,7 +5,7 @@
 //! entry value has exactly one encoding and its leaf hash is well defined.
 
 use crate::campaign::CampaignDefinition;
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{Decode, DecodeError, Reader, Writer};
 use crate::hash::{CampaignId, Hash, Nullifier};
 use crate::merkle;
 use crate::pledge::{Amendment, Pledge, Withdrawal};
@@ -166,35 +166,47 @@ impl Entry {
         Ok(bytes)
     }
 
-    /// Decodes exactly one entry. SPEC R-ENTRY-1, R-ENC-2, R-VER-2.
+    /// RFC 6962 leaf hash of the encoding. SPEC R-LOG-1.
     ///
     /// # Errors
-    /// Any [`DecodeError`].
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if bytes.len() > MAX_ENTRY_BYTES {
+    /// [`EntryTooLarge`].
+    pub fn leaf_hash(&self) -> Result<Hash, EntryTooLarge> {
+        Ok(merkle::leaf_hash(&self.encode()?))
+    }
+}
+
+crate::codec::inherent_decode!(Entry);
+
+/// Exactly one entry per input. SPEC R-ENTRY-1, R-ENC-2, R-VER-2.
+impl Decode for Entry {
+    fn check_len(len: usize) -> Result<(), DecodeError> {
+        if len > MAX_ENTRY_BYTES {
             return Err(DecodeError::OutOfRange {
                 field: "entry",
                 reason: "longer than 65535 bytes",
             });
         }
-        let mut r = Reader::new(bytes);
+        Ok(())
+    }
+
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let version = r.u8("entry.version")?;
         if version != crate::PROTOCOL_VERSION {
             return Err(DecodeError::UnsupportedVersion(version));
         }
         let kind = r.u8("entry.kind")?;
-        let entry = match kind {
+        Ok(match kind {
             1 => {
-                let definition = CampaignDefinition::decode_from(&mut r)?;
-                let issuer_key = IssuerPublicKey::decode_from(&mut r)?;
+                let definition = CampaignDefinition::decode_from(r)?;
+                let issuer_key = IssuerPublicKey::decode_from(r)?;
                 Entry::CampaignOpened(CampaignOpened {
                     definition,
                     issuer_key,
                 })
             }
-            2 => Entry::Pledge(Pledge::decode_from(&mut r)?),
-            3 => Entry::PledgeAmended(Amendment::decode_from(&mut r)?),
-            4 => Entry::PledgeWithdrawn(Withdrawal::decode_from(&mut r)?),
+            2 => Entry::Pledge(Pledge::decode_from(r)?),
+            3 => Entry::PledgeAmended(Amendment::decode_from(r)?),
+            4 => Entry::PledgeWithdrawn(Withdrawal::decode_from(r)?),
             5 => Entry::CampaignClosed(CampaignClosed {
                 campaign: CampaignId(r.array("closed.campaign")?),
                 tokens_issued: r.u64("closed.tokens_issued")?,
@@ -208,16 +220,6 @@ impl Entry {
                     tag,
                 });
             }
-        };
-        r.finish()?;
-        Ok(entry)
-    }
-
-    /// RFC 6962 leaf hash of the encoding. SPEC R-LOG-1.
-    ///
-    /// # Errors
-    /// [`EntryTooLarge`].
-    pub fn leaf_hash(&self) -> Result<Hash, EntryTooLarge> {
-        Ok(merkle::leaf_hash(&self.encode()?))
+        })
     }
 }

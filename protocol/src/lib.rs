@@ -17,6 +17,8 @@
 //! - [`entry`]: ledger entries, the leaves of the log.
 //! - [`ledger`]: the ledger rules as a pure state machine (server and auditor).
 //! - [`merkle`]: RFC 6962 hashing, the incremental tree, proofs.
+//! - [`replay`]: a log replayed entry by entry into the rules and the tree
+//!   (server start-up, auditor, demo).
 //! - [`tile`]: C2SP tlog-tiles coordinates, paths and entry bundles.
 //! - [`note`]: C2SP signed notes, Ed25519 note keys and verifier keys.
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies.
@@ -38,6 +40,7 @@ pub mod merkle;
 pub mod note;
 pub mod pledge;
 pub mod receipt;
+pub mod replay;
 #[cfg(feature = "fast-rsa")]
 mod rsa_fast;
 pub mod secret;

@@ -777,6 +777,48 @@ impl HashReader for MemoryHashes {
     }
 }
 
+/// A tree that grows one leaf at a time: [`Tree`] (the frontier only, for a
+/// ledger that stores its hashes elsewhere) or [`MemoryHashes`] (every
+/// hash, for proofs over a rebuilt log). What [`crate::replay::Replayer`]
+/// appends leaves to.
+pub trait GrowingTree {
+    /// Number of leaves.
+    fn size(&self) -> u64;
+
+    /// The root hash of the whole tree.
+    fn root(&self) -> Hash;
+
+    /// Appends a leaf hash; returns its index.
+    ///
+    /// # Errors
+    /// [`TreeError::Full`] at `u64::MAX` leaves.
+    fn append_leaf(&mut self, leaf: Hash) -> Result<u64, TreeError>;
+}
+
+impl GrowingTree for Tree {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn root(&self) -> Hash {
+        Tree::root(self)
+    }
+    fn append_leaf(&mut self, leaf: Hash) -> Result<u64, TreeError> {
+        self.append(leaf)
+    }
+}
+
+impl GrowingTree for MemoryHashes {
+    fn size(&self) -> u64 {
+        MemoryHashes::size(self)
+    }
+    fn root(&self) -> Hash {
+        MemoryHashes::root(self)
+    }
+    fn append_leaf(&mut self, leaf: Hash) -> Result<u64, TreeError> {
+        self.push(leaf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use std::fmt;
+use std::marker::PhantomData;
 use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::hash::sha256;
@@ -425,39 +426,96 @@ pub trait Verifier {
     fn verify(&self, body: &[u8], signature: &[u8]) -> bool;
 }
 
-/// An Ed25519 note verifier key (signature type 0x01). SPEC R-NOTE-3, R-NOTE-4.
+/// What an Ed25519 note key signs, named by its signature type byte (SPEC
+/// R-NOTE-2): [`PlainNote`] (0x01, log keys) or
+/// [`CosignatureV1`](crate::cosignature::CosignatureV1) (0x04, witness keys).
+/// Everything else about the key (seeds, key ids, key texts) is the same,
+/// so [`Ed25519Signer`] and [`Ed25519Verifier`] are written once for both.
+/// Sealed: the protocol has exactly these two kinds.
+pub trait KeyKind: sealed::Sealed + Clone + Copy + PartialEq + Eq + 'static {
+    /// The signature type byte in key ids and key texts.
+    const SIG_TYPE: u8;
+    /// The signer's name in `Debug` output.
+    const SIGNER: &'static str;
+    /// The verifier's name in `Debug` output.
+    const VERIFIER: &'static str;
+    /// True if `signature` (the bytes after the key id) is valid for the
+    /// note text `body` under `key`.
+    fn verify(key: &Ed25519Verifier<Self>, body: &[u8], signature: &[u8]) -> bool;
+}
+
+pub(crate) mod sealed {
+    /// Keeps [`super::KeyKind`] to this crate's kinds.
+    pub trait Sealed {}
+}
+
+/// Plain Ed25519 note signatures (signature type 0x01): the log's checkpoint
+/// and tally-statement key. SPEC R-NOTE-3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PlainNote {}
+
+impl sealed::Sealed for PlainNote {}
+
+impl KeyKind for PlainNote {
+    const SIG_TYPE: u8 = SIG_TYPE_ED25519;
+    const SIGNER: &'static str = "NoteSigner";
+    const VERIFIER: &'static str = "NoteVerifier";
+    /// Strict RFC 8032 verification (canonical S, no small-order R or A).
+    fn verify(key: &Ed25519Verifier<Self>, body: &[u8], signature: &[u8]) -> bool {
+        key.verify_strict(body, signature)
+    }
+}
+
+/// An Ed25519 note verifier key of kind `K`: a log key ([`NoteVerifier`]) or
+/// a witness key ([`WitnessVerifier`](crate::cosignature::WitnessVerifier)).
+/// SPEC R-NOTE-3, R-NOTE-4, R-COSIG-1, R-COSIG-4.
 #[derive(Clone, PartialEq, Eq)]
-pub struct NoteVerifier {
+pub struct Ed25519Verifier<K: KeyKind> {
     name: KeyName,
     key_id: KeyId,
     key: VerifyingKey,
+    kind: PhantomData<K>,
 }
 
-impl NoteVerifier {
+/// An Ed25519 note verifier key (signature type 0x01). SPEC R-NOTE-3, R-NOTE-4.
+pub type NoteVerifier = Ed25519Verifier<PlainNote>;
+
+impl<K: KeyKind> Ed25519Verifier<K> {
+    fn from_parts(name: KeyName, key_id: KeyId, key: VerifyingKey) -> Self {
+        Self {
+            name,
+            key_id,
+            key,
+            kind: PhantomData,
+        }
+    }
+
     /// Builds a verifier from a name and a 32-byte Ed25519 public key.
     ///
     /// # Errors
     /// [`KeyError::BadPublicKey`] for a non-canonical or small-order point.
     pub fn new(name: KeyName, public_key: &[u8; 32]) -> Result<Self, KeyError> {
         let key = ed25519_public_key(public_key)?;
-        let key_id = key_id(&name, SIG_TYPE_ED25519, public_key);
-        Ok(Self { name, key_id, key })
+        let key_id = key_id(&name, K::SIG_TYPE, public_key);
+        Ok(Self::from_parts(name, key_id, key))
     }
 
-    /// Parses the verifier key text `<name>+<hex key id>+<base64(0x01 ‖ key)>`,
-    /// strictly: lower-case hex, canonical padded base64, type 0x01, 32-byte
-    /// canonical point, key id equal to the derived one. SPEC R-NOTE-4.
+    /// Parses the verifier key text `<name>+<hex key id>+<base64(type ‖ key)>`,
+    /// strictly: lower-case hex, canonical padded base64, this kind's type
+    /// byte (a key of the other kind is refused: convert explicitly with
+    /// [`Ed25519Verifier::new`] if you must), 32-byte canonical point, key id
+    /// equal to the derived one. SPEC R-NOTE-4, R-COSIG-4.
     ///
     /// # Errors
     /// [`KeyError`] saying which part is wrong.
     pub fn from_text(s: &str) -> Result<Self, KeyError> {
-        let (name, key_id, key) = parse_vkey(s, SIG_TYPE_ED25519)?;
-        Ok(Self { name, key_id, key })
+        let (name, key_id, key) = parse_vkey(s, K::SIG_TYPE)?;
+        Ok(Self::from_parts(name, key_id, key))
     }
 
-    /// The verifier key text (what [`NoteVerifier::from_text`] parses).
+    /// The verifier key text (what [`Ed25519Verifier::from_text`] parses).
     pub fn to_text(&self) -> String {
-        format_vkey(&self.name, self.key_id, SIG_TYPE_ED25519, &self.key)
+        format_vkey(&self.name, self.key_id, K::SIG_TYPE, &self.key)
     }
 
     /// The key name.
@@ -465,7 +523,7 @@ impl NoteVerifier {
         &self.name
     }
 
-    /// The key id.
+    /// The key id (of this kind's type byte).
     pub fn key_id(&self) -> KeyId {
         self.key_id
     }
@@ -474,62 +532,84 @@ impl NoteVerifier {
     pub fn public_key(&self) -> [u8; 32] {
         self.key.to_bytes()
     }
+
+    /// Strict RFC 8032 verification of a 64-byte signature on `msg`.
+    pub(crate) fn verify_strict(&self, msg: &[u8], signature: &[u8]) -> bool {
+        let Ok(sig) = <[u8; 64]>::try_from(signature) else {
+            return false;
+        };
+        self.key
+            .verify_strict(msg, &ed25519_dalek::Signature::from_bytes(&sig))
+            .is_ok()
+    }
 }
 
-impl Verifier for NoteVerifier {
+impl<K: KeyKind> Verifier for Ed25519Verifier<K> {
     fn name(&self) -> &KeyName {
         &self.name
     }
     fn key_id(&self) -> KeyId {
         self.key_id
     }
-    /// Strict RFC 8032 verification (canonical S, no small-order R or A).
     fn verify(&self, body: &[u8], signature: &[u8]) -> bool {
-        let Ok(sig) = <[u8; 64]>::try_from(signature) else {
-            return false;
-        };
-        self.key
-            .verify_strict(body, &ed25519_dalek::Signature::from_bytes(&sig))
-            .is_ok()
+        K::verify(self, body, signature)
     }
 }
 
-impl fmt::Debug for NoteVerifier {
+impl<K: KeyKind> fmt::Debug for Ed25519Verifier<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NoteVerifier({})", self.to_text())
+        write!(f, "{}({})", K::VERIFIER, self.to_text())
     }
 }
 
-impl fmt::Display for NoteVerifier {
+impl<K: KeyKind> fmt::Display for Ed25519Verifier<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_text())
     }
 }
 
-impl std::str::FromStr for NoteVerifier {
+impl<K: KeyKind> std::str::FromStr for Ed25519Verifier<K> {
     type Err = KeyError;
     fn from_str(s: &str) -> Result<Self, KeyError> {
         Self::from_text(s)
     }
 }
 
-/// An Ed25519 note signing key (the log's checkpoint key). Zeroized on drop, no
-/// `Clone`, `Debug` shows only the name and key id. SPEC R-NOTE-8.
+/// An Ed25519 note signing key of kind `K`: the log's checkpoint key
+/// ([`NoteSigner`]) or a witness's cosigning key
+/// ([`WitnessSigner`](crate::cosignature::WitnessSigner)). Zeroized on drop,
+/// no `Clone`, `Debug` shows only the name and key id. SPEC R-NOTE-8,
+/// R-COSIG-1.
 #[derive(ZeroizeOnDrop)]
-pub struct NoteSigner {
+pub struct Ed25519Signer<K: KeyKind> {
     #[zeroize(skip)]
     name: KeyName,
     #[zeroize(skip)]
     key_id: KeyId,
     key: SigningKey,
+    #[zeroize(skip)]
+    kind: PhantomData<K>,
 }
 
-impl NoteSigner {
+/// An Ed25519 note signing key (the log's checkpoint key, type 0x01).
+/// SPEC R-NOTE-8.
+pub type NoteSigner = Ed25519Signer<PlainNote>;
+
+impl<K: KeyKind> Ed25519Signer<K> {
+    fn from_parts(name: KeyName, key_id: KeyId, key: SigningKey) -> Self {
+        Self {
+            name,
+            key_id,
+            key,
+            kind: PhantomData,
+        }
+    }
+
     /// Rebuilds a signer from its name and 32-byte Ed25519 seed.
     pub fn from_seed(name: KeyName, seed: &[u8; 32]) -> Self {
         let key = SigningKey::from_bytes(seed);
-        let key_id = key_id(&name, SIG_TYPE_ED25519, key.verifying_key().as_bytes());
-        Self { name, key_id, key }
+        let key_id = key_id(&name, K::SIG_TYPE, key.verifying_key().as_bytes());
+        Self::from_parts(name, key_id, key)
     }
 
     /// A fresh key from the operating system's CSPRNG.
@@ -542,29 +622,27 @@ impl NoteSigner {
     }
 
     /// Parses Go's private key text
-    /// `PRIVATE+KEY+<name>+<hex key id>+<base64(0x01 ‖ seed)>` (the file an
-    /// operator stores), checking the key id. SPEC R-NOTE-8.
+    /// `PRIVATE+KEY+<name>+<hex key id>+<base64(type ‖ seed)>` (the file an
+    /// operator stores; for a witness key, the form transparency-dev's
+    /// `NewSignerForCosignatureV1` reads), checking this kind's type byte and
+    /// the key id. SPEC R-NOTE-8, R-COSIG-1.
     ///
     /// # Errors
     /// [`KeyError`] saying which part is wrong (never echoing key material).
     pub fn from_private_key_text(s: &str) -> Result<Self, KeyError> {
         let (name, key_id, key) =
-            parse_private_key_text(s.strip_suffix('\n').unwrap_or(s), SIG_TYPE_ED25519)?;
-        Ok(Self { name, key_id, key })
+            parse_private_key_text(s.strip_suffix('\n').unwrap_or(s), K::SIG_TYPE)?;
+        Ok(Self::from_parts(name, key_id, key))
     }
 
     /// The private key text, in a zeroizing string. Store it as a secret.
     pub fn to_private_key_text(&self) -> Zeroizing<String> {
-        format_private_key_text(&self.name, self.key_id, SIG_TYPE_ED25519, &self.key)
+        format_private_key_text(&self.name, self.key_id, K::SIG_TYPE, &self.key)
     }
 
     /// The matching verifier.
-    pub fn verifier(&self) -> NoteVerifier {
-        NoteVerifier {
-            name: self.name.clone(),
-            key_id: self.key_id,
-            key: self.key.verifying_key(),
-        }
+    pub fn verifier(&self) -> Ed25519Verifier<K> {
+        Ed25519Verifier::from_parts(self.name.clone(), self.key_id, self.key.verifying_key())
     }
 
     /// The key name.
@@ -572,26 +650,33 @@ impl NoteSigner {
         &self.name
     }
 
-    /// The key id.
+    /// The key id (of this kind's type byte).
     pub fn key_id(&self) -> KeyId {
         self.key_id
     }
 
-    /// Signs `body` (a note text) and returns the signature line. Callers
-    /// normally use [`sign_note`] or [`SignedNote::sign`], which check the body.
-    pub fn sign(&self, body: &[u8]) -> NoteSignature {
-        let sig = self.key.sign(body);
-        NoteSignature {
-            name: self.name.clone(),
-            key_id: self.key_id,
-            signature: sig.to_bytes().to_vec(),
-        }
+    /// The signature line carrying `signature` under this key's name and id.
+    pub(crate) fn signature_line(&self, signature: Vec<u8>) -> NoteSignature {
+        NoteSignature::from_parts(self.name.clone(), self.key_id, signature)
+    }
+
+    /// The Ed25519 signature of `msg`.
+    pub(crate) fn sign_raw(&self, msg: &[u8]) -> [u8; 64] {
+        self.key.sign(msg).to_bytes()
     }
 }
 
-impl fmt::Debug for NoteSigner {
+impl NoteSigner {
+    /// Signs `body` (a note text) and returns the signature line. Callers
+    /// normally use [`sign_note`] or [`SignedNote::sign`], which check the body.
+    pub fn sign(&self, body: &[u8]) -> NoteSignature {
+        self.signature_line(self.sign_raw(body).to_vec())
+    }
+}
+
+impl<K: KeyKind> fmt::Debug for Ed25519Signer<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NoteSigner")
+        f.debug_struct(K::SIGNER)
             .field("name", &self.name)
             .field("key_id", &self.key_id)
             .finish_non_exhaustive()

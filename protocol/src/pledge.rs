@@ -1,7 +1,7 @@
 //! Pledge keys, terms, and the three pledge messages: pledge, amendment,
 //! withdrawal (DESIGN §4–§5, SPEC §6, R-PLEDGE-1…).
 
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{Decode, DecodeError, Reader, Writer, read_exactly};
 use crate::hash::{CampaignId, Nullifier};
 use crate::token::Token;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
@@ -165,20 +165,21 @@ impl Terms {
         self.encode_into(&mut w);
         w.into_bytes()
     }
+}
 
+crate::codec::inherent_decode!(Terms);
+
+impl Decode for Terms {
     /// Reads one terms value.
     ///
     /// # Errors
     /// Unknown kind, wrong body length, or `t == 0`.
-    pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let kind = r.u8("terms.kind")?;
         let body = r.bytes16(MAX_TERMS_BODY, "terms.body")?;
         match kind {
             Self::THRESHOLD_TAG => {
-                let mut br = Reader::new(body);
-                let t = br.u32("terms.threshold")?;
-                br.finish()?;
-                Self::threshold(t)
+                Self::threshold(read_exactly(body, |br| br.u32("terms.threshold"))?)
             }
             tag => Err(DecodeError::UnknownTag {
                 field: "terms.kind",
@@ -255,12 +256,16 @@ impl Pledge {
         self.terms.encode_into(w);
         w.raw(&self.signature);
     }
+}
 
+crate::codec::inherent_decode!(Pledge);
+
+impl Decode for Pledge {
     /// Reads the layout of [`Pledge::encode_into`].
     ///
     /// # Errors
     /// Any [`DecodeError`].
-    pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             campaign: CampaignId(r.array("pledge.campaign")?),
             token: Token::decode_from(r)?,
@@ -334,12 +339,16 @@ impl Amendment {
         self.terms.encode_into(w);
         w.raw(&self.signature);
     }
+}
 
+crate::codec::inherent_decode!(Amendment);
+
+impl Decode for Amendment {
     /// Reads the layout of [`Amendment::encode_into`].
     ///
     /// # Errors
     /// Any [`DecodeError`]; `seq == 0` is out of range.
-    pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let campaign = CampaignId(r.array("amend.campaign")?);
         let nullifier = Nullifier(r.array("amend.nullifier")?);
         let seq = read_seq(r)?;
@@ -409,12 +418,16 @@ impl Withdrawal {
             .u32(self.seq)
             .raw(&self.signature);
     }
+}
 
+crate::codec::inherent_decode!(Withdrawal);
+
+impl Decode for Withdrawal {
     /// Reads the layout of [`Withdrawal::encode_into`].
     ///
     /// # Errors
     /// Any [`DecodeError`]; `seq == 0` is out of range.
-    pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             campaign: CampaignId(r.array("withdraw.campaign")?),
             nullifier: Nullifier(r.array("withdraw.nullifier")?),

@@ -37,7 +37,7 @@
 //! [`MAX_THRESHOLD`] (10^8), so nothing can overflow.
 
 use crate::checkpoint::parse_decimal;
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{Decode, DecodeError, Reader, Writer};
 use crate::hash::{CampaignId, Hash, sha256};
 use std::fmt;
 
@@ -119,7 +119,7 @@ pub enum TallyError {
     CapacityExhausted,
     /// A binary tally is truncated or followed by trailing bytes. SPEC R-TALLY-6.
     #[error("binary tally: {0}")]
-    Decode(DecodeError),
+    Decode(#[from] DecodeError),
 }
 
 impl TallyError {
@@ -912,18 +912,6 @@ impl TallySnapshot {
         w.into_bytes()
     }
 
-    /// Reads the layout of [`TallySnapshot::encode_into`] and checks every rule
-    /// of SPEC R-TALLY-5/R-TALLY-6: the stated live and active counts must be
-    /// the ones the histogram gives. Allocates no more than the input's length.
-    /// For use inside a larger codec value (the `CampaignClosed` entry).
-    ///
-    /// # Errors
-    /// [`DecodeError::Truncated`], or [`DecodeError::OutOfRange`] naming the
-    /// violated rule.
-    pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Self::read(r).map_err(TallyError::into_decode_error)
-    }
-
     /// Decodes exactly one snapshot from `bytes` (no trailing bytes), with the
     /// precise rule that failed.
     ///
@@ -932,10 +920,7 @@ impl TallySnapshot {
     /// rule errors of [`TallySnapshot::from_buckets`], [`TallyError::LiveMismatch`]
     /// and [`TallyError::ActiveMismatch`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, TallyError> {
-        let mut r = Reader::new(bytes);
-        let s = Self::read(&mut r)?;
-        r.finish().map_err(TallyError::Decode)?;
-        Ok(s)
+        crate::codec::read_exactly(bytes, Self::read)
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, TallyError> {
@@ -985,6 +970,22 @@ impl TallySnapshot {
             });
         }
         Ok(s)
+    }
+}
+
+crate::codec::inherent_decode!(TallySnapshot);
+
+impl Decode for TallySnapshot {
+    /// Reads the layout of [`TallySnapshot::encode_into`] and checks every rule
+    /// of SPEC R-TALLY-5/R-TALLY-6: the stated live and active counts must be
+    /// the ones the histogram gives. Allocates no more than the input's length.
+    /// For use inside a larger codec value (the `CampaignClosed` entry).
+    ///
+    /// # Errors
+    /// [`DecodeError::Truncated`], or [`DecodeError::OutOfRange`] naming the
+    /// violated rule.
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::read(r).map_err(TallyError::into_decode_error)
     }
 }
 
@@ -1363,26 +1364,6 @@ mod tests {
                 .map(|&(_, n)| n)
                 .sum();
             assert_eq!(activated, want, "{buckets:?}");
-        }
-    }
-
-    #[test]
-    fn decimal_rules() {
-        assert_eq!(parse_decimal("0"), Some(0));
-        assert_eq!(parse_decimal("18446744073709551615"), Some(u64::MAX));
-        for bad in [
-            "",
-            "00",
-            "01",
-            "+1",
-            "-1",
-            " 1",
-            "1 ",
-            "18446744073709551616",
-            "1e3",
-            "١",
-        ] {
-            assert_eq!(parse_decimal(bad), None, "{bad:?}");
         }
     }
 }

@@ -8,6 +8,7 @@
 //! with `N` written in zero-padded three-digit groups, all but the last
 //! prefixed by `x` (`1234067` → `x001/x234/067`).
 
+use crate::checkpoint::parse_digits;
 use crate::hash::Hash;
 use crate::merkle::{HashReader, NodeId, ProveError, node_hash};
 use std::collections::BTreeMap;
@@ -322,7 +323,7 @@ fn parse_decimal(s: &str, max_digits: usize, what: &'static str) -> Result<u64, 
     if s.len() > max_digits {
         return Err(TileError::BadPath(what));
     }
-    if s.len() > 1 && s.starts_with('0') && s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.len() > 1 && s.starts_with('0') && parse_digits(s).is_some() {
         return Err(TileError::BadPath("a number has a leading zero"));
     }
     crate::checkpoint::parse_decimal(s).ok_or(TileError::BadPath(what))
@@ -341,14 +342,11 @@ fn parse_index(s: &str) -> Result<u64, TileError> {
         } else {
             g
         };
-        if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(TileError::BadPath(
+        let v = parse_digits(digits)
+            .filter(|_| digits.len() == 3)
+            .ok_or(TileError::BadPath(
                 "an index group is not exactly three digits",
-            ));
-        }
-        let v: u64 = digits
-            .parse()
-            .map_err(|_| TileError::BadPath("an index group is not exactly three digits"))?;
+            ))?;
         if i == 0 && i < last && v == 0 {
             return Err(TileError::BadPath("the index starts with a zero group"));
         }

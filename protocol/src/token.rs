@@ -20,7 +20,7 @@
 //!   arbitrary message. It exists for conformance tests against published
 //!   vectors; protocol code uses the token layer.
 
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{Decode, DecodeError, Reader, Writer, read_exactly};
 use crate::hash::{CampaignId, Nullifier, sha256};
 use crate::pledge::PledgePublicKey;
 use crate::secret::SecretBytes;
@@ -372,19 +372,6 @@ impl IssuerPublicKey {
         w.bytes16(&self.spki);
     }
 
-    /// Reads the layout of [`IssuerPublicKey::encode_into`].
-    ///
-    /// # Errors
-    /// Truncation, a length over 800, or any [`IssuerPublicKey::from_spki`]
-    /// failure as [`DecodeError::Malformed`].
-    pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let raw = r.bytes16(ISSUER_KEY_MAX_BYTES, "issuer_key")?;
-        Self::from_spki(raw).map_err(|e| DecodeError::Malformed {
-            field: "issuer_key",
-            reason: e.reason(),
-        })
-    }
-
     /// RFC 9474 randomized `Blind` of an arbitrary message, with the caller's
     /// CSPRNG. The generator supplies, in order, the 32-byte message randomizer,
     /// the 48-byte PSS salt and the blinding factor `r` (rejection-sampled below
@@ -518,6 +505,23 @@ impl IssuerPublicKey {
             ));
         }
         Ok(())
+    }
+}
+
+crate::codec::inherent_decode!(IssuerPublicKey);
+
+impl Decode for IssuerPublicKey {
+    /// Reads the layout of [`IssuerPublicKey::encode_into`].
+    ///
+    /// # Errors
+    /// Truncation, a length over 800, or any [`IssuerPublicKey::from_spki`]
+    /// failure as [`DecodeError::Malformed`].
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let raw = r.bytes16(ISSUER_KEY_MAX_BYTES, "issuer_key")?;
+        Self::from_spki(raw).map_err(|e| DecodeError::Malformed {
+            field: "issuer_key",
+            reason: e.reason(),
+        })
     }
 }
 
@@ -781,7 +785,10 @@ impl BlindingState {
     /// # Errors
     /// [`DecodeError::UnsupportedVersion`], truncation or trailing bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
+        read_exactly(bytes, Self::read)
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let version = r.u8("blinding_state.version")?;
         if version != BLINDING_STATE_VERSION {
             return Err(DecodeError::UnsupportedVersion(version));
@@ -800,7 +807,6 @@ impl BlindingState {
         state
             .blinded
             .copy_from_slice(r.take(RSA_MODULUS_BYTES, "blinding_state.blinded")?);
-        r.finish()?;
         Ok(state)
     }
 }
@@ -903,12 +909,16 @@ impl Token {
             .raw(&self.randomizer)
             .raw(&self.signature);
     }
+}
 
+crate::codec::inherent_decode!(Token);
+
+impl Decode for Token {
     /// Reads the layout of [`Token::encode_into`].
     ///
     /// # Errors
     /// Truncation, or a pledge key that is not a valid Ed25519 point.
-    pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let pledge_pk = PledgePublicKey::from_bytes(r.array("token.pledge_pk")?)?;
         Ok(Self {
             pledge_pk,

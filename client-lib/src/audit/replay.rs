@@ -1,15 +1,17 @@
-//! Rebuilding the log from entry bundles: leaf hashes into the Merkle tree,
-//! strict decoding, token and pledge-key signatures checked in parallel
-//! (rayon), then every entry applied in order through the protocol's own
-//! [`LedgerState`] (SPEC R-AUDIT-4…R-AUDIT-9), capturing campaign tallies at
-//! the sizes tally statements name (R-AUDIT-10).
+//! Rebuilding the log from entry bundles: strict decoding and leaf hashes,
+//! then token and pledge-key signatures checked in parallel (rayon), then
+//! every entry replayed in order through the protocol's own [`Replayer`]
+//! (its Merkle tree and [`LedgerState`], SPEC R-AUDIT-4…R-AUDIT-9), every
+//! failure reported, capturing campaign tallies at the sizes tally
+//! statements name (R-AUDIT-10).
 
 use std::collections::{BTreeMap, HashMap};
 
-use pledge_protocol::entry::Entry;
+use pledge_protocol::entry::{Entry, EntryKind};
 use pledge_protocol::hash::{CampaignId, Hash};
 use pledge_protocol::ledger::{LedgerState, RuleError, VerifiedEntry};
-use pledge_protocol::merkle::{MemoryHashes, leaf_hash};
+use pledge_protocol::merkle::MemoryHashes;
+use pledge_protocol::replay::{Leaf, Replayed, Replayer, Verification};
 use pledge_protocol::tally::TallySnapshot;
 use pledge_protocol::tile::{BundleId, FULL_WIDTH, decode_bundle};
 use pledge_protocol::token::IssuerPublicKey;
@@ -93,15 +95,12 @@ struct Decoded {
     index: u64,
     /// Read from the state directory's cache (bytes verified by an earlier run).
     cached: bool,
-    leaf: Hash,
-    entry: Result<Entry, String>,
-    canonical: bool,
+    leaf: Leaf,
 }
 
 struct Replay {
     input: ReplayInput,
-    ledger: LedgerState,
-    tree: MemoryHashes,
+    replayer: Replayer<MemoryHashes>,
     failures: Vec<Failure>,
     counts: Counts,
     snapshots: HashMap<(u64, CampaignId), Option<TallySnapshot>>,
@@ -111,8 +110,6 @@ struct Replay {
     cache_open: bool,
     /// Some bundle inside the cached range was fetched (its file was missing).
     prefix_fetched: bool,
-    opened: HashMap<CampaignId, u64>,
-    last_change: HashMap<CampaignId, u64>,
     last_change_at_reference: Option<HashMap<CampaignId, u64>>,
 }
 
@@ -128,8 +125,7 @@ pub(crate) fn run(
 ) -> Result<ReplayOutcome, AuditError> {
     let mut r = Replay {
         input,
-        ledger: LedgerState::new(),
-        tree: MemoryHashes::new(),
+        replayer: Replayer::new(),
         failures: Vec::new(),
         counts: Counts::default(),
         snapshots: HashMap::new(),
@@ -138,8 +134,6 @@ pub(crate) fn run(
         cached_prefix: 0,
         cache_open: true,
         prefix_fetched: false,
-        opened: HashMap::new(),
-        last_change: HashMap::new(),
         last_change_at_reference: None,
     };
     r.capture(0);
@@ -176,19 +170,20 @@ pub(crate) fn run(
     if let Some(cache) = &r.input.cache {
         cache.sync_bundles()?;
     }
-    r.counts.replayed = r.tree.size();
-    let replayed = r.tree.size();
+    let replayed = r.replayer.size();
+    r.counts.replayed = replayed;
+    let state = r.replayer.into_state();
     Ok(ReplayOutcome {
         verified_prefix: r.verified_prefix.unwrap_or(replayed),
-        ledger: r.ledger,
-        tree: r.tree,
+        ledger: state.ledger,
+        tree: state.tree,
         failures: r.failures,
         counts: r.counts,
         snapshots: r.snapshots,
         gap,
         cached_prefix: r.cached_prefix,
-        opened: r.opened,
-        last_change: r.last_change,
+        opened: state.opened,
+        last_change: state.last_change,
         last_change_at_reference: r.last_change_at_reference,
     })
 }
@@ -227,11 +222,19 @@ impl Replay {
                 }
             }
         }
-        let decoded: Vec<Decoded> = pool.install(|| raw.par_iter().map(decode_one).collect());
+        let decoded: Vec<Decoded> = pool.install(|| {
+            raw.par_iter()
+                .map(|&(index, bytes, cached)| Decoded {
+                    index,
+                    cached,
+                    leaf: Leaf::decode(bytes),
+                })
+                .collect()
+        });
         // Keys of campaigns opened so far (the ledger uses the first opening;
         // a later duplicate is refused by R-RULE-1).
         for d in &decoded {
-            if let Ok(Entry::CampaignOpened(o)) = &d.entry {
+            if let Ok(Entry::CampaignOpened(o)) = d.leaf.entry() {
                 self.keys
                     .entry(o.definition.id())
                     .or_insert_with(|| o.issuer_key.clone());
@@ -243,7 +246,7 @@ impl Replay {
         let verdicts: Vec<Option<Result<VerifiedEntry, RuleError>>> = pool.install(|| {
             decoded
                 .par_iter()
-                .map(|d| match &d.entry {
+                .map(|d| match d.leaf.entry() {
                     // Only bytes read from the verified cache skip the checks.
                     Ok(e @ Entry::Pledge(p)) if d.index >= skip || !d.cached => keys
                         .get(&p.campaign)
@@ -288,11 +291,29 @@ impl Replay {
         verdict: Option<Result<VerifiedEntry, RuleError>>,
     ) -> Result<(), AuditError> {
         let index = d.index;
-        self.tree
-            .push(d.leaf)
+        let verification = match verdict {
+            // SPEC R-AUDIT-6: used only for a campaign opened by an earlier
+            // entry (the parallel pass may have seen an opening later in its
+            // batch).
+            Some(v) => Verification::Done(v),
+            // A pledge of the verified cache, checked by an earlier run bound
+            // to the pinned checkpoint.
+            None if d.cached
+                && index < self.input.skip_verified_below
+                && matches!(d.leaf.entry(), Ok(Entry::Pledge(_))) =>
+            {
+                Verification::Previously
+            }
+            // Not a pledge (no stateless part), or a pledge of a campaign
+            // not opened earlier (the rules refuse it).
+            None => Verification::Now,
+        };
+        let Replayed { entry, .. } = self
+            .replayer
+            .replay(d.leaf, verification)
             .map_err(|e| AuditError::Internal(format!("tree: {e}")))?;
         self.check_cache_root()?;
-        match d.entry {
+        match entry {
             Err(e) => {
                 self.unverified(index);
                 self.failures.push(Failure::at(
@@ -301,8 +322,8 @@ impl Replay {
                     format!("entry does not decode: {e}"),
                 ));
             }
-            Ok(entry) => {
-                if !d.canonical {
+            Ok(judged) => {
+                if !judged.canonical {
                     // SPEC R-AUDIT-5
                     self.unverified(index);
                     self.failures.push(
@@ -311,75 +332,23 @@ impl Replay {
                             index,
                             "entry decodes but re-encodes to different bytes",
                         )
-                        .campaign(&entry.campaign()),
+                        .campaign(&judged.campaign),
                     );
                 }
-                self.count(&entry);
-                // SPEC R-AUDIT-6: a pledge's token and signature are judged
-                // only against a campaign opened by an earlier entry (the
-                // parallel pass may have seen an opening later in its batch).
-                let verdict = verdict.filter(|_| self.opened.contains_key(&entry.campaign()));
-                match verdict {
-                    Some(Err(_)) => {
+                self.count(judged.kind);
+                if judged.checked {
+                    self.counts.pledges_verified += 1;
+                }
+                if let Some(refusal) = &judged.refused {
+                    if !refusal.stateless().is_empty() {
                         self.unverified(index);
-                        // SPEC R-AUDIT-12: each stateless check that fails is
-                        // reported, and so is the first ledger rule the entry
-                        // breaks; the entry is not applied.
-                        if let Entry::Pledge(p) = &entry {
-                            let token_ok = self
-                                .keys
-                                .get(&p.campaign)
-                                .is_some_and(|k| p.token.verify(k, &p.campaign).is_ok());
-                            if !token_ok {
-                                self.failures.push(rule_failure(
-                                    &entry,
-                                    index,
-                                    &RuleError::BadToken,
-                                ));
-                            }
-                            if !p.verify_pledge_signature() {
-                                self.failures.push(rule_failure(
-                                    &entry,
-                                    index,
-                                    &RuleError::BadPledgeSignature,
-                                ));
-                            }
-                        }
-                        if let Err(e) = self.ledger.check(&entry) {
-                            self.failures.push(rule_failure(&entry, index, &e));
-                        }
                     }
-                    Some(Ok(verified)) => {
-                        self.counts.pledges_verified += 1;
-                        match self.ledger.apply(&verified) {
-                            Ok(()) => self.applied(&entry, index),
-                            Err(e) => self.failures.push(rule_failure(&entry, index, &e)),
-                        }
-                    }
-                    None => {
-                        // Not a pledge (no stateless part), a pledge of a
-                        // campaign not opened earlier (the rules refuse it),
-                        // or a pledge of the verified cache, checked by an
-                        // earlier run bound to the pinned checkpoint.
-                        let verified = match &entry {
-                            Entry::Pledge(_)
-                                if d.cached && index < self.input.skip_verified_below =>
-                            {
-                                VerifiedEntry::previously_verified(entry.clone())
-                            }
-                            _ => match VerifiedEntry::verify(entry.clone(), None) {
-                                Ok(v) => v,
-                                Err(e) => {
-                                    self.failures.push(rule_failure(&entry, index, &e));
-                                    self.capture(index + 1);
-                                    return Ok(());
-                                }
-                            },
-                        };
-                        match self.ledger.apply(&verified) {
-                            Ok(()) => self.applied(&entry, index),
-                            Err(e) => self.failures.push(rule_failure(&entry, index, &e)),
-                        }
+                    // SPEC R-AUDIT-12: each stateless check that fails is
+                    // reported, and so is the first ledger rule the entry
+                    // breaks; the entry is not applied.
+                    for e in refusal.errors() {
+                        self.failures
+                            .push(rule_failure(judged.kind, &judged.campaign, index, e));
                     }
                 }
             }
@@ -388,36 +357,20 @@ impl Replay {
         Ok(())
     }
 
-    /// Tracks openings and each campaign's last change size (R-TALLY-12):
-    /// every applied entry of a campaign but its CampaignClosed changes it.
-    fn applied(&mut self, entry: &Entry, index: u64) {
-        let id = entry.campaign();
-        match entry {
-            Entry::CampaignClosed(_) => {}
-            Entry::CampaignOpened(_) => {
-                self.opened.insert(id, index);
-                self.last_change.insert(id, index + 1);
-            }
-            _ => {
-                self.last_change.insert(id, index + 1);
-            }
-        }
-    }
-
     fn unverified(&mut self, index: u64) {
         if self.verified_prefix.is_none() {
             self.verified_prefix = Some(index);
         }
     }
 
-    fn count(&mut self, e: &Entry) {
+    fn count(&mut self, kind: EntryKind) {
         let c = &mut self.counts;
-        match e {
-            Entry::CampaignOpened(_) => c.campaigns_opened += 1,
-            Entry::Pledge(_) => c.pledges += 1,
-            Entry::PledgeAmended(_) => c.amendments += 1,
-            Entry::PledgeWithdrawn(_) => c.withdrawals += 1,
-            Entry::CampaignClosed(_) => c.campaigns_closed += 1,
+        match kind {
+            EntryKind::CampaignOpened => c.campaigns_opened += 1,
+            EntryKind::Pledge => c.pledges += 1,
+            EntryKind::PledgeAmended => c.amendments += 1,
+            EntryKind::PledgeWithdrawn => c.withdrawals += 1,
+            EntryKind::CampaignClosed => c.campaigns_closed += 1,
             _ => {}
         }
     }
@@ -428,9 +381,10 @@ impl Replay {
         let Some((bundles, root)) = self.input.cache_check else {
             return Ok(());
         };
-        if self.tree.size() == bundles.saturating_mul(u64::from(FULL_WIDTH)) {
+        let tree = self.replayer.tree();
+        if tree.size() == bundles.saturating_mul(u64::from(FULL_WIDTH)) {
             self.input.cache_check = None;
-            if self.tree.root() != root {
+            if tree.root() != root {
                 if self.prefix_fetched {
                     // Some of these entries came from the server this time:
                     // it now serves other entries than those verified before.
@@ -439,7 +393,7 @@ impl Replay {
                         format!(
                             "the first {} entries served now differ from those verified earlier: \
                              history was rewritten",
-                            self.tree.size()
+                            tree.size()
                         ),
                     ));
                 } else {
@@ -460,57 +414,31 @@ impl Replay {
     /// Records the tallies wanted at `size` (entries `0..size` applied).
     fn capture(&mut self, size: u64) {
         if size == self.input.reference {
-            self.last_change_at_reference = Some(self.last_change.clone());
+            self.last_change_at_reference = Some(self.replayer.last_change().clone());
         }
         let Some(ids) = self.input.wants.get(&size) else {
             return;
         };
         for id in ids {
-            let snap = self
-                .ledger
-                .campaign(id)
-                .and_then(|c| c.tally.snapshot().ok());
+            let snap = self.replayer.tally(id).and_then(Result::ok);
             self.snapshots.insert((size, *id), snap);
         }
     }
 }
 
-fn decode_one(&(index, bytes, cached): &(u64, &[u8], bool)) -> Decoded {
-    let leaf = leaf_hash(bytes);
-    match Entry::decode(bytes) {
-        Ok(entry) => {
-            let canonical = entry.encode().is_ok_and(|b| b == bytes);
-            Decoded {
-                index,
-                cached,
-                leaf,
-                entry: Ok(entry),
-                canonical,
-            }
-        }
-        Err(e) => Decoded {
-            index,
-            cached,
-            leaf,
-            entry: Err(e.to_string()),
-            canonical: false,
-        },
-    }
-}
-
-fn kind_word(e: &Entry) -> &'static str {
-    match e {
-        Entry::CampaignOpened(_) => "CampaignOpened",
-        Entry::Pledge(_) => "pledge",
-        Entry::PledgeAmended(_) => "amendment",
-        Entry::PledgeWithdrawn(_) => "withdrawal",
-        Entry::CampaignClosed(_) => "CampaignClosed",
+fn kind_word(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::CampaignOpened => "CampaignOpened",
+        EntryKind::Pledge => "pledge",
+        EntryKind::PledgeAmended => "amendment",
+        EntryKind::PledgeWithdrawn => "withdrawal",
+        EntryKind::CampaignClosed => "CampaignClosed",
         _ => "entry",
     }
 }
 
 /// Maps a ledger rule error to the auditor's failure kinds. SPEC R-AUDIT-6…9, 11.
-fn rule_failure(entry: &Entry, index: u64, e: &RuleError) -> Failure {
+fn rule_failure(entry: EntryKind, campaign: &CampaignId, index: u64, e: &RuleError) -> Failure {
     let what = kind_word(entry);
     let (kind, detail) = match e {
         RuleError::BadToken => (
@@ -565,5 +493,5 @@ fn rule_failure(entry: &Entry, index: u64, e: &RuleError) -> Failure {
         ),
         other => (FailureKind::RuleViolation, format!("{what}: {other}")),
     };
-    Failure::at(kind, index, detail).campaign(&entry.campaign())
+    Failure::at(kind, index, detail).campaign(campaign)
 }

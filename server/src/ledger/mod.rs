@@ -26,6 +26,7 @@ use pledge_protocol::ledger::{LedgerState, RuleError, VerifiedEntry};
 use pledge_protocol::merkle::{self, HashReader, NodeId, Tree};
 use pledge_protocol::note::{NoteSignature, NoteSigner, NoteVerifier, SignedNote, sign_note};
 use pledge_protocol::receipt::Receipt;
+use pledge_protocol::replay::{Leaf, ReplayState, Replayer, Verification};
 use pledge_protocol::tally::TallyStatement;
 use pledge_protocol::token::IssuerPublicKey;
 use tokio::sync::{broadcast, watch};
@@ -949,34 +950,28 @@ fn load_view(
     let Some(ckpt) = store.checkpoint()? else {
         return Ok(None);
     };
-    let mut state = LedgerState::new();
-    let mut tree = Tree::new();
-    let mut opened_at = HashMap::new();
-    let mut closed_at = HashMap::new();
+    let mut replay = Replayer::<Tree>::new();
     let mut start = 0;
     while start < size {
         let end = size.min(start.saturating_add(REPLAY_CHUNK));
         for (i, bytes) in (start..end).zip(store.entries(start, end)?) {
             let bad = |reason: String| StartupError::BadEntry { index: i, reason };
-            let entry = Entry::decode(&bytes).map_err(|e| bad(e.to_string()))?;
             // Only verified entries were ever stored (SPEC R-STORE-6).
-            let entry = VerifiedEntry::previously_verified(entry);
-            state.apply(&entry).map_err(|e| bad(e.to_string()))?;
-            let entry = entry.into_entry();
-            match &entry {
-                Entry::CampaignOpened(o) => {
-                    opened_at.insert(o.definition.id(), i);
-                }
-                Entry::CampaignClosed(c) => {
-                    closed_at.insert(c.campaign, i);
-                }
-                _ => {}
-            }
-            tree.append(merkle::leaf_hash(&bytes))
+            replay
+                .replay(Leaf::decode_stored(&bytes), Verification::Previously)
+                .map_err(|e| bad(e.to_string()))?
+                .into_result()
                 .map_err(|e| bad(e.to_string()))?;
         }
         start = end;
     }
+    let ReplayState {
+        ledger: state,
+        tree,
+        opened: opened_at,
+        closed: closed_at,
+        ..
+    } = replay.into_state();
     // The checkpoint must be ours and match the replayed entries…
     let note = SignedNote::parse(&ckpt)
         .map_err(|e| StartupError::CheckpointMismatch(format!("unreadable note: {e}")))?;
