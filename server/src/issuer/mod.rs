@@ -246,18 +246,12 @@ impl Issuer {
         }
         // Keys left pending (a crash between the issuer's write and the
         // log's): kept if their campaign is in the log, deleted otherwise.
-        let pending: Vec<String> = store
-            .meta(PENDING_META)?
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let pending = read_pending(store.as_ref())?;
         if !pending.is_empty() {
             let mut delete = Vec::new();
             for hex in &pending {
-                let logged = CampaignId::from_hex(hex)
-                    .ok()
-                    .filter(|id| view.campaign(id).is_some());
-                if logged.is_none()
-                    && let Ok(id) = CampaignId::from_hex(hex)
+                if let Ok(id) = CampaignId::from_hex(hex)
+                    && view.campaign(&id).is_none()
                 {
                     delete.push(key_meta(&id));
                     delete.push(policy_meta(&id));
@@ -355,27 +349,14 @@ impl Issuer {
 
     /// The campaigns whose key is stored but not known to be logged.
     fn pending_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .store
-            .meta(PENDING_META)?
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default())
+        read_pending(self.store.as_ref())
     }
 
     /// Records that a campaign's CampaignOpened entry is logged: its key is
     /// no longer pending. Blocking. A failure is logged; the next start-up
     /// settles it from the log.
     pub fn opened(&self, id: &CampaignId) {
-        let _pending = lock(&self.pending);
-        let hex = id.to_hex();
-        let r = self.pending_ids().and_then(|mut ids| {
-            ids.retain(|x| *x != hex);
-            self.store.issue(IssueTxn {
-                put: vec![(PENDING_META.to_vec(), pending_json(&ids))],
-                ..IssueTxn::default()
-            })
-        });
-        if let Err(e) = r {
+        if let Err(e) = self.settle_pending(id, Vec::new()) {
             tracing::error!("cannot record a campaign's key as in use: {e}");
         }
     }
@@ -386,19 +367,23 @@ impl Issuer {
     pub fn discard(&self, id: &CampaignId) {
         write(&self.keys).remove(id);
         write(&self.policies).remove(id);
-        let _pending = lock(&self.pending);
-        let hex = id.to_hex();
-        let r = self.pending_ids().and_then(|mut ids| {
-            ids.retain(|x| *x != hex);
-            self.store.issue(IssueTxn {
-                put: vec![(PENDING_META.to_vec(), pending_json(&ids))],
-                delete: vec![key_meta(id), policy_meta(id)],
-                ..IssueTxn::default()
-            })
-        });
-        if let Err(e) = r {
+        if let Err(e) = self.settle_pending(id, vec![key_meta(id), policy_meta(id)]) {
             tracing::error!("cannot delete a refused campaign's key: {e}");
         }
+    }
+
+    /// Takes `id` off the pending list, deleting `delete` in the same
+    /// transaction (SPEC R-STORE-7).
+    fn settle_pending(&self, id: &CampaignId, delete: Vec<Vec<u8>>) -> Result<(), StoreError> {
+        let _pending = lock(&self.pending);
+        let hex = id.to_hex();
+        let mut ids = self.pending_ids()?;
+        ids.retain(|x| *x != hex);
+        self.store.issue(IssueTxn {
+            put: vec![(PENDING_META.to_vec(), pending_json(&ids))],
+            delete,
+            ..IssueTxn::default()
+        })
     }
 
     /// Mints `count` single-use invite codes for `group`; only their SHA-256
@@ -566,6 +551,14 @@ impl Issuer {
             })?;
         Ok(out)
     }
+}
+
+/// The pending-keys list (SPEC R-STORE-7); empty when absent.
+fn read_pending(store: &dyn IssuerStore) -> Result<Vec<String>, StoreError> {
+    Ok(store
+        .meta(PENDING_META)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default())
 }
 
 fn pending_json(ids: &[String]) -> Vec<u8> {

@@ -1079,6 +1079,18 @@ mod tests {
         hold: Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
     }
 
+    impl Flaky {
+        /// A redb store that neither fails, panics nor holds yet.
+        fn open(dir: &std::path::Path) -> Self {
+            Self {
+                inner: RedbStore::open(dir).unwrap(),
+                fail: AtomicBool::new(false),
+                panic: AtomicBool::new(false),
+                hold: Mutex::new(None),
+            }
+        }
+    }
+
     impl MetaStore for Flaky {
         fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
             self.inner.meta(key)
@@ -1213,12 +1225,7 @@ mod tests {
     #[test]
     fn a_failed_commit_acknowledges_nothing_and_the_view_stays_durable() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Flaky {
-            inner: RedbStore::open(dir.path()).unwrap(),
-            fail: AtomicBool::new(false),
-            panic: AtomicBool::new(false),
-            hold: Mutex::new(None),
-        });
+        let store = Arc::new(Flaky::open(dir.path()));
         let (ledger, core) = Ledger::open(store.clone(), signer()).unwrap();
         let mut core = Some(core);
         let before = ledger.published().checkpoint();
@@ -1287,12 +1294,7 @@ mod tests {
     #[test]
     fn readers_do_not_wait_for_a_commit_in_progress() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Flaky {
-            inner: RedbStore::open(dir.path()).unwrap(),
-            fail: AtomicBool::new(false),
-            panic: AtomicBool::new(false),
-            hold: Mutex::new(None),
-        });
+        let store = Arc::new(Flaky::open(dir.path()));
         let (ledger, core) = Ledger::open(store.clone(), signer()).unwrap();
         let ledger = Arc::new(ledger);
         let key = IssuerSecretKey::generate().unwrap();
@@ -1344,12 +1346,7 @@ mod tests {
     async fn a_panic_inside_an_integration_leaves_no_half_applied_state() {
         use crate::ledger::sequencer::{SequencerConfig, spawn};
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Flaky {
-            inner: RedbStore::open(dir.path()).unwrap(),
-            fail: AtomicBool::new(false),
-            panic: AtomicBool::new(false),
-            hold: Mutex::new(None),
-        });
+        let store = Arc::new(Flaky::open(dir.path()));
         let (ledger, core) = Ledger::open(store.clone(), signer()).unwrap();
         let ledger = Arc::new(ledger);
         let (_stop, shutdown) = watch::channel(false);
