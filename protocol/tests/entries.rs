@@ -9,6 +9,9 @@
 //! generate_vectors`: it writes `*-new.json` for review and never overwrites.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::audit_kind;
+
 use pledge_protocol::campaign::{CampaignDefinition, CampaignParams, RevealPolicy};
 use pledge_protocol::entry::{CampaignClosed, CampaignOpened, Entry};
 use pledge_protocol::hash::{CampaignId, Nullifier};
@@ -583,24 +586,6 @@ fn generate_vectors() {
 // Rule decisions (SPEC §8 preamble, R-RULE-4, R-RULE-8, R-RULE-9, R-TALLY-12,
 // R-AUDIT-12): `vectors/rule_decisions.json`
 // ---------------------------------------------------------------------------
-
-/// The auditor's failure kind for a rule error (SPEC §15, R-AUDIT-6…R-AUDIT-11).
-fn audit_kind(e: &RuleError) -> &'static str {
-    match e {
-        RuleError::BadToken => "bad_token",
-        RuleError::BadPledgeSignature => "bad_pledge_signature",
-        RuleError::DoubleSpend => "duplicate_nullifier",
-        RuleError::UnknownCampaign | RuleError::CampaignClosed => "outside_open_window",
-        RuleError::CampaignExists => "duplicate_campaign",
-        RuleError::ThresholdOutOfRange => "threshold_out_of_range",
-        RuleError::UnknownPledge => "unknown_pledge",
-        RuleError::Withdrawn => "after_withdrawal",
-        RuleError::BadSequence { .. } => "bad_sequence",
-        RuleError::TallyMismatch => "closing_tally_mismatch",
-        RuleError::MorePledgesThanTokens { .. } => "more_pledges_than_tokens",
-        _ => "rule_violation",
-    }
-}
 
 /// SPEC R-AUDIT-12: every failure of one entry, in order: a pledge's token
 /// and signature (only against a campaign opened earlier), then the first

@@ -5,6 +5,9 @@
 //! (`entries.json`), whichever way the stateless checks run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::audit_kind;
+
 use std::collections::HashMap;
 
 use pledge_protocol::entry::{Entry, EntryKind};
@@ -27,24 +30,6 @@ fn case_bytes(c: &Value) -> Vec<Vec<u8>> {
         .iter()
         .map(|e| hex::decode(e.as_str().unwrap()).unwrap())
         .collect()
-}
-
-/// The auditor's failure kind for a rule error (as `tests/entries.rs`).
-fn audit_kind(e: &RuleError) -> &'static str {
-    match e {
-        RuleError::BadToken => "bad_token",
-        RuleError::BadPledgeSignature => "bad_pledge_signature",
-        RuleError::DoubleSpend => "duplicate_nullifier",
-        RuleError::UnknownCampaign | RuleError::CampaignClosed => "outside_open_window",
-        RuleError::CampaignExists => "duplicate_campaign",
-        RuleError::ThresholdOutOfRange => "threshold_out_of_range",
-        RuleError::UnknownPledge => "unknown_pledge",
-        RuleError::Withdrawn => "after_withdrawal",
-        RuleError::BadSequence { .. } => "bad_sequence",
-        RuleError::TallyMismatch => "closing_tally_mismatch",
-        RuleError::MorePledgesThanTokens { .. } => "more_pledges_than_tokens",
-        _ => "rule_violation",
-    }
 }
 
 /// What an auditor's parallel pass computes: every pledge verified under the
