@@ -553,12 +553,21 @@ impl Issuer {
     }
 }
 
-/// The pending-keys list (SPEC R-STORE-7); empty when absent.
+/// The pending-keys list (SPEC R-STORE-7); empty when absent. A list that
+/// does not decode is [`StoreError::Corrupt`]: read as empty, the keys it
+/// names would never be deleted.
 fn read_pending(store: &dyn IssuerStore) -> Result<Vec<String>, StoreError> {
-    Ok(store
+    store
         .meta(PENDING_META)?
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default())
+        .map(|b| {
+            serde_json::from_slice(&b).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "the list of pending issuer keys does not decode ({e})"
+                ))
+            })
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 fn pending_json(ids: &[String]) -> Vec<u8> {
@@ -647,5 +656,23 @@ mod tests {
         assert!(store.meta(&key_meta(&a)).unwrap().is_none());
         assert!(store.meta(PENDING_META).unwrap().is_none());
         assert!(again.policy(&a).is_none());
+    }
+
+    /// A pending list that does not decode refuses start-up instead of
+    /// being read as empty (the keys it names would never be deleted).
+    #[test]
+    fn an_undecodable_pending_list_refuses_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
+        let signer = NoteSigner::from_seed(KeyName::new("test.example/log").unwrap(), &[9; 32]);
+        let (ledger, _core) = Ledger::open(store.clone(), signer).unwrap();
+        store
+            .issue(IssueTxn {
+                put: vec![(PENDING_META.to_vec(), b"not json".to_vec())],
+                ..IssueTxn::default()
+            })
+            .unwrap();
+        let e = Issuer::load(store, &ledger.published(), Zeroizing::new([1; 32]), 0).unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt(_)), "{e}");
     }
 }
