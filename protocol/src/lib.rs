@@ -26,9 +26,13 @@
 //! - [`receipt`]: C2SP tlog-proof receipts.
 //! - [`tally`]: threshold histograms, the active count, tally statements.
 //! - [`secret`]: zeroizing containers for secret bytes.
+//! - `api` (feature `serde`): the JSON wire API of SPEC §12, typed request
+//!   and response bodies, error codes and the limits both sides enforce.
 //! - `rsa_fast` (feature `fast-rsa`, native only): OpenSSL / aws-lc backends
 //!   behind [`token`]'s blind signing and verification.
 
+#[cfg(feature = "serde")]
+pub mod api;
 pub mod campaign;
 pub mod checkpoint;
 pub mod codec;

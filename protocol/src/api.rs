@@ -1,0 +1,1115 @@
+//! The JSON wire API of the `/v1/…` endpoints (SPEC §12, "HTTP API"): one
+//! typed request or response struct for every JSON body a server and a
+//! client exchange, the error body and its [`ErrorCode`]s (R-API-2), and the
+//! limits both sides enforce (R-API-3, R-API-9, R-PUB-1). `pledged`, the
+//! `pledge` client library and the WebAssembly client all use these types, so
+//! the API is written once.
+//!
+//! The types follow SPEC's examples field for field and byte for byte:
+//!
+//! - binary values are standard padded base64 (R-API-1; non-canonical
+//!   trailing bits refused) and decode to `Vec<u8>` here;
+//! - campaign ids are 64 lower-case hex digits and decode to [`CampaignId`]
+//!   (upper-case refused);
+//! - request bodies (`POST` bodies: [`NewCampaign`], [`NewInvites`],
+//!   [`TokenRequest`], [`EntrySubmission`]) refuse unknown and duplicate
+//!   fields (R-API-1); [`decode_request`] also refuses arrays in place of
+//!   objects, which serde's derived structs would otherwise accept;
+//! - response bodies accept fields they do not know, so a client keeps
+//!   working with a newer server, and an unknown error code still decodes
+//!   ([`ErrorCode::Other`]).
+//!
+//! Behind the `serde` feature: the rest of the crate has no serde dependency.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::ser::Serializer;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::hash::CampaignId;
+
+// ---------------------------------------------------------------------------
+// Limits (one definition for the server that enforces them and the client
+// that stays within them)
+// ---------------------------------------------------------------------------
+
+/// Most campaigns one token request may name (R-API-9).
+pub use crate::token::MAX_TOKEN_REQUESTS;
+
+/// Largest body of a pledge, amendment or withdrawal request (R-API-3).
+pub const MAX_ENTRY_BODY: usize = 8 * 1024;
+/// Largest body of a token request (R-API-3; 64 blinded messages of 256
+/// bytes in base64).
+pub const MAX_TOKENS_BODY: usize = 64 * 1024;
+/// Largest body of an admin request (R-API-3; a campaign text is at most
+/// 16,000 bytes).
+pub const MAX_ADMIN_BODY: usize = 128 * 1024;
+/// Most invite codes minted per `POST /v1/admin/invites` (SPEC §12).
+pub const MAX_INVITES_PER_CALL: u32 = 10_000;
+/// Longest invite group name (SPEC §12: 1–64 characters of `A–Z a–z 0–9 . _ -`).
+pub const MAX_GROUP_LEN: usize = 64;
+/// Largest `publication.min_pledges` a campaign may ask for (R-PUB-1).
+pub const MAX_PUBLISH_MIN: u32 = 100;
+/// Largest `publication.max_delay_ms` (R-PUB-1): with the hold, a client's
+/// request must still be answered within its 60 s timeout.
+pub const MAX_PUBLISH_DELAY_MS: u64 = 15_000;
+
+/// Whether `group` is a valid invite group name (SPEC §12): 1 to
+/// [`MAX_GROUP_LEN`] characters of `A–Z a–z 0–9 . _ -`.
+pub fn valid_group(group: &str) -> bool {
+    !group.is_empty()
+        && group.len() <= MAX_GROUP_LEN
+        && group
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+// ---------------------------------------------------------------------------
+// Field encodings
+// ---------------------------------------------------------------------------
+
+/// Standard padded base64 (RFC 4648 §4) for `Vec<u8>` fields (R-API-1).
+pub mod base64_bytes {
+    use super::{B64, Deserialize, Deserializer, Serializer};
+    use base64::Engine as _;
+
+    /// Encodes the bytes.
+    ///
+    /// # Errors
+    /// Only the serializer's.
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(bytes))
+    }
+
+    /// Decodes standard padded base64, refusing any other form.
+    ///
+    /// # Errors
+    /// Not a string, or not canonical standard padded base64.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        B64.decode(s.as_bytes())
+            .map_err(|_| serde::de::Error::custom("a binary field is not standard padded base64"))
+    }
+}
+
+/// A [`CampaignId`] as 64 lower-case hex digits (R-API-1).
+pub mod campaign_id_hex {
+    use super::{CampaignId, Deserialize, Deserializer, Serializer};
+
+    /// Encodes the id.
+    ///
+    /// # Errors
+    /// Only the serializer's.
+    pub fn serialize<S: Serializer>(id: &CampaignId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&id.to_hex())
+    }
+
+    /// Decodes exactly 64 lower-case hex digits.
+    ///
+    /// # Errors
+    /// Anything else.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CampaignId, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_campaign_id(&s)
+            .ok_or_else(|| serde::de::Error::custom("campaign ids are 64 lower-case hex digits"))
+    }
+}
+
+/// Parses a campaign id as the API writes it: 64 lower-case hex digits
+/// (R-API-1). Upper-case digits are refused.
+pub fn parse_campaign_id(s: &str) -> Option<CampaignId> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    CampaignId::from_hex(s).ok()
+}
+
+/// A secret string (an invite code) held in zeroizing memory.
+mod secret_string {
+    use super::{Deserialize, Deserializer, Serializer, Zeroizing};
+
+    pub fn serialize<S: Serializer>(v: &Zeroizing<String>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Zeroizing<String>, D::Error> {
+        String::deserialize(d).map(Zeroizing::new)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decoding request bodies strictly (R-API-1)
+// ---------------------------------------------------------------------------
+
+/// Why a request body was refused (the server answers 400 `bad_request`
+/// with this text as the detail).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// Not JSON, not the expected shape, an unknown or duplicate field, or a
+    /// malformed field value.
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// An array where the API expects an object.
+    #[error("invalid JSON: objects are expected where an array was given")]
+    ArrayForObject,
+}
+
+/// Decodes a request body (a [`NewCampaign`], [`NewInvites`],
+/// [`TokenRequest`] or [`EntrySubmission`]) exactly as `pledged` does:
+/// unknown and duplicate fields are refused by the types, and so is any
+/// array in place of an object.
+///
+/// serde's derived structs also accept an array of the field values in
+/// order (`["<entry>"]` for `{"entry": "<entry>"}`): a second encoding of one
+/// request. Every request body is an object, and its only arrays hold
+/// objects, so anything else is refused.
+///
+/// # Errors
+/// [`RequestError`].
+pub fn decode_request<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestError> {
+    let value = serde_json::from_slice(bytes)?;
+    let shape: serde_json::Value = serde_json::from_slice(bytes)?;
+    if !shape.is_object() || !arrays_hold_objects(&shape) {
+        return Err(RequestError::ArrayForObject);
+    }
+    Ok(value)
+}
+
+/// Whether every array inside `v` holds only objects (depth is bounded by
+/// serde_json's recursion limit of 128).
+fn arrays_hold_objects(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Array(items) => items
+            .iter()
+            .all(|x| x.is_object() && arrays_hold_objects(x)),
+        serde_json::Value::Object(map) => map.values().all(arrays_hold_objects),
+        _ => true,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors (R-API-2)
+// ---------------------------------------------------------------------------
+
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $text:literal,)*) => {
+        /// The machine-readable `error` of an error body (R-API-2): every
+        /// code of SPEC §12's tables, the few more `pledged` sends, and
+        /// [`ErrorCode::Other`] for a code this version does not know (a
+        /// newer server's).
+        ///
+        /// On the wire it is the snake-case string ([`ErrorCode::as_str`]).
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+            /// A code this version does not know, as received.
+            Other(String),
+        }
+
+        impl ErrorCode {
+            /// Every known code (not [`ErrorCode::Other`]).
+            pub const KNOWN: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as the wire writes it.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$variant => $text,)*
+                    Self::Other(s) => s,
+                }
+            }
+
+            /// The code for `s`: a known variant, else [`ErrorCode::Other`].
+            pub fn parse(s: &str) -> Self {
+                match s {
+                    $($text => Self::$variant,)*
+                    other => Self::Other(other.to_owned()),
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// 400: malformed JSON, field or base64 (SPEC §12).
+    BadRequest = "bad_request",
+    /// 400: the entry bytes do not decode (R-API-13, R-ENTRY-1).
+    MalformedEntry = "malformed_entry",
+    /// 401: missing or wrong admin bearer token (R-API-5).
+    Unauthorized = "unauthorized",
+    /// 403: the attestation kind or group is not the campaign's (R-API-11).
+    AttesterNotAllowed = "attester_not_allowed",
+    /// 403: unknown or already used invite code.
+    InviteInvalid = "invite_invalid",
+    /// 404: no such endpoint or resource (`pledged`; not in SPEC's tables).
+    NotFound = "not_found",
+    /// 404: no such campaign.
+    UnknownCampaign = "unknown_campaign",
+    /// 404: no pledge with this nullifier in the campaign.
+    UnknownPledge = "unknown_pledge",
+    /// 408: the request body did not arrive in time (R-API-3; `pledged`'s
+    /// code, not in SPEC's tables).
+    RequestTimeout = "request_timeout",
+    /// 409: closed, closing or past its deadline.
+    CampaignClosed = "campaign_closed",
+    /// 409: a campaign with this id already exists (`pledged`; not in
+    /// SPEC's tables).
+    CampaignExists = "campaign_exists",
+    /// 409: a token was already issued to this invite for this campaign.
+    AlreadyIssued = "already_issued",
+    /// 409: the nullifier is already spent.
+    DoubleSpend = "double_spend",
+    /// 409: amendment or withdrawal out of sequence.
+    BadSequence = "bad_sequence",
+    /// 409: the pledge is withdrawn.
+    Withdrawn = "withdrawn",
+    /// 409: another ledger rule refused the entry (`pledged`; not in SPEC's
+    /// tables).
+    RuleViolation = "rule_violation",
+    /// 413: the body is over the endpoint's limit (R-API-3).
+    BodyTooLarge = "body_too_large",
+    /// 413: the entry is over the ledger's size limit (`pledged`; not in
+    /// SPEC's tables).
+    EntryTooLarge = "entry_too_large",
+    /// 422: the campaign violates R-CAMP-1/R-CAMP-3 or R-API-20.
+    BadCampaign = "bad_campaign",
+    /// 422: the blinded message is not 256 bytes or not in range (R-TOKEN-8).
+    BadBlindedMessage = "bad_blinded_message",
+    /// 422: the entry is not of this endpoint's kind.
+    WrongEntryKind = "wrong_entry_kind",
+    /// 422: the token is invalid.
+    BadToken = "bad_token",
+    /// 422: the pledge-key signature is invalid.
+    BadSignature = "bad_signature",
+    /// 422: the threshold is outside the campaign's range.
+    ThresholdOutOfRange = "threshold_out_of_range",
+    /// 429: the open attester's rate limit (R-API-12).
+    RateLimited = "rate_limited",
+    /// 500: an internal fault (`pledged`; not in SPEC's tables).
+    Internal = "internal",
+    /// 503: the submission queue or the event streams are full.
+    Busy = "busy",
+    /// 503: the publication group did not complete in time (R-PUB-1).
+    HeldBack = "held_back",
+    /// 503: the server is shutting down.
+    ShuttingDown = "shutting_down",
+    /// 503: the storage failed (R-API-14).
+    StorageUnavailable = "storage_unavailable",
+    /// 503: the issuer is not ready.
+    IssuerNotReady = "issuer_not_ready",
+    /// 503: the campaign's tally statement could not be signed (R-API-20).
+    TallyUnavailable = "tally_unavailable",
+    /// 507: the ledger holds 2^32 campaigns.
+    TooManyCampaigns = "too_many_campaigns",
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for ErrorCode {
+    fn from(s: &str) -> Self {
+        Self::parse(s)
+    }
+}
+
+impl std::str::FromStr for ErrorCode {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::parse(s))
+    }
+}
+
+impl PartialEq<str> for ErrorCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(Self::parse(&s))
+    }
+}
+
+/// Every error response's body (R-API-2): `{"error": "<code>", "detail":
+/// "<text>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The machine-readable code.
+    pub error: ErrorCode,
+    /// For humans: what to fix.
+    #[serde(default)]
+    pub detail: String,
+}
+
+// ---------------------------------------------------------------------------
+// Campaigns
+// ---------------------------------------------------------------------------
+
+/// `GET /v1/campaigns`: `{"campaigns": [campaign, …]}` in log order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignList {
+    /// The campaigns.
+    pub campaigns: Vec<Campaign>,
+}
+
+/// A campaign object of `GET /v1/campaigns[/<id>]` (SPEC §12 "Campaigns").
+/// Everything in it is the server's claim: a client proves `issuer_key`
+/// from the CampaignOpened entry at `opened_index` (R-API-7) and the outcome
+/// from the CampaignClosed entry at `closed_index` (R-API-21).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Campaign {
+    /// The campaign id.
+    #[serde(with = "campaign_id_hex")]
+    pub campaign_id: CampaignId,
+    /// Title.
+    pub title: String,
+    /// Text.
+    #[serde(default)]
+    pub text: String,
+    /// The action pledged.
+    pub action: String,
+    /// Unix seconds.
+    pub deadline: u64,
+    /// Success goal.
+    pub goal: u32,
+    /// Smallest allowed threshold.
+    pub threshold_min: u32,
+    /// Largest allowed threshold.
+    pub threshold_max: u32,
+    /// Reveal policy: `live` (the only one of version 1), or `other`.
+    #[serde(default)]
+    pub reveal: String,
+    /// `open`, `closing` or `closed`.
+    pub state: CampaignState,
+    /// Who may obtain tokens; `null` if the server does not say.
+    #[serde(default)]
+    pub attester: Option<AttesterKind>,
+    /// The invite group of an `invite` campaign.
+    #[serde(default)]
+    pub invite_group: Option<String>,
+    /// The canonical definition encoding (R-CAMP-1).
+    #[serde(default, with = "base64_bytes")]
+    pub definition: Vec<u8>,
+    /// The issuer key, canonical SPKI (R-TOKEN-5): unverified (R-API-7).
+    #[serde(with = "base64_bytes")]
+    pub issuer_key: Vec<u8>,
+    /// Index of the CampaignOpened entry (R-API-7).
+    #[serde(default)]
+    pub opened_index: Option<u64>,
+    /// Index of the CampaignClosed entry once logged (R-API-21).
+    #[serde(default)]
+    pub closed_index: Option<u64>,
+    /// The latest tally, unsigned.
+    #[serde(default)]
+    pub tally: Option<TallySummary>,
+    /// The publication policy (R-PUB-1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication: Option<Publication>,
+}
+
+/// `state` of a campaign (R-API-7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CampaignState {
+    /// Deadline in the future.
+    Open,
+    /// Deadline passed, the CampaignClosed entry not yet logged.
+    Closing,
+    /// The CampaignClosed entry is in the log.
+    Closed,
+}
+
+impl CampaignState {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closing => "closing",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for CampaignState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `attester` of a campaign object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttesterKind {
+    /// The open attester (R-API-12).
+    Open,
+    /// Invite codes (R-API-11).
+    Invite,
+}
+
+impl AttesterKind {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Invite => "invite",
+        }
+    }
+}
+
+impl fmt::Display for AttesterKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `tally` of a campaign object: the unsigned summary of the latest tally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TallySummary {
+    /// Log size the tally was computed at.
+    pub checkpoint_size: u64,
+    /// Live pledges.
+    pub live: u64,
+    /// Active count A.
+    pub active: u64,
+}
+
+/// `GET /v1/log/witnesses` (R-API-22).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessPolicy {
+    /// Cosignatures a client should require.
+    pub quorum: usize,
+    /// The witnesses' verifier keys (R-COSIG-4 text).
+    pub witnesses: Vec<String>,
+}
+
+/// `POST /v1/campaigns` (admin): a new campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCampaign {
+    /// Title.
+    pub title: String,
+    /// Text (may be omitted: empty).
+    #[serde(default)]
+    pub text: String,
+    /// The action pledged.
+    pub action: String,
+    /// Deadline, Unix seconds, in the future.
+    pub deadline: u64,
+    /// Success goal.
+    pub goal: u32,
+    /// Smallest allowed threshold.
+    pub threshold_min: u32,
+    /// Largest allowed threshold.
+    pub threshold_max: u32,
+    /// Who may obtain tokens.
+    pub attester: AttesterPolicy,
+    /// Publication policy (R-PUB-1); absent: the server's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication: Option<Publication>,
+}
+
+/// A campaign's attester policy: `{"kind": "open"}` or `{"kind": "invite",
+/// "group": "<group>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AttesterPolicy {
+    /// No check beyond the per-address rate limit (not Sybil-resistant,
+    /// R-API-12).
+    Open,
+    /// Single-use invite codes minted for `group` (R-API-11).
+    Invite {
+        /// The invite group.
+        group: String,
+    },
+}
+
+impl AttesterPolicy {
+    /// The kind, as a campaign object shows it.
+    pub fn kind(&self) -> AttesterKind {
+        match self {
+            Self::Open => AttesterKind::Open,
+            Self::Invite { .. } => AttesterKind::Invite,
+        }
+    }
+}
+
+/// A campaign's publication policy (R-PUB-1): its pledges, amendments and
+/// withdrawals are integrated only in groups of at least `min_pledges`,
+/// after a random delay of up to `max_delay_ms` once the group is complete,
+/// so that no published batch shows one person's entry alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publication {
+    /// Smallest group of pledge entries of the campaign that is published.
+    pub min_pledges: u32,
+    /// Longest random wait once a group is complete, in milliseconds.
+    pub max_delay_ms: u64,
+}
+
+impl Publication {
+    /// No holding: every entry is integrated with the next batch (no
+    /// protection of the count's rise; for demonstrations).
+    pub const IMMEDIATE: Self = Self {
+        min_pledges: 1,
+        max_delay_ms: 0,
+    };
+
+    /// Whether entries of this campaign are held at all.
+    pub fn holds(&self) -> bool {
+        self.min_pledges > 1 || self.max_delay_ms > 0
+    }
+
+    /// Whether the policy is within R-PUB-1's bounds.
+    pub fn in_bounds(&self) -> bool {
+        (1..=MAX_PUBLISH_MIN).contains(&self.min_pledges)
+            && self.max_delay_ms <= MAX_PUBLISH_DELAY_MS
+    }
+}
+
+/// `201` answer to `POST /v1/campaigns`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignCreated {
+    /// The new campaign's id.
+    #[serde(with = "campaign_id_hex")]
+    pub campaign_id: CampaignId,
+    /// Index of its CampaignOpened entry.
+    pub index: u64,
+    /// Size of the checkpoint the receipt proves against.
+    pub checkpoint_size: u64,
+    /// C2SP tlog-proof for the entry.
+    pub receipt: String,
+}
+
+/// `POST /v1/admin/invites` (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewInvites {
+    /// The invite group.
+    pub group: String,
+    /// How many codes, 1 to [`MAX_INVITES_PER_CALL`].
+    pub count: u32,
+}
+
+/// `201` answer to `POST /v1/admin/invites`: the codes, shown once (R-API-8).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitesMinted {
+    /// The invite group.
+    pub group: String,
+    /// Single-use codes, 32 lower-case hex digits each.
+    pub codes: Vec<String>,
+}
+
+impl fmt::Debug for InvitesMinted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvitesMinted")
+            .field("group", &self.group)
+            .field("codes", &self.codes.len())
+            .finish()
+    }
+}
+
+/// Answer to `DELETE /v1/admin/invites/<group>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitesRevoked {
+    /// The invite group.
+    pub group: String,
+    /// Unused codes deleted.
+    pub deleted: u64,
+}
+
+// ---------------------------------------------------------------------------
+// Tokens
+// ---------------------------------------------------------------------------
+
+/// `POST /v1/tokens` (R-API-9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The proof of eligibility.
+    pub attestation: Attestation,
+    /// One blinded message per campaign, 1 to [`MAX_TOKEN_REQUESTS`].
+    pub requests: Vec<BlindedRequest>,
+}
+
+/// `attestation` of a token request: `{"kind": "open"}` or `{"kind":
+/// "invite", "code": "<code>"}`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Attestation {
+    /// The open attester (R-API-12).
+    Open,
+    /// A single-use invite code (R-API-11), secret until used.
+    Invite {
+        /// The code.
+        #[serde(with = "secret_string")]
+        code: Zeroizing<String>,
+    },
+}
+
+impl fmt::Debug for Attestation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Open => f.write_str("Open"),
+            Self::Invite { .. } => f.debug_struct("Invite").finish_non_exhaustive(),
+        }
+    }
+}
+
+/// One campaign of a token request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlindedRequest {
+    /// The campaign.
+    #[serde(with = "campaign_id_hex")]
+    pub campaign_id: CampaignId,
+    /// The blinded message (256 bytes for RSA-2048, R-TOKEN-8).
+    #[serde(with = "base64_bytes")]
+    pub blinded_msg: Vec<u8>,
+}
+
+/// `200` answer to `POST /v1/tokens`: blind signatures in request order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlindSignatures {
+    /// One per request, in request order.
+    pub blind_signatures: Vec<BlindSignature>,
+}
+
+/// One blind signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlindSignature {
+    /// The campaign.
+    #[serde(with = "campaign_id_hex")]
+    pub campaign_id: CampaignId,
+    /// The blind signature (256 bytes).
+    #[serde(with = "base64_bytes")]
+    pub blind_sig: Vec<u8>,
+}
+
+// ---------------------------------------------------------------------------
+// Pledges, amendments, withdrawals
+// ---------------------------------------------------------------------------
+
+/// `POST /v1/pledges`, `/v1/pledges/amend`, `/v1/pledges/withdraw`:
+/// `{"entry": "<base64 of the canonical entry encoding>"}` (R-ENTRY-1). The
+/// bytes are decoded by the endpoint (400 `malformed_entry`), not here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntrySubmission {
+    /// The entry's canonical encoding: exactly the log leaf.
+    #[serde(with = "base64_bytes")]
+    pub entry: Vec<u8>,
+}
+
+/// `200` answer to a pledge, amendment or withdrawal (R-API-14).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryAccepted {
+    /// Index of the entry in the log.
+    pub index: u64,
+    /// Size of the checkpoint the receipt proves against.
+    pub checkpoint_size: u64,
+    /// C2SP tlog-proof text (§11).
+    pub receipt: String,
+}
+
+// ---------------------------------------------------------------------------
+// Events (`GET /v1/events`)
+// ---------------------------------------------------------------------------
+
+/// Data of `event: checkpoint`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointEvent {
+    /// The checkpoint's size.
+    pub size: u64,
+    /// The signed note text (unverified).
+    pub note: String,
+}
+
+/// Data of `event: tally`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TallyEvent {
+    /// The campaign.
+    #[serde(with = "campaign_id_hex")]
+    pub campaign_id: CampaignId,
+    /// Log size of the tally.
+    pub checkpoint_size: u64,
+    /// Live pledges.
+    pub live: u64,
+    /// Active count.
+    pub active: u64,
+    /// The signed tally statement (R-TALLY-7), unverified.
+    pub statement: String,
+}
+
+/// The `event:` name of [`CheckpointEvent`]s.
+pub const EVENT_CHECKPOINT: &str = "checkpoint";
+/// The `event:` name of [`TallyEvent`]s.
+pub const EVENT_TALLY: &str = "tally";
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    const ID: &str = "0c5b1a9e62d36f0f9e9c4b3ff0b1e6a1c7e13b8e2a8d0b6f3d1c5a7e9b2f4d60";
+
+    /// Decodes `text` as `T`, encodes it again and checks nothing changed
+    /// (as JSON values: key order is the encoder's business).
+    fn round_trip<T: Serialize + DeserializeOwned>(text: &str) -> T {
+        let t: T = serde_json::from_str(text).unwrap();
+        let again = serde_json::to_value(&t).unwrap();
+        let want: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(again, want, "{text}");
+        t
+    }
+
+    fn campaign_json(attester: &str, group: &str, closed: &str, tally: &str) -> String {
+        format!(
+            r#"{{
+  "campaign_id": "{ID}",
+  "title": "Bike lanes", "text": "Paint them.", "action": "cycle to work",
+  "deadline": 1772928000, "goal": 10, "threshold_min": 1, "threshold_max": 1000,
+  "reveal": "live",
+  "state": "open",
+  "attester": {attester},
+  "invite_group": {group},
+  "definition": "AQIDBA==",
+  "issuer_key": "MIIBIjAN",
+  "opened_index": 0,
+  "closed_index": {closed},
+  "tally": {tally},
+  "publication": {{"min_pledges": 3, "max_delay_ms": 10000}}
+}}"#
+        )
+    }
+
+    #[test]
+    fn campaign_objects_of_spec_round_trip() {
+        let c: Campaign = round_trip(&campaign_json(
+            r#""open""#,
+            "null",
+            "null",
+            r#"{"checkpoint_size": 12, "live": 3, "active": 2}"#,
+        ));
+        assert_eq!(c.campaign_id.to_hex(), ID);
+        assert_eq!(c.state, CampaignState::Open);
+        assert_eq!(c.attester, Some(AttesterKind::Open));
+        assert_eq!(c.definition, [1, 2, 3, 4]);
+        assert_eq!(
+            c.tally,
+            Some(TallySummary {
+                checkpoint_size: 12,
+                live: 3,
+                active: 2
+            })
+        );
+        let c: Campaign =
+            round_trip(&campaign_json(r#""invite""#, r#""staff""#, "57", "null"));
+        assert_eq!(
+            (c.attester, c.invite_group.as_deref(), c.closed_index),
+            (Some(AttesterKind::Invite), Some("staff"), Some(57))
+        );
+        for (s, state) in [
+            ("open", CampaignState::Open),
+            ("closing", CampaignState::Closing),
+            ("closed", CampaignState::Closed),
+        ] {
+            assert_eq!(serde_json::to_value(state).unwrap(), json!(s));
+            assert_eq!(state.to_string(), s);
+        }
+        let list: CampaignList = round_trip(&format!(
+            r#"{{"campaigns": [{}]}}"#,
+            campaign_json(r#""open""#, "null", "null", "null")
+        ));
+        assert_eq!(list.campaigns.len(), 1);
+    }
+
+    #[test]
+    fn a_campaign_object_in_struct_order_is_the_servers_bytes() {
+        let c: Campaign = serde_json::from_str(&campaign_json(
+            "null",
+            "null",
+            "null",
+            r#"{"checkpoint_size": 1, "live": 0, "active": 0}"#,
+        ))
+        .unwrap();
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                r#"{{"campaign_id":"{ID}","title":"Bike lanes","text":"Paint them.","action":"cycle to work","deadline":1772928000,"goal":10,"threshold_min":1,"threshold_max":1000,"reveal":"live","state":"open","attester":null,"invite_group":null,"definition":"AQIDBA==","issuer_key":"MIIBIjAN","opened_index":0,"closed_index":null,"tally":{{"checkpoint_size":1,"live":0,"active":0}},"publication":{{"min_pledges":3,"max_delay_ms":10000}}}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn clients_accept_fields_they_do_not_know_and_missing_optional_ones() {
+        let text = format!(
+            r#"{{"campaign_id": "{ID}", "title": "t", "action": "a", "deadline": 1,
+                "goal": 1, "threshold_min": 1, "threshold_max": 2, "state": "closed",
+                "issuer_key": "", "something_new": [1, 2]}}"#
+        );
+        let c: Campaign = serde_json::from_str(&text).unwrap();
+        assert_eq!(c.state, CampaignState::Closed);
+        assert!(c.text.is_empty() && c.attester.is_none() && c.publication.is_none());
+        let e: ErrorBody = serde_json::from_str(r#"{"error": "busy", "x": 1}"#).unwrap();
+        assert_eq!((e.error, e.detail.as_str()), (ErrorCode::Busy, ""));
+    }
+
+    #[test]
+    fn admin_bodies_of_spec_round_trip() {
+        let c: NewCampaign = round_trip(
+            r#"{"title": "T", "text": "X", "action": "A", "deadline": 1772928000,
+                "goal": 10, "threshold_min": 1, "threshold_max": 1000,
+                "attester": {"kind": "open"}}"#,
+        );
+        assert_eq!(c.attester, AttesterPolicy::Open);
+        assert_eq!(c.attester.kind(), AttesterKind::Open);
+        let c: NewCampaign = round_trip(
+            r#"{"title": "T", "text": "", "action": "A", "deadline": 1772928000,
+                "goal": 10, "threshold_min": 1, "threshold_max": 1000,
+                "attester": {"kind": "invite", "group": "staff"},
+                "publication": {"min_pledges": 3, "max_delay_ms": 10000}}"#,
+        );
+        assert_eq!(
+            c.attester,
+            AttesterPolicy::Invite {
+                group: "staff".into()
+            }
+        );
+        assert!(c.publication.is_some_and(|p| p.holds() && p.in_bounds()));
+        // `text` may be omitted (SPEC §12).
+        let c: NewCampaign = decode_request(
+            br#"{"title": "T", "action": "A", "deadline": 1, "goal": 1,
+                 "threshold_min": 1, "threshold_max": 1, "attester": {"kind": "open"}}"#,
+        )
+        .unwrap();
+        assert!(c.text.is_empty() && c.publication.is_none());
+        let created: CampaignCreated = round_trip(&format!(
+            r#"{{"campaign_id": "{ID}", "index": 0, "checkpoint_size": 1, "receipt": "r"}}"#
+        ));
+        assert_eq!(created.campaign_id.to_hex(), ID);
+        let n: NewInvites = round_trip(r#"{"group": "staff", "count": 10}"#);
+        assert_eq!(n.count, 10);
+        let m: InvitesMinted = round_trip(
+            r#"{"group": "staff", "codes": ["00112233445566778899aabbccddeeff"]}"#,
+        );
+        assert!(!format!("{m:?}").contains("0011"), "codes stay out of Debug");
+        round_trip::<InvitesRevoked>(r#"{"group": "staff", "deleted": 3}"#);
+        round_trip::<WitnessPolicy>(r#"{"quorum": 1, "witnesses": ["w+01234567+AAAA"]}"#);
+        assert!(!Publication::IMMEDIATE.holds());
+        assert!(
+            !Publication {
+                min_pledges: MAX_PUBLISH_MIN + 1,
+                max_delay_ms: 0
+            }
+            .in_bounds()
+        );
+    }
+
+    #[test]
+    fn token_bodies_of_spec_round_trip() {
+        let blinded = B64.encode([7u8; 256]);
+        let t: TokenRequest = round_trip(&format!(
+            r#"{{"attestation": {{"kind": "open"}},
+                "requests": [{{"campaign_id": "{ID}", "blinded_msg": "{blinded}"}}]}}"#
+        ));
+        assert_eq!(t.attestation, Attestation::Open);
+        assert_eq!(t.requests[0].blinded_msg, [7u8; 256]);
+        let t: TokenRequest = round_trip(&format!(
+            r#"{{"attestation": {{"kind": "invite", "code": "c0de"}},
+                "requests": [{{"campaign_id": "{ID}", "blinded_msg": "{blinded}"}}]}}"#
+        ));
+        assert!(matches!(&t.attestation, Attestation::Invite { code } if code.as_str() == "c0de"));
+        assert!(!format!("{t:?}").contains("c0de"), "the code stays out of Debug");
+        let s: BlindSignatures = round_trip(&format!(
+            r#"{{"blind_signatures": [{{"campaign_id": "{ID}", "blind_sig": "{blinded}"}}]}}"#
+        ));
+        assert_eq!(s.blind_signatures[0].blind_sig, [7u8; 256]);
+    }
+
+    #[test]
+    fn entry_bodies_of_spec_round_trip() {
+        let e: EntrySubmission = decode_request(br#"{"entry": "AQID"}"#).unwrap();
+        assert_eq!(e.entry, [1, 2, 3]);
+        round_trip::<EntrySubmission>(r#"{"entry": "AQID"}"#);
+        let a: EntryAccepted =
+            round_trip(r#"{"index": 5, "checkpoint_size": 6, "receipt": "proof"}"#);
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"index":5,"checkpoint_size":6,"receipt":"proof"}"#
+        );
+    }
+
+    #[test]
+    fn event_payloads_of_spec_round_trip() {
+        round_trip::<CheckpointEvent>(r#"{"size": 3, "note": "n"}"#);
+        let t: TallyEvent = round_trip(&format!(
+            r#"{{"campaign_id": "{ID}", "checkpoint_size": 3, "live": 2, "active": 1, "statement": "s"}}"#
+        ));
+        assert_eq!((t.live, t.active), (2, 1));
+    }
+
+    #[test]
+    fn error_codes_round_trip_and_unknown_ones_are_kept() {
+        assert_eq!(ErrorCode::KNOWN.len(), 33);
+        let mut seen = std::collections::BTreeSet::new();
+        for code in ErrorCode::KNOWN {
+            let s = code.as_str();
+            assert!(seen.insert(s), "{s} twice");
+            assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{s}");
+            assert_eq!(&ErrorCode::parse(s), code);
+            assert_eq!(ErrorCode::from(s), *code);
+            assert_eq!(code.to_string(), s);
+            assert_eq!(*code, s);
+            assert_eq!(serde_json::to_value(code).unwrap(), json!(s));
+            let body: ErrorBody =
+                serde_json::from_value(json!({"error": s, "detail": "d"})).unwrap();
+            assert_eq!(&body.error, code);
+            assert_eq!(
+                serde_json::to_string(&body).unwrap(),
+                format!(r#"{{"error":"{s}","detail":"d"}}"#)
+            );
+        }
+        // Every code SPEC §12 names is known.
+        for s in [
+            "bad_request",
+            "malformed_entry",
+            "body_too_large",
+            "unknown_campaign",
+            "unknown_pledge",
+            "unauthorized",
+            "attester_not_allowed",
+            "invite_invalid",
+            "campaign_closed",
+            "already_issued",
+            "double_spend",
+            "bad_sequence",
+            "withdrawn",
+            "wrong_entry_kind",
+            "bad_token",
+            "bad_signature",
+            "threshold_out_of_range",
+            "bad_blinded_message",
+            "bad_campaign",
+            "rate_limited",
+            "busy",
+            "held_back",
+            "shutting_down",
+            "storage_unavailable",
+            "issuer_not_ready",
+            "tally_unavailable",
+            "too_many_campaigns",
+        ] {
+            assert!(!matches!(ErrorCode::parse(s), ErrorCode::Other(_)), "{s}");
+        }
+        // A newer server's code.
+        let body: ErrorBody =
+            serde_json::from_str(r#"{"error": "quota_exceeded", "detail": "later"}"#).unwrap();
+        assert_eq!(body.error, ErrorCode::Other("quota_exceeded".into()));
+        assert_eq!(body.error.as_str(), "quota_exceeded");
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"error":"quota_exceeded","detail":"later"}"#
+        );
+        assert_eq!("busy".parse::<ErrorCode>(), Ok(ErrorCode::Busy));
+    }
+
+    #[test]
+    fn requests_are_strict() {
+        let blinded = B64.encode([7u8; 256]);
+        let token = |att: &str, id: &str, msg: &str| {
+            format!(r#"{{"attestation": {att}, "requests": [{{"campaign_id": "{id}", "blinded_msg": "{msg}"}}]}}"#)
+        };
+        let open = r#"{"kind": "open"}"#;
+        assert!(decode_request::<TokenRequest>(token(open, ID, &blinded).as_bytes()).is_ok());
+        let refused = [
+            // unknown fields, at every level
+            token(r#"{"kind": "other"}"#, ID, &blinded),
+            format!(r#"{{"attestation": {open}, "requests": [], "x": 1}}"#),
+            token(open, &format!(r#"{ID}", "x": "1"#), &blinded),
+            // duplicate fields
+            format!(r#"{{"attestation": {open}, "attestation": {open}, "requests": []}}"#),
+            // upper-case hex, short ids
+            token(open, &ID.to_uppercase(), &blinded),
+            token(open, "abcd", &blinded),
+            // not standard padded base64
+            token(open, ID, blinded.trim_end_matches('=')),
+            token(open, ID, "AQJ="),
+            token(open, ID, &blinded.replacen("Bw", "B_", 1)),
+            // arrays in place of objects
+            format!(r#"[{open}, []]"#),
+            format!(r#"{{"attestation": {open}, "requests": [["{ID}", "{blinded}"]]}}"#),
+            format!(r#"{{"attestation": ["open"], "requests": []}}"#),
+        ];
+        for body in &refused {
+            assert!(
+                decode_request::<TokenRequest>(body.as_bytes()).is_err(),
+                "{body}"
+            );
+        }
+        assert!(matches!(
+            decode_request::<EntrySubmission>(br#"["AQID"]"#),
+            Err(RequestError::ArrayForObject)
+        ));
+        assert_eq!(
+            decode_request::<EntrySubmission>(br#"["AQID"]"#)
+                .unwrap_err()
+                .to_string(),
+            "invalid JSON: objects are expected where an array was given"
+        );
+        for body in [
+            &br#"{"entry": "AQID", "extra": 1}"#[..],
+            br#"{"entry": "AQID", "entry": "AQID"}"#,
+            br#"{"entry": "AQI"}"#,
+            br#""#,
+        ] {
+            assert!(matches!(
+                decode_request::<EntrySubmission>(body),
+                Err(RequestError::Json(_))
+            ));
+        }
+        assert!(decode_request::<NewInvites>(br#"{"group": "g", "count": 1, "x": 0}"#).is_err());
+        assert!(decode_request::<NewInvites>(br#"["g", 1]"#).is_err());
+        assert!(
+            decode_request::<NewCampaign>(
+                br#"{"title": "T", "action": "A", "deadline": 1, "goal": 1,
+                     "threshold_min": 1, "threshold_max": 1, "attester": {"kind": "open"},
+                     "publication": {"min_pledges": 1, "max_delay_ms": 0, "x": 1}}"#
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn group_names() {
+        assert!(valid_group("staff-2026.a_b"));
+        assert!(valid_group(&"g".repeat(MAX_GROUP_LEN)));
+        assert!(!valid_group(""));
+        assert!(!valid_group(&"g".repeat(MAX_GROUP_LEN + 1)));
+        assert!(!valid_group("a b"));
+        assert!(!valid_group("é"));
+    }
+}
