@@ -533,7 +533,7 @@ pub struct NewCampaign {
 /// A campaign's attester policy: `{"kind": "open"}` or `{"kind": "invite",
 /// "group": "<group>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "lowercase", from = "StrictAttesterPolicy")]
 pub enum AttesterPolicy {
     /// No check beyond the per-address rate limit (not Sybil-resistant,
     /// R-API-12).
@@ -551,6 +551,46 @@ impl AttesterPolicy {
         match self {
             Self::Open => AttesterKind::Open,
             Self::Invite { .. } => AttesterKind::Invite,
+        }
+    }
+}
+
+// serde's `deny_unknown_fields` does not reach the unit variants of an
+// internally tagged enum (`{"kind": "open", "x": 1}` would pass): these
+// mirrors decode `open` as an empty struct variant, which refuses extra
+// fields (R-API-1), and convert.
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+enum StrictAttesterPolicy {
+    Open {},
+    Invite { group: String },
+}
+
+impl From<StrictAttesterPolicy> for AttesterPolicy {
+    fn from(p: StrictAttesterPolicy) -> Self {
+        match p {
+            StrictAttesterPolicy::Open {} => Self::Open,
+            StrictAttesterPolicy::Invite { group } => Self::Invite { group },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+enum StrictAttestation {
+    Open {},
+    Invite {
+        #[serde(with = "secret_string")]
+        code: Zeroizing<String>,
+    },
+}
+
+impl From<StrictAttestation> for Attestation {
+    fn from(a: StrictAttestation) -> Self {
+        match a {
+            StrictAttestation::Open {} => Self::Open,
+            StrictAttestation::Invite { code } => Self::Invite { code },
         }
     }
 }
@@ -656,7 +696,7 @@ pub struct TokenRequest {
 /// `attestation` of a token request: `{"kind": "open"}` or `{"kind":
 /// "invite", "code": "<code>"}`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "lowercase", from = "StrictAttestation")]
 pub enum Attestation {
     /// The open attester (R-API-12).
     Open,
@@ -1047,6 +1087,8 @@ mod tests {
         assert!(decode_request::<TokenRequest>(token(open, ID, &blinded).as_bytes()).is_ok());
         let refused = [
             // unknown fields, at every level
+            token(r#"{"kind": "open", "x": 1}"#, ID, &blinded),
+            token(r#"{"kind": "invite", "code": "c", "x": 1}"#, ID, &blinded),
             token(r#"{"kind": "other"}"#, ID, &blinded),
             format!(r#"{{"attestation": {open}, "requests": [], "x": 1}}"#),
             token(open, &format!(r#"{ID}", "x": "1"#), &blinded),
@@ -1092,6 +1134,13 @@ mod tests {
             ));
         }
         assert!(decode_request::<NewInvites>(br#"{"group": "g", "count": 1, "x": 0}"#).is_err());
+        for attester in [r#"{"kind": "open", "x": 1}"#, r#"{"kind": "invite", "group": "g", "x": 1}"#] {
+            let body = format!(
+                r#"{{"title": "T", "action": "A", "deadline": 1, "goal": 1,
+                     "threshold_min": 1, "threshold_max": 1, "attester": {attester}}}"#
+            );
+            assert!(decode_request::<NewCampaign>(body.as_bytes()).is_err(), "{body}");
+        }
         assert!(decode_request::<NewInvites>(br#"["g", 1]"#).is_err());
         assert!(
             decode_request::<NewCampaign>(
