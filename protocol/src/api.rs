@@ -409,12 +409,13 @@ pub struct Campaign {
     /// The invite group of an `invite` campaign.
     #[serde(default)]
     pub invite_group: Option<String>,
-    /// The canonical definition encoding (R-CAMP-1).
-    #[serde(default, with = "base64_bytes")]
-    pub definition: Vec<u8>,
-    /// The issuer key, canonical SPKI (R-TOKEN-5): unverified (R-API-7).
-    #[serde(with = "base64_bytes")]
-    pub issuer_key: Vec<u8>,
+    /// The canonical definition encoding (R-CAMP-1), base64 as served
+    /// ([`Campaign::definition_bytes`] decodes it).
+    #[serde(default)]
+    pub definition: String,
+    /// The issuer key, canonical SPKI (R-TOKEN-5), base64 as served
+    /// ([`Campaign::issuer_key_bytes`] decodes it): unverified (R-API-7).
+    pub issuer_key: String,
     /// Index of the CampaignOpened entry (R-API-7).
     #[serde(default)]
     pub opened_index: Option<u64>,
@@ -427,6 +428,32 @@ pub struct Campaign {
     /// The publication policy (R-PUB-1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publication: Option<Publication>,
+}
+
+// `definition` and `issuer_key` stay the served text: they are claims a
+// client checks against the log, and callers of the client library have
+// always decoded them themselves (a `Vec<u8>` here would still compile there
+// and then fail at run time).
+impl Campaign {
+    /// The campaign id. Always `Ok` (the id is checked when the object is
+    /// decoded); the `Result` is kept for callers of the client library
+    /// written when the id was text.
+    ///
+    /// # Errors
+    /// None.
+    pub fn id(&self) -> Result<CampaignId, std::convert::Infallible> {
+        Ok(self.campaign_id)
+    }
+
+    /// `issuer_key` decoded; `None` if it is not standard padded base64.
+    pub fn issuer_key_bytes(&self) -> Option<Vec<u8>> {
+        B64.decode(self.issuer_key.as_bytes()).ok()
+    }
+
+    /// `definition` decoded; `None` if it is not standard padded base64.
+    pub fn definition_bytes(&self) -> Option<Vec<u8>> {
+        B64.decode(self.definition.as_bytes()).ok()
+    }
 }
 
 /// `state` of a campaign (R-API-7).
@@ -631,15 +658,23 @@ impl Publication {
 /// `201` answer to `POST /v1/campaigns`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CampaignCreated {
-    /// The new campaign's id.
-    #[serde(with = "campaign_id_hex")]
-    pub campaign_id: CampaignId,
+    /// The new campaign's id, 64 lower-case hex digits as served (text, as
+    /// callers of the client library have always read it; [`Self::id`]
+    /// parses it).
+    pub campaign_id: String,
     /// Index of its CampaignOpened entry.
     pub index: u64,
     /// Size of the checkpoint the receipt proves against.
     pub checkpoint_size: u64,
     /// C2SP tlog-proof for the entry.
     pub receipt: String,
+}
+
+impl CampaignCreated {
+    /// The parsed campaign id; `None` if it is not 64 lower-case hex digits.
+    pub fn id(&self) -> Option<CampaignId> {
+        parse_campaign_id(&self.campaign_id)
+    }
 }
 
 /// `POST /v1/admin/invites` (admin).
@@ -856,7 +891,8 @@ mod tests {
         assert_eq!(c.campaign_id.to_hex(), ID);
         assert_eq!(c.state, CampaignState::Open);
         assert_eq!(c.attester, Some(AttesterKind::Open));
-        assert_eq!(c.definition, [1, 2, 3, 4]);
+        assert_eq!(c.definition_bytes(), Some(vec![1, 2, 3, 4]));
+        assert_eq!(c.id(), Ok(c.campaign_id));
         assert_eq!(
             c.tally,
             Some(TallySummary {
@@ -865,8 +901,7 @@ mod tests {
                 active: 2
             })
         );
-        let c: Campaign =
-            round_trip(&campaign_json(r#""invite""#, r#""staff""#, "57", "null"));
+        let c: Campaign = round_trip(&campaign_json(r#""invite""#, r#""staff""#, "57", "null"));
         assert_eq!(
             (c.attester, c.invite_group.as_deref(), c.closed_index),
             (Some(AttesterKind::Invite), Some("staff"), Some(57))
@@ -950,13 +985,15 @@ mod tests {
         let created: CampaignCreated = round_trip(&format!(
             r#"{{"campaign_id": "{ID}", "index": 0, "checkpoint_size": 1, "receipt": "r"}}"#
         ));
-        assert_eq!(created.campaign_id.to_hex(), ID);
+        assert_eq!(created.id().map(|i| i.to_hex()).as_deref(), Some(ID));
         let n: NewInvites = round_trip(r#"{"group": "staff", "count": 10}"#);
         assert_eq!(n.count, 10);
-        let m: InvitesMinted = round_trip(
-            r#"{"group": "staff", "codes": ["00112233445566778899aabbccddeeff"]}"#,
+        let m: InvitesMinted =
+            round_trip(r#"{"group": "staff", "codes": ["00112233445566778899aabbccddeeff"]}"#);
+        assert!(
+            !format!("{m:?}").contains("0011"),
+            "codes stay out of Debug"
         );
-        assert!(!format!("{m:?}").contains("0011"), "codes stay out of Debug");
         round_trip::<InvitesRevoked>(r#"{"group": "staff", "deleted": 3}"#);
         round_trip::<WitnessPolicy>(r#"{"quorum": 1, "witnesses": ["w+01234567+AAAA"]}"#);
         assert!(!Publication::IMMEDIATE.holds());
@@ -983,7 +1020,10 @@ mod tests {
                 "requests": [{{"campaign_id": "{ID}", "blinded_msg": "{blinded}"}}]}}"#
         ));
         assert!(matches!(&t.attestation, Attestation::Invite { code } if code.as_str() == "c0de"));
-        assert!(!format!("{t:?}").contains("c0de"), "the code stays out of Debug");
+        assert!(
+            !format!("{t:?}").contains("c0de"),
+            "the code stays out of Debug"
+        );
         let s: BlindSignatures = round_trip(&format!(
             r#"{{"blind_signatures": [{{"campaign_id": "{ID}", "blind_sig": "{blinded}"}}]}}"#
         ));
@@ -1019,7 +1059,10 @@ mod tests {
         for code in ErrorCode::KNOWN {
             let s = code.as_str();
             assert!(seen.insert(s), "{s} twice");
-            assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{s}");
+            assert!(
+                s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{s}"
+            );
             assert_eq!(&ErrorCode::parse(s), code);
             assert_eq!(ErrorCode::from(s), *code);
             assert_eq!(code.to_string(), s);
@@ -1081,7 +1124,9 @@ mod tests {
     fn requests_are_strict() {
         let blinded = B64.encode([7u8; 256]);
         let token = |att: &str, id: &str, msg: &str| {
-            format!(r#"{{"attestation": {att}, "requests": [{{"campaign_id": "{id}", "blinded_msg": "{msg}"}}]}}"#)
+            format!(
+                r#"{{"attestation": {att}, "requests": [{{"campaign_id": "{id}", "blinded_msg": "{msg}"}}]}}"#
+            )
         };
         let open = r#"{"kind": "open"}"#;
         assert!(decode_request::<TokenRequest>(token(open, ID, &blinded).as_bytes()).is_ok());
@@ -1104,7 +1149,7 @@ mod tests {
             // arrays in place of objects
             format!(r#"[{open}, []]"#),
             format!(r#"{{"attestation": {open}, "requests": [["{ID}", "{blinded}"]]}}"#),
-            format!(r#"{{"attestation": ["open"], "requests": []}}"#),
+            r#"{"attestation": ["open"], "requests": []}"#.to_owned(),
         ];
         for body in &refused {
             assert!(
@@ -1134,12 +1179,18 @@ mod tests {
             ));
         }
         assert!(decode_request::<NewInvites>(br#"{"group": "g", "count": 1, "x": 0}"#).is_err());
-        for attester in [r#"{"kind": "open", "x": 1}"#, r#"{"kind": "invite", "group": "g", "x": 1}"#] {
+        for attester in [
+            r#"{"kind": "open", "x": 1}"#,
+            r#"{"kind": "invite", "group": "g", "x": 1}"#,
+        ] {
             let body = format!(
                 r#"{{"title": "T", "action": "A", "deadline": 1, "goal": 1,
                      "threshold_min": 1, "threshold_max": 1, "attester": {attester}}}"#
             );
-            assert!(decode_request::<NewCampaign>(body.as_bytes()).is_err(), "{body}");
+            assert!(
+                decode_request::<NewCampaign>(body.as_bytes()).is_err(),
+                "{body}"
+            );
         }
         assert!(decode_request::<NewInvites>(br#"["g", 1]"#).is_err());
         assert!(

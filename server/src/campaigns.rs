@@ -73,9 +73,7 @@ pub async fn create(
         .into());
     }
     let publication = c.publication;
-    if !(1..=MAX_PUBLISH_MIN).contains(&publication.min_pledges)
-        || publication.max_delay_ms > MAX_PUBLISH_DELAY_MS
-    {
+    if !publication.in_bounds() {
         return Err(AdminError::BadCampaign(format!(
             "publication.min_pledges must be 1-{MAX_PUBLISH_MIN} and publication.max_delay_ms \
              at most {MAX_PUBLISH_DELAY_MS}"

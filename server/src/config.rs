@@ -41,11 +41,10 @@ use serde::Deserialize;
 use crate::ledger::Publication;
 use crate::serve::ConnLimits;
 
-/// Largest publication group a campaign may ask for.
-pub const MAX_PUBLISH_MIN: u32 = 100;
-/// Longest random publication delay (ms): with the hold, a client's request
-/// must still be answered within its 60 s timeout.
-pub const MAX_PUBLISH_DELAY_MS: u64 = 15_000;
+/// Largest publication group a campaign may ask for, and longest random
+/// publication delay (ms): with the hold, a client's request must still be
+/// answered within its 60 s timeout (SPEC R-PUB-1; the wire API's limits).
+pub use pledge_protocol::api::{MAX_PUBLISH_DELAY_MS, MAX_PUBLISH_MIN};
 /// Longest hold (ms), for the same reason.
 pub const MAX_PUBLISH_HOLD_MS: u64 = 40_000;
 use crate::store::Backend;

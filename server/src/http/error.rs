@@ -1,12 +1,13 @@
 //! The only place that chooses HTTP status codes. Every error is a JSON body
-//! `{"error": "<code>", "detail": "<what to fix>"}`; 5xx details say nothing
-//! internal. SPEC §12 lists the codes.
+//! `{"error": "<code>", "detail": "<what to fix>"}`
+//! ([`pledge_protocol::api::ErrorBody`], SPEC R-API-2); 5xx details say
+//! nothing internal. SPEC §12 lists the codes ([`ErrorCode`]).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use pledge_protocol::api::{ErrorBody, ErrorCode, ErrorCode as C};
 use pledge_protocol::ledger::RuleError;
-use serde::Serialize;
 
 use crate::issuer::{AdminError, IssueError};
 use crate::ledger::SubmitError;
@@ -18,23 +19,18 @@ pub const TIMEOUT_STATUS: StatusCode = StatusCode::REQUEST_TIMEOUT;
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
-    detail: String,
+    body: ErrorBody,
     retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    detail: &'a str,
-}
-
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
         Self {
             status,
-            code,
-            detail: detail.into(),
+            body: ErrorBody {
+                error: code,
+                detail: detail.into(),
+            },
             retry_after: None,
         }
     }
@@ -49,21 +45,26 @@ impl ApiError {
         self.status
     }
 
+    /// The machine-readable code (for tests).
+    pub fn code(&self) -> &ErrorCode {
+        &self.body.error
+    }
+
     /// The body is not valid JSON of the expected shape, or a field is malformed.
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+        Self::new(StatusCode::BAD_REQUEST, C::BadRequest, detail)
     }
 
     /// The entry bytes do not decode (SPEC R-ENTRY-1).
     pub fn malformed_entry(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed_entry", detail)
+        Self::new(StatusCode::BAD_REQUEST, C::MalformedEntry, detail)
     }
 
     /// The body is larger than the endpoint accepts.
     pub fn too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            C::BodyTooLarge,
             format!("request bodies to this endpoint are limited to {limit} bytes"),
         )
     }
@@ -72,21 +73,21 @@ impl ApiError {
     pub fn body_unreadable() -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            C::BadRequest,
             "the request body could not be read",
         )
     }
 
     /// No such resource.
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+        Self::new(StatusCode::NOT_FOUND, C::NotFound, detail)
     }
 
     /// No such campaign.
     pub fn unknown_campaign() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "unknown_campaign",
+            C::UnknownCampaign,
             "no campaign with this id",
         )
     }
@@ -95,7 +96,7 @@ impl ApiError {
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            C::Unauthorized,
             "this endpoint needs the admin bearer token (Authorization: Bearer <admin.token>)",
         )
     }
@@ -104,7 +105,7 @@ impl ApiError {
     pub fn failed() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
+            C::StorageUnavailable,
             "the ledger's storage failed; retry later",
         )
         .retry(30)
@@ -114,7 +115,7 @@ impl ApiError {
     pub fn too_many_streams(max: usize) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
+            C::Busy,
             format!(
                 "this server serves at most {max} event streams at once; \
                  retry later or poll /log/checkpoint"
@@ -127,7 +128,7 @@ impl ApiError {
     pub fn tally_unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "tally_unavailable",
+            C::TallyUnavailable,
             "the current tally statement of this campaign could not be signed; \
              the operator's log says why",
         )
@@ -138,7 +139,7 @@ impl ApiError {
     pub fn timeout() -> Self {
         Self::new(
             TIMEOUT_STATUS,
-            "request_timeout",
+            C::RequestTimeout,
             "the request body did not arrive within the request timeout",
         )
     }
@@ -147,7 +148,7 @@ impl ApiError {
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            C::Internal,
             "internal error",
         )
     }
@@ -155,14 +156,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (
-            self.status,
-            Json(Body {
-                error: self.code,
-                detail: &self.detail,
-            }),
-        )
-            .into_response();
+        let mut resp = (self.status, Json(self.body)).into_response();
         if let Some(s) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&s.to_string())
         {
@@ -180,19 +174,19 @@ impl From<RuleError> for ApiError {
     fn from(e: RuleError) -> Self {
         use StatusCode as S;
         let (status, code) = match &e {
-            RuleError::CampaignExists => (S::CONFLICT, "campaign_exists"),
-            RuleError::UnknownCampaign => (S::NOT_FOUND, "unknown_campaign"),
-            RuleError::CampaignClosed => (S::CONFLICT, "campaign_closed"),
-            RuleError::BadToken => (S::UNPROCESSABLE_ENTITY, "bad_token"),
-            RuleError::BadPledgeSignature => (S::UNPROCESSABLE_ENTITY, "bad_signature"),
-            RuleError::DoubleSpend => (S::CONFLICT, "double_spend"),
-            RuleError::ThresholdOutOfRange => (S::UNPROCESSABLE_ENTITY, "threshold_out_of_range"),
-            RuleError::UnknownPledge => (S::NOT_FOUND, "unknown_pledge"),
-            RuleError::Withdrawn => (S::CONFLICT, "withdrawn"),
-            RuleError::BadSequence { .. } => (S::CONFLICT, "bad_sequence"),
-            RuleError::TooLarge => (S::PAYLOAD_TOO_LARGE, "entry_too_large"),
-            RuleError::TooManyCampaigns => (S::INSUFFICIENT_STORAGE, "too_many_campaigns"),
-            _ => (S::CONFLICT, "rule_violation"),
+            RuleError::CampaignExists => (S::CONFLICT, C::CampaignExists),
+            RuleError::UnknownCampaign => (S::NOT_FOUND, C::UnknownCampaign),
+            RuleError::CampaignClosed => (S::CONFLICT, C::CampaignClosed),
+            RuleError::BadToken => (S::UNPROCESSABLE_ENTITY, C::BadToken),
+            RuleError::BadPledgeSignature => (S::UNPROCESSABLE_ENTITY, C::BadSignature),
+            RuleError::DoubleSpend => (S::CONFLICT, C::DoubleSpend),
+            RuleError::ThresholdOutOfRange => (S::UNPROCESSABLE_ENTITY, C::ThresholdOutOfRange),
+            RuleError::UnknownPledge => (S::NOT_FOUND, C::UnknownPledge),
+            RuleError::Withdrawn => (S::CONFLICT, C::Withdrawn),
+            RuleError::BadSequence { .. } => (S::CONFLICT, C::BadSequence),
+            RuleError::TooLarge => (S::PAYLOAD_TOO_LARGE, C::EntryTooLarge),
+            RuleError::TooManyCampaigns => (S::INSUFFICIENT_STORAGE, C::TooManyCampaigns),
+            _ => (S::CONFLICT, C::RuleViolation),
         };
         Self::new(status, code, e.to_string())
     }
@@ -203,28 +197,28 @@ impl From<SubmitError> for ApiError {
         match e {
             SubmitError::Rule(r) => r.into(),
             SubmitError::DeadlinePassed => {
-                Self::new(StatusCode::CONFLICT, "campaign_closed", e.to_string())
+                Self::new(StatusCode::CONFLICT, C::CampaignClosed, e.to_string())
             }
             SubmitError::WrongKind { .. } => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "wrong_entry_kind",
+                C::WrongEntryKind,
                 e.to_string(),
             ),
             SubmitError::QueueFull => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()).retry(1)
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, C::Busy, e.to_string()).retry(1)
             }
             SubmitError::HeldBack { .. } => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "held_back", e.to_string()).retry(30)
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, C::HeldBack, e.to_string()).retry(30)
             }
             SubmitError::ShuttingDown => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
+                C::ShuttingDown,
                 e.to_string(),
             )
             .retry(5),
             SubmitError::Storage => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
+                C::StorageUnavailable,
                 e.to_string(),
             )
             .retry(5),
@@ -238,26 +232,26 @@ impl From<IssueError> for ApiError {
         let detail = e.to_string();
         match e {
             IssueError::RequestCount | IssueError::DuplicateCampaign(_) => {
-                Self::new(S::BAD_REQUEST, "bad_request", detail)
+                Self::new(S::BAD_REQUEST, C::BadRequest, detail)
             }
-            IssueError::UnknownCampaign(_) => Self::new(S::NOT_FOUND, "unknown_campaign", detail),
-            IssueError::CampaignClosed(_) => Self::new(S::CONFLICT, "campaign_closed", detail),
+            IssueError::UnknownCampaign(_) => Self::new(S::NOT_FOUND, C::UnknownCampaign, detail),
+            IssueError::CampaignClosed(_) => Self::new(S::CONFLICT, C::CampaignClosed, detail),
             IssueError::NotReady(_) => {
-                Self::new(S::SERVICE_UNAVAILABLE, "issuer_not_ready", detail).retry(1)
+                Self::new(S::SERVICE_UNAVAILABLE, C::IssuerNotReady, detail).retry(1)
             }
             IssueError::AttesterNotAllowed(_) => {
-                Self::new(S::FORBIDDEN, "attester_not_allowed", detail)
+                Self::new(S::FORBIDDEN, C::AttesterNotAllowed, detail)
             }
-            IssueError::InviteInvalid => Self::new(S::FORBIDDEN, "invite_invalid", detail),
-            IssueError::AlreadyIssued(_) => Self::new(S::CONFLICT, "already_issued", detail),
+            IssueError::InviteInvalid => Self::new(S::FORBIDDEN, C::InviteInvalid, detail),
+            IssueError::AlreadyIssued(_) => Self::new(S::CONFLICT, C::AlreadyIssued, detail),
             IssueError::RateLimited { retry_after } => {
-                Self::new(S::TOO_MANY_REQUESTS, "rate_limited", detail).retry(retry_after)
+                Self::new(S::TOO_MANY_REQUESTS, C::RateLimited, detail).retry(retry_after)
             }
             IssueError::BlindedMessage { .. } => {
-                Self::new(S::UNPROCESSABLE_ENTITY, "bad_blinded_message", detail)
+                Self::new(S::UNPROCESSABLE_ENTITY, C::BadBlindedMessage, detail)
             }
             IssueError::Storage => {
-                Self::new(S::SERVICE_UNAVAILABLE, "storage_unavailable", detail).retry(5)
+                Self::new(S::SERVICE_UNAVAILABLE, C::StorageUnavailable, detail).retry(5)
             }
             _ => Self::internal(),
         }
@@ -280,12 +274,12 @@ impl From<AdminError> for ApiError {
         let detail = e.to_string();
         match e {
             AdminError::BadCampaign(_) => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_campaign", detail)
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, C::BadCampaign, detail)
             }
             AdminError::BadGroup | AdminError::BadCount => Self::bad_request(detail),
             AdminError::Storage => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
+                C::StorageUnavailable,
                 detail,
             )
             .retry(5),

@@ -2,8 +2,10 @@
 //! encode the answer. Status codes come from [`error`] only. No access log is
 //! kept and nothing about the requester is logged (DESIGN P1, P6). SPEC §12.
 //!
-//! Binary fields travel as standard padded base64 (RFC 4648 §4), ids as 64
-//! lower-case hex digits; JSON bodies refuse unknown fields.
+//! The JSON bodies are the types of [`pledge_protocol::api`] (binary fields
+//! as standard padded base64, ids as 64 lower-case hex digits, request
+//! bodies refusing unknown fields and arrays in place of objects); this
+//! module only moves them between HTTP and the ledger or the issuer.
 
 pub mod error;
 pub mod pages;
@@ -22,29 +24,29 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::Stream;
+use pledge_protocol::api::{
+    self, BlindSignature, BlindSignatures, Campaign, CampaignCreated, CampaignList, CampaignState,
+    CheckpointEvent, EntryAccepted, EntrySubmission, InvitesMinted, InvitesRevoked, NewCampaign,
+    NewInvites, TallyEvent, TallySummary, TokenRequest as TokenRequestBody, WitnessPolicy,
+};
 use pledge_protocol::campaign::{CampaignParams, RevealPolicy};
 use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::tile::{BundleId, TileId, TileResource, encode_bundle};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tower_http::timeout::TimeoutLayer;
-use zeroize::Zeroizing;
 
 use self::error::ApiError;
 use crate::AppState;
 use crate::campaigns::CreateError;
-use crate::issuer::{Attestation, AttesterPolicy, TokenRequest};
-use crate::ledger::{LogEvent, Phase, Proposal, Publication, SubmitError, TallyView, unix_now};
+use crate::issuer::{Attestation, TokenRequest};
+use crate::ledger::{LogEvent, Phase, Proposal, SubmitError, TallyView, unix_now};
 use crate::serve::ClientIp;
 
-/// Largest body of a pledge, amendment or withdrawal request.
-pub const MAX_ENTRY_BODY: usize = 8 * 1024;
-/// Largest body of a token request (64 blinded messages of 256 bytes in base64).
-pub const MAX_TOKENS_BODY: usize = 64 * 1024;
-/// Largest body of an admin request (a campaign text is at most 16,000 bytes).
-pub const MAX_ADMIN_BODY: usize = 128 * 1024;
+/// Body size limits (SPEC R-API-3), defined once in the wire API.
+pub use pledge_protocol::api::{MAX_ADMIN_BODY, MAX_ENTRY_BODY, MAX_TOKENS_BODY};
 /// Requests (other than the event stream) that take longer are cut off.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -135,48 +137,23 @@ async fn body_of(req: Request, limit: usize) -> Result<(Bytes, Option<IpAddr>), 
     Ok((bytes, addr))
 }
 
+/// Decodes a request body with the wire API's strict decoder (unknown and
+/// duplicate fields, arrays in place of objects: 400).
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    // serde's derived structs also accept an array of the field values in
-    // order (`["<entry>"]` for `{"entry": "<entry>"}`): a second encoding of
-    // one request. Every request body is an object, and its only arrays hold
-    // objects, so anything else is refused.
-    let shape: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    if !shape.is_object() || !arrays_hold_objects(&shape) {
-        return Err(ApiError::bad_request(
-            "invalid JSON: objects are expected where an array was given",
-        ));
-    }
-    Ok(value)
+    api::decode_request(bytes).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-/// Whether every array inside `v` holds only objects (depth is bounded by
-/// serde_json's recursion limit of 128).
-fn arrays_hold_objects(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::Array(items) => items
-            .iter()
-            .all(|x| x.is_object() && arrays_hold_objects(x)),
-        serde_json::Value::Object(map) => map.values().all(arrays_hold_objects),
-        _ => true,
-    }
-}
-
-fn b64(field: &str, s: &str) -> Result<Vec<u8>, ApiError> {
-    B64.decode(s)
-        .map_err(|_| ApiError::bad_request(format!("{field} is not standard padded base64")))
+/// The JSON answer `v`, its keys in sorted order (as the handlers have
+/// always written these answers, with `serde_json::json!`).
+fn sorted_json<T: Serialize>(v: &T) -> Result<Json<serde_json::Value>, ApiError> {
+    serde_json::to_value(v)
+        .map(Json)
+        .map_err(|_| ApiError::internal())
 }
 
 fn campaign_id(s: &str) -> Result<CampaignId, ApiError> {
-    if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(ApiError::bad_request(
-            "campaign ids are 64 lower-case hex digits",
-        ));
-    }
-    CampaignId::from_hex(s)
-        .map_err(|_| ApiError::bad_request("campaign ids are 64 lower-case hex digits"))
+    api::parse_campaign_id(s)
+        .ok_or_else(|| ApiError::bad_request("campaign ids are 64 lower-case hex digits"))
 }
 
 fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -284,7 +261,11 @@ async fn log_key(State(state): State<AppState>) -> Response {
 /// should require, for clients to pin with the log key.
 async fn log_witnesses(State(state): State<AppState>) -> Response {
     let (keys, quorum) = &state.inner.witness_policy;
-    let mut r = Json(serde_json::json!({ "quorum": quorum, "witnesses": keys })).into_response();
+    let policy = WitnessPolicy {
+        quorum: *quorum,
+        witnesses: keys.clone(),
+    };
+    let mut r = Json(policy).into_response();
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),
@@ -373,14 +354,7 @@ fn bundle_span(b: &BundleId) -> (u64, u64) {
 // Campaigns
 // ---------------------------------------------------------------------------
 
-#[derive(Serialize)]
-struct TallyJson {
-    checkpoint_size: u64,
-    live: u64,
-    active: u64,
-}
-
-impl From<&TallyView> for TallyJson {
+impl From<&TallyView> for TallySummary {
     fn from(t: &TallyView) -> Self {
         Self {
             checkpoint_size: t.checkpoint_size,
@@ -390,41 +364,24 @@ impl From<&TallyView> for TallyJson {
     }
 }
 
-#[derive(Serialize)]
-struct CampaignJson {
-    campaign_id: String,
-    title: String,
-    text: String,
-    action: String,
-    deadline: u64,
-    goal: u32,
-    threshold_min: u32,
-    threshold_max: u32,
-    reveal: &'static str,
-    state: &'static str,
-    attester: Option<&'static str>,
-    invite_group: Option<String>,
-    /// Canonical definition encoding (SPEC R-CAMP-1), base64.
-    definition: String,
-    /// Issuer public key, canonical SPKI (SPEC R-TOKEN-5), base64.
-    issuer_key: String,
-    /// Index of the CampaignOpened entry, to prove the key (SPEC R-TOKEN-11).
-    opened_index: Option<u64>,
-    /// Index of the CampaignClosed entry, once closed (SPEC R-API-21).
-    closed_index: Option<u64>,
-    tally: Option<TallyJson>,
-    /// Publication policy (SPEC R-PUB-1).
-    publication: Publication,
+impl From<Phase> for CampaignState {
+    fn from(p: Phase) -> Self {
+        match p {
+            Phase::Open => Self::Open,
+            Phase::Closing => Self::Closing,
+            Phase::Closed => Self::Closed,
+        }
+    }
 }
 
-fn campaign_json(state: &AppState, id: &CampaignId) -> Option<CampaignJson> {
+fn campaign_json(state: &AppState, id: &CampaignId) -> Option<Campaign> {
     let now = unix_now();
     let view = state.inner.ledger.published();
     let c = view.campaign(id)?;
     let d = &c.definition;
     let policy = state.inner.issuer.policy(id);
-    Some(CampaignJson {
-        campaign_id: id.to_hex(),
+    Some(Campaign {
+        campaign_id: *id,
         title: d.title().to_owned(),
         text: d.text().to_owned(),
         action: d.action().to_owned(),
@@ -435,22 +392,20 @@ fn campaign_json(state: &AppState, id: &CampaignId) -> Option<CampaignJson> {
         reveal: match d.reveal() {
             RevealPolicy::Live => "live",
             _ => "other",
-        },
-        state: c.phase(now).as_str(),
-        attester: policy.as_ref().map(|p| match p {
-            AttesterPolicy::Open => "open",
-            AttesterPolicy::Invite { .. } => "invite",
-        }),
+        }
+        .to_owned(),
+        state: c.phase(now).into(),
+        attester: policy.as_ref().map(api::AttesterPolicy::kind),
         invite_group: match policy {
-            Some(AttesterPolicy::Invite { group }) => Some(group),
+            Some(api::AttesterPolicy::Invite { group }) => Some(group),
             _ => None,
         },
         definition: B64.encode(d.encode()),
         issuer_key: B64.encode(c.issuer_key.as_spki()),
         opened_index: Some(c.opened_at),
         closed_index: c.closed_at,
-        tally: c.tally.as_deref().map(TallyJson::from),
-        publication: state.inner.ledger.publication(id),
+        tally: c.tally.as_deref().map(TallySummary::from),
+        publication: Some(state.inner.ledger.publication(id)),
     })
 }
 
@@ -460,11 +415,16 @@ async fn list_campaigns(State(state): State<AppState>) -> Response {
         view.campaigns().map(|(id, c)| (c.opened_at, *id)).collect()
     };
     ids.sort();
-    let list: Vec<CampaignJson> = ids
-        .iter()
-        .filter_map(|(_, id)| campaign_json(&state, id))
-        .collect();
-    Json(serde_json::json!({ "campaigns": list })).into_response()
+    let list = CampaignList {
+        campaigns: ids
+            .iter()
+            .filter_map(|(_, id)| campaign_json(&state, id))
+            .collect(),
+    };
+    match sorted_json(&list) {
+        Ok(json) => json.into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn get_campaign(
@@ -492,31 +452,6 @@ async fn get_tally(
     };
     drop(view);
     Ok(text(t.note.to_string(), "no-cache"))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewCampaign {
-    title: String,
-    #[serde(default)]
-    text: String,
-    action: String,
-    deadline: u64,
-    goal: u32,
-    threshold_min: u32,
-    threshold_max: u32,
-    attester: AttesterPolicy,
-    /// SPEC R-PUB-1; the server's default when absent.
-    #[serde(default)]
-    publication: Option<Publication>,
-}
-
-#[derive(Serialize)]
-struct EntryAccepted {
-    index: u64,
-    checkpoint_size: u64,
-    /// C2SP tlog-proof text.
-    receipt: String,
 }
 
 async fn create_campaign(
@@ -556,23 +491,13 @@ async fn create_campaign(
             inner.metrics.record_queue_full();
         }
     })?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({
-            "campaign_id": id.to_hex(),
-            "index": accepted.index,
-            "checkpoint_size": accepted.size,
-            "receipt": accepted.receipt,
-        })),
-    )
-        .into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewInvites {
-    group: String,
-    count: u32,
+    let created = CampaignCreated {
+        campaign_id: id.to_hex(),
+        index: accepted.index,
+        checkpoint_size: accepted.size,
+        receipt: accepted.receipt,
+    };
+    Ok((StatusCode::CREATED, sorted_json(&created)?).into_response())
 }
 
 async fn invites(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
@@ -584,10 +509,14 @@ async fn invites(State(state): State<AppState>, req: Request) -> Result<Response
     let codes = tokio::task::spawn_blocking(move || issuer.mint_invites(&group, n.count))
         .await
         .map_err(|_| ApiError::internal())??;
+    let minted = InvitesMinted {
+        group: n.group,
+        codes,
+    };
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(serde_json::json!({ "group": n.group, "codes": codes })),
+        sorted_json(&minted)?,
     )
         .into_response())
 }
@@ -604,55 +533,25 @@ async fn revoke_invites(
     let deleted = tokio::task::spawn_blocking(move || issuer.revoke_invites(&g))
         .await
         .map_err(|_| ApiError::internal())??;
-    Ok(Json(serde_json::json!({ "group": group, "deleted": deleted })).into_response())
+    Ok(sorted_json(&InvitesRevoked { group, deleted })?.into_response())
 }
 
 // ---------------------------------------------------------------------------
 // Tokens
 // ---------------------------------------------------------------------------
 
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-enum AttestationJson {
-    Open,
-    Invite { code: String },
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenRequestJson {
-    campaign_id: String,
-    blinded_msg: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokensJson {
-    attestation: AttestationJson,
-    requests: Vec<TokenRequestJson>,
-}
-
-#[derive(Serialize)]
-struct BlindSigJson {
-    campaign_id: String,
-    blind_sig: String,
-}
-
 /// Decodes a token request body: everything the handler checks before it
 /// touches any state.
-fn decode_tokens(body: &[u8]) -> Result<(AttestationJson, Vec<TokenRequest>), ApiError> {
-    let t: TokensJson = parse_json(body)?;
-    let mut requests = Vec::with_capacity(t.requests.len());
-    for (i, r) in t.requests.iter().enumerate() {
-        requests.push(TokenRequest {
-            campaign: campaign_id(&r.campaign_id).map_err(|_| {
-                ApiError::bad_request(format!(
-                    "requests[{i}].campaign_id is not 64 lower-case hex digits"
-                ))
-            })?,
-            blinded: b64(&format!("requests[{i}].blinded_msg"), &r.blinded_msg)?,
-        });
-    }
+fn decode_tokens(body: &[u8]) -> Result<(api::Attestation, Vec<TokenRequest>), ApiError> {
+    let t: TokenRequestBody = parse_json(body)?;
+    let requests = t
+        .requests
+        .into_iter()
+        .map(|r| TokenRequest {
+            campaign: r.campaign_id,
+            blinded: r.blinded_msg,
+        })
+        .collect();
     Ok((t.attestation, requests))
 }
 
@@ -660,10 +559,8 @@ async fn tokens(State(state): State<AppState>, req: Request) -> Result<Response,
     let (body, addr) = body_of(req, MAX_TOKENS_BODY).await?;
     let (attestation, requests) = decode_tokens(&body)?;
     let attestation = match attestation {
-        AttestationJson::Open => Attestation::Open { addr },
-        AttestationJson::Invite { code } => Attestation::Invite {
-            code: Zeroizing::new(code),
-        },
+        api::Attestation::Open => Attestation::Open { addr },
+        api::Attestation::Invite { code } => Attestation::Invite { code },
     };
     let st = state.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -685,17 +582,19 @@ async fn tokens(State(state): State<AppState>, req: Request) -> Result<Response,
         }
     };
     state.inner.metrics.record_tokens(sigs.len() as u64);
-    let out: Vec<BlindSigJson> = requests
-        .iter()
-        .zip(&sigs)
-        .map(|(r, s)| BlindSigJson {
-            campaign_id: r.campaign.to_hex(),
-            blind_sig: B64.encode(s.as_bytes()),
-        })
-        .collect();
+    let out = BlindSignatures {
+        blind_signatures: requests
+            .iter()
+            .zip(&sigs)
+            .map(|(r, s)| BlindSignature {
+                campaign_id: r.campaign,
+                blind_sig: s.as_bytes().to_vec(),
+            })
+            .collect(),
+    };
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(serde_json::json!({ "blind_signatures": out })),
+        sorted_json(&out)?,
     )
         .into_response())
 }
@@ -703,12 +602,6 @@ async fn tokens(State(state): State<AppState>, req: Request) -> Result<Response,
 // ---------------------------------------------------------------------------
 // Pledges
 // ---------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EntryJson {
-    entry: String,
-}
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -719,9 +612,8 @@ enum Kind {
 
 /// Decodes a pledge, amendment or withdrawal body into an entry.
 fn decode_entry(body: &[u8]) -> Result<Entry, ApiError> {
-    let e: EntryJson = parse_json(body)?;
-    let bytes = b64("entry", &e.entry)?;
-    Entry::decode(&bytes).map_err(|e| ApiError::malformed_entry(e.to_string()))
+    let e: EntrySubmission = parse_json(body)?;
+    Entry::decode(&e.entry).map_err(|e| ApiError::malformed_entry(e.to_string()))
 }
 
 /// The JSON request bodies of the API, for [`decode_request_body`].
@@ -821,23 +713,30 @@ async fn withdraw(State(state): State<AppState>, req: Request) -> Result<Respons
 // Server-sent events
 // ---------------------------------------------------------------------------
 
+/// An event of the stream; its data's keys in sorted order, as always.
 fn sse_event(ev: &LogEvent) -> Event {
-    match ev {
-        LogEvent::Checkpoint { size, note } => Event::default()
-            .event("checkpoint")
-            .json_data(serde_json::json!({ "size": size, "note": note.as_ref() }))
-            .unwrap_or_default(),
-        LogEvent::Tally(t) => Event::default()
-            .event("tally")
-            .json_data(serde_json::json!({
-                "campaign_id": t.campaign.to_hex(),
-                "checkpoint_size": t.checkpoint_size,
-                "live": t.live,
-                "active": t.active,
-                "statement": t.note.as_ref(),
-            }))
-            .unwrap_or_default(),
-    }
+    let (name, data) = match ev {
+        LogEvent::Checkpoint { size, note } => (
+            api::EVENT_CHECKPOINT,
+            serde_json::to_value(CheckpointEvent {
+                size: *size,
+                note: note.to_string(),
+            }),
+        ),
+        LogEvent::Tally(t) => (
+            api::EVENT_TALLY,
+            serde_json::to_value(TallyEvent {
+                campaign_id: t.campaign,
+                checkpoint_size: t.checkpoint_size,
+                live: t.live,
+                active: t.active,
+                statement: t.note.to_string(),
+            }),
+        ),
+    };
+    data.ok()
+        .and_then(|d| Event::default().event(name).json_data(d).ok())
+        .unwrap_or_default()
 }
 
 /// `GET /v1/events`: the current checkpoint, then every new checkpoint and

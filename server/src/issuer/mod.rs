@@ -14,7 +14,6 @@ use pledge_protocol::campaign::{CampaignDefinition, CampaignParams, RevealPolicy
 use pledge_protocol::entry::{CampaignOpened, Entry};
 use pledge_protocol::hash::{CampaignId, sha256};
 use pledge_protocol::token::{BlindSignature, IssuerSecretKey, TokenError};
-use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 pub mod attester;
@@ -25,25 +24,14 @@ use self::group_commit::GroupCommit;
 use crate::ledger::{Ledger, Phase, Published};
 use crate::store::{IssueTxn, IssuerStore, Mark, StoreError};
 
-/// Most campaigns one token request may cover.
-pub use pledge_protocol::token::MAX_TOKEN_REQUESTS;
-/// Most invite codes minted per admin call.
-pub const MAX_INVITES_PER_CALL: u32 = 10_000;
-/// Longest invite group name.
-pub const MAX_GROUP_LEN: usize = 64;
-
-/// How requesters of a campaign's tokens are checked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum AttesterPolicy {
-    /// No check beyond the per-address rate limit (not Sybil-resistant).
-    Open,
-    /// Single-use invite codes minted for `group`.
-    Invite {
-        /// The campaign group the codes are minted for.
-        group: String,
-    },
-}
+/// How requesters of a campaign's tokens are checked: the wire API's type
+/// (`attester` of `POST /v1/campaigns`), also the JSON the store keeps.
+pub use pledge_protocol::api::AttesterPolicy;
+/// The limits of token requests and invites (SPEC R-API-9, §12), and the
+/// invite group names (SPEC §12), defined once in the wire API.
+pub use pledge_protocol::api::{
+    MAX_GROUP_LEN, MAX_INVITES_PER_CALL, MAX_TOKEN_REQUESTS, valid_group,
+};
 
 /// What the requester shows.
 #[derive(Debug)]
@@ -166,14 +154,6 @@ fn issued_set(id: &CampaignId) -> Vec<u8> {
 }
 fn invite_set(group: &str) -> Vec<u8> {
     format!("invite/{group}").into_bytes()
-}
-
-/// True for a valid invite group name.
-pub fn valid_group(g: &str) -> bool {
-    !g.is_empty()
-        && g.len() <= MAX_GROUP_LEN
-        && g.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// The issuer: campaign keys in memory, attesters, issuance.

@@ -100,31 +100,10 @@ pub enum SubmitError {
     },
 }
 
-/// A campaign's publication policy (SPEC R-PUB-1): its pledges, amendments
-/// and withdrawals are integrated only in groups of at least `min_pledges`,
-/// after a random delay of up to `max_delay` once the group is complete, so
-/// that no published batch shows one person's entry alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Publication {
-    /// Smallest group of pledge entries of the campaign that is published.
-    pub min_pledges: u32,
-    /// Longest random wait once a group is complete, in milliseconds.
-    pub max_delay_ms: u64,
-}
-
-impl Publication {
-    /// No holding: every entry is integrated with the next batch.
-    pub const IMMEDIATE: Self = Self {
-        min_pledges: 1,
-        max_delay_ms: 0,
-    };
-
-    /// Whether entries of this campaign are held at all.
-    pub fn holds(&self) -> bool {
-        self.min_pledges > 1 || self.max_delay_ms > 0
-    }
-}
+/// A campaign's publication policy (SPEC R-PUB-1): the wire API's type
+/// (`publication` of `POST /v1/campaigns` and of the campaign object), also
+/// the JSON the store keeps.
+pub use pledge_protocol::api::Publication;
 
 /// Store metadata key of a campaign's publication policy.
 pub fn publication_meta(id: &CampaignId) -> Vec<u8> {
