@@ -9,15 +9,16 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::{Stream, StreamExt as _};
+use pledge_protocol::api::{self, ErrorBody};
 use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::tile::{BundleId, TileId};
 use pledge_protocol::token::BlindedMessage;
-use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
+
+/// The code of a failure whose body is not an error body (SPEC R-API-2).
+const UNKNOWN_CODE: &str = "unknown";
 
 /// Largest JSON or text answer read into memory (tiles are 8 KiB, bundles at
 /// most 256 entries of 64 KiB).
@@ -40,8 +41,11 @@ pub enum ClientError {
     Server {
         /// HTTP status.
         status: u16,
-        /// Machine-readable code, e.g. `busy`, `storage_unavailable`.
-        code: String,
+        /// Machine-readable code (SPEC R-API-2), e.g. `busy`,
+        /// `storage_unavailable`; [`ErrorCode::Other`] for a code this
+        /// version does not know, or `unknown` when the body was not an
+        /// error body.
+        code: ErrorCode,
         /// Human-readable detail.
         detail: String,
         /// `Retry-After` seconds, if sent.
@@ -52,8 +56,9 @@ pub enum ClientError {
     Refused {
         /// HTTP status.
         status: u16,
-        /// Machine-readable code (SPEC R-API-2), e.g. `double_spend`.
-        code: String,
+        /// Machine-readable code (SPEC R-API-2), e.g. `double_spend`;
+        /// [`ErrorCode::Other`] as for `Server`.
+        code: ErrorCode,
         /// Human-readable detail.
         detail: String,
         /// `Retry-After` seconds (429), if sent.
@@ -80,12 +85,23 @@ fn retry_hint(s: Option<u64>) -> String {
 }
 
 impl ClientError {
-    /// The machine-readable error code of a refusal or server failure.
+    /// The machine-readable error code of a refusal or server failure, as
+    /// text ([`Self::error_code`] for the typed code to match on).
     pub fn code(&self) -> Option<&str> {
+        self.error_code().map(ErrorCode::as_str)
+    }
+
+    /// The typed error code of a refusal or server failure (SPEC R-API-2).
+    pub fn error_code(&self) -> Option<&ErrorCode> {
         match self {
             Self::Server { code, .. } | Self::Refused { code, .. } => Some(code),
             _ => None,
         }
+    }
+
+    /// True for a refusal or failure with this code.
+    pub fn is(&self, code: &ErrorCode) -> bool {
+        self.error_code() == Some(code)
     }
 
     /// The HTTP status, when the server answered.
@@ -117,184 +133,26 @@ impl ClientError {
     }
 }
 
+// The JSON bodies are the wire API's types (`pledge_protocol::api`, SPEC
+// §12), shared with `pledged`; the names this library has always used stay.
+
+/// A campaign's attester policy in admin requests.
+pub use pledge_protocol::api::AttesterPolicy as AttesterSpec;
 /// A campaign as `GET /v1/campaigns` describes it. `issuer_key` is a claim of
 /// the server only: [`crate::flows`] checks it against the logged entry
 /// (SPEC R-API-7, DESIGN P5).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct CampaignInfo {
-    /// 64 lower-case hex digits.
-    pub campaign_id: String,
-    /// Title.
-    pub title: String,
-    /// Text.
-    #[serde(default)]
-    pub text: String,
-    /// The action pledged.
-    pub action: String,
-    /// Unix seconds.
-    pub deadline: u64,
-    /// Success goal.
-    pub goal: u32,
-    /// Smallest allowed threshold.
-    pub threshold_min: u32,
-    /// Largest allowed threshold.
-    pub threshold_max: u32,
-    /// Reveal policy.
-    #[serde(default)]
-    pub reveal: String,
-    /// `open`, `closing` or `closed`.
-    pub state: String,
-    /// `open`, `invite` or absent.
-    #[serde(default)]
-    pub attester: Option<String>,
-    /// Invite group, for invite campaigns.
-    #[serde(default)]
-    pub invite_group: Option<String>,
-    /// Canonical definition, base64.
-    #[serde(default)]
-    pub definition: String,
-    /// Issuer key (SPKI), base64: unverified.
-    pub issuer_key: String,
-    /// Index of the CampaignOpened entry.
-    #[serde(default)]
-    pub opened_index: Option<u64>,
-    /// Index of the CampaignClosed entry, once closed (unverified: prove it).
-    #[serde(default)]
-    pub closed_index: Option<u64>,
-    /// Latest tally (unsigned summary).
-    #[serde(default)]
-    pub tally: Option<TallySummary>,
-}
-
-impl CampaignInfo {
-    /// The parsed campaign id.
-    ///
-    /// # Errors
-    /// [`ClientError::BadResponse`] if it is not 64 hex digits.
-    pub fn id(&self) -> Result<CampaignId, ClientError> {
-        CampaignId::from_hex(&self.campaign_id).map_err(|_| ClientError::BadResponse {
-            url: "/v1/campaigns".into(),
-            what: format!("campaign id {:?} is not 64 hex digits", self.campaign_id),
-        })
-    }
-}
-
-/// `GET /v1/log/witnesses` (SPEC R-API-22).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct WitnessPolicyInfo {
-    /// Cosignatures required.
-    pub quorum: usize,
-    /// Witness verifier keys (R-COSIG-4 text).
-    pub witnesses: Vec<String>,
-}
-
-/// The unsigned tally summary inside a campaign object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-pub struct TallySummary {
-    /// Log size the tally was computed at.
-    pub checkpoint_size: u64,
-    /// Live pledges.
-    pub live: u64,
-    /// Active count A.
-    pub active: u64,
-}
-
-/// `200` answer to a pledge, amendment or withdrawal (SPEC R-API-14).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct EntryAccepted {
-    /// Index of the entry in the log.
-    pub index: u64,
-    /// Size of the checkpoint the receipt proves against.
-    pub checkpoint_size: u64,
-    /// C2SP tlog-proof text.
-    pub receipt: String,
-}
-
-/// `201` answer to campaign creation.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct CampaignCreated {
-    /// The new campaign's id.
-    pub campaign_id: String,
-    /// Index of its CampaignOpened entry.
-    pub index: u64,
-    /// Checkpoint size of the receipt.
-    pub checkpoint_size: u64,
-    /// C2SP tlog-proof for the entry.
-    pub receipt: String,
-}
-
-/// How an operator describes a new campaign (`POST /v1/campaigns`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NewCampaign {
-    /// Title (at most 200 bytes).
-    pub title: String,
-    /// Text (may be empty).
-    pub text: String,
-    /// The action pledged.
-    pub action: String,
-    /// Deadline, Unix seconds, in the future.
-    pub deadline: u64,
-    /// Success goal.
-    pub goal: u32,
-    /// Smallest allowed threshold.
-    pub threshold_min: u32,
-    /// Largest allowed threshold.
-    pub threshold_max: u32,
-    /// Who may obtain tokens.
-    pub attester: AttesterSpec,
-    /// Publication policy (SPEC R-PUB-1); `None`: the server's default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub publication: Option<PublicationSpec>,
-}
-
+pub use pledge_protocol::api::Campaign as CampaignInfo;
 /// A campaign's publication policy in admin requests (SPEC R-PUB-1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublicationSpec {
-    /// Pledge entries are published only in groups of at least this many.
-    pub min_pledges: u32,
-    /// Longest random delay once a group is complete, in milliseconds.
-    pub max_delay_ms: u64,
-}
-
-impl PublicationSpec {
-    /// Every entry with the next batch: no protection of the count's rise
-    /// (for demonstrations).
-    pub const IMMEDIATE: Self = Self {
-        min_pledges: 1,
-        max_delay_ms: 0,
-    };
-}
-
-/// A campaign's attester policy in admin requests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum AttesterSpec {
-    /// Anyone, rate-limited per address (not Sybil-resistant).
-    Open,
-    /// Holders of single-use invite codes of `group`.
-    Invite {
-        /// The invite group.
-        group: String,
-    },
-}
+pub use pledge_protocol::api::Publication as PublicationSpec;
+/// `GET /v1/log/witnesses` (SPEC R-API-22).
+pub use pledge_protocol::api::WitnessPolicy as WitnessPolicyInfo;
+pub use pledge_protocol::api::{
+    AttesterKind, CampaignCreated, CampaignState, EntryAccepted, ErrorCode, NewCampaign,
+    TallySummary,
+};
 
 /// Proof of eligibility sent with a token request.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Attestation {
-    /// The open attester.
-    Open,
-    /// A single-use invite code (secret until used).
-    Invite(Zeroizing<String>),
-}
-
-impl std::fmt::Debug for Attestation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Open => f.write_str("Open"),
-            Self::Invite(_) => f.debug_tuple("Invite").finish_non_exhaustive(),
-        }
-    }
-}
+pub use pledge_protocol::api::Attestation;
 
 /// One event of `GET /v1/events`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,8 +167,8 @@ pub enum ServerEvent {
     },
     /// A campaign's tally changed.
     Tally {
-        /// Campaign id (hex).
-        campaign_id: String,
+        /// The campaign.
+        campaign_id: CampaignId,
         /// Log size of the tally.
         checkpoint_size: u64,
         /// Live pledges.
@@ -322,34 +180,6 @@ pub enum ServerEvent {
     },
     /// An event type this client does not know.
     Other(String),
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-    #[serde(default)]
-    detail: String,
-}
-
-#[derive(Deserialize)]
-struct CampaignList {
-    campaigns: Vec<CampaignInfo>,
-}
-
-#[derive(Deserialize)]
-struct BlindSigs {
-    blind_signatures: Vec<BlindSigJson>,
-}
-
-#[derive(Deserialize)]
-struct BlindSigJson {
-    campaign_id: String,
-    blind_sig: String,
-}
-
-#[derive(Deserialize)]
-struct Invites {
-    codes: Vec<String>,
 }
 
 /// The typed client. Cheap to clone (one connection pool).
@@ -422,7 +252,7 @@ impl Client {
         let (code, detail) = match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(b) => (b.error, b.detail),
             Err(_) => (
-                "unknown".to_owned(),
+                ErrorCode::Other(UNKNOWN_CODE.to_owned()),
                 String::from_utf8_lossy(body.get(..body.len().min(200)).unwrap_or_default())
                     .trim()
                     .to_owned(),
@@ -456,13 +286,19 @@ impl Client {
         parse_json(&bytes, &self.url(path))
     }
 
+    /// POSTs `body` as JSON. The body goes through a `serde_json::Value`,
+    /// so its keys are written in sorted order, as this client always has.
     async fn post_json<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
-        body: &serde_json::Value,
+        body: &impl serde::Serialize,
         admin: Option<&str>,
     ) -> Result<T, ClientError> {
         let url = self.url(path);
+        let body = serde_json::to_value(body).map_err(|e| ClientError::BadResponse {
+            url: url.clone(),
+            what: format!("cannot encode the request: {e}"),
+        })?;
         let mut req = self
             .http
             .post(&url)
@@ -537,7 +373,7 @@ impl Client {
     /// [`ClientError`].
     pub async fn campaigns(&self) -> Result<Vec<CampaignInfo>, ClientError> {
         Ok(self
-            .get_json::<CampaignList>("/v1/campaigns")
+            .get_json::<api::CampaignList>("/v1/campaigns")
             .await?
             .campaigns)
     }
@@ -576,21 +412,17 @@ impl Client {
         attestation: &Attestation,
         requests: &[(CampaignId, BlindedMessage)],
     ) -> Result<Vec<Vec<u8>>, ClientError> {
-        let att = match attestation {
-            Attestation::Open => serde_json::json!({"kind": "open"}),
-            Attestation::Invite(code) => {
-                serde_json::json!({"kind": "invite", "code": code.as_str()})
-            }
+        let body = api::TokenRequest {
+            attestation: attestation.clone(),
+            requests: requests
+                .iter()
+                .map(|(c, b)| api::BlindedRequest {
+                    campaign_id: *c,
+                    blinded_msg: b.as_bytes().to_vec(),
+                })
+                .collect(),
         };
-        let reqs: Vec<serde_json::Value> = requests
-            .iter()
-            .map(|(c, b)| {
-                serde_json::json!({"campaign_id": c.to_hex(),
-                                   "blinded_msg": B64.encode(b.as_bytes())})
-            })
-            .collect();
-        let body = serde_json::json!({"attestation": att, "requests": reqs});
-        let answer: BlindSigs = self.post_json("/v1/tokens", &body, None).await?;
+        let answer: api::BlindSignatures = self.post_json("/v1/tokens", &body, None).await?;
         let url = self.url("/v1/tokens");
         if answer.blind_signatures.len() != requests.len() {
             return Err(ClientError::BadResponse {
@@ -604,19 +436,13 @@ impl Client {
         }
         let mut out = Vec::with_capacity(requests.len());
         for ((c, _), s) in requests.iter().zip(answer.blind_signatures) {
-            if s.campaign_id != c.to_hex() {
+            if s.campaign_id != *c {
                 return Err(ClientError::BadResponse {
                     url,
                     what: "signatures are not in request order".into(),
                 });
             }
-            out.push(
-                B64.decode(&s.blind_sig)
-                    .map_err(|_| ClientError::BadResponse {
-                        url: url.clone(),
-                        what: "blind_sig is not base64".into(),
-                    })?,
-            );
+            out.push(s.blind_sig);
         }
         Ok(out)
     }
@@ -654,7 +480,9 @@ impl Client {
         path: &str,
         entry: &[u8],
     ) -> Result<EntryAccepted, ClientError> {
-        let body = serde_json::json!({"entry": B64.encode(entry)});
+        let body = api::EntrySubmission {
+            entry: entry.to_vec(),
+        };
         self.post_json(path, &body, None).await
     }
 
@@ -667,12 +495,7 @@ impl Client {
         admin_token: &str,
         c: &NewCampaign,
     ) -> Result<CampaignCreated, ClientError> {
-        let body = serde_json::to_value(c).map_err(|e| ClientError::BadResponse {
-            url: self.url("/v1/campaigns"),
-            what: e.to_string(),
-        })?;
-        self.post_json("/v1/campaigns", &body, Some(admin_token))
-            .await
+        self.post_json("/v1/campaigns", c, Some(admin_token)).await
     }
 
     /// `POST /v1/admin/invites` (admin): `count` fresh single-use codes.
@@ -685,8 +508,11 @@ impl Client {
         group: &str,
         count: u32,
     ) -> Result<Vec<Zeroizing<String>>, ClientError> {
-        let body = serde_json::json!({"group": group, "count": count});
-        let inv: Invites = self
+        let body = api::NewInvites {
+            group: group.to_owned(),
+            count,
+        };
+        let inv: api::InvitesMinted = self
             .post_json("/v1/admin/invites", &body, Some(admin_token))
             .await?;
         Ok(inv.codes.into_iter().map(Zeroizing::new).collect())
@@ -712,7 +538,7 @@ impl Client {
         if !resp.status().is_success() {
             return Err(ClientError::Server {
                 status: resp.status().as_u16(),
-                code: "events_unavailable".into(),
+                code: ErrorCode::Other("events_unavailable".into()),
                 detail: "the event stream is not available".into(),
                 retry_after: None,
             });
@@ -806,38 +632,28 @@ fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
 }
 
 fn parse_event(event: &str, data: &str, url: &str) -> Result<ServerEvent, ClientError> {
-    let v: serde_json::Value =
-        serde_json::from_str(data).map_err(|e| ClientError::BadResponse {
-            url: url.to_owned(),
-            what: format!("event data is not JSON: {e}"),
-        })?;
-    let bad = |what: &str| ClientError::BadResponse {
+    let bad = |e: serde_json::Error| ClientError::BadResponse {
         url: url.to_owned(),
-        what: format!("{event} event: {what}"),
-    };
-    let u = |k: &str| {
-        v.get(k)
-            .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| bad(k))
-    };
-    let s = |k: &str| {
-        v.get(k)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| bad(k))
+        what: format!("{event} event: {e}"),
     };
     match event {
-        "checkpoint" => Ok(ServerEvent::Checkpoint {
-            size: u("size")?,
-            note: s("note")?,
-        }),
-        "tally" => Ok(ServerEvent::Tally {
-            campaign_id: s("campaign_id")?,
-            checkpoint_size: u("checkpoint_size")?,
-            live: u("live")?,
-            active: u("active")?,
-            statement: s("statement")?,
-        }),
+        api::EVENT_CHECKPOINT => {
+            let c: api::CheckpointEvent = serde_json::from_str(data).map_err(bad)?;
+            Ok(ServerEvent::Checkpoint {
+                size: c.size,
+                note: c.note,
+            })
+        }
+        api::EVENT_TALLY => {
+            let t: api::TallyEvent = serde_json::from_str(data).map_err(bad)?;
+            Ok(ServerEvent::Tally {
+                campaign_id: t.campaign_id,
+                checkpoint_size: t.checkpoint_size,
+                live: t.live,
+                active: t.active,
+                statement: t.statement,
+            })
+        }
         other => Ok(ServerEvent::Other(other.to_owned())),
     }
 }
@@ -900,7 +716,7 @@ mod tests {
     fn sse_blocks_are_split_and_parsed() {
         let mut st = SseState {
             bytes: Box::pin(futures_util::stream::empty()),
-            buf: b": keep-alive\n\nevent: checkpoint\ndata: {\"size\":3,\"note\":\"x\"}\n\nevent: tally\ndata: {\"campaign_id\":\"ab\",\"checkpoint_size\":3,\"live\":1,\"active\":1,\"statement\":\"s\"}\n\nevent: check".to_vec(),
+            buf: b": keep-alive\n\nevent: checkpoint\ndata: {\"size\":3,\"note\":\"x\"}\n\nevent: tally\ndata: {\"campaign_id\":\"abababababababababababababababababababababababababababababababab\",\"checkpoint_size\":3,\"live\":1,\"active\":1,\"statement\":\"s\"}\n\nevent: check".to_vec(),
             url: "u".into(),
         };
         assert_eq!(

@@ -18,7 +18,8 @@ use pledge_protocol::tally::{TallySnapshot, recompute_active};
 use pledge_protocol::tile::{BundleId, decode_bundle};
 
 use crate::client::{
-    AttesterSpec, CampaignInfo, Client, ClientError, NewCampaign, PublicationSpec,
+    AttesterKind, AttesterSpec, CampaignInfo, CampaignState, Client, ClientError, NewCampaign,
+    PublicationSpec,
 };
 use crate::flows::{self, AttestKind, FlowError};
 use crate::wallet::Wallet;
@@ -136,7 +137,7 @@ pub async fn run(
     let (log, _) = flows::pin_log(client, &mut probe).await?;
     say(format!("log key (pinned for this run): {}", log.to_text()));
     let (campaign, created) = pick_campaign(client, opts, say).await?;
-    let id = campaign.id()?;
+    let id = campaign.campaign_id;
     say(format!(
         "campaign {} \"{}\" (goal {}, thresholds {}..={})",
         campaign.campaign_id,
@@ -196,7 +197,7 @@ pub async fn run(
         )));
     }
     Ok(DemoReport {
-        campaign: campaign.campaign_id.clone(),
+        campaign: campaign.campaign_id.to_hex(),
         title: campaign.title.clone(),
         created,
         pledged: outcomes.len(),
@@ -245,14 +246,15 @@ async fn pick_campaign(
             "created campaign {} (entry {})",
             created.campaign_id, created.index
         ));
-        let id = CampaignId::from_hex(&created.campaign_id)
-            .map_err(|_| FlowError::Campaign("the server returned a bad campaign id".into()))?;
+        let id = created
+            .id()
+            .ok_or_else(|| FlowError::Campaign("the server returned a bad campaign id".into()))?;
         return Ok((client.campaign(&id).await?, true));
     }
     let list = client.campaigns().await?;
     let c = list
         .into_iter()
-        .find(|c| c.state == "open" && c.attester.as_deref() == Some("open"))
+        .find(|c| c.state == CampaignState::Open && c.attester == Some(AttesterKind::Open))
         .ok_or_else(|| {
             FlowError::Campaign(
                 "no open campaign with the open attester: start the server with `pledged --demo`, \
@@ -270,7 +272,7 @@ async fn one_pledger(
     i: usize,
     opts: &DemoOptions,
 ) -> Result<PledgerOutcome, FlowError> {
-    let id = c.id()?;
+    let id = c.campaign_id;
     let mut wallet = Wallet::in_memory();
     let (pinned, _) = flows::pin_log(client, &mut wallet).await?;
     if pinned != *log {

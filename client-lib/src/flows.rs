@@ -27,7 +27,9 @@ use pledge_protocol::token::{IssuerPublicKey, blind, finalize};
 
 #[cfg(feature = "native")]
 use crate::client::ServerEvent;
-use crate::client::{Attestation, CampaignInfo, Client, ClientError};
+use crate::client::{
+    Attestation, AttesterKind, CampaignInfo, CampaignState, Client, ClientError, ErrorCode,
+};
 use crate::wallet::{
     EntryRecord, PendingToken, PinnedLog, PledgeRecord, TokenRecord, Wallet, WalletData,
     WalletError,
@@ -453,7 +455,7 @@ pub async fn verified_issuer_key(
     checkpoint: &SignedCheckpoint,
     c: &CampaignInfo,
 ) -> Result<IssuerPublicKey, FlowError> {
-    let id = c.id()?;
+    let id = c.campaign_id;
     let index = c
         .opened_index
         .ok_or_else(|| bad_log(format!("campaign {} has no opened_index", c.campaign_id)))?;
@@ -473,14 +475,13 @@ pub async fn verified_issuer_key(
             )));
         }
     };
-    let advertised = B64
-        .decode(&c.issuer_key)
-        .ok()
+    let advertised = c
+        .issuer_key_bytes()
         .and_then(|k| IssuerPublicKey::from_spki(&k).ok());
     // SPEC R-TOKEN-11: refuse any key but the logged one.
     if advertised.as_ref() != Some(&logged) {
         return Err(FlowError::KeyMismatch {
-            campaign: c.campaign_id.clone(),
+            campaign: c.campaign_id.to_hex(),
             advertised: advertised.map_or_else(|| "(unparsable)".into(), |k| k.key_id().to_hex()),
             logged: logged.key_id().to_hex(),
             index,
@@ -549,12 +550,14 @@ pub async fn obtain_tokens(
     let eligible: Vec<&CampaignInfo> = match attest {
         AttestKind::Open => campaigns
             .iter()
-            .filter(|c| c.state == "open" && c.attester.as_deref() == Some("open"))
+            .filter(|c| c.state == CampaignState::Open && c.attester == Some(AttesterKind::Open))
             .collect(),
         AttestKind::Invite { group, .. } => {
             let invite: Vec<&CampaignInfo> = campaigns
                 .iter()
-                .filter(|c| c.state == "open" && c.attester.as_deref() == Some("invite"))
+                .filter(|c| {
+                    c.state == CampaignState::Open && c.attester == Some(AttesterKind::Invite)
+                })
                 .collect();
             let groups: std::collections::BTreeSet<&str> = invite
                 .iter()
@@ -580,9 +583,9 @@ pub async fn obtain_tokens(
     let mut report = TokensReport::default();
     let mut wanted = Vec::new();
     for c in eligible {
-        let id = c.id()?;
+        let id = c.campaign_id;
         if wallet.data.tokens.iter().any(|t| t.campaign == id) {
-            report.already_held.push(c.campaign_id.clone());
+            report.already_held.push(id.to_hex());
             continue;
         }
         // Key check for every campaign before any blinding (P5).
@@ -619,7 +622,7 @@ pub async fn obtain_tokens(
     wallet.save()?;
     let attestation = match attest {
         AttestKind::Open => Attestation::Open,
-        AttestKind::Invite { code, .. } => Attestation::Invite(code.clone()),
+        AttestKind::Invite { code, .. } => Attestation::Invite { code: code.clone() },
     };
     // One request per campaign (the save merged in what another process
     // saved, which may hold a request of its own for the same campaign).
@@ -720,9 +723,9 @@ async fn campaign_checked(
         .campaigns()
         .await?
         .into_iter()
-        .find(|c| c.campaign_id == id.to_hex())
+        .find(|c| c.campaign_id == *id)
         .ok_or_else(|| FlowError::Campaign(format!("no campaign {id} on this server")))?;
-    if c.state != "open" {
+    if c.state != CampaignState::Open {
         return Err(FlowError::Campaign(format!(
             "campaign {id} is {} and accepts no more pledges",
             c.state
@@ -1313,10 +1316,10 @@ pub async fn overview(
     let list = client.campaigns().await?;
     let mut out = Vec::with_capacity(list.len());
     for info in list {
-        let id = info.id()?;
+        let id = info.campaign_id;
         let statement = match client.tally_statement(&id).await {
             Ok(text) => Some(verify_statement(&text, log, &id)?),
-            Err(e) if e.code() == Some("tally_unavailable") => None,
+            Err(e) if e.is(&ErrorCode::TallyUnavailable) => None,
             Err(e) => return Err(e.into()),
         };
         // Published after the checkpoint was read: read it again (a log
@@ -1408,7 +1411,7 @@ pub fn my_statuses(
             .ok_or_else(|| FlowError::Wallet2("a stored campaign id is damaged".into()))?;
         let v = views
             .iter()
-            .find(|v| v.info.campaign_id == rec.campaign)
+            .find(|v| v.info.campaign_id == id)
             .ok_or_else(|| bad_log(format!("campaign {id} is missing from the campaign list")))?;
         let st = v.statement.as_ref().ok_or_else(|| {
             bad_log(format!(
@@ -1428,7 +1431,7 @@ pub fn my_statuses(
             goal: v.info.goal,
             activated: !rec.withdrawn && u64::from(rec.threshold) <= st.active(),
             deadline: v.info.deadline,
-            state: v.info.state.clone(),
+            state: v.info.state.to_string(),
             statement_size: st.checkpoint_size(),
             checkpoint_size,
             outcome: v.outcome,
@@ -1578,7 +1581,7 @@ impl Watcher {
     /// so a pledge made later is judged against them.
     pub fn learn(&mut self, views: &[CampaignView]) {
         for v in views {
-            let Ok(id) = v.info.id() else { continue };
+            let id = v.info.campaign_id;
             self.goals.insert(id, v.info.goal);
             if let Some(st) = &v.statement {
                 self.active.insert(id, st.active());
@@ -1786,13 +1789,10 @@ pub async fn watch(
                     let Some(ev) = ev else { break };
                     match ev {
                         Ok(ServerEvent::Tally {
-                            campaign_id,
+                            campaign_id: id,
                             statement,
                             ..
                         }) => {
-                            let Ok(id) = CampaignId::from_hex(&campaign_id) else {
-                                continue;
-                            };
                             let st = verify_statement(&statement, log, &id)?;
                             if st.checkpoint_size() > verified {
                                 verified =
@@ -1906,7 +1906,7 @@ fn past_deadline(views: &[CampaignView], id: &CampaignId) -> bool {
         .map_or(0, |d| d.as_secs());
     views
         .iter()
-        .find(|v| v.info.id().ok().as_ref() == Some(id))
+        .find(|v| v.info.campaign_id == *id)
         .is_some_and(|v| v.info.deadline < now)
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use pledge_client::client::ClientError;
+use pledge_client::client::{ClientError, ErrorCode};
 use pledge_client::flows::{AttestKind, FlowError, PledgeStatus, Submitted};
 use pledge_client::wallet::{WalletData, WalletError};
 use pledge_protocol::hash::CampaignId;
@@ -53,13 +53,11 @@ fn client_code(e: &ClientError) -> &str {
         ClientError::Network { .. } => "network",
         ClientError::BadResponse { .. } => "bad_response",
         ClientError::BadUrl(_) => "bad_argument",
-        ClientError::Server { code, .. } | ClientError::Refused { code, .. } => {
-            if code.is_empty() || code == "unknown" {
-                "server"
-            } else {
-                code
-            }
-        }
+        ClientError::Server { code, .. } | ClientError::Refused { code, .. } => match code {
+            // No error body (SPEC R-API-2) to take a code from.
+            ErrorCode::Other(c) if c.is_empty() || c == "unknown" => "server",
+            code => code.as_str(),
+        },
         _ => "server",
     }
 }

@@ -211,7 +211,7 @@ async fn drive(
     let campaigns = client.campaigns().await.map_err(|e| anyhow!("{e}"))?;
     let demo = campaigns
         .iter()
-        .find(|c| c.attester.as_deref() == Some("open"))
+        .find(|c| c.attester == Some(pledge_client::client::AttesterKind::Open))
         .ok_or_else(|| anyhow!("the server opened no demo campaign"))?;
     let campaign = demo.id().map_err(|e| anyhow!("{e}"))?;
     let pk = IssuerPublicKey::from_spki(&B64.decode(&demo.issuer_key)?)?;

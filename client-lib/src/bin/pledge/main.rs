@@ -18,9 +18,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Parser, Subcommand};
-use pledge_client::client::{AttesterSpec, Client, NewCampaign, PublicationSpec};
+use pledge_client::client::{
+    AttesterKind, AttesterSpec, Client, ClientError, ErrorCode, NewCampaign, PublicationSpec,
+};
 use pledge_client::demo::{self, DemoOptions};
-use pledge_client::flows::{self, AttestKind, WatchNews};
+use pledge_client::flows::{self, AttestKind, FlowError, WatchNews};
 use pledge_client::wallet::{self, Protection, Wallet};
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::note::NoteVerifier;
@@ -285,9 +287,8 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
             Err(e) => {
-                let text = format!("{e:#}");
-                eprintln!("pledge: {text}");
-                if text.contains("held_back") {
+                eprintln!("pledge: {e:#}");
+                if held_back(&e) {
                     // SPEC R-PUB-1: nothing was recorded; the wallet keeps
                     // the signed entry and resends it unchanged.
                     eprintln!(
@@ -317,6 +318,20 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Usage(msg.into()))
 }
 
+/// Whether `e` is the server's 503 `held_back` (SPEC R-PUB-1).
+fn held_back(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let client = c.downcast_ref::<ClientError>().or_else(|| {
+            if let Some(FlowError::Client(ce)) = c.downcast_ref::<FlowError>() {
+                Some(ce)
+            } else {
+                None
+            }
+        });
+        client.is_some_and(|ce| ce.is(&ErrorCode::HeldBack))
+    })
+}
+
 /// A campaign id: 64 hex digits, or (like git) a unique prefix of at least
 /// 4, resolved against the whole campaign list (the server learns nothing
 /// from it that `commit` does not already read).
@@ -334,16 +349,16 @@ async fn campaign_id(client: &Client, s: &str) -> anyhow::Result<CampaignId> {
     let list = client.campaigns().await?;
     let found: Vec<_> = list
         .iter()
-        .filter(|c| c.campaign_id.starts_with(&s))
+        .filter(|c| c.campaign_id.to_hex().starts_with(&s))
         .collect();
     match found.as_slice() {
-        [one] => Ok(one.id()?),
+        [one] => Ok(one.campaign_id),
         [] => Err(usage(format!("no campaign id starts with {s}"))),
         many => Err(usage(format!(
             "{s} is the start of {} campaign ids ({}): give more digits",
             many.len(),
             many.iter()
-                .map(|c| short(&c.campaign_id))
+                .map(|c| short(&c.campaign_id.to_hex()).to_owned())
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
@@ -607,9 +622,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     c.threshold_max,
                     when(c.deadline)
                 );
-                let who = match (c.attester.as_deref(), c.invite_group.as_deref()) {
-                    (Some("invite"), Some(g)) => format!("invite codes of group {g}"),
-                    (Some(a), _) => a.to_owned(),
+                let who = match (c.attester, c.invite_group.as_deref()) {
+                    (Some(AttesterKind::Invite), Some(g)) => format!("invite codes of group {g}"),
+                    (Some(a), _) => a.to_string(),
                     (None, _) => "nobody (closed)".into(),
                 };
                 out!(
