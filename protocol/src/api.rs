@@ -493,6 +493,10 @@ pub enum AttesterKind {
     Open,
     /// Invite codes (R-API-11).
     Invite,
+    /// An attester this version does not know (a newer server's): its
+    /// campaigns are listed, and no token is asked for them.
+    #[serde(other)]
+    Other,
 }
 
 impl AttesterKind {
@@ -501,6 +505,7 @@ impl AttesterKind {
         match self {
             Self::Open => "open",
             Self::Invite => "invite",
+            Self::Other => "other",
         }
     }
 }
@@ -949,6 +954,10 @@ mod tests {
         let c: Campaign = serde_json::from_str(&text).unwrap();
         assert_eq!(c.state, CampaignState::Closed);
         assert!(c.text.is_empty() && c.attester.is_none() && c.publication.is_none());
+        let c: Campaign =
+            serde_json::from_str(&text.replace(r#""state""#, r#""attester": "email", "state""#))
+                .unwrap();
+        assert_eq!(c.attester, Some(AttesterKind::Other));
         let e: ErrorBody = serde_json::from_str(r#"{"error": "busy", "x": 1}"#).unwrap();
         assert_eq!((e.error, e.detail.as_str()), (ErrorCode::Busy, ""));
     }
