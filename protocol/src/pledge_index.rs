@@ -92,7 +92,7 @@ impl<V: Copy> PledgeIndex<V> {
     /// them, then merges the two sorted runs from the back, in place.
     fn merge(&mut self) {
         let mut fresh: Vec<(Nullifier, V)> = self.recent.drain().collect();
-        fresh.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        fresh.sort_unstable_by_key(|e| e.0);
         let old = self.sorted.len();
         // Grow by exactly what is added: the vector is the index's whole
         // memory, doubling it would waste up to half.
