@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+use crate::pledge_index::PledgeIndex;
+
 use crate::campaign::CampaignDefinition;
 use crate::entry::{CampaignClosed, CampaignOpened, Entry};
 use crate::hash::{CampaignId, Nullifier};
@@ -155,9 +157,9 @@ pub struct CampaignState {
     pub closed: Option<CampaignClosed>,
 }
 
-/// What the rules keep per pledge: 44 bytes (with the 32-byte nullifier as
-/// key, about 77 bytes per hash-table slot), since a ledger of a million
-/// pledges keeps a million of these in memory (BENCHMARKS.md, RSS).
+/// What the rules keep per pledge: 44 bytes, 76 with its nullifier, one slot
+/// each in a [`PledgeIndex`], since a ledger of a million pledges keeps a
+/// million of these in memory (BENCHMARKS.md, RSS).
 #[derive(Debug, Clone, Copy)]
 struct PledgeState {
     /// Index into [`LedgerState::ids`].
@@ -186,7 +188,7 @@ pub struct LedgerState {
     ids: Vec<CampaignId>,
     /// Where each campaign is in `ids`.
     index: HashMap<CampaignId, u32>,
-    pledges: HashMap<Nullifier, PledgeState>,
+    pledges: PledgeIndex<PledgeState>,
     entries: u64,
 }
 
@@ -233,7 +235,7 @@ impl LedgerState {
 
     /// True if the nullifier was ever spent.
     pub fn is_spent(&self, n: &Nullifier) -> bool {
-        self.pledges.contains_key(n)
+        self.pledges.contains(n)
     }
 
     /// Next sequence number for an amendment or withdrawal of `n`, if the
@@ -302,7 +304,7 @@ impl LedgerState {
                     .index
                     .get(&p.campaign)
                     .ok_or(RuleError::UnknownCampaign)?;
-                self.pledges.insert(
+                let fresh = self.pledges.insert_new(
                     p.nullifier(),
                     PledgeState {
                         campaign,
@@ -311,6 +313,14 @@ impl LedgerState {
                         pledge_pk: *p.token.pledge_pk.as_bytes(),
                     },
                 );
+                if !fresh {
+                    // Unreachable after `check_pledge`; keep the state
+                    // unchanged all the same.
+                    let c = self.open_mut(&p.campaign)?;
+                    c.pledges = c.pledges.saturating_sub(1);
+                    c.tally.remove(t).map_err(|_| RuleError::DoubleSpend)?;
+                    return Err(RuleError::DoubleSpend);
+                }
             }
             Entry::PledgeAmended(a) => {
                 let old = self.check_amend(a)?;
@@ -390,7 +400,7 @@ impl LedgerState {
         let c = self.open(&p.campaign)?;
         Self::check_terms(c, &p.terms)?;
         // SPEC R-RULE-4
-        if self.pledges.contains_key(&p.nullifier()) {
+        if self.pledges.contains(&p.nullifier()) {
             return Err(RuleError::DoubleSpend);
         }
         // SPEC R-RULE-3: the token was verified under this campaign's own key

@@ -43,6 +43,7 @@ pub mod ledger;
 pub mod merkle;
 pub mod note;
 pub mod pledge;
+mod pledge_index;
 pub mod receipt;
 pub mod replay;
 #[cfg(feature = "fast-rsa")]

@@ -672,8 +672,10 @@ async fn submit_entry(state: AppState, req: Request, kind: Kind) -> Result<Respo
         .into());
     }
     // Signature checks (RSA for pledges) off the async threads.
-    let ledger = state.inner.ledger.clone();
-    let entry = tokio::task::spawn_blocking(move || ledger.precheck(entry))
+    let entry = state
+        .inner
+        .ledger
+        .precheck_on_pool(entry)
         .await
         .map_err(|_| ApiError::internal())??;
     let accepted = state

@@ -9,26 +9,31 @@
 //! that every reader takes as an `Arc` without waiting for the disk.
 //!
 //! - [`Ledger`]: the shared side: store, log key, published view, events.
+//! - [`publisher`]: the published view readers take and the signed tally
+//!   statements in it.
 //! - [`sequencer`]: the task that owns the [`Core`], batches, shuffles and
 //!   integrates submissions.
 
+pub mod publisher;
 pub mod sequencer;
+
+pub use publisher::{
+    CampaignView, LogEvent, Phase, Published, TallyView, worst_case_statement_len,
+};
+use publisher::{sign_tally, sign_tally_of};
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use pledge_protocol::campaign::CampaignDefinition;
 use pledge_protocol::checkpoint::{Checkpoint, verify_checkpoint};
 use pledge_protocol::entry::{CampaignClosed, Entry};
 use pledge_protocol::hash::{CampaignId, Hash};
 use pledge_protocol::ledger::{LedgerState, RuleError, VerifiedEntry};
 use pledge_protocol::merkle::{self, HashReader, NodeId, Tree};
-use pledge_protocol::note::{NoteSignature, NoteSigner, NoteVerifier, SignedNote, sign_note};
+use pledge_protocol::note::{NoteSignature, NoteSigner, NoteVerifier, SignedNote};
 use pledge_protocol::receipt::Receipt;
 use pledge_protocol::replay::{Leaf, ReplayState, Replayer, Verification};
-use pledge_protocol::tally::TallyStatement;
-use pledge_protocol::token::IssuerPublicKey;
 use tokio::sync::{broadcast, watch};
 
 use crate::store::{Batch, BatchEntry, LogStore, StoreError, StoredHash};
@@ -123,136 +128,6 @@ pub struct Accepted {
     pub entry: Vec<u8>,
 }
 
-/// Something the log published, for `GET /v1/events`.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum LogEvent {
-    /// A new checkpoint.
-    Checkpoint {
-        /// Tree size.
-        size: u64,
-        /// The signed note.
-        note: Arc<str>,
-    },
-    /// A new tally statement.
-    Tally(Arc<TallyView>),
-}
-
-/// The latest signed tally of one campaign.
-#[derive(Debug, Clone)]
-pub struct TallyView {
-    /// The campaign.
-    pub campaign: CampaignId,
-    /// The checkpoint size it is bound to.
-    pub checkpoint_size: u64,
-    /// Live pledges.
-    pub live: u64,
-    /// Active count.
-    pub active: u64,
-    /// The signed note of the statement (SPEC R-TALLY-7).
-    pub note: Arc<str>,
-}
-
-/// Where a campaign is in its life (SPEC R-CAMP-3, R-API-7): computed here
-/// only, from the published view and the time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Pledges, amendments and withdrawals are taken; tokens are issued.
-    Open,
-    /// The deadline has passed and the CampaignClosed entry is not logged yet.
-    Closing,
-    /// The CampaignClosed entry is logged.
-    Closed,
-}
-
-impl Phase {
-    /// The name the API uses (`state` of a campaign, SPEC R-API-7).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Closing => "closing",
-            Self::Closed => "closed",
-        }
-    }
-}
-
-/// What the log publishes about one campaign, as of one checkpoint.
-#[derive(Debug, Clone)]
-pub struct CampaignView {
-    /// The definition logged in CampaignOpened.
-    pub definition: CampaignDefinition,
-    /// The issuer key logged in CampaignOpened.
-    pub issuer_key: IssuerPublicKey,
-    /// Index of the CampaignOpened entry (SPEC R-TOKEN-11).
-    pub opened_at: u64,
-    /// Index of the CampaignClosed entry, once closed (SPEC R-API-21).
-    pub closed_at: Option<u64>,
-    /// The latest signed tally; `None` if it could not be signed (logged,
-    /// counted, served as 503: never an older statement as the current one).
-    pub tally: Option<Arc<TallyView>>,
-}
-
-impl CampaignView {
-    /// The campaign's phase at `now` (Unix seconds).
-    pub fn phase(&self, now: u64) -> Phase {
-        if self.closed_at.is_some() {
-            Phase::Closed
-        } else if now > self.definition.deadline() {
-            Phase::Closing
-        } else {
-            Phase::Open
-        }
-    }
-}
-
-/// An immutable view of the log after a durable commit: the checkpoint (with
-/// the witness cosignatures gathered so far) and each campaign's view. The
-/// sequencer publishes a new one after each commit; readers take an `Arc`
-/// and never wait for the disk.
-#[derive(Debug, Clone)]
-pub struct Published {
-    size: u64,
-    checkpoint: Arc<str>,
-    campaigns: Arc<HashMap<CampaignId, Arc<CampaignView>>>,
-}
-
-impl Published {
-    /// The published tree size.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// The published signed checkpoint note.
-    pub fn checkpoint(&self) -> Arc<str> {
-        self.checkpoint.clone()
-    }
-
-    /// A campaign's view.
-    pub fn campaign(&self, id: &CampaignId) -> Option<&Arc<CampaignView>> {
-        self.campaigns.get(id)
-    }
-
-    /// Every campaign, in no particular order.
-    pub fn campaigns(&self) -> impl Iterator<Item = (&CampaignId, &Arc<CampaignView>)> {
-        self.campaigns.iter()
-    }
-
-    /// The index of the campaign's CampaignOpened entry.
-    pub fn opened_at(&self, id: &CampaignId) -> Option<u64> {
-        self.campaigns.get(id).map(|c| c.opened_at)
-    }
-
-    /// The index of the campaign's CampaignClosed entry, once closed.
-    pub fn closed_at(&self, id: &CampaignId) -> Option<u64> {
-        self.campaigns.get(id).and_then(|c| c.closed_at)
-    }
-
-    /// The latest signed tally of a campaign.
-    pub fn tally(&self, id: &CampaignId) -> Option<Arc<TallyView>> {
-        self.campaigns.get(id).and_then(|c| c.tally.clone())
-    }
-}
-
 /// The rules state and the Merkle tree: owned by the sequencer alone (no
 /// lock), moved into each batch's integration and back. If an integration
 /// fails or panics, the sequencer rebuilds it from the store.
@@ -335,6 +210,8 @@ pub struct Ledger {
     /// Publication policies of campaigns that have one (SPEC R-PUB-1). Never
     /// held across a disk write.
     publication: RwLock<HashMap<CampaignId, Publication>>,
+    /// Prechecks running on the blocking pool: at most one per core.
+    checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -470,6 +347,9 @@ impl Ledger {
             events,
             tally_failures: std::sync::atomic::AtomicU64::new(0),
             publication: RwLock::new(publication),
+            checks: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            )),
         };
         Ok((ledger, core))
     }
@@ -498,21 +378,14 @@ impl Ledger {
     /// Adds a witness cosignature to the served checkpoint if it is still the
     /// checkpoint of `size` (SPEC R-NOTE-12). Returns whether it was added.
     pub fn attach_cosignature(&self, size: u64, sig: NoteSignature) -> bool {
-        self.published.send_if_modified(|p| {
-            if p.size != size {
-                return false;
-            }
-            let Ok(mut note) = SignedNote::parse(p.checkpoint.as_bytes()) else {
-                return false;
-            };
-            if note.add_signature(sig).is_err() {
-                return false;
-            }
-            let mut next = Published::clone(p);
-            next.checkpoint = note.to_text().into();
-            *p = Arc::new(next);
-            true
-        })
+        self.published
+            .send_if_modified(|p| match p.with_cosignature(size, sig) {
+                Some(next) => {
+                    *p = Arc::new(next);
+                    true
+                }
+                None => false,
+            })
     }
 
     /// A campaign's publication policy ([`Publication::IMMEDIATE`] when it
@@ -583,6 +456,29 @@ impl Ledger {
             return Err(RuleError::ThresholdOutOfRange.into());
         }
         Ok(verified)
+    }
+
+    /// [`Ledger::precheck`] on the blocking pool, at most one per core at a
+    /// time. The checks are CPU-bound, so more at once only queue for the
+    /// cores, and each extra thread holds its own stack and allocator arena:
+    /// with one blocking task per request, 512 pledges in flight kept up to
+    /// 512 threads (BENCHMARKS.md, "RSS").
+    ///
+    /// # Errors
+    /// The outer error if the check panicked; the inner one as
+    /// [`Ledger::precheck`].
+    pub async fn precheck_on_pool(
+        self: &Arc<Self>,
+        entry: Entry,
+    ) -> Result<Result<VerifiedEntry, SubmitError>, tokio::task::JoinError> {
+        // The semaphore is never closed.
+        let permit = self.checks.clone().acquire_owned().await.ok();
+        let ledger = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            ledger.precheck(entry)
+        })
+        .await
     }
 
     /// Rebuilds the [`Core`] from the store, after a failed or panicked
@@ -703,7 +599,7 @@ impl Ledger {
         milestones: &[(CampaignId, u64, Milestone)],
     ) -> Vec<Arc<TallyView>> {
         let old = self.published();
-        let mut campaigns = HashMap::clone(&old.campaigns);
+        let mut campaigns = old.campaign_map();
         let mut new_tallies = Vec::new();
         for id in touched {
             let Some(c) = core.state.campaign(id) else {
@@ -743,11 +639,7 @@ impl Ledger {
             };
             campaigns.insert(*id, Arc::new(view));
         }
-        let next = Arc::new(Published {
-            size,
-            checkpoint: note.clone(),
-            campaigns: Arc::new(campaigns),
-        });
+        let next = Arc::new(Published::new(size, note.clone(), campaigns));
         self.published.send_replace(next);
         new_tallies
     }
@@ -836,69 +728,6 @@ fn sign_checkpoint(signer: &NoteSigner, size: u64, root: Hash) -> Result<String,
         .sign(signer)
         .map(|n| n.to_text())
         .map_err(|e| StartupError::Signing(e.to_string()))
-}
-
-/// Signs the campaign's tally statement at `size`. `None` for an unknown
-/// campaign; an error (never swallowed: the caller logs it, counts it and
-/// serves 503 instead of an older statement) when the statement cannot be
-/// built or signed, e.g. a histogram over the note size limit.
-fn sign_tally(
-    signer: &NoteSigner,
-    state: &LedgerState,
-    id: &CampaignId,
-    size: u64,
-) -> Option<Result<Arc<TallyView>, String>> {
-    let c = state.campaign(id)?;
-    Some(sign_tally_of(signer, &c.tally, id, size))
-}
-
-fn sign_tally_of(
-    signer: &NoteSigner,
-    tally: &pledge_protocol::tally::Tally,
-    id: &CampaignId,
-    size: u64,
-) -> Result<Arc<TallyView>, String> {
-    // A closed campaign's tally no longer changes: it is the final tally.
-    let snapshot = tally.snapshot().map_err(|e| e.to_string())?;
-    let (live, active) = (snapshot.live(), snapshot.active());
-    let stmt = TallyStatement::new(signer.name().as_str(), size, *id, snapshot)
-        .map_err(|e| e.to_string())?;
-    let note = sign_note(&stmt.to_note_body(), &[signer]).map_err(|e| e.to_string())?;
-    Ok(Arc::new(TallyView {
-        campaign: *id,
-        checkpoint_size: size,
-        live,
-        active,
-        note: note.to_text().into(),
-    }))
-}
-
-/// The longest tally statement (signed note, R-TALLY-7) a campaign with
-/// thresholds `t_min..=t_max` can ever need on a log named `origin`: every
-/// threshold a bucket, every count and size at its widest. Campaigns are
-/// created only when this fits [`pledge_protocol::note::MAX_NOTE_BYTES`], so
-/// a tally can never freeze for want of space (SPEC R-API-20).
-pub fn worst_case_statement_len(origin: &str, t_min: u32, t_max: u32) -> usize {
-    let digits = |n: u64| n.to_string().len();
-    let live = digits(pledge_protocol::tally::MAX_LIVE);
-    let buckets = usize::try_from(u64::from(t_max.saturating_sub(t_min)) + 1).unwrap_or(usize::MAX);
-    let header = origin.len()
-        + "/tally/v1\n".len()
-        + 65
-        + digits(u64::MAX)
-        + 1
-        + "live ".len()
-        + live
-        + 1
-        + "active ".len()
-        + live
-        + 1;
-    let line = digits(u64::from(t_max)) + 1 + live + 1;
-    // "\n— <name> <base64 of a 4-byte key id and a 64-byte signature>\n"
-    let signature = 1 + "— ".len() + origin.len() + 1 + 92 + 1;
-    header
-        .saturating_add(buckets.saturating_mul(line))
-        .saturating_add(signature)
 }
 
 /// The tlog-proof receipt of entry `index` in the tree of `size` leaves.
@@ -1025,11 +854,7 @@ impl Loaded {
                 }),
             );
         }
-        let published = Published {
-            size: self.core.tree.size(),
-            checkpoint: self.checkpoint,
-            campaigns: Arc::new(campaigns),
-        };
+        let published = Published::new(self.core.tree.size(), self.checkpoint, campaigns);
         (published, self.core)
     }
 }

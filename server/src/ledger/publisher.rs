@@ -1,0 +1,244 @@
+//! The publisher: what the log shows its readers. After each durable commit
+//! the sequencer builds one immutable [`Published`] (the signed checkpoint
+//! with the cosignatures gathered so far, and one [`CampaignView`] per
+//! campaign with its signed tally statement, SPEC R-TALLY-7) and hands it to
+//! every reader as an `Arc`: HTTP handlers, metrics, the issuer's campaign
+//! checks, the witness pusher and the closing task never wait for the disk
+//! and never see a state that is not durable. [`CampaignView::phase`] is the
+//! one place a campaign's phase is computed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pledge_protocol::campaign::CampaignDefinition;
+use pledge_protocol::hash::CampaignId;
+use pledge_protocol::ledger::LedgerState;
+use pledge_protocol::note::{NoteSignature, NoteSigner, SignedNote, sign_note};
+use pledge_protocol::tally::TallyStatement;
+use pledge_protocol::token::IssuerPublicKey;
+
+/// Something the log published, for `GET /v1/events`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum LogEvent {
+    /// A new checkpoint.
+    Checkpoint {
+        /// Tree size.
+        size: u64,
+        /// The signed note.
+        note: Arc<str>,
+    },
+    /// A new tally statement.
+    Tally(Arc<TallyView>),
+}
+
+/// The latest signed tally of one campaign.
+#[derive(Debug, Clone)]
+pub struct TallyView {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// The checkpoint size it is bound to.
+    pub checkpoint_size: u64,
+    /// Live pledges.
+    pub live: u64,
+    /// Active count.
+    pub active: u64,
+    /// The signed note of the statement (SPEC R-TALLY-7).
+    pub note: Arc<str>,
+}
+
+/// Where a campaign is in its life (SPEC R-CAMP-3, R-API-7): computed here
+/// only, from the published view and the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Pledges, amendments and withdrawals are taken; tokens are issued.
+    Open,
+    /// The deadline has passed and the CampaignClosed entry is not logged yet.
+    Closing,
+    /// The CampaignClosed entry is logged.
+    Closed,
+}
+
+impl Phase {
+    /// The name the API uses (`state` of a campaign, SPEC R-API-7).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closing => "closing",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// What the log publishes about one campaign, as of one checkpoint.
+#[derive(Debug, Clone)]
+pub struct CampaignView {
+    /// The definition logged in CampaignOpened.
+    pub definition: CampaignDefinition,
+    /// The issuer key logged in CampaignOpened.
+    pub issuer_key: IssuerPublicKey,
+    /// Index of the CampaignOpened entry (SPEC R-TOKEN-11).
+    pub opened_at: u64,
+    /// Index of the CampaignClosed entry, once closed (SPEC R-API-21).
+    pub closed_at: Option<u64>,
+    /// The latest signed tally; `None` if it could not be signed (logged,
+    /// counted, served as 503: never an older statement as the current one).
+    pub tally: Option<Arc<TallyView>>,
+}
+
+impl CampaignView {
+    /// The campaign's phase at `now` (Unix seconds).
+    pub fn phase(&self, now: u64) -> Phase {
+        if self.closed_at.is_some() {
+            Phase::Closed
+        } else if now > self.definition.deadline() {
+            Phase::Closing
+        } else {
+            Phase::Open
+        }
+    }
+}
+
+/// An immutable view of the log after a durable commit: the checkpoint (with
+/// the witness cosignatures gathered so far) and each campaign's view. The
+/// sequencer publishes a new one after each commit; readers take an `Arc`
+/// and never wait for the disk.
+#[derive(Debug, Clone)]
+pub struct Published {
+    size: u64,
+    checkpoint: Arc<str>,
+    campaigns: Arc<HashMap<CampaignId, Arc<CampaignView>>>,
+}
+
+impl Published {
+    /// The view of a tree of `size` leaves whose signed checkpoint is
+    /// `checkpoint`.
+    pub(super) fn new(
+        size: u64,
+        checkpoint: Arc<str>,
+        campaigns: HashMap<CampaignId, Arc<CampaignView>>,
+    ) -> Self {
+        Self {
+            size,
+            checkpoint,
+            campaigns: Arc::new(campaigns),
+        }
+    }
+
+    /// This view with `sig` added to its checkpoint, if it is still the
+    /// checkpoint of `size` and the signature is new (SPEC R-NOTE-12).
+    pub(super) fn with_cosignature(&self, size: u64, sig: NoteSignature) -> Option<Self> {
+        if self.size != size {
+            return None;
+        }
+        let mut note = SignedNote::parse(self.checkpoint.as_bytes()).ok()?;
+        note.add_signature(sig).ok()?;
+        Some(Self {
+            checkpoint: note.to_text().into(),
+            ..self.clone()
+        })
+    }
+
+    /// A copy of the campaign map, to build the next view from.
+    pub(super) fn campaign_map(&self) -> HashMap<CampaignId, Arc<CampaignView>> {
+        HashMap::clone(&self.campaigns)
+    }
+
+    /// The published tree size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The published signed checkpoint note.
+    pub fn checkpoint(&self) -> Arc<str> {
+        self.checkpoint.clone()
+    }
+
+    /// A campaign's view.
+    pub fn campaign(&self, id: &CampaignId) -> Option<&Arc<CampaignView>> {
+        self.campaigns.get(id)
+    }
+
+    /// Every campaign, in no particular order.
+    pub fn campaigns(&self) -> impl Iterator<Item = (&CampaignId, &Arc<CampaignView>)> {
+        self.campaigns.iter()
+    }
+
+    /// The index of the campaign's CampaignOpened entry.
+    pub fn opened_at(&self, id: &CampaignId) -> Option<u64> {
+        self.campaigns.get(id).map(|c| c.opened_at)
+    }
+
+    /// The index of the campaign's CampaignClosed entry, once closed.
+    pub fn closed_at(&self, id: &CampaignId) -> Option<u64> {
+        self.campaigns.get(id).and_then(|c| c.closed_at)
+    }
+
+    /// The latest signed tally of a campaign.
+    pub fn tally(&self, id: &CampaignId) -> Option<Arc<TallyView>> {
+        self.campaigns.get(id).and_then(|c| c.tally.clone())
+    }
+}
+
+/// Signs the campaign's tally statement at `size`. `None` for an unknown
+/// campaign; an error (never swallowed: the caller logs it, counts it and
+/// serves 503 instead of an older statement) when the statement cannot be
+/// built or signed, e.g. a histogram over the note size limit.
+pub(super) fn sign_tally(
+    signer: &NoteSigner,
+    state: &LedgerState,
+    id: &CampaignId,
+    size: u64,
+) -> Option<Result<Arc<TallyView>, String>> {
+    let c = state.campaign(id)?;
+    Some(sign_tally_of(signer, &c.tally, id, size))
+}
+
+pub(super) fn sign_tally_of(
+    signer: &NoteSigner,
+    tally: &pledge_protocol::tally::Tally,
+    id: &CampaignId,
+    size: u64,
+) -> Result<Arc<TallyView>, String> {
+    // A closed campaign's tally no longer changes: it is the final tally.
+    let snapshot = tally.snapshot().map_err(|e| e.to_string())?;
+    let (live, active) = (snapshot.live(), snapshot.active());
+    let stmt = TallyStatement::new(signer.name().as_str(), size, *id, snapshot)
+        .map_err(|e| e.to_string())?;
+    let note = sign_note(&stmt.to_note_body(), &[signer]).map_err(|e| e.to_string())?;
+    Ok(Arc::new(TallyView {
+        campaign: *id,
+        checkpoint_size: size,
+        live,
+        active,
+        note: note.to_text().into(),
+    }))
+}
+
+/// The longest tally statement (signed note, R-TALLY-7) a campaign with
+/// thresholds `t_min..=t_max` can ever need on a log named `origin`: every
+/// threshold a bucket, every count and size at its widest. Campaigns are
+/// created only when this fits [`pledge_protocol::note::MAX_NOTE_BYTES`], so
+/// a tally can never freeze for want of space (SPEC R-API-20).
+pub fn worst_case_statement_len(origin: &str, t_min: u32, t_max: u32) -> usize {
+    let digits = |n: u64| n.to_string().len();
+    let live = digits(pledge_protocol::tally::MAX_LIVE);
+    let buckets = usize::try_from(u64::from(t_max.saturating_sub(t_min)) + 1).unwrap_or(usize::MAX);
+    let header = origin.len()
+        + "/tally/v1\n".len()
+        + 65
+        + digits(u64::MAX)
+        + 1
+        + "live ".len()
+        + live
+        + 1
+        + "active ".len()
+        + live
+        + 1;
+    let line = digits(u64::from(t_max)) + 1 + live + 1;
+    // "\n— <name> <base64 of a 4-byte key id and a 64-byte signature>\n"
+    let signature = 1 + "— ".len() + origin.len() + 1 + 92 + 1;
+    header
+        .saturating_add(buckets.saturating_mul(line))
+        .saturating_add(signature)
+}
