@@ -246,19 +246,17 @@ error_codes! {
     AttesterNotAllowed = "attester_not_allowed",
     /// 403: unknown or already used invite code.
     InviteInvalid = "invite_invalid",
-    /// 404: no such endpoint or resource (`pledged`; not in SPEC's tables).
+    /// 404: no such endpoint or resource (R-API-2).
     NotFound = "not_found",
     /// 404: no such campaign.
     UnknownCampaign = "unknown_campaign",
     /// 404: no pledge with this nullifier in the campaign.
     UnknownPledge = "unknown_pledge",
-    /// 408: the request body did not arrive in time (R-API-3; `pledged`'s
-    /// code, not in SPEC's tables).
+    /// 408: the request body did not arrive in time (R-API-2, R-API-3).
     RequestTimeout = "request_timeout",
     /// 409: closed, closing or past its deadline.
     CampaignClosed = "campaign_closed",
-    /// 409: a campaign with this id already exists (`pledged`; not in
-    /// SPEC's tables).
+    /// 409: a campaign with this id already exists (R-API-2).
     CampaignExists = "campaign_exists",
     /// 409: a token was already issued to this invite for this campaign.
     AlreadyIssued = "already_issued",
@@ -268,13 +266,11 @@ error_codes! {
     BadSequence = "bad_sequence",
     /// 409: the pledge is withdrawn.
     Withdrawn = "withdrawn",
-    /// 409: another ledger rule refused the entry (`pledged`; not in SPEC's
-    /// tables).
+    /// 409: another ledger rule refused the entry (R-API-2).
     RuleViolation = "rule_violation",
     /// 413: the body is over the endpoint's limit (R-API-3).
     BodyTooLarge = "body_too_large",
-    /// 413: the entry is over the ledger's size limit (`pledged`; not in
-    /// SPEC's tables).
+    /// 413: the entry is over the ledger's size limit (R-API-2).
     EntryTooLarge = "entry_too_large",
     /// 422: the campaign violates R-CAMP-1/R-CAMP-3 or R-API-20.
     BadCampaign = "bad_campaign",
@@ -290,7 +286,7 @@ error_codes! {
     ThresholdOutOfRange = "threshold_out_of_range",
     /// 429: the open attester's rate limit (R-API-12).
     RateLimited = "rate_limited",
-    /// 500: an internal fault (`pledged`; not in SPEC's tables).
+    /// 500: an internal fault (R-API-2).
     Internal = "internal",
     /// 503: the submission queue or the event streams are full.
     Busy = "busy",
@@ -1220,5 +1216,42 @@ mod tests {
         assert!(!valid_group(&"g".repeat(MAX_GROUP_LEN + 1)));
         assert!(!valid_group("a b"));
         assert!(!valid_group("é"));
+    }
+
+    /// SPEC §12 and [`ErrorCode`] name the same codes: every code of a
+    /// status table (`| 409 | `code` |`) is known, and every known code is
+    /// written in §12 (a table or R-API-2's list).
+    #[test]
+    fn spec_and_error_codes_agree() {
+        let spec = include_str!("../../SPEC.md");
+        let start = spec.find("\n## 12. ").expect("SPEC §12");
+        let end = spec[start..].find("\n## 13. ").expect("SPEC §13") + start;
+        let http = &spec[start..end];
+        let mut tabled = std::collections::BTreeSet::new();
+        for line in http.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if cells.len() > 3
+                && cells[1].len() == 3
+                && cells[1].bytes().all(|b| b.is_ascii_digit())
+            {
+                // "`a`" or "`a`, `b`": the codes are the odd pieces.
+                for code in cells[2].split('`').skip(1).step_by(2) {
+                    tabled.insert(code.to_owned());
+                }
+            }
+        }
+        assert!(tabled.len() > 10, "SPEC §12's tables were not found");
+        for code in &tabled {
+            assert!(
+                !matches!(ErrorCode::parse(code), ErrorCode::Other(_)),
+                "SPEC §12 lists `{code}`, ErrorCode does not know it"
+            );
+        }
+        for code in ErrorCode::KNOWN {
+            assert!(
+                http.contains(&format!("`{}`", code.as_str())),
+                "ErrorCode::{code:?} is not in SPEC §12"
+            );
+        }
     }
 }

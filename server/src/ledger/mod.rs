@@ -210,7 +210,7 @@ pub struct Ledger {
     /// Publication policies of campaigns that have one (SPEC R-PUB-1). Never
     /// held across a disk write.
     publication: RwLock<HashMap<CampaignId, Publication>>,
-    /// Prechecks running on the blocking pool: at most one per core.
+    /// Prechecks running on the blocking pool: at most four per core.
     checks: Arc<tokio::sync::Semaphore>,
 }
 
@@ -348,7 +348,7 @@ impl Ledger {
             tally_failures: std::sync::atomic::AtomicU64::new(0),
             publication: RwLock::new(publication),
             checks: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+                4 * std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             )),
         };
         Ok((ledger, core))
@@ -458,11 +458,13 @@ impl Ledger {
         Ok(verified)
     }
 
-    /// [`Ledger::precheck`] on the blocking pool, at most one per core at a
+    /// [`Ledger::precheck`] on the blocking pool, at most four per core at a
     /// time. The checks are CPU-bound, so more at once only queue for the
     /// cores, and each extra thread holds its own stack and allocator arena:
     /// with one blocking task per request, 512 pledges in flight kept up to
-    /// 512 threads (BENCHMARKS.md, "RSS").
+    /// 512 threads (BENCHMARKS.md, "RSS"). One per core was 15 % slower
+    /// (the hand-over between a finished check and the next leaves a core
+    /// idle); four per core was not (BENCHMARKS.md, session 7).
     ///
     /// # Errors
     /// The outer error if the check panicked; the inner one as
