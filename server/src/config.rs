@@ -61,9 +61,10 @@ pub struct Cli {
     /// Data folder (store and key files). Default `./pledge-data`.
     #[arg(long, env = "PLEDGED_DATA")]
     pub data: Option<PathBuf>,
-    /// Address to listen on. Default `127.0.0.1:8080`.
+    /// Address to listen on, `HOST:PORT` (a name such as `localhost:8080`
+    /// is resolved, IPv4 first). Default `127.0.0.1:8080`.
     #[arg(long, env = "PLEDGED_LISTEN")]
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<String>,
     /// Open a demo campaign (open attester) if no campaign exists.
     #[arg(long)]
     pub demo: bool,
@@ -80,7 +81,7 @@ pub struct Cli {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     data: Option<PathBuf>,
-    listen: Option<SocketAddr>,
+    listen: Option<String>,
     backend: Option<String>,
     origin: Option<String>,
     batch_interval_ms: Option<u64>,
@@ -96,7 +97,7 @@ pub struct FileConfig {
     max_event_streams: Option<usize>,
     shutdown_grace_ms: Option<u64>,
     trusted_proxies: Option<Vec<IpAddr>>,
-    metrics_listen: Option<SocketAddr>,
+    metrics_listen: Option<String>,
     publish_min_pledges: Option<u32>,
     publish_max_delay_ms: Option<u64>,
     publish_max_hold_ms: Option<u64>,
@@ -196,8 +197,8 @@ impl Config {
                 .or(file.data)
                 .unwrap_or_else(|| PathBuf::from("./pledge-data")),
         );
-        if let Some(l) = cli.listen.or(file.listen) {
-            c.listen = l;
+        if let Some(l) = cli.listen.as_deref().or(file.listen.as_deref()) {
+            c.listen = resolve_listen("listen", l)?;
         }
         if let Some(b) = cli.backend {
             c.backend = b;
@@ -292,11 +293,9 @@ impl Config {
             c.publish_max_hold = Duration::from_millis(ms);
         }
         if let Some(v) = env("PLEDGED_METRICS_LISTEN") {
-            c.metrics_listen = Some(v.parse().map_err(|_| {
-                format!("PLEDGED_METRICS_LISTEN: {v:?} is not an address like 127.0.0.1:9100")
-            })?);
+            c.metrics_listen = Some(resolve_listen("PLEDGED_METRICS_LISTEN", &v)?);
         } else if let Some(a) = file.metrics_listen {
-            c.metrics_listen = Some(a);
+            c.metrics_listen = Some(resolve_listen("metrics_listen", &a)?);
         }
         if let Some(list) = env("PLEDGED_WITNESSES") {
             c.witnesses = crate::witness::parse_list(&list)?;
@@ -318,6 +317,31 @@ impl Config {
         }
         Ok(c)
     }
+}
+
+/// The socket address of `HOST:PORT` (an IP address, or a name resolved by
+/// the system, its first IPv4 address preferred: `localhost` often names
+/// `::1` first, which a host without IPv6 cannot bind).
+fn resolve_listen(what: &str, text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let bad = |why: String| {
+        format!(
+            "{what}: cannot use {text:?} ({why}); give HOST:PORT, e.g. 127.0.0.1:8080 or localhost:8080"
+        )
+    };
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| bad(e.to_string()))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| bad("the name has no address".into()))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -463,5 +487,19 @@ mod tests {
         assert!(e.contains("http://"), "{e}");
         assert!(crate::witness::parse_list("http://h|not-a-key").is_err());
         assert!(crate::witness::parse_list("http://h").is_err());
+    }
+
+    /// `--listen localhost:PORT` works (it was refused: the option took only
+    /// an IP address); a name that resolves nowhere says what to give.
+    #[test]
+    fn listen_takes_a_host_name() {
+        let a = resolve_listen("listen", "localhost:8088").unwrap();
+        assert_eq!(a, "127.0.0.1:8088".parse().unwrap());
+        assert_eq!(
+            resolve_listen("listen", "[::1]:9").unwrap(),
+            "[::1]:9".parse().unwrap()
+        );
+        let e = resolve_listen("listen", "no-port").unwrap_err();
+        assert!(e.contains("HOST:PORT"), "{e}");
     }
 }

@@ -169,11 +169,18 @@ impl AppState {
                 .map_err(|e| StartError::Demo(e.to_string()))?;
             demo_campaign = Some(id);
         } else if config.demo {
+            // Only a campaign anyone can get tokens for is announced as the
+            // demo (an invite-only one was, when it came first).
+            let now = unix_now();
             demo_campaign = ledger
                 .published()
                 .campaigns()
-                .find(|(_, c)| c.closed_at.is_none())
-                .map(|(id, _)| *id);
+                .filter(|(id, c)| {
+                    c.phase(now) == Phase::Open && issuer.policy(id) == Some(AttesterPolicy::Open)
+                })
+                .map(|(id, c)| (c.opened_at, *id))
+                .min()
+                .map(|(_, id)| id);
         }
         Ok(Self {
             inner: Arc::new(Shared {

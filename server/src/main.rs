@@ -13,30 +13,64 @@ const QUIET_TARGETS: &str = "hyper=off,hyper_util=off,h2=off,axum=off,tower=off,
                              reqwest=off,rustls=off,tokio=off,runtime=off,mio=off";
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match serve().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Each cause once, on stderr, and no backtrace: an operator
+            // reads what to fix, not where in the code it was found.
+            eprintln!("pledged: {}", report(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, skipping a cause whose text the
+/// message before it already contains (errors that print their source).
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+async fn serve() -> anyhow::Result<()> {
     // Files this process creates (the store's) are private to its user
     // (SPEC §14); start-up also clears open modes left by an earlier run.
     pledge_server::keys::private_umask();
     // Only our own messages; never request metadata (DESIGN P6): whatever
     // PLEDGED_LOG asks, the HTTP stack's own traces (which print peer
-    // addresses at debug and trace level) stay off.
+    // addresses at debug and trace level) stay off. On stderr, coloured
+    // only on a terminal: stdout carries the start-up lines scripts read.
     let filter = std::env::var("PLEDGED_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
             "{filter},{QUIET_TARGETS}"
         )))
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = Config::load(Cli::parse()).map_err(anyhow::Error::msg)?;
+    // Listen first: a start that cannot listen creates nothing (no data
+    // folder, no log origin fixed, no keys).
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let state = AppState::start(&config).await.with_context(|| {
         format!(
             "cannot start with data folder {}",
             config.data_dir.display()
         )
     })?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let data = config.data_dir.display();
     for f in state.created_files() {

@@ -1144,6 +1144,43 @@ async fn sled_backend_serves_the_same_flow_across_a_restart() {
     h.state.stop().await;
 }
 
+/// A restart with `demo = true` on a folder that already has campaigns
+/// announces as the demo only an open campaign with the open attester (it
+/// took the first campaign not closed, an invite-only one included).
+#[tokio::test]
+async fn a_restart_in_demo_mode_never_names_an_invite_only_campaign_as_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = AppState::start(&common::config(dir.path(), false))
+        .await
+        .unwrap();
+    let h = Harness {
+        _dir: tempfile::tempdir().unwrap(),
+        app: app(state.clone()),
+        state,
+    };
+    let admin = h.state.admin_token().to_owned();
+    let body = json!({
+        "title": "Walkout", "action": "walk out",
+        "deadline": pledge_server::ledger::unix_now() + 3600,
+        "goal": 2, "threshold_min": 1, "threshold_max": 10,
+        "attester": {"kind": "invite", "group": "staff"}
+    });
+    let (s, v) = h
+        .post_raw("/v1/campaigns", body.to_string().into_bytes(), Some(&admin))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    h.state.stop().await;
+    drop(h);
+
+    let state = AppState::start(&common::config(dir.path(), true))
+        .await
+        .unwrap();
+    assert_eq!(state.demo_campaign(), None);
+    let listed = state.ledger().published().campaigns().count();
+    assert_eq!(listed, 1, "no demo campaign is added to a folder with one");
+    state.stop().await;
+}
+
 /// A quick local figure, not a benchmark: `cargo test -p pledge-server --test
 /// api -- --ignored --nocapture pledges_per_second`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
