@@ -19,7 +19,7 @@ async fn main() -> std::process::ExitCode {
         Err(e) => {
             // Each cause once, on stderr, and no backtrace: an operator
             // reads what to fix, not where in the code it was found.
-            eprintln!("pledged: {}", report(&e));
+            eprintln!("pledged: error: {}", report(&e));
             std::process::ExitCode::FAILURE
         }
     }

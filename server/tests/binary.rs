@@ -105,7 +105,7 @@ fn a_failed_start_says_its_cause_once_without_a_backtrace() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.starts_with("pledged: cannot start with data folder"),
+        err.starts_with("pledged: error: cannot start with data folder"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "one line: {err}");
