@@ -48,6 +48,32 @@ async fn start_with(demo: bool, tweak: impl FnOnce(&mut Config)) -> Harness {
 }
 
 impl Harness {
+    /// A harness around a service started by the test itself.
+    fn of(state: AppState) -> Self {
+        Self {
+            _dir: tempfile::tempdir().unwrap(),
+            app: app(state.clone()),
+            state,
+        }
+    }
+
+    /// Creates an invite-only campaign of `group` (admin, deadline in an
+    /// hour), asserting 201; returns its id.
+    async fn invite_campaign(&self, group: &str) -> String {
+        let admin = self.state.admin_token().to_owned();
+        let body = json!({
+            "title": "Walkout", "action": "walk out",
+            "deadline": pledge_server::ledger::unix_now() + 3600,
+            "goal": 2, "threshold_min": 1, "threshold_max": 10,
+            "attester": {"kind": "invite", "group": group}
+        });
+        let (s, v) = self
+            .post_raw("/v1/campaigns", body.to_string().into_bytes(), Some(&admin))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["campaign_id"].as_str().unwrap().to_owned()
+    }
+
     async fn call(&self, req: Request<Body>) -> (StatusCode, Vec<u8>, axum::http::HeaderMap) {
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
@@ -1116,11 +1142,7 @@ async fn sled_backend_serves_the_same_flow_across_a_restart() {
         c
     };
     let state = AppState::start(&config(true)).await.unwrap();
-    let h = Harness {
-        _dir: tempfile::tempdir().unwrap(),
-        app: app(state.clone()),
-        state,
-    };
+    let h = Harness::of(state);
     let (c, pk) = h.demo().await;
     let (token, key) = h.open_token(&c, &pk).await;
     let e = pledge_entry(&c, token, &key, 1);
@@ -1130,11 +1152,7 @@ async fn sled_backend_serves_the_same_flow_across_a_restart() {
     h.state.stop().await;
     drop(h);
     let state = AppState::start(&config(false)).await.unwrap();
-    let h = Harness {
-        _dir: tempfile::tempdir().unwrap(),
-        app: app(state.clone()),
-        state,
-    };
+    let h = Harness::of(state);
     assert_eq!(h.get("/log/checkpoint").await.1, ck);
     let (s, v) = h.submit("/v1/pledges", &e).await;
     assert_eq!(
@@ -1153,22 +1171,8 @@ async fn a_restart_in_demo_mode_never_names_an_invite_only_campaign_as_the_demo(
     let state = AppState::start(&common::config(dir.path(), false))
         .await
         .unwrap();
-    let h = Harness {
-        _dir: tempfile::tempdir().unwrap(),
-        app: app(state.clone()),
-        state,
-    };
-    let admin = h.state.admin_token().to_owned();
-    let body = json!({
-        "title": "Walkout", "action": "walk out",
-        "deadline": pledge_server::ledger::unix_now() + 3600,
-        "goal": 2, "threshold_min": 1, "threshold_max": 10,
-        "attester": {"kind": "invite", "group": "staff"}
-    });
-    let (s, v) = h
-        .post_raw("/v1/campaigns", body.to_string().into_bytes(), Some(&admin))
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let h = Harness::of(state);
+    h.invite_campaign("staff").await;
     h.state.stop().await;
     drop(h);
 
@@ -1224,18 +1228,7 @@ async fn pledges_per_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_invite_redemptions_are_group_committed_one_token_per_code() {
     let h = std::sync::Arc::new(start(false).await);
-    let admin = h.state.admin_token().to_owned();
-    let body = json!({
-        "title": "Walkout", "action": "walk out",
-        "deadline": pledge_server::ledger::unix_now() + 3600,
-        "goal": 2, "threshold_min": 1, "threshold_max": 10,
-        "attester": {"kind": "invite", "group": "crowd"}
-    });
-    let (s, v) = h
-        .post_raw("/v1/campaigns", body.to_string().into_bytes(), Some(&admin))
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let id = v["campaign_id"].as_str().unwrap().to_owned();
+    let id = h.invite_campaign("crowd").await;
     let (c, pk) = h.campaign(&id).await;
     let codes = h.invites("crowd", 16).await;
     assert_eq!(codes.len(), 16);
