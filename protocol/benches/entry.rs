@@ -4,7 +4,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use pledge_protocol::entry::Entry;
-use pledge_protocol::ledger::{LedgerState, verify_pledge};
+use pledge_protocol::ledger::{LedgerState, PledgeKeys, verify_pledge};
 use std::hint::black_box;
 
 fn log() -> Vec<(Vec<u8>, Entry)> {
@@ -45,7 +45,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| verify_pledge(black_box(p), &open.issuer_key).unwrap())
     });
     let mut state = LedgerState::new();
-    state.verify_and_apply(log[0].1.clone()).unwrap();
+    state
+        .verify_and_apply(log[0].1.clone(), &mut PledgeKeys::new())
+        .unwrap();
     c.bench_function("ledger/check_pledge_stateful_only", |b| {
         b.iter(|| state.check(black_box(pledge)).unwrap())
     });

@@ -15,7 +15,7 @@ use crate::entry::{CampaignClosed, CampaignOpened, Entry};
 use crate::hash::{CampaignId, Nullifier};
 use crate::pledge::{Amendment, Pledge, PledgePublicKey, Terms, Withdrawal};
 use crate::tally::Tally;
-use crate::token::{IssuerKeyId, IssuerPublicKey};
+use crate::token::{IssuerKeyId, IssuerPublicKey, nullifier};
 
 /// Why an entry breaks the ledger rules. Each names the rule (SPEC §8).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,14 +78,18 @@ pub enum RuleError {
 
 /// An entry whose stateless checks passed (SPEC R-RULE-3): for a pledge, its
 /// token under the issuer key its campaign logged and its pledge-key
-/// signature; other kinds have no stateless part (an amendment's or
-/// withdrawal's signature is checked against the pledge's key when the entry
-/// is applied). Only verification builds one, so the rules cannot be applied
-/// to an entry nobody verified: [`LedgerState::apply`] takes only this type.
+/// signature; for an amendment or withdrawal, its signature under the key of
+/// the pledge it names (the key whose nullifier it carries, R-TOKEN-3); other
+/// kinds have no stateless part. Only verification builds one, so the rules
+/// cannot be applied to an entry nobody verified: [`LedgerState::apply`]
+/// takes only this type.
 ///
 /// The expensive part (RSA) runs without the state: [`VerifiedEntry::verify`]
 /// with the campaign's key, in parallel or outside any lock, then
 /// [`LedgerState::apply`] checks that the key used is the campaign's own.
+/// The rules state keeps no pledge keys (a million of them would be 32 MB
+/// that only amendments need): whoever verifies an amendment supplies the
+/// pledge's key, from its store or from [`PledgeKeys`].
 #[derive(Debug, Clone)]
 pub struct VerifiedEntry {
     entry: Entry,
@@ -96,20 +100,42 @@ pub struct VerifiedEntry {
 
 impl VerifiedEntry {
     /// Runs the stateless checks of `entry`. `issuer_key` is the key the
-    /// entry's campaign logged in its CampaignOpened; it is needed for a
-    /// pledge only.
+    /// entry's campaign logged in its CampaignOpened, needed for a pledge
+    /// only; `pledge_key` is the key of the pledge an amendment or withdrawal
+    /// names, needed for those only (any source will do: a key that does not
+    /// hash to the entry's nullifier is refused).
     ///
     /// # Errors
-    /// [`RuleError::UnknownCampaign`] for a pledge without a key,
-    /// [`RuleError::BadToken`] or [`RuleError::BadPledgeSignature`].
-    pub fn verify(entry: Entry, issuer_key: Option<&IssuerPublicKey>) -> Result<Self, RuleError> {
+    /// [`RuleError::UnknownCampaign`] for a pledge without an issuer key,
+    /// [`RuleError::UnknownPledge`] for an amendment or withdrawal without a
+    /// pledge key, [`RuleError::BadToken`] or [`RuleError::BadPledgeSignature`].
+    pub fn verify(
+        entry: Entry,
+        issuer_key: Option<&IssuerPublicKey>,
+        pledge_key: Option<&PledgePublicKey>,
+    ) -> Result<Self, RuleError> {
         let verified_under = match &entry {
             Entry::Pledge(p) => {
                 let key = issuer_key.ok_or(RuleError::UnknownCampaign)?;
                 verify_pledge(p, key)?;
                 Some(key.key_id())
             }
-            _ => None,
+            Entry::PledgeAmended(a) => {
+                let pk = pledge_key_of(&a.campaign, &a.nullifier, pledge_key)?;
+                // SPEC R-RULE-3: amendments are signed by the pledge's own key.
+                if !a.verify(pk) {
+                    return Err(RuleError::BadPledgeSignature);
+                }
+                None
+            }
+            Entry::PledgeWithdrawn(w) => {
+                let pk = pledge_key_of(&w.campaign, &w.nullifier, pledge_key)?;
+                if !w.verify(pk) {
+                    return Err(RuleError::BadPledgeSignature);
+                }
+                None
+            }
+            Entry::CampaignOpened(_) | Entry::CampaignClosed(_) => None,
         };
         Ok(Self {
             entry,
@@ -139,6 +165,64 @@ impl VerifiedEntry {
     }
 }
 
+/// The key of the pledge whose nullifier an amendment or withdrawal carries:
+/// `key` if its nullifier is `n` (R-TOKEN-3 binds the two, so a key from any
+/// source is checked here rather than trusted).
+fn pledge_key_of<'k>(
+    campaign: &CampaignId,
+    n: &Nullifier,
+    key: Option<&'k PledgePublicKey>,
+) -> Result<&'k PledgePublicKey, RuleError> {
+    let key = key.ok_or(RuleError::UnknownPledge)?;
+    if nullifier(campaign, key) != *n {
+        return Err(RuleError::BadPledgeSignature);
+    }
+    Ok(key)
+}
+
+/// The key of every pledge applied, by nullifier: what verifies amendments
+/// and withdrawals ([`VerifiedEntry::verify`]) for whoever has no store to
+/// read a pledge back from (an auditor's replay, the demo, tests). 64 bytes
+/// per pledge, one slot each.
+#[derive(Debug, Default, Clone)]
+pub struct PledgeKeys {
+    keys: PledgeIndex<[u8; 32]>,
+}
+
+impl PledgeKeys {
+    /// No keys.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Remembers the key of `entry` if it is a pledge (call it once the
+    /// pledge is applied; a nullifier already known keeps its key).
+    pub fn remember(&mut self, entry: &Entry) {
+        if let Entry::Pledge(p) = entry {
+            self.keys
+                .insert_new(p.nullifier(), *p.token.pledge_pk.as_bytes());
+        }
+    }
+
+    /// The key of the pledge that spent `n`.
+    pub fn get(&self, n: &Nullifier) -> Option<PledgePublicKey> {
+        // Keys were valid points when their pledges were decoded.
+        self.keys
+            .get(n)
+            .and_then(|k| PledgePublicKey::from_bytes(*k).ok())
+    }
+
+    /// The key an amendment or withdrawal needs to be verified (`None` for
+    /// other kinds, and for a nullifier never spent).
+    pub fn for_entry(&self, entry: &Entry) -> Option<PledgePublicKey> {
+        match entry {
+            Entry::PledgeAmended(a) => self.get(&a.nullifier),
+            Entry::PledgeWithdrawn(w) => self.get(&w.nullifier),
+            _ => None,
+        }
+    }
+}
+
 /// Public state of one campaign, derived from the log.
 #[derive(Debug)]
 pub struct CampaignState {
@@ -157,9 +241,10 @@ pub struct CampaignState {
     pub closed: Option<CampaignClosed>,
 }
 
-/// What the rules keep per pledge: 44 bytes, 76 with its nullifier, one slot
+/// What the rules keep per pledge: 12 bytes, 44 with its nullifier, one slot
 /// each in a [`PledgeIndex`], since a ledger of a million pledges keeps a
-/// million of these in memory (BENCHMARKS.md, RSS).
+/// million of these in memory (BENCHMARKS.md, RSS). Not the pledge's key:
+/// amendments and withdrawals bring theirs checked ([`VerifiedEntry`]).
 #[derive(Debug, Clone, Copy)]
 struct PledgeState {
     /// Index into [`LedgerState::ids`].
@@ -167,7 +252,6 @@ struct PledgeState {
     seq: u32,
     /// [`WITHDRAWN`] once withdrawn.
     threshold: u32,
-    pledge_pk: [u8; 32],
 }
 
 /// `PledgeState::threshold` of a withdrawn pledge (thresholds are at most
@@ -264,10 +348,10 @@ impl LedgerState {
         }
     }
 
-    /// Checks then applies a verified entry: the stateful rules, that a
-    /// pledge was verified under its campaign's own key, and (for amendments
-    /// and withdrawals) the signature under the pledge's key. Atomic: on
-    /// error the state is unchanged.
+    /// Checks then applies a verified entry: the stateful rules and that a
+    /// pledge was verified under its campaign's own key (an amendment's or
+    /// withdrawal's signature was verified under its pledge's key when the
+    /// [`VerifiedEntry`] was built). Atomic: on error the state is unchanged.
     ///
     /// # Errors
     /// The first [`RuleError`] found.
@@ -310,7 +394,6 @@ impl LedgerState {
                         campaign,
                         seq: 0,
                         threshold: t,
-                        pledge_pk: *p.token.pledge_pk.as_bytes(),
                     },
                 );
                 if !fresh {
@@ -412,39 +495,44 @@ impl LedgerState {
         Ok(())
     }
 
-    /// Verifies `entry` under the keys this state holds: the stateless checks
-    /// of [`VerifiedEntry::verify`] with its campaign's logged issuer key.
-    /// A pledge of a campaign this state does not know is refused
-    /// ([`RuleError::UnknownCampaign`]).
+    /// Verifies `entry` under the issuer key its campaign logged and, for an
+    /// amendment or withdrawal, the pledge key `keys` holds: the stateless
+    /// checks of [`VerifiedEntry::verify`]. A pledge of a campaign this state
+    /// does not know is refused ([`RuleError::UnknownCampaign`]).
     ///
     /// # Errors
     /// As [`VerifiedEntry::verify`].
-    pub fn verify(&self, entry: Entry) -> Result<VerifiedEntry, RuleError> {
-        let key = self.campaign(&entry.campaign()).map(|c| &c.issuer_key);
-        VerifiedEntry::verify(entry, key)
+    pub fn verify(&self, entry: Entry, keys: &PledgeKeys) -> Result<VerifiedEntry, RuleError> {
+        let issuer = self.campaign(&entry.campaign()).map(|c| &c.issuer_key);
+        let pledge = keys.for_entry(&entry);
+        VerifiedEntry::verify(entry, issuer, pledge.as_ref())
     }
 
-    /// [`LedgerState::verify`] then [`LedgerState::apply`]: the whole check of
-    /// one entry of a log nobody verified yet.
+    /// [`LedgerState::check`], [`LedgerState::verify`] then
+    /// [`LedgerState::apply`]: the whole check of one entry of a log nobody
+    /// verified yet, in SPEC §8's order. An applied pledge's key goes to
+    /// `keys`, for the amendments and withdrawals that follow.
     ///
     /// # Errors
     /// The first [`RuleError`] found; nothing changes.
-    pub fn verify_and_apply(&mut self, entry: Entry) -> Result<(), RuleError> {
+    pub fn verify_and_apply(&mut self, entry: Entry, keys: &mut PledgeKeys) -> Result<(), RuleError> {
         // The stateful rules first, as a reader of SPEC §8 expects the first
         // broken rule to be named.
         self.check(&entry)?;
-        let v = self.verify(entry)?;
-        self.apply(&v)
+        let v = self.verify(entry, keys)?;
+        self.apply(&v)?;
+        keys.remember(v.entry());
+        Ok(())
     }
 
-    /// Returns the live pledge's current threshold and key after checking the
+    /// Returns the live pledge's current threshold after checking the
     /// campaign, the sequence number (R-RULE-7) and liveness (R-RULE-6).
     fn live_pledge(
         &self,
         campaign: &CampaignId,
         n: &Nullifier,
         seq: u32,
-    ) -> Result<(&CampaignState, u32, PledgePublicKey), RuleError> {
+    ) -> Result<(&CampaignState, u32), RuleError> {
         let c = self.open(campaign)?;
         let p = self.pledges.get(n).ok_or(RuleError::UnknownPledge)?;
         if self.ids.get(p.campaign as usize) != Some(campaign) {
@@ -455,28 +543,21 @@ impl LedgerState {
         if seq != expected {
             return Err(RuleError::BadSequence { expected, got: seq });
         }
-        // The key was validated when its pledge was decoded; parsing again costs a
-        // point decompression and keeps the stored state 44 bytes per pledge.
-        let pk =
-            PledgePublicKey::from_bytes(p.pledge_pk).map_err(|_| RuleError::BadPledgeSignature)?;
-        Ok((c, t, pk))
+        Ok((c, t))
     }
 
+    /// The stateful rules of an amendment (its signature is
+    /// [`VerifiedEntry::verify`]'s).
     fn check_amend(&self, a: &Amendment) -> Result<u32, RuleError> {
-        let (c, old, pk) = self.live_pledge(&a.campaign, &a.nullifier, a.seq)?;
+        let (c, old) = self.live_pledge(&a.campaign, &a.nullifier, a.seq)?;
         Self::check_terms(c, &a.terms)?;
-        // SPEC R-RULE-3: amendments are signed by the pledge's own key.
-        if !a.verify(&pk) {
-            return Err(RuleError::BadPledgeSignature);
-        }
         Ok(old)
     }
 
+    /// The stateful rules of a withdrawal (its signature is
+    /// [`VerifiedEntry::verify`]'s).
     fn check_withdraw(&self, w: &Withdrawal) -> Result<u32, RuleError> {
-        let (_, old, pk) = self.live_pledge(&w.campaign, &w.nullifier, w.seq)?;
-        if !w.verify(&pk) {
-            return Err(RuleError::BadPledgeSignature);
-        }
+        let (_, old) = self.live_pledge(&w.campaign, &w.nullifier, w.seq)?;
         Ok(old)
     }
 
@@ -494,5 +575,18 @@ impl LedgerState {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rules' memory per pledge (BENCHMARKS.md, RSS): 12 bytes of state
+    /// beside each 32-byte nullifier, no key.
+    #[test]
+    fn a_pledge_costs_the_rules_44_bytes() {
+        assert_eq!(size_of::<PledgeState>(), 12);
+        assert_eq!(size_of::<(Nullifier, PledgeState)>(), 44);
     }
 }

@@ -27,7 +27,7 @@ use std::fmt;
 use crate::codec::DecodeError;
 use crate::entry::{Entry, EntryKind};
 use crate::hash::{CampaignId, Hash};
-use crate::ledger::{LedgerState, RuleError, VerifiedEntry};
+use crate::ledger::{LedgerState, PledgeKeys, RuleError, VerifiedEntry};
 use crate::merkle::{self, GrowingTree, Tree, TreeError};
 use crate::pledge::Pledge;
 use crate::tally::{TallyError, TallySnapshot};
@@ -101,10 +101,11 @@ pub enum Verification {
     /// [`LedgerState::verify_and_apply`]).
     Now,
     /// Beforehand, e.g. in parallel: the outcome of [`VerifiedEntry::verify`]
-    /// on this entry under the key of its campaign's first CampaignOpened.
-    /// Used only if that campaign was opened by an earlier entry (a parallel
-    /// pass may have used an opening later in the log); otherwise the entry
-    /// is judged as with [`Verification::Now`].
+    /// on this pledge under the key of its campaign's first CampaignOpened.
+    /// Used only for a pledge whose campaign was opened by an earlier entry
+    /// (a parallel pass may have used an opening later in the log);
+    /// otherwise the entry is judged as with [`Verification::Now`] (an
+    /// amendment's key is known only once its pledge is replayed).
     Done(Result<VerifiedEntry, RuleError>),
     /// Before the entry was stored or cached by whoever replays it now: the
     /// ledger's own store (R-STORE-6), an auditor's verified cache
@@ -229,16 +230,39 @@ pub struct ReplayState<T = Tree> {
 /// Replays a log fed entry by entry in log order; see the module docs. `T`
 /// is the tree the leaves go to: [`Tree`] (frontier only) or
 /// [`merkle::MemoryHashes`] (every hash, for proofs).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Replayer<T = Tree> {
     state: ReplayState<T>,
+    /// The key of each pledge applied, to verify the amendments and
+    /// withdrawals judged in this replay; `None` when every entry is
+    /// [`Verification::Previously`].
+    keys: Option<PledgeKeys>,
+}
+
+impl<T: GrowingTree + Default> Default for Replayer<T> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl<T: GrowingTree + Default> Replayer<T> {
-    /// A replay of the empty log.
+    /// A replay of the empty log that verifies what it is asked to (it keeps
+    /// every pledge's key, 64 bytes a pledge, for the amendments).
     pub fn new() -> Self {
         Self {
             state: ReplayState::default(),
+            keys: Some(PledgeKeys::new()),
+        }
+    }
+
+    /// A replay of the empty log whose every entry will be
+    /// [`Verification::Previously`] (a ledger's own store at start-up): it
+    /// keeps no pledge keys, so an amendment or withdrawal judged otherwise
+    /// is refused as [`RuleError::UnknownPledge`].
+    pub fn of_verified_log() -> Self {
+        Self {
+            state: ReplayState::default(),
+            keys: None,
         }
     }
 }
@@ -333,22 +357,20 @@ impl<T: GrowingTree> Replayer<T> {
                     self.apply(&VerifiedEntry::previously_verified(entry)),
                 );
             }
-            Verification::Done(v) if self.state.opened.contains_key(campaign) => v,
-            Verification::Done(_) | Verification::Now => match &entry {
-                Entry::Pledge(_) => {
-                    if let Err(e) = self.state.ledger.check(&entry) {
-                        return (false, Some(Refusal::rule(e)));
-                    }
-                    self.state.ledger.verify(entry.clone())
+            Verification::Done(v)
+                if matches!(entry, Entry::Pledge(_)) && self.state.opened.contains_key(campaign) =>
+            {
+                v
+            }
+            Verification::Done(_) | Verification::Now => {
+                // SPEC §8's order: the stateful rules, then the signatures.
+                if let Err(e) = self.state.ledger.check(&entry) {
+                    return (false, Some(Refusal::rule(e)));
                 }
-                // No stateless part.
-                _ => {
-                    return match VerifiedEntry::verify(entry, None) {
-                        Ok(v) => (false, self.apply(&v)),
-                        Err(e) => (false, Some(Refusal::rule(e))),
-                    };
-                }
-            },
+                let no_keys = PledgeKeys::new();
+                let keys = self.keys.as_ref().unwrap_or(&no_keys);
+                self.state.ledger.verify(entry.clone(), keys)
+            }
         };
         match (verdict, &entry) {
             (Ok(v), _) => (v.entry().kind() == EntryKind::Pledge, self.apply(&v)),
@@ -358,7 +380,15 @@ impl<T: GrowingTree> Replayer<T> {
     }
 
     fn apply(&mut self, v: &VerifiedEntry) -> Option<Refusal> {
-        self.state.ledger.apply(v).err().map(Refusal::rule)
+        match self.state.ledger.apply(v) {
+            Ok(()) => {
+                if let Some(keys) = &mut self.keys {
+                    keys.remember(v.entry());
+                }
+                None
+            }
+            Err(e) => Some(Refusal::rule(e)),
+        }
     }
 
     /// A pledge that failed its stateless checks with `failed`: each one

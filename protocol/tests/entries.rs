@@ -15,7 +15,7 @@ use common::audit_kind;
 use pledge_protocol::campaign::{CampaignDefinition, CampaignParams, RevealPolicy};
 use pledge_protocol::entry::{CampaignClosed, CampaignOpened, Entry};
 use pledge_protocol::hash::{CampaignId, Nullifier};
-use pledge_protocol::ledger::{LedgerState, RuleError};
+use pledge_protocol::ledger::{LedgerState, PledgeKeys, RuleError};
 use pledge_protocol::merkle;
 use pledge_protocol::pledge::{Amendment, Pledge, PledgeSigningKey, Terms, Withdrawal};
 use pledge_protocol::tally::TallySnapshot;
@@ -115,12 +115,15 @@ fn sample_log(sk: &IssuerSecretKey) -> Vec<Entry> {
     log
 }
 
-fn replay(entries: &[Entry]) -> Result<LedgerState, (usize, RuleError)> {
+fn replay(entries: &[Entry]) -> Result<(LedgerState, PledgeKeys), (usize, RuleError)> {
     let mut state = LedgerState::new();
+    let mut keys = PledgeKeys::new();
     for (i, e) in entries.iter().enumerate() {
-        state.verify_and_apply(e.clone()).map_err(|err| (i, err))?;
+        state
+            .verify_and_apply(e.clone(), &mut keys)
+            .map_err(|err| (i, err))?;
     }
-    Ok(state)
+    Ok((state, keys))
 }
 
 #[test]
@@ -151,7 +154,7 @@ fn known_answer_log_of_every_kind() {
     assert_eq!(kinds.into_iter().collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
 
     // The whole log is valid, and the tally at close is the recorded one.
-    let state = replay(&decoded).unwrap();
+    let (state, _) = replay(&decoded).unwrap();
     let id = decoded[0].campaign();
     let c = state.campaign(&id).unwrap();
     assert!(c.closed.is_some());
@@ -198,9 +201,12 @@ fn rule_failure_vectors_are_refused_and_change_nothing() {
             .map(|e| Entry::decode(&hex::decode(e.as_str().unwrap()).unwrap()).unwrap())
             .collect();
         let bad = entries.pop().unwrap();
-        let mut state = replay(&entries).unwrap_or_else(|e| panic!("{name}: prefix {e:?}"));
+        let (mut state, mut keys) =
+            replay(&entries).unwrap_or_else(|e| panic!("{name}: prefix {e:?}"));
         let before = format!("{state:?}");
-        let err = state.verify_and_apply(bad.clone()).expect_err(name);
+        let err = state
+            .verify_and_apply(bad.clone(), &mut keys)
+            .expect_err(name);
         assert!(
             format!("{err:?}").starts_with(c["error"].as_str().unwrap()),
             "{name}: got {err:?}"
@@ -222,7 +228,7 @@ fn rule_failure_vectors_are_refused_and_change_nothing() {
 fn amendments_and_withdrawals_update_the_tally_incrementally() {
     let sk = issuer();
     let log = sample_log(&sk);
-    let state = replay(&log[..log.len() - 1]).unwrap();
+    let (state, _) = replay(&log[..log.len() - 1]).unwrap();
     let id = log[0].campaign();
     let c = state.campaign(&id).unwrap();
     // thresholds after amend/withdraw: {1, 2, 3} → A = 3.
@@ -351,7 +357,7 @@ fn hexs(e: &Entry) -> String {
 fn generate_vectors() {
     let sk = issuer();
     let log = sample_log(&sk);
-    let state = replay(&log).unwrap();
+    let (state, _) = replay(&log).unwrap();
     let id = log[0].campaign();
     let names = [
         "campaign_opened",
@@ -612,11 +618,12 @@ fn audit_failures(state: &LedgerState, e: &Entry) -> Vec<&'static str> {
 /// its auditor failures, and each campaign's last change size (R-TALLY-12).
 fn decide(entries: &[Entry]) -> (LedgerState, Vec<Value>, Vec<(CampaignId, u64)>) {
     let mut state = LedgerState::new();
+    let mut keys = PledgeKeys::new();
     let mut decisions = Vec::new();
     let mut last: Vec<(CampaignId, u64)> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let failures = audit_failures(&state, e);
-        let decision = match state.verify_and_apply(e.clone()) {
+        let decision = match state.verify_and_apply(e.clone(), &mut keys) {
             Ok(()) => {
                 if !matches!(e, Entry::CampaignClosed(_)) {
                     let id = e.campaign();
@@ -829,7 +836,8 @@ fn a_pledge_verified_under_another_campaigns_key_is_refused() {
     let other = IssuerSecretKey::generate().unwrap();
     let log = sample_log(&sk);
     let mut state = LedgerState::new();
-    state.verify_and_apply(log[0].clone()).unwrap();
+    let mut keys = PledgeKeys::new();
+    state.verify_and_apply(log[0].clone(), &mut keys).unwrap();
     let Entry::Pledge(p) = &log[1] else {
         panic!("entry 1 is a pledge")
     };
@@ -844,13 +852,72 @@ fn a_pledge_verified_under_another_campaigns_key_is_refused() {
         )
         .unwrap(),
     );
-    let v = VerifiedEntry::verify(forged.clone(), Some(other.public_key())).unwrap();
+    let v = VerifiedEntry::verify(forged.clone(), Some(other.public_key()), None).unwrap();
     let before = format!("{state:?}");
     // …but the campaign logged `sk`'s key.
     assert_eq!(state.apply(&v), Err(RuleError::BadToken));
     assert_eq!(format!("{state:?}"), before);
-    assert_eq!(state.verify_and_apply(forged), Err(RuleError::BadToken));
-    let good = state.verify(log[1].clone()).unwrap();
+    assert_eq!(
+        state.verify_and_apply(forged, &mut keys),
+        Err(RuleError::BadToken)
+    );
+    let good = state.verify(log[1].clone(), &keys).unwrap();
     state.apply(&good).unwrap();
     assert_eq!(state.campaign(&p.campaign).unwrap().pledges, 1);
+}
+
+/// The rules keep no pledge keys: an amendment or withdrawal is verified
+/// under the key its caller supplies, and only the key its nullifier names
+/// (R-TOKEN-3) is accepted, whatever the source.
+#[test]
+fn an_amendment_is_verified_only_under_the_key_its_nullifier_names() {
+    use pledge_protocol::ledger::VerifiedEntry;
+    let sk = issuer();
+    let log = sample_log(&sk);
+    let (mut state, keys) = replay(&log[..5]).unwrap();
+    let amend = log[5].clone();
+    let withdraw = log[6].clone();
+    let (k1, k4, other) = (
+        pledge_key(1).public_key(),
+        pledge_key(4).public_key(),
+        pledge_key(7).public_key(),
+    );
+    for e in [&amend, &withdraw] {
+        assert_eq!(
+            VerifiedEntry::verify(e.clone(), None, None).unwrap_err(),
+            RuleError::UnknownPledge,
+            "no key: the pledge is unknown to the verifier"
+        );
+        // The key of another pledge, or of no pledge, is not this pledge's.
+        for wrong in [&other, if e == &amend { &k4 } else { &k1 }] {
+            assert_eq!(
+                VerifiedEntry::verify(e.clone(), None, Some(wrong)).unwrap_err(),
+                RuleError::BadPledgeSignature
+            );
+        }
+    }
+    // An amendment of pledge 1 signed by another key, offered with that key:
+    // the key verifies the signature but is not the one nullifier 1 names.
+    let id = log[0].campaign();
+    let n1 = token::nullifier(&id, &k1);
+    let forged = Entry::PledgeAmended(Amendment::sign(
+        id,
+        n1,
+        1,
+        Terms::threshold(1).unwrap(),
+        &pledge_key(7),
+    ));
+    assert_eq!(
+        VerifiedEntry::verify(forged.clone(), None, Some(&other)).unwrap_err(),
+        RuleError::BadPledgeSignature
+    );
+    assert_eq!(
+        state.verify(forged, &keys).unwrap_err(),
+        RuleError::BadPledgeSignature
+    );
+    // The right key, from the caller's own memory of the log.
+    assert_eq!(keys.for_entry(&amend), Some(k1));
+    let v = VerifiedEntry::verify(amend, None, Some(&k1)).unwrap();
+    state.apply(&v).unwrap();
+    assert_eq!(state.next_seq(&n1), Some(2));
 }

@@ -49,7 +49,7 @@ fn parallel_pass(bytes: &[Vec<u8>]) -> Vec<(Leaf, Option<Result<VerifiedEntry, R
             let verdict = match l.entry() {
                 Ok(e @ Entry::Pledge(p)) => keys
                     .get(&p.campaign)
-                    .map(|k| VerifiedEntry::verify(e.clone(), Some(k))),
+                    .map(|k| VerifiedEntry::verify(e.clone(), Some(k), None)),
                 _ => None,
             };
             (l, verdict)

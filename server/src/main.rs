@@ -12,9 +12,21 @@ use pledge_server::{AppState, run};
 const QUIET_TARGETS: &str = "hyper=off,hyper_util=off,h2=off,axum=off,tower=off,tower_http=off,\
                              reqwest=off,rustls=off,tokio=off,runtime=off,mio=off";
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match serve().await {
+fn main() -> std::process::ExitCode {
+    // Before any other thread exists: glibc fixes its arena limit when the
+    // first thread beyond the main one allocates.
+    pledge_server::malloc::limit_arenas();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pledged: error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // Each cause once, on stderr, and no backtrace: an operator

@@ -19,7 +19,7 @@ use pledge_protocol::campaign::{CampaignDefinition, CampaignParams, RevealPolicy
 use pledge_protocol::checkpoint::Checkpoint;
 use pledge_protocol::entry::{CampaignClosed, CampaignOpened, Entry};
 use pledge_protocol::hash::CampaignId;
-use pledge_protocol::ledger::LedgerState;
+use pledge_protocol::ledger::{LedgerState, PledgeKeys};
 use pledge_protocol::merkle::{MemoryHashes, leaf_hash};
 use pledge_protocol::note::{KeyName, NoteSignature, NoteSigner, SignedNote, sign_note};
 use pledge_protocol::pledge::{Amendment, Pledge, PledgeSigningKey, Terms, Withdrawal};
@@ -414,9 +414,10 @@ fn enc(e: &Entry) -> Vec<u8> {
 /// The tally of `id` after replaying `entries` honestly (skipping bad ones).
 fn tally_after(entries: &[Vec<u8>], id: &CampaignId) -> TallySnapshot {
     let mut st = LedgerState::new();
+    let mut keys = PledgeKeys::new();
     for e in entries {
         if let Ok(e) = Entry::decode(e) {
-            let _ = st.verify_and_apply(e);
+            let _ = st.verify_and_apply(e, &mut keys);
         }
     }
     st.campaign(id).unwrap().tally.snapshot().unwrap()

@@ -250,7 +250,7 @@ impl Replay {
                     // Only bytes read from the verified cache skip the checks.
                     Ok(e @ Entry::Pledge(p)) if d.index >= skip || !d.cached => keys
                         .get(&p.campaign)
-                        .map(|k| VerifiedEntry::verify(e.clone(), Some(k))),
+                        .map(|k| VerifiedEntry::verify(e.clone(), Some(k), None)),
                     _ => None,
                 })
                 .collect()

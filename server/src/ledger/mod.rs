@@ -28,6 +28,7 @@ use std::sync::{Arc, RwLock};
 
 use pledge_protocol::checkpoint::{Checkpoint, verify_checkpoint};
 use pledge_protocol::entry::{CampaignClosed, Entry};
+use pledge_protocol::pledge::PledgePublicKey;
 use pledge_protocol::hash::{CampaignId, Hash};
 use pledge_protocol::ledger::{LedgerState, RuleError, VerifiedEntry};
 use pledge_protocol::merkle::{self, HashReader, NodeId, Tree};
@@ -192,7 +193,9 @@ impl Proposal {
                 expected: "CampaignOpened",
             });
         }
-        Ok(Self::Entry(Box::new(VerifiedEntry::verify(entry, None)?)))
+        Ok(Self::Entry(Box::new(VerifiedEntry::verify(
+            entry, None, None,
+        )?)))
     }
 }
 
@@ -428,13 +431,15 @@ impl Ledger {
 
     /// The checks of a submission against the published view, before it is
     /// queued: the campaign exists, is not closed and allows the terms; then
-    /// the stateless signatures (RSA token, Ed25519 pledge key: the expensive
-    /// part, run on the caller's thread). The sequencer runs the stateful
-    /// rules ([`Core::check`]) when it takes the entry, and again when it
-    /// integrates it. SPEC §8.
+    /// the stateless signatures (RSA token and Ed25519 pledge key of a
+    /// pledge; Ed25519 of an amendment or withdrawal under its pledge's key,
+    /// read back from the store: the expensive part, run on the caller's
+    /// thread). The sequencer runs the stateful rules ([`Core::check`]) when
+    /// it takes the entry, and again when it integrates it. SPEC §8.
     ///
     /// # Errors
-    /// [`SubmitError::Rule`].
+    /// [`SubmitError::Rule`]; [`SubmitError::Storage`] if the store cannot
+    /// be read.
     pub fn precheck(&self, entry: Entry) -> Result<VerifiedEntry, SubmitError> {
         let published = self.published();
         let c = published
@@ -442,7 +447,8 @@ impl Ledger {
             .ok_or(RuleError::UnknownCampaign)?;
         // SPEC R-RULE-3
         let key = matches!(entry, Entry::Pledge(_)).then_some(&c.issuer_key);
-        let verified = VerifiedEntry::verify(entry, key)?;
+        let pledge_key = self.pledge_key(&entry)?;
+        let verified = VerifiedEntry::verify(entry, key, pledge_key.as_ref())?;
         // SPEC R-RULE-2, R-RULE-5
         if c.closed_at.is_some() {
             return Err(RuleError::CampaignClosed.into());
@@ -456,6 +462,38 @@ impl Ledger {
             return Err(RuleError::ThresholdOutOfRange.into());
         }
         Ok(verified)
+    }
+
+    /// The key of the pledge an amendment or withdrawal names, read back from
+    /// that pledge's entry in the store: the rules keep no pledge keys in
+    /// memory (32 MB a million pledges; BENCHMARKS.md, session 8). `None`
+    /// for other kinds and for a nullifier no durable pledge spent (so an
+    /// amendment sent before its pledge was acknowledged is refused as
+    /// [`RuleError::UnknownPledge`], as the rules would refuse it).
+    fn pledge_key(&self, entry: &Entry) -> Result<Option<PledgePublicKey>, SubmitError> {
+        let n = match entry {
+            Entry::PledgeAmended(a) => &a.nullifier,
+            Entry::PledgeWithdrawn(w) => &w.nullifier,
+            _ => return Ok(None),
+        };
+        let read = |e: StoreError| {
+            tracing::error!(error = %e, "reading a pledge back from the store failed");
+            SubmitError::Storage
+        };
+        let Some(index) = self.store.nullifier_index(n).map_err(read)? else {
+            return Ok(None);
+        };
+        let bytes = self
+            .store
+            .entry(index)
+            .map_err(read)?
+            .ok_or(SubmitError::Storage)?;
+        match Entry::decode(&bytes) {
+            Ok(Entry::Pledge(p)) => Ok(Some(p.token.pledge_pk)),
+            // The store maps nullifiers to pledges only (R-STORE-6 checked
+            // every stored entry at start-up).
+            _ => Err(SubmitError::Storage),
+        }
     }
 
     /// [`Ledger::precheck`] on the blocking pool, at most four per core at a
@@ -667,6 +705,7 @@ fn apply_one(
             VerifiedEntry::verify(
                 Entry::CampaignClosed(CampaignClosed::new(campaign, tokens_issued, &tally)),
                 None,
+                None,
             )?
         }
     };
@@ -760,7 +799,7 @@ fn load_view(
     let Some(ckpt) = store.checkpoint()? else {
         return Ok(None);
     };
-    let mut replay = Replayer::<Tree>::new();
+    let mut replay = Replayer::<Tree>::of_verified_log();
     let mut start = 0;
     while start < size {
         let end = size.min(start.saturating_add(REPLAY_CHUNK));

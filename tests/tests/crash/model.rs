@@ -16,7 +16,7 @@ use pledge_client::client::{Attestation, Client, ClientError};
 use pledge_protocol::checkpoint::verify_checkpoint;
 use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::{CampaignId, Hash, Nullifier};
-use pledge_protocol::ledger::LedgerState;
+use pledge_protocol::ledger::{LedgerState, PledgeKeys};
 use pledge_protocol::merkle::{
     consistency_proof, consistency_proof_nodes, tree_root, tree_root_nodes, verify_consistency,
 };
@@ -487,6 +487,7 @@ pub async fn check(base: &str, model: &Shared) {
 
     // Entries: acknowledged ones at their index; replay; nullifiers unique.
     let mut state = LedgerState::new();
+    let mut keys = PledgeKeys::new();
     let mut nullifiers = HashSet::new();
     let mut index_of: HashMap<&[u8], u64> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
@@ -498,7 +499,7 @@ pub async fn check(base: &str, model: &Shared) {
             );
         }
         state
-            .verify_and_apply(entry)
+            .verify_and_apply(entry, &mut keys)
             .unwrap_or_else(|err| panic!("entry {i} breaks a ledger rule: {err}"));
         index_of.insert(e.as_slice(), u64::try_from(i).unwrap());
     }
