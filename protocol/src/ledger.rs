@@ -515,7 +515,11 @@ impl LedgerState {
     ///
     /// # Errors
     /// The first [`RuleError`] found; nothing changes.
-    pub fn verify_and_apply(&mut self, entry: Entry, keys: &mut PledgeKeys) -> Result<(), RuleError> {
+    pub fn verify_and_apply(
+        &mut self,
+        entry: Entry,
+        keys: &mut PledgeKeys,
+    ) -> Result<(), RuleError> {
         // The stateful rules first, as a reader of SPEC §8 expects the first
         // broken rule to be named.
         self.check(&entry)?;

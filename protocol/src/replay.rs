@@ -358,7 +358,8 @@ impl<T: GrowingTree> Replayer<T> {
                 );
             }
             Verification::Done(v)
-                if matches!(entry, Entry::Pledge(_)) && self.state.opened.contains_key(campaign) =>
+                if matches!(entry, Entry::Pledge(_))
+                    && self.state.opened.contains_key(campaign) =>
             {
                 v
             }

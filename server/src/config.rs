@@ -5,7 +5,8 @@
 //! ```toml
 //! data = "./pledge-data"
 //! listen = "127.0.0.1:8080"
-//! backend = "redb"            # or "sled"
+//! backend = "redb"            # or "sled", or "postgres" with database_url
+//! database_url = "host=/run/postgresql dbname=pledge" # or PLEDGED_DATABASE_URL
 //! origin = "localhost/pledge" # the log's name; fixed at first start
 //! batch_interval_ms = 500
 //! batch_size = 256
@@ -71,9 +72,22 @@ pub struct Cli {
     /// TOML configuration file.
     #[arg(long, env = "PLEDGED_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Storage backend: `redb` (default) or `sled`.
+    /// Storage backend: `redb` (default), `sled` or `postgres` (with
+    /// `database_url` in the file or `PLEDGED_DATABASE_URL`: not on the
+    /// command line, where other users could read a password).
     #[arg(long, env = "PLEDGED_BACKEND")]
     pub backend: Option<Backend>,
+}
+
+/// The PostgreSQL connection string (a libpq URL or `key=value` list). It
+/// may carry a password: `Debug` prints none of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(..)")
+    }
 }
 
 /// The TOML file; every field optional.
@@ -83,6 +97,7 @@ pub struct FileConfig {
     data: Option<PathBuf>,
     listen: Option<String>,
     backend: Option<String>,
+    database_url: Option<String>,
     origin: Option<String>,
     batch_interval_ms: Option<u64>,
     batch_size: Option<usize>,
@@ -122,6 +137,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Storage backend.
     pub backend: Backend,
+    /// Where the PostgreSQL backend connects.
+    pub database_url: Option<DatabaseUrl>,
     /// The log's origin (checkpoint first line and key name).
     pub origin: String,
     /// Longest wait of a submission for its batch.
@@ -161,6 +178,7 @@ impl Config {
             data_dir: data_dir.into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             backend: Backend::Redb,
+            database_url: None,
             origin: "localhost/pledge".into(),
             batch_interval: Duration::from_millis(500),
             batch_size: 256,
@@ -204,6 +222,14 @@ impl Config {
             c.backend = b;
         } else if let Some(b) = file.backend {
             c.backend = b.parse().map_err(|e| format!("config backend: {e}"))?;
+        }
+        c.database_url = env("PLEDGED_DATABASE_URL")
+            .or(file.database_url)
+            .map(DatabaseUrl);
+        if c.backend == Backend::Postgres && c.database_url.is_none() {
+            return Err("backend postgres needs database_url in the config file or \
+                        PLEDGED_DATABASE_URL"
+                .into());
         }
         c.origin = env("PLEDGED_ORIGIN").or(file.origin).unwrap_or(c.origin);
         if let Some(ms) = env_num("PLEDGED_BATCH_INTERVAL_MS")?.or(file.batch_interval_ms) {

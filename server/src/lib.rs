@@ -117,7 +117,11 @@ impl AppState {
     pub async fn start(config: &Config) -> Result<Self, StartError> {
         let keys = keys::load_or_create(&config.data_dir, &config.origin)?;
         let created_files = keys.created.clone();
-        let store = store::open_store(config.backend, &config.data_dir)?;
+        let store = store::open_store_at(
+            config.backend,
+            &config.data_dir,
+            config.database_url.as_ref().map(|u| u.0.as_str()),
+        )?;
         // The store's files were created with the umask: make them private.
         for path in keys::make_private(&config.data_dir)? {
             tracing::info!("made {} private (0600/0700)", path.display());

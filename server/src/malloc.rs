@@ -32,4 +32,3 @@ pub fn limit_arenas() {
 /// Other allocators than glibc's choose their own arenas.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn limit_arenas() {}
-

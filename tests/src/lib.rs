@@ -12,6 +12,8 @@
 //!   counts requests and, by [`proxy::Rule`], serves other answers, flips
 //!   bits, strips cosignatures, tags issuer keys or loses answers.
 //! - [`witness`]: a witness (`pledge witness serve`'s library) in process.
+//! - [`postgres`]: a throwaway PostgreSQL cluster, one fresh database per
+//!   test that asks.
 //! - [`pledged`]: the real `pledged` binary as a child process, optionally
 //!   under `strace --inject` or a wrapper, killed with SIGKILL or SIGTERM.
 //!
@@ -27,6 +29,7 @@ pub fn unix_now() -> u64 {
 }
 
 pub mod pledged;
+pub mod postgres;
 pub mod proxy;
 pub mod server;
 pub mod serving;

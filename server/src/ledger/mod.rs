@@ -28,11 +28,11 @@ use std::sync::{Arc, RwLock};
 
 use pledge_protocol::checkpoint::{Checkpoint, verify_checkpoint};
 use pledge_protocol::entry::{CampaignClosed, Entry};
-use pledge_protocol::pledge::PledgePublicKey;
 use pledge_protocol::hash::{CampaignId, Hash};
 use pledge_protocol::ledger::{LedgerState, RuleError, VerifiedEntry};
 use pledge_protocol::merkle::{self, HashReader, NodeId, Tree};
 use pledge_protocol::note::{NoteSignature, NoteSigner, NoteVerifier, SignedNote};
+use pledge_protocol::pledge::PledgePublicKey;
 use pledge_protocol::receipt::Receipt;
 use pledge_protocol::replay::{Leaf, ReplayState, Replayer, Verification};
 use tokio::sync::{broadcast, watch};

@@ -1,11 +1,12 @@
 //! Durable storage for the ledger and the issuer: one trait with a written
-//! contract ([`Store`]) and two embedded backends, [`redb`](RedbStore) and
-//! [`sled`](SledStore), run through one shared conformance suite
+//! contract ([`Store`]), two embedded backends, [`redb`](RedbStore) and
+//! [`sled`](SledStore), and a database server, [`PostgreSQL`](PostgresStore),
+//! all run through one shared conformance suite
 //! (`conformance.rs`, public with the `conformance` feature, for other
 //! backends). Which one is the default is decided by the fault suite
 //! (kill/EIO sweep); see [`SledStore`] for sled's known durability gaps.
 //!
-//! Nothing outside this module imports `redb` or `sled`.
+//! Nothing outside this module imports `redb`, `sled` or `postgres`.
 //!
 //! # What is stored (SPEC R-STORE-1, R-PRIV-1)
 //!
@@ -21,7 +22,9 @@
 //! # Layout of the data folder
 //!
 //! - redb: one file `ledger.redb`;
-//! - sled: one folder `ledger.sled/`.
+//! - sled: one folder `ledger.sled/`;
+//! - PostgreSQL: nothing (the database holds the store; the data folder
+//!   keeps the keys).
 //!
 //! Opening a folder that holds the other backend's store is refused
 //! ([`StoreError::WrongBackend`]) rather than silently starting an empty log.
@@ -33,12 +36,14 @@ use std::sync::Arc;
 
 use pledge_protocol::hash::{Hash, Nullifier};
 
+mod postgres;
 mod redb;
 mod sled;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+pub use self::postgres::{MIGRATIONS, PostgresStore};
 pub use self::redb::RedbStore;
 pub use self::sled::SledStore;
 
@@ -156,7 +161,7 @@ impl fmt::Debug for IssueTxn {
     }
 }
 
-/// Which embedded engine backs the store.
+/// Which engine backs the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Backend {
@@ -164,25 +169,32 @@ pub enum Backend {
     Redb,
     /// sled 0.34: log-structured; see [`SledStore`] for its durability caveat.
     Sled,
+    /// PostgreSQL (15 or later) at `database_url`: see [`PostgresStore`].
+    Postgres,
 }
 
 impl Backend {
-    /// Both backends, for tests and tools that iterate over them.
-    pub const ALL: [Backend; 2] = [Backend::Redb, Backend::Sled];
+    /// The backends that keep the store in the data folder, for tests and
+    /// tools that iterate over them.
+    pub const EMBEDDED: [Backend; 2] = [Backend::Redb, Backend::Sled];
 
-    /// The lower-case name used in configuration (`redb`, `sled`).
+    /// The lower-case name used in configuration (`redb`, `sled`,
+    /// `postgres`).
     pub fn name(self) -> &'static str {
         match self {
             Backend::Redb => "redb",
             Backend::Sled => "sled",
+            Backend::Postgres => "postgres",
         }
     }
 
-    /// The file or folder this backend keeps inside the data folder.
-    pub fn file_name(self) -> &'static str {
+    /// The file or folder this backend keeps inside the data folder (`None`
+    /// for PostgreSQL).
+    pub fn file_name(self) -> Option<&'static str> {
         match self {
-            Backend::Redb => "ledger.redb",
-            Backend::Sled => "ledger.sled",
+            Backend::Redb => Some("ledger.redb"),
+            Backend::Sled => Some("ledger.sled"),
+            Backend::Postgres => None,
         }
     }
 }
@@ -193,9 +205,9 @@ impl fmt::Display for Backend {
     }
 }
 
-/// The text was neither `redb` nor `sled`.
+/// The text was not a backend's name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown storage backend {0:?}: expected \"redb\" or \"sled\"")]
+#[error("unknown storage backend {0:?}: expected \"redb\", \"sled\" or \"postgres\"")]
 pub struct UnknownBackend(pub String);
 
 impl FromStr for Backend {
@@ -205,6 +217,7 @@ impl FromStr for Backend {
         match s {
             "redb" => Ok(Backend::Redb),
             "sled" => Ok(Backend::Sled),
+            "postgres" => Ok(Backend::Postgres),
             other => Err(UnknownBackend(other.to_owned())),
         }
     }
@@ -224,9 +237,28 @@ pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// [`StoreError::Locked`], [`StoreError::WrongBackend`], [`StoreError::Corrupt`],
 /// [`StoreError::Backend`].
 pub fn open_store(backend: Backend, dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    open_store_at(backend, dir, None)
+}
+
+/// [`open_store`], or for [`Backend::Postgres`] [`PostgresStore::connect`]
+/// to `database_url`.
+///
+/// # Errors
+/// As [`open_store`] and [`PostgresStore::connect`]; [`StoreError::Invalid`]
+/// for PostgreSQL without a URL.
+pub fn open_store_at(
+    backend: Backend,
+    dir: &Path,
+    database_url: Option<&str>,
+) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match backend {
         Backend::Redb => Arc::new(RedbStore::open(dir)?),
         Backend::Sled => Arc::new(SledStore::open(dir)?),
+        Backend::Postgres => Arc::new(PostgresStore::connect(database_url.ok_or(
+            StoreError::Invalid(
+                "the postgres backend needs database_url (or PLEDGED_DATABASE_URL)",
+            ),
+        )?)?),
     })
 }
 
@@ -681,8 +713,8 @@ pub(crate) fn prepare_dir(dir: &Path, wanted: Backend) -> Result<PathBuf, StoreE
             StoreError::Backend(format!("cannot create the data folder: {e}"))
         });
     }
-    for other in Backend::ALL {
-        if other != wanted && dir.join(other.file_name()).exists() {
+    for other in Backend::EMBEDDED {
+        if other != wanted && other.file_name().is_some_and(|f| dir.join(f).exists()) {
             return Err(StoreError::WrongBackend {
                 path: dir.to_path_buf(),
                 found: other,
@@ -690,7 +722,10 @@ pub(crate) fn prepare_dir(dir: &Path, wanted: Backend) -> Result<PathBuf, StoreE
             });
         }
     }
-    Ok(dir.join(wanted.file_name()))
+    let file = wanted
+        .file_name()
+        .ok_or(StoreError::Invalid("not an embedded backend"))?;
+    Ok(dir.join(file))
 }
 
 #[cfg(test)]
@@ -699,7 +734,7 @@ mod tests {
 
     #[test]
     fn backend_names_round_trip() {
-        for b in Backend::ALL {
+        for b in [Backend::Redb, Backend::Sled, Backend::Postgres] {
             assert_eq!(b.name().parse::<Backend>(), Ok(b));
             assert_eq!(b.to_string(), b.name());
         }

@@ -1,0 +1,717 @@
+//! The PostgreSQL backend of [`Store`]: the log and the issuer's state in a
+//! database of its own, for operators who run PostgreSQL with replicas and
+//! backups already (issue 18; design in BENCHMARKS.md and README.md,
+//! "PostgreSQL").
+//!
+//! # Transactions
+//!
+//! - [`LogStore::commit_batch`] is one READ COMMITTED transaction that first
+//!   locks the single `log_state` row (`SELECT … FOR UPDATE`), so batches are
+//!   serialised whoever sends them: a second writer's batch waits, then finds
+//!   the size moved and fails with [`StoreError::Conflict`] (no fork, SPEC
+//!   R-STORE-3). Entries, nullifiers (primary key: the last line of defence
+//!   against a double spend, R-RULE-4) and stored hashes go in with one
+//!   `unnest` insert each; the commit returns after PostgreSQL's WAL flush
+//!   (`synchronous_commit` on, its default: checked at open).
+//! - [`IssuerStore::issue`], [`IssuerStore::add_marks`] and
+//!   [`IssuerStore::drop_set`] are SERIALIZABLE transactions, retried when
+//!   PostgreSQL reports a serialisation failure: of two issuances racing for
+//!   one invite code, one commits and the other, retried, finds the code
+//!   gone ([`StoreError::MarkMissing`]).
+//! - Reads that need a consistent view of several rows (an entry range and
+//!   the size) run in one REPEATABLE READ read-only transaction; single-row
+//!   reads are single statements. Readers see whole batches only.
+//!
+//! # Schema and migrations
+//!
+//! [`MIGRATIONS`] are applied in order at open, under a transaction-scoped
+//! advisory lock (several front ends may start at once), and recorded in
+//! `pledge_schema`; a database whose schema is newer than this code is
+//! refused. The tables: `log_state` (one row: size, checkpoint), `entries`,
+//! `nullifiers`, `hashes`, `meta`, `marks`. Nothing else: no timestamps, no
+//! request metadata.
+//!
+//! # What differs from the embedded backends
+//!
+//! - Several handles, in one process or several, may open one database: that
+//!   is the point of it. Safety does not depend on there being one writer.
+//! - A write that fails because the database went away is not known to have
+//!   failed (the COMMIT may have reached the disk): the call returns
+//!   [`StoreError::Backend`] and the handle stays usable; the ledger then
+//!   reads back what is durable (`Ledger::reload`), as it does after any
+//!   failed batch. The handle never turns [`StoreError::Failed`]: the
+//!   database, not this process, holds the truth.
+//! - Deleting a row does not erase it from the write-ahead log, replicas or
+//!   backups until they expire (README.md, "PostgreSQL": what to protect).
+//!
+//! Connections are plain (no TLS): give a Unix socket folder or a loopback
+//! address in the URL.
+
+use std::fmt;
+use std::sync::Mutex;
+
+use pledge_protocol::hash::{Hash, Nullifier};
+use postgres::error::SqlState;
+use postgres::{Client, IsolationLevel, NoTls, Transaction};
+
+use super::{
+    Batch, IssueTxn, IssuerStore, LogStore, MAX_SET_NAME_LEN, Mark, MetaStore, StoreError,
+    check_batch_shape, check_open_invariants, decode_hash, incremented,
+};
+
+/// The schema, one migration per version, applied in order at open. A new
+/// version is a new element; an applied one never changes.
+pub const MIGRATIONS: &[&str] = &["
+CREATE TABLE log_state (
+    id         smallint PRIMARY KEY CHECK (id = 0),
+    size       bigint   NOT NULL CHECK (size >= 0),
+    checkpoint bytea
+);
+INSERT INTO log_state (id, size, checkpoint) VALUES (0, 0, NULL);
+CREATE TABLE entries (
+    idx  bigint PRIMARY KEY CHECK (idx >= 0),
+    data bytea  NOT NULL
+);
+CREATE TABLE nullifiers (
+    nullifier bytea  PRIMARY KEY CHECK (length(nullifier) = 32),
+    idx       bigint NOT NULL
+);
+CREATE TABLE hashes (
+    level smallint NOT NULL,
+    idx   bigint   NOT NULL,
+    hash  bytea    NOT NULL CHECK (length(hash) = 32),
+    PRIMARY KEY (level, idx)
+);
+CREATE TABLE meta (
+    key   bytea PRIMARY KEY,
+    value bytea NOT NULL
+);
+CREATE TABLE marks (
+    set_name bytea NOT NULL CHECK (length(set_name) <= 255),
+    mark     bytea NOT NULL CHECK (length(mark) = 32),
+    PRIMARY KEY (set_name, mark)
+);
+"];
+
+/// The advisory lock key under which migrations run ("pledge" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0000_706c_6564_6765;
+
+/// Idle connections kept for reuse.
+const MAX_IDLE: usize = 16;
+
+/// Attempts of a SERIALIZABLE transaction before giving up.
+const SERIALIZABLE_ATTEMPTS: usize = 64;
+
+/// [`Store`](super::Store) on PostgreSQL; see the module docs.
+pub struct PostgresStore {
+    config: postgres::Config,
+    idle: Mutex<Vec<Client>>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password: name the database only.
+        f.debug_struct("PostgresStore")
+            .field("dbname", &self.config.get_dbname())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database error as the contract wants it: no stored data in the message
+/// (PostgreSQL's own messages quote key values: nullifiers, marks).
+fn db(e: postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(d) => StoreError::Backend(format!(
+            "postgres: {} (SQLSTATE {})",
+            d.severity(),
+            d.code().code()
+        )),
+        None if e.is_closed() => StoreError::Backend("postgres: the connection is closed".into()),
+        None => StoreError::Backend(format!("postgres: {e}")),
+    }
+}
+
+fn retryable(e: &postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
+/// An index as PostgreSQL's `bigint`.
+fn sql_index(i: u64) -> Result<i64, StoreError> {
+    i64::try_from(i).map_err(|_| StoreError::Invalid("index beyond 2^63 - 1"))
+}
+
+/// A `bigint` read back as an index.
+fn index_of(v: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} is negative")))
+}
+
+fn check_set(set: &[u8]) -> Result<(), StoreError> {
+    if set.len() > MAX_SET_NAME_LEN {
+        return Err(StoreError::Invalid("mark set name longer than 255 bytes"));
+    }
+    Ok(())
+}
+
+/// Why a transaction body stopped: the contract's refusal, or a database
+/// error that may be retried.
+enum Stop {
+    Refused(StoreError),
+    Db(postgres::Error),
+}
+
+impl From<postgres::Error> for Stop {
+    fn from(e: postgres::Error) -> Self {
+        Stop::Db(e)
+    }
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Refused(e)
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (a libpq URL or key=value string),
+    /// applies the missing [`MIGRATIONS`] and checks the contract's
+    /// invariants (SPEC R-STORE-6): the size equals the number of entries,
+    /// entry indexes are exactly `0..size`, a checkpoint exists once
+    /// `size > 0`.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a URL that does not parse or asks for TLS;
+    /// [`StoreError::Backend`] if the database cannot be reached, has
+    /// `synchronous_commit` off, or holds a newer schema than this code;
+    /// [`StoreError::Corrupt`] if an invariant fails.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|_| StoreError::Invalid("the database URL does not parse"))?;
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(StoreError::Invalid(
+                "sslmode=require: this build connects without TLS (use a Unix socket or loopback)",
+            ));
+        }
+        let store = Self {
+            config,
+            idle: Mutex::new(Vec::new()),
+        };
+        let mut c = store.connect_one()?;
+        store.check_durability(&mut c)?;
+        migrate(&mut c)?;
+        store.check_invariants(&mut c)?;
+        store.put_back(c);
+        Ok(store)
+    }
+
+    fn connect_one(&self) -> Result<Client, StoreError> {
+        self.config
+            .connect(NoTls)
+            .map_err(|e| match e.as_db_error() {
+                Some(_) => db(e),
+                None => StoreError::Backend(format!("postgres: cannot connect: {e}")),
+            })
+    }
+
+    /// A connection from the idle list, or a new one.
+    fn client(&self) -> Result<Client, StoreError> {
+        let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
+        match idle {
+            Some(c) if !c.is_closed() => Ok(c),
+            _ => self.connect_one(),
+        }
+    }
+
+    fn put_back(&self, c: Client) {
+        if c.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE
+        {
+            idle.push(c);
+        }
+    }
+
+    /// Runs `f` on a connection, returning the connection for reuse.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut c = self.client()?;
+        let out = f(&mut c);
+        self.put_back(c);
+        out
+    }
+
+    /// Runs `body` in a SERIALIZABLE transaction, again from the start while
+    /// PostgreSQL reports a serialisation failure or a deadlock.
+    fn serializable<T>(
+        &self,
+        mut body: impl FnMut(&mut Transaction<'_>) -> Result<T, Stop>,
+    ) -> Result<T, StoreError> {
+        self.with(|c| {
+            let mut last = None;
+            for _ in 0..SERIALIZABLE_ATTEMPTS {
+                let mut tx = c
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::Serializable)
+                    .start()
+                    .map_err(db)?;
+                let attempt = match body(&mut tx) {
+                    Ok(v) => tx.commit().map(|()| v).map_err(Stop::Db),
+                    Err(e) => Err(e),
+                };
+                match attempt {
+                    Ok(v) => return Ok(v),
+                    Err(Stop::Refused(e)) => return Err(e),
+                    Err(Stop::Db(e)) if retryable(&e) => last = Some(e),
+                    Err(Stop::Db(e)) => return Err(db(e)),
+                }
+            }
+            Err(last.map_or_else(
+                || StoreError::Backend("postgres: serialisation retries exhausted".into()),
+                db,
+            ))
+        })
+    }
+
+    /// A read-only REPEATABLE READ transaction: one snapshot for several
+    /// statements.
+    fn snapshot<T>(
+        &self,
+        body: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with(|c| {
+            let mut tx = c
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(db)?;
+            let out = body(&mut tx)?;
+            tx.commit().map_err(db)?;
+            Ok(out)
+        })
+    }
+
+    /// Acknowledging only what is durable (DESIGN I3) needs the commit to wait
+    /// for the WAL flush.
+    fn check_durability(&self, c: &mut Client) -> Result<(), StoreError> {
+        let row = c
+            .query_one(
+                "SELECT current_setting('synchronous_commit'), current_setting('fsync')",
+                &[],
+            )
+            .map_err(db)?;
+        let (sync, fsync): (String, String) = (row.get(0), row.get(1));
+        if sync == "off" || fsync == "off" {
+            return Err(StoreError::Backend(format!(
+                "postgres: synchronous_commit is {sync} and fsync is {fsync}; pledged acknowledges \
+                 only durable writes and needs both on"
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_invariants(&self, c: &mut Client) -> Result<(), StoreError> {
+        let row = c
+            .query_one(
+                "SELECT s.size, s.checkpoint IS NOT NULL, \
+                        (SELECT count(*) FROM entries), (SELECT min(idx) FROM entries), \
+                        (SELECT max(idx) FROM entries) \
+                 FROM log_state s WHERE s.id = 0",
+                &[],
+            )
+            .map_err(db)?;
+        let size = index_of(row.get(0), "the log size")?;
+        let has_checkpoint: bool = row.get(1);
+        let count = index_of(row.get(2), "the entry count")?;
+        let first = row
+            .get::<_, Option<i64>>(3)
+            .map(|v| index_of(v, "an entry index"))
+            .transpose()?;
+        let last = row
+            .get::<_, Option<i64>>(4)
+            .map(|v| index_of(v, "an entry index"))
+            .transpose()?;
+        check_open_invariants(size, count, first, last, has_checkpoint)
+    }
+}
+
+/// Applies the missing migrations under an advisory lock.
+fn migrate(c: &mut Client) -> Result<(), StoreError> {
+    let mut tx = c.transaction().map_err(db)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(db)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS pledge_schema (version integer PRIMARY KEY)")
+        .map_err(db)?;
+    let current: i32 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM pledge_schema", &[])
+        .map_err(db)?
+        .get(0);
+    let known = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
+    if current > known {
+        return Err(StoreError::Backend(format!(
+            "postgres: the database schema is version {current}, newer than this pledged's \
+             {known}: run a newer pledged"
+        )));
+    }
+    for (version, sql) in (1..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
+        tx.batch_execute(sql).map_err(db)?;
+        tx.execute(
+            "INSERT INTO pledge_schema (version) VALUES ($1)",
+            &[&version],
+        )
+        .map_err(db)?;
+        tracing::info!(version, "applied a database schema migration");
+    }
+    tx.commit().map_err(db)
+}
+
+/// The body of [`LogStore::commit_batch`], inside its transaction.
+fn commit_in(tx: &mut Transaction<'_>, batch: &Batch, end: u64) -> Result<(), StoreError> {
+    let size: i64 = tx
+        .query_one("SELECT size FROM log_state WHERE id = 0 FOR UPDATE", &[])
+        .map_err(db)?
+        .get(0);
+    let size = index_of(size, "the log size")?;
+    if size != batch.first_index {
+        return Err(StoreError::Conflict {
+            expected: size,
+            actual: batch.first_index,
+        });
+    }
+    let first = sql_index(batch.first_index)?;
+    let end_sql = sql_index(end)?;
+    let idx: Vec<i64> = (first..end_sql).collect();
+    let data: Vec<&[u8]> = batch.entries.iter().map(|e| e.data.as_slice()).collect();
+    tx.execute(
+        "INSERT INTO entries (idx, data) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
+        &[&idx, &data],
+    )
+    .map_err(db)?;
+
+    // Nullifiers: a repeat inside the batch or one already stored is
+    // skipped by ON CONFLICT; the first position not inserted is the one
+    // the contract names.
+    let (positions, spends): (Vec<usize>, Vec<(&[u8], i64)>) = batch
+        .entries
+        .iter()
+        .zip(&idx)
+        .enumerate()
+        .filter_map(|(p, (e, i))| e.nullifier.as_ref().map(|n| (p, (n.0.as_slice(), *i))))
+        .unzip();
+    if !spends.is_empty() {
+        let (nuls, nidx): (Vec<&[u8]>, Vec<i64>) = spends.into_iter().unzip();
+        let inserted: std::collections::HashSet<i64> = tx
+            .query(
+                "INSERT INTO nullifiers (nullifier, idx) \
+                 SELECT * FROM unnest($1::bytea[], $2::bigint[]) \
+                 ON CONFLICT DO NOTHING RETURNING idx",
+                &[&nuls, &nidx],
+            )
+            .map_err(db)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if let Some((&position, _)) = positions
+            .iter()
+            .zip(&nidx)
+            .find(|(_, i)| !inserted.contains(i))
+        {
+            return Err(StoreError::DuplicateNullifier { position });
+        }
+    }
+
+    if !batch.hashes.is_empty() {
+        let levels: Vec<i16> = batch.hashes.iter().map(|h| i16::from(h.level)).collect();
+        let indexes = batch
+            .hashes
+            .iter()
+            .map(|h| sql_index(h.index))
+            .collect::<Result<Vec<i64>, _>>()?;
+        let hashes: Vec<&[u8]> = batch.hashes.iter().map(|h| h.hash.0.as_slice()).collect();
+        tx.execute(
+            "INSERT INTO hashes (level, idx, hash) \
+             SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[]) \
+             ON CONFLICT (level, idx) DO NOTHING",
+            &[&levels, &indexes, &hashes],
+        )
+        .map_err(db)?;
+        // Append-only: every hash of the batch must now be stored as given.
+        let mismatch = tx
+            .query_opt(
+                "SELECT u.level, u.idx FROM unnest($1::smallint[], $2::bigint[], $3::bytea[]) \
+                 WITH ORDINALITY AS u(level, idx, hash, pos) \
+                 JOIN hashes h ON h.level = u.level AND h.idx = u.idx \
+                 WHERE h.hash <> u.hash ORDER BY u.pos LIMIT 1",
+                &[&levels, &indexes, &hashes],
+            )
+            .map_err(db)?;
+        if let Some(row) = mismatch {
+            let level = u8::try_from(row.get::<_, i16>(0)).unwrap_or(u8::MAX);
+            return Err(StoreError::HashMismatch {
+                level,
+                index: index_of(row.get(1), "a hash index")?,
+            });
+        }
+    }
+
+    tx.execute(
+        "UPDATE log_state SET size = $1, checkpoint = $2 WHERE id = 0",
+        &[&end_sql, &batch.checkpoint],
+    )
+    .map_err(db)?;
+    for (key, value) in &batch.meta {
+        match value {
+            Some(v) => put_meta(tx, key, v),
+            None => delete_meta(tx, key),
+        }
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+fn put_meta(tx: &mut Transaction<'_>, key: &[u8], value: &[u8]) -> Result<u64, postgres::Error> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&key, &value],
+    )
+}
+
+fn delete_meta(tx: &mut Transaction<'_>, key: &[u8]) -> Result<u64, postgres::Error> {
+    tx.execute("DELETE FROM meta WHERE key = $1", &[&key])
+}
+
+/// The body of [`IssuerStore::issue`], in the order of [`IssueTxn`].
+fn issue_in(tx: &mut Transaction<'_>, txn: &IssueTxn) -> Result<(), Stop> {
+    for (position, (set, mark)) in txn.take.iter().enumerate() {
+        let n = tx.execute(
+            "DELETE FROM marks WHERE set_name = $1 AND mark = $2",
+            &[set, &mark.0.as_slice()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::MarkMissing { position }.into());
+        }
+    }
+    for (position, (set, mark)) in txn.insert.iter().enumerate() {
+        let n = tx.execute(
+            "INSERT INTO marks (set_name, mark) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[set, &mark.0.as_slice()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::MarkExists { position }.into());
+        }
+    }
+    for (key, value) in &txn.put {
+        put_meta(tx, key, value)?;
+    }
+    for key in &txn.delete {
+        delete_meta(tx, key)?;
+    }
+    for (key, by) in &txn.increment {
+        let current: Option<Vec<u8>> = tx
+            .query_opt("SELECT value FROM meta WHERE key = $1", &[key])?
+            .map(|r| r.get(0));
+        let next = incremented(current.as_deref(), *by)?;
+        put_meta(tx, key, &next)?;
+    }
+    Ok(())
+}
+
+impl MetaStore for PostgresStore {
+    fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|c| {
+            Ok(
+                c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+                    .map_err(db)?
+                    .map(|r| r.get(0)),
+            )
+        })
+    }
+}
+
+impl LogStore for PostgresStore {
+    fn size(&self) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let size: i64 = c
+                .query_one("SELECT size FROM log_state WHERE id = 0", &[])
+                .map_err(db)?
+                .get(0);
+            index_of(size, "the log size")
+        })
+    }
+
+    fn commit_batch(&self, batch: Batch) -> Result<(), StoreError> {
+        let end = check_batch_shape(&batch)?;
+        sql_index(end)?;
+        self.with(|c| {
+            let mut tx = c.transaction().map_err(db)?;
+            // On a refusal the transaction is dropped: rolled back.
+            commit_in(&mut tx, &batch, end)?;
+            tx.commit().map_err(db)
+        })
+    }
+
+    fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let Ok(i) = i64::try_from(index) else {
+            return Ok(None);
+        };
+        self.with(|c| {
+            Ok(
+                c.query_opt("SELECT data FROM entries WHERE idx = $1", &[&i])
+                    .map_err(db)?
+                    .map(|r| r.get(0)),
+            )
+        })
+    }
+
+    fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.snapshot(|tx| {
+            let size: i64 = tx
+                .query_one("SELECT size FROM log_state WHERE id = 0", &[])
+                .map_err(db)?
+                .get(0);
+            let size = index_of(size, "the log size")?;
+            if start > end || end > size {
+                return Err(StoreError::OutOfRange { start, end, size });
+            }
+            let rows = tx
+                .query(
+                    "SELECT data FROM entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+                    &[&sql_index(start)?, &sql_index(end)?],
+                )
+                .map_err(db)?;
+            if rows.len() as u64 != end - start {
+                return Err(StoreError::Corrupt(format!(
+                    "entries [{start}, {end}) below the size {size} are missing"
+                )));
+            }
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn hash(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
+        let Ok(i) = i64::try_from(index) else {
+            return Ok(None);
+        };
+        self.with(|c| {
+            c.query_opt(
+                "SELECT hash FROM hashes WHERE level = $1 AND idx = $2",
+                &[&i16::from(level), &i],
+            )
+            .map_err(db)?
+            .map(|r| decode_hash(r.get(0), level, index))
+            .transpose()
+        })
+    }
+
+    fn hashes(&self, level: u8, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+        if start > end {
+            return Err(StoreError::OutOfRange {
+                start,
+                end,
+                size: self.size()?,
+            });
+        }
+        // Indexes past 2^63 - 1 are never stored.
+        let first = i64::try_from(start).unwrap_or(i64::MAX);
+        let last = i64::try_from(end).unwrap_or(i64::MAX);
+        let rows = self.with(|c| {
+            c.query(
+                "SELECT idx, hash FROM hashes WHERE level = $1 AND idx >= $2 AND idx < $3 \
+                 ORDER BY idx",
+                &[&i16::from(level), &first, &last],
+            )
+            .map_err(db)
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut next = start;
+        for r in &rows {
+            let index = index_of(r.get(0), "a hash index")?;
+            if index != next {
+                return Err(StoreError::MissingHash { level, index: next });
+            }
+            out.push(decode_hash(r.get(1), level, index)?);
+            next += 1;
+        }
+        if next != end {
+            return Err(StoreError::MissingHash { level, index: next });
+        }
+        Ok(out)
+    }
+
+    fn nullifier_index(&self, nullifier: &Nullifier) -> Result<Option<u64>, StoreError> {
+        self.with(|c| {
+            c.query_opt(
+                "SELECT idx FROM nullifiers WHERE nullifier = $1",
+                &[&nullifier.0.as_slice()],
+            )
+            .map_err(db)?
+            .map(|r| index_of(r.get(0), "a nullifier's index"))
+            .transpose()
+        })
+    }
+
+    fn checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|c| {
+            Ok(
+                c.query_one("SELECT checkpoint FROM log_state WHERE id = 0", &[])
+                    .map_err(db)?
+                    .get(0),
+            )
+        })
+    }
+}
+
+impl IssuerStore for PostgresStore {
+    fn issue(&self, txn: IssueTxn) -> Result<(), StoreError> {
+        for (set, _) in txn.take.iter().chain(&txn.insert) {
+            check_set(set)?;
+        }
+        self.serializable(|tx| issue_in(tx, &txn))
+    }
+
+    fn contains_mark(&self, set: &[u8], mark: &Mark) -> Result<bool, StoreError> {
+        check_set(set)?;
+        self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT 1 FROM marks WHERE set_name = $1 AND mark = $2",
+                &[&set, &mark.0.as_slice()],
+            )
+            .map_err(db)?
+            .is_some())
+        })
+    }
+
+    fn add_marks(&self, set: &[u8], marks: &[Mark]) -> Result<u64, StoreError> {
+        check_set(set)?;
+        let values: Vec<&[u8]> = marks.iter().map(|m| m.0.as_slice()).collect();
+        self.serializable(|tx| {
+            Ok(tx.execute(
+                "INSERT INTO marks (set_name, mark) SELECT $1, m FROM unnest($2::bytea[]) AS m \
+                 ON CONFLICT DO NOTHING",
+                &[&set, &values],
+            )?)
+        })
+    }
+
+    fn drop_set(&self, set: &[u8], delete_meta: &[&[u8]]) -> Result<u64, StoreError> {
+        check_set(set)?;
+        self.serializable(|tx| {
+            let n = tx.execute("DELETE FROM marks WHERE set_name = $1", &[&set])?;
+            for key in delete_meta {
+                self::delete_meta(tx, key)?;
+            }
+            Ok(n)
+        })
+    }
+}
