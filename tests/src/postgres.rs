@@ -24,6 +24,8 @@ const INSTALL: &str = "apt-get install postgresql (./test installs it)";
 #[derive(Debug)]
 pub struct Cluster {
     root: PathBuf,
+    bin: PathBuf,
+    user: Option<(String, u32, u32)>,
     next: AtomicUsize,
 }
 
@@ -33,6 +35,24 @@ pub struct Cluster {
 pub struct TestDatabase {
     name: String,
     url: String,
+}
+
+impl TestDatabase {
+    /// `pg_dump` of the whole database (schema and rows), as SQL text.
+    pub fn dump(&self) -> Vec<u8> {
+        let c = cluster();
+        let out = pg_command(&c.bin, "pg_dump", c.user.as_ref())
+            .arg("--no-owner")
+            .arg(&self.url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
 }
 
 impl TestDatabase {
@@ -49,19 +69,25 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        if let Ok(mut c) = cluster().admin() {
-            let _ = c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        off_runtime(|| {
+            if let Ok(mut c) = cluster().admin() {
+                let _ = c.batch_execute(&sql);
+            }
+        });
     }
+}
+
+/// Runs `f` on a thread of its own: the synchronous client starts a runtime,
+/// which tokio refuses inside an async test.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().unwrap())
 }
 
 /// The cluster, started on first use.
 pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    CLUSTER.get_or_init(Cluster::start)
+    CLUSTER.get_or_init(|| off_runtime(Cluster::start))
 }
 
 fn bin_dir() -> PathBuf {
@@ -214,6 +240,8 @@ impl Cluster {
         .unwrap();
         let cluster = Self {
             root,
+            bin,
+            user,
             next: AtomicUsize::new(0),
         };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -233,12 +261,18 @@ impl Cluster {
         cluster
     }
 
+    /// What the PostgreSQL server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("postgres.log")).unwrap_or_default()
+    }
+
     /// The connection string of database `db`.
     pub fn url(&self, db: &str) -> String {
         format!("host={} user=postgres dbname={db}", self.root.display())
     }
 
-    /// A connection to the `postgres` database, for administration.
+    /// A connection to the `postgres` database, for administration (not
+    /// from inside a tokio runtime).
     ///
     /// # Errors
     /// The connection's.
@@ -250,10 +284,12 @@ impl Cluster {
     pub fn database(&self) -> TestDatabase {
         let n = self.next.fetch_add(1, Ordering::SeqCst);
         let name = format!("pledge_test_{n}");
-        self.admin()
-            .unwrap()
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
+        off_runtime(|| {
+            self.admin()
+                .unwrap()
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .unwrap();
+        });
         TestDatabase {
             url: self.url(&name),
             name,

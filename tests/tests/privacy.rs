@@ -295,6 +295,11 @@ async fn nothing_stored_or_logged_links_a_person_or_a_time_to_a_pledge_sled() {
     full_run_then_scan(Backend::Sled).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_stored_or_logged_links_a_person_or_a_time_to_a_pledge_postgres() {
+    full_run_then_scan(Backend::Postgres).await;
+}
+
 #[test]
 fn the_scanners_find_what_they_look_for() {
     // Positive controls: a clock value in each encoding is found.
@@ -321,6 +326,9 @@ fn the_scanners_find_what_they_look_for() {
 }
 
 async fn full_run_then_scan(backend: Backend) {
+    // The PostgreSQL backend keeps the store in a database: its dump and
+    // the cluster's log are scanned besides the data folder.
+    let db = (backend == Backend::Postgres).then(|| pledge_tests::postgres::cluster().database());
     captured();
     let mut rng = TestRng(0x5eed_0001);
     let ua_open = format!("MARKER-UA-{:016x}", rng.next());
@@ -331,6 +339,9 @@ async fn full_run_then_scan(backend: Backend) {
     // server log warnings during the run, so the log scan has lines to read.
     let mut cfg = config(dir.path());
     cfg.backend = backend;
+    cfg.database_url = db
+        .as_ref()
+        .map(|d| pledge_server::config::DatabaseUrl(d.url().to_owned()));
     cfg.witnesses.push(pledge_server::witness::Witness {
         url: "http://127.0.0.1:9".into(),
         key: WitnessSigner::from_seed(KeyName::new("witness.example/w1").unwrap(), &[9; 32])
@@ -453,28 +464,53 @@ async fn full_run_then_scan(backend: Backend) {
         ));
     }
 
-    // 1. The data folder.
-    let files = files_under(dir.path());
+    // 1. The data folder, and the database's dump and its server's log.
+    let mut files: Vec<(String, Vec<u8>)> = files_under(dir.path())
+        .into_iter()
+        .map(|f| (f.display().to_string(), std::fs::read(&f).unwrap()))
+        .collect();
     assert!(!files.is_empty());
+    if let Some(db) = &db {
+        let dump = db.dump();
+        assert!(
+            find(&dump, b"COPY public.entries").is_some(),
+            "the dump holds the log"
+        );
+        files.push(("the database dump".into(), dump));
+        files.push((
+            "the PostgreSQL server log".into(),
+            pledge_tests::postgres::cluster().log().into_bytes(),
+        ));
+    }
     let mut scanned = 0usize;
-    for f in &files {
-        let bytes = std::fs::read(f).unwrap();
+    for (name, bytes) in &files {
         scanned += bytes.len();
         for (what, m) in &markers {
             assert!(
-                find(&bytes, m).is_none(),
-                "{what} found in {} at {:?}",
-                f.display(),
-                find(&bytes, m)
+                find(bytes, m).is_none(),
+                "{what} found in {name} at {:?}",
+                find(bytes, m)
             );
         }
-        let hits = clock_values(&bytes, t_start.saturating_sub(2), t_end + 2);
+        let hits = clock_values(bytes, t_start.saturating_sub(2), t_end + 2);
         assert!(
             hits.is_empty(),
-            "wall-clock values in {}: {:?}",
-            f.display(),
+            "wall-clock values in {name}: {:?}",
             &hits[..hits.len().min(10)]
         );
+        if db.is_some() {
+            // No nullifier quoted in an error message of the database's log
+            // or anywhere it is not the log's own table.
+            for (_, n, _) in &nullifiers {
+                let quoted = format!("\\x{}", hex::encode(n.as_bytes()));
+                if !name.contains("dump") {
+                    assert!(
+                        find(bytes, quoted.as_bytes()).is_none(),
+                        "nullifier in {name}"
+                    );
+                }
+            }
+        }
     }
     println!(
         "{backend:?}: scanned {} files, {scanned} bytes, for {} markers and clock values",

@@ -117,6 +117,18 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // A client owns a runtime, which tokio refuses to drop on one of its
+        // own threads: close the connections where that is allowed.
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
+        let _ = off_runtime(move || {
+            drop(idle);
+            Ok(())
+        });
+    }
+}
+
 /// A database error as the contract wants it: no stored data in the message
 /// (PostgreSQL's own messages quote key values: nullifiers, marks).
 fn db(e: postgres::Error) -> StoreError {
@@ -187,6 +199,10 @@ impl PostgresStore {
     /// `synchronous_commit` off, or holds a newer schema than this code;
     /// [`StoreError::Corrupt`] if an invariant fails.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
+        off_runtime(|| Self::connect_here(url))
+    }
+
+    fn connect_here(url: &str) -> Result<Self, StoreError> {
         let config: postgres::Config = url
             .parse()
             .map_err(|_| StoreError::Invalid("the database URL does not parse"))?;
@@ -237,21 +253,23 @@ impl PostgresStore {
     }
 
     /// Runs `f` on a connection, returning the connection for reuse.
-    fn with<T>(
+    fn with<T: Send>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
-        let mut c = self.client()?;
-        let out = f(&mut c);
-        self.put_back(c);
-        out
+        off_runtime(|| {
+            let mut c = self.client()?;
+            let out = f(&mut c);
+            self.put_back(c);
+            out
+        })
     }
 
     /// Runs `body` in a SERIALIZABLE transaction, again from the start while
     /// PostgreSQL reports a serialisation failure or a deadlock.
-    fn serializable<T>(
+    fn serializable<T: Send>(
         &self,
-        mut body: impl FnMut(&mut Transaction<'_>) -> Result<T, Stop>,
+        mut body: impl FnMut(&mut Transaction<'_>) -> Result<T, Stop> + Send,
     ) -> Result<T, StoreError> {
         self.with(|c| {
             let mut last = None;
@@ -281,9 +299,9 @@ impl PostgresStore {
 
     /// A read-only REPEATABLE READ transaction: one snapshot for several
     /// statements.
-    fn snapshot<T>(
+    fn snapshot<T: Send>(
         &self,
-        body: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
+        body: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
         self.with(|c| {
             let mut tx = c
@@ -340,6 +358,26 @@ impl PostgresStore {
             .transpose()?;
         check_open_invariants(size, count, first, last, has_checkpoint)
     }
+}
+
+/// Runs `f` where the synchronous client may block: here, unless this
+/// thread is inside a tokio runtime (the client drives its connection with a
+/// runtime of its own, and tokio refuses a runtime inside a runtime), then on
+/// a short-lived thread of its own while this one waits. The server calls the
+/// store from its blocking pool, where the handle is set too, so this costs a
+/// thread per call there (tens of microseconds against a database round
+/// trip; BENCHMARKS.md).
+fn off_runtime<T: Send>(f: impl FnOnce() -> Result<T, StoreError> + Send) -> Result<T, StoreError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| {
+        s.spawn(f).join().unwrap_or_else(|_| {
+            Err(StoreError::Backend(
+                "postgres: a store call panicked".into(),
+            ))
+        })
+    })
 }
 
 /// Applies the missing migrations under an advisory lock.
