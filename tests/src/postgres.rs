@@ -38,6 +38,19 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// The database's size on disk (`pg_database_size`), in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        off_runtime(|| {
+            let size: i64 = cluster()
+                .admin()
+                .unwrap()
+                .query_one("SELECT pg_database_size($1)", &[&self.name])
+                .unwrap()
+                .get(0);
+            u64::try_from(size).unwrap()
+        })
+    }
+
     /// `pg_dump` of the whole database (schema and rows), as SQL text.
     pub fn dump(&self) -> Vec<u8> {
         let c = cluster();

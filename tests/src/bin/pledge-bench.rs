@@ -59,7 +59,9 @@ struct Args {
     /// Runs, each on a fresh data folder.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
-    /// Storage backend of the server.
+    /// Storage backend of the server: redb, sled, or postgres (a fresh
+    /// database of a throwaway cluster started from the machine's
+    /// PostgreSQL binaries, as the tests do; its size counts as disk).
     #[arg(long, default_value = "redb")]
     backend: String,
     /// Server batch interval (PLEDGED_BATCH_INTERVAL_MS); default the server's.
@@ -216,7 +218,7 @@ async fn drive(
     let campaign = demo.id().map_err(|e| anyhow!("{e}"))?;
     let pk = IssuerPublicKey::from_spki(&B64.decode(&demo.issuer_key)?)?;
     let (tmin, tmax) = (demo.threshold_min, demo.threshold_max);
-    let disk_empty = disk_usage(data)?;
+    let disk_empty = server.disk_usage(data)?;
 
     // Tokens, chunk by chunk: blind (client side, untimed), issue (timed),
     // finalise and sign the pledge (client side, untimed).
@@ -296,7 +298,7 @@ async fn drive(
                 f(report.counts.entries as f64 / audit_s),
                 server.status_kib("VmRSS:")?,
                 server.status_kib("VmHWM:")?,
-                f(disk_usage(data)? as f64 / point as f64),
+                f(server.disk_usage(data)? as f64 / point as f64),
                 load1(),
             );
         }
@@ -370,7 +372,7 @@ async fn drive(
         ("rss_peak_kib", server.status_kib("VmHWM:")?.to_string()),
         ("rss_end_kib", server.status_kib("VmRSS:")?.to_string()),
     ]);
-    let disk = disk_usage(data)?;
+    let disk = server.disk_usage(data)?;
     r.extend([
         ("disk_bytes", disk.to_string()),
         ("disk_empty_bytes", disk_empty.to_string()),
@@ -624,11 +626,17 @@ fn rsa_limit(secs: f64, threads: usize) -> anyhow::Result<Limit> {
 struct Server {
     child: Child,
     base: String,
+    /// The PostgreSQL backend's database.
+    db: Option<pledge_tests::postgres::TestDatabase>,
 }
 
 impl Server {
     fn start(args: &Args, pledged: &Path, data: &Path) -> anyhow::Result<Self> {
         let mut cmd = Command::new(pledged);
+        let db = (args.backend == "postgres").then(|| pledge_tests::postgres::cluster().database());
+        if let Some(db) = &db {
+            cmd.env("PLEDGED_DATABASE_URL", db.url());
+        }
         cmd.args(["--demo", "--listen", "127.0.0.1:0", "--backend"])
             .arg(&args.backend)
             .arg("--data")
@@ -677,9 +685,14 @@ impl Server {
                 .map_err(|_| anyhow!("pledged did not start listening within 120 s"))?;
             if let Some(rest) = line.strip_prefix("listening on ") {
                 let base = rest.split(';').next().unwrap_or_default().to_owned();
-                return Ok(Self { child, base });
+                return Ok(Self { child, base, db });
             }
         }
+    }
+
+    /// Bytes on disk: the data folder's, and the database's if any.
+    fn disk_usage(&self, data: &Path) -> anyhow::Result<u64> {
+        Ok(disk_usage(data)? + self.db.as_ref().map_or(0, |d| d.size_bytes()))
     }
 
     /// A `kB` field of `/proc/<pid>/status`.
