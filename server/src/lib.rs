@@ -26,6 +26,7 @@ pub mod http;
 pub mod issuer;
 pub mod keys;
 pub mod ledger;
+pub mod log_time;
 pub mod malloc;
 pub mod metrics;
 pub mod serve;

@@ -62,12 +62,14 @@ async fn serve() -> anyhow::Result<()> {
     // PLEDGED_LOG asks, the HTTP stack's own traces (which print peer
     // addresses at debug and trace level) stay off. On stderr, coloured
     // only on a terminal: stdout carries the start-up lines scripts read.
+    // Times to the minute only (log_time.rs).
     let filter = std::env::var("PLEDGED_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
             "{filter},{QUIET_TARGETS}"
         )))
         .with_target(false)
+        .with_timer(pledge_server::log_time::Minutes)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -145,4 +145,18 @@ fn stdout_is_plain_text_and_listen_takes_localhost() {
     let all = p.all_output();
     assert!(all.contains("made it private"), "{all}");
     assert!(!all.contains('\u{1b}'), "colour codes in {all:?}");
+    // Log lines carry the time to the minute, never seconds or finer.
+    let logged: Vec<&str> = all
+        .lines()
+        .filter(|l| l.contains(" INFO ") || l.contains(" WARN "))
+        .collect();
+    assert!(!logged.is_empty(), "no log line in {all}");
+    for line in logged {
+        let stamp = line.split(' ').next().unwrap();
+        assert_eq!(stamp.len(), "2026-12-06T05:03Z".len(), "{line}");
+        assert!(
+            stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T' && !stamp.contains('.'),
+            "{line}"
+        );
+    }
 }
