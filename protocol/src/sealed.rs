@@ -78,7 +78,7 @@
 //! A0 32 ‖ B0 32 ‖ A1 32 ‖ B1 32
 //! ```
 //!
-//! (each of the 13 fields with its own length prefix). A proof therefore does
+//! (14 fields, the tag included, each with its own length prefix). A proof therefore does
 //! not verify in another campaign, for another nullifier, sequence number or
 //! pledge key, under another joint key, at another bucket index or for
 //! another ciphertext: the weak Fiat–Shamir of Helios (its issue 34) is the
@@ -2078,6 +2078,88 @@ mod tests {
             d.contains("index: 3") && !d.contains("17") && !d.contains("11"),
             "{d}"
         );
+    }
+
+    /// The module docs' transcript written out by hand: `u16 length ‖
+    /// bytes` per field, SHA-512, wide reduction.
+    fn documented_challenge(fields: &[&[u8]]) -> Scalar {
+        let mut h = Sha512::new();
+        for f in fields {
+            h.update(u16::try_from(f.len()).unwrap().to_be_bytes());
+            h.update(f);
+        }
+        Scalar::from_bytes_mod_order_wide(&h.finalize().into())
+    }
+
+    #[test]
+    fn challenges_follow_the_documented_transcript() {
+        let mut rng = rng(12);
+        let x = *random_scalar(&mut rng);
+        let trustee = TrusteeSecretShare::from_bytes(1, x.as_bytes()).unwrap();
+        let key = JointPublicKey::from_bytes(trustee.public_share().to_bytes()).unwrap();
+        let (c, b) = (ctx(), 3usize);
+        let t = SealedTerms::seal(&c, &key, b, Some(1), &mut rng).unwrap();
+        let (sum, sum_bytes) = t.sum();
+        let (k, seq, bb) = (key.to_bytes(), c.seq.to_be_bytes(), [0, 3]);
+        for p in 0..=b {
+            let (proof, index, ct, ct_bytes) = if p < b {
+                (
+                    &t.proofs[p],
+                    p as u32,
+                    t.ciphertexts[p],
+                    t.ciphertext_bytes[p],
+                )
+            } else {
+                (&t.sum_proof, 0xFFFF_FFFF, sum, sum_bytes)
+            };
+            let ib = index.to_be_bytes();
+            let mut fields: Vec<&[u8]> = vec![
+                b"pledge/v2/sealed-bit",
+                &c.campaign,
+                &c.nullifier,
+                &seq,
+                &c.pledge_key,
+                &k,
+                &bb,
+                &ib,
+                &ct_bytes[..32],
+                &ct_bytes[32..],
+            ];
+            fields.extend(proof.commitment_bytes.iter().map(|x| &x[..]));
+            assert_eq!(fields.len(), 14);
+            let e = documented_challenge(&fields);
+            let branches = [(proof.c0, proof.s0), (e - proof.c0, proof.s1)];
+            for (j, (cj, sj)) in branches.into_iter().enumerate() {
+                let shifted = ct.c2 - G * Scalar::from(j as u8);
+                assert_eq!(G * sj, proof.commitments[2 * j] + ct.c1 * cj);
+                assert_eq!(key.point * sj, proof.commitments[2 * j + 1] + shifted * cj);
+            }
+        }
+        let rc = RevealContext {
+            campaign: [9; 32],
+            size: 77,
+        };
+        let ct = t.ciphertexts[2];
+        let share = trustee.decryption_share(&rc, &key, 2, &ct, &mut rng);
+        let ct_bytes = ct.to_bytes();
+        let a1 = (G * share.s - key.point * share.c).compress().to_bytes();
+        let a2 = (ct.c1 * share.s - share.d * share.c).compress().to_bytes();
+        let fields: [&[u8]; 12] = [
+            b"pledge/v2/sealed-dleq",
+            &rc.campaign,
+            &77u64.to_be_bytes(),
+            &k,
+            &[0, 1],
+            &k,
+            &2u32.to_be_bytes(),
+            &ct_bytes[..32],
+            &ct_bytes[32..],
+            &share.d_bytes,
+            &a1,
+            &a2,
+        ];
+        assert_eq!(documented_challenge(&fields), share.c);
+        assert_eq!(share.d, ct.c1 * x);
     }
 
     proptest! {
