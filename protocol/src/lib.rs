@@ -25,6 +25,9 @@
 //! - [`cosignature`]: C2SP tlog-cosignature (witness cosignatures).
 //! - [`receipt`]: C2SP tlog-proof receipts.
 //! - [`tally`]: threshold histograms, the active count, tally statements.
+//! - [`sealed`]: sealed campaigns' cryptography: exponential ElGamal on
+//!   ristretto255, one-hot sealed terms with 0-or-1 proofs, the homomorphic
+//!   tally, trustees' decryption shares, the bounded discrete log.
 //! - [`secret`]: zeroizing containers for secret bytes.
 //! - `api` (feature `serde`): the JSON wire API of SPEC §12, typed request
 //!   and response bodies, error codes and the limits both sides enforce.
@@ -48,6 +51,7 @@ pub mod receipt;
 pub mod replay;
 #[cfg(feature = "fast-rsa")]
 mod rsa_fast;
+pub mod sealed;
 pub mod secret;
 pub mod tally;
 pub mod tile;
