@@ -617,6 +617,31 @@ pub(crate) fn decode_hash(bytes: &[u8], level: u8, index: u64) -> Result<Hash, S
     Ok(Hash(arr))
 }
 
+/// The stored hashes `[start, end)` of `level` out of `found` (the stored
+/// indexes and values of that range, in index order, as each backend reads
+/// them): [`StoreError::MissingHash`] names the first index not there.
+pub(crate) fn contiguous_hashes<V: AsRef<[u8]>>(
+    level: u8,
+    start: u64,
+    end: u64,
+    found: impl IntoIterator<Item = Result<(u64, V), StoreError>>,
+) -> Result<Vec<Hash>, StoreError> {
+    let mut out = Vec::new();
+    let mut next = start;
+    for item in found {
+        let (index, value) = item?;
+        if index != next {
+            return Err(StoreError::MissingHash { level, index: next });
+        }
+        out.push(decode_hash(value.as_ref(), level, index)?);
+        next += 1;
+    }
+    if next != end {
+        return Err(StoreError::MissingHash { level, index: next });
+    }
+    Ok(out)
+}
+
 fn decode_counter(bytes: &[u8]) -> Result<u64, StoreError> {
     decode_u64(bytes, "a counter value")
 }

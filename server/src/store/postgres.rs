@@ -56,7 +56,7 @@ use postgres::{Client, IsolationLevel, NoTls, Transaction};
 
 use super::{
     Batch, IssueTxn, IssuerStore, LogStore, MAX_SET_NAME_LEN, Mark, MetaStore, StoreError,
-    check_batch_shape, check_open_invariants, decode_hash, incremented,
+    check_batch_shape, check_open_invariants, contiguous_hashes, decode_hash, incremented,
 };
 
 /// The schema, one migration per version, applied in order at open. A new
@@ -671,20 +671,15 @@ impl LogStore for PostgresStore {
             )
             .map_err(db)
         })?;
-        let mut out = Vec::with_capacity(rows.len());
-        let mut next = start;
-        for r in &rows {
-            let index = index_of(r.get(0), "a hash index")?;
-            if index != next {
-                return Err(StoreError::MissingHash { level, index: next });
-            }
-            out.push(decode_hash(r.get(1), level, index)?);
-            next += 1;
-        }
-        if next != end {
-            return Err(StoreError::MissingHash { level, index: next });
-        }
-        Ok(out)
+        contiguous_hashes(
+            level,
+            start,
+            end,
+            rows.iter().map(|r| {
+                let value: &[u8] = r.get(1);
+                Ok((index_of(r.get(0), "a hash index")?, value))
+            }),
+        )
     }
 
     fn nullifier_index(&self, nullifier: &Nullifier) -> Result<Option<u64>, StoreError> {

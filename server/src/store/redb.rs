@@ -14,8 +14,9 @@ use redb::{
 
 use super::{
     Backend, Batch, IssueTxn, IssuerStore, LogStore, Mark, MetaStore, STATE_CHECKPOINT,
-    STATE_FORMAT, STATE_SIZE, StoreError, check_batch_shape, check_open_invariants, decode_hash,
-    decode_u64, incremented, is_read_only, mark_key, prepare_dir, set_prefix, sync_dir,
+    STATE_FORMAT, STATE_SIZE, StoreError, check_batch_shape, check_open_invariants,
+    contiguous_hashes, decode_u64, incremented, is_read_only, mark_key, prepare_dir, set_prefix,
+    sync_dir,
 };
 
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
@@ -327,21 +328,16 @@ impl LogStore for RedbStore {
         }
         let r = self.begin_read()?;
         let t = r.open_table(HASHES).map_err(backend)?;
-        let mut out = Vec::new();
-        let mut next = start;
-        for item in t.range((level, start)..(level, end)).map_err(backend)? {
-            let (k, v) = item.map_err(backend)?;
-            let (_, index) = k.value();
-            if index != next {
-                return Err(StoreError::MissingHash { level, index: next });
-            }
-            out.push(decode_hash(v.value(), level, index)?);
-            next += 1;
-        }
-        if next != end {
-            return Err(StoreError::MissingHash { level, index: next });
-        }
-        Ok(out)
+        let found = t.range((level, start)..(level, end)).map_err(backend)?;
+        contiguous_hashes(
+            level,
+            start,
+            end,
+            found.map(|item| {
+                let (k, v) = item.map_err(backend)?;
+                Ok((k.value().1, *v.value()))
+            }),
+        )
     }
 
     fn nullifier_index(&self, nullifier: &Nullifier) -> Result<Option<u64>, StoreError> {

@@ -17,8 +17,9 @@ use sled::{Db, IVec, Tree};
 
 use super::{
     Backend, Batch, IssueTxn, IssuerStore, LogStore, Mark, MetaStore, STATE_CHECKPOINT,
-    STATE_FORMAT, STATE_SIZE, StoreError, check_batch_shape, check_open_invariants, decode_hash,
-    decode_u64, hash_key, incremented, is_read_only, mark_key, prepare_dir, set_prefix, sync_dir,
+    STATE_FORMAT, STATE_SIZE, StoreError, check_batch_shape, check_open_invariants,
+    contiguous_hashes, decode_hash, decode_u64, hash_key, incremented, is_read_only, mark_key,
+    prepare_dir, set_prefix, sync_dir,
 };
 
 /// [`Store`] on sled 0.34.7.
@@ -370,27 +371,18 @@ impl LogStore for SledStore {
                 size: self.read_size()?,
             });
         }
-        let mut out = Vec::new();
-        let mut next = start;
-        for item in self
+        let found = self
             .hashes
             .range(hash_key(level, start)..hash_key(level, end))
-        {
-            let (k, v) = item.map_err(backend)?;
-            let index = k
-                .get(1..)
-                .ok_or_else(|| StoreError::Corrupt("short stored-hash key".into()))
-                .and_then(|b| decode_u64(b, "a stored-hash key"))?;
-            if index != next {
-                return Err(StoreError::MissingHash { level, index: next });
-            }
-            out.push(decode_hash(&v, level, index)?);
-            next += 1;
-        }
-        if next != end {
-            return Err(StoreError::MissingHash { level, index: next });
-        }
-        Ok(out)
+            .map(|item| {
+                let (k, v) = item.map_err(backend)?;
+                let index = k
+                    .get(1..)
+                    .ok_or_else(|| StoreError::Corrupt("short stored-hash key".into()))
+                    .and_then(|b| decode_u64(b, "a stored-hash key"))?;
+                Ok((index, v))
+            });
+        contiguous_hashes(level, start, end, found)
     }
 
     fn nullifier_index(&self, nullifier: &Nullifier) -> Result<Option<u64>, StoreError> {
