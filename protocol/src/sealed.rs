@@ -4,8 +4,8 @@
 //! shares with DLEQ proofs, Lagrange combination and a bounded discrete log.
 //!
 //! Pure functions and types only: no ledger rules, no DKG (a trusted dealer
-//! exists for this module's tests only). SPEC §17 is to be written from this
-//! documentation.
+//! exists for this module's tests only). SPEC.md has no section on sealed
+//! campaigns yet: it is to be written from this documentation.
 //!
 //! # Notation
 //!
