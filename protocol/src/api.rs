@@ -274,6 +274,8 @@ error_codes! {
     EntryTooLarge = "entry_too_large",
     /// 422: the campaign violates R-CAMP-1/R-CAMP-3 or R-API-20.
     BadCampaign = "bad_campaign",
+    /// 422: the new campaign's deadline is not in the future.
+    DeadlineInPast = "deadline_in_past",
     /// 422: the blinded message is not 256 bytes or not in range (R-TOKEN-8).
     BadBlindedMessage = "bad_blinded_message",
     /// 422: the entry is not of this endpoint's kind.
@@ -1059,7 +1061,7 @@ mod tests {
 
     #[test]
     fn error_codes_round_trip_and_unknown_ones_are_kept() {
-        assert_eq!(ErrorCode::KNOWN.len(), 33);
+        assert_eq!(ErrorCode::KNOWN.len(), 34);
         let mut seen = std::collections::BTreeSet::new();
         for code in ErrorCode::KNOWN {
             let s = code.as_str();
@@ -1102,6 +1104,7 @@ mod tests {
             "threshold_out_of_range",
             "bad_blinded_message",
             "bad_campaign",
+            "deadline_in_past",
             "rate_limited",
             "busy",
             "held_back",

@@ -36,6 +36,9 @@ pub enum CreateError {
     /// The definition, the thresholds or the publication policy are refused.
     #[error(transparent)]
     Admin(#[from] AdminError),
+    /// The deadline is not in the future.
+    #[error("the campaign's deadline is not in the future: give a later one")]
+    DeadlineInPast,
     /// The CampaignOpened entry was refused or could not be logged.
     #[error(transparent)]
     Submit(#[from] SubmitError),
@@ -59,7 +62,7 @@ pub async fn create(
 ) -> Result<(CampaignId, Accepted), CreateError> {
     let p = &c.params;
     if p.deadline <= now {
-        return Err(SubmitError::DeadlinePassed.into());
+        return Err(CreateError::DeadlineInPast);
     }
     // SPEC R-API-20: the worst-case tally statement must fit a signed note.
     if p.threshold_min <= p.threshold_max

@@ -1303,3 +1303,31 @@ async fn a_held_store_is_refused_as_locked_on_both_backends() {
     let e = AppState::start(&other_origin).await.unwrap_err();
     assert!(!e.is_store_locked(), "{e:?}");
 }
+
+/// A campaign whose deadline is not in the future is refused with its own
+/// code (issue 19), not as if it were closed; nothing is created.
+#[tokio::test]
+async fn a_campaign_with_a_past_deadline_is_refused_as_such() {
+    let h = start(false).await;
+    let admin = h.state.admin_token().to_owned();
+    let now = pledge_server::ledger::unix_now();
+    for deadline in [now - 86_400, now] {
+        let past = json!({"title": "T", "action": "a", "deadline": deadline, "goal": 1,
+            "threshold_min": 1, "threshold_max": 10, "attester": {"kind": "open"}});
+        let (s, v) = h
+            .post_raw("/v1/campaigns", past.to_string().into_bytes(), Some(&admin))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["error"], "deadline_in_past", "{v}");
+        assert!(v["detail"].as_str().unwrap().contains("deadline"), "{v}");
+    }
+    let (s, body) = h.get("/v1/campaigns").await;
+    assert_eq!(s, StatusCode::OK);
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        list["campaigns"].as_array().map(Vec::len),
+        Some(0),
+        "{list}"
+    );
+    h.state.stop().await;
+}

@@ -264,6 +264,11 @@ impl From<crate::campaigns::CreateError> for ApiError {
         match e {
             CreateError::Admin(e) => e.into(),
             CreateError::Submit(e) => e.into(),
+            CreateError::DeadlineInPast => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                C::DeadlineInPast,
+                e.to_string(),
+            ),
             _ => Self::internal(),
         }
     }
