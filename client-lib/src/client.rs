@@ -17,6 +17,25 @@ use pledge_protocol::tile::{BundleId, TileId};
 use pledge_protocol::token::BlindedMessage;
 use zeroize::Zeroizing;
 
+/// Invite codes just minted ([`Client::mint_invites`]).
+pub struct MintedInvites {
+    /// The single-use codes, shown once.
+    pub codes: Vec<Zeroizing<String>>,
+    /// Open campaigns of the group when they were minted (0: none yet, or
+    /// a misspelt group).
+    pub campaigns: u32,
+}
+
+impl std::fmt::Debug for MintedInvites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The codes are one-use credentials: count them, never print them.
+        f.debug_struct("MintedInvites")
+            .field("codes", &self.codes.len())
+            .field("campaigns", &self.campaigns)
+            .finish()
+    }
+}
+
 /// The code of a failure whose body is not an error body (SPEC R-API-2).
 const UNKNOWN_CODE: &str = "unknown";
 
@@ -498,7 +517,8 @@ impl Client {
         self.post_json("/v1/campaigns", c, Some(admin_token)).await
     }
 
-    /// `POST /v1/admin/invites` (admin): `count` fresh single-use codes.
+    /// `POST /v1/admin/invites` (admin): `count` fresh single-use codes, and
+    /// how many open campaigns take them.
     ///
     /// # Errors
     /// [`ClientError`].
@@ -507,7 +527,7 @@ impl Client {
         admin_token: &str,
         group: &str,
         count: u32,
-    ) -> Result<Vec<Zeroizing<String>>, ClientError> {
+    ) -> Result<MintedInvites, ClientError> {
         let body = api::NewInvites {
             group: group.to_owned(),
             count,
@@ -515,7 +535,10 @@ impl Client {
         let inv: api::InvitesMinted = self
             .post_json("/v1/admin/invites", &body, Some(admin_token))
             .await?;
-        Ok(inv.codes.into_iter().map(Zeroizing::new).collect())
+        Ok(MintedInvites {
+            codes: inv.codes.into_iter().map(Zeroizing::new).collect(),
+            campaigns: inv.campaigns,
+        })
     }
 
     /// `GET /v1/events`: a stream of parsed server-sent events. It ends when

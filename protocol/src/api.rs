@@ -697,6 +697,11 @@ pub struct InvitesMinted {
     pub group: String,
     /// Single-use codes, 32 lower-case hex digits each.
     pub codes: Vec<String>,
+    /// Open campaigns of this group when the codes were minted. 0: the codes
+    /// work only once a campaign of the group opens (a misspelt group is
+    /// the usual cause). Absent from older servers' answers (read as 0).
+    #[serde(default)]
+    pub campaigns: u32,
 }
 
 impl fmt::Debug for InvitesMinted {
@@ -704,6 +709,7 @@ impl fmt::Debug for InvitesMinted {
         f.debug_struct("InvitesMinted")
             .field("group", &self.group)
             .field("codes", &self.codes.len())
+            .field("campaigns", &self.campaigns)
             .finish()
     }
 }
@@ -995,8 +1001,10 @@ mod tests {
         assert_eq!(created.id().map(|i| i.to_hex()).as_deref(), Some(ID));
         let n: NewInvites = round_trip(r#"{"group": "staff", "count": 10}"#);
         assert_eq!(n.count, 10);
-        let m: InvitesMinted =
-            round_trip(r#"{"group": "staff", "codes": ["00112233445566778899aabbccddeeff"]}"#);
+        let m: InvitesMinted = round_trip(
+            r#"{"group": "staff", "codes": ["00112233445566778899aabbccddeeff"], "campaigns": 2}"#,
+        );
+        assert_eq!(m.campaigns, 2);
         assert!(
             !format!("{m:?}").contains("0011"),
             "codes stay out of Debug"

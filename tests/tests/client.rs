@@ -271,7 +271,12 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
         )
         .await
         .unwrap();
-    let codes = client.mint_invites(&admin, "staff", 1).await.unwrap();
+    let minted = client.mint_invites(&admin, "staff", 1).await.unwrap();
+    assert_eq!(minted.campaigns, 1, "the staff campaign takes these codes");
+    let none = client.mint_invites(&admin, "stafff", 1).await.unwrap();
+    assert_eq!(none.campaigns, 0, "a misspelt group has no campaign");
+    assert!(!format!("{minted:?}").contains(minted.codes[0].as_str()));
+    let codes = minted.codes;
     let invite = AttestKind::Invite {
         code: codes[0].clone(),
         group: None,

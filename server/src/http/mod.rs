@@ -509,9 +509,11 @@ async fn invites(State(state): State<AppState>, req: Request) -> Result<Response
     let codes = tokio::task::spawn_blocking(move || issuer.mint_invites(&group, n.count))
         .await
         .map_err(|_| ApiError::internal())??;
+    let campaigns = state.inner.issuer.group_campaigns(&n.group);
     let minted = InvitesMinted {
         group: n.group,
         codes,
+        campaigns: u32::try_from(campaigns).unwrap_or(u32::MAX),
     };
     Ok((
         StatusCode::CREATED,

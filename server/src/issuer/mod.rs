@@ -277,6 +277,14 @@ impl Issuer {
         read(&self.policies).get(id).cloned()
     }
 
+    /// How many open campaigns take invite codes of `group`.
+    pub fn group_campaigns(&self, group: &str) -> usize {
+        read(&self.policies)
+            .values()
+            .filter(|p| matches!(p, AttesterPolicy::Invite { group: g } if g == group))
+            .count()
+    }
+
     /// Builds a new campaign: validates the definition, generates a fresh
     /// RSA-2048 issuer key (slow: run off the async threads), stores it (as
     /// PKCS#8 DER) with the attester policy in the issuer's own durable

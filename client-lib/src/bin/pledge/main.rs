@@ -1106,7 +1106,14 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
             );
         }
         AdminCommand::MintInvites { group, count } => {
-            let codes = client.mint_invites(token, group, *count).await?;
+            let minted = client.mint_invites(token, group, *count).await?;
+            if minted.campaigns == 0 {
+                eprintln!(
+                    "warning: no open campaign takes invite codes of group {group:?}: these \
+                     codes work once one does (check the group's spelling)"
+                );
+            }
+            let codes = minted.codes;
             eprintln!(
                 "{} single-use invite codes for group {group} (shown once; the server keeps only their hashes):",
                 codes.len()
