@@ -5,8 +5,11 @@
 
 use std::sync::Arc;
 
+use pledge_protocol::hash::Nullifier;
 use pledge_server::store::conformance::Fixture;
-use pledge_server::store::{MIGRATIONS, PostgresStore, Store, StoreError};
+use pledge_server::store::{
+    Batch, BatchEntry, LogStore as _, MIGRATIONS, PostgresStore, Store, StoreError,
+};
 use pledge_tests::postgres::{TestDatabase, cluster};
 
 /// Each place is a fresh database of the test cluster.
@@ -25,6 +28,23 @@ impl Fixture for Postgres {
 }
 
 pledge_server::store_conformance!(conformance, Postgres);
+
+/// A batch at `first` of one entry per byte `b`, spending the nullifier
+/// `[b; 32]`.
+fn spends(first: u64, nullifiers: &[u8]) -> Batch {
+    Batch {
+        first_index: first,
+        entries: nullifiers
+            .iter()
+            .map(|&b| BatchEntry {
+                data: vec![b],
+                nullifier: Some(Nullifier([b; 32])),
+            })
+            .collect(),
+        checkpoint: b"cp".to_vec(),
+        ..Batch::default()
+    }
+}
 
 /// A database migrated by a newer `pledged` is refused, with what to do.
 #[test]
@@ -69,25 +89,9 @@ fn concurrent_opens_migrate_once() {
 /// at open, as R-STORE-6 asks of every backend.
 #[test]
 fn a_damaged_log_is_refused_at_open() {
-    use pledge_protocol::hash::Nullifier;
-    use pledge_server::store::{Batch, BatchEntry};
     let db = cluster().database();
     let s = PostgresStore::connect(db.url()).unwrap();
-    pledge_server::store::LogStore::commit_batch(
-        &s,
-        Batch {
-            first_index: 0,
-            entries: (0..3u8)
-                .map(|i| BatchEntry {
-                    data: vec![i],
-                    nullifier: Some(Nullifier([i; 32])),
-                })
-                .collect(),
-            checkpoint: b"cp".to_vec(),
-            ..Batch::default()
-        },
-    )
-    .unwrap();
+    s.commit_batch(spends(0, &[0, 1, 2])).unwrap();
     drop(s);
     let mut c = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
     c.execute("DELETE FROM entries WHERE idx = 1", &[]).unwrap();
@@ -101,21 +105,10 @@ fn a_damaged_log_is_refused_at_open() {
 /// never the nullifier PostgreSQL would quote.
 #[test]
 fn refusals_quote_no_stored_data() {
-    use pledge_protocol::hash::Nullifier;
-    use pledge_server::store::{Batch, BatchEntry, LogStore};
     let db = cluster().database();
     let s = PostgresStore::connect(db.url()).unwrap();
-    let spend = |first: u64| Batch {
-        first_index: first,
-        entries: vec![BatchEntry {
-            data: b"e".to_vec(),
-            nullifier: Some(Nullifier([0xab; 32])),
-        }],
-        checkpoint: b"cp".to_vec(),
-        ..Batch::default()
-    };
-    s.commit_batch(spend(0)).unwrap();
-    let err = s.commit_batch(spend(1)).unwrap_err();
+    s.commit_batch(spends(0, &[0xab])).unwrap();
+    let err = s.commit_batch(spends(1, &[0xab])).unwrap_err();
     assert!(matches!(
         err,
         StoreError::DuplicateNullifier { position: 0 }
