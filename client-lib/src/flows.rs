@@ -943,6 +943,9 @@ pub enum PendingFilter {
     /// background sender (`pledge watch`) may send without racing a command
     /// that is still sending its own entry.
     DeferredDueBy(u64),
+    /// The unacknowledged entry of this campaign, whatever its due time (a
+    /// person's "send now" for one pledge, leaving the others' delays alone).
+    Campaign(CampaignId),
 }
 
 /// `pledge send-pending`: sends every entry of the wallet that is signed but
@@ -965,6 +968,7 @@ pub async fn send_pending(
         if let Some(e) = rec.unacknowledged() {
             let send = match (filter, e.send_after) {
                 (PendingFilter::All, _) | (PendingFilter::DueBy(_), None) => true,
+                (PendingFilter::Campaign(c), _) => rec.campaign_id() == Some(c),
                 (PendingFilter::DeferredDueBy(_), None) => false,
                 (PendingFilter::DueBy(now) | PendingFilter::DeferredDueBy(now), Some(due)) => {
                     if due > now {
@@ -1021,6 +1025,27 @@ fn acknowledged(
         nullifier: rec.nullifier.clone(),
         receipt: text,
     }))
+}
+
+/// The submission of the wallet's pledge on `campaign` if it is
+/// acknowledged (its receipt verified again against the pinned key):
+/// another process or tab may have sent it.
+///
+/// # Errors
+/// A stored receipt that no longer verifies; a damaged entry.
+pub fn acknowledged_pledge(
+    wallet: &Wallet,
+    log: &NoteVerifier,
+    campaign: &CampaignId,
+) -> Result<Option<Submitted>, FlowError> {
+    let Some(first) = wallet
+        .data
+        .pledge_for(campaign)
+        .and_then(|p| p.entries.first())
+    else {
+        return Ok(None);
+    };
+    acknowledged(wallet, log, campaign, &entry_bytes(Some(first))?)
 }
 
 fn entry_bytes(e: Option<&EntryRecord>) -> Result<Vec<u8>, FlowError> {
