@@ -496,7 +496,8 @@ pub async fn verified_issuer_key(
 pub enum AttestKind {
     /// The open attester.
     Open,
-    /// An invite code; `group` picks the invite group when several are open.
+    /// An invite code; `group` picks the invite group when several are open
+    /// and the code does not name it (codes minted as `<group>.<hex>` do).
     Invite {
         /// The code (secret).
         code: zeroize::Zeroizing<String>,
@@ -516,6 +517,15 @@ impl std::fmt::Debug for AttestKind {
                 .finish_non_exhaustive(),
         }
     }
+}
+
+/// The group an invite code names: codes are minted as `<group>.<32 hex>`
+/// (SPEC R-API-8; a group may itself contain dots, the hex part cannot).
+/// `None` for a code of the older, bare-hex form.
+pub fn invite_code_group(code: &str) -> Option<&str> {
+    let (group, hex) = code.rsplit_once('.')?;
+    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) && !group.is_empty())
+        .then_some(group)
 }
 
 /// Outcome of [`obtain_tokens`].
@@ -552,7 +562,7 @@ pub async fn obtain_tokens(
             .iter()
             .filter(|c| c.state == CampaignState::Open && c.attester == Some(AttesterKind::Open))
             .collect(),
-        AttestKind::Invite { group, .. } => {
+        AttestKind::Invite { group, code } => {
             let invite: Vec<&CampaignInfo> = campaigns
                 .iter()
                 .filter(|c| {
@@ -563,10 +573,17 @@ pub async fn obtain_tokens(
                 .iter()
                 .filter_map(|c| c.invite_group.as_deref())
                 .collect();
-            let g = match group {
-                Some(g) => g.as_str(),
-                None if groups.len() <= 1 => groups.iter().next().copied().unwrap_or(""),
-                None => {
+            let named = invite_code_group(code.as_str());
+            let g = match (group, named) {
+                (Some(g), Some(n)) if g != n => {
+                    return Err(FlowError::Campaign(format!(
+                        "the invite code is for group {n}, not {g}: leave out --group"
+                    )));
+                }
+                (Some(g), _) => g.as_str(),
+                (None, Some(n)) => n,
+                (None, None) if groups.len() <= 1 => groups.iter().next().copied().unwrap_or(""),
+                (None, None) => {
                     return Err(FlowError::Campaign(format!(
                         "open invite campaigns belong to several groups ({}); say which one your \
                          code is for with --group",
