@@ -204,7 +204,11 @@ async fn pledger_friction() {
         admin.as_str()
     );
     let token_file = token_file.to_str().unwrap().to_owned();
-    let o = cli(with(&dir.path().join("admin-w"), &["admin", "campaign", "list"])).await;
+    let o = cli(with(
+        &dir.path().join("admin-w"),
+        &["admin", "campaign", "list"],
+    ))
+    .await;
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "no token is a usage error: {t}");
     assert!(t.contains("--admin-token-file"), "{t}");
@@ -276,7 +280,10 @@ async fn pledger_friction() {
     .await;
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
-    assert!(t.contains("warning: an admin token on the command line"), "{t}");
+    assert!(
+        t.contains("warning: an admin token on the command line"),
+        "{t}"
+    );
     let o = cli(with(
         &dir.path().join("admin-w"),
         &[
@@ -292,7 +299,10 @@ async fn pledger_friction() {
     .await;
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
-    assert!(t.contains("3 unused invite codes of group staff deleted"), "{t}");
+    assert!(
+        t.contains("3 unused invite codes of group staff deleted"),
+        "{t}"
+    );
     let o = cli(with(
         &dir.path().join("admin-w"),
         &[
