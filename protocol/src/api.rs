@@ -286,6 +286,9 @@ error_codes! {
     BadSignature = "bad_signature",
     /// 422: the threshold is outside the campaign's range.
     ThresholdOutOfRange = "threshold_out_of_range",
+    /// 422: support or funding terms in a campaign without funding, or a
+    /// support amount not on its menu (R-RULE-10).
+    TermsNotAllowed = "terms_not_allowed",
     /// 429: the open attester's rate limit (R-API-12).
     RateLimited = "rate_limited",
     /// 500: an internal fault (R-API-2).
@@ -1110,6 +1113,7 @@ mod tests {
             "bad_token",
             "bad_signature",
             "threshold_out_of_range",
+            "terms_not_allowed",
             "bad_blinded_message",
             "bad_campaign",
             "deadline_in_past",

@@ -471,6 +471,9 @@ fn rule_failure(entry: EntryKind, campaign: &CampaignId, index: u64, e: &RuleErr
             FailureKind::ThresholdOutOfRange,
             format!("{what}: threshold outside the campaign's allowed range"),
         ),
+        RuleError::FundingNotAllowed | RuleError::SupportNotOnMenu => {
+            (FailureKind::ThresholdOutOfRange, format!("{what}: {e}"))
+        }
         RuleError::UnknownPledge => (
             FailureKind::UnknownPledge,
             format!("{what} of a nullifier with no pledge in this campaign"),

@@ -458,8 +458,10 @@ impl Ledger {
             Entry::PledgeAmended(a) => Some(&a.terms),
             _ => None,
         };
-        if terms.is_some_and(|t| !c.definition.threshold_allowed(t.threshold_value())) {
-            return Err(RuleError::ThresholdOutOfRange.into());
+        // SPEC R-RULE-5, R-RULE-10: the threshold in range; support and
+        // funding terms only in a funding campaign, support from its menu.
+        if let Some(t) = terms {
+            c.definition.check_terms(t).map_err(RuleError::from)?;
         }
         Ok(verified)
     }
