@@ -324,6 +324,85 @@ fn figures_at(
     })
 }
 
+/// The least extra funding that raises the active count (SPEC R-FUND-2's
+/// informative hint, the funding half of "k more pledges, or z more
+/// funding"): `more_funds` more money from funders with `n ≤ actors` makes
+/// `A ≥ actors`, and no smaller amount at any `n` raises `A` at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextFunding {
+    /// The active count the extra money reaches.
+    pub actors: u64,
+    /// How much more money it takes, in minor units (≥ 1).
+    pub more_funds: u128,
+}
+
+/// `min over m > A with |E(m)| ≥ m of cost(m) − F(m)`, from the same
+/// breakpoints as [`sweep`]: within an interval `cost` grows with `m` and
+/// `F` is constant, so its first `m` above `A` is the interval's best.
+fn next_funding(
+    ys: &[u64],
+    actors: &[(u32, u64, u64)],
+    funders: &[(u32, u128)],
+    active: u64,
+) -> Result<Option<NextFunding>, TallyError> {
+    let mut counts = vec![0u64; ys.len()];
+    let mut funds = 0u128;
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut best: Option<NextFunding> = None;
+    while i < actors.len() || j < funders.len() {
+        let b = match (actors.get(i), funders.get(j)) {
+            (Some(a), Some(f)) => a.0.min(f.0),
+            (Some(a), None) => a.0,
+            (None, Some(f)) => f.0,
+            (None, None) => break,
+        };
+        while let Some(&(_, y, c)) = actors.get(i).filter(|a| a.0 == b) {
+            let l = ys.binary_search(&y).map_err(|_| TallyError::NotOnMenu(y))?;
+            counts[l] = counts[l].checked_add(c).ok_or(TallyError::TooManyPledges)?;
+            i += 1;
+        }
+        while let Some(&(_, x)) = funders.get(j).filter(|f| f.0 == b) {
+            funds = funds.checked_add(x).ok_or(TallyError::AmountOverflow)?;
+            j += 1;
+        }
+        let next = match (actors.get(i), funders.get(j)) {
+            (Some(a), Some(f)) => Some(a.0.min(f.0)),
+            (Some(a), None) => Some(a.0),
+            (None, Some(f)) => Some(f.0),
+            (None, None) => None,
+        };
+        let end = next.map_or(u64::MAX, |n| u64::from(n) - 1);
+        let size: u64 = counts.iter().sum();
+        let m = u64::from(b).max(active.saturating_add(1));
+        if m > end.min(size) {
+            continue;
+        }
+        let cost = cheapest(ys, &counts, m);
+        // cost(m) > F(m) here, or A would be at least m.
+        let more = cost.saturating_sub(funds).max(1);
+        if best.is_none_or(|x| more < x.more_funds) {
+            best = Some(NextFunding {
+                actors: m,
+                more_funds: more,
+            });
+        }
+    }
+    Ok(best)
+}
+
+/// The sum of the `m` smallest demands of these per-level counts
+/// (`m ≤ Σ counts`).
+fn cheapest(ys: &[u64], counts: &[u64], m: u64) -> u128 {
+    let mut left = m;
+    let mut cost = 0u128;
+    for (&y, &c) in ys.iter().zip(counts) {
+        let take = c.min(left);
+        cost += u128::from(take) * u128::from(y);
+        left -= take;
+    }
+    cost
+}
+
 /// The joint tally of any list of live terms, from scratch: the reference
 /// auditors use (SPEC R-FUND-1, R-FUND-3). [`FundingTally::joint`] must
 /// agree with it.
@@ -587,6 +666,18 @@ impl FundingTally {
         let actors = self.actor_buckets();
         let funders: Vec<(u32, u128)> = self.funders.iter().map(|(&n, b)| (n, b.sum)).collect();
         sweep(&self.ys, &actors, &funders)
+    }
+
+    /// The least extra funding that raises the active count, if some larger
+    /// group could act with enough money (informative, like R-TALLY-3).
+    ///
+    /// # Errors
+    /// Only on sums that cannot occur under [`MAX_LIVE`].
+    pub fn next_funding(&self) -> Result<Option<NextFunding>, TallyError> {
+        let actors = self.actor_buckets();
+        let funders: Vec<(u32, u128)> = self.funders.iter().map(|(&n, b)| (n, b.sum)).collect();
+        let active = sweep(&self.ys, &actors, &funders)?.active;
+        next_funding(&self.ys, &actors, &funders, active)
     }
 
     /// A validated snapshot of this tally (SPEC R-FUND-6).
@@ -1415,6 +1506,33 @@ mod tests {
             prop_assert_eq!(&FundingSnapshot::from_bytes(&s.to_bytes()).unwrap(), &s);
             let st = FundingStatement::new("o", 1, CampaignId([1; 32]), s).unwrap();
             prop_assert_eq!(FundingStatement::parse_note_body(&st.to_note_body()).unwrap(), st);
+        }
+
+        /// The funding hint: the amount it names, given by one funder at
+        /// its `actors`, reaches that count; one unit less at any `n` raises
+        /// nothing; and it is absent exactly when no larger group exists.
+        #[test]
+        fn next_funding_is_sufficient_and_minimal(terms in proptest::collection::vec(arb_terms(10), 0..12), n in 1u32..=10) {
+            let f = tally_of(&terms, 10);
+            let a = f.joint().unwrap().active;
+            let hint = f.next_funding().unwrap();
+            let actors = terms.iter().filter(|t| t.is_action()).count() as u64;
+            let larger_group_exists = (a + 1..=actors).any(|m| {
+                terms.iter().filter(|t| t.is_action() && u64::from(t.threshold_value()) <= m).count() as u64 >= m
+            });
+            prop_assert_eq!(hint.is_some(), larger_group_exists);
+            if let Some(h) = hint {
+                prop_assert!(h.actors > a);
+                let x = u64::try_from(h.more_funds).unwrap();
+                let mut more = terms.clone();
+                more.push(Terms::fund(u32::try_from(h.actors).unwrap(), x).unwrap());
+                prop_assert!(recompute_joint(&more).unwrap().active >= h.actors);
+                if x > 1 {
+                    let mut less = terms.clone();
+                    less.push(Terms::fund(n, x - 1).unwrap());
+                    prop_assert_eq!(recompute_joint(&less).unwrap().active, a);
+                }
+            }
         }
 
         /// Adding any pledge never lowers A.
