@@ -1162,6 +1162,122 @@ impl FundingStatement {
 }
 
 // ---------------------------------------------------------------------------
+// Either kind of campaign tally (for readers of any campaign: auditors)
+// ---------------------------------------------------------------------------
+
+/// The tally of a campaign of either kind: R-TALLY-5 for a campaign without
+/// funding, R-FUND-6 for a funding campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CampaignSnapshot {
+    /// A plain campaign's histogram.
+    Plain(crate::tally::TallySnapshot),
+    /// A funding campaign's joint tally.
+    Funding(FundingSnapshot),
+}
+
+impl CampaignSnapshot {
+    /// Live pledges.
+    pub fn live(&self) -> u64 {
+        match self {
+            Self::Plain(s) => s.live(),
+            Self::Funding(s) => s.live(),
+        }
+    }
+    /// The active count (R-TALLY-2 or R-FUND-1).
+    pub fn active(&self) -> u64 {
+        match self {
+            Self::Plain(s) => s.active(),
+            Self::Funding(s) => s.active(),
+        }
+    }
+    /// Number of buckets (of both sorts for a funding tally).
+    pub fn buckets(&self) -> usize {
+        match self {
+            Self::Plain(s) => s.buckets().len(),
+            Self::Funding(s) => s.actors().len() + s.funders().len(),
+        }
+    }
+}
+
+/// A parsed tally statement of either kind, told apart by its first line
+/// (`…/tally/v1` or `…/funding-tally/v1`: no first line ends in both, since
+/// the character before `tally` differs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CampaignStatement {
+    /// R-TALLY-7.
+    Plain(crate::tally::TallyStatement),
+    /// R-FUND-7.
+    Funding(FundingStatement),
+}
+
+impl CampaignStatement {
+    /// Parses either kind strictly (R-TALLY-8, R-FUND-7).
+    ///
+    /// # Errors
+    /// As [`crate::tally::TallyStatement::parse_note_body`] or
+    /// [`FundingStatement::parse_note_body`].
+    pub fn parse_note_body(body: &str) -> Result<Self, TallyError> {
+        let first = body.split('\n').next().unwrap_or_default();
+        if first.ends_with(FUNDING_STATEMENT_SUFFIX) {
+            FundingStatement::parse_note_body(body).map(Self::Funding)
+        } else {
+            crate::tally::TallyStatement::parse_note_body(body).map(Self::Plain)
+        }
+    }
+    /// The log origin.
+    pub fn origin(&self) -> &str {
+        match self {
+            Self::Plain(s) => s.origin(),
+            Self::Funding(s) => s.origin(),
+        }
+    }
+    /// The campaign.
+    pub fn campaign(&self) -> &CampaignId {
+        match self {
+            Self::Plain(s) => s.campaign(),
+            Self::Funding(s) => s.campaign(),
+        }
+    }
+    /// The checkpoint size it is bound to.
+    pub fn checkpoint_size(&self) -> u64 {
+        match self {
+            Self::Plain(s) => s.checkpoint_size(),
+            Self::Funding(s) => s.checkpoint_size(),
+        }
+    }
+    /// Live pledges.
+    pub fn live(&self) -> u64 {
+        match self {
+            Self::Plain(s) => s.live(),
+            Self::Funding(s) => s.snapshot().live(),
+        }
+    }
+    /// The active count.
+    pub fn active(&self) -> u64 {
+        match self {
+            Self::Plain(s) => s.active(),
+            Self::Funding(s) => s.snapshot().active(),
+        }
+    }
+    /// True if the statement's tally is exactly `snap` (same kind, same
+    /// buckets).
+    pub fn states(&self, snap: &CampaignSnapshot) -> bool {
+        match (self, snap) {
+            (Self::Plain(s), CampaignSnapshot::Plain(t)) => s.snapshot() == t,
+            (Self::Funding(s), CampaignSnapshot::Funding(t)) => s.snapshot() == t,
+            _ => false,
+        }
+    }
+    /// Number of buckets stated.
+    pub fn buckets(&self) -> usize {
+        match self {
+            Self::Plain(s) => s.snapshot().buckets().len(),
+            Self::Funding(s) => s.snapshot().actors().len() + s.snapshot().funders().len(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Allocation: every pledge's outcome at the close
 // ---------------------------------------------------------------------------
 
@@ -1358,6 +1474,35 @@ mod tests {
         assert_eq!(j.due(1, 100, false), 11);
         assert_eq!(j.due(1, 100, true), 100);
         assert_eq!(j.due(3, 100, false), 0);
+    }
+
+    #[test]
+    fn either_statement_kind_parses_and_compares_only_with_its_kind() {
+        let plain = crate::tally::TallySnapshot::from_buckets(vec![(1, 2)]).unwrap();
+        let ps = crate::tally::TallyStatement::new(
+            "o/funding-tally/v1",
+            3,
+            CampaignId([2; 32]),
+            plain.clone(),
+        )
+        .unwrap();
+        let parsed = CampaignStatement::parse_note_body(&ps.to_note_body()).unwrap();
+        assert_eq!(parsed, CampaignStatement::Plain(ps));
+        assert!(parsed.states(&CampaignSnapshot::Plain(plain)));
+        let f = tally_of(
+            &[Terms::threshold(1).unwrap(), Terms::threshold(1).unwrap()],
+            5,
+        )
+        .snapshot()
+        .unwrap();
+        assert!(!parsed.states(&CampaignSnapshot::Funding(f.clone())));
+        let fs = FundingStatement::new("o", 3, CampaignId([2; 32]), f.clone()).unwrap();
+        let parsed = CampaignStatement::parse_note_body(&fs.to_note_body()).unwrap();
+        assert_eq!(
+            (parsed.live(), parsed.active(), parsed.checkpoint_size()),
+            (2, 2, 3)
+        );
+        assert!(parsed.states(&CampaignSnapshot::Funding(f)));
     }
 
     #[test]

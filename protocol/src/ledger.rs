@@ -343,6 +343,18 @@ impl CampaignState {
         self.funding.is_some()
     }
 
+    /// The campaign's tally, of its kind: R-TALLY-5 or R-FUND-6.
+    ///
+    /// # Errors
+    /// The snapshot's [`crate::tally::TallyError`] (too many buckets).
+    pub fn snapshot(&self) -> Result<crate::funding::CampaignSnapshot, crate::tally::TallyError> {
+        use crate::funding::CampaignSnapshot;
+        match &self.funding {
+            Some(f) => f.snapshot().map(CampaignSnapshot::Funding),
+            None => self.tally.snapshot().map(CampaignSnapshot::Plain),
+        }
+    }
+
     /// Adds live terms to whichever tally the campaign keeps.
     fn count(&mut self, terms: &Terms) -> Result<(), RuleError> {
         match &mut self.funding {
