@@ -331,6 +331,22 @@ impl Client {
         parse_json(&bytes, &url)
     }
 
+    /// DELETEs `path` (admin) and reads the JSON answer.
+    async fn delete_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        admin: Option<&str>,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let mut req = self.http.delete(&url);
+        if let Some(token) = admin {
+            req = req.bearer_auth(token);
+        }
+        let resp = self.send(req, &url).await?;
+        let bytes = read_body(resp, &url).await?;
+        parse_json(&bytes, &url)
+    }
+
     /// `GET /healthz`.
     ///
     /// # Errors
@@ -539,6 +555,18 @@ impl Client {
             codes: inv.codes.into_iter().map(Zeroizing::new).collect(),
             campaigns: inv.campaigns,
         })
+    }
+
+    /// `DELETE /v1/admin/invites/<group>` (admin): deletes every unused code
+    /// of the group; returns how many.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn revoke_invites(&self, admin_token: &str, group: &str) -> Result<u64, ClientError> {
+        let answer: api::InvitesRevoked = self
+            .delete_json(&format!("/v1/admin/invites/{group}"), Some(admin_token))
+            .await?;
+        Ok(answer.deleted)
     }
 
     /// `GET /v1/events`: a stream of parsed server-sent events. It ends when

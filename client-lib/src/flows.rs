@@ -496,7 +496,8 @@ pub async fn verified_issuer_key(
 pub enum AttestKind {
     /// The open attester.
     Open,
-    /// An invite code; `group` picks the invite group when several are open.
+    /// An invite code; `group` picks the invite group when several are open
+    /// and the code does not name it (codes minted as `<group>.<hex>` do).
     Invite {
         /// The code (secret).
         code: zeroize::Zeroizing<String>,
@@ -516,6 +517,15 @@ impl std::fmt::Debug for AttestKind {
                 .finish_non_exhaustive(),
         }
     }
+}
+
+/// The group an invite code names: codes are minted as `<group>.<32 hex>`
+/// (SPEC R-API-8; a group may itself contain dots, the hex part cannot).
+/// `None` for a code of the older, bare-hex form.
+pub fn invite_code_group(code: &str) -> Option<&str> {
+    let (group, hex) = code.rsplit_once('.')?;
+    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) && !group.is_empty())
+        .then_some(group)
 }
 
 /// Outcome of [`obtain_tokens`].
@@ -552,7 +562,7 @@ pub async fn obtain_tokens(
             .iter()
             .filter(|c| c.state == CampaignState::Open && c.attester == Some(AttesterKind::Open))
             .collect(),
-        AttestKind::Invite { group, .. } => {
+        AttestKind::Invite { group, code } => {
             let invite: Vec<&CampaignInfo> = campaigns
                 .iter()
                 .filter(|c| {
@@ -563,10 +573,17 @@ pub async fn obtain_tokens(
                 .iter()
                 .filter_map(|c| c.invite_group.as_deref())
                 .collect();
-            let g = match group {
-                Some(g) => g.as_str(),
-                None if groups.len() <= 1 => groups.iter().next().copied().unwrap_or(""),
-                None => {
+            let named = invite_code_group(code.as_str());
+            let g = match (group, named) {
+                (Some(g), Some(n)) if g != n => {
+                    return Err(FlowError::Campaign(format!(
+                        "the invite code is for group {n}, not {g}: leave out --group"
+                    )));
+                }
+                (Some(g), _) => g.as_str(),
+                (None, Some(n)) => n,
+                (None, None) if groups.len() <= 1 => groups.iter().next().copied().unwrap_or(""),
+                (None, None) => {
                     return Err(FlowError::Campaign(format!(
                         "open invite campaigns belong to several groups ({}); say which one your \
                          code is for with --group",
@@ -943,6 +960,9 @@ pub enum PendingFilter {
     /// background sender (`pledge watch`) may send without racing a command
     /// that is still sending its own entry.
     DeferredDueBy(u64),
+    /// The unacknowledged entry of this campaign, whatever its due time (a
+    /// person's "send now" for one pledge, leaving the others' delays alone).
+    Campaign(CampaignId),
 }
 
 /// `pledge send-pending`: sends every entry of the wallet that is signed but
@@ -965,6 +985,7 @@ pub async fn send_pending(
         if let Some(e) = rec.unacknowledged() {
             let send = match (filter, e.send_after) {
                 (PendingFilter::All, _) | (PendingFilter::DueBy(_), None) => true,
+                (PendingFilter::Campaign(c), _) => rec.campaign_id() == Some(c),
                 (PendingFilter::DeferredDueBy(_), None) => false,
                 (PendingFilter::DueBy(now) | PendingFilter::DeferredDueBy(now), Some(due)) => {
                     if due > now {
@@ -1021,6 +1042,27 @@ fn acknowledged(
         nullifier: rec.nullifier.clone(),
         receipt: text,
     }))
+}
+
+/// The submission of the wallet's pledge on `campaign` if it is
+/// acknowledged (its receipt verified again against the pinned key):
+/// another process or tab may have sent it.
+///
+/// # Errors
+/// A stored receipt that no longer verifies; a damaged entry.
+pub fn acknowledged_pledge(
+    wallet: &Wallet,
+    log: &NoteVerifier,
+    campaign: &CampaignId,
+) -> Result<Option<Submitted>, FlowError> {
+    let Some(first) = wallet
+        .data
+        .pledge_for(campaign)
+        .and_then(|p| p.entries.first())
+    else {
+        return Ok(None);
+    };
+    acknowledged(wallet, log, campaign, &entry_bytes(Some(first))?)
 }
 
 fn entry_bytes(e: Option<&EntryRecord>) -> Result<Vec<u8>, FlowError> {

@@ -113,8 +113,26 @@ pub enum WalletError {
 }
 
 /// Where a wallet that is not a file keeps its bytes (e.g. a browser's
-/// `localStorage`): called with the whole encrypted file at each save.
-pub type WalletStore = Box<dyn FnMut(&[u8]) -> Result<(), String> + Send + Sync>;
+/// `localStorage`). Like a wallet file, the store may be shared: several
+/// browser tabs hold the same wallet. So [`Wallet::save`] first reads what
+/// the store holds now and merges it ([`WalletData::merge_from`]) before
+/// writing, and the caller serialises saves across sharers (the browser
+/// client holds a Web Lock around each flow).
+pub trait WalletStore: Send + Sync {
+    /// The encrypted wallet file as the store holds it now, if any.
+    ///
+    /// # Errors
+    /// A message saying why the store cannot be read.
+    fn load(&self) -> Result<Option<Vec<u8>>, String>;
+    /// Replaces what the store holds with `bytes` (a whole encrypted file).
+    ///
+    /// # Errors
+    /// A message saying why the store refused the bytes.
+    fn save(&mut self, bytes: &[u8]) -> Result<(), String>;
+}
+
+/// How errors name the bytes of a [`WalletStore`].
+const STORE_LABEL: &str = "(the stored wallet)";
 
 /// Argon2id cost parameters, stored in the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -732,7 +750,7 @@ impl std::fmt::Debug for WalletData {
 pub struct Wallet {
     path: Option<PathBuf>,
     /// Where the bytes go when there is no file.
-    store: Option<WalletStore>,
+    store: Option<Box<dyn WalletStore>>,
     protection: Protection,
     /// Header of the file as opened (kept so saving reuses salt and params).
     kdf: Option<(KdfParams, [u8; 16])>,
@@ -741,7 +759,6 @@ pub struct Wallet {
     /// Pending requests (by [`PendingToken::id`]) this handle has held: one
     /// still in the file but no longer held here was finalised or refused
     /// here, so a merge does not bring it back.
-    #[cfg_attr(not(feature = "native"), allow(dead_code))]
     seen_pending: Vec<[u8; 32]>,
     /// The contents.
     pub data: WalletData,
@@ -775,7 +792,7 @@ impl Wallet {
 
     /// A new, empty wallet whose saves go to `store` (nothing is stored
     /// yet): the browser wallet.
-    pub fn with_store(protection: Protection, store: WalletStore) -> Self {
+    pub fn with_store(protection: Protection, store: Box<dyn WalletStore>) -> Self {
         Self {
             path: None,
             store: Some(store),
@@ -788,7 +805,7 @@ impl Wallet {
     }
 
     /// From now on, saves go to `store` instead of a file.
-    pub fn set_store(&mut self, store: WalletStore) {
+    pub fn set_store(&mut self, store: Box<dyn WalletStore>) {
         self.path = None;
         self.store = Some(store);
     }
@@ -917,9 +934,10 @@ impl Wallet {
             return write_atomic(&path, &file);
         }
         if self.store.is_some() {
+            self.merge_store()?;
             let file = self.to_bytes()?;
             if let Some(store) = self.store.as_mut() {
-                store(&file).map_err(WalletError::Store)?;
+                store.save(&file).map_err(WalletError::Store)?;
             }
         }
         Ok(())
@@ -937,7 +955,22 @@ impl Wallet {
             let _lock = lock(&path)?;
             self.merge_file(&path)?;
         }
+        if self.store.is_some() {
+            self.merge_store()?;
+        }
         Ok(())
+    }
+
+    /// Reads what the store holds (if any) and merges it into `data`.
+    fn merge_store(&mut self) -> Result<(), WalletError> {
+        let bytes = match self.store.as_ref() {
+            Some(store) => store.load().map_err(WalletError::Store)?,
+            None => None,
+        };
+        match bytes {
+            Some(b) if !b.is_empty() => self.merge_bytes(&b, Path::new(STORE_LABEL)),
+            _ => Ok(()),
+        }
     }
 
     /// Removes the wallet file if, under its lock and after merging what is
@@ -986,24 +1019,38 @@ impl Wallet {
                 });
             }
         };
-        if !bytes.is_empty() {
-            let cached = self.kdf.as_ref().zip(self.key.as_ref());
-            let (kdf, key, theirs) = decrypt(&bytes, &self.protection, path, cached)?;
-            if self.kdf.is_none() {
-                // A wallet created here while another process created the
-                // file: keep its salt and key.
-                self.kdf = kdf;
-                self.key = Some(key);
-            }
-            self.data.merge_from(theirs, &self.seen_pending);
+        if bytes.is_empty() {
+            self.note_pending();
+            return Ok(());
         }
+        self.merge_bytes(&bytes, path)
+    }
+
+    /// Decrypts `bytes` (a wallet file another process or tab saved; `label`
+    /// names it in errors) with this wallet's key and merges them into `data`.
+    fn merge_bytes(&mut self, bytes: &[u8], label: &Path) -> Result<(), WalletError> {
+        let cached = self.kdf.as_ref().zip(self.key.as_ref());
+        let (kdf, key, theirs) = decrypt(bytes, &self.protection, label, cached)?;
+        if self.kdf.is_none() {
+            // A wallet created here while another process created the
+            // file: keep its salt and key.
+            self.kdf = kdf;
+            self.key = Some(key);
+        }
+        self.data.merge_from(theirs, &self.seen_pending);
+        self.note_pending();
+        Ok(())
+    }
+
+    /// Records the pending requests this handle now holds (see
+    /// `seen_pending`).
+    fn note_pending(&mut self) {
         for p in &self.data.pending {
             let id = p.id();
             if !self.seen_pending.contains(&id) {
                 self.seen_pending.push(id);
             }
         }
-        Ok(())
     }
 
     /// The encrypted wallet file, exactly as [`Wallet::save`] writes it (a
@@ -1475,5 +1522,102 @@ mod tests {
         assert_eq!(ours.tokens.len(), 1);
         assert!(ours.tokens[0].used);
         assert_eq!(ours.pledges.len(), 1);
+    }
+
+    /// One store shared by several handles, as `localStorage` is by the
+    /// browser tabs of one origin.
+    #[derive(Clone, Default)]
+    struct SharedStore(std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>);
+
+    impl WalletStore for SharedStore {
+        fn load(&self) -> Result<Option<Vec<u8>>, String> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+        fn save(&mut self, bytes: &[u8]) -> Result<(), String> {
+            *self.0.lock().unwrap() = Some(bytes.to_vec());
+            Ok(())
+        }
+    }
+
+    fn protection() -> Protection {
+        Protection::Passphrase {
+            passphrase: Zeroizing::new("two tabs, one wallet".into()),
+            params: KdfParams::TESTING,
+        }
+    }
+
+    fn open_tab(store: &SharedStore) -> Wallet {
+        let bytes = store.load().unwrap().unwrap();
+        let mut w = Wallet::from_bytes(&bytes, protection(), Path::new("tab")).unwrap();
+        w.set_store(Box::new(store.clone()));
+        w
+    }
+
+    fn pledge_on(campaign: u8, threshold: u32) -> PledgeRecord {
+        PledgeRecord {
+            campaign: format!("{campaign:02x}").repeat(32),
+            nullifier: format!("{:02x}", campaign.wrapping_add(0x80)).repeat(32),
+            threshold,
+            withdrawn: false,
+            entries: vec![entry("pledge", 0, &format!("p{campaign}"), true)],
+        }
+    }
+
+    #[test]
+    fn two_handles_on_one_store_lose_nothing_of_each_other() {
+        // Issue 14 finding 3 in the browser: two tabs open the wallet, each
+        // pledges to its own campaign and saves. A store saved without
+        // re-reading kept only the last tab's pledge.
+        let store = SharedStore::default();
+        let mut first = Wallet::with_store(protection(), Box::new(store.clone()));
+        first.save().unwrap();
+        let mut tab_a = open_tab(&store);
+        let mut tab_b = open_tab(&store);
+        tab_a.data.pledges.push(pledge_on(1, 2));
+        tab_a.save().unwrap();
+        tab_b.data.pledges.push(pledge_on(2, 5));
+        tab_b.save().unwrap();
+        let reopened = open_tab(&store);
+        let mut held: Vec<(String, u32)> = reopened
+            .data
+            .pledges
+            .iter()
+            .map(|p| (p.campaign.clone(), p.threshold))
+            .collect();
+        held.sort();
+        assert_eq!(
+            held,
+            vec![("01".repeat(32), 2), ("02".repeat(32), 5)],
+            "both tabs' pledges are in the stored wallet"
+        );
+        // And the tab that saved first learns the other's pledge on refresh.
+        tab_a.refresh().unwrap();
+        assert_eq!(tab_a.data.pledges.len(), 2);
+    }
+
+    #[test]
+    fn a_store_holding_a_wallet_of_another_passphrase_is_not_overwritten() {
+        let store = SharedStore::default();
+        let mut w = Wallet::with_store(protection(), Box::new(store.clone()));
+        w.save().unwrap();
+        let mut tab = open_tab(&store);
+        // Another tab imports a different wallet meanwhile (an import
+        // replaces the stored bytes as they are).
+        let mut other = Wallet::with_store(
+            Protection::Passphrase {
+                passphrase: Zeroizing::new("someone else entirely".into()),
+                params: KdfParams::TESTING,
+            },
+            Box::new(SharedStore::default()),
+        );
+        let imported = other.to_bytes().unwrap();
+        store.clone().save(&imported).unwrap();
+        let imported = Some(imported);
+        tab.data.pledges.push(pledge_on(3, 4));
+        assert!(
+            matches!(tab.save(), Err(WalletError::Decrypt(_))),
+            "refused"
+        );
+        assert_eq!(store.load().unwrap(), imported, "left untouched");
     }
 }

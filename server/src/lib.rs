@@ -160,6 +160,7 @@ impl AppState {
         tasks.extend(witness::spawn(
             ledger.clone(),
             config.witnesses.clone(),
+            &metrics,
             shutdown.clone(),
         ));
         let mut demo_campaign = None;

@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use clap::Parser as _;
 use pledge_server::config::{Cli, Config};
-use pledge_server::keys::ADMIN_TOKEN_FILE;
+use pledge_server::keys::{ADMIN_TOKEN_FILE, LOG_KEY_FILE};
 use pledge_server::{AppState, run};
 
 /// Targets whose events can carry a peer address or request metadata:
@@ -96,6 +96,20 @@ async fn serve() -> anyhow::Result<()> {
         config.origin,
         state.ledger().verifier().to_text()
     );
+    if state
+        .created_files()
+        .iter()
+        .any(|f| f.ends_with(LOG_KEY_FILE))
+    {
+        // First start: the origin is now part of every checkpoint, tile
+        // path and pinned key; say so while it can still be changed.
+        println!(
+            "new log: its origin \"{}\" is now fixed for this data folder (it names every \
+             checkpoint and the key clients pin); to serve under another name, start again \
+             with an empty folder and PLEDGED_ORIGIN=NAME (or origin = in the configuration)",
+            config.origin
+        );
+    }
     println!("admin token: in {data}/{ADMIN_TOKEN_FILE}");
     if let Some(id) = state.demo_campaign() {
         println!("demo campaign {id} is open (open attester, anyone can get tokens)");

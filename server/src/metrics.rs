@@ -8,7 +8,8 @@
 //! separate listener).
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::ledger::{Accepted, SubmitError};
@@ -30,6 +31,54 @@ pub struct Metrics {
     pending_tokens: AtomicU64,
     pending_refused: AtomicU64,
     pending_rate_limited: AtomicU64,
+    /// One per configured witness (labelled by its name: operator
+    /// configuration, not anyone's data).
+    witnesses: std::sync::Mutex<Vec<Arc<WitnessHealth>>>,
+}
+
+/// What the operator needs to know of one witness: reachable or not, since
+/// how many failed attempts, and the size it last cosigned.
+#[derive(Debug)]
+pub struct WitnessHealth {
+    name: String,
+    up: AtomicBool,
+    failures: AtomicU64,
+    /// Failed attempts since the last success.
+    outage: AtomicU64,
+    cosigned_size: AtomicU64,
+}
+
+impl WitnessHealth {
+    /// The witness's name (its verifier key's name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Records a cosignature of `size`. Returns whether the witness was
+    /// failing before (a recovery, to be logged once).
+    pub fn cosigned(&self, size: u64) -> bool {
+        self.cosigned_size.store(size, Ordering::Relaxed);
+        self.outage.store(0, Ordering::Relaxed);
+        !self.up.swap(true, Ordering::Relaxed)
+    }
+
+    /// Failed attempts since the last success.
+    pub fn failures_in_outage(&self) -> u64 {
+        self.outage.load(Ordering::Relaxed)
+    }
+
+    /// Records a failed attempt. Returns whether the witness was up before
+    /// (the start of an outage, to be logged once).
+    pub fn failed(&self) -> bool {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.outage.fetch_add(1, Ordering::Relaxed);
+        self.up.swap(false, Ordering::Relaxed)
+    }
+
+    /// Whether its last attempt succeeded.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
 }
 
 impl Metrics {
@@ -57,6 +106,22 @@ impl Metrics {
     /// A submission refused because the queue was full.
     pub fn record_queue_full(&self) {
         self.queue_full.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Registers a witness; it counts as up until an attempt fails.
+    pub fn witness(&self, name: &str) -> Arc<WitnessHealth> {
+        let h = Arc::new(WitnessHealth {
+            name: name.to_owned(),
+            up: AtomicBool::new(true),
+            failures: AtomicU64::new(0),
+            outage: AtomicU64::new(0),
+            cosigned_size: AtomicU64::new(0),
+        });
+        self.witnesses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(h.clone());
+        h
     }
 
     /// Blind signatures released.
@@ -169,6 +234,51 @@ impl Metrics {
             "Requests refused by the open attester's rate limit (updated at each batch).",
             get(&self.rate_limited),
         );
+        let witnesses = self
+            .witnesses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if !witnesses.is_empty() {
+            let labelled = |out: &mut String,
+                            name: &str,
+                            kind: &str,
+                            help: &str,
+                            f: &dyn Fn(&WitnessHealth) -> String| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for w in &witnesses {
+                    let _ = writeln!(out, "{name}{{witness=\"{}\"}} {}", label(&w.name), f(w));
+                }
+            };
+            labelled(
+                &mut out,
+                "pledged_witness_up",
+                "gauge",
+                "1 if the last add-checkpoint to this witness succeeded, 0 while it fails.",
+                &|w| u8::from(w.is_up()).to_string(),
+            );
+            labelled(
+                &mut out,
+                "pledged_witness_failures_total",
+                "counter",
+                "Failed add-checkpoint attempts to this witness since start.",
+                &|w| w.failures.load(Ordering::Relaxed).to_string(),
+            );
+            labelled(
+                &mut out,
+                "pledged_witness_cosigned_size",
+                "gauge",
+                "Size of the latest checkpoint this witness cosigned (0: none since start).",
+                &|w| w.cosigned_size.load(Ordering::Relaxed).to_string(),
+            );
+        }
         out
     }
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

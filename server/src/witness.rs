@@ -19,6 +19,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::ledger::{Ledger, StoreHashes};
+use crate::metrics::{Metrics, WitnessHealth};
+
+/// While a witness stays unreachable, its outage is logged again every this
+/// many failed attempts (about every half hour at the longest back-off).
+const REMIND_EVERY: u64 = 30;
 
 /// Longest wait for one witness answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,18 +46,68 @@ enum Outcome {
 }
 
 /// Starts one push task per witness; they stop when `shutdown` turns true.
+/// Each witness's health (up, failures, last cosigned size) is exported in
+/// `/metrics`; an outage is logged when it starts (with its cause), again
+/// every [`REMIND_EVERY`] failed attempts, and its end once.
 pub fn spawn(
     ledger: Arc<Ledger>,
     witnesses: Vec<Witness>,
+    metrics: &Metrics,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     witnesses
         .into_iter()
-        .map(|w| tokio::spawn(push_loop(ledger.clone(), w, shutdown.clone())))
+        .map(|w| {
+            let health = metrics.witness(w.key.name().as_str());
+            tokio::spawn(push_loop(ledger.clone(), w, health, shutdown.clone()))
+        })
         .collect()
 }
 
-async fn push_loop(ledger: Arc<Ledger>, w: Witness, mut shutdown: watch::Receiver<bool>) {
+/// Logs a failed attempt: the start of an outage and reminders at warn
+/// level, the attempts in between at debug.
+fn log_failure(health: &WitnessHealth, url: &str, cause: &str) {
+    let started = health.failed();
+    let n = health.failures_in_outage();
+    if started {
+        tracing::warn!(
+            "witness {} at {url} is unreachable: {cause}; checkpoints are served without its \
+             cosignature until it answers (retrying, at most every {} s)",
+            health.name(),
+            MAX_BACKOFF.as_secs()
+        );
+    } else if n.is_multiple_of(REMIND_EVERY) {
+        tracing::warn!(
+            "witness {} still unreachable after {n} attempts: {cause}",
+            health.name()
+        );
+    } else {
+        tracing::debug!("witness {}: {cause}", health.name());
+    }
+}
+
+/// An error and its sources on one line ("error sending request …:
+/// connection refused"), each text once.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+async fn push_loop(
+    ledger: Arc<Ledger>,
+    w: Witness,
+    health: Arc<WitnessHealth>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let Ok(client) = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() else {
         tracing::error!(
             "cannot build the HTTP client for witness {}",
@@ -75,7 +130,17 @@ async fn push_loop(ledger: Arc<Ledger>, w: Witness, mut shutdown: watch::Receive
         if cosigned != Some(size) {
             match push(&client, &ledger, &w, known, size, &note).await {
                 Ok(Outcome::Cosigned(sig)) => {
+                    // Served first, then reported: whoever sees the witness
+                    // up in /metrics finds its cosignature on the checkpoint.
                     ledger.attach_cosignature(size, sig);
+                    let outage = health.failures_in_outage();
+                    if health.cosigned(size) {
+                        tracing::info!(
+                            "witness {} cosigns again (checkpoint {size}) after {outage} failed \
+                             attempts",
+                            health.name()
+                        );
+                    }
                     known = size;
                     cosigned = Some(size);
                     backoff = Duration::from_secs(1);
@@ -86,14 +151,15 @@ async fn push_loop(ledger: Arc<Ledger>, w: Witness, mut shutdown: watch::Receive
                     continue;
                 }
                 Ok(Outcome::Behind(theirs)) => {
-                    tracing::warn!(
-                        "witness {} reports size {theirs}, which this log cannot extend",
-                        w.key.name().as_str()
+                    log_failure(
+                        &health,
+                        &w.url,
+                        &format!("it reports size {theirs}, which this log cannot extend"),
                     );
                     wait = Some(backoff);
                 }
                 Err(e) => {
-                    tracing::warn!("witness {}: {e}", w.key.name().as_str());
+                    log_failure(&health, &w.url, &e);
                     wait = Some(backoff);
                 }
             }
@@ -146,12 +212,12 @@ async fn push(
         .body(req.to_text())
         .send()
         .await
-        .map_err(|e| format!("request failed: {e}"))?;
+        .map_err(|e| format!("request failed: {}", chain(&e)))?;
     let status = resp.status().as_u16();
     let bytes = resp
         .bytes()
         .await
-        .map_err(|e| format!("reading the answer failed: {e}"))?;
+        .map_err(|e| format!("reading the answer failed: {}", chain(&e)))?;
     match status {
         200 => {
             let sigs = parse_cosignature_lines(&bytes).map_err(|e| e.to_string())?;

@@ -49,6 +49,26 @@ fn demo_start_serves_campaigns_and_sigterm_exits_zero() {
     assert_eq!(exit, Some(0));
     let rest = p.all_output()[p.before_listening..].to_owned();
     assert!(rest.contains("stopped cleanly"), "{rest}");
+    // The first start announced the origin it fixed (issue 19).
+    assert!(
+        all.contains("new log: its origin \"localhost/pledge\" is now fixed"),
+        "{all}"
+    );
+
+    // A restart on the same folder: the origin is not new any more.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pledged"));
+    cmd.args(["--demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("data"))
+        .stderr(Stdio::null());
+    let mut again = Pledged::spawn(cmd);
+    let second = again.output.lock().unwrap()[..again.before_listening].to_owned();
+    assert!(
+        second.contains("verifier key: localhost/pledge+"),
+        "{second}"
+    );
+    assert!(!second.contains("new log"), "{second}");
+    again.sigterm();
+    assert_eq!(again.wait_exit(Duration::from_secs(20)), Some(0));
 
     // A missing configuration file is refused, naming it.
     let out = Command::new(env!("CARGO_BIN_EXE_pledged"))

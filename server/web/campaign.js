@@ -9,9 +9,10 @@ import { renderChart } from "./chart.js";
 import * as wallet from "./wallet.js";
 
 const id = location.pathname.split("/")[2] || "";
-const MAX_DELAY_SECONDS = 600;
 
 const S = {
+  coverTimer: null,  // the next cover issuance (a random time)
+  pendingTimer: null,
   campaign: null,
   buckets: [],
   size: -1,
@@ -135,19 +136,19 @@ export function rerender() {
   th.min = c.threshold_min;
   th.max = c.threshold_max;
   if (!th.value) th.value = Math.min(c.threshold_max, Math.max(c.threshold_min, c.goal));
+  // The slider is logarithmic: 1, 10, 100 and 1000 are equally far apart,
+  // so small thresholds stay choosable on a wide range.
   const range = $("threshold-range");
-  range.hidden = c.threshold_max - c.threshold_min > 10000;
-  range.min = c.threshold_min;
-  range.max = c.threshold_max;
-  range.value = th.value;
+  range.hidden = c.threshold_max <= c.threshold_min;
+  range.value = toRange(Number(th.value), c.threshold_min, c.threshold_max);
   $("amend-threshold").min = c.threshold_min;
   $("amend-threshold").max = c.threshold_max;
   $("threshold-help").textContent = t("pledge.range", { min: c.threshold_min, max: c.threshold_max });
-  $("invite-row").hidden = c.attester !== "invite";
   const open = c.state === "open";
   for (const e of $("pledge-form").elements) e.disabled = !open || S.busy;
   if (!open) setStatus("pledge-status", t("pledge.closed"));
   renderPass();
+  renderReady();
   renderSentence();
   drawChart();
   renderLiveState();
@@ -181,11 +182,69 @@ function renderLiveState() {
   $("live-state").dataset.state = S.live;
 }
 
+/** A threshold as a position 0–1000 of the logarithmic slider. */
+export function toRange(value, min, max) {
+  if (!(max > min) || !(value >= min)) return 0;
+  return Math.round((1000 * Math.log(value / min)) / Math.log(max / min));
+}
+
+/** A position 0–1000 of the logarithmic slider as a threshold. */
+export function fromRange(pos, min, max) {
+  if (!(max > min)) return min;
+  const v = Math.round(min * Math.pow(max / min, pos / 1000));
+  return Math.min(max, Math.max(min, v));
+}
+
 function renderPass() {
   const unlocked = wallet.current() !== null;
-  $("pass-row").hidden = unlocked;
-  $("pass-label").textContent = t(wallet.hasWallet() ? "wallet.pass_existing" : "wallet.pass_new");
-  $("passphrase").autocomplete = wallet.hasWallet() ? "current-password" : "new-password";
+  const fresh = !wallet.hasWallet();
+  $("open-form").hidden = unlocked;
+  $("pass2-row").hidden = !fresh;
+  $("pass-label").textContent = t(fresh ? "wallet.pass_new" : "wallet.pass_existing");
+  $("passphrase").autocomplete = fresh ? "new-password" : "current-password";
+}
+
+/** Whether this page can pledge now, and if not what is missing: the
+ *  wallet (opened as a step of its own, which obtains the tokens), or a
+ *  token for this campaign (an invite code for invite campaigns). The
+ *  Pledge click never asks the server for a token. */
+function renderReady() {
+  const c = S.campaign;
+  if (!c) return;
+  const app = wallet.current();
+  const open = c.state === "open";
+  const hasToken = app !== null && app.tokenCampaigns().includes(id);
+  const pledged = S.mine && S.mine.state !== "withdrawn";
+  let needs = "";
+  if (!open) needs = t("pledge.closed");
+  else if (pledged) needs = t("pledge.already");
+  else if (!app) needs = t("pledge.need_wallet");
+  else if (!hasToken) needs = t(c.attester === "invite" ? "pledge.need_invite" : "pledge.need_token");
+  $("pledge-needs").textContent = needs;
+  $("pledge-form").dataset.ready = needs ? "no" : "yes";
+  $("pledge-button").disabled = Boolean(needs) || S.busy;
+  $("invite-form").hidden = !(open && app && !hasToken && !pledged && c.attester === "invite");
+}
+
+/** Short form of a note verifier key `<name>+<key id>+<base64>`. */
+function keyName(k) {
+  const parts = String(k || "").split("+");
+  return parts.length >= 2 ? `${parts[0]}+${parts[1]}` : String(k || "");
+}
+
+async function renderPins() {
+  const app = wallet.current();
+  const el = $("wallet-pins");
+  if (!app) { el.hidden = true; return; }
+  try {
+    const p = await app.pins();
+    if (!p.logKey) { el.hidden = true; return; }
+    el.textContent = p.quorum > 0
+      ? t("wallet.pins", { key: keyName(p.logKey), quorum: p.quorum, witnesses: p.witnesses.map(keyName).join(", ") })
+      : t("wallet.pins_unwitnessed", { key: keyName(p.logKey) });
+    el.dataset.quorum = String(p.quorum);
+    el.hidden = false;
+  } catch (_) { el.hidden = true; }
 }
 
 function renderMine() {
@@ -211,7 +270,9 @@ function renderMine() {
   const more = S.size >= 0 ? moreNeeded(S.buckets, m.threshold) : (m.threshold <= m.activeCount ? 0 : null);
   const activated = more === 0;
   let state;
+  const scheduled = m.state === "pending" && m.sendAfter;
   if (m.state === "withdrawn") state = t("mine.withdrawn");
+  else if (scheduled) state = t("mine.scheduled", { time: clock(m.sendAfter) });
   else if (m.state === "pending") state = t("mine.pending");
   else if (activated) state = t("mine.activated");
   else if (more === null) state = t("chart.status_waiting");
@@ -223,10 +284,36 @@ function renderMine() {
   $("mine-summary").textContent = parts.join(" · ");
   $("mine-summary").dataset.state = m.state === "withdrawn" ? "withdrawn" : (activated ? "activated" : "waiting");
   $("mine-summary").dataset.more = m.state === "logged" && more !== null ? String(more) : "";
-  const live = m.state !== "withdrawn" && S.campaign.state === "open";
+  $("mine-summary").dataset.pending = scheduled ? "scheduled" : (m.state === "pending" ? "sent" : "");
+  $("mine-send-now").hidden = !(scheduled && !S.busy);
+  renderOutcome(m);
+  const live = m.state === "logged" && S.campaign.state === "open";
   $("amend-form").hidden = !live;
   $("withdraw-button").hidden = !live;
   if (live && !$("amend-threshold").value) $("amend-threshold").value = m.threshold;
+}
+
+/** At the close, in plain words: is it on for me, and was the goal reached
+ *  (SPEC R-CLIENT-4: from the inclusion-proven CampaignClosed entry). */
+function renderOutcome(m) {
+  const el = $("mine-outcome");
+  const o = m.outcome;
+  if (!o) { el.hidden = true; el.dataset.on = ""; return; }
+  const c = S.campaign;
+  let line;
+  if (m.state === "withdrawn") line = t("outcome.withdrawn");
+  else if (o.onForMe) line = t("outcome.on", { active: o.finalActive, threshold: m.threshold, action: c.action });
+  else line = t("outcome.off", { active: o.finalActive, threshold: m.threshold });
+  line += " " + t(o.goalReached ? "outcome.goal_reached" : "outcome.goal_missed", { goal: c.goal });
+  el.textContent = line;
+  el.dataset.on = o.onForMe ? "yes" : "no";
+  el.hidden = false;
+}
+
+/** A Unix time as the reader's local clock time with its zone. */
+function clock(unix) {
+  return new Intl.DateTimeFormat(currentLanguage(), { timeStyle: "medium" }).format(new Date(unix * 1000))
+    + " " + (Intl.DateTimeFormat().resolvedOptions().timeZone || "");
 }
 
 function renderWallet() {
@@ -248,6 +335,64 @@ async function refreshMine() {
   }
   renderMine();
   renderWallet();
+  renderReady();
+}
+
+/** A uniformly random whole number of milliseconds in [lo, hi] seconds. */
+function randomMs(lo, hi) {
+  const r = new Uint32Array(1);
+  crypto.getRandomValues(r);
+  return Math.floor((lo + (r[0] / 2 ** 32) * (hi - lo)) * 1000);
+}
+
+/** Cover issuance (DESIGN P3), at moments of its own: when the wallet is
+ *  opened, then again at random times while the page stays open. A token
+ *  for every open campaign, whatever this page shows; the server answers
+ *  token requests with `Connection: close`, so a pledge never shares their
+ *  connection. */
+async function coverIssuance() {
+  const app = wallet.current();
+  clearTimeout(S.coverTimer);
+  if (!app) return;
+  setStatus("token-status", t("wallet.tokens_getting"), "busy");
+  try {
+    await app.obtainTokens({ kind: "open" });
+    setStatus("token-status", app.tokenCampaigns().includes(id) ? t("wallet.tokens_ok") : "", "ok");
+  } catch (e) {
+    setStatus("token-status", errorText(e), "error");
+  }
+  renderReady();
+  S.coverTimer = setTimeout(coverIssuance, randomMs(5 * 60, 30 * 60));
+}
+
+/** Sends pledges left pending by a page closed during its countdown once
+ *  their time has come, and wakes up again for those still waiting. */
+async function resumePending() {
+  const app = wallet.current();
+  clearTimeout(S.pendingTimer);
+  if (!app) return;
+  try {
+    const r = await app.sendPending({});
+    if (r.sent.length) {
+      await refreshTally();
+      await refreshMine();
+    }
+    if (r.waiting.length) {
+      const next = Math.min(...r.waiting.map((w) => w.sendAfter));
+      S.pendingTimer = setTimeout(resumePending, Math.max(0, next * 1000 - Date.now()) + 1000);
+    }
+  } catch (e) {
+    setStatus("mine-status", errorText(e), "error");
+  }
+}
+
+async function afterUnlock() {
+  renderPass();
+  renderWallet();
+  await refreshMine();
+  renderPins();
+  await coverIssuance();
+  resumePending();
 }
 
 // ---------------------------------------------------------------------------
@@ -263,12 +408,18 @@ function readThreshold(input) {
   return v;
 }
 
-async function openWallet(passInput, statusId) {
+async function openWallet(passInput, statusId, confirmInput = null) {
   if (wallet.current()) return wallet.current();
   const pass = passInput.value;
-  if (!wallet.hasWallet() && pass.length < 8) {
+  const fresh = !wallet.hasWallet();
+  if (fresh && pass.length < 8) {
     setStatus(statusId, t("wallet.pass_short"), "error");
     passInput.focus();
+    return null;
+  }
+  if (fresh && (!confirmInput || confirmInput.value !== pass)) {
+    setStatus(statusId, t("wallet.pass_mismatch"), "error");
+    (confirmInput || passInput).focus();
     return null;
   }
   if (!pass) {
@@ -280,8 +431,9 @@ async function openWallet(passInput, statusId) {
   try {
     const app = await wallet.unlock(pass);
     passInput.value = "";
-    renderPass();
-    await refreshMine();
+    if (confirmInput) confirmInput.value = "";
+    setStatus(statusId, "");
+    await afterUnlock();
     return app;
   } catch (e) {
     setStatus(statusId, errorText(e), "error");
@@ -290,35 +442,32 @@ async function openWallet(passInput, statusId) {
   }
 }
 
-/** Waits a uniformly random delay with a visible countdown (DESIGN P4).
- *  Resolves true to send, false when cancelled. */
-function privateDelay() {
-  const r = new Uint32Array(1);
-  crypto.getRandomValues(r);
-  let left = Math.floor((r[0] / 2 ** 32) * (MAX_DELAY_SECONDS + 1));
+/** Shows the countdown to `due` (Unix seconds, drawn by the client at
+ *  random, DESIGN P4) until then or until "send now" is clicked. The pledge
+ *  is already signed and saved: closing the page loses nothing. */
+function countdownUntil(due) {
   const box = $("countdown");
   const text = $("countdown-text");
   return new Promise((resolve) => {
+    const left = () => Math.max(0, Math.ceil(due - Date.now() / 1000));
     const show = () => {
-      const mm = Math.floor(left / 60);
-      const ss = String(left % 60).padStart(2, "0");
+      const l = left();
+      const mm = Math.floor(l / 60);
+      const ss = String(l % 60).padStart(2, "0");
       text.textContent = t("pledge.countdown", { time: `${mm}:${ss}` });
+      box.dataset.left = String(l);
     };
-    const done = (send) => {
+    const done = () => {
       clearInterval(timer);
       box.hidden = true;
-      $("countdown-now").removeEventListener("click", now);
-      resolve(send);
+      $("countdown-now").removeEventListener("click", done);
+      resolve();
     };
-    const now = () => done(true);
     show();
     box.hidden = false;
-    $("countdown-now").addEventListener("click", now);
-    const timer = setInterval(() => {
-      left -= 1;
-      if (left <= 0) done(true); else show();
-    }, 1000);
-    if (left <= 0) done(true);
+    $("countdown-now").addEventListener("click", done);
+    const timer = setInterval(() => { if (left() <= 0) done(); else show(); }, 1000);
+    if (left() <= 0) done();
   });
 }
 
@@ -332,32 +481,70 @@ async function onPledge(ev) {
     $("threshold").focus();
     return;
   }
+  const app = wallet.current();
+  if (!app || !app.tokenCampaigns().includes(id)) {
+    // Never a token request here: that is what the wallet step is for.
+    renderReady();
+    setStatus("pledge-status", $("pledge-needs").textContent || t("pledge.need_wallet"), "error");
+    return;
+  }
   S.busy = true;
   $("pledge-button").disabled = true;
   try {
-    const app = await openWallet($("passphrase"), "pledge-status");
-    if (!app) return;
-    if (!app.tokenCampaigns().includes(id)) {
-      setStatus("pledge-status", t("pledge.getting_token"));
-      const attestation = c.attester === "invite"
-        ? { kind: "invite", code: $("invite").value.trim(), group: c.invite_group }
-        : { kind: "open" };
-      await app.obtainTokens(attestation);
-    }
-    if (!$("send-now").checked) {
-      setStatus("pledge-status", t("pledge.waiting"));
-      await privateDelay();
+    const prepared = await app.preparePledge(id, threshold, { now: $("send-now").checked });
+    await refreshMine();
+    if (prepared.sendAfter) {
+      setStatus("pledge-status", t("pledge.scheduled", { time: clock(prepared.sendAfter) }));
+      await countdownUntil(prepared.sendAfter);
     }
     setStatus("pledge-status", t("pledge.sending"));
-    const r = await app.pledge(id, threshold, { now: true });
-    setStatus("pledge-status", t("pledge.done", { index: r.index, threshold }), "ok");
+    const r = await app.sendPending({ campaign: id });
     await refreshTally();
     await refreshMine();
+    const sent = r.sent.find((x) => x.campaign === id);
+    const index = sent ? sent.index : (S.mine ? S.mine.index : null);
+    setStatus("pledge-status", t("pledge.done", { index, threshold }), "ok");
   } catch (e) {
     setStatus("pledge-status", errorText(e), "error");
+    await refreshMine();
   } finally {
     S.busy = false;
-    $("pledge-button").disabled = S.campaign.state !== "open";
+    renderReady();
+  }
+}
+
+async function onOpen(ev) {
+  ev.preventDefault();
+  await openWallet($("passphrase"), "token-status", $("passphrase2"));
+}
+
+async function onInvite(ev) {
+  ev.preventDefault();
+  const app = wallet.current();
+  const code = $("invite").value.trim();
+  if (!app || !code) return;
+  setStatus("token-status", t("wallet.tokens_getting"), "busy");
+  try {
+    await app.obtainTokens({ kind: "invite", code, group: S.campaign.invite_group });
+    $("invite").value = "";
+    setStatus("token-status", t("pledge.invite_ok"), "ok");
+  } catch (e) {
+    setStatus("token-status", errorText(e), "error");
+  }
+  renderReady();
+}
+
+async function onSendPendingNow() {
+  const app = wallet.current();
+  if (!app) return;
+  setStatus("mine-status", t("pledge.sending"), "busy");
+  try {
+    await app.sendPending({ campaign: id });
+    await refreshTally();
+    await refreshMine();
+    setStatus("mine-status", "", "");
+  } catch (e) {
+    setStatus("mine-status", errorText(e), "error");
   }
 }
 
@@ -424,8 +611,7 @@ async function onImport(ev) {
     await wallet.importWallet(bytes, pass);
     $("import-pass").value = "";
     $("import-file").value = "";
-    renderPass();
-    await refreshMine();
+    await afterUnlock();
     setStatus("wallet-status", t("wallet.imported"), "ok");
   } catch (e) {
     setStatus("wallet-status", errorText(e), "error");
@@ -437,7 +623,11 @@ async function onForget() {
   if (!confirm(t("wallet.forget_confirm"))) return;
   await wallet.forget();
   S.mine = null;
+  clearTimeout(S.coverTimer);
+  clearTimeout(S.pendingTimer);
   renderPass();
+  renderReady();
+  renderPins();
   renderMine();
   renderWallet();
   setStatus("wallet-status", t("wallet.forgotten"), "ok");
@@ -445,6 +635,9 @@ async function onForget() {
 
 function wireForms() {
   $("pledge-form").addEventListener("submit", onPledge);
+  $("open-form").addEventListener("submit", onOpen);
+  $("invite-form").addEventListener("submit", onInvite);
+  $("mine-send-now").addEventListener("click", onSendPendingNow);
   $("unlock-form").addEventListener("submit", onUnlock);
   $("amend-form").addEventListener("submit", onAmend);
   $("withdraw-button").addEventListener("click", onWithdraw);
@@ -453,6 +646,11 @@ function wireForms() {
   $("forget-button").addEventListener("click", onForget);
   const th = $("threshold");
   const range = $("threshold-range");
-  range.addEventListener("input", () => { th.value = range.value; });
-  th.addEventListener("input", () => { range.value = th.value; });
+  const c = () => S.campaign;
+  range.addEventListener("input", () => {
+    th.value = fromRange(Number(range.value), c().threshold_min, c().threshold_max);
+  });
+  th.addEventListener("input", () => {
+    range.value = toRange(Number(th.value), c().threshold_min, c().threshold_max);
+  });
 }

@@ -23,6 +23,8 @@ const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const PASS_A = "correct horse battery staple";
 const PASS_B = "another good passphrase";
 const PASS_C = "a third passphrase here";
+const PASS_E = "two tabs share this wallet";
+const ADMIN = process.env.PLEDGE_ADMIN_TOKEN || "";
 const TIMEOUT = 180_000;
 
 let checks = 0;
@@ -153,9 +155,60 @@ async function sameMore(page, threshold, want, word) {
     `threshold ${threshold}: the chart and "Your pledge" both say ${want} more (chart: "${chartText}"; mine: "${mineText}")`);
 }
 
-async function pledge(page, threshold, pass) {
-  await page.fill("#threshold", String(threshold));
+/** An admin request (creating campaigns, minting invite codes). */
+async function admin(pathname, body) {
+  const resp = await fetch(`${BASE}${pathname}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${ADMIN}` },
+    body: JSON.stringify(body),
+  });
+  const text = await resp.text();
+  if (!resp.ok) throw new Error(`${pathname}: HTTP ${resp.status} ${text}`);
+  return JSON.parse(text);
+}
+
+/** A campaign published at once (no publication group to wait for). */
+async function newCampaign(title, extra = {}) {
+  const r = await admin("/v1/campaigns", {
+    title, text: "", action: "walk out at 11:00", deadline: Math.floor(Date.now() / 1000) + 3600,
+    goal: 2, threshold_min: 1, threshold_max: 1000, attester: { kind: "open" },
+    publication: { min_pledges: 1, max_delay_ms: 0 }, ...extra,
+  });
+  return r.campaign_id;
+}
+
+/** Records, per request of `page`, its URL, method and the connection the
+ *  browser used (Chrome DevTools Protocol), in order. */
+async function recordConnections(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.enable");
+  const pending = new Map();
+  const log = [];
+  cdp.on("Network.requestWillBeSent", (e) => pending.set(e.requestId, { url: e.request.url, method: e.request.method }));
+  cdp.on("Network.responseReceived", (e) => {
+    const r = pending.get(e.requestId);
+    if (r) log.push({ ...r, connection: e.response.connectionId, status: e.response.status });
+  });
+  return log;
+}
+
+/** Opens (or creates) the page's wallet: a step of its own, which obtains
+ *  the tokens of every open campaign. */
+async function openWallet(page, pass) {
   await page.fill("#passphrase", pass);
+  if (await page.isVisible("#passphrase2")) await page.fill("#passphrase2", pass);
+  await page.click("#open-button");
+  await page.waitForFunction(() => document.getElementById("open-form").hidden
+    || document.getElementById("token-status").dataset.kind === "error", null, { timeout: TIMEOUT });
+  await page.waitForSelector('#token-status[data-kind="ok"], #token-status[data-kind="error"]', { timeout: TIMEOUT });
+  check(await page.getAttribute("#token-status", "data-kind") === "ok",
+    `wallet opened, tokens obtained (${await page.textContent("#token-status")})`);
+}
+
+async function pledge(page, threshold, pass) {
+  if (pass) await openWallet(page, pass);
+  await page.waitForSelector('#pledge-form[data-ready="yes"]', { timeout: TIMEOUT });
+  await page.fill("#threshold", String(threshold));
   await page.check("#send-now");
   await page.click("#pledge-button");
   await page.waitForSelector('#pledge-status[data-kind="ok"], #pledge-status[data-kind="error"]', { timeout: TIMEOUT });
@@ -190,8 +243,28 @@ async function run() {
   await a.evaluate(() => { window.__sameDocument = "A"; });
   await shot(a, "campaign-empty");
 
-  // 2. Pledge at threshold 2 (token, then pledge); the chart counts it.
-  await pledge(a, 2, PASS_A);
+  // 2. Open the wallet (cover issuance), then pledge at threshold 2; the
+  // token request happens when the wallet opens, never on the Pledge click,
+  // and the pledge goes over another connection.
+  const net = await recordConnections(a);
+  check(await a.isDisabled("#pledge-button"), "Pledge is disabled until the wallet is open");
+  await a.fill("#passphrase", PASS_A);
+  await a.fill("#passphrase2", "not the same passphrase");
+  await a.click("#open-button");
+  await a.waitForSelector('#token-status[data-kind="error"]', { timeout: TIMEOUT });
+  check(!(await a.evaluate(() => localStorage.getItem("pledge.wallet.v1"))),
+    "a mistyped confirmation creates no wallet");
+  await openWallet(a, PASS_A);
+  const tokenCalls = () => net.filter((r) => r.method === "POST" && r.url.endsWith("/v1/tokens"));
+  check(tokenCalls().length >= 1, `tokens were requested when the wallet opened (${tokenCalls().length})`);
+  const beforeClick = net.length;
+  await pledge(a, 2, null);
+  const afterClick = net.slice(beforeClick);
+  check(!afterClick.some((r) => r.url.endsWith("/v1/tokens")), "no token request after the Pledge click");
+  const pledgeCalls = afterClick.filter((r) => r.method === "POST" && r.url.endsWith("/v1/pledges"));
+  const tokenConnections = new Set(tokenCalls().map((r) => r.connection));
+  check(pledgeCalls.length === 1 && !tokenConnections.has(pledgeCalls[0].connection),
+    `the pledge went over a connection no token request used (pledge ${pledgeCalls[0] && pledgeCalls[0].connection}, tokens ${[...tokenConnections].join(",")})`);
   await chartIs(a, { live: 1, activated: 0, waiting: 1 });
   check(/1 declared · 0 activated · 1 waiting/.test(await a.textContent("#chart-summary")), "chart summary: 1 declared, 1 waiting");
   check(/1 more pledge at threshold 2 or lower would activate the next group: 1 waiting/.test(await a.textContent(".chart-next")), "next activation: 1 more pledge activates 1");
@@ -207,7 +280,26 @@ async function run() {
   const b = await page0(ctxB);
   await b.goto(campaignUrl);
   await b.waitForSelector("#chart-summary:not(:empty)");
-  await pledge(b, 2, PASS_B);
+  // With the random delay: the countdown shows, the pledge is already in the
+  // wallet ("signed and saved"); the page is closed (reloaded) meanwhile.
+  await openWallet(b, PASS_B);
+  await b.waitForSelector('#pledge-form[data-ready="yes"]', { timeout: TIMEOUT });
+  await b.fill("#threshold", "2");
+  await b.uncheck("#send-now");
+  await b.click("#pledge-button");
+  await b.waitForSelector("#countdown:not([hidden])", { timeout: TIMEOUT });
+  check(/\d+:\d\d/.test(await b.textContent("#countdown-text")), `a countdown shows (${await b.textContent("#countdown-text")})`);
+  await shot(b, "countdown");
+  await b.reload();
+  await b.waitForSelector("#chart-summary:not(:empty)");
+  await b.fill("#unlock-pass", PASS_B);
+  await b.click("#unlock-form button");
+  await b.waitForSelector('#mine-summary[data-pending="scheduled"], #mine-summary[data-state="waiting"], #mine-summary[data-state="activated"]', { timeout: TIMEOUT });
+  const kept = await b.getAttribute("#mine-summary", "data-pending");
+  check(true, `the pledge survived closing the page during its countdown (${kept === "scheduled" ? "pending, scheduled" : "already sent"})`);
+  if (kept === "scheduled") {
+    await b.click("#mine-send-now");
+  }
   await chartIs(a, { live: 2, active: 2, activated: 2, waiting: 0 });
   await a.waitForSelector('#mine-summary[data-state="activated"]', { timeout: TIMEOUT });
   check(await a.evaluate(() => window.__sameDocument === "A"), "the first page updated without a reload");
@@ -221,8 +313,9 @@ async function run() {
   await c.waitForSelector("#chart-summary:not(:empty)");
   check(await c.evaluate(() => document.documentElement.lang === "es" && document.documentElement.dir === "ltr"),
     "a Spanish-preferring browser gets the Spanish catalog");
+  await openWallet(c, PASS_C);
+  await c.waitForSelector('#pledge-form[data-ready="yes"]', { timeout: TIMEOUT });
   await c.fill("#threshold", "5");
-  await c.fill("#passphrase", PASS_C);
   await c.check("#send-now");
   await c.click("#pledge-button");
   await c.waitForSelector('#pledge-status[data-kind="ok"]', { timeout: TIMEOUT });
@@ -312,7 +405,100 @@ async function run() {
   await d.evaluate(() => { document.documentElement.dir = "rtl"; });
   await shot(d, "rtl-layout", { fullPage: false });
 
-  // 10. Nothing but the server was asked for anything.
+  // 10. One wallet, two tabs, two campaigns, two pledges at once: both stay
+  // in the wallet (each save re-reads and merges, under a Web Lock).
+  const second = await newCampaign("Second campaign");
+  const ctxE = await newContext("e");
+  const e1 = await page0(ctxE);
+  await e1.goto(campaignUrl);
+  await e1.waitForSelector("#chart-summary:not(:empty)");
+  await openWallet(e1, PASS_E);
+  const e2 = await ctxE.newPage();
+  await e2.goto(`${BASE}/c/${second}`);
+  await e2.waitForSelector("#chart-summary:not(:empty)");
+  await openWallet(e2, PASS_E);
+  await e1.waitForSelector('#pledge-form[data-ready="yes"]', { timeout: TIMEOUT });
+  await e2.waitForSelector('#pledge-form[data-ready="yes"]', { timeout: TIMEOUT });
+  for (const [p, th] of [[e1, 7], [e2, 4]]) {
+    await p.fill("#threshold", String(th));
+    await p.check("#send-now");
+  }
+  await Promise.all([e1.click("#pledge-button"), e2.click("#pledge-button")]);
+  for (const p of [e1, e2]) {
+    await p.waitForSelector('#pledge-status[data-kind="ok"], #pledge-status[data-kind="error"]', { timeout: TIMEOUT });
+    check(await p.getAttribute("#pledge-status", "data-kind") === "ok", `tab pledge accepted (${await p.textContent("#pledge-status")})`);
+  }
+  // A third tab reads the stored wallet: both pledges are there.
+  const e3 = await ctxE.newPage();
+  for (const [url, th] of [[campaignUrl, 7], [`${BASE}/c/${second}`, 4]]) {
+    await e3.goto(url);
+    await e3.waitForSelector("#chart-summary:not(:empty)");
+    await e3.fill("#unlock-pass", PASS_E);
+    await e3.click("#unlock-form button");
+    await e3.waitForSelector("#mine-summary:not(:empty)", { timeout: TIMEOUT });
+    check(new RegExp(`threshold ${th}\\b`).test(await e3.textContent("#mine-summary")),
+      `the stored wallet holds the pledge at ${th} made in its own tab (${await e3.textContent("#mine-summary")})`);
+  }
+  await shot(e3, "two-tabs");
+
+  // 11. The invite path: the code is used as a step of its own (tokens for
+  // the group), then the pledge.
+  const invited = await newCampaign("Invite campaign", { attester: { kind: "invite", group: "union" } });
+  const minted = await admin("/v1/admin/invites", { group: "union", count: 1 });
+  check(minted.campaigns === 1 && minted.codes.length === 1, "one invite code for one open campaign");
+  await e3.goto(`${BASE}/c/${invited}`);
+  await e3.waitForSelector("#chart-summary:not(:empty)");
+  await e3.fill("#unlock-pass", PASS_E);
+  await e3.click("#unlock-form button");
+  await e3.waitForSelector("#invite-form:not([hidden])", { timeout: TIMEOUT });
+  check(await e3.getAttribute("#pledge-form", "data-ready") === "no" && /invite code/.test(await e3.textContent("#pledge-needs")),
+    "an invite campaign asks for the code before pledging");
+  await e3.fill("#invite", minted.codes[0]);
+  await e3.click("#invite-button");
+  await e3.waitForSelector('#pledge-form[data-ready="yes"]', { timeout: TIMEOUT });
+  await pledge(e3, 1, null);
+
+  // 12. The outcome at the close: a campaign whose deadline passes now.
+  const closing = await newCampaign("Closing soon", {
+    goal: 1, deadline: Math.floor(Date.now() / 1000) + 25,
+  });
+  await e3.goto(`${BASE}/c/${closing}`);
+  await e3.waitForSelector("#chart-summary:not(:empty)");
+  await e3.fill("#unlock-pass", PASS_E);
+  await e3.click("#unlock-form button");
+  await pledge(e3, 1, null);
+  for (let i = 0; i < 120; i++) {
+    const c = await (await fetch(`${BASE}/v1/campaigns/${closing}`)).json();
+    if (c.closed_index !== undefined && c.closed_index !== null) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  await e3.reload();
+  await e3.waitForSelector("#chart-summary:not(:empty)");
+  await e3.fill("#unlock-pass", PASS_E);
+  await e3.click("#unlock-form button");
+  await e3.waitForSelector("#mine-outcome:not([hidden])", { timeout: TIMEOUT });
+  const outcome = await e3.textContent("#mine-outcome");
+  check(await e3.getAttribute("#mine-outcome", "data-on") === "yes" && /It's on/.test(outcome) && /walk out at 11:00/.test(outcome)
+    && /reached its goal of 1/.test(outcome), `the outcome line at the close (${outcome})`);
+  await shot(e3, "outcome");
+
+  // 13. The slider is logarithmic (1 … 1000: the middle is about 32).
+  await e3.goto(`${BASE}/c/${second}`);
+  await e3.waitForSelector("#chart-summary:not(:empty)");
+  await e3.evaluate(() => {
+    const r = document.getElementById("threshold-range");
+    r.value = "500";
+    r.dispatchEvent(new Event("input"));
+  });
+  check(await e3.inputValue("#threshold") === "32", `the slider's middle is 32 (${await e3.inputValue("#threshold")})`);
+
+  // 14. The wallet shows what it pinned at first use (R-CLIENT-1).
+  await e3.fill("#unlock-pass", PASS_E);
+  await e3.click("#unlock-form button");
+  await e3.waitForSelector("#wallet-pins:not([hidden])", { timeout: TIMEOUT });
+  check(/trusts the log key [^ ]+\+[0-9a-f]{8}/.test(await e3.textContent("#wallet-pins")), `pins shown (${await e3.textContent("#wallet-pins")})`);
+
+  // 15. Nothing but the server was asked for anything.
   check(requests.length > 20, `requests were recorded (${requests.length})`);
   check(foreign.length === 0, `every request went to ${ORIGIN} (${foreign.length} did not: ${foreign.slice(0, 5).join(" ")})`);
   check(problems.length === 0, `no page error, console error or CSP violation (${problems.slice(0, 5).join(" | ")})`);

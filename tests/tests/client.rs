@@ -273,8 +273,35 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
         )
         .await
         .unwrap();
+    // A second invite group open at the same time: a code must say which
+    // group it is for (issue 14: `--group` was needed, or the tokens failed).
+    let night = client
+        .create_campaign(
+            &admin,
+            &pledge_client::client::NewCampaign {
+                title: "night shift".into(),
+                text: String::new(),
+                action: "act".into(),
+                deadline: now + 3600,
+                goal: 2,
+                threshold_min: 1,
+                threshold_max: 10,
+                attester: pledge_client::client::AttesterSpec::Invite {
+                    group: "night.shift".into(),
+                },
+                publication: None,
+            },
+        )
+        .await
+        .unwrap();
     let minted = client.mint_invites(&admin, "staff", 1).await.unwrap();
     assert_eq!(minted.campaigns, 1, "the staff campaign takes these codes");
+    let code = minted.codes[0].as_str();
+    assert!(
+        code.starts_with("staff.") && code.len() == "staff.".len() + 32,
+        "a code names its group"
+    );
+    assert_eq!(flows::invite_code_group(code), Some("staff"));
     let none = client.mint_invites(&admin, "stafff", 1).await.unwrap();
     assert_eq!(none.campaigns, 0, "a misspelt group has no campaign");
     assert!(!format!("{minted:?}").contains(minted.codes[0].as_str()));
@@ -300,6 +327,33 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
         "{e}"
     );
     assert!(again.data.pending.is_empty() && again.data.tokens.is_empty());
+
+    // The other group's code, with no --group either: that group's campaign
+    // only; a --group contradicting the code is refused before any request.
+    let night_code = client.mint_invites(&admin, "night.shift", 1).await.unwrap();
+    assert_eq!(
+        flows::invite_code_group(&night_code.codes[0]),
+        Some("night.shift")
+    );
+    let mut nw = Wallet::in_memory();
+    let (nlog, _) = flows::pin_log(&client, &mut nw).await.unwrap();
+    let wrong = AttestKind::Invite {
+        code: night_code.codes[0].clone(),
+        group: Some("staff".into()),
+    };
+    let e = flows::obtain_tokens(&client, &mut nw, &nlog, &wrong)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("is for group night.shift"), "{e}");
+    assert!(nw.data.pending.is_empty());
+    let by_code = AttestKind::Invite {
+        code: night_code.codes[0].clone(),
+        group: None,
+    };
+    let r = flows::obtain_tokens(&client, &mut nw, &nlog, &by_code)
+        .await
+        .unwrap();
+    assert_eq!(r.obtained, vec![night.campaign_id.clone()]);
 
     // Through the key-tagging proxy: refused before any token request.
     let proxy = key_tagging_proxy(&srv.base).await;

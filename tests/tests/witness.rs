@@ -566,3 +566,135 @@ async fn corrupted_requests_get_4xx_and_change_nothing() {
     assert_cosigned(&w.post(good).await, &log.checkpoint(40));
     w.shutdown().await;
 }
+
+/// The value of the line of `/metrics` that starts with `series ` (the
+/// metric and its labels), if any.
+fn metric(text: &str, series: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Issue 19: a witness outage logged only `error sending request for url`,
+/// nothing when it ended, and nothing in `/metrics`. Now the real `pledged`
+/// logs the outage's start with its cause, exports the witness's health, and
+/// logs the recovery once the witness answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_outage_and_its_end_are_logged_and_exported() {
+    use pledge_tests::pledged::{Launch, start_within};
+    use std::time::Duration;
+    const PLEDGED: &str = env!("CARGO_BIN_EXE_pledged-under-test");
+    const SERIES: &str = "pledged_witness_up{witness=\"witness.test\"}";
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // The log key first, so that the witness knows it.
+    let keys = pledge_server::keys::load_or_create(&data, "localhost/pledge").unwrap();
+    let log_key = keys.log.verifier();
+    drop(keys);
+    let signer = WitnessSigner::generate(KeyName::new("witness.test").unwrap()).unwrap();
+    let wkey = signer.verifier();
+    // A port nobody listens on yet: the witness is down when pledged starts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let launch = Launch::new(PLEDGED, &data)
+        .env("PLEDGED_WITNESSES", format!("{url}|{}", wkey.to_text()))
+        .env("PLEDGED_BATCH_INTERVAL_MS", "20")
+        .env("PLEDGED_LOG", "info");
+    let stderr = tmp.path().join("stderr.txt");
+    let (server, base) = start_within(&launch, &stderr, Duration::from_secs(60));
+    let admin = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    let http = reqwest::Client::new();
+    let metrics = || async {
+        http.get(format!("{base}/metrics"))
+            .bearer_auth(admin.trim())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let wait_for = |want: u64, what: &'static str| {
+        let metrics = &metrics;
+        async move {
+            for _ in 0..900 {
+                if metric(&metrics().await, SERIES) == Some(want) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("{what}: /metrics never showed {SERIES} {want}");
+        }
+    };
+
+    // Down: exported, and logged once with its cause.
+    wait_for(0, "the outage").await;
+    let text = metrics().await;
+    assert!(
+        metric(
+            &text,
+            "pledged_witness_failures_total{witness=\"witness.test\"}"
+        )
+        .is_some_and(|n| n >= 1),
+        "{text}"
+    );
+    let log = server.stderr_text();
+    let start = format!("witness witness.test at {url} is unreachable: ");
+    assert!(log.contains(&start), "{log}");
+    assert!(
+        log.to_lowercase().contains("connection refused"),
+        "the cause, not only \"error sending request\": {log}"
+    );
+    assert_eq!(log.matches(&start).count(), 1, "logged once: {log}");
+
+    // The witness comes up on that port: cosignatures resume, and the end of
+    // the outage is logged.
+    let state = tempfile::tempdir().unwrap();
+    let witness = Witness::open(signer, [log_key], state.path()).unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(pledge_client::witness::serve(listener, witness, async {
+        let _ = stopped.await;
+    }));
+    wait_for(1, "the recovery").await;
+    let text = metrics().await;
+    assert!(
+        metric(
+            &text,
+            "pledged_witness_cosigned_size{witness=\"witness.test\"}"
+        )
+        .is_some_and(|n| n >= 1),
+        "{text}"
+    );
+    let log = server.stderr_text();
+    assert!(
+        log.contains("witness witness.test cosigns again (checkpoint "),
+        "{log}"
+    );
+    let checkpoint = http
+        .get(format!("{base}/log/checkpoint"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        checkpoint.contains("\u{2014} witness.test "),
+        "{checkpoint}"
+    );
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
+    drop(server);
+}

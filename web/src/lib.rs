@@ -9,12 +9,14 @@
 //! - [`shape`]: argument parsing, prechecks, error codes and result shapes,
 //!   free of JavaScript (unit-tested natively).
 //! - [`storage`]: the wallet bytes in `localStorage["pledge.wallet.v1"]`.
+//! - [`lock`]: the Web Lock that makes tabs save the wallet one at a time.
 //! - this file: the `PledgeApp` class exported to JavaScript.
 //!
 //! The crate also builds natively (it is a workspace member): the bindings
 //! compile everywhere, but calling them outside a JavaScript host panics in
 //! `wasm-bindgen`, so native tests only exercise [`shape`].
 
+pub mod lock;
 pub mod shape;
 pub mod storage;
 
@@ -139,9 +141,30 @@ impl std::fmt::Debug for PledgeApp {
     }
 }
 
-/// The store a browser wallet saves through: `localStorage`.
-fn local_store() -> pledge_client::wallet::WalletStore {
-    Box::new(|bytes: &[u8]| storage::save(bytes))
+/// The store a browser wallet saves through: `localStorage`, shared by
+/// every tab of the origin (each save re-reads and merges it, see [`lock`]).
+struct LocalStore;
+
+impl pledge_client::wallet::WalletStore for LocalStore {
+    fn load(&self) -> Result<Option<Vec<u8>>, String> {
+        storage::load().map_err(|e| e.message)
+    }
+    fn save(&mut self, bytes: &[u8]) -> Result<(), String> {
+        storage::save(bytes)
+    }
+}
+
+fn local_store() -> Box<dyn pledge_client::wallet::WalletStore> {
+    Box::new(LocalStore)
+}
+
+/// The current time, Unix seconds (the browser's clock).
+fn unix_now() -> u64 {
+    // Milliseconds since 1970 as a JS number: non-negative and far below
+    // 2^53 for any real clock.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let secs = (js_sys::Date::now() / 1000.0).max(0.0) as u64;
+    secs
 }
 
 /// Decrypts wallet bytes with `passphrase`.
@@ -171,31 +194,37 @@ impl PledgeApp {
     pub async fn open(server_url: String, passphrase: String) -> Result<PledgeApp, JsValue> {
         let passphrase = zeroize::Zeroizing::new(passphrase);
         let client = Client::new(&server_url).map_err(|e| js_error(&ErrorInfo::from(&e)))?;
-        let mut wallet = match storage::load().map_err(|e| js_error(&e))? {
-            Some(bytes) => {
-                let mut w = decrypt(&bytes, &passphrase)?;
-                w.set_store(local_store());
-                w
-            }
-            None => {
-                if passphrase.is_empty() {
-                    return Err(js_error(&ErrorInfo::new(
-                        "wallet_passphrase",
-                        "choose a passphrase for the new wallet",
-                    )));
+        let (wallet, log) = lock::exclusive(async {
+            let mut wallet = match storage::load().map_err(|e| js_error(&e))? {
+                Some(bytes) => {
+                    let mut w = decrypt(&bytes, &passphrase)?;
+                    w.set_store(local_store());
+                    w
                 }
-                let mut w =
-                    Wallet::with_store(Protection::passphrase(passphrase.as_str()), local_store());
-                w.save().map_err(|e| wallet_error(&e))?;
-                w
+                None => {
+                    if passphrase.is_empty() {
+                        return Err(js_error(&ErrorInfo::new(
+                            "wallet_passphrase",
+                            "choose a passphrase for the new wallet",
+                        )));
+                    }
+                    let mut w = Wallet::with_store(
+                        Protection::passphrase(passphrase.as_str()),
+                        local_store(),
+                    );
+                    w.save().map_err(|e| wallet_error(&e))?;
+                    w
+                }
+            };
+            let (log, pinned_now) = flows::pin_log(&client, &mut wallet)
+                .await
+                .map_err(|e| flow_error(&e))?;
+            if pinned_now {
+                wallet.save().map_err(|e| wallet_error(&e))?;
             }
-        };
-        let (log, pinned_now) = flows::pin_log(&client, &mut wallet)
-            .await
-            .map_err(|e| flow_error(&e))?;
-        if pinned_now {
-            wallet.save().map_err(|e| wallet_error(&e))?;
-        }
+            Ok::<_, JsValue>((wallet, log))
+        })
+        .await?;
         let tokens = shape::token_campaigns(&wallet.data);
         Ok(Self {
             session: Rc::new(Mutex::new(Session {
@@ -231,7 +260,11 @@ impl PledgeApp {
             .map_err(|e| js_error(&e))?;
             let mut guard = session.lock().await;
             let s = &mut *guard;
-            let r = flows::obtain_tokens(&s.client, &mut s.wallet, &s.log, &kind).await;
+            let r = lock::exclusive(async {
+                s.wallet.refresh()?;
+                flows::obtain_tokens(&s.client, &mut s.wallet, &s.log, &kind).await
+            })
+            .await;
             *tokens.borrow_mut() = shape::token_campaigns(&s.wallet.data);
             let report = r.map_err(|e| flow_error(&e))?;
             let mut out: Vec<serde_json::Value> = report
@@ -298,9 +331,13 @@ impl PledgeApp {
                 wallet,
                 log,
             } = &mut *guard;
-            let list = flows::status(client, wallet, log)
-                .await
-                .map_err(|e| flow_error(&e))?;
+            // Refreshed first: what another tab pledged shows here too.
+            let list = lock::exclusive(async {
+                wallet.refresh()?;
+                flows::status(client, wallet, log).await
+            })
+            .await
+            .map_err(|e| flow_error(&e))?;
             to_js(&shape::status(&list, &guard.wallet.data))
         })
     }
@@ -346,14 +383,94 @@ impl PledgeApp {
         self.tokens.borrow().clone()
     }
 
+    /// Signs a pledge and saves it in the wallet, pending, with its due time
+    /// (now plus a random delay, DESIGN P4), and returns at once:
+    /// `{campaign, sendAfter, delaySeconds}` (`sendAfter` in Unix seconds,
+    /// `null` when `opts.now`). The page counts down and then calls
+    /// `sendPending({campaign})`; if it is closed first, the pledge stays
+    /// pending in the wallet and the next `sendPending()` sends it.
+    #[wasm_bindgen(js_name = preparePledge)]
+    pub fn prepare_pledge(&self, campaign: String, threshold: f64, opts: JsValue) -> Promise {
+        let change = shape::threshold(threshold).map(Change::Commit);
+        let opts = delay_options(&opts, DelayOptions::DEFAULT);
+        let session = self.session.clone();
+        let tokens = self.tokens.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let change = change.map_err(|e| js_error(&e))?;
+            let opts = opts?;
+            let id: CampaignId = shape::campaign(&campaign).map_err(|e| js_error(&e))?;
+            let mut guard = session.lock().await;
+            let s = &mut *guard;
+            let prepared = prepare(s, &id, change, opts).await;
+            *tokens.borrow_mut() = shape::token_campaigns(&s.wallet.data);
+            let (due, delay) = prepared?;
+            to_js(&serde_json::json!({
+                "campaign": id.to_hex(),
+                "sendAfter": due,
+                "delaySeconds": shape::seconds_left(delay),
+            }))
+        })
+    }
+
+    /// Sends pending entries of the wallet: with `{campaign}`, that
+    /// campaign's (whatever its due time: the person's "send now"); with
+    /// `{}`, those whose due time has passed (a pledge left by a closed
+    /// page). Resolves to `{sent: [{campaign, index, checkpointSize}],
+    /// waiting: [{campaign, sendAfter}]}`.
+    #[wasm_bindgen(js_name = sendPending)]
+    pub fn send_pending(&self, opts: JsValue) -> Promise {
+        let session = self.session.clone();
+        let tokens = self.tokens.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let filter = match string_field(&opts, "campaign")? {
+                Some(c) => {
+                    flows::PendingFilter::Campaign(shape::campaign(&c).map_err(|e| js_error(&e))?)
+                }
+                None => flows::PendingFilter::DeferredDueBy(unix_now()),
+            };
+            let mut guard = session.lock().await;
+            let s = &mut *guard;
+            let r = lock::exclusive(flows::send_pending(
+                &s.client,
+                &mut s.wallet,
+                &s.log,
+                filter,
+            ))
+            .await;
+            *tokens.borrow_mut() = shape::token_campaigns(&s.wallet.data);
+            let report = r.map_err(|e| flow_error(&e))?;
+            to_js(&serde_json::json!({
+                "sent": report.sent.iter().map(|(c, d)| serde_json::json!({
+                    "campaign": c, "index": d.index, "checkpointSize": d.checkpoint_size,
+                })).collect::<Vec<_>>(),
+                "waiting": report.waiting.iter().map(|(c, due)| serde_json::json!({
+                    "campaign": c, "sendAfter": due,
+                })).collect::<Vec<_>>(),
+            }))
+        })
+    }
+
+    /// What this wallet pinned at first use (SPEC R-CLIENT-1), for the page
+    /// to show: `{logKey, witnesses: [...], quorum, checkpointSize}`.
+    pub fn pins(&self) -> Promise {
+        let session = self.session.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let guard = session.lock().await;
+            to_js(&shape::pins(&guard.wallet.data))
+        })
+    }
+
     /// Frees the Rust side (same as `free()`).
     pub fn close(self) {}
 }
 
 impl PledgeApp {
-    /// The common path of pledge, amend and withdraw: precheck, random wait
-    /// with progress (outside the lock, so `status()` still answers), then
-    /// the CLI's flow with no further delay.
+    /// The common path of pledge, amend and withdraw: under the locks, merge
+    /// what other tabs saved, precheck, and for a pledge sign it and save it
+    /// pending with its due time (before the wait, so a closed page loses
+    /// nothing: the next `sendPending()` sends it); the random wait with
+    /// progress outside the locks (so `status()` still answers); then the
+    /// CLI's flow with no further delay.
     fn submit(
         &self,
         campaign: String,
@@ -367,16 +484,12 @@ impl PledgeApp {
             let change = change.map_err(|e| js_error(&e))?;
             let opts = opts?;
             let id: CampaignId = shape::campaign(&campaign).map_err(|e| js_error(&e))?;
-            let resend = {
-                let guard = session.lock().await;
-                shape::precheck(&guard.wallet.data, &id, change).map_err(|e| js_error(&e))?
-            };
-            // DESIGN P4: the same draw as `pledge commit` (uniform in
-            // [0, max], from the CSPRNG); a resend goes at once, as there.
-            let delay = if resend || opts.now {
-                Duration::ZERO
-            } else {
-                flows::random_delay(opts.max).map_err(|e| flow_error(&e))?
+            let delay = {
+                let mut guard = session.lock().await;
+                let s = &mut *guard;
+                let prepared = prepare(s, &id, change, opts).await;
+                *tokens.borrow_mut() = shape::token_campaigns(&s.wallet.data);
+                prepared?.1
             };
             let cb = on_progress.as_ref();
             let mut left = delay;
@@ -394,20 +507,71 @@ impl PledgeApp {
             progress(cb, &serde_json::json!({"phase": "sending"}));
             let mut guard = session.lock().await;
             let s = &mut *guard;
-            let r = match change {
-                Change::Commit(t) => {
-                    flows::commit(&s.client, &mut s.wallet, &s.log, &id, t, Duration::ZERO).await
-                }
-                Change::Amend(t) => {
-                    flows::change(&s.client, &mut s.wallet, &s.log, &id, Some(t)).await
-                }
-                Change::Withdraw => {
-                    flows::change(&s.client, &mut s.wallet, &s.log, &id, None).await
-                }
-            };
+            let r = lock::exclusive(send(s, &id, change)).await;
             *tokens.borrow_mut() = shape::token_campaigns(&s.wallet.data);
             let done = r.map_err(|e| flow_error(&e))?;
             to_js(&shape::submitted(&done, delay))
         })
+    }
+}
+
+/// Under the Web Lock: merges the stored wallet, prechecks `change`, draws
+/// the delay and, for a pledge, signs it and saves it pending with its due
+/// time. Returns the pledge's due time (Unix seconds, `None` to send at
+/// once) and the delay.
+async fn prepare(
+    s: &mut Session,
+    id: &CampaignId,
+    change: Change,
+    opts: DelayOptions,
+) -> Result<(Option<u64>, Duration), JsValue> {
+    lock::exclusive(async {
+        s.wallet.refresh().map_err(|e| wallet_error(&e))?;
+        let resend = shape::precheck(&s.wallet.data, id, change).map_err(|e| js_error(&e))?;
+        // DESIGN P4: the same draw as `pledge commit` (uniform in [0, max],
+        // from the CSPRNG); a resend goes at once, as there.
+        let delay = if resend || opts.now {
+            Duration::ZERO
+        } else {
+            flows::random_delay(opts.max).map_err(|e| flow_error(&e))?
+        };
+        let due = (!delay.is_zero()).then(|| unix_now().saturating_add(shape::seconds_left(delay)));
+        if let Change::Commit(t) = change {
+            flows::sign_pledge(&s.client, &mut s.wallet, id, t, due)
+                .await
+                .map_err(|e| flow_error(&e))?;
+        }
+        Ok((due, delay))
+    })
+    .await
+}
+
+/// Under the Web Lock: sends what [`prepare`] saved (a pledge: its signed
+/// entry, or nothing if another tab sent it meanwhile and the wallet holds
+/// the receipt) or signs and sends an amendment or withdrawal.
+async fn send(
+    s: &mut Session,
+    id: &CampaignId,
+    change: Change,
+) -> Result<flows::Submitted, FlowError> {
+    match change {
+        Change::Commit(_) => {
+            let report = flows::send_pending(
+                &s.client,
+                &mut s.wallet,
+                &s.log,
+                flows::PendingFilter::Campaign(*id),
+            )
+            .await?;
+            if let Some((_, done)) = report.sent.into_iter().next() {
+                return Ok(done);
+            }
+            // Sent by another tab meanwhile: its receipt is in the wallet.
+            flows::acknowledged_pledge(&s.wallet, &s.log, id)?.ok_or_else(|| {
+                FlowError::Wallet2(format!("the pledge on {id} is no longer in this wallet"))
+            })
+        }
+        Change::Amend(t) => flows::change(&s.client, &mut s.wallet, &s.log, id, Some(t)).await,
+        Change::Withdraw => flows::change(&s.client, &mut s.wallet, &s.log, id, None).await,
     }
 }

@@ -293,6 +293,13 @@ pub fn status(list: &[PledgeStatus], data: &WalletData) -> Value {
                 .rev()
                 .find(|p| p.campaign == s.campaign)
                 .and_then(|p| p.entries.iter().rev().find_map(|e| e.index));
+            let send_after = data
+                .pledges
+                .iter()
+                .rev()
+                .find(|p| p.campaign == s.campaign)
+                .and_then(|p| p.unacknowledged())
+                .and_then(|e| e.send_after);
             let state = if s.unacknowledged > 0 {
                 "pending"
             } else if s.withdrawn {
@@ -305,6 +312,7 @@ pub fn status(list: &[PledgeStatus], data: &WalletData) -> Value {
                 "title": s.title,
                 "threshold": s.threshold,
                 "state": state,
+                "sendAfter": send_after,
                 "index": index,
                 "receiptVerified": s.included,
                 "active": s.activated,
@@ -327,6 +335,20 @@ pub fn status(list: &[PledgeStatus], data: &WalletData) -> Value {
         })
         .collect();
     Value::Array(out)
+}
+
+/// What the wallet pinned (SPEC R-CLIENT-1): `{logKey, witnesses, quorum,
+/// checkpointSize}`; `logKey` is `null` before the first use.
+pub fn pins(data: &WalletData) -> Value {
+    match &data.log {
+        None => json!({"logKey": null, "witnesses": [], "quorum": 0, "checkpointSize": 0}),
+        Some(l) => json!({
+            "logKey": l.verifier_key,
+            "witnesses": l.witnesses.clone().unwrap_or_default(),
+            "quorum": l.quorum,
+            "checkpointSize": l.checkpoint_size,
+        }),
+    }
 }
 
 /// Hex ids of the campaigns with an unused token.

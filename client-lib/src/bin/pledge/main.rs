@@ -12,14 +12,15 @@ mod audit;
 mod witness;
 
 use std::io::{BufRead as _, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Parser, Subcommand};
 use pledge_client::client::{
-    AttesterKind, AttesterSpec, Client, ClientError, ErrorCode, NewCampaign, PublicationSpec,
+    AttesterKind, AttesterSpec, CampaignInfo, Client, ClientError, ErrorCode, NewCampaign,
+    PublicationSpec,
 };
 use pledge_client::demo::{self, DemoOptions};
 use pledge_client::flows::{self, AttestKind, FlowError, WatchNews};
@@ -166,11 +167,18 @@ enum Command {
         #[arg(long)]
         entry: Option<String>,
     },
-    /// Operator commands (need the server's admin token).
+    /// Operator commands (need the server's admin token: from
+    /// --admin-token-file, PLEDGE_ADMIN_TOKEN_FILE or PLEDGE_ADMIN_TOKEN).
     Admin {
-        /// Admin token (the server's data folder has it in admin.token).
-        #[arg(long, env = "PLEDGE_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: String,
+        /// File holding the admin token (the server's data folder has it in
+        /// admin.token).
+        #[arg(long, env = "PLEDGE_ADMIN_TOKEN_FILE", value_name = "FILE")]
+        admin_token_file: Option<PathBuf>,
+        /// The token itself. Discouraged: a command line is visible to other
+        /// users of the machine (`ps`); use --admin-token-file or the
+        /// PLEDGE_ADMIN_TOKEN environment variable.
+        #[arg(long, hide = true)]
+        admin_token: Option<String>,
         #[command(subcommand)]
         command: AdminCommand,
     },
@@ -194,51 +202,93 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum AdminCommand {
+    /// Campaigns: create, list, show.
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
+    /// Invite codes: mint, revoke.
+    #[command(subcommand)]
+    Invites(InvitesCommand),
+    /// Same as `admin campaign create` (older spelling).
+    #[command(hide = true)]
+    CreateCampaign(CreateCampaign),
+    /// Same as `admin invites mint` (older spelling).
+    #[command(hide = true)]
+    MintInvites(MintInvites),
+}
+
+#[derive(Subcommand, Debug)]
+enum CampaignCommand {
     /// Open a campaign (a fresh issuer key is logged with it).
-    CreateCampaign {
-        /// Title.
-        #[arg(long)]
-        title: String,
-        /// The action pledged.
-        #[arg(long)]
-        action: String,
-        /// Text.
-        #[arg(long, default_value = "")]
-        text: String,
-        /// Deadline: a date and time with its offset (`2027-03-08T11:00+01:00`,
-        /// or `Z` for UTC), `+Nd` / `+Nh` / `+Nm` from now, or Unix seconds.
-        #[arg(long)]
-        deadline: String,
-        /// Success goal.
-        #[arg(long)]
-        goal: u32,
-        /// Smallest threshold.
-        #[arg(long, default_value_t = 1)]
-        threshold_min: u32,
-        /// Largest threshold.
-        #[arg(long, default_value_t = 1000)]
-        threshold_max: u32,
-        /// `open`, or `invite:GROUP`.
-        #[arg(long)]
-        attester: String,
-        /// Publish pledges only in groups of at least N (SPEC R-PUB-1);
-        /// default: the server's (3).
-        #[arg(long, value_name = "N")]
-        publish_min: Option<u32>,
-        /// Random publication delay of up to MS milliseconds once a group is
-        /// complete (with --publish-min; default 10000).
-        #[arg(long, value_name = "MS", requires = "publish_min")]
-        publish_max_delay_ms: Option<u64>,
+    Create(CreateCampaign),
+    /// Every campaign, as `pledge campaigns` shows them.
+    List,
+    /// One campaign (64 hex digits or a unique prefix).
+    Show {
+        /// Campaign id or unique prefix.
+        id: String,
     },
-    /// Mint single-use invite codes for a group (shown once).
-    MintInvites {
+}
+
+#[derive(Subcommand, Debug)]
+enum InvitesCommand {
+    /// Mint single-use invite codes for a group (shown once; each code names
+    /// its group).
+    Mint(MintInvites),
+    /// Delete every unused code of a group (used ones are already gone).
+    Revoke {
         /// Invite group.
         #[arg(long)]
         group: String,
-        /// How many.
-        #[arg(long)]
-        count: u32,
     },
+}
+
+/// `pledge admin campaign create`.
+#[derive(clap::Args, Debug)]
+struct CreateCampaign {
+    /// Title.
+    #[arg(long)]
+    title: String,
+    /// The action pledged.
+    #[arg(long)]
+    action: String,
+    /// Text.
+    #[arg(long, default_value = "")]
+    text: String,
+    /// Deadline: a date and time with its offset (`2027-03-08T11:00+01:00`,
+    /// or `Z` for UTC), `+Nd` / `+Nh` / `+Nm` from now, or Unix seconds.
+    #[arg(long)]
+    deadline: String,
+    /// Success goal.
+    #[arg(long)]
+    goal: u32,
+    /// Smallest threshold.
+    #[arg(long, default_value_t = 1)]
+    threshold_min: u32,
+    /// Largest threshold.
+    #[arg(long, default_value_t = 1000)]
+    threshold_max: u32,
+    /// `open`, or `invite:GROUP`.
+    #[arg(long)]
+    attester: String,
+    /// Publish pledges only in groups of at least N (SPEC R-PUB-1);
+    /// default: the server's (3).
+    #[arg(long, value_name = "N")]
+    publish_min: Option<u32>,
+    /// Random publication delay of up to MS milliseconds once a group is
+    /// complete (with --publish-min; default 10000).
+    #[arg(long, value_name = "MS", requires = "publish_min")]
+    publish_max_delay_ms: Option<u64>,
+}
+
+/// `pledge admin invites mint`.
+#[derive(clap::Args, Debug)]
+struct MintInvites {
+    /// Invite group.
+    #[arg(long)]
+    group: String,
+    /// How many.
+    #[arg(long)]
+    count: u32,
 }
 
 #[derive(Subcommand, Debug)]
@@ -598,6 +648,45 @@ fn when(unix: u64) -> String {
     }
 }
 
+/// `pledge campaigns` and `pledge admin campaign list`.
+async fn list_campaigns(client: &Client) -> anyhow::Result<()> {
+    let list = client.campaigns().await?;
+    if list.is_empty() {
+        out!("no campaigns");
+    }
+    for c in &list {
+        print_campaign(c);
+    }
+    Ok(())
+}
+
+/// One campaign, as `pledge campaigns` lists it.
+fn print_campaign(c: &CampaignInfo) {
+    let (live, a) = c.tally.as_ref().map_or((0, 0), |t| (t.live, t.active));
+    out!("{}  [{}]  {}", c.campaign_id, c.state, c.title);
+    out!(
+        "    action: {}; goal {}; thresholds {}..={}; deadline {}",
+        c.action,
+        c.goal,
+        c.threshold_min,
+        c.threshold_max,
+        when(c.deadline)
+    );
+    let who = match (c.attester, c.invite_group.as_deref()) {
+        (Some(AttesterKind::Invite), Some(g)) => format!("invite codes of group {g}"),
+        (Some(a), _) => a.to_string(),
+        (None, _) => "nobody (closed)".into(),
+    };
+    out!(
+        "    tokens from: {who}; live pledges {live}, active count A = {a}{}",
+        if a >= u64::from(c.goal) {
+            " — GOAL REACHED"
+        } else {
+            ""
+        }
+    );
+}
+
 /// Seconds as `4 min 05 s`.
 fn mmss(s: u64) -> String {
     format!("{} min {:02} s", s / 60, s % 60)
@@ -606,37 +695,7 @@ fn mmss(s: u64) -> String {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = Client::new(&cli.server)?;
     match &cli.command {
-        Command::Campaigns => {
-            let list = client.campaigns().await?;
-            if list.is_empty() {
-                out!("no campaigns");
-            }
-            for c in list {
-                let (live, a) = c.tally.map_or((0, 0), |t| (t.live, t.active));
-                out!("{}  [{}]  {}", c.campaign_id, c.state, c.title);
-                out!(
-                    "    action: {}; goal {}; thresholds {}..={}; deadline {}",
-                    c.action,
-                    c.goal,
-                    c.threshold_min,
-                    c.threshold_max,
-                    when(c.deadline)
-                );
-                let who = match (c.attester, c.invite_group.as_deref()) {
-                    (Some(AttesterKind::Invite), Some(g)) => format!("invite codes of group {g}"),
-                    (Some(a), _) => a.to_string(),
-                    (None, _) => "nobody (closed)".into(),
-                };
-                out!(
-                    "    tokens from: {who}; live pledges {live}, active count A = {a}{}",
-                    if a >= u64::from(c.goal) {
-                        " — GOAL REACHED"
-                    } else {
-                        ""
-                    }
-                );
-            }
-        }
+        Command::Campaigns => list_campaigns(&client).await?,
         Command::Tokens { attest, group } => {
             let kind = if attest == "open" {
                 AttestKind::Open
@@ -982,9 +1041,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Admin {
+            admin_token_file,
             admin_token,
             command,
-        } => admin(&client, admin_token, command).await?,
+        } => {
+            let token = admin_token_of(admin_token_file.as_deref(), admin_token.as_deref())?;
+            admin(&client, &token, command).await?;
+        }
         Command::Demo {
             pledgers,
             admin_token,
@@ -1055,20 +1118,58 @@ fn parse_deadline(s: &str) -> anyhow::Result<u64> {
     u64::try_from(t.as_second()).map_err(|_| bad())
 }
 
+/// The admin token: from a file (`--admin-token-file`,
+/// `PLEDGE_ADMIN_TOKEN_FILE`), else `PLEDGE_ADMIN_TOKEN`, else (with a
+/// warning) `--admin-token`.
+fn admin_token_of(
+    file: Option<&Path>,
+    arg: Option<&str>,
+) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    if let Some(f) = file {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading the admin token from {}", f.display()))?,
+        );
+        let token = text.trim();
+        if token.is_empty() {
+            bail!("{} holds no admin token", f.display());
+        }
+        return Ok(zeroize::Zeroizing::new(token.to_owned()));
+    }
+    if let Ok(t) = std::env::var("PLEDGE_ADMIN_TOKEN")
+        && !t.trim().is_empty()
+    {
+        return Ok(zeroize::Zeroizing::new(t.trim().to_owned()));
+    }
+    if let Some(t) = arg {
+        eprintln!(
+            "warning: an admin token on the command line is visible to other users of this \
+             machine (ps, shell history): use --admin-token-file FILE (the server's data folder \
+             has admin.token) or PLEDGE_ADMIN_TOKEN"
+        );
+        return Ok(zeroize::Zeroizing::new(t.to_owned()));
+    }
+    Err(usage(
+        "`pledge admin` needs the server's admin token: --admin-token-file \
+         <data folder>/admin.token, or PLEDGE_ADMIN_TOKEN",
+    ))
+}
+
 async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Result<()> {
     match cmd {
-        AdminCommand::CreateCampaign {
-            title,
-            action,
-            text,
-            deadline,
-            goal,
-            threshold_min,
-            threshold_max,
-            attester,
-            publish_min,
-            publish_max_delay_ms,
-        } => {
+        AdminCommand::Campaign(CampaignCommand::Create(c)) | AdminCommand::CreateCampaign(c) => {
+            let CreateCampaign {
+                title,
+                action,
+                text,
+                deadline,
+                goal,
+                threshold_min,
+                threshold_max,
+                attester,
+                publish_min,
+                publish_max_delay_ms,
+            } = c;
             let publication = publish_min.map(|min_pledges| PublicationSpec {
                 min_pledges,
                 max_delay_ms: publish_max_delay_ms.unwrap_or(10_000),
@@ -1106,7 +1207,23 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
                 c.checkpoint_size
             );
         }
-        AdminCommand::MintInvites { group, count } => {
+        AdminCommand::Campaign(CampaignCommand::List) => list_campaigns(client).await?,
+        AdminCommand::Campaign(CampaignCommand::Show { id }) => {
+            let id = campaign_id(client, id).await?;
+            let c = client.campaign(&id).await?;
+            print_campaign(&c);
+            let statement = client.tally_statement(&id).await?;
+            out!("    signed tally statement:");
+            for line in statement.lines() {
+                out!("      {line}");
+            }
+        }
+        AdminCommand::Invites(InvitesCommand::Revoke { group }) => {
+            let deleted = client.revoke_invites(token, group).await?;
+            out!("{deleted} unused invite codes of group {group} deleted");
+        }
+        AdminCommand::Invites(InvitesCommand::Mint(MintInvites { group, count }))
+        | AdminCommand::MintInvites(MintInvites { group, count }) => {
             let minted = client.mint_invites(token, group, *count).await?;
             if minted.campaigns == 0 {
                 eprintln!(
