@@ -290,6 +290,7 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
                     group: "night.shift".into(),
                 },
                 publication: None,
+                funding: None,
             },
         )
         .await
