@@ -89,6 +89,20 @@ def main():
         for c in json.loads(f.read_text()).get("cases", []):
             put("tally_statement", f.stem + "_" + c["name"], c.get("text"))
 
+    # Conditional funding: terms (mode 0), a terms sequence (mode 1),
+    # snapshots (mode 2) and statements (mode 3) of funding.json.
+    fv = load("funding.json")
+    seq = b""
+    for t in fv["terms"]:
+        put("funding", "terms_" + t["terms"]["kind"], b"\x00" + bytes.fromhex(t["encoding"]))
+        seq += bytes.fromhex(t["encoding"])
+    put("funding", "sequence", b"\x01" + seq)
+    for c in fv["tallies"]:
+        put("funding", "snapshot_" + c["name"], b"\x02" + bytes.fromhex(c["snapshot"]))
+        put("funding", "statement_" + c["name"], b"\x03" + c["statement"].encode())
+    for d in fv["definitions"]:
+        put("campaign", "funding_" + d["name"], bytes.fromhex(d["encoding"]))
+
     # Tile paths.
     p = load("c2sp_tlog_tiles_paths.json")
     for t in p["tiles"] + p["bundles"]:

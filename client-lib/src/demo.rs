@@ -239,6 +239,7 @@ async fn pick_campaign(
                     // receipt shown at once.
                     publication: Some(PublicationSpec::IMMEDIATE),
                     attester: AttesterSpec::Open,
+                    funding: None,
                 },
             )
             .await?;

@@ -181,13 +181,21 @@ pub fn decode_request<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestErr
 }
 
 /// Whether every array inside `v` holds only objects (depth is bounded by
-/// serde_json's recursion limit of 128).
+/// serde_json's recursion limit of 128). The one exception is a funding
+/// menu, `"support_levels": [3000, 6000]` (R-API-23): its type is a list of
+/// integers, which no struct of the API could be read from, so it is not a
+/// second encoding of anything.
 fn arrays_hold_objects(v: &serde_json::Value) -> bool {
     match v {
         serde_json::Value::Array(items) => items
             .iter()
             .all(|x| x.is_object() && arrays_hold_objects(x)),
-        serde_json::Value::Object(map) => map.values().all(arrays_hold_objects),
+        serde_json::Value::Object(map) => map.iter().all(|(k, v)| {
+            (k == "support_levels"
+                && v.as_array()
+                    .is_some_and(|a| a.iter().all(serde_json::Value::is_u64)))
+                || arrays_hold_objects(v)
+        }),
         _ => true,
     }
 }
@@ -286,6 +294,9 @@ error_codes! {
     BadSignature = "bad_signature",
     /// 422: the threshold is outside the campaign's range.
     ThresholdOutOfRange = "threshold_out_of_range",
+    /// 422: support or funding terms in a campaign without funding, or a
+    /// support amount not on its menu (R-RULE-10).
+    TermsNotAllowed = "terms_not_allowed",
     /// 429: the open attester's rate limit (R-API-12).
     RateLimited = "rate_limited",
     /// 500: an internal fault (R-API-2).
@@ -426,6 +437,66 @@ pub struct Campaign {
     /// The publication policy (R-PUB-1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publication: Option<Publication>,
+    /// The funding extension (R-CAMP-5); absent for a campaign without it,
+    /// so plain campaigns' objects are unchanged. A claim like
+    /// `definition`: a client checks it against the logged definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funding: Option<FundingSpec>,
+}
+
+/// A campaign's funding extension in JSON (SPEC R-CAMP-5, R-API-23):
+/// `{"currency": "EUR", "minor_digits": 2, "support_levels": [3000, 6000],
+/// "surplus_to_fund": false}`. Amounts are integers in minor units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FundingSpec {
+    /// ISO 4217 alphabetic code, three letters A-Z.
+    pub currency: String,
+    /// Decimal digits of the minor unit, 0..=4.
+    pub minor_digits: u8,
+    /// The support menu: at most 8 amounts in minor units, strictly
+    /// ascending, each at least 1 (may be empty: funding only).
+    #[serde(default)]
+    pub support_levels: Vec<u64>,
+    /// Activated funders give their whole amount (R-FUND-5).
+    #[serde(default)]
+    pub surplus_to_fund: bool,
+}
+
+impl FundingSpec {
+    /// The extension of a definition.
+    pub fn of(f: &crate::campaign::Funding) -> Self {
+        Self {
+            currency: f.currency().to_owned(),
+            minor_digits: f.minor_digits(),
+            support_levels: f.levels().to_vec(),
+            surplus_to_fund: f.surplus_to_fund(),
+        }
+    }
+
+    /// Validates it into a definition's extension.
+    ///
+    /// # Errors
+    /// [`crate::codec::DecodeError`] naming the field R-CAMP-5 refuses.
+    pub fn to_funding(&self) -> Result<crate::campaign::Funding, crate::codec::DecodeError> {
+        let currency: [u8; 3] = self.currency.as_bytes().try_into().map_err(|_| {
+            crate::codec::DecodeError::OutOfRange {
+                field: "funding.currency",
+                reason: "must be three letters A-Z",
+            }
+        })?;
+        let flags = if self.surplus_to_fund {
+            crate::campaign::FLAG_SURPLUS_TO_FUND
+        } else {
+            0
+        };
+        crate::campaign::Funding::new(
+            currency,
+            self.minor_digits,
+            self.support_levels.clone(),
+            flags,
+        )
+    }
 }
 
 // `definition` and `issuer_key` stay the served text: they are claims a
@@ -558,6 +629,10 @@ pub struct NewCampaign {
     /// Publication policy (R-PUB-1); absent: the server's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publication: Option<Publication>,
+    /// The funding extension (R-CAMP-5, R-API-23); absent: a campaign
+    /// without conditional funding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funding: Option<FundingSpec>,
 }
 
 /// A campaign's attester policy: `{"kind": "open"}` or `{"kind": "invite",
@@ -1069,7 +1144,7 @@ mod tests {
 
     #[test]
     fn error_codes_round_trip_and_unknown_ones_are_kept() {
-        assert_eq!(ErrorCode::KNOWN.len(), 34);
+        assert_eq!(ErrorCode::KNOWN.len(), 35);
         let mut seen = std::collections::BTreeSet::new();
         for code in ErrorCode::KNOWN {
             let s = code.as_str();
@@ -1110,6 +1185,7 @@ mod tests {
             "bad_token",
             "bad_signature",
             "threshold_out_of_range",
+            "terms_not_allowed",
             "bad_blinded_message",
             "bad_campaign",
             "deadline_in_past",
@@ -1214,6 +1290,44 @@ mod tests {
                 br#"{"title": "T", "action": "A", "deadline": 1, "goal": 1,
                      "threshold_min": 1, "threshold_max": 1, "attester": {"kind": "open"},
                      "publication": {"min_pledges": 1, "max_delay_ms": 0, "x": 1}}"#
+            )
+            .is_err()
+        );
+        // The funding menu is the one array of integers a body may hold.
+        let with = |funding: &str| {
+            format!(
+                r#"{{"title": "T", "action": "A", "deadline": 1, "goal": 1,
+                     "threshold_min": 1, "threshold_max": 1, "attester": {{"kind": "open"}},
+                     "funding": {funding}}}"#
+            )
+        };
+        let ok = decode_request::<NewCampaign>(
+            with(r#"{"currency": "EUR", "minor_digits": 2, "support_levels": [3000, 6000]}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        let f = ok.funding.unwrap();
+        assert_eq!(f.support_levels, [3000, 6000]);
+        assert!(!f.surplus_to_fund);
+        assert_eq!(f.to_funding().unwrap().levels(), [3000, 6000]);
+        for bad in [
+            r#"["EUR", 2, [3000], false]"#,
+            r#"{"currency": "EUR", "minor_digits": 2, "support_levels": ["3000"]}"#,
+            r#"{"currency": "EUR", "minor_digits": 2, "support_levels": [-1]}"#,
+            r#"{"currency": "EUR", "minor_digits": 2, "x": 1}"#,
+            r#"{"currency": "EUR"}"#,
+        ] {
+            assert!(
+                decode_request::<NewCampaign>(with(bad).as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
+        // Only under that name: an array of numbers elsewhere stays refused.
+        assert!(
+            decode_request::<NewCampaign>(
+                br#"{"title": "T", "action": "A", "deadline": 1, "goal": 1,
+                     "threshold_min": 1, "threshold_max": 1, "attester": {"kind": "open"},
+                     "publication": [1, 0]}"#
             )
             .is_err()
         );

@@ -1,7 +1,10 @@
-//! Campaign definitions and campaign ids (DESIGN §5, SPEC §4, R-CAMP-1…R-CAMP-4).
+//! Campaign definitions and campaign ids (DESIGN §5, SPEC §4, R-CAMP-1…R-CAMP-5),
+//! with the optional funding extension of conditional funding campaigns
+//! (R-CAMP-5).
 
 use crate::codec::{Decode, DecodeError, Reader, Writer, check_text};
 use crate::hash::{CampaignId, sha256};
+use crate::pledge::{MAX_AMOUNT, Terms};
 
 /// Domain tag of the campaign id hash. SPEC R-CAMP-2.
 pub const CAMPAIGN_ID_TAG: &[u8] = b"pledge/v1/campaign";
@@ -16,6 +19,154 @@ pub const MAX_THRESHOLD: u32 = 100_000_000;
 /// the most buckets a tally snapshot holds (`tally::MAX_BUCKETS`), so every
 /// campaign's final tally can be published. SPEC R-CAMP-3.
 pub const MAX_THRESHOLD_SPAN: u32 = 1 << 20;
+
+/// Version byte of a definition without extensions: R-CAMP-1 exactly, so
+/// every campaign opened before funding existed keeps its bytes and its id.
+pub const DEFINITION_V1: u8 = 0x01;
+/// Version byte of a version 1 definition followed by extensions (the high
+/// bit says "extensions follow"; SPEC R-CAMP-5). `0x02` stays unknown.
+pub const DEFINITION_V1_EXTENDED: u8 = 0x81;
+/// Extension tag of the funding block. SPEC R-CAMP-5.
+pub const EXTENSION_FUNDING: u8 = 0x01;
+/// Largest extension body. SPEC R-CAMP-5.
+pub const MAX_EXTENSION_BODY: usize = 1024;
+/// Most support levels a campaign's menu may list. SPEC R-CAMP-5.
+pub const MAX_SUPPORT_LEVELS: usize = 8;
+/// Largest `minor_digits` (ISO 4217 exponents are 0, 2, 3 and 4). SPEC R-CAMP-5.
+pub const MAX_MINOR_DIGITS: u8 = 4;
+/// Funding flag: activated funders give their whole amount, not their share
+/// of the cost (the surplus goes to the fund). SPEC R-CAMP-5, R-FUND-5.
+pub const FLAG_SURPLUS_TO_FUND: u8 = 0x01;
+
+/// The funding extension of a campaign: its currency, its menu of support
+/// levels, its flags. Present iff the campaign accepts `act_if_supported` and
+/// `fund` terms. Fields are private so every value satisfies R-CAMP-5.
+/// SPEC R-CAMP-5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Funding {
+    currency: [u8; 3],
+    minor_digits: u8,
+    levels: Vec<u64>,
+    flags: u8,
+}
+
+impl Funding {
+    /// Validates a funding extension: `currency` three upper-case ASCII
+    /// letters (ISO 4217 alphabetic code, not checked against the list),
+    /// `minor_digits ≤ 4`, at most [`MAX_SUPPORT_LEVELS`] support levels,
+    /// strictly ascending, each in `1..=MAX_AMOUNT` minor units (0 is not a
+    /// level: an unsupported action is an `act` pledge), and only known
+    /// flags. SPEC R-CAMP-5.
+    ///
+    /// # Errors
+    /// [`DecodeError::OutOfRange`] naming the field.
+    pub fn new(
+        currency: [u8; 3],
+        minor_digits: u8,
+        levels: Vec<u64>,
+        flags: u8,
+    ) -> Result<Self, DecodeError> {
+        if !currency.iter().all(u8::is_ascii_uppercase) {
+            return Err(range("funding.currency", "must be three letters A-Z"));
+        }
+        if minor_digits > MAX_MINOR_DIGITS {
+            return Err(range("funding.minor_digits", "must be at most 4"));
+        }
+        if levels.len() > MAX_SUPPORT_LEVELS {
+            return Err(range("funding.levels", "at most 8 support levels"));
+        }
+        if levels.iter().any(|&y| y == 0 || y > MAX_AMOUNT) {
+            return Err(range(
+                "funding.levels",
+                "support levels must be in 1..=2^53-1 minor units",
+            ));
+        }
+        if levels.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(range(
+                "funding.levels",
+                "support levels must be strictly ascending",
+            ));
+        }
+        if flags & !FLAG_SURPLUS_TO_FUND != 0 {
+            return Err(range("funding.flags", "unknown flag bits set"));
+        }
+        Ok(Self {
+            currency,
+            minor_digits,
+            levels,
+            flags,
+        })
+    }
+
+    /// The currency code, e.g. `"EUR"`.
+    pub fn currency(&self) -> &str {
+        // INVARIANT: `new` admits only ASCII upper-case letters.
+        std::str::from_utf8(&self.currency).unwrap_or("???")
+    }
+    /// Decimal digits of the minor unit (2 for EUR: amounts are in cents).
+    pub fn minor_digits(&self) -> u8 {
+        self.minor_digits
+    }
+    /// The support menu, strictly ascending, in minor units.
+    pub fn levels(&self) -> &[u64] {
+        &self.levels
+    }
+    /// The flags byte.
+    pub fn flags(&self) -> u8 {
+        self.flags
+    }
+    /// True if activated funders give their whole amount (R-FUND-5).
+    pub fn surplus_to_fund(&self) -> bool {
+        self.flags & FLAG_SURPLUS_TO_FUND != 0
+    }
+
+    /// `currency [3] ‖ minor_digits u8 ‖ n_levels u8 ‖ level u64 × n ‖ flags u8`.
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.encode_into(&mut w);
+        w.into_bytes()
+    }
+
+    fn encode_into(&self, w: &mut Writer) {
+        w.raw(&self.currency).u8(self.minor_digits);
+        // INVARIANT: at most MAX_SUPPORT_LEVELS (8) levels.
+        w.u8(u8::try_from(self.levels.len()).unwrap_or(u8::MAX));
+        for &y in &self.levels {
+            w.u64(y);
+        }
+        w.u8(self.flags);
+    }
+
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let currency = r.array("funding.currency")?;
+        let minor_digits = r.u8("funding.minor_digits")?;
+        let n = usize::from(r.u8("funding.n_levels")?);
+        if n > MAX_SUPPORT_LEVELS {
+            return Err(range("funding.levels", "at most 8 support levels"));
+        }
+        let mut levels = Vec::with_capacity(n);
+        for _ in 0..n {
+            levels.push(r.u64("funding.level")?);
+        }
+        let flags = r.u8("funding.flags")?;
+        Self::new(currency, minor_digits, levels, flags)
+    }
+}
+
+/// Why terms are not acceptable in a campaign. SPEC R-RULE-5, R-RULE-10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TermsRefusal {
+    /// The threshold (or a funder's `n`) is outside `[t_min, t_max]`.
+    #[error("threshold outside the campaign's allowed range")]
+    ThresholdOutOfRange,
+    /// `act_if_supported` or `fund` terms in a campaign without funding.
+    #[error("the campaign does not take support or funding pledges")]
+    FundingNotAllowed,
+    /// A support amount that is not on the campaign's menu.
+    #[error("support amount is not one of the campaign's support levels")]
+    SupportNotOnMenu,
+}
 
 /// When the tally is published. SPEC R-CAMP-4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +209,7 @@ pub struct CampaignDefinition {
     threshold_min: u32,
     threshold_max: u32,
     reveal: RevealPolicy,
+    funding: Option<Funding>,
 }
 
 /// The fields of a new campaign, before validation.
@@ -84,11 +236,23 @@ pub struct CampaignParams {
 }
 
 impl CampaignDefinition {
-    /// Validates `p` against R-CAMP-1 and R-CAMP-3.
+    /// Validates `p` against R-CAMP-1 and R-CAMP-3: a campaign without
+    /// funding.
     ///
     /// # Errors
     /// [`DecodeError`] naming the field that is out of range or not valid text.
     pub fn new(p: CampaignParams) -> Result<Self, DecodeError> {
+        Self::with_funding(p, None)
+    }
+
+    /// As [`CampaignDefinition::new`], with the funding extension when
+    /// `funding` is `Some` (SPEC R-CAMP-5): the campaign then takes
+    /// `act_if_supported` and `fund` terms and its tally is the joint one
+    /// (R-FUND-1).
+    ///
+    /// # Errors
+    /// [`DecodeError`] naming the field that is out of range or not valid text.
+    pub fn with_funding(p: CampaignParams, funding: Option<Funding>) -> Result<Self, DecodeError> {
         // SPEC R-CAMP-1: lengths and text rules.
         check_len(&p.title, 1, MAX_TITLE_BYTES, "title")?;
         check_text(&p.title, false, "title")?;
@@ -128,19 +292,28 @@ impl CampaignDefinition {
             threshold_min: p.threshold_min,
             threshold_max: p.threshold_max,
             reveal: p.reveal,
+            funding,
         })
     }
 
-    /// Canonical encoding. SPEC R-CAMP-1.
+    /// Canonical encoding. SPEC R-CAMP-1, R-CAMP-5.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         self.encode_into(&mut w);
         w.into_bytes()
     }
 
-    /// Appends the canonical encoding to `w`.
+    /// Appends the canonical encoding to `w`: R-CAMP-1 without funding,
+    /// byte for byte what it was before funding existed; with funding, the
+    /// version byte `0x81` and the extension list after the v1 fields
+    /// (R-CAMP-5).
     pub fn encode_into(&self, w: &mut Writer) {
-        w.u8(crate::PROTOCOL_VERSION)
+        let version = if self.funding.is_some() {
+            DEFINITION_V1_EXTENDED
+        } else {
+            DEFINITION_V1
+        };
+        w.u8(version)
             .raw(&self.nonce)
             .bytes16(self.title.as_bytes())
             .bytes16(self.text.as_bytes())
@@ -150,6 +323,10 @@ impl CampaignDefinition {
             .u32(self.threshold_min)
             .u32(self.threshold_max)
             .u8(self.reveal.tag());
+        if let Some(f) = &self.funding {
+            // One extension: `n u8 ‖ tag u8 ‖ len u16 ‖ body`.
+            w.u8(1).u8(EXTENSION_FUNDING).bytes16(&f.encode());
+        }
     }
 
     /// `SHA-256("pledge/v1/campaign" ‖ encoding)`. SPEC R-CAMP-2.
@@ -160,6 +337,38 @@ impl CampaignDefinition {
     /// True if `t` is an allowed threshold. SPEC R-CAMP-3.
     pub fn threshold_allowed(&self, t: u32) -> bool {
         (self.threshold_min..=self.threshold_max).contains(&t)
+    }
+
+    /// Checks terms against the campaign (SPEC R-RULE-5, R-RULE-10): the
+    /// threshold (a funder's `n` too) within `[t_min, t_max]`; support and
+    /// funding kinds only in a campaign with the funding extension; a support
+    /// amount only from the menu.
+    ///
+    /// # Errors
+    /// The first [`TermsRefusal`] found, in that order.
+    pub fn check_terms(&self, terms: &Terms) -> Result<(), TermsRefusal> {
+        // SPEC R-RULE-5
+        if !self.threshold_allowed(terms.threshold_value()) {
+            return Err(TermsRefusal::ThresholdOutOfRange);
+        }
+        // SPEC R-RULE-10
+        match (terms, &self.funding) {
+            (Terms::Threshold { .. }, _) => Ok(()),
+            (_, None) => Err(TermsRefusal::FundingNotAllowed),
+            (Terms::SupportedThreshold { support, .. }, Some(f)) => {
+                if f.levels.binary_search(support).is_ok() {
+                    Ok(())
+                } else {
+                    Err(TermsRefusal::SupportNotOnMenu)
+                }
+            }
+            (_, Some(_)) => Ok(()),
+        }
+    }
+
+    /// The funding extension, if the campaign has one.
+    pub fn funding(&self) -> Option<&Funding> {
+        self.funding.as_ref()
     }
 
     /// The nonce.
@@ -209,7 +418,7 @@ impl Decode for CampaignDefinition {
     /// Any [`DecodeError`].
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let version = r.u8("campaign.version")?;
-        if version != crate::PROTOCOL_VERSION {
+        if version != DEFINITION_V1 && version != DEFINITION_V1_EXTENDED {
             return Err(DecodeError::UnsupportedVersion(version));
         }
         let nonce = r.array("campaign.nonce")?;
@@ -221,18 +430,60 @@ impl Decode for CampaignDefinition {
         let threshold_min = r.u32("threshold_min")?;
         let threshold_max = r.u32("threshold_max")?;
         let reveal = RevealPolicy::from_tag(r.u8("reveal_policy")?)?;
-        Self::new(CampaignParams {
-            nonce,
-            title,
-            text,
-            action,
-            deadline,
-            goal,
-            threshold_min,
-            threshold_max,
-            reveal,
-        })
+        let funding = if version == DEFINITION_V1_EXTENDED {
+            Some(read_extensions(r)?)
+        } else {
+            None
+        };
+        Self::with_funding(
+            CampaignParams {
+                nonce,
+                title,
+                text,
+                action,
+                deadline,
+                goal,
+                threshold_min,
+                threshold_max,
+                reveal,
+            },
+            funding,
+        )
     }
+}
+
+/// The extension list of a `0x81` definition: `n u8 ‖ n × (tag u8 ‖ len u16
+/// ‖ body)`, tags strictly ascending, each body consumed exactly. The only
+/// tag defined is the funding block, so the list is exactly that one entry;
+/// unknown tags are rejected (SPEC R-VER-2, R-CAMP-5).
+fn read_extensions(r: &mut Reader<'_>) -> Result<Funding, DecodeError> {
+    let n = r.u8("campaign.n_extensions")?;
+    if n == 0 {
+        return Err(range(
+            "campaign.n_extensions",
+            "a definition without extensions has version 0x01",
+        ));
+    }
+    let mut funding = None;
+    for _ in 0..n {
+        let tag = r.u8("campaign.extension")?;
+        let body = r.bytes16(MAX_EXTENSION_BODY, "campaign.extension")?;
+        match tag {
+            EXTENSION_FUNDING if funding.is_none() => {
+                funding = Some(crate::codec::read_exactly(body, Funding::decode_from)?);
+            }
+            EXTENSION_FUNDING => {
+                return Err(range("campaign.extension", "funding block repeated"));
+            }
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    field: "campaign.extension",
+                    tag,
+                });
+            }
+        }
+    }
+    funding.ok_or(range("campaign.extension", "no funding block"))
 }
 
 fn range(field: &'static str, reason: &'static str) -> DecodeError {
@@ -284,6 +535,173 @@ pub(crate) mod tests {
         assert_ne!(CampaignDefinition::new(other.clone()).unwrap().id(), d.id());
         other.nonce = [7; 16];
         assert_eq!(CampaignDefinition::new(other).unwrap().id(), d.id());
+    }
+
+    pub(crate) fn funding_sample(levels: Vec<u64>, flags: u8) -> CampaignDefinition {
+        let d = sample();
+        CampaignDefinition::with_funding(
+            params_of(&d),
+            Some(Funding::new(*b"EUR", 2, levels, flags).unwrap()),
+        )
+        .unwrap()
+    }
+
+    fn params_of(d: &CampaignDefinition) -> CampaignParams {
+        CampaignParams {
+            nonce: *d.nonce(),
+            title: d.title().into(),
+            text: d.text().into(),
+            action: d.action().into(),
+            deadline: d.deadline(),
+            goal: d.goal(),
+            threshold_min: d.threshold_min(),
+            threshold_max: d.threshold_max(),
+            reveal: d.reveal(),
+        }
+    }
+
+    #[test]
+    fn funding_extension_round_trips_and_leaves_v1_alone() {
+        let plain = sample();
+        let v1 = plain.encode();
+        assert_eq!(v1[0], DEFINITION_V1);
+        let f = funding_sample(vec![3000, 6000], 0);
+        let v2 = f.encode();
+        assert_eq!(v2[0], DEFINITION_V1_EXTENDED);
+        // = v1 fields (version byte aside) ‖ 1 extension ‖ funding block.
+        assert_eq!(&v2[1..v1.len()], &v1[1..]);
+        assert_eq!(
+            &v2[v1.len()..],
+            [
+                1,
+                EXTENSION_FUNDING,
+                0,
+                22,
+                b'E',
+                b'U',
+                b'R',
+                2,
+                2,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0x0b,
+                0xb8,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0x17,
+                0x70,
+                0
+            ]
+        );
+        assert_eq!(CampaignDefinition::decode(&v2).unwrap(), f);
+        assert_ne!(f.id(), plain.id());
+        // A v1 encoding with extensions, an extended one without: refused.
+        let mut v1_with_block = v1.clone();
+        v1_with_block.extend_from_slice(&v2[v1.len()..]);
+        assert_eq!(
+            CampaignDefinition::decode(&v1_with_block),
+            Err(DecodeError::TrailingBytes(26))
+        );
+        let mut without = v1.clone();
+        without[0] = DEFINITION_V1_EXTENDED;
+        assert!(CampaignDefinition::decode(&without).is_err());
+        without.push(0);
+        assert!(CampaignDefinition::decode(&without).is_err());
+        // Version 2 stays unknown (entry_failures.json).
+        let mut v2b = v2.clone();
+        v2b[0] = 2;
+        assert_eq!(
+            CampaignDefinition::decode(&v2b),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        // Unknown extension tag, repeated block, padded body.
+        let at = v1.len();
+        let mut unknown = v2.clone();
+        unknown[at + 1] = 2;
+        assert!(matches!(
+            CampaignDefinition::decode(&unknown),
+            Err(DecodeError::UnknownTag { tag: 2, .. })
+        ));
+        let mut twice = v2.clone();
+        twice[at] = 2;
+        twice.extend_from_slice(&v2[at + 1..]);
+        assert!(CampaignDefinition::decode(&twice).is_err());
+        let mut padded = v2.clone();
+        padded[at + 3] = 23;
+        padded.push(0);
+        assert_eq!(
+            CampaignDefinition::decode(&padded),
+            Err(DecodeError::TrailingBytes(1))
+        );
+    }
+
+    #[test]
+    fn funding_block_rules() {
+        assert!(Funding::new(*b"EUR", 2, vec![], 0).is_ok());
+        assert!(Funding::new(*b"EUR", 2, (1..=8).collect(), 1).is_ok());
+        for (cur, digits, levels, flags) in [
+            (*b"eur", 2, vec![], 0),
+            (*b"EU1", 2, vec![], 0),
+            (*b"EUR", 5, vec![], 0),
+            (*b"EUR", 2, (1..=9).collect(), 0),
+            (*b"EUR", 2, vec![0, 5], 0),
+            (*b"EUR", 2, vec![5, 5], 0),
+            (*b"EUR", 2, vec![6, 5], 0),
+            (*b"EUR", 2, vec![MAX_AMOUNT + 1], 0),
+            (*b"EUR", 2, vec![], 2),
+        ] {
+            assert!(
+                Funding::new(cur, digits, levels.clone(), flags).is_err(),
+                "{cur:?} {digits} {levels:?} {flags}"
+            );
+        }
+        // A level count above 8 is refused before any level is read.
+        let mut v2 = funding_sample(vec![], 0).encode();
+        let n_at = v2.len() - 2;
+        v2[n_at] = 200;
+        assert_eq!(
+            CampaignDefinition::decode(&v2),
+            Err(range("funding.levels", "at most 8 support levels"))
+        );
+    }
+
+    #[test]
+    fn terms_are_checked_against_the_campaign() {
+        let plain = sample();
+        let f = funding_sample(vec![3000, 6000], 0);
+        let act = Terms::threshold(5).unwrap();
+        let sup = Terms::supported(5, 3000).unwrap();
+        let off_menu = Terms::supported(5, 3001).unwrap();
+        let fund = Terms::fund(5, 1).unwrap();
+        assert_eq!(plain.check_terms(&act), Ok(()));
+        assert_eq!(
+            plain.check_terms(&sup),
+            Err(TermsRefusal::FundingNotAllowed)
+        );
+        assert_eq!(
+            plain.check_terms(&fund),
+            Err(TermsRefusal::FundingNotAllowed)
+        );
+        assert_eq!(f.check_terms(&act), Ok(()));
+        assert_eq!(f.check_terms(&sup), Ok(()));
+        assert_eq!(f.check_terms(&fund), Ok(()));
+        assert_eq!(
+            f.check_terms(&off_menu),
+            Err(TermsRefusal::SupportNotOnMenu)
+        );
+        // A funder's n beyond the range is refused like a threshold.
+        let far = Terms::fund(1_000_001, 1).unwrap();
+        assert_eq!(f.check_terms(&far), Err(TermsRefusal::ThresholdOutOfRange));
+        let none = funding_sample(vec![], 0);
+        assert_eq!(none.check_terms(&sup), Err(TermsRefusal::SupportNotOnMenu));
     }
 
     #[test]

@@ -73,6 +73,30 @@ impl CampaignClosed {
         }
     }
 
+    /// The closing record of a funding campaign `campaign` for its final
+    /// joint tally (SPEC R-ENTRY-6, R-FUND-6): `tally_digest` is the funding
+    /// snapshot's digest.
+    pub fn for_funding(
+        campaign: CampaignId,
+        tokens_issued: u64,
+        tally: &crate::funding::FundingSnapshot,
+    ) -> Self {
+        Self {
+            campaign,
+            tokens_issued,
+            live: tally.live(),
+            active: tally.active(),
+            tally_digest: tally.digest(),
+        }
+    }
+
+    /// True if this record commits to exactly the funding `tally`.
+    pub fn matches_funding(&self, tally: &crate::funding::FundingSnapshot) -> bool {
+        self.live == tally.live()
+            && self.active == tally.active()
+            && self.tally_digest == tally.digest()
+    }
+
     /// True if this record commits to exactly `tally`.
     pub fn matches(&self, tally: &TallySnapshot) -> bool {
         self.live == tally.live()

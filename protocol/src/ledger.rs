@@ -10,11 +10,12 @@ use std::collections::HashMap;
 
 use crate::pledge_index::PledgeIndex;
 
-use crate::campaign::CampaignDefinition;
+use crate::campaign::{CampaignDefinition, TermsRefusal};
 use crate::entry::{CampaignClosed, CampaignOpened, Entry};
+use crate::funding::FundingTally;
 use crate::hash::{CampaignId, Nullifier};
 use crate::pledge::{Amendment, Pledge, PledgePublicKey, Terms, Withdrawal};
-use crate::tally::Tally;
+use crate::tally::{MAX_THRESHOLD, Tally};
 use crate::token::{IssuerKeyId, IssuerPublicKey, nullifier};
 
 /// Why an entry breaks the ledger rules. Each names the rule (SPEC §8).
@@ -42,6 +43,13 @@ pub enum RuleError {
     /// R-RULE-5: the threshold is outside the campaign's allowed range.
     #[error("threshold outside the campaign's allowed range")]
     ThresholdOutOfRange,
+    /// R-RULE-10: `act_if_supported` or `fund` terms in a campaign without
+    /// funding.
+    #[error("the campaign does not take support or funding pledges")]
+    FundingNotAllowed,
+    /// R-RULE-10: a support amount that is not on the campaign's menu.
+    #[error("support amount is not one of the campaign's support levels")]
+    SupportNotOnMenu,
     /// R-RULE-6: amendment/withdrawal of a nullifier with no pledge.
     #[error("no pledge with this nullifier in this campaign")]
     UnknownPledge,
@@ -233,8 +241,13 @@ pub struct CampaignState {
     /// Its key id (SHA-256 of its SPKI), to check pledges were verified
     /// under it.
     pub issuer_key_id: IssuerKeyId,
-    /// Live thresholds.
+    /// Live thresholds: the tally of a campaign without funding. A funding
+    /// campaign keeps this empty and counts in `funding` (its active count
+    /// is the joint one, R-FUND-1, which this histogram cannot give).
     pub tally: Tally,
+    /// The joint tally of a campaign with the funding extension (R-CAMP-5),
+    /// `None` for any other.
+    pub funding: Option<FundingTally>,
     /// Pledge entries ever accepted (withdrawn ones included).
     pub pledges: u64,
     /// The closing entry, once closed.
@@ -245,22 +258,134 @@ pub struct CampaignState {
 /// each in a [`PledgeIndex`], since a ledger of a million pledges keeps a
 /// million of these in memory (BENCHMARKS.md, RSS). Not the pledge's key:
 /// amendments and withdrawals bring theirs checked ([`VerifiedEntry`]).
+///
+/// The terms are packed in `threshold` (see [`pack_terms`]): a plain
+/// threshold is stored as itself, so campaigns without funding keep exactly
+/// the state they had; a funding pledge's amount lives in
+/// [`LedgerState::fund_amounts`].
 #[derive(Debug, Clone, Copy)]
 struct PledgeState {
     /// Index into [`LedgerState::ids`].
     campaign: u32,
     seq: u32,
-    /// [`WITHDRAWN`] once withdrawn.
+    /// Packed terms ([`pack_terms`]), or [`WITHDRAWN`] once withdrawn.
     threshold: u32,
 }
 
-/// `PledgeState::threshold` of a withdrawn pledge (thresholds are at most
-/// `MAX_THRESHOLD`).
+/// `PledgeState::threshold` of a withdrawn pledge (its threshold bits would
+/// be `2^27 − 1`, above `MAX_THRESHOLD`, so no live pledge packs to it).
 const WITHDRAWN: u32 = u32::MAX;
 
+/// Low bits of a packed terms value: the threshold (or a funder's `n`).
+const THRESHOLD_BITS: u32 = 27;
+const THRESHOLD_MASK: u32 = (1 << THRESHOLD_BITS) - 1;
+/// Kind code of a funding pledge in the high bits (codes `1..=8` are support
+/// levels `1..=8` of the menu, `0` an `act` pledge).
+const CODE_FUND: u32 = 9;
+const _: () = assert!(MAX_THRESHOLD < THRESHOLD_MASK);
+
 impl PledgeState {
-    fn live_threshold(&self) -> Option<u32> {
+    /// The packed terms of a live pledge.
+    fn live_terms(&self) -> Option<u32> {
         (self.threshold != WITHDRAWN).then_some(self.threshold)
+    }
+}
+
+/// Packs terms the campaign accepted into 32 bits: `t | code << 27` with
+/// `code` 0 for `act`, the 1-based menu index for `act_if_supported`,
+/// [`CODE_FUND`] for `fund`. A plain threshold packs to itself.
+fn pack_terms(def: &CampaignDefinition, terms: &Terms) -> Result<u32, RuleError> {
+    let code = match terms {
+        Terms::Threshold { .. } => 0,
+        Terms::SupportedThreshold { support, .. } => {
+            let levels = def.funding().ok_or(RuleError::FundingNotAllowed)?.levels();
+            let i = levels
+                .binary_search(support)
+                .map_err(|_| RuleError::SupportNotOnMenu)?;
+            // INVARIANT: at most 8 levels, so i + 1 ≤ 8 < CODE_FUND.
+            u32::try_from(i + 1).map_err(|_| RuleError::SupportNotOnMenu)?
+        }
+        Terms::Fund { .. } => CODE_FUND,
+    };
+    Ok(terms.threshold_value() | (code << THRESHOLD_BITS))
+}
+
+/// The terms a packed value stands for (`amount` is the funding pledge's,
+/// from [`LedgerState::fund_amounts`]).
+fn unpack_terms(def: &CampaignDefinition, packed: u32, amount: Option<u64>) -> Option<Terms> {
+    let t = packed & THRESHOLD_MASK;
+    match packed >> THRESHOLD_BITS {
+        0 => Terms::threshold(t).ok(),
+        CODE_FUND => Terms::fund(t, amount?).ok(),
+        code => {
+            let y = *def
+                .funding()?
+                .levels()
+                .get(usize::try_from(code - 1).ok()?)?;
+            Terms::supported(t, y).ok()
+        }
+    }
+}
+
+impl From<TermsRefusal> for RuleError {
+    fn from(r: TermsRefusal) -> Self {
+        match r {
+            TermsRefusal::ThresholdOutOfRange => RuleError::ThresholdOutOfRange,
+            TermsRefusal::FundingNotAllowed => RuleError::FundingNotAllowed,
+            TermsRefusal::SupportNotOnMenu => RuleError::SupportNotOnMenu,
+        }
+    }
+}
+
+impl CampaignState {
+    /// True if the campaign has the funding extension (R-CAMP-5).
+    pub fn is_funding(&self) -> bool {
+        self.funding.is_some()
+    }
+
+    /// The campaign's tally, of its kind: R-TALLY-5 or R-FUND-6.
+    ///
+    /// # Errors
+    /// The snapshot's [`crate::tally::TallyError`] (too many buckets).
+    pub fn snapshot(&self) -> Result<crate::funding::CampaignSnapshot, crate::tally::TallyError> {
+        use crate::funding::CampaignSnapshot;
+        match &self.funding {
+            Some(f) => f.snapshot().map(CampaignSnapshot::Funding),
+            None => self.tally.snapshot().map(CampaignSnapshot::Plain),
+        }
+    }
+
+    /// Adds live terms to whichever tally the campaign keeps.
+    fn count(&mut self, terms: &Terms) -> Result<(), RuleError> {
+        match &mut self.funding {
+            Some(f) => f.add(terms).map_err(|_| RuleError::ThresholdOutOfRange),
+            None => self
+                .tally
+                .add(terms.threshold_value())
+                .map_err(|_| RuleError::ThresholdOutOfRange),
+        }
+    }
+
+    fn uncount(&mut self, terms: &Terms) -> Result<(), RuleError> {
+        match &mut self.funding {
+            Some(f) => f.remove(terms).map_err(|_| RuleError::UnknownPledge),
+            None => self
+                .tally
+                .remove(terms.threshold_value())
+                .map_err(|_| RuleError::UnknownPledge),
+        }
+    }
+
+    fn recount(&mut self, old: &Terms, new: &Terms) -> Result<(), RuleError> {
+        match &mut self.funding {
+            Some(f) => f
+                .amend(old, new)
+                .map_err(|_| RuleError::ThresholdOutOfRange),
+            None => self
+                .tally
+                .amend(old.threshold_value(), new.threshold_value())
+                .map_err(|_| RuleError::ThresholdOutOfRange),
+        }
     }
 }
 
@@ -273,6 +398,9 @@ pub struct LedgerState {
     /// Where each campaign is in `ids`.
     index: HashMap<CampaignId, u32>,
     pledges: PledgeIndex<PledgeState>,
+    /// The amount of every `fund` pledge (and of every pledge once amended
+    /// to `fund`), by nullifier: only funding campaigns add here.
+    fund_amounts: PledgeIndex<u64>,
     entries: u64,
 }
 
@@ -327,7 +455,7 @@ impl LedgerState {
     pub fn next_seq(&self, n: &Nullifier) -> Option<u32> {
         self.pledges
             .get(n)
-            .filter(|p| p.live_threshold().is_some())
+            .filter(|p| p.live_terms().is_some())
             .and_then(|p| p.seq.checked_add(1))
     }
 
@@ -363,6 +491,13 @@ impl LedgerState {
                 // which `Tally::new` accepts; map the impossible error anyway.
                 let tally = Tally::new(o.definition.threshold_max())
                     .map_err(|_| RuleError::ThresholdOutOfRange)?;
+                let funding = match o.definition.funding() {
+                    Some(f) => Some(
+                        FundingTally::new(o.definition.threshold_max(), f.levels())
+                            .map_err(|_| RuleError::SupportNotOnMenu)?,
+                    ),
+                    None => None,
+                };
                 let at = u32::try_from(self.ids.len()).map_err(|_| RuleError::TooManyCampaigns)?;
                 self.ids.push(id);
                 self.index.insert(id, at);
@@ -373,6 +508,7 @@ impl LedgerState {
                         issuer_key: o.issuer_key.clone(),
                         issuer_key_id: o.issuer_key.key_id(),
                         tally,
+                        funding,
                         pledges: 0,
                         closed: None,
                     },
@@ -380,20 +516,21 @@ impl LedgerState {
             }
             Entry::Pledge(p) => {
                 self.check_pledge(p, entry.verified_under.as_ref())?;
-                let t = p.terms.threshold_value();
+                let nullifier = p.nullifier();
                 let c = self.open_mut(&p.campaign)?;
-                c.tally.add(t).map_err(|_| RuleError::ThresholdOutOfRange)?;
+                let packed = pack_terms(&c.definition, &p.terms)?;
+                c.count(&p.terms)?;
                 c.pledges = c.pledges.saturating_add(1);
                 let campaign = *self
                     .index
                     .get(&p.campaign)
                     .ok_or(RuleError::UnknownCampaign)?;
                 let fresh = self.pledges.insert_new(
-                    p.nullifier(),
+                    nullifier,
                     PledgeState {
                         campaign,
                         seq: 0,
-                        threshold: t,
+                        threshold: packed,
                     },
                 );
                 if !fresh {
@@ -401,27 +538,26 @@ impl LedgerState {
                     // unchanged all the same.
                     let c = self.open_mut(&p.campaign)?;
                     c.pledges = c.pledges.saturating_sub(1);
-                    c.tally.remove(t).map_err(|_| RuleError::DoubleSpend)?;
+                    c.uncount(&p.terms).map_err(|_| RuleError::DoubleSpend)?;
                     return Err(RuleError::DoubleSpend);
                 }
+                self.remember_amount(nullifier, &p.terms);
             }
             Entry::PledgeAmended(a) => {
                 let old = self.check_amend(a)?;
-                let new = a.terms.threshold_value();
-                self.open_mut(&a.campaign)?
-                    .tally
-                    .amend(old, new)
-                    .map_err(|_| RuleError::ThresholdOutOfRange)?;
+                let c = self.open_mut(&a.campaign)?;
+                let packed = pack_terms(&c.definition, &a.terms)?;
+                c.recount(&old, &a.terms)?;
                 if let Some(p) = self.pledges.get_mut(&a.nullifier) {
                     p.seq = a.seq;
-                    p.threshold = new;
+                    p.threshold = packed;
                 }
+                self.remember_amount(a.nullifier, &a.terms);
             }
             Entry::PledgeWithdrawn(w) => {
                 let old = self.check_withdraw(w)?;
                 self.open_mut(&w.campaign)?
-                    .tally
-                    .remove(old)
+                    .uncount(&old)
                     .map_err(|_| RuleError::UnknownPledge)?;
                 if let Some(p) = self.pledges.get_mut(&w.nullifier) {
                     p.seq = w.seq;
@@ -435,6 +571,31 @@ impl LedgerState {
         }
         self.entries = self.entries.saturating_add(1);
         Ok(())
+    }
+
+    /// Records a funding pledge's amount (the packed state has no room).
+    fn remember_amount(&mut self, n: Nullifier, terms: &Terms) {
+        if let Terms::Fund { amount, .. } = terms {
+            match self.fund_amounts.get_mut(&n) {
+                Some(a) => *a = *amount,
+                None => {
+                    self.fund_amounts.insert_new(n, *amount);
+                }
+            }
+        }
+    }
+
+    /// The live terms of the pledge that spent `n` (`None` if unknown or
+    /// withdrawn).
+    pub fn live_terms(&self, n: &Nullifier) -> Option<Terms> {
+        let p = self.pledges.get(n)?;
+        let id = self.ids.get(usize::try_from(p.campaign).ok()?)?;
+        let c = self.campaigns.get(id)?;
+        unpack_terms(
+            &c.definition,
+            p.live_terms()?,
+            self.fund_amounts.get(n).copied(),
+        )
     }
 
     fn open(&self, id: &CampaignId) -> Result<&CampaignState, RuleError> {
@@ -468,11 +629,8 @@ impl LedgerState {
     }
 
     fn check_terms(c: &CampaignState, terms: &Terms) -> Result<(), RuleError> {
-        // SPEC R-RULE-5
-        if !c.definition.threshold_allowed(terms.threshold_value()) {
-            return Err(RuleError::ThresholdOutOfRange);
-        }
-        Ok(())
+        // SPEC R-RULE-5, R-RULE-10
+        c.definition.check_terms(terms).map_err(RuleError::from)
     }
 
     fn check_pledge(
@@ -529,30 +687,34 @@ impl LedgerState {
         Ok(())
     }
 
-    /// Returns the live pledge's current threshold after checking the
+    /// Returns the live pledge's current terms after checking the
     /// campaign, the sequence number (R-RULE-7) and liveness (R-RULE-6).
     fn live_pledge(
         &self,
         campaign: &CampaignId,
         n: &Nullifier,
         seq: u32,
-    ) -> Result<(&CampaignState, u32), RuleError> {
+    ) -> Result<(&CampaignState, Terms), RuleError> {
         let c = self.open(campaign)?;
         let p = self.pledges.get(n).ok_or(RuleError::UnknownPledge)?;
         if self.ids.get(p.campaign as usize) != Some(campaign) {
             return Err(RuleError::UnknownPledge);
         }
-        let t = p.live_threshold().ok_or(RuleError::Withdrawn)?;
+        let packed = p.live_terms().ok_or(RuleError::Withdrawn)?;
         let expected = p.seq.saturating_add(1);
         if seq != expected {
             return Err(RuleError::BadSequence { expected, got: seq });
         }
-        Ok((c, t))
+        // INVARIANT: a live pledge's packed terms were accepted by this
+        // campaign, so they unpack.
+        let terms = unpack_terms(&c.definition, packed, self.fund_amounts.get(n).copied())
+            .ok_or(RuleError::UnknownPledge)?;
+        Ok((c, terms))
     }
 
     /// The stateful rules of an amendment (its signature is
     /// [`VerifiedEntry::verify`]'s).
-    fn check_amend(&self, a: &Amendment) -> Result<u32, RuleError> {
+    fn check_amend(&self, a: &Amendment) -> Result<Terms, RuleError> {
         let (c, old) = self.live_pledge(&a.campaign, &a.nullifier, a.seq)?;
         Self::check_terms(c, &a.terms)?;
         Ok(old)
@@ -560,7 +722,7 @@ impl LedgerState {
 
     /// The stateful rules of a withdrawal (its signature is
     /// [`VerifiedEntry::verify`]'s).
-    fn check_withdraw(&self, w: &Withdrawal) -> Result<u32, RuleError> {
+    fn check_withdraw(&self, w: &Withdrawal) -> Result<Terms, RuleError> {
         let (_, old) = self.live_pledge(&w.campaign, &w.nullifier, w.seq)?;
         Ok(old)
     }
@@ -568,8 +730,17 @@ impl LedgerState {
     fn check_close(&self, cl: &CampaignClosed) -> Result<(), RuleError> {
         let c = self.open(&cl.campaign)?;
         // SPEC R-RULE-8
-        let current = c.tally.snapshot().map_err(|_| RuleError::TallyMismatch)?;
-        if !cl.matches(&current) {
+        let matches = match &c.funding {
+            Some(f) => {
+                let current = f.snapshot().map_err(|_| RuleError::TallyMismatch)?;
+                cl.matches_funding(&current)
+            }
+            None => {
+                let current = c.tally.snapshot().map_err(|_| RuleError::TallyMismatch)?;
+                cl.matches(&current)
+            }
+        };
+        if !matches {
             return Err(RuleError::TallyMismatch);
         }
         if c.pledges > cl.tokens_issued {

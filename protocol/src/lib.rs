@@ -25,6 +25,8 @@
 //! - [`cosignature`]: C2SP tlog-cosignature (witness cosignatures).
 //! - [`receipt`]: C2SP tlog-proof receipts.
 //! - [`tally`]: threshold histograms, the active count, tally statements.
+//! - [`funding`]: conditional funding's joint tally (action, supported
+//!   action, funding pledges), its snapshots, statements and outcomes.
 //! - [`sealed`]: sealed campaigns' cryptography: exponential ElGamal on
 //!   ristretto255, one-hot sealed terms with 0-or-1 proofs, the homomorphic
 //!   tally, trustees' decryption shares, the bounded discrete log.
@@ -41,6 +43,7 @@ pub mod checkpoint;
 pub mod codec;
 pub mod cosignature;
 pub mod entry;
+pub mod funding;
 pub mod hash;
 pub mod ledger;
 pub mod merkle;

@@ -114,47 +114,161 @@ pub const WITHDRAW_SIG_TAG: &[u8] = b"pledge/v1/withdraw";
 /// Largest body a terms kind may carry (room for future kinds). SPEC R-PLEDGE-3.
 pub const MAX_TERMS_BODY: usize = 1024;
 
-/// What a pledger commits to. Versioned by a kind tag so funding pledges
-/// (DESIGN §8) can be added without a format break. SPEC R-PLEDGE-3.
+/// Largest money amount one term may carry, in minor units of the campaign's
+/// currency: `2^53 − 1`, so every amount is exact in a JavaScript number (web
+/// pages render these). Sums of amounts are computed in `u128` and cannot
+/// overflow (at most `MAX_LIVE` pledges). SPEC R-PLEDGE-8.
+pub const MAX_AMOUNT: u64 = (1 << 53) - 1;
+
+/// What a pledger commits to. Versioned by a kind tag so new kinds (sealed
+/// terms) can be added without a format break. SPEC R-PLEDGE-3, R-PLEDGE-8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Terms {
-    /// "I act if at least `t` people act, me included." `t ≥ 1`.
+    /// Kind `0x01`, `act`: "I act if at least `t` people act, me included."
+    /// `t ≥ 1`.
     Threshold {
         /// The threshold.
         t: u32,
     },
+    /// Kind `0x03`, `act_if_supported`: "I act if at least `t` people act, me
+    /// included, and the fund pays me `support`." `t ≥ 1`; `support` is one
+    /// of the campaign's support levels (minor units, `1..=MAX_AMOUNT`; an
+    /// unsupported action is kind `0x01`, so each meaning has one encoding).
+    /// SPEC R-PLEDGE-8.
+    SupportedThreshold {
+        /// The threshold.
+        t: u32,
+        /// Support asked, in minor units of the campaign's currency.
+        support: u64,
+    },
+    /// Kind `0x04`, `fund`: "I give up to `amount` if at least `n` people
+    /// act." `n ≥ 1`, `amount` in `1..=MAX_AMOUNT` minor units. Intent only:
+    /// no money moves through the ledger. SPEC R-PLEDGE-8.
+    Fund {
+        /// How many people must act.
+        n: u32,
+        /// The most this funder gives, in minor units.
+        amount: u64,
+    },
+}
+
+/// Which of the three kinds a [`Terms`] value is (the names the API and the
+/// CLI use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TermsKind {
+    /// `act` (`0x01`).
+    Act,
+    /// `act_if_supported` (`0x03`).
+    ActIfSupported,
+    /// `fund` (`0x04`).
+    Fund,
+}
+
+impl TermsKind {
+    /// The wire tag (SPEC R-PLEDGE-3).
+    pub fn tag(self) -> u8 {
+        match self {
+            TermsKind::Act => Terms::THRESHOLD_TAG,
+            TermsKind::ActIfSupported => Terms::SUPPORTED_TAG,
+            TermsKind::Fund => Terms::FUND_TAG,
+        }
+    }
+
+    /// `act`, `act_if_supported` or `fund`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TermsKind::Act => "act",
+            TermsKind::ActIfSupported => "act_if_supported",
+            TermsKind::Fund => "fund",
+        }
+    }
 }
 
 impl Terms {
     const THRESHOLD_TAG: u8 = 1;
+    /// `0x02` is reserved for sealed terms (ROUND2 §6).
+    const SUPPORTED_TAG: u8 = 3;
+    const FUND_TAG: u8 = 4;
 
     /// A threshold pledge.
     ///
     /// # Errors
     /// [`DecodeError::OutOfRange`] if `t == 0`.
     pub fn threshold(t: u32) -> Result<Self, DecodeError> {
-        if t == 0 {
-            return Err(DecodeError::OutOfRange {
-                field: "terms.threshold",
-                reason: "must be at least 1",
-            });
-        }
+        check_threshold(t, "terms.threshold")?;
         Ok(Terms::Threshold { t })
     }
 
-    /// The threshold this pledge counts at in the tally.
-    pub fn threshold_value(&self) -> u32 {
+    /// A supported-action pledge. Whether `support` is on the campaign's menu
+    /// is the campaign's check ([`crate::campaign::CampaignDefinition::check_terms`]).
+    ///
+    /// # Errors
+    /// [`DecodeError::OutOfRange`] if `t == 0` or `support` is not in
+    /// `1..=MAX_AMOUNT`.
+    pub fn supported(t: u32, support: u64) -> Result<Self, DecodeError> {
+        check_threshold(t, "terms.threshold")?;
+        check_amount(support, "terms.support")?;
+        Ok(Terms::SupportedThreshold { t, support })
+    }
+
+    /// A funding pledge.
+    ///
+    /// # Errors
+    /// [`DecodeError::OutOfRange`] if `n == 0` or `amount` is not in
+    /// `1..=MAX_AMOUNT`.
+    pub fn fund(n: u32, amount: u64) -> Result<Self, DecodeError> {
+        check_threshold(n, "terms.n")?;
+        check_amount(amount, "terms.amount")?;
+        Ok(Terms::Fund { n, amount })
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> TermsKind {
         match self {
-            Terms::Threshold { t } => *t,
+            Terms::Threshold { .. } => TermsKind::Act,
+            Terms::SupportedThreshold { .. } => TermsKind::ActIfSupported,
+            Terms::Fund { .. } => TermsKind::Fund,
         }
     }
 
-    /// `kind u8 ‖ body_len u16 ‖ body`. SPEC R-PLEDGE-3.
+    /// The number of actors the condition names: `t` for the two action
+    /// kinds, `n` for a funding pledge. Every kind's value must lie in the
+    /// campaign's threshold range (SPEC R-RULE-5).
+    pub fn threshold_value(&self) -> u32 {
+        match self {
+            Terms::Threshold { t } | Terms::SupportedThreshold { t, .. } => *t,
+            Terms::Fund { n, .. } => *n,
+        }
+    }
+
+    /// True for the two kinds whose pledger acts (`act`,
+    /// `act_if_supported`); false for `fund`.
+    pub fn is_action(&self) -> bool {
+        !matches!(self, Terms::Fund { .. })
+    }
+
+    /// The support an action pledge asks (0 for `act`, `None` for `fund`).
+    pub fn support(&self) -> Option<u64> {
+        match self {
+            Terms::Threshold { .. } => Some(0),
+            Terms::SupportedThreshold { support, .. } => Some(*support),
+            Terms::Fund { .. } => None,
+        }
+    }
+
+    /// `kind u8 ‖ body_len u16 ‖ body`. SPEC R-PLEDGE-3, R-PLEDGE-8.
     pub fn encode_into(&self, w: &mut Writer) {
         match self {
             Terms::Threshold { t } => {
                 w.u8(Self::THRESHOLD_TAG).bytes16(&t.to_be_bytes());
+            }
+            Terms::SupportedThreshold { t, support } => {
+                w.u8(Self::SUPPORTED_TAG).bytes16(&u32_u64(*t, *support));
+            }
+            Terms::Fund { n, amount } => {
+                w.u8(Self::FUND_TAG).bytes16(&u32_u64(*n, *amount));
             }
         }
     }
@@ -167,19 +281,60 @@ impl Terms {
     }
 }
 
+/// `a u32 ‖ b u64`, the 12-byte body of kinds `0x03` and `0x04`.
+fn u32_u64(a: u32, b: u64) -> [u8; 12] {
+    let mut out = [0u8; 12];
+    out[..4].copy_from_slice(&a.to_be_bytes());
+    out[4..].copy_from_slice(&b.to_be_bytes());
+    out
+}
+
+fn check_threshold(t: u32, field: &'static str) -> Result<(), DecodeError> {
+    if t == 0 {
+        return Err(DecodeError::OutOfRange {
+            field,
+            reason: "must be at least 1",
+        });
+    }
+    Ok(())
+}
+
+fn check_amount(amount: u64, field: &'static str) -> Result<(), DecodeError> {
+    if amount == 0 || amount > MAX_AMOUNT {
+        return Err(DecodeError::OutOfRange {
+            field,
+            reason: "must be in 1..=2^53-1 minor units",
+        });
+    }
+    Ok(())
+}
+
 crate::codec::inherent_decode!(Terms);
 
 impl Decode for Terms {
     /// Reads one terms value.
     ///
     /// # Errors
-    /// Unknown kind, wrong body length, or `t == 0`.
+    /// Unknown kind, wrong body length, `t == 0` / `n == 0`, or an amount
+    /// outside `1..=MAX_AMOUNT`.
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let kind = r.u8("terms.kind")?;
         let body = r.bytes16(MAX_TERMS_BODY, "terms.body")?;
         match kind {
             Self::THRESHOLD_TAG => {
                 Self::threshold(read_exactly(body, |br| br.u32("terms.threshold"))?)
+            }
+            Self::SUPPORTED_TAG => {
+                let (t, y) = read_exactly(body, |br| {
+                    Ok::<_, DecodeError>((br.u32("terms.threshold")?, br.u64("terms.support")?))
+                })?;
+                Self::supported(t, y)
+            }
+            Self::FUND_TAG => {
+                let (n, x) = read_exactly(body, |br| {
+                    Ok::<_, DecodeError>((br.u32("terms.n")?, br.u64("terms.amount")?))
+                })?;
+                Self::fund(n, x)
             }
             tag => Err(DecodeError::UnknownTag {
                 field: "terms.kind",
@@ -507,6 +662,40 @@ mod tests {
             Terms::decode_from(&mut r),
             Err(DecodeError::TrailingBytes(1))
         );
+    }
+
+    #[test]
+    fn funding_terms_encode_canonically_and_reject_bad_amounts() {
+        let s = Terms::supported(7, 3000).unwrap();
+        assert_eq!(
+            s.encode(),
+            [3, 0, 12, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0x0b, 0xb8]
+        );
+        assert_eq!(Terms::decode(&s.encode()), Ok(s));
+        assert_eq!(s.kind(), TermsKind::ActIfSupported);
+        assert_eq!((s.threshold_value(), s.support()), (7, Some(3000)));
+        let f = Terms::fund(1000, 50_000).unwrap();
+        assert_eq!(
+            f.encode(),
+            [4, 0, 12, 0, 0, 0x03, 0xe8, 0, 0, 0, 0, 0, 0, 0xc3, 0x50]
+        );
+        assert_eq!(Terms::decode(&f.encode()), Ok(f));
+        assert!(!f.is_action() && f.support().is_none());
+        // Zero, over the cap, wrong body length, the reserved sealed tag.
+        for bad in [
+            &[3u8, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1][..],
+            &[3, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[4, 0, 12, 0, 0, 0, 1, 0, 0x20, 0, 0, 0, 0, 0, 0],
+            &[4, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            &[4, 0, 11, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1],
+            &[4, 0, 13, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+            &[2, 0, 4, 0, 0, 0, 5],
+        ] {
+            assert!(Terms::decode(bad).is_err(), "{bad:?}");
+        }
+        assert!(Terms::fund(1, MAX_AMOUNT).is_ok());
+        assert!(Terms::fund(1, MAX_AMOUNT + 1).is_err());
+        assert!(Terms::supported(0, 1).is_err());
     }
 
     #[test]

@@ -288,6 +288,28 @@ impl<T: GrowingTree> Replayer<T> {
         &self.state.last_change
     }
 
+    /// A funding campaign's joint tally at the current size (R-FUND-6);
+    /// `None` if it was not opened or has no funding extension.
+    pub fn funding_tally(
+        &self,
+        id: &CampaignId,
+    ) -> Option<Result<crate::funding::FundingSnapshot, TallyError>> {
+        self.state
+            .ledger
+            .campaign(id)
+            .and_then(|c| c.funding.as_ref())
+            .map(crate::funding::FundingTally::snapshot)
+    }
+
+    /// A campaign's tally of its kind at the current size (R-TALLY-5 or
+    /// R-FUND-6); `None` if it was not opened.
+    pub fn campaign_tally(
+        &self,
+        id: &CampaignId,
+    ) -> Option<Result<crate::funding::CampaignSnapshot, TallyError>> {
+        self.state.ledger.campaign(id).map(|c| c.snapshot())
+    }
+
     /// A campaign's tally at the current size; `None` if it was not opened.
     pub fn tally(&self, id: &CampaignId) -> Option<Result<TallySnapshot, TallyError>> {
         self.state.ledger.campaign(id).map(|c| c.tally.snapshot())

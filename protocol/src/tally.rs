@@ -120,6 +120,23 @@ pub enum TallyError {
     /// A binary tally is truncated or followed by trailing bytes. SPEC R-TALLY-6.
     #[error("binary tally: {0}")]
     Decode(#[from] DecodeError),
+    /// A support amount that is not a level of the campaign's menu (or a
+    /// menu that is not strictly ascending). SPEC R-CAMP-5, R-FUND-3.
+    #[error("support amount {0} is not one of the campaign's support levels")]
+    NotOnMenu(u64),
+    /// `remove`/`amend` named terms no live pledge of a funding tally has.
+    #[error("no live pledge has these terms")]
+    NoLiveTerms,
+    /// An amount or a sum of amounts outside its range. SPEC R-FUND-6.
+    #[error("an amount or a sum of amounts is out of range")]
+    AmountOverflow,
+    /// More distinct support amounts than a menu allows. SPEC R-FUND-6.
+    #[error("more than 9 distinct support amounts")]
+    TooManyLevels,
+    /// A stated figure of a funding tally differs from the recomputed one.
+    /// SPEC R-FUND-6, R-FUND-7.
+    #[error("stated `{0}` differs from the one the histogram gives")]
+    FundingMismatch(&'static str),
 }
 
 impl TallyError {
@@ -140,7 +157,13 @@ impl TallyError {
                 "tally.active",
                 "must equal the active count of the histogram",
             ),
+            Self::NotOnMenu(_) | Self::TooManyLevels => {
+                ("tally.support", "support amounts must come from the menu")
+            }
+            Self::AmountOverflow => ("tally.amount", "amount out of range"),
+            Self::FundingMismatch(_) => ("tally.funding", "must equal the recomputed figure"),
             Self::NoLivePledge(_)
+            | Self::NoLiveTerms
             | Self::BadOrigin(_)
             | Self::Malformed { .. }
             | Self::CapacityExhausted => ("tally", "invalid tally"),

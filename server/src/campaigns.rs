@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use pledge_protocol::campaign::CampaignParams;
+use pledge_protocol::campaign::{CampaignParams, Funding};
 use pledge_protocol::hash::CampaignId;
 
 use crate::config::{MAX_PUBLISH_DELAY_MS, MAX_PUBLISH_MIN};
@@ -27,6 +27,9 @@ pub struct NewCampaign {
     pub attester: AttesterPolicy,
     /// How its pledges are published (SPEC R-PUB-1).
     pub publication: Publication,
+    /// The funding extension of a conditional funding campaign (SPEC
+    /// R-CAMP-5, R-API-23); `None` for a plain one.
+    pub funding: Option<Funding>,
 }
 
 /// Why a campaign was not created. Nothing was logged.
@@ -64,9 +67,11 @@ pub async fn create(
     if p.deadline <= now {
         return Err(CreateError::DeadlineInPast);
     }
-    // SPEC R-API-20: the worst-case tally statement must fit a signed note.
+    // SPEC R-API-20: the worst-case tally statement must fit a signed note
+    // (a funding statement, R-FUND-7, for a funding campaign).
+    let levels = c.funding.as_ref().map(|f| f.levels().len());
     if p.threshold_min <= p.threshold_max
-        && !ledger.statement_fits(p.threshold_min, p.threshold_max)
+        && !ledger.statement_fits(p.threshold_min, p.threshold_max, levels)
     {
         return Err(AdminError::BadCampaign(format!(
             "thresholds {}..={} are too many for one signed tally statement on this log \
@@ -85,10 +90,12 @@ pub async fn create(
     }
     // RSA key generation and the issuer's durable write, off the async threads.
     let iss = issuer.clone();
-    let (params, attester) = (c.params, c.attester);
-    let entry = tokio::task::spawn_blocking(move || iss.prepare_campaign(params, attester))
-        .await
-        .map_err(|_| CreateError::Internal)??;
+    let (params, attester, funding) = (c.params, c.attester, c.funding);
+    let entry = tokio::task::spawn_blocking(move || {
+        iss.prepare_campaign_with_funding(params, funding, attester)
+    })
+    .await
+    .map_err(|_| CreateError::Internal)??;
     let id = entry.campaign();
     let mut meta = Vec::new();
     if publication != Publication::IMMEDIATE {

@@ -170,6 +170,7 @@ impl AppState {
                 params,
                 attester: AttesterPolicy::Open,
                 publication: ledger::Publication::IMMEDIATE,
+                funding: None,
             };
             let (id, _) = campaigns::create(&issuer, &ledger, &sequencer, demo, unix_now())
                 .await

@@ -1331,3 +1331,140 @@ async fn a_campaign_with_a_past_deadline_is_refused_as_such() {
     );
     h.state.stop().await;
 }
+
+/// A conditional funding campaign through the API (issue 17, SPEC R-CAMP-5,
+/// R-RULE-10, R-FUND-7, R-API-23): created with its menu, served with it,
+/// takes supported and funding pledges, signs the joint tally, refuses terms
+/// it does not take, and closes on its joint tally.
+#[tokio::test]
+async fn a_funding_campaign_signs_the_joint_tally_and_closes_on_it() {
+    let h = start(true).await;
+    let admin = h.state.admin_token().to_owned();
+    let deadline = pledge_server::ledger::unix_now() + 4;
+    let create = |funding: Value| {
+        json!({"title": "Strike fund", "action": "strike", "deadline": deadline, "goal": 1,
+            "threshold_min": 1, "threshold_max": 10, "attester": {"kind": "open"},
+            "funding": funding})
+        .to_string()
+        .into_bytes()
+    };
+    // Hostile menus: unsorted, zero, lower-case currency, unknown field.
+    for bad in [
+        json!({"currency": "EUR", "minor_digits": 2, "support_levels": [6000, 3000]}),
+        json!({"currency": "EUR", "minor_digits": 2, "support_levels": [0]}),
+        json!({"currency": "eur", "minor_digits": 2}),
+    ] {
+        let (s, v) = h.post_raw("/v1/campaigns", create(bad), Some(&admin)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["error"], "bad_campaign");
+    }
+    let (s, _) = h
+        .post_raw(
+            "/v1/campaigns",
+            create(json!({"currency": "EUR", "minor_digits": 2, "x": 1})),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let spec = json!({"currency": "EUR", "minor_digits": 2, "support_levels": [3000, 6000],
+        "surplus_to_fund": false});
+    let (s, v) = h
+        .post_raw("/v1/campaigns", create(spec.clone()), Some(&admin))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["campaign_id"].as_str().unwrap().to_owned();
+    let camp = h.json(&format!("/v1/campaigns/{id}")).await;
+    assert_eq!(camp["funding"], spec);
+    let def = pledge_protocol::campaign::CampaignDefinition::decode(
+        &B64.decode(camp["definition"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(def.funding().unwrap().levels(), [3000, 6000]);
+    let (c, pk) = h.campaign(&id).await;
+
+    // The plain demo campaign refuses funding terms; this one refuses an
+    // amount off its menu and a funder's n beyond its range.
+    let (dc, dpk) = h.demo().await;
+    assert!(
+        h.json(&format!("/v1/campaigns/{}", dc.to_hex()))
+            .await
+            .get("funding")
+            .is_none()
+    );
+    let mut refused = Vec::new();
+    for (campaign, key, terms) in [
+        (dc, &dpk, Terms::supported(1, 3000).unwrap()),
+        (c, &pk, Terms::supported(1, 3001).unwrap()),
+        (c, &pk, Terms::fund(11, 3000).unwrap()),
+    ] {
+        let (token, k) = h.open_token(&campaign, key).await;
+        let e = Entry::Pledge(Pledge::sign(campaign, token, terms, &k).unwrap());
+        let (s, v) = h.submit("/v1/pledges", &e).await;
+        refused.push((s, v["error"].as_str().unwrap_or_default().to_owned()));
+    }
+    assert_eq!(
+        refused,
+        [
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "terms_not_allowed".to_owned()
+            ),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "terms_not_allowed".to_owned()
+            ),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "threshold_out_of_range".to_owned()
+            ),
+        ]
+    );
+
+    // Two actors asking 30.00, one funder of 30.00: A = 1, one of them acts.
+    for terms in [
+        Terms::supported(1, 3000).unwrap(),
+        Terms::supported(1, 3000).unwrap(),
+        Terms::fund(1, 3000).unwrap(),
+    ] {
+        let (token, k) = h.open_token(&c, &pk).await;
+        let e = Entry::Pledge(Pledge::sign(c, token, terms, &k).unwrap());
+        let (s, v) = h.submit("/v1/pledges", &e).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let statement = |body: Vec<u8>, verifier: &NoteVerifier| {
+        let note = pledge_protocol::note::open_note(&body, &[verifier]).unwrap();
+        pledge_protocol::funding::FundingStatement::parse_note_body(note.body()).unwrap()
+    };
+    let verifier = h.verifier().await;
+    let (s, t) = h.get(&format!("/v1/campaigns/{id}/tally")).await;
+    assert_eq!(s, StatusCode::OK);
+    let st = statement(t, &verifier);
+    assert_eq!(st.campaign(), &c);
+    let j = st.snapshot().joint();
+    assert_eq!((j.active, j.funds, j.cost, j.demand), (1, 3000, 3000, 6000));
+    assert_eq!(st.snapshot().live(), 3);
+    let camp = h.json(&format!("/v1/campaigns/{id}")).await;
+    assert_eq!(
+        (
+            camp["tally"]["live"].as_u64(),
+            camp["tally"]["active"].as_u64()
+        ),
+        (Some(3), Some(1))
+    );
+
+    // The deadline passes: the CampaignClosed entry commits to the joint tally.
+    let mut closed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let camp = h.json(&format!("/v1/campaigns/{id}")).await;
+        if camp["state"] == "closed" {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the funding campaign did not close");
+    let (_, t) = h.get(&format!("/v1/campaigns/{id}/tally")).await;
+    let fin = statement(t, &verifier);
+    assert_eq!(fin.snapshot(), st.snapshot());
+    h.state.stop().await;
+}

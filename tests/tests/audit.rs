@@ -1225,3 +1225,66 @@ async fn the_auditor_agrees_with_the_rule_decision_vectors() {
         assert_eq!(r.counts.tally_statements, statements.len() as u64, "{name}");
     }
 }
+
+/// A conditional funding campaign (issue 17): the auditor checks its funding
+/// statements (R-FUND-7) against the joint tally it recomputes from the log,
+/// before and after the close, and reports a plain statement for it as a
+/// mismatch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_funding_campaign_is_audited_on_its_joint_tally() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path()).await;
+    let (s, v) = srv
+        .post_admin(
+            "/v1/campaigns",
+            &json!({"title": "Supported strike", "action": "strike", "deadline": unix_now() + 3,
+                    "goal": 2, "threshold_min": 1, "threshold_max": 10,
+                    "attester": {"kind": "open"},
+                    "funding": {"currency": "EUR", "minor_digits": 2,
+                                "support_levels": [3000, 6000]}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let c = CampaignId::from_hex(v["campaign_id"].as_str().unwrap()).unwrap();
+    let pk = srv.key_of(&c).await;
+    let mut keys = Vec::new();
+    for terms in [
+        Terms::threshold(1).unwrap(),
+        Terms::supported(2, 3000).unwrap(),
+        Terms::supported(2, 6000).unwrap(),
+        Terms::fund(2, 7000).unwrap(),
+    ] {
+        let (token, key) = srv.token(&c, &pk).await;
+        let p = Pledge::sign(c, token, terms, &key).unwrap();
+        let n = p.nullifier();
+        srv.submit_ok("/v1/pledges", &Entry::Pledge(p)).await;
+        keys.push((key, n));
+    }
+    // The plain actor becomes a funder: F(2) = 7000 + 2000.
+    let (k, n) = &keys[0];
+    let a = Amendment::sign(c, *n, 1, Terms::fund(1, 2000).unwrap(), k);
+    srv.submit_ok("/v1/pledges/amend", &Entry::PledgeAmended(a))
+        .await;
+
+    let r = run_audit(&opts(&srv.base, None)).await;
+    assert!(r.passed(), "{r}");
+    assert_eq!(r.counts.tally_statements, 2);
+    let f = r.campaigns.iter().find(|x| x.id == c.to_hex()).unwrap();
+    // E(2) = {3000, 6000}: cost(2) = 9000 ≤ F(2) = 9000, so A = 2.
+    assert_eq!((f.pledges, f.live, f.active), (4, 4, 2));
+
+    // Closed at the deadline on its joint tally; the audit still passes.
+    let mut closed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if srv.campaign(&c).await["state"] == "closed" {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the funding campaign did not close");
+    let r = run_audit(&opts(&srv.base, None)).await;
+    assert!(r.passed(), "{r}");
+    let f = r.campaigns.iter().find(|x| x.id == c.to_hex()).unwrap();
+    assert!(f.closed);
+}

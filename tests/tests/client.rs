@@ -237,6 +237,7 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
                 threshold_max: 10,
                 attester: pledge_client::client::AttesterSpec::Open,
                 publication: None,
+                funding: None,
             },
         )
         .await
@@ -267,6 +268,7 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
                     group: "staff".into(),
                 },
                 publication: None,
+                funding: None,
             },
         )
         .await
@@ -288,6 +290,7 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
                     group: "night.shift".into(),
                 },
                 publication: None,
+                funding: None,
             },
         )
         .await
@@ -962,6 +965,7 @@ async fn open_campaign(
                 threshold_max: 10,
                 attester: pledge_client::client::AttesterSpec::Open,
                 publication: None,
+                funding: None,
             },
         )
         .await

@@ -22,6 +22,7 @@ const TARGETS: &[&str] = &[
     "tile_path",
     "bundle",
     "issuer_key",
+    "funding",
     "server_json",
 ];
 

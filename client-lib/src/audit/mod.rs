@@ -32,6 +32,7 @@ use std::time::Instant;
 use futures_util::StreamExt as _;
 use pledge_protocol::checkpoint::{CheckpointError, SignedCheckpoint, verify_checkpoint};
 use pledge_protocol::cosignature::{WitnessVerifier, verify_cosignatures};
+use pledge_protocol::funding::CampaignStatement;
 use pledge_protocol::hash::{CampaignId, Hash};
 use pledge_protocol::merkle::{
     MemoryHashes, consistency_proof, consistency_proof_nodes, tree_root, tree_root_nodes,
@@ -40,7 +41,6 @@ use pledge_protocol::merkle::{
 use pledge_protocol::note::{
     KeyError, MAX_NOTE_BYTES, NoteError, NoteVerifier, SignedNote, Verifier,
 };
-use pledge_protocol::tally::TallyStatement;
 use pledge_protocol::tile::{
     BundleId, FULL_WIDTH, HASH_LEN, TileHashes, TileId, new_tiles, tile_data, tiles_for_nodes,
     tiles_for_size,
@@ -224,7 +224,8 @@ pub enum StateError {
 /// A fetched tally statement, before or after its checks.
 struct Statement {
     campaign: CampaignId,
-    parsed: TallyStatement,
+    /// A plain (R-TALLY-7) or funding (R-FUND-7) statement.
+    parsed: CampaignStatement,
 }
 
 /// Audits the ledger at `opts.server`. SPEC R-AUDIT-1…R-AUDIT-13.
@@ -493,7 +494,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
             );
         }
         match snapshots.get(&(at, s.campaign)) {
-            Some(Some(snap)) if snap == s.parsed.snapshot() => {}
+            Some(Some(snap)) if s.parsed.states(snap) => {}
             Some(Some(snap)) => rep.failures.push(
                 Failure::new(
                     FailureKind::TallyMismatch,
@@ -502,10 +503,10 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
                          the log gives live {} active {} ({} thresholds)",
                         s.parsed.live(),
                         s.parsed.active(),
-                        s.parsed.snapshot().buckets().len(),
+                        s.parsed.buckets(),
                         snap.live(),
                         snap.active(),
-                        snap.buckets().len()
+                        snap.buckets()
                     ),
                 )
                 .campaign(&s.campaign),
@@ -605,9 +606,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
         rep.counts.tally_statements += 1;
         // Read after the audited checkpoint: it must cover every change in it.
         let changed = last_change.get(&s.campaign).copied().unwrap_or(0);
-        let now = ledger
-            .campaign(&s.campaign)
-            .and_then(|c| c.tally.snapshot().ok());
+        let now = ledger.campaign(&s.campaign).and_then(|c| c.snapshot().ok());
         if at < changed {
             rep.failures.push(
                 Failure::new(
@@ -618,7 +617,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
                 )
                 .campaign(&s.campaign),
             );
-        } else if now.as_ref() != Some(s.parsed.snapshot()) {
+        } else if !now.as_ref().is_some_and(|n| s.parsed.states(n)) {
             rep.failures.push(
                 Failure::new(
                     FailureKind::TallyMismatch,
@@ -636,12 +635,12 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
     let mut campaigns: Vec<CampaignSummary> = ledger
         .campaigns()
         .map(|(id, c)| {
-            let snap = c.tally.snapshot().ok();
+            let snap = c.snapshot().ok();
             CampaignSummary {
                 id: id.to_hex(),
                 title: c.definition.title().to_owned(),
                 pledges: c.pledges,
-                live: c.tally.live(),
+                live: snap.as_ref().map_or(0, |s| s.live()),
                 active: snap.as_ref().map_or(0, |s| s.active()),
                 goal: c.definition.goal(),
                 closed: c.closed.is_some(),
@@ -904,7 +903,7 @@ fn check_statements(
                 continue;
             }
         };
-        let parsed = match TallyStatement::parse_note_body(verified.body()) {
+        let parsed = match CampaignStatement::parse_note_body(verified.body()) {
             Ok(p) => p,
             Err(e) => {
                 rep.failures.push(fail(

@@ -8,11 +8,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use pledge_protocol::entry::{Entry, EntryKind};
+use pledge_protocol::funding::CampaignSnapshot;
 use pledge_protocol::hash::{CampaignId, Hash};
 use pledge_protocol::ledger::{LedgerState, RuleError, VerifiedEntry};
 use pledge_protocol::merkle::MemoryHashes;
 use pledge_protocol::replay::{Leaf, Replayed, Replayer, Verification};
-use pledge_protocol::tally::TallySnapshot;
 use pledge_protocol::tile::{BundleId, FULL_WIDTH, decode_bundle};
 use pledge_protocol::token::IssuerPublicKey;
 use rayon::prelude::*;
@@ -75,7 +75,7 @@ pub(crate) struct ReplayOutcome {
     /// Counts by kind.
     pub counts: Counts,
     /// Captured tallies: `None` if the campaign did not exist at that size.
-    pub snapshots: HashMap<(u64, CampaignId), Option<TallySnapshot>>,
+    pub snapshots: HashMap<(u64, CampaignId), Option<CampaignSnapshot>>,
     /// True if a bundle was missing or malformed: the tree is incomplete.
     pub gap: bool,
     /// Entries `0..n` decoded and passed their stateless checks.
@@ -103,7 +103,7 @@ struct Replay {
     replayer: Replayer<MemoryHashes>,
     failures: Vec<Failure>,
     counts: Counts,
-    snapshots: HashMap<(u64, CampaignId), Option<TallySnapshot>>,
+    snapshots: HashMap<(u64, CampaignId), Option<CampaignSnapshot>>,
     keys: HashMap<CampaignId, IssuerPublicKey>,
     verified_prefix: Option<u64>,
     cached_prefix: u64,
@@ -420,7 +420,7 @@ impl Replay {
             return;
         };
         for id in ids {
-            let snap = self.replayer.tally(id).and_then(Result::ok);
+            let snap = self.replayer.campaign_tally(id).and_then(Result::ok);
             self.snapshots.insert((size, *id), snap);
         }
     }
@@ -471,6 +471,9 @@ fn rule_failure(entry: EntryKind, campaign: &CampaignId, index: u64, e: &RuleErr
             FailureKind::ThresholdOutOfRange,
             format!("{what}: threshold outside the campaign's allowed range"),
         ),
+        RuleError::FundingNotAllowed | RuleError::SupportNotOnMenu => {
+            (FailureKind::ThresholdOutOfRange, format!("{what}: {e}"))
+        }
         RuleError::UnknownPledge => (
             FailureKind::UnknownPledge,
             format!("{what} of a nullifier with no pledge in this campaign"),

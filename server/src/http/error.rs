@@ -181,6 +181,9 @@ impl From<RuleError> for ApiError {
             RuleError::BadPledgeSignature => (S::UNPROCESSABLE_ENTITY, C::BadSignature),
             RuleError::DoubleSpend => (S::CONFLICT, C::DoubleSpend),
             RuleError::ThresholdOutOfRange => (S::UNPROCESSABLE_ENTITY, C::ThresholdOutOfRange),
+            RuleError::FundingNotAllowed | RuleError::SupportNotOnMenu => {
+                (S::UNPROCESSABLE_ENTITY, C::TermsNotAllowed)
+            }
             RuleError::UnknownPledge => (S::NOT_FOUND, C::UnknownPledge),
             RuleError::Withdrawn => (S::CONFLICT, C::Withdrawn),
             RuleError::BadSequence { .. } => (S::CONFLICT, C::BadSequence),

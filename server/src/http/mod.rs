@@ -41,6 +41,7 @@ use tower_http::timeout::TimeoutLayer;
 use self::error::ApiError;
 use crate::AppState;
 use crate::campaigns::CreateError;
+use crate::issuer::AdminError;
 use crate::issuer::{Attestation, TokenRequest};
 use crate::ledger::{LogEvent, Phase, Proposal, SubmitError, TallyView, unix_now};
 use crate::serve::ClientIp;
@@ -406,6 +407,7 @@ fn campaign_json(state: &AppState, id: &CampaignId) -> Option<Campaign> {
         closed_index: c.closed_at,
         tally: c.tally.as_deref().map(TallySummary::from),
         publication: Some(state.inner.ledger.publication(id)),
+        funding: d.funding().map(api::FundingSpec::of),
     })
 }
 
@@ -461,6 +463,13 @@ async fn create_campaign(
     require_admin(&state, req.headers())?;
     let (body, _) = body_of(req, MAX_ADMIN_BODY).await?;
     let c: NewCampaign = parse_json(&body)?;
+    // SPEC R-API-23: the funding extension is checked like the definition.
+    let funding = c
+        .funding
+        .as_ref()
+        .map(api::FundingSpec::to_funding)
+        .transpose()
+        .map_err(|e| CreateError::Admin(AdminError::BadCampaign(e.to_string())))?;
     let params = CampaignParams {
         nonce: [0; 16],
         title: c.title,
@@ -476,6 +485,7 @@ async fn create_campaign(
         params,
         attester: c.attester,
         publication: c.publication.unwrap_or(state.inner.publication_default),
+        funding,
     };
     let inner = &state.inner;
     let (id, accepted) = crate::campaigns::create(

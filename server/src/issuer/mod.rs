@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
-use pledge_protocol::campaign::{CampaignDefinition, CampaignParams, RevealPolicy};
+use pledge_protocol::campaign::{CampaignDefinition, CampaignParams, Funding, RevealPolicy};
 use pledge_protocol::entry::{CampaignOpened, Entry};
 use pledge_protocol::hash::{CampaignId, sha256};
 use pledge_protocol::token::{BlindSignature, IssuerSecretKey, TokenError};
@@ -298,7 +298,21 @@ impl Issuer {
     /// [`AdminError`].
     pub fn prepare_campaign(
         &self,
+        params: CampaignParams,
+        policy: AttesterPolicy,
+    ) -> Result<Entry, AdminError> {
+        self.prepare_campaign_with_funding(params, None, policy)
+    }
+
+    /// As [`Issuer::prepare_campaign`], for a campaign with the funding
+    /// extension when `funding` is `Some` (SPEC R-CAMP-5).
+    ///
+    /// # Errors
+    /// As [`Issuer::prepare_campaign`].
+    pub fn prepare_campaign_with_funding(
+        &self,
         mut params: CampaignParams,
+        funding: Option<Funding>,
         policy: AttesterPolicy,
     ) -> Result<Entry, AdminError> {
         if let AttesterPolicy::Invite { group } = &policy
@@ -307,8 +321,8 @@ impl Issuer {
             return Err(AdminError::BadGroup);
         }
         getrandom::fill(&mut params.nonce).map_err(|_| AdminError::KeyGeneration)?;
-        let definition =
-            CampaignDefinition::new(params).map_err(|e| AdminError::BadCampaign(e.to_string()))?;
+        let definition = CampaignDefinition::with_funding(params, funding)
+            .map_err(|e| AdminError::BadCampaign(e.to_string()))?;
         let sk = IssuerSecretKey::generate().map_err(|_| AdminError::KeyGeneration)?;
         let der = sk.to_der().map_err(|_| AdminError::KeyGeneration)?;
         let id = definition.id();

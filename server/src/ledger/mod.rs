@@ -17,10 +17,13 @@
 pub mod publisher;
 pub mod sequencer;
 
+#[cfg(test)]
+use publisher::sign_tally_of;
 pub use publisher::{
-    CampaignView, LogEvent, Phase, Published, TallyView, worst_case_statement_len,
+    CampaignView, LogEvent, Phase, Published, TallyView, worst_case_funding_statement_len,
+    worst_case_statement_len,
 };
-use publisher::{sign_tally, sign_tally_of};
+use publisher::{sign_campaign_tally, sign_tally};
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
@@ -419,9 +422,13 @@ impl Ledger {
 
     /// Whether campaigns with thresholds `t_min..=t_max` always get a tally
     /// statement that fits a signed note on this log (SPEC R-API-20).
-    pub fn statement_fits(&self, t_min: u32, t_max: u32) -> bool {
-        worst_case_statement_len(self.signer.name().as_str(), t_min, t_max)
-            <= pledge_protocol::note::MAX_NOTE_BYTES
+    pub fn statement_fits(&self, t_min: u32, t_max: u32, funding_levels: Option<usize>) -> bool {
+        let origin = self.signer.name();
+        let len = match funding_levels {
+            None => worst_case_statement_len(origin.as_str(), t_min, t_max),
+            Some(l) => worst_case_funding_statement_len(origin.as_str(), t_min, t_max, l),
+        };
+        len <= pledge_protocol::note::MAX_NOTE_BYTES
     }
 
     /// Subscribes to published checkpoints and tallies.
@@ -458,8 +465,10 @@ impl Ledger {
             Entry::PledgeAmended(a) => Some(&a.terms),
             _ => None,
         };
-        if terms.is_some_and(|t| !c.definition.threshold_allowed(t.threshold_value())) {
-            return Err(RuleError::ThresholdOutOfRange.into());
+        // SPEC R-RULE-5, R-RULE-10: the threshold in range; support and
+        // funding terms only in a funding campaign, support from its menu.
+        if let Some(t) = terms {
+            c.definition.check_terms(t).map_err(RuleError::from)?;
         }
         Ok(verified)
     }
@@ -657,7 +666,7 @@ impl Ledger {
                 continue;
             };
             let closed_at = milestone(Milestone::Closed).or(before.and_then(|v| v.closed_at));
-            let tally = match sign_tally_of(&self.signer, &c.tally, id, size) {
+            let tally = match sign_campaign_tally(&self.signer, c, id, size) {
                 Ok(t) => {
                     new_tallies.push(t.clone());
                     Some(t)
@@ -701,12 +710,19 @@ fn apply_one(
                 .state
                 .campaign(&campaign)
                 .ok_or(RuleError::UnknownCampaign)?;
-            let tally = c.tally.snapshot().map_err(|_| RuleError::TallyMismatch)?;
-            VerifiedEntry::verify(
-                Entry::CampaignClosed(CampaignClosed::new(campaign, tokens_issued, &tally)),
-                None,
-                None,
-            )?
+            // SPEC R-ENTRY-6, R-FUND-6: a funding campaign closes on its
+            // joint tally.
+            let closed = match &c.funding {
+                Some(f) => {
+                    let tally = f.snapshot().map_err(|_| RuleError::TallyMismatch)?;
+                    CampaignClosed::for_funding(campaign, tokens_issued, &tally)
+                }
+                None => {
+                    let tally = c.tally.snapshot().map_err(|_| RuleError::TallyMismatch)?;
+                    CampaignClosed::new(campaign, tokens_issued, &tally)
+                }
+            };
+            VerifiedEntry::verify(Entry::CampaignClosed(closed), None, None)?
         }
     };
     let entry = verified.entry();

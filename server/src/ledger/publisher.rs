@@ -191,7 +191,46 @@ pub(super) fn sign_tally(
     size: u64,
 ) -> Option<Result<Arc<TallyView>, String>> {
     let c = state.campaign(id)?;
-    Some(sign_tally_of(signer, &c.tally, id, size))
+    Some(sign_campaign_tally(signer, c, id, size))
+}
+
+/// Signs the campaign's statement at `size`: R-TALLY-7 for a plain campaign,
+/// R-FUND-7 (the joint tally) for a funding campaign.
+pub(super) fn sign_campaign_tally(
+    signer: &NoteSigner,
+    c: &pledge_protocol::ledger::CampaignState,
+    id: &CampaignId,
+    size: u64,
+) -> Result<Arc<TallyView>, String> {
+    match &c.funding {
+        Some(f) => sign_funding_tally_of(signer, f, id, size),
+        None => sign_tally_of(signer, &c.tally, id, size),
+    }
+}
+
+fn sign_funding_tally_of(
+    signer: &NoteSigner,
+    tally: &pledge_protocol::funding::FundingTally,
+    id: &CampaignId,
+    size: u64,
+) -> Result<Arc<TallyView>, String> {
+    let snapshot = tally.snapshot().map_err(|e| e.to_string())?;
+    let (live, active) = (snapshot.live(), snapshot.active());
+    let stmt = pledge_protocol::funding::FundingStatement::new(
+        signer.name().as_str(),
+        size,
+        *id,
+        snapshot,
+    )
+    .map_err(|e| e.to_string())?;
+    let note = sign_note(&stmt.to_note_body(), &[signer]).map_err(|e| e.to_string())?;
+    Ok(Arc::new(TallyView {
+        campaign: *id,
+        checkpoint_size: size,
+        live,
+        active,
+        note: note.to_text().into(),
+    }))
 }
 
 pub(super) fn sign_tally_of(
@@ -213,6 +252,51 @@ pub(super) fn sign_tally_of(
         active,
         note: note.to_text().into(),
     }))
+}
+
+/// The longest funding statement (signed note, R-FUND-7) a funding campaign
+/// with thresholds `t_min..=t_max` and `levels` support levels can ever need
+/// on a log named `origin`: every threshold an `act` line per support amount
+/// (0 and the menu) and a `fund` line, every count, amount and sum at its
+/// widest (SPEC R-API-20).
+pub fn worst_case_funding_statement_len(
+    origin: &str,
+    t_min: u32,
+    t_max: u32,
+    levels: usize,
+) -> usize {
+    let digits = |n: u128| n.to_string().len();
+    let live = digits(u128::from(pledge_protocol::tally::MAX_LIVE));
+    let amount = digits(u128::from(pledge_protocol::pledge::MAX_AMOUNT));
+    let sum = digits(
+        u128::from(pledge_protocol::tally::MAX_LIVE)
+            * u128::from(pledge_protocol::pledge::MAX_AMOUNT),
+    );
+    let t = digits(u128::from(t_max));
+    let span = usize::try_from(u64::from(t_max.saturating_sub(t_min)) + 1).unwrap_or(usize::MAX);
+    let header = origin.len()
+        + "/funding-tally/v1\n".len()
+        + 65
+        + digits(u128::from(u64::MAX))
+        + 1
+        + "live \nactive \n".len()
+        + 2 * live
+        + "funds \ncost \ndemand \n".len()
+        + 3 * sum;
+    let level_lines = (levels + 1) * ("level   \n".len() + amount + 2 * live);
+    let act_line = "act   \n".len() + t + amount + live;
+    let fund_line = "fund   \n".len() + t + live + sum;
+    let signature = 1 + "— ".len() + origin.len() + 1 + 92 + 1;
+    header
+        .saturating_add(level_lines)
+        .saturating_add(
+            span.saturating_mul(
+                (levels + 1)
+                    .saturating_mul(act_line)
+                    .saturating_add(fund_line),
+            ),
+        )
+        .saturating_add(signature)
 }
 
 /// The longest tally statement (signed note, R-TALLY-7) a campaign with

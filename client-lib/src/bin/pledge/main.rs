@@ -1196,6 +1196,7 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
                         threshold_max: *threshold_max,
                         attester,
                         publication,
+                        funding: None,
                     },
                 )
                 .await?;
