@@ -202,6 +202,43 @@ pub fn resolve_tie<'a>(own: &Hash, others: impl IntoIterator<Item = &'a Hash>, s
 // The joint computation
 // ---------------------------------------------------------------------------
 
+/// Walks the breakpoints of a histogram (the distinct `t` of `actors` and
+/// `n` of `funders`, ascending): once every pledge at breakpoint `b` is
+/// counted, calls `visit(b, end, counts, funds)`, `counts` being the
+/// per-level counts of actors with `t ≤ b`, `funds` the money of funders with
+/// `n ≤ b`, and `end` the last `m` before the next breakpoint (`u64::MAX`
+/// after the last). `E` and `F` are constant on `b..=end`.
+fn for_each_interval(
+    ys: &[u64],
+    actors: &[(u32, u64, u64)],
+    funders: &[(u32, u128)],
+    mut visit: impl FnMut(u32, u64, &[u64], u128) -> Result<(), TallyError>,
+) -> Result<(), TallyError> {
+    let next = |i: usize, j: usize| {
+        [actors.get(i).map(|a| a.0), funders.get(j).map(|f| f.0)]
+            .into_iter()
+            .flatten()
+            .min()
+    };
+    let mut counts = vec![0u64; ys.len()];
+    let mut funds = 0u128;
+    let (mut i, mut j) = (0usize, 0usize);
+    while let Some(b) = next(i, j) {
+        while let Some(&(_, y, c)) = actors.get(i).filter(|a| a.0 == b) {
+            let l = ys.binary_search(&y).map_err(|_| TallyError::NotOnMenu(y))?;
+            counts[l] = counts[l].checked_add(c).ok_or(TallyError::TooManyPledges)?;
+            i += 1;
+        }
+        while let Some(&(_, x)) = funders.get(j).filter(|f| f.0 == b) {
+            funds = funds.checked_add(x).ok_or(TallyError::AmountOverflow)?;
+            j += 1;
+        }
+        let end = next(i, j).map_or(u64::MAX, |n| u64::from(n) - 1);
+        visit(b, end, &counts, funds)?;
+    }
+    Ok(())
+}
+
 /// The joint tally of a histogram: `actors` as `(t, y, count)` and `funders`
 /// as `(n, sum of x)`, both sorted ascending by threshold (`y` ascending within
 /// a threshold is not required), `ys` the distinct support amounts ascending.
@@ -213,40 +250,14 @@ fn sweep(
     actors: &[(u32, u64, u64)],
     funders: &[(u32, u128)],
 ) -> Result<JointTally, TallyError> {
-    let level_of = |y: u64| ys.binary_search(&y).map_err(|_| TallyError::NotOnMenu(y));
-    let mut counts = vec![0u64; ys.len()];
-    let mut funds = 0u128;
-    let (mut i, mut j) = (0usize, 0usize);
     let mut active = 0u64;
-    while i < actors.len() || j < funders.len() {
-        let b = match (actors.get(i), funders.get(j)) {
-            (Some(a), Some(f)) => a.0.min(f.0),
-            (Some(a), None) => a.0,
-            (None, Some(f)) => f.0,
-            (None, None) => break,
-        };
-        while let Some(&(t, y, c)) = actors.get(i).filter(|a| a.0 == b) {
-            let _ = t;
-            let l = level_of(y)?;
-            counts[l] = counts[l].checked_add(c).ok_or(TallyError::TooManyPledges)?;
-            i += 1;
-        }
-        while let Some(&(_, x)) = funders.get(j).filter(|f| f.0 == b) {
-            funds = funds.checked_add(x).ok_or(TallyError::AmountOverflow)?;
-            j += 1;
-        }
-        let next = match (actors.get(i), funders.get(j)) {
-            (Some(a), Some(f)) => Some(a.0.min(f.0)),
-            (Some(a), None) => Some(a.0),
-            (None, Some(f)) => Some(f.0),
-            (None, None) => None,
-        };
-        let end = next.map_or(u64::MAX, |n| u64::from(n) - 1);
-        let candidate = affordable(ys, &counts, funds)?.min(end);
+    for_each_interval(ys, actors, funders, |b, end, counts, funds| {
+        let candidate = affordable(ys, counts, funds)?.min(end);
         if candidate >= u64::from(b) {
             active = candidate;
         }
-    }
+        Ok(())
+    })?;
     figures_at(ys, actors, funders, active)
 }
 
@@ -345,39 +356,14 @@ fn next_funding(
     funders: &[(u32, u128)],
     active: u64,
 ) -> Result<Option<NextFunding>, TallyError> {
-    let mut counts = vec![0u64; ys.len()];
-    let mut funds = 0u128;
-    let (mut i, mut j) = (0usize, 0usize);
     let mut best: Option<NextFunding> = None;
-    while i < actors.len() || j < funders.len() {
-        let b = match (actors.get(i), funders.get(j)) {
-            (Some(a), Some(f)) => a.0.min(f.0),
-            (Some(a), None) => a.0,
-            (None, Some(f)) => f.0,
-            (None, None) => break,
-        };
-        while let Some(&(_, y, c)) = actors.get(i).filter(|a| a.0 == b) {
-            let l = ys.binary_search(&y).map_err(|_| TallyError::NotOnMenu(y))?;
-            counts[l] = counts[l].checked_add(c).ok_or(TallyError::TooManyPledges)?;
-            i += 1;
-        }
-        while let Some(&(_, x)) = funders.get(j).filter(|f| f.0 == b) {
-            funds = funds.checked_add(x).ok_or(TallyError::AmountOverflow)?;
-            j += 1;
-        }
-        let next = match (actors.get(i), funders.get(j)) {
-            (Some(a), Some(f)) => Some(a.0.min(f.0)),
-            (Some(a), None) => Some(a.0),
-            (None, Some(f)) => Some(f.0),
-            (None, None) => None,
-        };
-        let end = next.map_or(u64::MAX, |n| u64::from(n) - 1);
+    for_each_interval(ys, actors, funders, |b, end, counts, funds| {
         let size: u64 = counts.iter().sum();
         let m = u64::from(b).max(active.saturating_add(1));
         if m > end.min(size) {
-            continue;
+            return Ok(());
         }
-        let cost = cheapest(ys, &counts, m);
+        let cost = cheapest(ys, counts, m);
         // cost(m) > F(m) here, or A would be at least m.
         let more = cost.saturating_sub(funds).max(1);
         if best.is_none_or(|x| more < x.more_funds) {
@@ -386,7 +372,8 @@ fn next_funding(
                 more_funds: more,
             });
         }
-    }
+        Ok(())
+    })?;
     Ok(best)
 }
 
