@@ -204,6 +204,12 @@ async fn pledger_friction() {
         admin.as_str()
     );
     let token_file = token_file.to_str().unwrap().to_owned();
+    // `pledge admin --admin-token-file <data>/admin.token …`.
+    let admin_cmd = |rest: &[&str]| {
+        let mut args = vec!["admin", "--admin-token-file", token_file.as_str()];
+        args.extend_from_slice(rest);
+        with(&dir.path().join("admin-w"), &args)
+    };
     let o = cli(with(
         &dir.path().join("admin-w"),
         &["admin", "campaign", "list"],
@@ -214,26 +220,20 @@ async fn pledger_friction() {
     assert!(t.contains("--admin-token-file"), "{t}");
 
     // A deadline given with its offset is shown in the reader's zone (TZ=UTC here).
-    let o = cli(with(
-        &dir.path().join("admin-w"),
-        &[
-            "admin",
-            "--admin-token-file",
-            &token_file,
-            "campaign",
-            "create",
-            "--title",
-            "staff strike",
-            "--action",
-            "walk out",
-            "--deadline",
-            "2099-03-08T11:00+01:00",
-            "--goal",
-            "5",
-            "--attester",
-            "invite:staff",
-        ],
-    ))
+    let o = cli(admin_cmd(&[
+        "campaign",
+        "create",
+        "--title",
+        "staff strike",
+        "--action",
+        "walk out",
+        "--deadline",
+        "2099-03-08T11:00+01:00",
+        "--goal",
+        "5",
+        "--attester",
+        "invite:staff",
+    ]))
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let staff = String::from_utf8_lossy(&o.stdout)
@@ -245,20 +245,9 @@ async fn pledger_friction() {
     // Codes minted, listed by group in the campaign's view, then revoked;
     // the older spelling still works, with a warning for a token given on
     // the command line.
-    let o = cli(with(
-        &dir.path().join("admin-w"),
-        &[
-            "admin",
-            "--admin-token-file",
-            &token_file,
-            "invites",
-            "mint",
-            "--group",
-            "staff",
-            "--count",
-            "2",
-        ],
-    ))
+    let o = cli(admin_cmd(&[
+        "invites", "mint", "--group", "staff", "--count", "2",
+    ]))
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let codes = String::from_utf8_lossy(&o.stdout).to_string();
@@ -284,37 +273,14 @@ async fn pledger_friction() {
         t.contains("warning: an admin token on the command line"),
         "{t}"
     );
-    let o = cli(with(
-        &dir.path().join("admin-w"),
-        &[
-            "admin",
-            "--admin-token-file",
-            &token_file,
-            "invites",
-            "revoke",
-            "--group",
-            "staff",
-        ],
-    ))
-    .await;
+    let o = cli(admin_cmd(&["invites", "revoke", "--group", "staff"])).await;
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(
         t.contains("3 unused invite codes of group staff deleted"),
         "{t}"
     );
-    let o = cli(with(
-        &dir.path().join("admin-w"),
-        &[
-            "admin",
-            "--admin-token-file",
-            &token_file,
-            "campaign",
-            "show",
-            &staff[..8],
-        ],
-    ))
-    .await;
+    let o = cli(admin_cmd(&["campaign", "show", &staff[..8]])).await;
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(

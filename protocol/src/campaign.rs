@@ -523,14 +523,7 @@ pub(crate) mod tests {
         assert_eq!(CampaignDefinition::decode(&bytes).unwrap(), d);
         let mut other = CampaignParams {
             nonce: [8; 16],
-            title: d.title().into(),
-            text: d.text().into(),
-            action: d.action().into(),
-            deadline: d.deadline(),
-            goal: d.goal(),
-            threshold_min: d.threshold_min(),
-            threshold_max: d.threshold_max(),
-            reveal: d.reveal(),
+            ..params_of(&d)
         };
         assert_ne!(CampaignDefinition::new(other.clone()).unwrap().id(), d.id());
         other.nonce = [7; 16];

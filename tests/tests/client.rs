@@ -253,48 +253,36 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
     assert_eq!((e.status(), e.code()), (Some(401), Some("unauthorized")));
 
     // Invite codes: the code's group only; a code is single-use.
-    client
-        .create_campaign(
-            &admin,
-            &pledge_client::client::NewCampaign {
-                title: "staff".into(),
-                text: String::new(),
-                action: "act".into(),
-                deadline: now + 3600,
-                goal: 2,
-                threshold_min: 1,
-                threshold_max: 10,
-                attester: pledge_client::client::AttesterSpec::Invite {
-                    group: "staff".into(),
-                },
-                publication: None,
-                funding: None,
-            },
-        )
-        .await
-        .unwrap();
+    // An invite-only campaign of `group`, titled `title`.
+    let invite_campaign = |title: &'static str, group: &'static str| {
+        let (client, admin) = (&client, &admin);
+        async move {
+            client
+                .create_campaign(
+                    admin,
+                    &pledge_client::client::NewCampaign {
+                        title: title.into(),
+                        text: String::new(),
+                        action: "act".into(),
+                        deadline: now + 3600,
+                        goal: 2,
+                        threshold_min: 1,
+                        threshold_max: 10,
+                        attester: pledge_client::client::AttesterSpec::Invite {
+                            group: group.into(),
+                        },
+                        publication: None,
+                        funding: None,
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    invite_campaign("staff", "staff").await;
     // A second invite group open at the same time: a code must say which
     // group it is for (issue 14: `--group` was needed, or the tokens failed).
-    let night = client
-        .create_campaign(
-            &admin,
-            &pledge_client::client::NewCampaign {
-                title: "night shift".into(),
-                text: String::new(),
-                action: "act".into(),
-                deadline: now + 3600,
-                goal: 2,
-                threshold_min: 1,
-                threshold_max: 10,
-                attester: pledge_client::client::AttesterSpec::Invite {
-                    group: "night.shift".into(),
-                },
-                publication: None,
-                funding: None,
-            },
-        )
-        .await
-        .unwrap();
+    let night = invite_campaign("night shift", "night.shift").await;
     let minted = client.mint_invites(&admin, "staff", 1).await.unwrap();
     assert_eq!(minted.campaigns, 1, "the staff campaign takes these codes");
     let code = minted.codes[0].as_str();

@@ -223,7 +223,19 @@ fn sign_funding_tally_of(
         snapshot,
     )
     .map_err(|e| e.to_string())?;
-    let note = sign_note(&stmt.to_note_body(), &[signer]).map_err(|e| e.to_string())?;
+    signed_view(signer, &stmt.to_note_body(), id, size, live, active)
+}
+
+/// The served view of a statement body: signed, with its figures.
+fn signed_view(
+    signer: &NoteSigner,
+    body: &str,
+    id: &CampaignId,
+    size: u64,
+    live: u64,
+    active: u64,
+) -> Result<Arc<TallyView>, String> {
+    let note = sign_note(body, &[signer]).map_err(|e| e.to_string())?;
     Ok(Arc::new(TallyView {
         campaign: *id,
         checkpoint_size: size,
@@ -244,14 +256,7 @@ pub(super) fn sign_tally_of(
     let (live, active) = (snapshot.live(), snapshot.active());
     let stmt = TallyStatement::new(signer.name().as_str(), size, *id, snapshot)
         .map_err(|e| e.to_string())?;
-    let note = sign_note(&stmt.to_note_body(), &[signer]).map_err(|e| e.to_string())?;
-    Ok(Arc::new(TallyView {
-        campaign: *id,
-        checkpoint_size: size,
-        live,
-        active,
-        note: note.to_text().into(),
-    }))
+    signed_view(signer, &stmt.to_note_body(), id, size, live, active)
 }
 
 /// The longest funding statement (signed note, R-FUND-7) a funding campaign
