@@ -2,6 +2,8 @@
 //! `pledged --demo`. Each pledger has its own in-memory wallet, obtains
 //! tokens for every open campaign of the open attester (cover issuance),
 //! pledges with a varied threshold (no delay), and some amend or withdraw.
+//! With `--funding` the campaign is one with conditional funding and the
+//! pledgers mix the three kinds of terms: act, act if supported, fund.
 //! Every receipt is verified offline; at the end the signed tally is checked
 //! against two recomputations: the log rebuilt from entry bundles (root
 //! checked against the signed checkpoint, every entry through the ledger
@@ -10,12 +12,15 @@
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
+use pledge_protocol::api::FundingSpec;
+use pledge_protocol::campaign::Funding;
+use pledge_protocol::funding::{CampaignSnapshot, CampaignStatement, FundingTally, JointTally};
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::merkle::Tree;
 use pledge_protocol::note::NoteVerifier;
-use pledge_protocol::replay::{ReplayError, Replayer, Verification};
+use pledge_protocol::pledge::Terms;
+use pledge_protocol::replay::Replayer;
 use pledge_protocol::tally::{TallySnapshot, recompute_active};
-use pledge_protocol::tile::{BundleId, decode_bundle};
 
 use crate::client::{
     AttesterKind, AttesterSpec, CampaignInfo, CampaignState, Client, ClientError, NewCampaign,
@@ -35,6 +40,9 @@ pub struct DemoOptions {
     pub concurrency: usize,
     /// Give up waiting for the open attester's rate limit after this long.
     pub max_rate_wait: Duration,
+    /// Use (or create) a campaign with conditional funding and mix the
+    /// three kinds of terms.
+    pub funding: bool,
 }
 
 impl Default for DemoOptions {
@@ -44,6 +52,7 @@ impl Default for DemoOptions {
             admin_token: None,
             concurrency: 32,
             max_rate_wait: Duration::from_secs(600),
+            funding: false,
         }
     }
 }
@@ -75,8 +84,13 @@ pub struct DemoReport {
     pub active: u64,
     /// Goal.
     pub goal: u32,
-    /// Signed tally: histogram `(t, count)`.
+    /// Signed tally: histogram `(t, count)` (of a campaign without
+    /// funding; empty for a funding campaign).
     pub histogram: Vec<(u32, u64)>,
+    /// A funding campaign's block and joint tally (SPEC R-FUND-2).
+    pub funding: Option<(Funding, JointTally)>,
+    /// Pledges of each kind made: act, act if supported, fund.
+    pub kinds: [usize; 3],
 }
 
 impl DemoReport {
@@ -101,25 +115,59 @@ impl DemoReport {
 
 /// Final state of one simulated pledger.
 struct PledgerOutcome {
-    /// Final live threshold (None if withdrawn).
-    live: Option<u32>,
+    /// Final live terms (None if withdrawn).
+    live: Option<Terms>,
+    /// The first terms' kind: 0 act, 1 act if supported, 2 fund.
+    kind: usize,
     amended: bool,
     withdrawn: bool,
     receipts: usize,
     rate_limited: usize,
 }
 
-/// The demo threshold plan for pledger `i` of `n`: (first, amended, withdraws).
-fn plan(i: usize, n: usize, c: &CampaignInfo) -> (u32, Option<u32>, bool) {
+/// The demo's plan for pledger `i` of `n`: (first terms, amended terms,
+/// withdraws). Without funding, a threshold spread over the range; with
+/// funding (`menu` = the support levels), half act, three in ten ask a
+/// support level of the menu, two in ten fund twice the top level.
+fn plan(
+    i: usize,
+    n: usize,
+    c: &CampaignInfo,
+    menu: Option<&[u64]>,
+) -> (Terms, Option<Terms>, bool) {
     let span = u64::from(c.threshold_max.saturating_sub(c.threshold_min)) + 1;
     let span = span.min(n.max(1) as u64);
     let off = (i as u64).wrapping_mul(37) % span;
     let t = c
         .threshold_min
         .saturating_add(u32::try_from(off).unwrap_or(0));
-    let amended = (i % 4 == 1).then(|| (t / 2).max(c.threshold_min));
+    let t2 = (t / 2).max(c.threshold_min);
+    let with = |t: u32| -> Terms {
+        match menu {
+            Some(levels) if i % 10 >= 5 && i % 10 < 8 && !levels.is_empty() => {
+                Terms::SupportedThreshold {
+                    t,
+                    support: levels[i % levels.len()],
+                }
+            }
+            Some(levels) if i % 10 >= 8 => Terms::Fund {
+                n: t,
+                amount: levels.last().copied().unwrap_or(1000).saturating_mul(2),
+            },
+            _ => Terms::Threshold { t },
+        }
+    };
+    let amended = (i % 4 == 1).then(|| with(t2));
     let withdraws = i % 5 == 3;
-    (t, amended, withdraws)
+    (with(t), amended, withdraws)
+}
+
+fn kind_index(t: &Terms) -> usize {
+    match t {
+        Terms::SupportedThreshold { .. } => 1,
+        Terms::Fund { .. } => 2,
+        _ => 0,
+    }
 }
 
 /// Runs `pledge demo`. `say` receives progress lines.
@@ -146,6 +194,18 @@ pub async fn run(
         campaign.threshold_min,
         campaign.threshold_max
     ));
+    let funding = flows::definition_of(&campaign)?.funding().cloned();
+    if let Some(f) = &funding {
+        say(format!(
+            "conditional funding in {} (support menu: {})",
+            f.currency(),
+            f.levels()
+                .iter()
+                .map(|&y| flows::format_amount(y, f))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let before = flows::verify_statement(&client.tally_statement(&id).await?, &log, &id)?;
     say(format!(
         "tally before: live {}, A {}; simulating {} pledgers",
@@ -156,9 +216,10 @@ pub async fn run(
 
     let campaign_ref = &campaign;
     let log_ref = &log;
+    let menu = funding.as_ref().map(Funding::levels);
     let results: Vec<Result<PledgerOutcome, FlowError>> =
         futures_util::stream::iter(0..opts.pledgers)
-            .map(|i| async move { one_pledger(client, log_ref, campaign_ref, i, opts).await })
+            .map(|i| async move { one_pledger(client, log_ref, campaign_ref, i, opts, menu).await })
             .buffer_unordered(opts.concurrency.max(1))
             .collect()
             .await;
@@ -177,24 +238,11 @@ pub async fn run(
     // The signed tally after, and the checkpoint it refers to.
     let after = flows::verify_statement(&client.tally_statement(&id).await?, &log, &id)?;
     check_against_log(client, &log, &id, &after).await?;
-    // Own view: the tally before plus my final live thresholds.
-    let mut buckets: std::collections::BTreeMap<u32, u64> =
-        before.snapshot().buckets().iter().copied().collect();
+    let mine: Vec<Terms> = outcomes.iter().filter_map(|o| o.live).collect();
+    let (histogram, joint) = own_view(&campaign, funding.as_ref(), &before, &after, &mine)?;
+    let mut kinds = [0usize; 3];
     for o in &outcomes {
-        if let Some(t) = o.live {
-            *buckets.entry(t).or_default() += 1;
-        }
-    }
-    let expected: Vec<(u32, u64)> = buckets.into_iter().collect();
-    if expected.as_slice() != after.snapshot().buckets() {
-        return Err(FlowError::BadLog(format!(
-            "the signed tally (live {}, A {}) differs from the demo's own view (live {}, A {}); \
-             did someone else pledge during the demo?",
-            after.live(),
-            after.active(),
-            expected.iter().map(|(_, n)| n).sum::<u64>(),
-            recompute_active(&expected)
-        )));
+        kinds[o.kind] += 1;
     }
     Ok(DemoReport {
         campaign: campaign.campaign_id.to_hex(),
@@ -209,8 +257,87 @@ pub async fn run(
         live: after.live(),
         active: after.active(),
         goal: campaign.goal,
-        histogram: after.snapshot().buckets().to_vec(),
+        histogram,
+        funding: funding.zip(joint),
+        kinds,
     })
+}
+
+/// A plain campaign's histogram, or a funding campaign's joint tally.
+type OwnView = (Vec<(u32, u64)>, Option<JointTally>);
+
+/// The demo's own view: the tally before plus its pledgers' final live
+/// terms, which must be exactly the signed tally after (nobody else
+/// pledged meanwhile). Returns the histogram (plain) or the joint tally
+/// (funding).
+fn own_view(
+    c: &CampaignInfo,
+    funding: Option<&Funding>,
+    before: &CampaignStatement,
+    after: &CampaignStatement,
+    mine: &[Terms],
+) -> Result<OwnView, FlowError> {
+    let differs = |live: u64, active: u64| {
+        FlowError::BadLog(format!(
+            "the signed tally (live {}, A {}) differs from the demo's own view (live {live}, A \
+             {active}); did someone else pledge during the demo?",
+            after.live(),
+            after.active(),
+        ))
+    };
+    match (before, after) {
+        (CampaignStatement::Plain(b), CampaignStatement::Plain(a)) => {
+            let mut buckets: std::collections::BTreeMap<u32, u64> =
+                b.snapshot().buckets().iter().copied().collect();
+            for t in mine {
+                *buckets.entry(t.threshold_value()).or_default() += 1;
+            }
+            let expected: Vec<(u32, u64)> = buckets.into_iter().collect();
+            if expected.as_slice() != a.snapshot().buckets() {
+                return Err(differs(
+                    expected.iter().map(|(_, n)| n).sum::<u64>(),
+                    recompute_active(&expected),
+                ));
+            }
+            Ok((expected, None))
+        }
+        (CampaignStatement::Funding(b), CampaignStatement::Funding(a)) => {
+            let levels = funding.map(Funding::levels).unwrap_or_default();
+            let bad = |e: pledge_protocol::tally::TallyError| FlowError::BadLog(e.to_string());
+            let mut t = FundingTally::new(c.threshold_max, levels).map_err(bad)?;
+            for &(th, y, count) in b.snapshot().actors() {
+                let terms = if y == 0 {
+                    Terms::Threshold { t: th }
+                } else {
+                    Terms::SupportedThreshold { t: th, support: y }
+                };
+                for _ in 0..count {
+                    t.add(&terms).map_err(bad)?;
+                }
+            }
+            for &(n, count, sum) in b.snapshot().funders() {
+                // A bucket's sum, spread over its count: only its total
+                // matters to the tally.
+                let count128 = u128::from(count);
+                for k in 0..count128 {
+                    let share = sum / count128 + u128::from(k < sum % count128);
+                    let amount = u64::try_from(share).map_err(|_| differs(0, 0))?;
+                    t.add(&Terms::Fund { n, amount }).map_err(bad)?;
+                }
+            }
+            for terms in mine {
+                t.add(terms).map_err(bad)?;
+            }
+            let expected = t.snapshot().map_err(bad)?;
+            if expected != *a.snapshot() {
+                return Err(differs(expected.live(), expected.active()));
+            }
+            Ok((Vec::new(), Some(expected.joint().clone())))
+        }
+        _ => Err(FlowError::BadLog(
+            "the campaign's statements changed kind during the demo".into(),
+        )),
+    }
 }
 
 async fn pick_campaign(
@@ -224,6 +351,12 @@ async fn pick_campaign(
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let n = u32::try_from(opts.pledgers).unwrap_or(u32::MAX);
+        let funding = opts.funding.then(|| FundingSpec {
+            currency: "EUR".into(),
+            minor_digits: 2,
+            support_levels: vec![5_000, 10_000, 20_000],
+            surplus_to_fund: false,
+        });
         let created = client
             .create_campaign(
                 token,
@@ -239,7 +372,7 @@ async fn pick_campaign(
                     // receipt shown at once.
                     publication: Some(PublicationSpec::IMMEDIATE),
                     attester: AttesterSpec::Open,
-                    funding: None,
+                    funding,
                 },
             )
             .await?;
@@ -255,13 +388,21 @@ async fn pick_campaign(
     let list = client.campaigns().await?;
     let c = list
         .into_iter()
-        .find(|c| c.state == CampaignState::Open && c.attester == Some(AttesterKind::Open))
+        .find(|c| {
+            c.state == CampaignState::Open
+                && c.attester == Some(AttesterKind::Open)
+                && c.funding.is_some() == opts.funding
+        })
         .ok_or_else(|| {
-            FlowError::Campaign(
-                "no open campaign with the open attester: start the server with `pledged --demo`, \
-                 or pass --admin-token to let the demo create one"
-                    .into(),
-            )
+            FlowError::Campaign(format!(
+                "no open campaign {}with the open attester: start the server with `pledged \
+                 --demo`, or pass --admin-token to let the demo create one",
+                if opts.funding {
+                    "with conditional funding "
+                } else {
+                    "without funding "
+                }
+            ))
         })?;
     Ok((c, false))
 }
@@ -272,6 +413,7 @@ async fn one_pledger(
     c: &CampaignInfo,
     i: usize,
     opts: &DemoOptions,
+    menu: Option<&[u64]>,
 ) -> Result<PledgerOutcome, FlowError> {
     let id = c.campaign_id;
     let mut wallet = Wallet::in_memory();
@@ -298,7 +440,7 @@ async fn one_pledger(
             Err(e) => return Err(e),
         }
     }
-    let (t, amend, withdraw) = plan(i, opts.pledgers, c);
+    let (t, amend, withdraw) = plan(i, opts.pledgers, c, menu);
     let mut receipts = 0;
     flows::commit(client, &mut wallet, log, &id, t, Duration::ZERO).await?;
     receipts += 1;
@@ -326,6 +468,7 @@ async fn one_pledger(
     }
     Ok(PledgerOutcome {
         live,
+        kind: kind_index(&t),
         amended: amend.is_some(),
         withdrawn: withdraw,
         receipts,
@@ -342,7 +485,7 @@ async fn check_against_log(
     client: &Client,
     log: &NoteVerifier,
     id: &CampaignId,
-    statement: &pledge_protocol::tally::TallyStatement,
+    statement: &CampaignStatement,
 ) -> Result<(), FlowError> {
     let text = client.checkpoint().await?;
     let cp = pledge_protocol::checkpoint::open_checkpoint(&text, log)
@@ -354,29 +497,14 @@ async fn check_against_log(
             statement.checkpoint_size()
         )));
     }
-    let mut replay = Replayer::<Tree>::new();
-    let mut at_statement: Option<TallySnapshot> = None;
-    let mut n = 0u64;
-    while n * 256 < size {
-        let width = u16::try_from((size - n * 256).min(256)).unwrap_or(256);
-        let bid = BundleId::new(n, width).map_err(|e| FlowError::BadLog(e.to_string()))?;
-        let data = client.bundle(&bid).await?;
-        let entries = decode_bundle(&data, &bid).map_err(|e| FlowError::BadLog(e.to_string()))?;
-        for bytes in entries {
-            if replay.size() == statement.checkpoint_size() {
-                at_statement = Some(snapshot_of(&replay, id)?);
-            }
-            let step = replay
-                .replay_bytes(bytes, Verification::Now)
-                .map_err(|e| FlowError::BadLog(e.to_string()))?;
-            let index = step.index;
-            step.into_result().map_err(|e| match e {
-                ReplayError::Undecodable(e) => FlowError::BadLog(e.to_string()),
-                e => FlowError::BadLog(format!("entry {index}: {e}")),
-            })?;
+    let mut at_statement: Option<CampaignSnapshot> = None;
+    let replay = flows::replay_log(client, size, |r, _| {
+        if r.size() == statement.checkpoint_size() {
+            at_statement = Some(snapshot_of(r, id)?);
         }
-        n += 1;
-    }
+        Ok(())
+    })
+    .await?;
     if replay.tree().root() != *cp.checkpoint().root() {
         return Err(FlowError::BadLog(
             "the entry bundles do not hash up to the signed checkpoint root".into(),
@@ -386,7 +514,7 @@ async fn check_against_log(
         Some(s) => s,
         None => snapshot_of(&replay, id)?,
     };
-    if recomputed != *statement.snapshot() {
+    if !statement.states(&recomputed) {
         return Err(FlowError::BadLog(format!(
             "the signed tally (live {}, A {}) differs from the log's (live {}, A {})",
             statement.live(),
@@ -398,9 +526,9 @@ async fn check_against_log(
     Ok(())
 }
 
-fn snapshot_of(replay: &Replayer<Tree>, id: &CampaignId) -> Result<TallySnapshot, FlowError> {
-    match replay.tally(id) {
+fn snapshot_of(replay: &Replayer<Tree>, id: &CampaignId) -> Result<CampaignSnapshot, FlowError> {
+    match replay.campaign_tally(id) {
         Some(t) => t.map_err(|e| FlowError::BadLog(e.to_string())),
-        None => Ok(TallySnapshot::empty()),
+        None => Ok(CampaignSnapshot::Plain(TallySnapshot::empty())),
     }
 }

@@ -11,17 +11,22 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 #[cfg(feature = "native")]
 use futures_util::StreamExt as _;
+use pledge_protocol::campaign::{CampaignDefinition, Funding, TermsRefusal};
 use pledge_protocol::checkpoint::{SignedCheckpoint, open_checkpoint};
 use pledge_protocol::cosignature::{CosignatureError, WitnessVerifier, verify_cosignatures};
 use pledge_protocol::entry::Entry;
+/// Where an action pledge stands in a funding campaign (SPEC R-FUND-4).
+pub use pledge_protocol::funding::Standing;
+use pledge_protocol::funding::{CampaignStatement, JointTally};
 use pledge_protocol::hash::{CampaignId, Hash, Nullifier};
+use pledge_protocol::merkle::Tree;
 use pledge_protocol::merkle::{
     self, consistency_proof, consistency_proof_nodes, inclusion_proof, inclusion_proof_nodes,
 };
 use pledge_protocol::note::{KeyError, NoteVerifier, Verifier, open_note};
 use pledge_protocol::pledge::{Amendment, Pledge, PledgeSigningKey, Terms, Withdrawal};
 use pledge_protocol::receipt::Receipt;
-use pledge_protocol::tally::TallyStatement;
+use pledge_protocol::replay::{ReplayError, Replayer, Verification};
 use pledge_protocol::tile::{BundleId, TileHashes, decode_bundle, tiles_for_nodes};
 use pledge_protocol::token::{IssuerPublicKey, blind, finalize};
 
@@ -732,7 +737,7 @@ pub struct Submitted {
 async fn campaign_checked(
     client: &Client,
     id: &CampaignId,
-    threshold: Option<u32>,
+    terms: Option<&Terms>,
 ) -> Result<CampaignInfo, FlowError> {
     // The whole list, not `/v1/campaigns/<id>`: the server learns nothing
     // about which campaign this pledge is for before it arrives.
@@ -748,15 +753,134 @@ async fn campaign_checked(
             c.state
         )));
     }
-    if let Some(t) = threshold
-        && !(c.threshold_min..=c.threshold_max).contains(&t)
-    {
-        return Err(FlowError::Campaign(format!(
-            "threshold {t} is outside this campaign's range {}..={}",
-            c.threshold_min, c.threshold_max
-        )));
+    if let Some(terms) = terms {
+        check_terms(&c, terms)?;
     }
     Ok(c)
+}
+
+/// The campaign's own definition (decoded from the campaign object and
+/// checked against its id).
+///
+/// # Errors
+/// [`FlowError::BadLog`] when the served definition is missing, damaged or
+/// not the campaign's.
+pub fn definition_of(c: &CampaignInfo) -> Result<CampaignDefinition, FlowError> {
+    let bytes = c
+        .definition_bytes()
+        .ok_or_else(|| bad_log(format!("campaign {}: no definition served", c.campaign_id)))?;
+    let def = CampaignDefinition::decode(&bytes)
+        .map_err(|e| bad_log(format!("campaign {}: definition: {e}", c.campaign_id)))?;
+    if def.id() != c.campaign_id {
+        return Err(bad_log(format!(
+            "campaign {}: the served definition is another campaign's",
+            c.campaign_id
+        )));
+    }
+    Ok(def)
+}
+
+/// Checks terms against the campaign's definition before anything is
+/// signed (SPEC R-RULE-5, R-RULE-10), with the reason in words.
+///
+/// # Errors
+/// [`FlowError::Campaign`] for terms the ledger would refuse.
+pub fn check_terms(c: &CampaignInfo, terms: &Terms) -> Result<(), FlowError> {
+    let def = definition_of(c)?;
+    def.check_terms(terms).map_err(|r| {
+        let what = match terms {
+            Terms::Fund { .. } => "the number of people in your funding condition",
+            _ => "threshold",
+        };
+        FlowError::Campaign(match r {
+            TermsRefusal::ThresholdOutOfRange => format!(
+                "{what} {} is outside this campaign's range {}..={}",
+                terms.threshold_value(),
+                c.threshold_min,
+                c.threshold_max
+            ),
+            TermsRefusal::FundingNotAllowed => format!(
+                "campaign {} takes no conditional funding: pledge a plain threshold",
+                c.campaign_id
+            ),
+            TermsRefusal::SupportNotOnMenu => {
+                let menu = def.funding().map(|f| {
+                    f.levels()
+                        .iter()
+                        .map(|&y| format_amount(y, f))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                });
+                format!(
+                    "this support is not on the campaign's menu ({})",
+                    menu.unwrap_or_default()
+                )
+            }
+            other => format!("terms refused: {other}"),
+        })
+    })
+}
+
+/// An amount in minor units written in the campaign's currency
+/// (`1234` with 2 digits and EUR: `12.34 EUR`).
+pub fn format_amount(minor: u64, f: &Funding) -> String {
+    format!("{} {}", decimal_of(minor, f.minor_digits()), f.currency())
+}
+
+/// `minor` as a decimal with `digits` decimals (`1234`, 2: `12.34`).
+pub fn decimal_of(minor: u64, digits: u8) -> String {
+    if digits == 0 {
+        return minor.to_string();
+    }
+    let scale = 10u64.pow(u32::from(digits));
+    format!(
+        "{}.{:0width$}",
+        minor / scale,
+        minor % scale,
+        width = usize::from(digits)
+    )
+}
+
+/// Parses an amount in major units (`200`, `12.5`, `12.50`) into minor
+/// units of a currency with `digits` decimals: exact, no rounding.
+///
+/// # Errors
+/// [`FlowError::Campaign`] for anything else (a sign, more decimals than the
+/// currency has, an overflow, 0).
+pub fn parse_amount(text: &str, digits: u8) -> Result<u64, FlowError> {
+    let bad = || {
+        FlowError::Campaign(format!(
+            "{text:?} is not an amount of this currency (digits, at most {digits} decimals, above 0)"
+        ))
+    };
+    let (whole, frac) = match text.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (text, ""),
+    };
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > usize::from(digits)
+        || (text.contains('.') && frac.is_empty())
+    {
+        return Err(bad());
+    }
+    let scale = 10u64.pow(u32::from(digits));
+    let w: u64 = whole.parse().map_err(|_| bad())?;
+    let f: u64 = if frac.is_empty() {
+        0
+    } else {
+        let pad = 10u64.pow(u32::from(digits) - u32::try_from(frac.len()).map_err(|_| bad())?);
+        frac.parse::<u64>().map_err(|_| bad())? * pad
+    };
+    let v = w
+        .checked_mul(scale)
+        .and_then(|v| v.checked_add(f))
+        .ok_or_else(bad)?;
+    if v == 0 || v > pledge_protocol::pledge::MAX_AMOUNT {
+        return Err(bad());
+    }
+    Ok(v)
 }
 
 /// Sends `entry` of `record` (already in the wallet, unacknowledged), checks
@@ -829,16 +953,20 @@ pub struct SignedPledge {
 /// `send_after` (Unix seconds) records when it may be sent (the end of its
 /// random delay), for [`send_pending`].
 ///
+/// `terms` are a threshold (`u32`) or any [`Terms`] of the campaign
+/// (support asked, funding offered: SPEC R-PLEDGE-8).
+///
 /// # Errors
-/// [`FlowError::Wallet2`] without a token; [`FlowError::Campaign`] for a
-/// threshold out of range, a closed campaign, or a pledge already made.
+/// [`FlowError::Wallet2`] without a token; [`FlowError::Campaign`] for
+/// terms the campaign refuses, a closed campaign, or a pledge already made.
 pub async fn sign_pledge(
     client: &Client,
     wallet: &mut Wallet,
     campaign: &CampaignId,
-    threshold: u32,
+    terms: impl Into<Terms>,
     send_after: Option<u64>,
 ) -> Result<SignedPledge, FlowError> {
+    let terms = terms.into();
     if let Some(p) = wallet.data.pledge_for(campaign)
         && !p.withdrawn
     {
@@ -854,13 +982,12 @@ pub async fn sign_pledge(
             "you already pledged to {campaign}; use `pledge amend` to change the threshold"
         )));
     }
-    campaign_checked(client, campaign, Some(threshold)).await?;
+    campaign_checked(client, campaign, Some(&terms)).await?;
     let tok = wallet.data.unused_token(campaign).ok_or_else(|| {
         FlowError::Wallet2(format!(
             "no unused token for campaign {campaign}: run `pledge tokens` while it is open"
         ))
     })?;
-    let terms = Terms::threshold(threshold).map_err(|e| FlowError::Campaign(e.to_string()))?;
     let key = tok.key();
     let pledge = Pledge::sign(*campaign, tok.token.clone(), terms, &key)
         .map_err(|e| FlowError::Crypto(e.to_string()))?;
@@ -876,7 +1003,7 @@ pub async fn sign_pledge(
     wallet.data.pledges.push(PledgeRecord {
         campaign: campaign.to_hex(),
         nullifier: nullifier.to_hex(),
-        threshold,
+        threshold: terms.threshold_value(),
         withdrawn: false,
         entries: vec![EntryRecord {
             kind: "pledge".into(),
@@ -926,10 +1053,10 @@ pub async fn commit(
     wallet: &mut Wallet,
     log: &NoteVerifier,
     campaign: &CampaignId,
-    threshold: u32,
+    terms: impl Into<Terms>,
     delay: Duration,
 ) -> Result<Submitted, FlowError> {
-    let signed = sign_pledge(client, wallet, campaign, threshold, None).await?;
+    let signed = sign_pledge(client, wallet, campaign, terms, None).await?;
     if !signed.resend && !delay.is_zero() {
         crate::rt::sleep(delay)
             .await
@@ -1082,7 +1209,8 @@ fn key_for(wallet: &Wallet, rec: &PledgeRecord) -> Result<PledgeSigningKey, Flow
         })
 }
 
-/// `pledge amend` (`Some(t)`) or `pledge withdraw` (`None`): signs the next
+/// `pledge amend` (`Some(terms)`: a new threshold, or new terms of any kind
+/// the campaign takes) or `pledge withdraw` (`None`): signs the next
 /// sequence number with the pledge's key, submits it, verifies the receipt.
 ///
 /// # Errors
@@ -1093,7 +1221,7 @@ pub async fn change(
     wallet: &mut Wallet,
     log: &NoteVerifier,
     campaign: &CampaignId,
-    threshold: Option<u32>,
+    to: Option<Terms>,
 ) -> Result<Submitted, FlowError> {
     let rec = wallet
         .data
@@ -1106,25 +1234,29 @@ pub async fn change(
         let bytes = entry_bytes(Some(last))?;
         return send_and_record(client, wallet, log, campaign, &bytes).await;
     }
-    if threshold == Some(rec.threshold) {
-        return Err(FlowError::Campaign(format!(
-            "your threshold on {campaign} is already {}: nothing to change, nothing sent",
-            rec.threshold
-        )));
+    if let Some(t) = &to
+        && rec.terms().as_ref() == Some(t)
+    {
+        return Err(FlowError::Campaign(match t {
+            Terms::Threshold { t } => format!(
+                "your threshold on {campaign} is already {t}: nothing to change, nothing sent"
+            ),
+            other => format!(
+                "your pledge on {campaign} is already {}: nothing to change, nothing sent",
+                describe_terms_plain(other)
+            ),
+        }));
     }
-    campaign_checked(client, campaign, threshold).await?;
+    campaign_checked(client, campaign, to.as_ref()).await?;
     let key = key_for(wallet, &rec)?;
     let n = Nullifier::from_hex(&rec.nullifier)
         .map_err(|_| FlowError::Wallet2("a stored nullifier is damaged".into()))?;
     let seq = rec.next_seq();
-    let (entry, kind) = match threshold {
-        Some(t) => {
-            let terms = Terms::threshold(t).map_err(|e| FlowError::Campaign(e.to_string()))?;
-            (
-                Entry::PledgeAmended(Amendment::sign(*campaign, n, seq, terms, &key)),
-                "amend",
-            )
-        }
+    let (entry, kind) = match to {
+        Some(terms) => (
+            Entry::PledgeAmended(Amendment::sign(*campaign, n, seq, terms, &key)),
+            "amend",
+        ),
         None => (
             Entry::PledgeWithdrawn(Withdrawal::sign(*campaign, n, seq, &key)),
             "withdraw",
@@ -1137,8 +1269,8 @@ pub async fn change(
         .data
         .pledge_for_mut(campaign)
         .ok_or_else(|| FlowError::Wallet2("pledge record vanished".into()))?;
-    match threshold {
-        Some(t) => r.threshold = t,
+    match to {
+        Some(t) => r.threshold = t.threshold_value(),
         None => r.withdrawn = true,
     }
     r.entries.push(EntryRecord {
@@ -1161,11 +1293,11 @@ pub fn verify_statement(
     text: &str,
     log: &NoteVerifier,
     campaign: &CampaignId,
-) -> Result<TallyStatement, FlowError> {
+) -> Result<CampaignStatement, FlowError> {
     let verifiers: [&dyn Verifier; 1] = [log];
     let note = open_note(text.as_bytes(), &verifiers)
         .map_err(|e| bad_log(format!("tally statement signature: {e}")))?;
-    let st = TallyStatement::parse_note_body(note.body())
+    let st = CampaignStatement::parse_note_body(note.body())
         .map_err(|e| bad_log(format!("tally statement: {e}")))?;
     if st.origin() != log.name().as_str() {
         return Err(bad_log("tally statement of another log"));
@@ -1224,14 +1356,69 @@ pub struct PledgeStatus {
     pub checkpoint_size: u64,
     /// The final result, once the campaign is closed.
     pub outcome: Option<Outcome>,
+    /// My current terms (`threshold` is their [`Terms::threshold_value`]).
+    pub terms: Terms,
+    /// A funding campaign's funding block and the joint tally of its
+    /// statement (SPEC R-FUND-1, R-FUND-2); `None` for any other campaign.
+    pub funding: Option<FundingStatus>,
+}
+
+/// Where my pledge stands in a funding campaign's joint tally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FundingStatus {
+    /// The campaign's currency, menu and surplus rule.
+    pub block: Funding,
+    /// The joint tally the statement states.
+    pub joint: JointTally,
+    /// At the close, for an action pledge whose support level is split
+    /// (SPEC R-FUND-4): whether the public order puts it among those that
+    /// act, found by replaying the log; `None` otherwise.
+    pub tie_won: Option<bool>,
 }
 
 impl PledgeStatus {
+    /// An action pledge's standing in a funding campaign (SPEC R-FUND-4).
+    pub fn standing(&self) -> Option<Standing> {
+        let f = self.funding.as_ref()?;
+        let y = self.terms.support()?;
+        Some(f.joint.standing(self.threshold, y))
+    }
+
+    /// A funding pledge's amount due were the campaign to close on this
+    /// tally (SPEC R-FUND-5): final once closed.
+    pub fn due(&self) -> Option<u64> {
+        let f = self.funding.as_ref()?;
+        match self.terms {
+            Terms::Fund { n, amount } if !self.withdrawn => {
+                Some(f.joint.due(n, amount, f.block.surplus_to_fund()))
+            }
+            Terms::Fund { .. } => Some(0),
+            _ => None,
+        }
+    }
+
+    /// Whether my condition holds on this tally: `t ≤ A` for a plain
+    /// pledge; for an action pledge of a funding campaign, activated with
+    /// its support paid for (a split level counts only once the close
+    /// resolved it in my favour); for a funding pledge, `n ≤ A` (my money is
+    /// called).
+    fn holds(&self, active: u64) -> bool {
+        if self.withdrawn {
+            return false;
+        }
+        match (self.standing(), &self.funding) {
+            (Some(Standing::Activated), _) => true,
+            (Some(Standing::TieBreak { .. }), Some(f)) => f.tie_won == Some(true),
+            (Some(_), _) => false,
+            (None, _) => u64::from(self.threshold) <= active,
+        }
+    }
+
     /// Once closed: whether the action is on for me (not withdrawn, and my
-    /// threshold is at most the final A).
+    /// condition holds at the final A: for a funding pledge, whether my
+    /// money is called).
     pub fn on_for_me(&self) -> Option<bool> {
-        self.outcome
-            .map(|o| !self.withdrawn && u64::from(self.threshold) <= o.active)
+        self.outcome.map(|o| self.holds(o.active))
     }
 
     /// Once closed: whether the campaign reached its goal (final `A ≥ goal`).
@@ -1247,6 +1434,9 @@ impl PledgeStatus {
         } else {
             format!("the campaign did not reach its goal of {}", self.goal)
         };
+        if let Some(text) = self.funding_outcome_text(o.active, &goal) {
+            return Some(text);
+        }
         Some(if self.withdrawn {
             format!(
                 "closed: you withdrew, so you are not counted; final A = {}; {goal}",
@@ -1269,6 +1459,101 @@ impl PledgeStatus {
     }
 }
 
+impl PledgeStatus {
+    /// The outcome of a support or funding pledge in words (SPEC R-FUND-4,
+    /// R-FUND-5): activated and funded, eligible but not funded, or not
+    /// activated; what a funder owes.
+    fn funding_outcome_text(&self, active: u64, goal: &str) -> Option<String> {
+        let f = self.funding.as_ref()?;
+        if self.withdrawn {
+            return None;
+        }
+        let money = |y: u64| format_amount(y, &f.block);
+        Some(match (self.terms, self.standing()) {
+            (Terms::Fund { n, amount }, _) => {
+                let due = self.due().unwrap_or(0);
+                if u64::from(n) <= active {
+                    format!(
+                        "YOUR FUNDING IS CALLED: at close {active} people act (final A = {active}),                          at least your {n}; you owe {} of the {} you offered, to be paid as the                          organisers say (nothing moves through this service); {goal}",
+                        money(due),
+                        money(amount)
+                    )
+                } else {
+                    format!(
+                        "NOT CALLED: at close only {active} people act (final A = {active}), fewer                          than your {n}: you owe nothing; {goal}"
+                    )
+                }
+            }
+            (_, Some(Standing::NotActivated)) => format!(
+                "NOT ON: at close only {active} people had their condition met (final A =                  {active}), fewer than your threshold {}: you are not bound; {goal}",
+                self.threshold
+            ),
+            (_, Some(Standing::WaitingForFunds)) => format!(
+                "ELIGIBLE, NOT FUNDED: A = {active} reached your threshold {}, but the money                  pledged does not stretch to your support of {}: you are not bound; {goal}",
+                self.threshold,
+                money(self.terms.support().unwrap_or(0))
+            ),
+            (_, Some(Standing::TieBreak { slots, eligible })) if f.tie_won != Some(true) => {
+                format!(
+                    "ELIGIBLE, NOT FUNDED: A = {active} reached your threshold {}, but only                      {slots} of the {eligible} pledges asking {} are funded, and the public                      order (SPEC R-FUND-4) did not pick yours{}: you are not bound; {goal}",
+                    self.threshold,
+                    money(self.terms.support().unwrap_or(0)),
+                    if f.tie_won.is_none() {
+                        " (not resolved: the log was not replayed)"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            (_, _) => {
+                let support = self.terms.support().unwrap_or(0);
+                let paid = if support == 0 {
+                    String::new()
+                } else {
+                    format!(", and the fund pays you {}", money(support))
+                };
+                format!(
+                    "IT'S ON FOR YOU: at close {active} people act (final A = {active}), at least                      your threshold {}{paid}; {goal}. Your pledge: {}",
+                    self.threshold, self.action
+                )
+            }
+        })
+    }
+}
+
+/// Terms in words, without the campaign's currency (`threshold 5`,
+/// `threshold 5, support 3000`, `fund 5000 if 100`): minor units.
+pub fn describe_terms_plain(t: &Terms) -> String {
+    match t {
+        Terms::Threshold { t } => format!("threshold {t}"),
+        Terms::SupportedThreshold { t, support } => {
+            format!("threshold {t} with support {support} (minor units)")
+        }
+        Terms::Fund { n, amount } => format!("funding {amount} (minor units) if {n} act"),
+        other => format!("terms of kind {}", other.kind().name()),
+    }
+}
+
+/// Terms in words, amounts in the campaign's currency when it has one.
+pub fn describe_terms(t: &Terms, funding: Option<&Funding>) -> String {
+    let Some(f) = funding else {
+        return describe_terms_plain(t);
+    };
+    match t {
+        Terms::Threshold { t } => format!("act if {t} act"),
+        Terms::SupportedThreshold { t, support } => {
+            format!(
+                "act if {t} act and I receive {}",
+                format_amount(*support, f)
+            )
+        }
+        Terms::Fund { n, amount } => {
+            format!("give up to {} if {n} act", format_amount(*amount, f))
+        }
+        other => describe_terms_plain(other),
+    }
+}
+
 /// Verifies every receipt of `rec` offline; true when all are present and valid.
 pub fn receipts_valid(rec: &PledgeRecord, log: &NoteVerifier) -> bool {
     !rec.entries.is_empty()
@@ -1288,7 +1573,7 @@ pub fn receipts_valid(rec: &PledgeRecord, log: &NoteVerifier) -> bool {
 ///
 /// # Errors
 /// [`FlowError::StaleStatement`].
-pub fn accept_statement(wallet: &mut Wallet, st: &TallyStatement) -> Result<(), FlowError> {
+pub fn accept_statement(wallet: &mut Wallet, st: &CampaignStatement) -> Result<(), FlowError> {
     let hex = st.campaign().to_hex();
     let size = st.checkpoint_size();
     let stale = |newer, why| FlowError::StaleStatement {
@@ -1336,7 +1621,7 @@ pub struct CampaignView {
     pub info: CampaignInfo,
     /// Its verified tally statement; `None` when the server could not serve
     /// one (503 `tally_unavailable`).
-    pub statement: Option<TallyStatement>,
+    pub statement: Option<CampaignStatement>,
     /// Its final result, once closed.
     pub outcome: Option<Outcome>,
 }
@@ -1368,7 +1653,7 @@ pub async fn overview(
         // never serves a statement beyond its latest checkpoint, R-TALLY-11).
         let needed = statement
             .as_ref()
-            .map_or(0, TallyStatement::checkpoint_size)
+            .map_or(0, CampaignStatement::checkpoint_size)
             .max(info.closed_index.map_or(0, |i| i + 1));
         if needed > cp.checkpoint().size() {
             cp = checkpoint(client, wallet, log).await?;
@@ -1403,7 +1688,7 @@ async fn closed_outcome(
     cp: &SignedCheckpoint,
     id: &CampaignId,
     index: u64,
-    st: Option<&TallyStatement>,
+    st: Option<&CampaignStatement>,
 ) -> Result<Outcome, FlowError> {
     let bytes = proven_entry(client, index, cp).await?;
     let Entry::CampaignClosed(c) = Entry::decode(&bytes).map_err(bad_log)? else {
@@ -1460,7 +1745,22 @@ pub fn my_statuses(
                 "campaign {id}: the server has no tally statement for it"
             ))
         })?;
-        out.push(PledgeStatus {
+        let terms = rec
+            .terms()
+            .ok_or_else(|| FlowError::Wallet2(format!("the pledge on {id} is damaged")))?;
+        let funding = match st {
+            CampaignStatement::Funding(fs) => Some(FundingStatus {
+                block: definition_of(&v.info)?.funding().cloned().ok_or_else(|| {
+                    bad_log(format!(
+                        "campaign {id}: a funding statement for a campaign without funding"
+                    ))
+                })?,
+                joint: fs.snapshot().joint().clone(),
+                tie_won: None,
+            }),
+            CampaignStatement::Plain(_) => None,
+        };
+        let mut status = PledgeStatus {
             campaign: rec.campaign.clone(),
             title: v.info.title.clone(),
             action: v.info.action.clone(),
@@ -1471,13 +1771,17 @@ pub fn my_statuses(
             active: st.active(),
             live: st.live(),
             goal: v.info.goal,
-            activated: !rec.withdrawn && u64::from(rec.threshold) <= st.active(),
+            activated: false,
             deadline: v.info.deadline,
             state: v.info.state.to_string(),
             statement_size: st.checkpoint_size(),
             checkpoint_size,
             outcome: v.outcome,
-        });
+            terms,
+            funding,
+        };
+        status.activated = status.holds(status.active);
+        out.push(status);
     }
     Ok(out)
 }
@@ -1497,7 +1801,224 @@ pub async fn status(
 ) -> Result<Vec<PledgeStatus>, FlowError> {
     let (cp, views) = overview(client, wallet, log).await?;
     wallet.save()?;
-    my_statuses(wallet, log, cp.checkpoint().size(), &views)
+    let mut out = my_statuses(wallet, log, cp.checkpoint().size(), &views)?;
+    resolve_ties(client, wallet, log, &mut out).await?;
+    Ok(out)
+}
+
+/// At the close, a pledge whose support level is split (SPEC R-FUND-4)
+/// learns from the log whether the public order picked it: the level's
+/// nullifiers and the final root come from a replay of the log (once per
+/// campaign, only in that case).
+async fn resolve_ties(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+    statuses: &mut [PledgeStatus],
+) -> Result<(), FlowError> {
+    for i in 0..statuses.len() {
+        let s = &statuses[i];
+        if s.withdrawn
+            || s.outcome.is_none()
+            || !matches!(s.standing(), Some(Standing::TieBreak { .. }))
+        {
+            continue;
+        }
+        let id = CampaignId::from_hex(&s.campaign)
+            .map_err(|_| FlowError::Wallet2("a stored campaign id is damaged".into()))?;
+        let alloc = allocation(client, wallet, log, &id).await?;
+        for st in statuses.iter_mut().filter(|st| st.campaign == id.to_hex()) {
+            let Some(n) = wallet
+                .data
+                .pledges
+                .iter()
+                .find(|p| p.campaign == st.campaign && !p.withdrawn)
+                .and_then(|p| Nullifier::from_hex(&p.nullifier).ok())
+            else {
+                continue;
+            };
+            let won = alloc
+                .rows
+                .iter()
+                .find(|r| r.nullifier == n)
+                .map(|r| matches!(r.outcome, pledge_protocol::funding::Outcome::Acts { .. }));
+            if let Some(f) = &mut st.funding {
+                f.tie_won = won;
+            }
+            st.activated = st.holds(st.active);
+        }
+    }
+    Ok(())
+}
+
+/// Replays the log from its entry bundles up to `size` with the protocol's
+/// replay (every entry through the ledger rules, signatures included),
+/// calling `before_each` with the replay so far and the next entry's bytes.
+/// The caller checks the root against a signed checkpoint.
+///
+/// # Errors
+/// Server failures; an entry the rules refuse ([`FlowError::BadLog`]).
+pub async fn replay_log(
+    client: &Client,
+    size: u64,
+    mut before_each: impl FnMut(&Replayer<Tree>, &[u8]) -> Result<(), FlowError>,
+) -> Result<Replayer<Tree>, FlowError> {
+    let mut replay = Replayer::<Tree>::new();
+    let mut n = 0u64;
+    while n.saturating_mul(256) < size {
+        let width = u16::try_from((size - n * 256).min(256)).unwrap_or(256);
+        let bid = BundleId::new(n, width).map_err(bad_log)?;
+        let data = client.bundle(&bid).await?;
+        let entries = decode_bundle(&data, &bid).map_err(bad_log)?;
+        for bytes in entries {
+            before_each(&replay, bytes)?;
+            let step = replay
+                .replay_bytes(bytes, Verification::Now)
+                .map_err(bad_log)?;
+            let index = step.index;
+            step.into_result().map_err(|e| match e {
+                ReplayError::Undecodable(e) => bad_log(e),
+                e => bad_log(format!("entry {index}: {e}")),
+            })?;
+        }
+        n += 1;
+    }
+    Ok(replay)
+}
+
+/// One live pledge of a closed funding campaign and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllocationRow {
+    /// Its nullifier (public in the log).
+    pub nullifier: Nullifier,
+    /// Its anonymous pledge key (the token's), the handle under which a
+    /// payment can be claimed elsewhere by signing with it.
+    pub pledge_key: [u8; 32],
+    /// Its live terms at the close.
+    pub terms: Terms,
+    /// Acts (with the support paid), waiting for funds, not activated, or
+    /// owes (SPEC R-FUND-4, R-FUND-5).
+    pub outcome: pledge_protocol::funding::Outcome,
+}
+
+/// Every live pledge's outcome in a closed funding campaign, recomputed
+/// from the log: what the operator exports so payments can happen
+/// elsewhere, and what any reader can check.
+#[derive(Debug, Clone)]
+pub struct Allocation {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// Its funding block.
+    pub block: Funding,
+    /// Index of its CampaignClosed entry.
+    pub closed_index: u64,
+    /// The root of the log of size `closed_index + 1`: the tie-break seed
+    /// (SPEC R-FUND-4).
+    pub final_root: Hash,
+    /// The joint tally at the close.
+    pub joint: JointTally,
+    /// Live pledges in log order.
+    pub rows: Vec<AllocationRow>,
+}
+
+/// Replays the log up to a verified checkpoint and allocates a closed
+/// funding campaign (SPEC R-FUND-4, R-FUND-5), checking that the joint
+/// tally is the one its CampaignClosed entry states.
+///
+/// # Errors
+/// A campaign without funding or not closed yet; log failures.
+pub async fn allocation(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+    campaign: &CampaignId,
+) -> Result<Allocation, FlowError> {
+    let cp = checkpoint(client, wallet, log).await?;
+    let info = client
+        .campaigns()
+        .await?
+        .into_iter()
+        .find(|c| c.campaign_id == *campaign)
+        .ok_or_else(|| FlowError::Campaign(format!("no campaign {campaign} on this server")))?;
+    let block = definition_of(&info)?.funding().cloned().ok_or_else(|| {
+        FlowError::Campaign(format!("campaign {campaign} takes no conditional funding"))
+    })?;
+    let closed_index = info.closed_index.ok_or_else(|| {
+        FlowError::Campaign(format!(
+            "campaign {campaign} is not closed yet: who acts and who pays is fixed only at the close"
+        ))
+    })?;
+    let size = cp.checkpoint().size();
+    if closed_index >= size {
+        return Err(bad_log(format!(
+            "campaign {campaign}: its CampaignClosed entry {closed_index} is beyond the checkpoint \
+             {size}"
+        )));
+    }
+    let mut final_root = None;
+    let mut keys: Vec<(Nullifier, [u8; 32])> = Vec::new();
+    let replay = replay_log(client, size, |r, bytes| {
+        if r.size() == closed_index + 1 {
+            final_root = Some(r.tree().root());
+        }
+        if let Ok(Entry::Pledge(p)) = Entry::decode(bytes)
+            && p.campaign == *campaign
+        {
+            keys.push((p.nullifier(), *p.token.pledge_pk.as_bytes()));
+        }
+        Ok(())
+    })
+    .await?;
+    if replay.tree().root() != *cp.checkpoint().root() {
+        return Err(bad_log(
+            "the entry bundles do not hash up to the signed checkpoint root",
+        ));
+    }
+    let final_root = match final_root {
+        Some(r) => r,
+        None => replay.tree().root(),
+    };
+    let closed = replay
+        .ledger()
+        .campaign(campaign)
+        .and_then(|c| c.closed.clone())
+        .ok_or_else(|| {
+            bad_log(format!(
+                "campaign {campaign}: no CampaignClosed entry in the log"
+            ))
+        })?;
+    let live: Vec<(Nullifier, [u8; 32], Terms)> = keys
+        .into_iter()
+        .filter_map(|(n, k)| Some((n, k, replay.ledger().live_terms(&n)?)))
+        .collect();
+    let pairs: Vec<(Nullifier, Terms)> = live.iter().map(|(n, _, t)| (*n, *t)).collect();
+    let (joint, outcomes) =
+        pledge_protocol::funding::allocate(&final_root, &pairs, block.surplus_to_fund())
+            .map_err(bad_log)?;
+    if joint.active != closed.active {
+        return Err(bad_log(format!(
+            "campaign {campaign}: the log's pledges give A = {} but its CampaignClosed entry says {}",
+            joint.active, closed.active
+        )));
+    }
+    let rows = live
+        .into_iter()
+        .zip(outcomes)
+        .map(|((nullifier, pledge_key, terms), outcome)| AllocationRow {
+            nullifier,
+            pledge_key,
+            terms,
+            outcome,
+        })
+        .collect();
+    Ok(Allocation {
+        campaign: *campaign,
+        block,
+        closed_index,
+        final_root,
+        joint,
+        rows,
+    })
 }
 
 /// Something `pledge watch` reports.
@@ -1578,6 +2099,7 @@ pub enum WatchNews {
 #[derive(Debug, Clone, Copy)]
 struct Followed {
     threshold: u32,
+    terms: Terms,
     goal: u32,
     activated: bool,
     reached: bool,
@@ -1591,6 +2113,8 @@ struct Followed {
 pub struct Watcher {
     mine: BTreeMap<CampaignId, Followed>,
     active: BTreeMap<CampaignId, u64>,
+    /// Funding campaigns' latest joint tallies.
+    joint: BTreeMap<CampaignId, JointTally>,
     goals: BTreeMap<CampaignId, u32>,
 }
 
@@ -1608,6 +2132,7 @@ impl Watcher {
                     id,
                     Followed {
                         threshold: s.threshold,
+                        terms: s.terms,
                         goal: s.goal,
                         activated: s.activated,
                         reached: s.active >= u64::from(s.goal),
@@ -1626,16 +2151,31 @@ impl Watcher {
             let id = v.info.campaign_id;
             self.goals.insert(id, v.info.goal);
             if let Some(st) = &v.statement {
-                self.active.insert(id, st.active());
+                self.observe(st);
             }
+        }
+    }
+
+    /// Whether `terms` hold on campaign `id`'s latest tally (for a funding
+    /// campaign: activated with support paid, or a funder called; a split
+    /// level does not count before the close).
+    fn holds(&self, id: &CampaignId, terms: &Terms) -> bool {
+        let active = self.active.get(id).copied().unwrap_or(0);
+        match (self.joint.get(id), terms.support()) {
+            (Some(j), Some(y)) => j.standing(terms.threshold_value(), y) == Standing::Activated,
+            _ => u64::from(terms.threshold_value()) <= active,
         }
     }
 
     /// Records a verified statement's A without reporting anything (call
     /// before [`Watcher::sync`], so a pledge changed meanwhile is judged
     /// against the newest A).
-    pub fn observe(&mut self, st: &TallyStatement) {
+    pub fn observe(&mut self, st: &CampaignStatement) {
         self.active.insert(*st.campaign(), st.active());
+        if let CampaignStatement::Funding(f) = st {
+            self.joint
+                .insert(*st.campaign(), f.snapshot().joint().clone());
+        }
     }
 
     /// Follows the wallet's pledges as they are now: a new pledge or a new
@@ -1657,15 +2197,22 @@ impl Watcher {
         }
         for (id, rec) in latest {
             let campaign = id.to_hex();
-            match (self.mine.get_mut(&id), rec.withdrawn) {
+            let followed = self.mine.get(&id).map(|f| f.terms);
+            match (followed, rec.withdrawn) {
                 (Some(_), true) => {
                     self.mine.remove(&id);
                     news.push(WatchNews::Withdrawn { campaign });
                 }
-                (Some(f), false) if f.threshold != rec.threshold => {
+                (Some(old), false) if Some(old) != rec.terms() => {
                     let active = self.active.get(&id).copied().unwrap_or(0);
+                    let terms = rec.terms().unwrap_or(Terms::Threshold { t: rec.threshold });
+                    let activated = self.holds(&id, &terms);
+                    let Some(f) = self.mine.get_mut(&id) else {
+                        continue;
+                    };
                     f.threshold = rec.threshold;
-                    f.activated = u64::from(rec.threshold) <= active;
+                    f.terms = terms;
+                    f.activated = activated;
                     news.push(WatchNews::Following {
                         campaign,
                         threshold: rec.threshold,
@@ -1676,11 +2223,13 @@ impl Watcher {
                 (None, false) => {
                     let active = self.active.get(&id).copied().unwrap_or(0);
                     let goal = self.goals.get(&id).copied().unwrap_or(u32::MAX);
-                    let activated = u64::from(rec.threshold) <= active;
+                    let terms = rec.terms().unwrap_or(Terms::Threshold { t: rec.threshold });
+                    let activated = self.holds(&id, &terms);
                     self.mine.insert(
                         id,
                         Followed {
                             threshold: rec.threshold,
+                            terms,
                             goal,
                             activated,
                             reached: active >= u64::from(goal),
@@ -1701,11 +2250,14 @@ impl Watcher {
     }
 
     /// Feeds a verified statement; returns what changed for me.
-    pub fn update(&mut self, st: &TallyStatement) -> Vec<WatchNews> {
+    pub fn update(&mut self, st: &CampaignStatement) -> Vec<WatchNews> {
         let mut news = Vec::new();
-        self.active.insert(*st.campaign(), st.active());
-        if let Some(f) = self.mine.get_mut(st.campaign()) {
-            let now = u64::from(f.threshold) <= st.active();
+        self.observe(st);
+        let now = self
+            .mine
+            .get(st.campaign())
+            .map(|f| self.holds(st.campaign(), &f.terms));
+        if let (Some(f), Some(now)) = (self.mine.get_mut(st.campaign()), now) {
             if now != f.activated {
                 let campaign = st.campaign().to_hex();
                 news.push(if now {
@@ -2050,4 +2602,52 @@ pub fn export_receipt(wallet: &Wallet, campaign: &CampaignId) -> Result<String, 
 /// A leaf hash, for callers that compare receipts with entries.
 pub fn leaf_of(entry: &[u8]) -> Hash {
     merkle::leaf_hash(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn amounts_parse_exactly_and_print_back() {
+        assert_eq!(parse_amount("200", 2).unwrap(), 20_000);
+        assert_eq!(parse_amount("12.5", 2).unwrap(), 1_250);
+        assert_eq!(parse_amount("12.50", 2).unwrap(), 1_250);
+        assert_eq!(parse_amount("0.01", 2).unwrap(), 1);
+        assert_eq!(parse_amount("7", 0).unwrap(), 7);
+        assert_eq!(parse_amount("1.2345", 4).unwrap(), 12_345);
+        for bad in [
+            "",
+            ".5",
+            "5.",
+            "-1",
+            "+1",
+            "1e3",
+            "0",
+            "0.00",
+            "12.345",
+            "1,5",
+            " 1",
+            "90071992547409.92",
+        ] {
+            assert!(parse_amount(bad, 2).is_err(), "{bad:?}");
+        }
+        assert!(parse_amount("1.5", 0).is_err());
+        // The largest amount (2^53 - 1 minor units) and one more.
+        assert_eq!(
+            parse_amount("90071992547409.91", 2).unwrap(),
+            pledge_protocol::pledge::MAX_AMOUNT
+        );
+        assert!(parse_amount("184467440737095516.16", 2).is_err());
+        for (minor, digits, text) in [
+            (20_000, 2, "200.00"),
+            (1, 2, "0.01"),
+            (7, 0, "7"),
+            (12_345, 4, "1.2345"),
+        ] {
+            assert_eq!(decimal_of(minor, digits), text);
+            assert_eq!(parse_amount(text, digits).unwrap(), minor);
+        }
+    }
 }

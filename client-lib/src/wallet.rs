@@ -44,8 +44,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use pledge_protocol::codec::Writer;
+use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::{CampaignId, Hash, Nullifier};
-use pledge_protocol::pledge::PledgeSigningKey;
+use pledge_protocol::pledge::{PledgeSigningKey, Terms};
 use pledge_protocol::token::{BlindingState, IssuerPublicKey, Token};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -376,6 +377,24 @@ impl PledgeRecord {
             .map(|e| e.seq)
             .max()
             .map_or(0, |s| s.saturating_add(1))
+    }
+
+    /// The current terms: those of the latest pledge or amendment entry
+    /// (a withdrawal keeps the terms it withdrew). `threshold` is their
+    /// [`Terms::threshold_value`]; the entries are the record of the rest
+    /// (support asked, money offered), so the wallet format is unchanged.
+    /// `None` for a damaged record (an entry that does not decode, or no
+    /// pledge entry).
+    pub fn terms(&self) -> Option<Terms> {
+        for e in self.entries.iter().rev() {
+            let bytes = B64.decode(&e.entry).ok()?;
+            match Entry::decode(&bytes).ok()? {
+                Entry::Pledge(p) => return Some(p.terms),
+                Entry::PledgeAmended(a) => return Some(a.terms),
+                _ => {}
+            }
+        }
+        None
     }
 
     /// The last entry not yet acknowledged (to resend unchanged), if any.

@@ -551,3 +551,271 @@ async fn audit_and_witness_exit_codes() {
     let _ = tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
 }
+
+/// Issue 17: conditional funding through the CLI. `pledge demo --funding`
+/// against `pledged --demo`; an organiser's funding campaign; supported and
+/// funding pledges; standings before the close; the outcomes after it
+/// (activated and funded, eligible but not funded, what the funder owes);
+/// `pledge funding dues`; the audit; and refused terms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn funding_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path().join("data"));
+    config.batch_interval = Duration::from_millis(20);
+    config.demo = true;
+    config.open_rate_per_minute = 0;
+    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
+    let state = AppState::start(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(listener, state, async {
+        let _ = rx.await;
+    }));
+    let with = |wallet: &str, rest: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "--server".into(),
+            base.clone(),
+            "--wallet".into(),
+            dir.path().join(wallet).to_str().unwrap().to_owned(),
+            "--insecure-no-passphrase".into(),
+        ];
+        v.extend(rest.iter().map(|s| (*s).to_owned()));
+        v
+    };
+
+    // `pledge demo --funding` finds the demo's funding campaign and mixes
+    // the three kinds; its joint tally is checked against the log.
+    let o = cli(vec![
+        "--server".into(),
+        base.clone(),
+        "demo".into(),
+        "--funding".into(),
+        "--pledgers".into(),
+        "20".into(),
+    ])
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("conditional funding in EUR"), "{t}");
+    assert!(
+        t.contains("kinds pledged: 10 act, 6 act if supported, 4 fund"),
+        "{t}"
+    );
+    assert!(t.contains("checked: the tally equals"), "{t}");
+
+    // An organiser's funding campaign, closing in a few seconds.
+    let token_file = dir.path().join("data/admin.token");
+    let deadline = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 8)
+    .to_string();
+    let o = cli(with(
+        "admin-w",
+        &[
+            "admin",
+            "--admin-token-file",
+            token_file.to_str().unwrap(),
+            "campaign",
+            "create",
+            "--title",
+            "Strike fund",
+            "--action",
+            "strike",
+            "--deadline",
+            &deadline,
+            "--goal",
+            "1",
+            "--threshold-max",
+            "10",
+            "--attester",
+            "open",
+            "--currency",
+            "EUR",
+            "--support-levels",
+            "50,100",
+        ],
+    ))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let id = t
+        .split_whitespace()
+        .skip_while(|w| *w != "campaign")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 64, "{t}");
+
+    for w in ["a", "b", "f"] {
+        let o = cli(with(w, &["tokens", "--attest", "open"])).await;
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    // Refused before anything is signed: a support off the menu, an amount
+    // with too many decimals, support on a campaign without funding.
+    let o = cli(with(
+        "a",
+        &[
+            "commit",
+            &id,
+            "--threshold",
+            "1",
+            "--support",
+            "30",
+            "--now",
+        ],
+    ))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("not on the campaign's menu (50.00 EUR, 100.00 EUR)"),
+        "{t}"
+    );
+    let o = cli(with(
+        "a",
+        &[
+            "commit",
+            &id,
+            "--threshold",
+            "1",
+            "--support",
+            "50.001",
+            "--now",
+        ],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = cli(with("a", &["campaigns"])).await;
+    let plain = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let o = cli(with(
+        "a",
+        &[
+            "commit",
+            &plain,
+            "--threshold",
+            "1",
+            "--support",
+            "50",
+            "--now",
+        ],
+    ))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("takes no conditional funding"), "{t}");
+
+    // Two strikers asking 50 each at threshold 1, one funder of 50 if 1
+    // strikes: A = 1, and the 50 level is split (one of the two acts).
+    for w in ["a", "b"] {
+        let o = cli(with(
+            w,
+            &[
+                "commit",
+                &id,
+                "--threshold",
+                "1",
+                "--support",
+                "50",
+                "--now",
+            ],
+        ))
+        .await;
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{t}");
+        assert!(t.contains("act if 1 act and I receive 50.00 EUR"), "{t}");
+    }
+    let o = cli(with(
+        "f",
+        &["commit", &id, "--fund", "50", "--if", "1", "--now"],
+    ))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("give up to 50.00 EUR if 1 act"), "{t}");
+
+    let o = cli(with("a", &["status"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("ELIGIBLE, PARTLY FUNDED: your threshold 1 is at most A = 1, and 1 of the 2"),
+        "{t}"
+    );
+    let o = cli(with("f", &["status"])).await;
+    let t = text(&o);
+    assert!(
+        t.contains("CALLED: A = 1 reached your 1; on this tally you would owe 50.00 EUR"),
+        "{t}"
+    );
+
+    // After the close: one striker acts and is paid, the other is told
+    // plainly that the money did not stretch to them; the funder owes 50.
+    let client = pledge_client::client::Client::new(&base).unwrap();
+    let cid = pledge_protocol::hash::CampaignId::from_hex(&id).unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    while client.campaign(&cid).await.unwrap().closed_index.is_none() {
+        assert!(tokio::time::Instant::now() < until, "never closed");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut on = 0;
+    let mut off = 0;
+    for w in ["a", "b"] {
+        let o = cli(with(w, &["status"])).await;
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{t}");
+        if t.contains("IT'S ON FOR YOU") {
+            assert!(t.contains("and the fund pays you 50.00 EUR"), "{t}");
+            on += 1;
+        } else {
+            assert!(t.contains("ELIGIBLE, NOT FUNDED"), "{t}");
+            assert!(t.contains("did not pick yours"), "{t}");
+            off += 1;
+        }
+    }
+    assert_eq!((on, off), (1, 1));
+    let o = cli(with("f", &["status"])).await;
+    let t = text(&o);
+    assert!(
+        t.contains("YOUR FUNDING IS CALLED") && t.contains("you owe 50.00 EUR"),
+        "{t}"
+    );
+
+    // The export, recomputed from the log by anyone.
+    let o = cli(with("admin-w", &["funding", "dues", &id])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let rows: Vec<&str> = t.lines().filter(|l| l.contains('\t')).collect();
+    let rows: Vec<&str> = rows.into_iter().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(rows.len(), 3, "{t}");
+    assert_eq!(
+        rows.iter().filter(|l| l.ends_with("\tacts\t5000")).count(),
+        1
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|l| l.ends_with("\teligible_not_funded\t0"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        rows.iter().filter(|l| l.ends_with("\towes\t5000")).count(),
+        1
+    );
+    // On an open campaign it says why it cannot.
+    let o = cli(with("admin-w", &["funding", "dues", &plain])).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    let o = cli(vec!["--server".into(), base.clone(), "audit".into()]).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("PASS"), "{t}");
+
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}

@@ -281,6 +281,16 @@ impl Terms {
     }
 }
 
+/// A plain `act` threshold, the terms of every campaign without funding:
+/// what clients pass where they used to pass a threshold. Like the variant
+/// itself, it is checked when used (`t ≥ 1` and the campaign's range,
+/// [`crate::campaign::CampaignDefinition::check_terms`]), not here.
+impl From<u32> for Terms {
+    fn from(t: u32) -> Self {
+        Terms::Threshold { t }
+    }
+}
+
 /// `a u32 ‖ b u64`, the 12-byte body of kinds `0x03` and `0x04`.
 fn u32_u64(a: u32, b: u64) -> [u8; 12] {
     let mut out = [0u8; 12];

@@ -14,6 +14,7 @@
 //! open_rate_per_minute = 30   # open attester, per address; 0 = no limit
 //! close_check_interval_ms = 1000
 //! demo = false
+//! demo_funding = true         # with demo: also the conditional-funding demo campaign
 //! header_read_timeout_ms = 10000 # request head must arrive within this
 //! idle_timeout_ms = 5000      # keep-alive: close a connection idle this long
 //! max_connections = 1024      # open at once; more are closed at accept
@@ -105,6 +106,7 @@ pub struct FileConfig {
     open_rate_per_minute: Option<u32>,
     close_check_interval_ms: Option<u64>,
     demo: Option<bool>,
+    demo_funding: Option<bool>,
     header_read_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
@@ -153,6 +155,9 @@ pub struct Config {
     pub close_check_interval: Duration,
     /// Open a demo campaign if none exists.
     pub demo: bool,
+    /// With `demo`, open its conditional-funding twin beside it (`pledge
+    /// demo --funding`). Default true.
+    pub demo_funding: bool,
     /// Witnesses to push checkpoints to.
     pub witnesses: Vec<Witness>,
     /// How many of them clients must see cosign (published at
@@ -186,6 +191,7 @@ impl Config {
             open_rate_per_minute: 30,
             close_check_interval: Duration::from_secs(1),
             demo: false,
+            demo_funding: true,
             witnesses: Vec::new(),
             witness_quorum: None,
             conn_limits: ConnLimits::default(),
@@ -254,6 +260,7 @@ impl Config {
             c.close_check_interval = Duration::from_millis(ms.max(10));
         }
         c.demo = cli.demo || file.demo.unwrap_or(false);
+        c.demo_funding = file.demo_funding.unwrap_or(true);
         let l = &mut c.conn_limits;
         if let Some(ms) = env_num("PLEDGED_HEADER_READ_TIMEOUT_MS")?.or(file.header_read_timeout_ms)
         {

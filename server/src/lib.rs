@@ -176,6 +176,21 @@ impl AppState {
                 .await
                 .map_err(|e| StartError::Demo(e.to_string()))?;
             demo_campaign = Some(id);
+            if config.demo_funding {
+                // Its conditional-funding twin (`pledge demo --funding`),
+                // opened second so that the plain one stays first in the list.
+                let funding = campaigns::NewCampaign {
+                    params: issuer::demo_funding_params(unix_now()),
+                    attester: AttesterPolicy::Open,
+                    publication: ledger::Publication::IMMEDIATE,
+                    funding: Some(
+                        issuer::demo_funding().map_err(|e| StartError::Demo(e.to_string()))?,
+                    ),
+                };
+                campaigns::create(&issuer, &ledger, &sequencer, funding, unix_now())
+                    .await
+                    .map_err(|e| StartError::Demo(e.to_string()))?;
+            }
         } else if config.demo {
             // Only a campaign anyone can get tokens for is announced as the
             // demo (an invite-only one was, when it came first).
@@ -184,7 +199,9 @@ impl AppState {
                 .published()
                 .campaigns()
                 .filter(|(id, c)| {
-                    c.phase(now) == Phase::Open && issuer.policy(id) == Some(AttesterPolicy::Open)
+                    c.phase(now) == Phase::Open
+                        && c.definition.funding().is_none()
+                        && issuer.policy(id) == Some(AttesterPolicy::Open)
                 })
                 .map(|(id, c)| (c.opened_at, *id))
                 .min()

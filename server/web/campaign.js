@@ -5,7 +5,7 @@
 import { getJson, formatDate, readySentence } from "./app.js";
 import { t, tp, split, has, currentLanguage } from "./i18n.js";
 import { parseStatement, moreNeeded } from "./tally.js";
-import { renderChart } from "./chart.js";
+import { renderChart, renderFundingChart, formatMoney } from "./chart.js";
 import * as wallet from "./wallet.js";
 
 const id = location.pathname.split("/")[2] || "";
@@ -15,6 +15,7 @@ const S = {
   pendingTimer: null,
   campaign: null,
   buckets: [],
+  statement: null,   // the latest parsed statement (plain or funding)
   size: -1,
   summary: null,
   live: "connecting",
@@ -75,6 +76,7 @@ function applyStatement(text) {
   if (st.campaign !== id || st.size < S.size) return;
   S.size = st.size;
   S.buckets = st.buckets;
+  S.statement = st;
   drawChart();
   renderSentence();
   renderMine();
@@ -150,6 +152,7 @@ export function rerender() {
   renderPass();
   renderReady();
   renderSentence();
+  renderFunding();
   drawChart();
   renderLiveState();
   renderMine();
@@ -167,14 +170,59 @@ function renderSentence() {
   el.textContent = readySentence(activated, live - activated, c.action);
   el.dataset.activated = String(activated);
   el.dataset.waiting = String(live - activated);
-  const [before, after] = split("sentence.if", "input");
+  const [before, after] = split(chosenKind() === "fund" ? "sentence.fund_if" : "sentence.if", "input");
   $("sentence-if-before").textContent = ` ${before}`;
   $("sentence-if-after").textContent = after;
 }
 
 function drawChart() {
   if (!S.campaign) return;
-  S.summary = renderChart($("chart"), S.buckets, S.campaign);
+  const funding = S.statement && S.statement.kind === "funding" ? S.statement : null;
+  S.summary = renderChart($("chart"), S.buckets, S.campaign, funding);
+  if (funding && S.campaign.funding) renderFundingChart($("funding-chart"), funding, S.campaign);
+}
+
+/** An amount typed in major units ("50", "12.5") as a whole number of minor
+ *  units, exactly; null when it is not one (a sign, too many decimals, 0). */
+export function parseAmount(text, digits) {
+  const m = /^([0-9]+)(?:\.([0-9]+))?$/.exec(String(text).trim());
+  if (!m || (m[2] && m[2].length > digits)) return null;
+  const v = BigInt(m[1]) * 10n ** BigInt(digits) + BigInt((m[2] || "").padEnd(digits, "0") || "0");
+  if (v < 1n || v > 9007199254740991n) return null;
+  return Number(v);
+}
+
+/** The money of this campaign's currency, from minor units. */
+function money(minor) {
+  const f = S.campaign.funding;
+  return formatMoney(minor, f.minor_digits, f.currency);
+}
+
+/** The kind chosen in the funding fieldset (`act` without funding). */
+function chosenKind() {
+  if (!S.campaign || !S.campaign.funding) return "act";
+  const r = document.querySelector('input[name="kind"]:checked');
+  return r ? r.value : "act";
+}
+
+/** The funding fieldset: shown for a campaign with conditional funding, its
+ *  menu of support levels filled once. */
+function renderFunding() {
+  const f = S.campaign.funding;
+  $("funding-fields").hidden = !f;
+  if (!f) return;
+  const sel = $("support-level");
+  if (!sel.options.length) {
+    for (const y of f.support_levels) sel.append(new Option(money(y), String(y)));
+  }
+  const noMenu = f.support_levels.length === 0;
+  $("kind-supported").disabled = noMenu;
+  sel.disabled = noMenu;
+  $("fund-currency").textContent = ` ${f.currency}`;
+  $("funding-help").textContent = t(chosenKind() === "fund" ? "funding.help_fund" : "funding.help");
+  const [before, after] = split(chosenKind() === "fund" ? "sentence.fund_if" : "sentence.if", "input");
+  $("sentence-if-before").textContent = ` ${before}`;
+  $("sentence-if-after").textContent = after;
 }
 
 function renderLiveState() {
@@ -267,22 +315,28 @@ function renderMine() {
   // The same function as the chart's next activation (tally.js), over the
   // histogram of the latest statement, which counts this pledge; before one is
   // loaded, the active count of the status view (and no number).
-  const more = S.size >= 0 ? moreNeeded(S.buckets, m.threshold) : (m.threshold <= m.activeCount ? 0 : null);
-  const activated = more === 0;
+  // A funding campaign's standing comes from the verified joint tally
+  // (R-CLIENT-6): "more needed" of the plain histogram does not apply.
+  const fund = m.funding;
+  const more = fund ? null
+    : (S.size >= 0 ? moreNeeded(S.buckets, m.threshold) : (m.threshold <= m.activeCount ? 0 : null));
+  const activated = fund ? m.active : more === 0;
   let state;
   const scheduled = m.state === "pending" && m.sendAfter;
   if (m.state === "withdrawn") state = t("mine.withdrawn");
   else if (scheduled) state = t("mine.scheduled", { time: clock(m.sendAfter) });
   else if (m.state === "pending") state = t("mine.pending");
+  else if (fund) state = fundingStanding(m);
   else if (activated) state = t("mine.activated");
   else if (more === null) state = t("chart.status_waiting");
   else state = tp("mine.waiting", more, { threshold: m.threshold });
-  const parts = [t("mine.threshold", { threshold: m.threshold }), state];
+  const parts = [termsText(m), state];
   if (m.index !== null && m.index !== undefined) {
     parts.push(t(m.receiptVerified ? "mine.receipt_ok" : "mine.receipt_missing", { index: m.index }));
   }
   $("mine-summary").textContent = parts.join(" · ");
   $("mine-summary").dataset.state = m.state === "withdrawn" ? "withdrawn" : (activated ? "activated" : "waiting");
+  $("mine-summary").dataset.standing = fund ? fund.standing : "";
   $("mine-summary").dataset.more = m.state === "logged" && more !== null ? String(more) : "";
   $("mine-summary").dataset.pending = scheduled ? "scheduled" : (m.state === "pending" ? "sent" : "");
   $("mine-send-now").hidden = !(scheduled && !S.busy);
@@ -293,6 +347,37 @@ function renderMine() {
   if (live && !$("amend-threshold").value) $("amend-threshold").value = m.threshold;
 }
 
+/** My terms in words: "threshold 3", "threshold 3, support 50.00 EUR",
+ *  "up to 50.00 EUR if 3 act". */
+function termsText(m) {
+  const k = m.terms;
+  if (k && k.kind === "act_if_supported" && S.campaign.funding) {
+    return t("mine.terms_supported", { threshold: m.threshold, support: money(k.support) });
+  }
+  if (k && k.kind === "fund" && S.campaign.funding) {
+    return t("mine.terms_fund", { threshold: m.threshold, amount: money(k.amount) });
+  }
+  return t("mine.threshold", { threshold: m.threshold });
+}
+
+/** Where a pledge of a funding campaign stands (SPEC R-CLIENT-6): never
+ *  "activated" for a pledge the money does not reach. */
+function fundingStanding(m) {
+  const f = m.funding;
+  const support = m.terms && m.terms.support ? money(m.terms.support) : "";
+  switch (f.standing) {
+    case "activated": return t(support ? "mine.funded" : "mine.activated", { support });
+    case "waiting_for_funds": return t("mine.not_funded", { support });
+    case "split": return t("mine.split", { slots: f.slots, eligible: f.eligible, support });
+    case "not_activated":
+      return support ? t("mine.not_activated_supported", { threshold: m.threshold, support })
+        : t("chart.status_waiting");
+    case "called": return t("mine.called", { due: money(f.due || 0) });
+    case "not_called": return t("mine.not_called", { threshold: m.threshold });
+    default: return t("chart.status_waiting");
+  }
+}
+
 /** At the close, in plain words: is it on for me, and was the goal reached
  *  (SPEC R-CLIENT-4: from the inclusion-proven CampaignClosed entry). */
 function renderOutcome(m) {
@@ -300,9 +385,17 @@ function renderOutcome(m) {
   const o = m.outcome;
   if (!o) { el.hidden = true; el.dataset.on = ""; return; }
   const c = S.campaign;
+  const fund = m.funding;
   let line;
   if (m.state === "withdrawn") line = t("outcome.withdrawn");
-  else if (o.onForMe) line = t("outcome.on", { active: o.finalActive, threshold: m.threshold, action: c.action });
+  else if (fund && m.terms.kind === "fund") {
+    line = o.onForMe ? t("outcome.fund_called", { active: o.finalActive, due: money(fund.due || 0) })
+      : t("outcome.fund_not_called", { active: o.finalActive, threshold: m.threshold });
+  } else if (fund && m.terms.kind === "act_if_supported" && o.onForMe) {
+    line = t("outcome.on_funded", { active: o.finalActive, threshold: m.threshold, action: c.action, support: money(m.terms.support) });
+  } else if (fund && !o.onForMe && m.threshold <= o.finalActive) {
+    line = t("outcome.not_funded", { active: o.finalActive, threshold: m.threshold, support: money(m.terms.support || 0) });
+  } else if (o.onForMe) line = t("outcome.on", { active: o.finalActive, threshold: m.threshold, action: c.action });
   else line = t("outcome.off", { active: o.finalActive, threshold: m.threshold });
   line += " " + t(o.goalReached ? "outcome.goal_reached" : "outcome.goal_missed", { goal: c.goal });
   el.textContent = line;
@@ -481,6 +574,18 @@ async function onPledge(ev) {
     $("threshold").focus();
     return;
   }
+  const terms = {};
+  const kind = chosenKind();
+  if (kind === "act_if_supported") terms.support = Number($("support-level").value);
+  if (kind === "fund") {
+    const amount = parseAmount($("fund-amount").value, c.funding.minor_digits);
+    if (amount === null) {
+      setStatus("pledge-status", t("funding.bad_amount", { digits: c.funding.minor_digits }), "error");
+      $("fund-amount").focus();
+      return;
+    }
+    terms.fund = amount;
+  }
   const app = wallet.current();
   if (!app || !app.tokenCampaigns().includes(id)) {
     // Never a token request here: that is what the wallet step is for.
@@ -491,7 +596,7 @@ async function onPledge(ev) {
   S.busy = true;
   $("pledge-button").disabled = true;
   try {
-    const prepared = await app.preparePledge(id, threshold, { now: $("send-now").checked });
+    const prepared = await app.preparePledge(id, threshold, { now: $("send-now").checked, ...terms });
     await refreshMine();
     if (prepared.sendAfter) {
       setStatus("pledge-status", t("pledge.scheduled", { time: clock(prepared.sendAfter) }));
@@ -565,7 +670,11 @@ async function onAmend(ev) {
   }
   setStatus("mine-status", t("mine.amending"), "busy");
   try {
-    await app.amend(id, threshold);
+    // The same kind of terms, at the new threshold.
+    const k = S.mine && S.mine.terms;
+    const opts = k && k.kind === "act_if_supported" ? { support: k.support }
+      : (k && k.kind === "fund" ? { fund: k.amount } : {});
+    await app.amend(id, threshold, opts);
     await refreshTally();
     await refreshMine();
     setStatus("mine-status", t("mine.amended", { threshold }), "ok");
@@ -653,4 +762,7 @@ function wireForms() {
   th.addEventListener("input", () => {
     range.value = toRange(Number(th.value), c().threshold_min, c().threshold_max);
   });
+  for (const r of document.querySelectorAll('input[name="kind"]')) r.addEventListener("change", renderFunding);
+  $("support-level").addEventListener("change", () => { $("kind-supported").checked = true; renderFunding(); });
+  $("fund-amount").addEventListener("input", () => { $("kind-fund").checked = true; renderFunding(); });
 }

@@ -6,7 +6,7 @@
 // alternative.
 
 import { t, tp, fmt } from "./i18n.js";
-import { summarize } from "./tally.js";
+import { summarize, fundingCurve, nextFunding } from "./tally.js";
 
 const NS = "http://www.w3.org/2000/svg";
 // The drawing is sized to its box (re-drawn on resize), so that text keeps
@@ -60,8 +60,16 @@ function xScale(hi) {
  * Draws the tally into `figure` (a <figure> holding .chart-svg, .chart-summary,
  * .chart-next and a table body). `campaign` gives goal and threshold range.
  */
-export function renderChart(figure, buckets, campaign) {
-  const s = summarize(buckets);
+export function renderChart(figure, buckets, campaign, joint = null) {
+  let s = summarize(buckets);
+  if (joint) {
+    // A funding campaign: A is the joint count of its statement (R-FUND-1),
+    // which money can hold below the plain one; the bars show whose
+    // threshold is met, and the money chart says who is funded.
+    const met = buckets.filter(([t]) => t <= joint.active).reduce((n, [, c]) => n + c, 0);
+    s = { live: s.live, active: joint.active, activated: Math.min(met, joint.active),
+      waiting: s.live - Math.min(met, joint.active), next: null };
+  }
   const svg = figure.querySelector(".chart-svg");
   W = Math.max(300, Math.min(900, Math.round(svg.parentElement.clientWidth || 640)));
   H = W < 500 ? 240 : 280;
@@ -171,6 +179,7 @@ export function renderChart(figure, buckets, campaign) {
   figure.querySelector(".chart-summary").textContent = summaryText;
   const next = figure.querySelector(".chart-next");
   if (s.live === 0) next.textContent = t("chart.none");
+  else if (joint && s.waiting > 0) next.textContent = t("chart.next_funding");
   else if (!s.next) next.textContent = t("chart.all_active");
   else next.textContent = tp("chart.next", s.next.more, { more: s.next.more, group: s.next.group, threshold: s.next.threshold });
 
@@ -192,4 +201,102 @@ export function renderChart(figure, buckets, campaign) {
   figure.dataset.nextThreshold = s.next ? String(s.next.threshold) : "";
   figure.dataset.nextMore = s.next ? String(s.next.more) : "";
   return s;
+}
+
+/** `minor` (a BigInt or Number of minor units) in major units with the
+ *  currency's decimals and code: 12345n, 2, "EUR" -> "123.45 EUR". */
+export function formatMoney(minor, digits, currency) {
+  const v = BigInt(minor);
+  if (!digits) return `${v} ${currency}`;
+  const scale = 10n ** BigInt(digits);
+  const frac = String(v % scale).padStart(digits, "0");
+  return `${v / scale}.${frac} ${currency}`;
+}
+
+/**
+ * The money chart of a funding campaign: for m = 1 … hi people acting, the
+ * money offered by funders whose condition holds (F(m)) and the support
+ * the cheapest m would need (cost(m)), as two lines, with the joint A
+ * marked; a sentence and one line per support level as the text
+ * alternative. `st` is a parsed funding statement.
+ */
+export function renderFundingChart(figure, st, campaign) {
+  const f = campaign.funding;
+  const money = (v) => formatMoney(v, f.minor_digits, f.currency);
+  const svg = figure.querySelector(".chart-svg");
+  W = Math.max(300, Math.min(900, Math.round(svg.parentElement.clientWidth || 640)));
+  H = W < 500 ? 240 : 280;
+  const maxT = Math.max(1, ...st.actors.map(([t]) => t), ...st.funders.map(([n]) => n));
+  const hi = Math.max(10, Math.min(campaign.threshold_max, Math.ceil(Math.max(maxT, st.active + 1, campaign.goal || 1) * 1.1)));
+  const curve = fundingCurve(st.actors, st.funders, hi);
+  const top = curve.points.reduce((mx, p) => {
+    const v = p.needed === null ? p.offered : (p.needed > p.offered ? p.needed : p.offered);
+    return v > mx ? v : mx;
+  }, 1n);
+  const ymax = top;
+  const x0 = M.left + 24;
+  const x1 = W - M.right;
+  const x = (m) => x0 + ((m - 1) / Math.max(1, hi - 1)) * (x1 - x0);
+  // BigInt to a fraction of the axis without losing the order of magnitude.
+  const frac = (v) => Number((v * 10000n) / ymax) / 10000;
+  const y = (v) => H - M.bottom - frac(v) * (H - M.top - M.bottom);
+
+  svg.replaceChildren();
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("role", "img");
+  const summaryText = tp("fchart.summary", st.active, {
+    active: st.active, funds: money(st.funds), cost: money(st.cost), demand: money(st.demand),
+  });
+  svg.append(el("title", {}, summaryText));
+  const g = el("g", { class: "axes", "aria-hidden": "true" });
+  g.append(el("line", { x1: x0, x2: x1, y1: y(0n), y2: y(0n), class: "axis" }));
+  g.append(el("line", { x1: x0, x2: x0, y1: M.top, y2: y(0n), class: "axis" }));
+  g.append(el("text", { x: x0 - 4, y: M.top + 4, class: "tick", "text-anchor": "end" }, money(ymax).split(" ")[0]));
+  g.append(el("text", { x: x0 - 4, y: y(0n) + 4, class: "tick", "text-anchor": "end" }, "0"));
+  const step = niceStep(hi / Math.max(2, Math.floor((x1 - x0) / 70)));
+  for (let v = step; v <= hi; v += step) {
+    g.append(el("text", { x: x(v), y: H - M.bottom + 16, class: "tick", "text-anchor": "middle" }, fmt(v)));
+  }
+  g.append(el("text", { x: (x0 + x1) / 2, y: H - 8, class: "axis-label", "text-anchor": "middle" }, t("fchart.axis_x")));
+  svg.append(g);
+  const path = (pick) => {
+    let d = "";
+    let pen = false;
+    for (const p of curve.points) {
+      const v = pick(p);
+      if (v === null) { pen = false; continue; }
+      d += `${pen ? "L" : "M"}${x(p.m).toFixed(1)},${y(v).toFixed(1)} `;
+      pen = true;
+    }
+    return d.trim();
+  };
+  svg.append(el("path", { d: path((p) => p.offered), class: "line-offered" }));
+  const needed = path((p) => p.needed);
+  if (needed) svg.append(el("path", { d: needed, class: "line-needed" }));
+  if (st.active > 0) {
+    const ax = x(st.active);
+    svg.append(el("line", { x1: ax, x2: ax, y1: M.top - 8, y2: y(0n), class: "marker-active", "aria-hidden": "true" }));
+    svg.append(el("text", { x: Math.max(x0 + 4, ax - 4), y: M.top - 10, class: "marker-label marker-active-label",
+      "text-anchor": ax - x0 > 90 ? "end" : "start", "aria-hidden": "true" }, t("chart.marker_active", { active: st.active })));
+  }
+  const next = nextFunding(st.actors, st.funders, st.active);
+  figure.querySelector("#fchart-summary").textContent = next
+    ? `${summaryText} ${t("fchart.next", { more: money(next.more), actors: next.actors })}`
+    : summaryText;
+  figure.dataset.nextActors = next ? String(next.actors) : "";
+  figure.dataset.nextMore = next ? String(next.more) : "";
+  const ul = figure.querySelector("#fchart-levels");
+  ul.replaceChildren();
+  for (const [lvl, eligible, funded] of st.levels) {
+    const li = document.createElement("li");
+    li.textContent = lvl === 0
+      ? t("fchart.level_none", { eligible, funded })
+      : t("fchart.level", { support: money(lvl), eligible, funded });
+    ul.append(li);
+  }
+  figure.dataset.active = String(st.active);
+  figure.dataset.curveActive = String(curve.active);
+  figure.dataset.funds = String(st.funds);
+  figure.dataset.cost = String(st.cost);
+  figure.hidden = false;
 }

@@ -233,7 +233,10 @@ async function run() {
   await a.waitForSelector(".campaigns li a");
   check((await a.locator(".campaigns li").count()) >= 1, "the list shows the demo campaign");
   await shot(a, "campaign-list");
-  await a.click(".campaigns li a");
+  // `pledged --demo` opens the plain demo campaign and its funding twin.
+  check((await a.locator(".campaigns li a", { hasText: "Demo strike fund" }).count()) === 1,
+    "the list shows the funding demo campaign too");
+  await a.locator(".campaigns li a", { hasText: /^Demo campaign$/ }).click();
   await a.waitForURL(/\/c\/[0-9a-f]{64}$/);
   const campaignUrl = a.url();
   await a.waitForSelector("#chart-summary:not(:empty)");
@@ -458,21 +461,81 @@ async function run() {
   await e3.waitForSelector('#pledge-form[data-ready="yes"]', { timeout: TIMEOUT });
   await pledge(e3, 1, null);
 
-  // 12. The outcome at the close: a campaign whose deadline passes now.
+  // 12. The outcome at the close: a campaign whose deadline passes now, and
+  // a funding campaign closing just after it (12b).
   const closing = await newCampaign("Closing soon", {
     goal: 1, deadline: Math.floor(Date.now() / 1000) + 25,
+  });
+  const funded = await newCampaign("Strike fund", {
+    goal: 1, threshold_max: 100, deadline: Math.floor(Date.now() / 1000) + 45,
+    funding: { currency: "EUR", minor_digits: 2, support_levels: [5000, 10000] },
   });
   await e3.goto(`${BASE}/c/${closing}`);
   await e3.waitForSelector("#chart-summary:not(:empty)");
   await e3.fill("#unlock-pass", PASS_E);
   await e3.click("#unlock-form button");
   await pledge(e3, 1, null);
+
+  // 12b. Conditional funding (issue 17): the form offers the campaign's
+  // menu; a striker asks 50.00 EUR at threshold 1 and is told plainly that
+  // nothing funds it yet; a supporter in another browser funds 50.00 EUR if
+  // 1 acts; the striker is then activated and funded; the money chart shows
+  // the offer covering the need.
+  await e3.goto(`${BASE}/c/${funded}`);
+  await e3.waitForSelector("#chart-summary:not(:empty)");
+  check(!(await e3.isHidden("#funding-fields")), "a funding campaign's page offers the kinds of pledge");
+  const menu = await e3.$$eval("#support-level option", (os) => os.map((o) => o.textContent));
+  check(JSON.stringify(menu) === JSON.stringify(["50.00 EUR", "100.00 EUR"]), `the support menu (${menu.join(", ")})`);
+  await e3.fill("#unlock-pass", PASS_E);
+  await e3.click("#unlock-form button");
+  await e3.waitForSelector('#pledge-form[data-ready="yes"]', { timeout: TIMEOUT });
+  await e3.check("#kind-supported");
+  await e3.selectOption("#support-level", "5000");
+  await pledge(e3, 1, null);
+  // No money yet: A = 0 (nobody's support is covered), and the page says why.
+  await e3.waitForSelector('#mine-summary[data-standing="not_activated"]', { timeout: TIMEOUT });
+  const unfunded = await e3.textContent("#mine-summary");
+  check(/support 50\.00 EUR/.test(unfunded) && /money pledged so far/.test(unfunded) && !/activated/.test(unfunded),
+    `the striker is told plainly that nothing funds it yet (${unfunded})`);
+  check(/depends on the money pledged/.test(await e3.textContent(".chart-next")),
+    `the first chart does not claim everyone is activated (${await e3.textContent(".chart-next")})`);
+  await a.goto(`${BASE}/c/${funded}`);
+  await a.waitForSelector("#chart-summary:not(:empty)");
+  await a.fill("#unlock-pass", PASS_A);
+  await a.click("#unlock-form button");
+  await a.waitForSelector('#pledge-form[data-ready="yes"]', { timeout: TIMEOUT });
+  await a.fill("#threshold", "1");
+  await a.fill("#fund-amount", "50.001");
+  await a.check("#kind-fund");
+  await a.check("#send-now");
+  await a.click("#pledge-button");
+  await a.waitForSelector('#pledge-status[data-kind="error"]', { timeout: TIMEOUT });
+  check(/at most 2 decimals/.test(await a.textContent("#pledge-status")), "an amount with too many decimals is refused on the page");
+  await a.fill("#fund-amount", "50");
+  await a.click("#pledge-button");
+  await a.waitForSelector('#pledge-status[data-kind="ok"]', { timeout: TIMEOUT });
+  await a.waitForSelector('#mine-summary[data-standing="called"]', { timeout: TIMEOUT });
+  check(/up to 50\.00 EUR if 1 act/.test(await a.textContent("#mine-summary")) && /you would give 50\.00 EUR/.test(await a.textContent("#mine-summary")),
+    `the supporter sees its funding called (${await a.textContent("#mine-summary")})`);
+  await e3.reload();
+  await e3.waitForSelector("#chart-summary:not(:empty)");
+  await e3.fill("#unlock-pass", PASS_E);
+  await e3.click("#unlock-form button");
+  await e3.waitForSelector('#mine-summary[data-standing="activated"]', { timeout: TIMEOUT });
+  check(/activated and funded/.test(await e3.textContent("#mine-summary")), `the striker is now funded (${await e3.textContent("#mine-summary")})`);
+  await e3.waitForSelector("#funding-chart:not([hidden])", { timeout: TIMEOUT });
+  const fc = await e3.$eval("#funding-chart", (f) => ({ ...f.dataset, paths: f.querySelectorAll("path").length }));
+  check(fc.active === "1" && fc.curveActive === "1" && fc.funds === "5000" && fc.cost === "5000" && fc.paths === 2,
+    `the money chart: offer and need drawn, A = 1 from the statement and from the curve (${JSON.stringify(fc)})`);
+  check(/^1 person can act: 50\.00 EUR offered covers 50\.00 EUR/.test(await e3.textContent("#fchart-summary")), `the money chart's sentence (${await e3.textContent("#fchart-summary")})`);
+  await shot(e3, "funding");
+
   for (let i = 0; i < 120; i++) {
     const c = await (await fetch(`${BASE}/v1/campaigns/${closing}`)).json();
     if (c.closed_index !== undefined && c.closed_index !== null) break;
     await new Promise((r) => setTimeout(r, 1000));
   }
-  await e3.reload();
+  await e3.goto(`${BASE}/c/${closing}`);
   await e3.waitForSelector("#chart-summary:not(:empty)");
   await e3.fill("#unlock-pass", PASS_E);
   await e3.click("#unlock-form button");
@@ -481,6 +544,26 @@ async function run() {
   check(await e3.getAttribute("#mine-outcome", "data-on") === "yes" && /It's on/.test(outcome) && /walk out at 11:00/.test(outcome)
     && /reached its goal of 1/.test(outcome), `the outcome line at the close (${outcome})`);
   await shot(e3, "outcome");
+  for (let i = 0; i < 120; i++) {
+    const c = await (await fetch(`${BASE}/v1/campaigns/${funded}`)).json();
+    if (c.closed_index !== undefined && c.closed_index !== null) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  await e3.goto(`${BASE}/c/${funded}`);
+  await e3.waitForSelector("#chart-summary:not(:empty)");
+  await e3.fill("#unlock-pass", PASS_E);
+  await e3.click("#unlock-form button");
+  await e3.waitForSelector("#mine-outcome:not([hidden])", { timeout: TIMEOUT });
+  const fout = await e3.textContent("#mine-outcome");
+  check(await e3.getAttribute("#mine-outcome", "data-on") === "yes" && /the fund pays you 50\.00 EUR/.test(fout),
+    `the funded striker's outcome at the close (${fout})`);
+  await a.reload();
+  await a.waitForSelector("#chart-summary:not(:empty)");
+  await a.fill("#unlock-pass", PASS_A);
+  await a.click("#unlock-form button");
+  await a.waitForSelector("#mine-outcome:not([hidden])", { timeout: TIMEOUT });
+  const aout = await a.textContent("#mine-outcome");
+  check(/You owe 50\.00 EUR/.test(aout), `the supporter's outcome at the close (${aout})`);
 
   // 13. The slider is logarithmic (1 … 1000: the middle is about 32).
   await e3.goto(`${BASE}/c/${second}`);

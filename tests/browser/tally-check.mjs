@@ -48,6 +48,25 @@ export async function checkTally(check) {
       && (!n || n.more === tally.moreNeeded(v.histogram, n.threshold)),
       `${v.name}: the chart's next activation is moreNeeded at its threshold`);
   }
+  // Funding statements (R-FUND-7): the page parses them, and its curve of
+  // money offered and needed gives the joint A they state (R-FUND-1).
+  const funding = JSON.parse(fs.readFileSync(path.join(root, "protocol/tests/vectors/funding.json"), "utf8")).tallies;
+  check(funding.length >= 5, `${funding.length} funding tallies`);
+  for (const v of funding) {
+    const st = tally.parseStatement(v.statement);
+    const hi = Math.max(1, ...st.actors.map(([t]) => t), ...st.funders.map(([n]) => n)) + 1;
+    const curve = tally.fundingCurve(st.actors, st.funders, hi);
+    const atA = curve.points.find((p) => p.m === st.active);
+    check(st.kind === "funding" && st.active === v.active && String(st.funds) === v.funds
+      && String(st.cost) === v.cost && String(st.demand) === v.demand,
+      `${v.name}: the page reads the funding statement's figures`);
+    check(curve.active === v.active && (v.active === 0 || (atA && String(atA.needed) === v.cost && String(atA.offered) === v.funds)),
+      `${v.name}: fundingCurve gives A = ${curve.active} (statement ${v.active}), its cost and funds`);
+    const next = tally.nextFunding(st.actors, st.funders, st.active);
+    const want = v.next_funding;
+    check(JSON.stringify(next && { actors: next.actors, more_funds: String(next.more) }) === JSON.stringify(want),
+      `${v.name}: the page's "z more funding" is R-FUND-2's (${JSON.stringify(want)})`);
+  }
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] || "").href) {

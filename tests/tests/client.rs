@@ -451,7 +451,7 @@ async fn commit_amend_withdraw_status_watch_and_receipts() {
     assert!(st[0].activated && st[0].active == 2);
 
     // Amend to 3: no longer activated (two pledges, t = 1 and 3: A = 1).
-    flows::change(&client, &mut w, &log, &id, Some(3))
+    flows::change(&client, &mut w, &log, &id, Some(3.into()))
         .await
         .unwrap();
     let st = flows::status(&client, &mut w, &log).await.unwrap();
@@ -491,7 +491,7 @@ async fn commit_amend_withdraw_status_watch_and_receipts() {
     flows::change(&client, &mut w, &log, &id, None)
         .await
         .unwrap();
-    let e = flows::change(&client, &mut w, &log, &id, Some(2))
+    let e = flows::change(&client, &mut w, &log, &id, Some(2.into()))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no live pledge"), "{e}");
@@ -713,8 +713,8 @@ async fn two_commands_on_one_wallet_file_keep_both_pledges() {
     let mut c = Wallet::open(&path, protection()).unwrap();
     let mut d = Wallet::open(&path, protection()).unwrap();
     let (ra, rb) = tokio::join!(
-        flows::change(&client, &mut c, &log, &first, Some(4)),
-        flows::change(&client, &mut d, &log, &second, Some(5)),
+        flows::change(&client, &mut c, &log, &first, Some(4.into())),
+        flows::change(&client, &mut d, &log, &second, Some(5.into())),
     );
     ra.unwrap();
     rb.unwrap();
@@ -1061,7 +1061,7 @@ async fn watch_follows_amendments_and_pledges_made_after_it_started() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     // Another command, on its own handle of the same file.
     let mut other = Wallet::open(&path, protection()).unwrap();
-    flows::change(&client, &mut other, &log, &demo, Some(3))
+    flows::change(&client, &mut other, &log, &demo, Some(3.into()))
         .await
         .unwrap();
     flows::commit(&client, &mut other, &log, &second, 1, Duration::ZERO)

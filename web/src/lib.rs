@@ -107,7 +107,29 @@ fn delay_options(opts: &JsValue, default: DelayOptions) -> Result<DelayOptions, 
                 .ok_or_else(|| js_error(&ErrorInfo::argument("now must be true or false")))?,
         ),
     };
+    if max.is_none() && now.is_none() {
+        // Options that only carry terms (`support`, `fund`) keep the default.
+        return Ok(default);
+    }
     DelayOptions::parse(max, now).map_err(|e| js_error(&e))
+}
+
+/// The terms of a pledge from `threshold` and `opts.support` / `opts.fund`
+/// (numbers, minor units).
+fn terms_of(threshold: f64, opts: &JsValue) -> Result<pledge_protocol::pledge::Terms, ErrorInfo> {
+    let num = |name: &str| -> Result<Option<f64>, ErrorInfo> {
+        if opts.is_undefined() || opts.is_null() {
+            return Ok(None);
+        }
+        match field(opts, name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| ErrorInfo::argument(format!("{name} must be a number"))),
+        }
+    };
+    shape::terms(threshold, num("support")?, num("fund")?)
 }
 
 /// Calls `onProgress(value)` if given; a throwing callback does not stop the
@@ -283,7 +305,9 @@ impl PledgeApp {
     }
 
     /// Pledges `threshold` on a campaign after the random delay; resolves to
-    /// `{index, checkpointSize, verified: true, delayedSeconds}`.
+    /// `{index, checkpointSize, verified: true, delayedSeconds}`. In a
+    /// funding campaign `opts.support` (minor units) asks support, or
+    /// `opts.fund` offers money if `threshold` act.
     pub fn pledge(
         &self,
         campaign: String,
@@ -291,12 +315,14 @@ impl PledgeApp {
         opts: JsValue,
         on_progress: Option<Function>,
     ) -> Promise {
-        let change = shape::threshold(threshold).map(Change::Commit);
+        let change = terms_of(threshold, &opts).map(Change::Commit);
         let opts = delay_options(&opts, DelayOptions::DEFAULT);
         self.submit(campaign, change, opts, on_progress)
     }
 
-    /// Changes the threshold of my pledge (no delay unless `opts` asks).
+    /// Changes my pledge to `threshold` (with `opts.support` or
+    /// `opts.fund` as for [`PledgeApp::pledge`]; no delay unless `opts`
+    /// asks).
     pub fn amend(
         &self,
         campaign: String,
@@ -304,7 +330,7 @@ impl PledgeApp {
         opts: JsValue,
         on_progress: Option<Function>,
     ) -> Promise {
-        let change = shape::threshold(threshold).map(Change::Amend);
+        let change = terms_of(threshold, &opts).map(Change::Amend);
         let opts = delay_options(&opts, DelayOptions::NOW);
         self.submit(campaign, change, opts, on_progress)
     }
@@ -391,7 +417,7 @@ impl PledgeApp {
     /// pending in the wallet and the next `sendPending()` sends it.
     #[wasm_bindgen(js_name = preparePledge)]
     pub fn prepare_pledge(&self, campaign: String, threshold: f64, opts: JsValue) -> Promise {
-        let change = shape::threshold(threshold).map(Change::Commit);
+        let change = terms_of(threshold, &opts).map(Change::Commit);
         let opts = delay_options(&opts, DelayOptions::DEFAULT);
         let session = self.session.clone();
         let tokens = self.tokens.clone();

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use pledge_client::client::{ClientError, ErrorCode};
-use pledge_client::flows::{AttestKind, FlowError, PledgeStatus, Submitted};
+use pledge_client::flows::{AttestKind, FlowError, PledgeStatus, Standing, Submitted};
 use pledge_client::wallet::{WalletData, WalletError};
 use pledge_protocol::hash::CampaignId;
+use pledge_protocol::pledge::Terms;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -170,6 +171,51 @@ pub fn threshold(n: f64) -> Result<u32, ErrorInfo> {
     }
 }
 
+/// An amount in minor units from a JavaScript number: a whole number in
+/// `1..=2^53-1` (every such number is exact in a double).
+///
+/// # Errors
+/// `bad_argument` otherwise.
+pub fn amount(n: f64, what: &str) -> Result<u64, ErrorInfo> {
+    // INVARIANT: MAX_AMOUNT = 2^53 - 1 converts exactly.
+    #[allow(clippy::cast_precision_loss)]
+    let max = pledge_protocol::pledge::MAX_AMOUNT as f64;
+    if n.is_finite() && n.fract() == 0.0 && n >= 1.0 && n <= max {
+        // INVARIANT: checked whole and within 1..=2^53-1 just above.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Ok(n as u64)
+    } else {
+        Err(ErrorInfo::argument(format!(
+            "{what} {n} is not a whole number of minor units from 1 to 2^53-1"
+        )))
+    }
+}
+
+/// The terms of a pledge from the page: `threshold` alone (act), with
+/// `support` (act if supported) or with `fund` (give `fund` if `threshold`
+/// act); amounts in minor units of the campaign's currency. Whether the
+/// campaign takes them is checked by the flows (SPEC R-RULE-10).
+///
+/// # Errors
+/// `bad_argument` for a bad number or both `support` and `fund`.
+pub fn terms(threshold: f64, support: Option<f64>, fund: Option<f64>) -> Result<Terms, ErrorInfo> {
+    let t = self::threshold(threshold)?;
+    match (support, fund) {
+        (None, None) => Ok(Terms::Threshold { t }),
+        (Some(y), None) => Ok(Terms::SupportedThreshold {
+            t,
+            support: amount(y, "support")?,
+        }),
+        (None, Some(x)) => Ok(Terms::Fund {
+            n: t,
+            amount: amount(x, "fund")?,
+        }),
+        (Some(_), Some(_)) => Err(ErrorInfo::argument(
+            "a pledge asks support or offers money, not both",
+        )),
+    }
+}
+
 /// The `{maxDelaySeconds, now}` options, after defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DelayOptions {
@@ -226,10 +272,10 @@ impl DelayOptions {
 /// What the page asked to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
-    /// A new pledge with this threshold.
-    Commit(u32),
-    /// A new threshold for my pledge.
-    Amend(u32),
+    /// A new pledge with these terms.
+    Commit(Terms),
+    /// New terms for my pledge.
+    Amend(Terms),
     /// Withdraw my pledge.
     Withdraw,
 }
@@ -323,6 +369,29 @@ pub fn status(list: &[PledgeStatus], data: &WalletData) -> Value {
                 "campaignState": s.state,
                 "statementSize": s.statement_size,
                 "checkpointSize": s.checkpoint_size,
+                "terms": terms_json(&s.terms),
+                "funding": s.funding.as_ref().map(|f| {
+                    let (standing, slots, eligible) = match s.standing() {
+                        Some(Standing::Activated) => ("activated", None, None),
+                        Some(Standing::WaitingForFunds) => ("waiting_for_funds", None, None),
+                        Some(Standing::NotActivated) => ("not_activated", None, None),
+                        Some(Standing::TieBreak { slots, eligible }) => {
+                            ("split", Some(slots), Some(eligible))
+                        }
+                        // A funding pledge: called or not.
+                        _ if u64::from(s.threshold) <= s.active => ("called", None, None),
+                        _ => ("not_called", None, None),
+                    };
+                    json!({
+                        "currency": f.block.currency(),
+                        "minorDigits": f.block.minor_digits(),
+                        "standing": standing,
+                        "slots": slots,
+                        "eligible": eligible,
+                        "due": s.due(),
+                        "tieWon": f.tie_won,
+                    })
+                }),
                 "outcome": s.outcome.map(|o| json!({
                     "finalActive": o.active,
                     "finalLive": o.live,
@@ -335,6 +404,20 @@ pub fn status(list: &[PledgeStatus], data: &WalletData) -> Value {
         })
         .collect();
     Value::Array(out)
+}
+
+/// `{kind, threshold, support, amount}` (`support` for act kinds, `amount`
+/// for fund; minor units).
+fn terms_json(t: &Terms) -> Value {
+    json!({
+        "kind": t.kind().name(),
+        "threshold": t.threshold_value(),
+        "support": t.support(),
+        "amount": match t {
+            Terms::Fund { amount, .. } => Some(*amount),
+            _ => None,
+        },
+    })
 }
 
 /// What the wallet pinned (SPEC R-CLIENT-1): `{logKey, witnesses, quorum,
@@ -548,7 +631,9 @@ mod tests {
         let c = id(1);
         let empty = WalletData::default();
         assert_eq!(
-            precheck(&empty, &c, Change::Commit(2)).unwrap_err().code,
+            precheck(&empty, &c, Change::Commit(2.into()))
+                .unwrap_err()
+                .code,
             "no_token"
         );
         assert_eq!(
@@ -557,21 +642,21 @@ mod tests {
         );
         let mut w = WalletData::default();
         w.pledges.push(pledge(c, false, &[false]));
-        assert!(precheck(&w, &c, Change::Commit(2)).unwrap());
+        assert!(precheck(&w, &c, Change::Commit(2.into())).unwrap());
         let mut w = WalletData::default();
         w.pledges.push(pledge(c, false, &[true]));
         assert_eq!(
-            precheck(&w, &c, Change::Commit(2)).unwrap_err().code,
+            precheck(&w, &c, Change::Commit(2.into())).unwrap_err().code,
             "campaign"
         );
-        assert!(!precheck(&w, &c, Change::Amend(4)).unwrap());
+        assert!(!precheck(&w, &c, Change::Amend(4.into())).unwrap());
         let mut w = WalletData::default();
         w.pledges.push(pledge(c, false, &[true, false]));
         assert!(precheck(&w, &c, Change::Withdraw).unwrap());
         let mut w = WalletData::default();
         w.pledges.push(pledge(c, true, &[true, true]));
         assert_eq!(
-            precheck(&w, &c, Change::Amend(4)).unwrap_err().code,
+            precheck(&w, &c, Change::Amend(4.into())).unwrap_err().code,
             "no_token"
         );
     }
@@ -598,6 +683,8 @@ mod tests {
             statement_size: 12,
             checkpoint_size: 14,
             outcome: None,
+            terms: Terms::Threshold { t: 3 },
+            funding: None,
         };
         let v = status(std::slice::from_ref(&st), &w);
         assert!(v[0]["outcome"].is_null());
@@ -630,6 +717,52 @@ mod tests {
             ..st
         };
         assert_eq!(status(&[gone], &w)[0]["state"], "withdrawn");
+    }
+
+    #[test]
+    fn terms_from_the_page() {
+        assert_eq!(terms(3.0, None, None).unwrap(), Terms::Threshold { t: 3 });
+        assert_eq!(
+            terms(3.0, Some(5000.0), None).unwrap(),
+            Terms::SupportedThreshold {
+                t: 3,
+                support: 5000
+            }
+        );
+        assert_eq!(
+            terms(7.0, None, Some(12_345.0)).unwrap(),
+            Terms::Fund {
+                n: 7,
+                amount: 12_345
+            }
+        );
+        assert_eq!(
+            terms(
+                9_007_199_254_740_991.0_f64.min(5.0),
+                None,
+                Some(9_007_199_254_740_991.0)
+            )
+            .unwrap(),
+            Terms::Fund {
+                n: 5,
+                amount: pledge_protocol::pledge::MAX_AMOUNT
+            }
+        );
+        for (y, x) in [
+            (Some(0.0), None),
+            (Some(1.5), None),
+            (None, Some(-3.0)),
+            (None, Some(9_007_199_254_740_992.0)),
+            (None, Some(f64::NAN)),
+            (Some(100.0), Some(100.0)),
+        ] {
+            assert_eq!(
+                terms(3.0, y, x).unwrap_err().code,
+                "bad_argument",
+                "{y:?} {x:?}"
+            );
+        }
+        assert_eq!(terms(0.0, None, None).unwrap_err().code, "bad_argument");
     }
 
     #[test]

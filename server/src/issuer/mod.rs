@@ -597,6 +597,34 @@ pub fn demo_params(now: u64) -> CampaignParams {
     }
 }
 
+/// The funding demo campaign `pledged --demo` opens beside the plain one
+/// (`pledge demo --funding`).
+pub fn demo_funding_params(now: u64) -> CampaignParams {
+    CampaignParams {
+        title: "Demo strike fund".into(),
+        text: "A demonstration of conditional funding opened by pledged --demo: strike if \
+               enough strike (and, if you need it, if your lost wage is covered), or fund \
+               the strike if it is big enough. Intent only: no money moves here. Tokens come \
+               from the open attester, which anyone can use: do not rely on its counts."
+            .into(),
+        action: "join the demonstration strike".into(),
+        // A funding statement lists (threshold, support) buckets: a
+        // narrower range keeps it within one signed note (R-FUND-6).
+        threshold_max: 200,
+        ..demo_params(now)
+    }
+}
+
+/// The funding block of [`demo_funding_params`]: EUR, support levels 50,
+/// 100 and 200, pro rata.
+///
+/// # Errors
+/// None in practice: the block is a valid constant.
+pub fn demo_funding()
+-> Result<pledge_protocol::campaign::Funding, pledge_protocol::codec::DecodeError> {
+    pledge_protocol::campaign::Funding::new(*b"EUR", 2, vec![5_000, 10_000, 20_000], 0)
+}
+
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|e| e.into_inner())
 }

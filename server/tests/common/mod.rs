@@ -23,6 +23,7 @@ pub fn config(dir: &Path, demo: bool) -> Config {
     c.publication = pledge_server::ledger::Publication::IMMEDIATE;
     c.batch_interval = Duration::from_millis(10);
     c.demo = demo;
+    c.demo_funding = false;
     c
 }
 

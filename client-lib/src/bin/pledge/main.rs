@@ -25,8 +25,11 @@ use pledge_client::client::{
 use pledge_client::demo::{self, DemoOptions};
 use pledge_client::flows::{self, AttestKind, FlowError, WatchNews};
 use pledge_client::wallet::{self, Protection, Wallet};
+use pledge_protocol::campaign::Funding;
+use pledge_protocol::funding::Outcome as FundingOutcome;
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::note::NoteVerifier;
+use pledge_protocol::pledge::Terms;
 use zeroize::Zeroizing;
 
 /// `println!` that does not panic when standard output is closed (`pledge
@@ -99,13 +102,15 @@ enum Command {
         #[arg(long)]
         group: Option<String>,
     },
-    /// Pledge to a campaign: "I act if at least N people act, me included".
+    /// Pledge to a campaign: "I act if at least N people act, me included"
+    /// (`--threshold N`); in a campaign with conditional funding also "… and
+    /// I receive Y" (`--support Y`) or "I give up to X if N act" (`--fund X
+    /// --if N`). Amounts in the campaign's currency (`200`, `12.50`).
     Commit {
         /// Campaign id (64 hex digits, or a unique prefix of at least 4).
         campaign: String,
-        /// Threshold N.
-        #[arg(long)]
-        threshold: u32,
+        #[command(flatten)]
+        terms: TermsArgs,
         /// Send at once instead of after a random delay (costs privacy).
         #[arg(long, conflicts_with = "background")]
         now: bool,
@@ -124,13 +129,18 @@ enum Command {
         #[arg(long)]
         now: bool,
     },
-    /// Change the threshold of my pledge.
+    /// Change my pledge: its threshold, the support it asks, or the money
+    /// it offers (what is not given is kept).
     Amend {
         /// Campaign id (or a unique prefix).
         campaign: String,
-        /// New threshold.
-        #[arg(long)]
-        threshold: u32,
+        #[command(flatten)]
+        terms: AmendArgs,
+    },
+    /// Conditional funding: who acts and who owes what at the close.
+    Funding {
+        #[command(subcommand)]
+        command: FundingCommand,
     },
     /// Withdraw my pledge (final).
     Withdraw {
@@ -190,6 +200,10 @@ enum Command {
         /// With the admin token, create a fresh campaign first.
         #[arg(long, env = "PLEDGE_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// Use a campaign with conditional funding: pledgers mix "act",
+        /// "act if supported" and "fund".
+        #[arg(long)]
+        funding: bool,
     },
     /// Audit the log (independent auditor).
     Audit(audit::AuditArgs),
@@ -242,6 +256,54 @@ enum InvitesCommand {
     },
 }
 
+/// The terms of `pledge commit`.
+#[derive(clap::Args, Debug)]
+struct TermsArgs {
+    /// Threshold N: act if at least N people act, me included.
+    #[arg(long, required_unless_present = "fund", conflicts_with = "fund")]
+    threshold: Option<u32>,
+    /// Support I need to act, one of the campaign's support levels (e.g.
+    /// `200`): act if N act and I receive it.
+    #[arg(long, value_name = "AMOUNT", requires = "threshold")]
+    support: Option<String>,
+    /// Money I give (at most), if enough people act (`--if`).
+    #[arg(long, value_name = "AMOUNT", requires = "if_n")]
+    fund: Option<String>,
+    /// With --fund: how many people must act.
+    #[arg(long = "if", value_name = "N", requires = "fund")]
+    if_n: Option<u32>,
+}
+
+/// The changes of `pledge amend` (what is not given is kept).
+#[derive(clap::Args, Debug)]
+struct AmendArgs {
+    /// New threshold (for a funding pledge: the number of people who must act).
+    #[arg(long, alias = "if")]
+    threshold: Option<u32>,
+    /// New support asked, one of the campaign's levels.
+    #[arg(long, value_name = "AMOUNT", conflicts_with_all = ["no_support", "fund"])]
+    support: Option<String>,
+    /// Ask no support any more (a plain pledge to act).
+    #[arg(long, conflicts_with = "fund")]
+    no_support: bool,
+    /// New amount offered (turns the pledge into a funding pledge).
+    #[arg(long, value_name = "AMOUNT")]
+    fund: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum FundingCommand {
+    /// Every live pledge's outcome in a closed funding campaign, recomputed
+    /// from the log (anyone can run it): acts and with what support, waits
+    /// for funds, not activated, or owes what. Tab-separated, one line per
+    /// pledge, by anonymous pledge key: the export an organiser uses to
+    /// settle payments elsewhere.
+    Dues {
+        /// Campaign id (or a unique prefix).
+        campaign: String,
+    },
+}
+
 /// `pledge admin campaign create`.
 #[derive(clap::Args, Debug)]
 struct CreateCampaign {
@@ -278,6 +340,21 @@ struct CreateCampaign {
     /// complete (with --publish-min; default 10000).
     #[arg(long, value_name = "MS", requires = "publish_min")]
     publish_max_delay_ms: Option<u64>,
+    /// Take conditional funding in this currency (ISO 4217, e.g. `EUR`):
+    /// pledgers may ask support to act, supporters may pledge money.
+    #[arg(long, value_name = "CODE")]
+    currency: Option<String>,
+    /// Decimal digits of the currency's minor unit (2 for EUR).
+    #[arg(long, default_value_t = 2, requires = "currency")]
+    minor_digits: u8,
+    /// The support menu, comma-separated amounts (`50,100,200`), at most 8;
+    /// empty: funders only.
+    #[arg(long, value_name = "AMOUNTS", requires = "currency")]
+    support_levels: Option<String>,
+    /// Activated funders give their whole amount (the surplus goes to the
+    /// fund) instead of their pro-rata share of the cost.
+    #[arg(long, requires = "currency")]
+    surplus_to_fund: bool,
 }
 
 /// `pledge admin invites mint`.
@@ -385,6 +462,17 @@ fn held_back(e: &anyhow::Error) -> bool {
 /// A campaign id: 64 hex digits, or (like git) a unique prefix of at least
 /// 4, resolved against the whole campaign list (the server learns nothing
 /// from it that `commit` does not already read).
+/// A campaign's object, read from the whole list (SPEC R-CLIENT-5: the
+/// server does not learn which campaign a pledger is about to pledge to).
+async fn campaign_from_list(client: &Client, id: &CampaignId) -> anyhow::Result<CampaignInfo> {
+    client
+        .campaigns()
+        .await?
+        .into_iter()
+        .find(|c| c.campaign_id == *id)
+        .ok_or_else(|| anyhow!("no campaign {id} on this server"))
+}
+
 async fn campaign_id(client: &Client, s: &str) -> anyhow::Result<CampaignId> {
     let s = s.trim().to_ascii_lowercase();
     if s.len() == 64 {
@@ -660,6 +748,182 @@ async fn list_campaigns(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The campaign's funding block, checked against its id.
+fn funding_of(info: &CampaignInfo) -> anyhow::Result<Option<Funding>> {
+    Ok(flows::definition_of(info)?.funding().cloned())
+}
+
+/// An amount flag (`--support`, `--fund`) in minor units of the campaign's
+/// currency; a usage error without funding or for a malformed amount.
+fn amount_arg(
+    info: &CampaignInfo,
+    funding: Option<&Funding>,
+    text: &str,
+    flag: &str,
+) -> anyhow::Result<u64> {
+    let f = funding.ok_or_else(|| {
+        usage(format!(
+            "{flag}: campaign {} takes no conditional funding; pledge with --threshold alone",
+            info.campaign_id
+        ))
+    })?;
+    flows::parse_amount(text, f.minor_digits()).map_err(|e| usage(format!("{flag}: {e}")))
+}
+
+/// The terms of `pledge commit` in this campaign's currency.
+fn commit_terms(info: &CampaignInfo, a: &TermsArgs) -> anyhow::Result<(Terms, Option<Funding>)> {
+    let funding = funding_of(info)?;
+    let amount = |text: &str, flag: &str| amount_arg(info, funding.as_ref(), text, flag);
+    let terms = match (a.threshold, &a.support, &a.fund, a.if_n) {
+        (Some(t), None, None, _) => Terms::Threshold { t },
+        (Some(t), Some(y), None, _) => Terms::SupportedThreshold {
+            t,
+            support: amount(y, "--support")?,
+        },
+        (None, None, Some(x), Some(n)) => Terms::Fund {
+            n,
+            amount: amount(x, "--fund")?,
+        },
+        _ => bail!(usage(
+            "give --threshold N (and --support AMOUNT to ask support), or --fund AMOUNT --if N"
+        )),
+    };
+    flows::check_terms(info, &terms)?;
+    Ok((terms, funding))
+}
+
+/// `pledge amend`'s new terms: the current ones with the changes given.
+fn amended_terms(
+    info: &CampaignInfo,
+    current: Terms,
+    a: &AmendArgs,
+) -> anyhow::Result<(Terms, Option<Funding>)> {
+    let funding = funding_of(info)?;
+    let amount = |text: &str, flag: &str| amount_arg(info, funding.as_ref(), text, flag);
+    let t = a.threshold.unwrap_or(current.threshold_value());
+    let new = if let Some(x) = &a.fund {
+        Terms::Fund {
+            n: t,
+            amount: amount(x, "--fund")?,
+        }
+    } else if let Some(y) = &a.support {
+        Terms::SupportedThreshold {
+            t,
+            support: amount(y, "--support")?,
+        }
+    } else {
+        match current {
+            Terms::Fund { amount, .. } => Terms::Fund { n: t, amount },
+            Terms::SupportedThreshold { support, .. } if !a.no_support => {
+                Terms::SupportedThreshold { t, support }
+            }
+            _ => Terms::Threshold { t },
+        }
+    };
+    if a.threshold.is_none() && a.support.is_none() && a.fund.is_none() && !a.no_support {
+        bail!(usage(
+            "nothing to change: give --threshold, --support, --no-support or --fund"
+        ));
+    }
+    flows::check_terms(info, &new)?;
+    Ok((new, funding))
+}
+
+/// `pledge status`'s standing line for a pledge of a funding campaign.
+fn funding_standing(s: &flows::PledgeStatus) -> Option<String> {
+    let f = s.funding.as_ref()?;
+    let money = |y: u64| flows::format_amount(y, &f.block);
+    let a = s.active;
+    Some(match (s.terms, s.standing()) {
+        (Terms::Fund { n, amount }, _) => {
+            let due = s.due().unwrap_or(0);
+            if u64::from(n) <= a {
+                format!(
+                    "CALLED: A = {a} reached your {n}; on this tally you would owe {} of the {} \
+                     you offered (final at the close)",
+                    money(due),
+                    money(amount)
+                )
+            } else {
+                format!(
+                    "waiting: A = {a} is below your {n}; you would owe nothing (of {})",
+                    money(amount)
+                )
+            }
+        }
+        (_, Some(flows::Standing::NotActivated)) => match s.terms.support() {
+            Some(y) if y > 0 => format!(
+                "waiting: A = {a}: fewer than your {} people can act with the money pledged so \
+                 far (your support of {} included)",
+                s.threshold,
+                money(y)
+            ),
+            _ => format!("waiting: your threshold {} is above A = {a}", s.threshold),
+        },
+        (_, Some(flows::Standing::Activated)) => {
+            let y = s.terms.support().unwrap_or(0);
+            if y == 0 {
+                format!(
+                    "ACTIVATED: your threshold {} is at most A = {a}",
+                    s.threshold
+                )
+            } else {
+                format!(
+                    "ACTIVATED AND FUNDED: your threshold {} is at most A = {a} and the money \
+                     pledged covers your support of {}",
+                    s.threshold,
+                    money(y)
+                )
+            }
+        }
+        (_, Some(flows::Standing::WaitingForFunds)) => format!(
+            "ELIGIBLE, NOT FUNDED: your threshold {} is at most A = {a}, but the money pledged \
+             does not reach your support of {}",
+            s.threshold,
+            money(s.terms.support().unwrap_or(0))
+        ),
+        (_, Some(flows::Standing::TieBreak { slots, eligible })) => format!(
+            "ELIGIBLE, PARTLY FUNDED: your threshold {} is at most A = {a}, and {slots} of the \
+             {eligible} pledges asking {} are funded; which ones is fixed at the close by a \
+             public order nobody can choose",
+            s.threshold,
+            money(s.terms.support().unwrap_or(0))
+        ),
+        _ => return None,
+    })
+}
+
+/// `pledge funding dues`: one line per live pledge.
+fn print_allocation(a: &flows::Allocation) {
+    let f = &a.block;
+    let money = |y: u64| flows::format_amount(y, f);
+    out!(
+        "# campaign {} closed at entry {}: A = {}; funds called {} for a cost of {}; tie-break \
+         root {}",
+        a.campaign,
+        a.closed_index,
+        a.joint.active,
+        money(u64::try_from(a.joint.funds).unwrap_or(u64::MAX)),
+        money(u64::try_from(a.joint.cost).unwrap_or(u64::MAX)),
+        a.final_root.to_hex()
+    );
+    out!("# pledge_key\tnullifier\tterms\toutcome\tamount_minor_units");
+    for r in &a.rows {
+        let (outcome, amount) = match r.outcome {
+            FundingOutcome::Acts { support } => ("acts", support),
+            FundingOutcome::WaitingForFunds => ("eligible_not_funded", 0),
+            FundingOutcome::NotActivated => ("not_activated", 0),
+            FundingOutcome::Owes { due } => ("owes", due),
+        };
+        out!(
+            "{}\t{}\t{}\t{outcome}\t{amount}",
+            hex::encode(r.pledge_key),
+            r.nullifier.to_hex(),
+            flows::describe_terms(&r.terms, Some(f)),
+        );
+    }
+}
+
 /// One campaign, as `pledge campaigns` lists it.
 fn print_campaign(c: &CampaignInfo) {
     let (live, a) = c.tally.as_ref().map_or((0, 0), |t| (t.live, t.active));
@@ -759,12 +1023,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Commit {
             campaign,
-            threshold,
+            terms,
             now,
             delay_max,
             background,
         } => {
             let id = campaign_id(&client, campaign).await?;
+            let info = campaign_from_list(&client, &id).await?;
+            let (terms, funding) = commit_terms(&info, terms)?;
+            let what = flows::describe_terms(&terms, funding.as_ref());
             let mut w = open_wallet(&cli, false)?;
             let log = pinned(&cli, &client, &mut w).await?;
             let delay = if *now {
@@ -780,7 +1047,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let due = unix_now().saturating_add(delay.as_secs());
             // The due time is kept even in the foreground: if this command is
             // interrupted, `send-pending` and `watch` still wait it out.
-            let signed = flows::sign_pledge(&client, &mut w, &id, *threshold, Some(due)).await?;
+            let signed = flows::sign_pledge(&client, &mut w, &id, terms, Some(due)).await?;
             if signed.resend {
                 out!(
                     "an earlier attempt left this pledge signed but unanswered: resending it unchanged"
@@ -818,8 +1085,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let s = sent?;
             out!(
-                "pledged to {id} with threshold {threshold}: entry {} in the log, receipt \
-                 verified against checkpoint {} and stored in the wallet",
+                "pledged to {id} ({what}): entry {} in the log, receipt verified against \
+                 checkpoint {} and stored in the wallet",
                 s.index,
                 s.checkpoint_size
             );
@@ -851,18 +1118,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 out!("nothing pending");
             }
         }
-        Command::Amend {
-            campaign,
-            threshold,
-        } => {
+        Command::Amend { campaign, terms } => {
             let id = campaign_id(&client, campaign).await?;
             let mut w = open_wallet(&cli, false)?;
             let log = pinned(&cli, &client, &mut w).await?;
-            let s = flows::change(&client, &mut w, &log, &id, Some(*threshold)).await?;
+            let current = w
+                .data
+                .pledge_for(&id)
+                .filter(|p| !p.withdrawn)
+                .ok_or_else(|| anyhow!("no live pledge of yours on {id}"))?
+                .terms()
+                .ok_or_else(|| anyhow!("the wallet's record of your pledge on {id} is damaged"))?;
+            let info = campaign_from_list(&client, &id).await?;
+            let (new, funding) = amended_terms(&info, current, terms)?;
+            let s = flows::change(&client, &mut w, &log, &id, Some(new)).await?;
             out!(
-                "amended: threshold now {threshold}; entry {}, receipt verified",
+                "amended: now {}; entry {}, receipt verified",
+                flows::describe_terms(&new, funding.as_ref()),
                 s.index
             );
+        }
+        Command::Funding {
+            command: FundingCommand::Dues { campaign },
+        } => {
+            let id = campaign_id(&client, campaign).await?;
+            // Anyone can recompute it: a wallet's pinned key when there is
+            // one, else the key served now (as `pledge audit` without --state).
+            let mut w = if wallet_path(&cli)?.exists() {
+                open_wallet(&cli, false)?
+            } else {
+                eprintln!(
+                    "note: no wallet: trusting the log key the server serves now (compare it with \
+                     the operator's)"
+                );
+                Wallet::in_memory()
+            };
+            let log = pinned(&cli, &client, &mut w).await?;
+            let a = flows::allocation(&client, &mut w, &log, &id).await?;
+            print_allocation(&a);
         }
         Command::Withdraw { campaign } => {
             let id = campaign_id(&client, campaign).await?;
@@ -897,6 +1190,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 let standing = if s.withdrawn {
                     format!("withdrawn (threshold was {}): not counted", s.threshold)
+                } else if let Some(text) = funding_standing(&s) {
+                    text
                 } else if s.activated {
                     format!(
                         "ACTIVATED: your threshold {} is at most A = {}",
@@ -1051,10 +1346,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo {
             pledgers,
             admin_token,
+            funding,
         } => {
             let opts = DemoOptions {
                 pledgers: *pledgers,
                 admin_token: admin_token.clone(),
+                funding: *funding,
                 ..DemoOptions::default()
             };
             let mut say = |s: String| out!("{s}");
@@ -1079,7 +1376,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     ""
                 }
             );
-            out!("histogram: {}", r.histogram_summary());
+            match &r.funding {
+                Some((f, j)) => {
+                    let [act, sup, fund] = r.kinds;
+                    out!(
+                        "kinds pledged: {act} act, {sup} act if supported, {fund} fund; joint \
+                         tally: funds called {} for a cost of {} (all eligible would take {})",
+                        flows::format_amount(u64::try_from(j.funds).unwrap_or(u64::MAX), f),
+                        flows::format_amount(u64::try_from(j.cost).unwrap_or(u64::MAX), f),
+                        flows::format_amount(u64::try_from(j.demand).unwrap_or(u64::MAX), f),
+                    );
+                    for l in &j.levels {
+                        out!(
+                            "  support {}: {} eligible, {} funded",
+                            flows::format_amount(l.support, f),
+                            l.eligible,
+                            l.funded
+                        );
+                    }
+                }
+                None => out!("histogram: {}", r.histogram_summary()),
+            }
             out!(
                 "checked: the tally equals the log rebuilt from entry bundles (root matches the \
                  signed checkpoint) and the demo's own view"
@@ -1169,7 +1486,30 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
                 attester,
                 publish_min,
                 publish_max_delay_ms,
+                currency,
+                minor_digits,
+                support_levels,
+                surplus_to_fund,
             } = c;
+            let funding = match currency {
+                None => None,
+                Some(cur) => {
+                    let levels = match support_levels.as_deref() {
+                        None | Some("") => Vec::new(),
+                        Some(list) => list
+                            .split(',')
+                            .map(|a| flows::parse_amount(a.trim(), *minor_digits))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|e| usage(format!("--support-levels: {e}")))?,
+                    };
+                    Some(pledge_protocol::api::FundingSpec {
+                        currency: cur.clone(),
+                        minor_digits: *minor_digits,
+                        support_levels: levels,
+                        surplus_to_fund: *surplus_to_fund,
+                    })
+                }
+            };
             let publication = publish_min.map(|min_pledges| PublicationSpec {
                 min_pledges,
                 max_delay_ms: publish_max_delay_ms.unwrap_or(10_000),
@@ -1196,7 +1536,7 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
                         threshold_max: *threshold_max,
                         attester,
                         publication,
-                        funding: None,
+                        funding,
                     },
                 )
                 .await?;
