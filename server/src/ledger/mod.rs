@@ -1291,6 +1291,56 @@ mod tests {
         assert_eq!(ledger.published().size(), 1);
     }
 
+    /// SPEC R-API-26: a campaign's feed history is committed with the batch
+    /// that opens it, dated by the batch's hour, not by a failed batch, and
+    /// read back (not recomputed from the clock) when the ledger reopens.
+    #[test]
+    fn feed_histories_are_committed_with_their_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky::open(dir.path()));
+        let (ledger, core) = Ledger::open(store.clone(), signer()).unwrap();
+        let mut core = Some(core);
+        let key = IssuerSecretKey::generate().unwrap();
+        let (a, b) = (opened(&key, 1), opened(&key, 2));
+        // 2000-01-01T05:43:21Z: long before the clock of this test.
+        let then = 946_705_401;
+        store.fail.store(true, Ordering::SeqCst);
+        let (next, results) = ledger.integrate(
+            core.take().unwrap(),
+            vec![(Proposal::opening(b.clone()).unwrap(), Vec::new())],
+            then,
+        );
+        core = next;
+        assert!(matches!(results[0], Err(SubmitError::Storage)));
+        assert!(ledger.feed_history(&b.campaign()).is_none());
+        let (next, results) = ledger.integrate(
+            core.take().unwrap(),
+            vec![(Proposal::opening(a.clone()).unwrap(), Vec::new())],
+            then,
+        );
+        assert!(next.is_some() && results[0].is_ok(), "{results:?}");
+        let want = crate::feed::FeedHistory::opened(then);
+        assert_eq!(want.opened, 262_973, "hours since 1970");
+        let stored = store
+            .meta(&crate::feed::history_meta(&a.campaign()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<crate::feed::FeedHistory>(&stored).unwrap(),
+            want
+        );
+        assert_eq!(*ledger.feed_history(&a.campaign()).unwrap(), want);
+        assert_eq!(
+            store
+                .meta(&crate::feed::history_meta(&b.campaign()))
+                .unwrap(),
+            None
+        );
+        drop(ledger);
+        let (ledger, _) = Ledger::open(store, signer()).unwrap();
+        assert_eq!(*ledger.feed_history(&a.campaign()).unwrap(), want);
+    }
+
     /// Issue 12, item 1: readers never wait for a disk write. With a commit
     /// stuck inside the store, the published view (checkpoint, campaigns,
     /// tallies) and a precheck answer at once, from the last durable state.
