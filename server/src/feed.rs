@@ -58,7 +58,7 @@ pub fn is_step(a: u64) -> bool {
         return false;
     }
     let mut m = a;
-    while m % 10 == 0 {
+    while m.is_multiple_of(10) {
         m /= 10;
     }
     matches!(m, 1 | 2 | 5)
