@@ -91,6 +91,8 @@ fn check_feed_headers(a: &Answer) -> String {
     );
     assert_eq!(a.headers["cache-control"], "public, max-age=300");
     assert!(a.headers.get("set-cookie").is_none());
+    assert_eq!(a.headers["content-security-policy"], "default-src 'none'");
+    assert_eq!(a.headers["x-content-type-options"], "nosniff");
     let etag = a.headers["etag"].to_str().unwrap().to_owned();
     assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
     etag
