@@ -232,8 +232,10 @@ async fn feeds_follow_a_campaign_from_opening_to_close_and_survive_a_restart() {
     let (_, list) = parse(&fetch(&srv, "/v1/feed.atom", None).await.body);
     assert_eq!(list[0].0, format!("urn:pledge:campaign:{hex}:closed"));
 
-    // A restart on the same data folder serves the same bytes: the dates
-    // are stored, not taken from the clock again.
+    // A restart on the same data folder serves the same bytes (and the same
+    // ETag). That the dates are read back rather than rebuilt is checked by
+    // the ledger's `feed_histories_are_committed_with_their_batch`, with a
+    // clock this test cannot set.
     srv.shutdown_within(Duration::from_secs(10)).await;
     let srv = Server::start_in(dir.path(), |_| {}).await;
     let a = fetch(&srv, &path, Some(&etag2)).await;
