@@ -11,6 +11,7 @@
 //! - [`issuer`]: campaign issuer keys, attesters, blind signing.
 //! - [`http`]: routes and handlers (decode → ledger/issuer → encode);
 //!   `http/error.rs` alone chooses status codes.
+//! - [`feed`]: the Atom feeds of the campaigns (builder and coarse history).
 //! - [`metrics`]: aggregate counters for `GET /metrics`.
 //! - [`serve`]: the accept loop: connection caps, header-read and idle
 //!   timeouts, the shutdown deadline.
@@ -22,6 +23,7 @@
 
 pub mod campaigns;
 pub mod config;
+pub mod feed;
 pub mod http;
 pub mod issuer;
 pub mod keys;

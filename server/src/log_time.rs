@@ -41,7 +41,7 @@ pub fn minute_stamp(secs: u64) -> String {
 
 /// Days since 1970-01-01 as a proleptic Gregorian date (Howard Hinnant's
 /// `civil_from_days`, for non-negative days).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;

@@ -65,6 +65,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/campaigns", get(list_campaigns).post(create_campaign))
         .route("/v1/campaigns/{id}", get(get_campaign))
         .route("/v1/campaigns/{id}/tally", get(get_tally))
+        // SPEC R-API-24: Atom feeds of the list and of each campaign.
+        .route("/v1/feed.atom", get(list_feed))
+        .route("/v1/campaigns/{id}/feed.atom", get(campaign_feed))
         // SPEC R-API-19: a token answer closes its connection, so that no
         // later request (a pledge) can arrive on the same one.
         .route(
@@ -454,6 +457,123 @@ async fn get_tally(
     };
     drop(view);
     Ok(text(t.note.to_string(), "no-cache"))
+}
+
+// ---------------------------------------------------------------------------
+// Feeds (SPEC R-API-24 … R-API-27)
+// ---------------------------------------------------------------------------
+
+/// The feed view of a published campaign: `None` without a feed history
+/// (never the case once the campaign is published: the history is committed
+/// with the CampaignOpened entry, or rebuilt at start-up).
+fn feed_campaign<'a>(
+    id: CampaignId,
+    c: &'a crate::ledger::CampaignView,
+    history: &'a crate::feed::FeedHistory,
+) -> crate::feed::FeedCampaign<'a> {
+    let d = &c.definition;
+    let closed = match (c.closed_at, c.tally.as_deref()) {
+        // After the close the statement is the final tally (R-TALLY-12).
+        (Some(_), Some(t)) => Some(crate::feed::Outcome {
+            active: t.active,
+            live: t.live,
+        }),
+        _ => None,
+    };
+    crate::feed::FeedCampaign {
+        id,
+        title: d.title(),
+        text: d.text(),
+        action: d.action(),
+        goal: d.goal(),
+        deadline: d.deadline(),
+        history,
+        closed,
+    }
+}
+
+/// A feed answer (SPEC R-API-25): the Atom content type, a public cache
+/// lifetime, a strong ETag of the body and 304 on a matching
+/// `If-None-Match`. No cookie; nothing about the request is looked at or
+/// kept beyond that header.
+fn atom(headers: &HeaderMap, body: String) -> Response {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(body.as_bytes());
+    let tag = format!("\"{}\"", hex::encode(d.get(..16).unwrap_or(&d[..])));
+    let not_modified = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim())
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag);
+    let mut resp = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        body.into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::feed::ATOM),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(crate::feed::FEED_CACHE),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // A browser that opens a feed runs and loads nothing from it.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// `GET /v1/campaigns/<id>/feed.atom` (SPEC R-API-24).
+async fn campaign_feed(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = campaign_id(&id)?;
+    let view = state.inner.ledger.published();
+    let c = view.campaign(&id).ok_or_else(ApiError::unknown_campaign)?;
+    let history = state
+        .inner
+        .ledger
+        .feed_history(&id)
+        .ok_or_else(ApiError::internal)?;
+    let origin = state.inner.ledger.verifier().name().as_str().to_owned();
+    let body = crate::feed::campaign_feed(&origin, &feed_campaign(id, c, &history));
+    drop(view);
+    Ok(atom(&headers, body))
+}
+
+/// `GET /v1/feed.atom` (SPEC R-API-24): the list's openings and closes.
+async fn list_feed(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let view = state.inner.ledger.published();
+    let histories: Vec<_> = view
+        .campaigns()
+        .filter_map(|(id, c)| Some((*id, c, state.inner.ledger.feed_history(id)?)))
+        .collect();
+    let campaigns: Vec<_> = histories
+        .iter()
+        .map(|(id, c, h)| feed_campaign(*id, c, h))
+        .collect();
+    let origin = state.inner.ledger.verifier().name().as_str().to_owned();
+    let body = crate::feed::list_feed(&origin, &campaigns);
+    atom(&headers, body)
 }
 
 async fn create_campaign(

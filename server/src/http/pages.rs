@@ -7,6 +7,7 @@
 use std::sync::OnceLock;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -89,13 +90,23 @@ fn bundle_etags() -> &'static (String, String) {
 
 /// `/app/pledge_web.js`: the wasm-bindgen glue of the browser client.
 async fn bundle_js(headers: HeaderMap) -> Response {
-    serve(&headers, JS, PLEDGE_WEB_JS, &bundle_etags().0)
+    serve(
+        &headers,
+        JS,
+        Bytes::from_static(PLEDGE_WEB_JS),
+        &bundle_etags().0,
+    )
 }
 
 /// `/app/pledge_web_bg.wasm`: the browser client (the same Rust code as the
 /// `pledge` CLI), compiled to WebAssembly.
 async fn bundle_wasm(headers: HeaderMap) -> Response {
-    serve(&headers, WASM, PLEDGE_WEB_WASM, &bundle_etags().1)
+    serve(
+        &headers,
+        WASM,
+        Bytes::from_static(PLEDGE_WEB_WASM),
+        &bundle_etags().1,
+    )
 }
 
 /// A strong validator for embedded bytes: they change only with the binary.
@@ -110,7 +121,6 @@ fn etags() -> &'static Vec<String> {
     TAGS.get_or_init(|| {
         let mut v: Vec<String> = ASSETS.iter().map(|a| etag(a.bytes)).collect();
         v.push(etag(INDEX_HTML));
-        v.push(etag(CAMPAIGN_HTML));
         v
     })
 }
@@ -118,12 +128,7 @@ fn etags() -> &'static Vec<String> {
 /// Answers `bytes` with the security headers, the content type, `no-cache`
 /// (the browser revalidates with the ETag, so a new binary's pages are seen
 /// at once) and 304 when the browser already holds them.
-fn serve(
-    headers: &HeaderMap,
-    content_type: &'static str,
-    bytes: &'static [u8],
-    tag: &str,
-) -> Response {
+fn serve(headers: &HeaderMap, content_type: &'static str, bytes: Bytes, tag: &str) -> Response {
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -187,7 +192,7 @@ const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
 async fn index(headers: HeaderMap) -> Response {
     let tag = etags().get(ASSETS.len()).map_or("", String::as_str);
-    serve(&headers, HTML, INDEX_HTML, tag)
+    serve(&headers, HTML, Bytes::from_static(INDEX_HTML), tag)
 }
 
 /// `/c/<id>`: the same page for every campaign id of the right form; the
@@ -200,13 +205,32 @@ async fn campaign(headers: HeaderMap, Path(id): Path<String>) -> Response {
     if !ok {
         return not_found("no such campaign page: campaign ids are 64 lower-case hex digits");
     }
-    let tag = etags().get(ASSETS.len() + 1).map_or("", String::as_str);
-    serve(&headers, HTML, CAMPAIGN_HTML, tag)
+    let page = campaign_page(&id);
+    let tag = etag(page.as_bytes());
+    serve(&headers, HTML, Bytes::from(page), &tag)
 }
+
+/// The campaign page with its own feed announced (SPEC R-API-24), so that a
+/// feed reader given the page's address finds the campaign's feed. `id` is
+/// 64 lower-case hex digits, checked by the caller.
+fn campaign_page(id: &str) -> String {
+    let html = String::from_utf8_lossy(CAMPAIGN_HTML);
+    html.replacen(
+        CAMPAIGN_FEED_MARK,
+        &format!(
+            "<link rel=\"alternate\" type=\"application/atom+xml\" \
+             title=\"This campaign (Atom feed)\" href=\"/v1/campaigns/{id}/feed.atom\">"
+        ),
+        1,
+    )
+}
+
+/// Where [`campaign_page`] puts the campaign's feed link.
+const CAMPAIGN_FEED_MARK: &str = "<!--campaign-feed-->";
 
 async fn static_file(headers: HeaderMap, Path(file): Path<String>) -> Response {
     match ASSETS.iter().zip(etags()).find(|(a, _)| a.name == file) {
-        Some((a, tag)) => serve(&headers, a.content_type, a.bytes, tag),
+        Some((a, tag)) => serve(&headers, a.content_type, Bytes::from_static(a.bytes), tag),
         None => not_found("no such file"),
     }
 }
@@ -348,6 +372,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// SPEC R-API-24: both pages announce the list's feed, a campaign page
+    /// its own, and the campaign page's ETag differs per campaign.
+    #[tokio::test]
+    async fn pages_announce_their_feeds() {
+        use tower::ServiceExt as _;
+        let app: Router = router();
+        let list = "<link rel=\"alternate\" type=\"application/atom+xml\" \
+                    title=\"Campaigns (Atom feed)\" href=\"/v1/feed.atom\">";
+        let mut tags = Vec::new();
+        for id in ["ab".repeat(32), "cd".repeat(32)] {
+            let req = axum::http::Request::get(format!("/c/{id}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let resp = app.clone().oneshot(req).await.unwrap();
+            tags.push(resp.headers().get(header::ETAG).unwrap().clone());
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let html = std::str::from_utf8(&body).unwrap();
+            assert!(html.contains(list), "{html}");
+            let own = format!(
+                "type=\"application/atom+xml\" title=\"This campaign (Atom feed)\" \
+                 href=\"/v1/campaigns/{id}/feed.atom\">"
+            );
+            assert!(html.contains(&own), "{html}");
+            assert!(!html.contains(CAMPAIGN_FEED_MARK));
+        }
+        assert_ne!(tags[0], tags[1]);
+        let index = std::str::from_utf8(INDEX_HTML).unwrap();
+        assert!(index.contains(list));
+        assert!(!index.contains(CAMPAIGN_FEED_MARK) && !index.contains("This campaign"));
     }
 
     #[tokio::test]

@@ -40,6 +40,7 @@ use pledge_protocol::receipt::Receipt;
 use pledge_protocol::replay::{Leaf, ReplayState, Replayer, Verification};
 use tokio::sync::{broadcast, watch};
 
+use crate::feed::{FeedHistory, history_meta};
 use crate::store::{Batch, BatchEntry, LogStore, StoreError, StoredHash};
 
 /// Entries read per store call while replaying the log at start-up.
@@ -218,6 +219,66 @@ pub struct Ledger {
     publication: RwLock<HashMap<CampaignId, Publication>>,
     /// Prechecks running on the blocking pool: at most four per core.
     checks: Arc<tokio::sync::Semaphore>,
+    /// Each campaign's feed history (SPEC R-API-26), as committed. Updated
+    /// only after the batch that changed it is durable; never held across a
+    /// disk write.
+    feeds: RwLock<HashMap<CampaignId, FeedRecord>>,
+}
+
+/// A campaign's feed history and whether the store holds it (a campaign
+/// from before feed histories were kept gets one at start-up, written with
+/// the next batch that touches the campaign).
+#[derive(Debug, Clone)]
+struct FeedRecord {
+    history: Arc<FeedHistory>,
+    stored: bool,
+}
+
+/// The active count `A` of a campaign's rules state: the joint one for a
+/// funding campaign (R-FUND-1), else R-TALLY-2's. `None` only on sums that
+/// cannot occur.
+fn campaign_active(c: &pledge_protocol::ledger::CampaignState) -> Option<u64> {
+    match &c.funding {
+        Some(f) => f.joint().ok().map(|j| j.active),
+        None => Some(c.tally.active()),
+    }
+}
+
+/// The feed history of every campaign of `state`: as stored, or (for a
+/// campaign from before feed histories) reconstructed from its tally, dated
+/// by the deadline once closed, else by `now` (SPEC R-API-26).
+fn load_feeds(
+    store: &dyn LogStore,
+    state: &LedgerState,
+    now: u64,
+) -> Result<HashMap<CampaignId, FeedRecord>, StartupError> {
+    let mut feeds = HashMap::new();
+    for (id, c) in state.campaigns() {
+        let record = match store.meta(&history_meta(id))? {
+            Some(bytes) => FeedRecord {
+                history: Arc::new(serde_json::from_slice(&bytes).map_err(|e| {
+                    StartupError::Metadata(format!(
+                        "a campaign's feed history does not decode ({e})"
+                    ))
+                })?),
+                stored: true,
+            },
+            None => {
+                let at = if c.closed.is_some() {
+                    c.definition.deadline()
+                } else {
+                    now
+                };
+                let active = campaign_active(c).unwrap_or(0);
+                FeedRecord {
+                    history: Arc::new(FeedHistory::reconstructed(active, c.definition.goal(), at)),
+                    stored: false,
+                }
+            }
+        };
+        feeds.insert(*id, record);
+    }
+    Ok(feeds)
 }
 
 impl std::fmt::Debug for Ledger {
@@ -342,6 +403,7 @@ impl Ledger {
                 }
             }
         }
+        let feeds = load_feeds(store.as_ref(), &loaded.core.state, unix_now())?;
         let (published, core) = loaded.into_parts();
         let (events, _) = broadcast::channel(256);
         let ledger = Self {
@@ -356,8 +418,52 @@ impl Ledger {
             checks: Arc::new(tokio::sync::Semaphore::new(
                 4 * std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             )),
+            feeds: RwLock::new(feeds),
         };
         Ok((ledger, core))
+    }
+
+    /// A campaign's feed history (SPEC R-API-26), as committed.
+    pub fn feed_history(&self, id: &CampaignId) -> Option<Arc<FeedHistory>> {
+        self.feeds
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .map(|r| r.history.clone())
+    }
+
+    /// The feed histories the batch that leaves `core` as it is changes:
+    /// campaigns opened in it, campaigns whose `A` reached a new step or the
+    /// goal, and campaigns whose history is not stored yet.
+    fn feed_updates(
+        &self,
+        core: &Core,
+        touched: &BTreeSet<CampaignId>,
+        now: u64,
+    ) -> Vec<(CampaignId, Arc<FeedHistory>)> {
+        let feeds = self
+            .feeds
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = Vec::new();
+        for id in touched {
+            let Some(c) = core.state.campaign(id) else {
+                continue;
+            };
+            let Some(active) = campaign_active(c) else {
+                continue;
+            };
+            let (history, stored) = match feeds.get(id) {
+                Some(r) => (r.history.clone(), r.stored),
+                None => (Arc::new(FeedHistory::opened(now)), false),
+            };
+            match history.advance(active, c.definition.goal(), now) {
+                Some(next) => out.push((*id, Arc::new(next))),
+                None if !stored => out.push((*id, history)),
+                None => {}
+            }
+        }
+        out
     }
 
     /// The store.
@@ -535,8 +641,22 @@ impl Ledger {
     /// refused until restart) if the store cannot be read back. The
     /// published view is untouched: it only ever shows durable state.
     pub fn reload(&self) -> Option<Core> {
-        match load_view(self.store.as_ref(), &self.signer, &self.verifier) {
-            Ok(Some(v)) => Some(v.core),
+        let loaded = load_view(self.store.as_ref(), &self.signer, &self.verifier).and_then(|v| {
+            v.map(|v| {
+                let feeds = load_feeds(self.store.as_ref(), &v.core.state, unix_now())?;
+                Ok((v, feeds))
+            })
+            .transpose()
+        });
+        match loaded {
+            Ok(Some((v, feeds))) => {
+                // What the store holds: a failed commit may have reached it.
+                *self
+                    .feeds
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = feeds;
+                Some(v.core)
+            }
             Ok(None) | Err(_) => {
                 tracing::error!("the store cannot be read back; refusing writes until restart");
                 self.failed
@@ -592,6 +712,15 @@ impl Ledger {
                 .collect();
             return (Some(core), results);
         }
+        // SPEC R-API-26: the feed histories this batch changes are committed
+        // with it.
+        let feed_updates = self.feed_updates(&core, &touched, now);
+        for (id, h) in &feed_updates {
+            match serde_json::to_vec(h.as_ref()) {
+                Ok(bytes) => batch.meta.push((history_meta(id), Some(bytes))),
+                Err(e) => tracing::error!("encoding a feed history failed: {e}"),
+            }
+        }
         let size = core.tree.size();
         let note = match sign_checkpoint(&self.signer, size, core.tree.root()) {
             Ok(n) => n,
@@ -607,6 +736,21 @@ impl Ledger {
             return (self.reload(), failed(results));
         }
         // Durable from here on: publish.
+        {
+            let mut feeds = self
+                .feeds
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (id, history) in feed_updates {
+                feeds.insert(
+                    id,
+                    FeedRecord {
+                        history,
+                        stored: true,
+                    },
+                );
+            }
+        }
         let note: Arc<str> = note.into();
         let new_tallies = self.publish(&core, size, &note, &touched, &milestones);
         let _ = self.events.send(LogEvent::Checkpoint {
@@ -1145,6 +1289,56 @@ mod tests {
             Err(SubmitError::Rule(RuleError::CampaignExists))
         ));
         assert_eq!(ledger.published().size(), 1);
+    }
+
+    /// SPEC R-API-26: a campaign's feed history is committed with the batch
+    /// that opens it, dated by the batch's hour, not by a failed batch, and
+    /// read back (not recomputed from the clock) when the ledger reopens.
+    #[test]
+    fn feed_histories_are_committed_with_their_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky::open(dir.path()));
+        let (ledger, core) = Ledger::open(store.clone(), signer()).unwrap();
+        let mut core = Some(core);
+        let key = IssuerSecretKey::generate().unwrap();
+        let (a, b) = (opened(&key, 1), opened(&key, 2));
+        // 2000-01-01T05:43:21Z: long before the clock of this test.
+        let then = 946_705_401;
+        store.fail.store(true, Ordering::SeqCst);
+        let (next, results) = ledger.integrate(
+            core.take().unwrap(),
+            vec![(Proposal::opening(b.clone()).unwrap(), Vec::new())],
+            then,
+        );
+        core = next;
+        assert!(matches!(results[0], Err(SubmitError::Storage)));
+        assert!(ledger.feed_history(&b.campaign()).is_none());
+        let (next, results) = ledger.integrate(
+            core.take().unwrap(),
+            vec![(Proposal::opening(a.clone()).unwrap(), Vec::new())],
+            then,
+        );
+        assert!(next.is_some() && results[0].is_ok(), "{results:?}");
+        let want = crate::feed::FeedHistory::opened(then);
+        assert_eq!(want.opened, 262_973, "hours since 1970");
+        let stored = store
+            .meta(&crate::feed::history_meta(&a.campaign()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<crate::feed::FeedHistory>(&stored).unwrap(),
+            want
+        );
+        assert_eq!(*ledger.feed_history(&a.campaign()).unwrap(), want);
+        assert_eq!(
+            store
+                .meta(&crate::feed::history_meta(&b.campaign()))
+                .unwrap(),
+            None
+        );
+        drop(ledger);
+        let (ledger, _) = Ledger::open(store, signer()).unwrap();
+        assert_eq!(*ledger.feed_history(&a.campaign()).unwrap(), want);
     }
 
     /// Issue 12, item 1: readers never wait for a disk write. With a commit
