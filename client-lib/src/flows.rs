@@ -531,9 +531,7 @@ fn email_campaigns<'a>(campaigns: &'a [CampaignInfo], address: &str) -> Vec<&'a 
         .filter(|c| {
             c.state == CampaignState::Open
                 && c.attester == Some(AttesterKind::Email)
-                && c.email_domains
-                    .as_ref()
-                    .is_none_or(|d| d.iter().any(|d| *d == domain))
+                && c.email_domains.as_ref().is_none_or(|d| d.contains(&domain))
         })
         .collect()
 }

@@ -445,3 +445,50 @@ async fn without_a_relay_there_are_no_email_campaigns() {
     }
     srv.shutdown().await;
 }
+
+/// The client library's flow (what `pledge tokens --attest email:ADDRESS`
+/// runs): a code for every open e-mail campaign taking the address's
+/// domain, then cover issuance for exactly those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_asks_a_code_for_every_email_campaign_of_its_domain() {
+    use pledge_client::client::Client;
+    use pledge_client::flows::{self, AttestKind};
+    use pledge_client::wallet::Wallet;
+    use zeroize::Zeroizing;
+
+    let smtp = Smtp::start();
+    let port = smtp.port;
+    let srv = Server::start(|c| c.email.relay = Some(relay(port))).await;
+    let (ours, _) = email_campaign(&srv, Some(&["union.example"])).await;
+    let (any, _) = email_campaign(&srv, None).await;
+    let (_theirs, _) = email_campaign(&srv, Some(&["other.example"])).await;
+    let client = Client::new(&srv.base).unwrap();
+    let mut w = Wallet::in_memory();
+    let (log, _) = flows::pin_log(&client, &mut w).await.unwrap();
+    let address = "Eve@Union.example";
+    let (sent, n) = flows::request_email_code(&client, &w, address)
+        .await
+        .unwrap();
+    assert_eq!((sent.unwrap().expires_in, n), (900, 2));
+    let code = code_of(&smtp.wait_message(0));
+    let kind = AttestKind::Email {
+        address: Zeroizing::new(address.into()),
+        code: Zeroizing::new(code.clone()),
+    };
+    assert!(!format!("{kind:?}").contains(&code) && !format!("{kind:?}").contains("Eve"));
+    let r = flows::obtain_tokens(&client, &mut w, &log, &kind)
+        .await
+        .unwrap();
+    let mut got = r.obtained.clone();
+    got.sort();
+    let mut want = vec![ours.to_hex(), any.to_hex()];
+    want.sort();
+    assert_eq!(got, want);
+    // Holding both tokens, nothing more is asked (no mail).
+    let (sent, n) = flows::request_email_code(&client, &w, address)
+        .await
+        .unwrap();
+    assert!(sent.is_none() && n == 0);
+    assert_eq!(smtp.messages().len(), 1);
+    srv.shutdown().await;
+}
