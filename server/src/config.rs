@@ -527,6 +527,47 @@ mod tests {
     }
 
     #[test]
+    fn mail_relay_settings_load_and_hide_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pledged.toml");
+        let load = |text: &str| load_file(&path, text);
+        let c = load("").unwrap();
+        assert_eq!(c.email, EmailSettings::default());
+        assert!(c.email.relay.is_none());
+        let c = load(
+            "smtp_host = \"smtp.union.example\"\nsmtp_tls = \"tls\"\n\
+             smtp_username = \"pledge\"\nsmtp_password = \"s3cret-pw\"\n\
+             mail_from = \"Pledges <pledge@union.example>\"\n\
+             email_code_ttl_s = 600\nemail_rate_per_domain_per_hour = 0\n",
+        )
+        .unwrap();
+        let r = c.email.relay.as_ref().unwrap();
+        assert_eq!(
+            (r.host.as_str(), r.port, r.tls),
+            ("smtp.union.example", None, SmtpTls::Tls)
+        );
+        assert_eq!(r.credentials.as_ref().unwrap().1.as_str(), "s3cret-pw");
+        assert_eq!(c.email.code_ttl, Duration::from_secs(600));
+        assert_eq!(c.email.per_domain_per_hour, 0);
+        assert!(!format!("{c:?}").contains("s3cret-pw"));
+        for (text, says) in [
+            ("smtp_host = \"h\"\n", "mail_from"),
+            (
+                "smtp_host = \"h\"\nmail_from = \"a@b.c\"\nsmtp_tls = \"ssl\"\n",
+                "smtp_tls",
+            ),
+            (
+                "smtp_host = \"h\"\nmail_from = \"a@b.c\"\nsmtp_username = \"u\"\n",
+                "smtp_password",
+            ),
+            ("email_code_ttl_s = 5\n", "email_code_ttl_s"),
+        ] {
+            let e = load(text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn connection_and_publication_settings_load_and_are_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pledged.toml");
