@@ -492,3 +492,34 @@ async fn the_client_asks_a_code_for_every_email_campaign_of_its_domain() {
     assert_eq!(smtp.messages().len(), 1);
     srv.shutdown().await;
 }
+
+/// A code past its lifetime is refused, and a new one works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_code_is_refused() {
+    let smtp = Smtp::start();
+    let port = smtp.port;
+    let srv = Server::start(|c| {
+        c.email.relay = Some(relay(port));
+        c.email.code_ttl = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let (c, pk) = email_campaign(&srv, None).await;
+    let (s, v) = ask(&srv, "fay@late.example", &[&c]).await;
+    assert_eq!((s, v["expires_in"].as_u64()), (202, Some(1)), "{v}");
+    let code = code_of(&smtp.wait_message(0));
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let req = TokenRequest::new(&c, &pk, attestation("fay@late.example", &code));
+    let (s, v) = srv.post("/v1/tokens", &req.body).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (403, Some("email_code_invalid")),
+        "{v}"
+    );
+    let (s, v) = ask(&srv, "fay@late.example", &[&c]).await;
+    assert_eq!(s, 202, "{v}");
+    let code = code_of(&smtp.wait_message(1));
+    let req = TokenRequest::new(&c, &pk, attestation("fay@late.example", &code));
+    let (s, v) = srv.post("/v1/tokens", &req.body).await;
+    req.finish(s, &v);
+    srv.shutdown().await;
+}
