@@ -523,3 +523,98 @@ async fn an_expired_code_is_refused() {
     req.finish(s, &v);
     srv.shutdown().await;
 }
+
+/// R-API-10 and R-STORE-4: the store holds exactly `HMAC-SHA-256(k,
+/// SHA-256("pledge email v1" ‖ 0 ‖ address) ‖ campaign_id)` for an address's
+/// token (recomputed here from `issuer.hmac`), and no longer once the
+/// campaign has closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_mark_is_the_specified_keyed_hash_and_goes_at_close() {
+    use hmac::{Hmac, KeyInit, Mac};
+    use pledge_server::store::{IssuerStore as _, Mark};
+
+    let smtp = Smtp::start();
+    let port = smtp.port;
+    let dir = tempfile::tempdir().unwrap();
+    let tweak = |c: &mut pledge_server::config::Config| c.email.relay = Some(relay(port));
+    let srv = Server::start_in(dir.path(), tweak).await;
+    let (s, v) = srv
+        .post_admin(
+            "/v1/campaigns",
+            &json!({"title": "Short", "action": "act", "deadline": unix_now() + 4,
+                    "goal": 1, "threshold_min": 1, "threshold_max": 1,
+                    "attester": {"kind": "email"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let c = CampaignId::from_hex(v["campaign_id"].as_str().unwrap()).unwrap();
+    let (_, b) = srv.get(&format!("/v1/campaigns/{}", c.to_hex())).await;
+    let info: Value = serde_json::from_slice(&b).unwrap();
+    let pk = IssuerPublicKey::from_spki(&B64.decode(info["issuer_key"].as_str().unwrap()).unwrap())
+        .unwrap();
+    let (s, v) = ask(&srv, " Gil@Close.Example", &[&c]).await;
+    assert_eq!(s, 202, "{v}");
+    let code = code_of(&smtp.wait_message(0));
+    let req = TokenRequest::new(&c, &pk, attestation("Gil@close.example", &code));
+    let (s, v) = srv.post("/v1/tokens", &req.body).await;
+    req.finish(s, &v);
+    srv.shutdown().await;
+
+    let k = hex::decode(
+        std::fs::read_to_string(dir.path().join("issuer.hmac"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let person = pledge_protocol::hash::sha256(&[b"pledge email v1\0", b"Gil@close.example"]);
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&k).unwrap();
+    mac.update(&person);
+    mac.update(c.as_bytes());
+    let mark = Mark(mac.finalize().into_bytes().into());
+    let set = format!("issued/{}", c.to_hex()).into_bytes();
+    let store = open_store(dir.path());
+    assert!(
+        store.contains_mark(&set, &mark).unwrap(),
+        "the specified mark"
+    );
+    drop(store);
+
+    // Past the deadline the campaign closes, and its marks go.
+    let srv = Server::start_in(dir.path(), tweak).await;
+    let t0 = std::time::Instant::now();
+    loop {
+        let (_, b) = srv.get(&format!("/v1/campaigns/{}", c.to_hex())).await;
+        let info: Value = serde_json::from_slice(&b).unwrap();
+        if !info["closed_index"].is_null() {
+            break;
+        }
+        assert!(
+            t0.elapsed().as_secs() < 30,
+            "the campaign did not close: {info}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    srv.shutdown().await;
+    let store = open_store(dir.path());
+    assert!(
+        !store.contains_mark(&set, &mark).unwrap(),
+        "deleted at close"
+    );
+}
+
+/// The store of a server of this process that just stopped: its lock goes
+/// when its last connection task drops (as `pledge_tests::server` waits).
+fn open_store(dir: &Path) -> pledge_server::store::RedbStore {
+    let t0 = std::time::Instant::now();
+    loop {
+        match pledge_server::store::RedbStore::open(dir) {
+            Ok(s) => return s,
+            Err(pledge_server::store::StoreError::Locked { .. })
+                if t0.elapsed() < pledge_tests::server::LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
