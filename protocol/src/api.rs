@@ -1275,6 +1275,60 @@ mod tests {
     }
 
     #[test]
+    fn email_bodies_of_spec_decode_strictly() {
+        // R-API-24: the policy, with and without domains.
+        let p: AttesterPolicy = decode_request(br#"{"kind": "email"}"#).unwrap();
+        assert_eq!(p, AttesterPolicy::Email { domains: None });
+        assert_eq!(p.kind(), AttesterKind::Email);
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"kind":"email"}"#);
+        let p: AttesterPolicy =
+            decode_request(br#"{"kind": "email", "domains": ["union.example"]}"#).unwrap();
+        assert_eq!(
+            p,
+            AttesterPolicy::Email {
+                domains: Some(vec!["union.example".into()])
+            }
+        );
+        round_trip::<AttesterPolicy>(r#"{"kind": "email", "domains": ["a.example", "b.example"]}"#);
+        assert!(decode_request::<AttesterPolicy>(br#"{"kind": "email", "x": 1}"#).is_err());
+        assert!(valid_email_domain("xn--bcher-kva.example"));
+        assert!(!valid_email_domain("Union.example") && !valid_email_domain("a..b"));
+        // R-API-25: the code request.
+        let r: EmailCodeRequest = decode_request(
+            format!(r#"{{"address": "jane@union.example", "campaigns": ["{ID}"]}}"#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.address.as_str(), "jane@union.example");
+        assert_eq!(r.campaigns.len(), 1);
+        assert!(!format!("{r:?}").contains("jane"));
+        for bad in [
+            format!(r#"{{"address": "a@b.c", "campaigns": ["{ID}"], "x": 1}}"#),
+            format!(
+                r#"{{"address": "a@b.c", "campaigns": ["{}"]}}"#,
+                ID.to_uppercase()
+            ),
+            format!(r#"{{"address": "a@b.c", "campaigns": [["{ID}"]]}}"#),
+            format!(r#"["a@b.c", ["{ID}"]]"#),
+            r#"{"address": "a@b.c"}"#.to_owned(),
+        ] {
+            assert!(
+                decode_request::<EmailCodeRequest>(bad.as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
+        // R-API-26: the attestation; its Debug shows neither field.
+        let a: Attestation = decode_request(
+            br#"{"kind": "email", "address": "jane@x.example", "code": "01234567"}"#,
+        )
+        .unwrap();
+        let dbg = format!("{a:?}");
+        assert!(!dbg.contains("jane") && !dbg.contains("01234567"), "{dbg}");
+        assert!(decode_request::<Attestation>(br#"{"kind": "email", "code": "1"}"#).is_err());
+        let sent: EmailCodeSent = round_trip(r#"{"expires_in": 900, "attempts": 5}"#);
+        assert_eq!(sent.expires_in, 900);
+    }
+
+    #[test]
     fn error_codes_round_trip_and_unknown_ones_are_kept() {
         assert_eq!(ErrorCode::KNOWN.len(), 38);
         let mut seen = std::collections::BTreeSet::new();
