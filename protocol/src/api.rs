@@ -276,7 +276,7 @@ error_codes! {
     CampaignClosed = "campaign_closed",
     /// 409: a campaign with this id already exists (R-API-2).
     CampaignExists = "campaign_exists",
-    /// 409: a token was already issued to this invite for this campaign.
+    /// 409: a token was already issued to this invite or e-mail address for this campaign.
     AlreadyIssued = "already_issued",
     /// 409: the nullifier is already spent.
     DoubleSpend = "double_spend",

@@ -91,8 +91,10 @@ pub enum IssueError {
     /// Unknown or already used invite code.
     #[error("the invite code is unknown or already used")]
     InviteInvalid,
-    /// A token was already issued for this invite and campaign.
-    #[error("request {0}: a token was already issued to this invite for this campaign")]
+    /// A token was already issued for this invite or address and campaign.
+    #[error(
+        "request {0}: a token was already issued to this invite code or e-mail address for this campaign"
+    )]
     AlreadyIssued(usize),
     /// Not an e-mail address the e-mail attester takes (R-API-24).
     #[error(
