@@ -136,6 +136,15 @@ def main():
         {"title": "t", "text": "x", "action": "a", "deadline": 4102444800, "goal": 3,
          "threshold_min": 1, "threshold_max": 10, "attester": {"kind": "open"}}).encode())
     put("server_json", "invites", b"\x03" + json.dumps({"group": "g", "count": 2}).encode())
+    put("server_json", "email_code", b"\x04" + json.dumps(
+        {"address": "jane@union.example", "campaigns": [cid]}).encode())
+    put("server_json", "tokens_email", b"\x00" + json.dumps(
+        {"attestation": {"kind": "email", "address": "jane@union.example", "code": "01234567"},
+         "requests": [{"campaign_id": cid, "blinded_msg": blinded}]}).encode())
+    put("server_json", "campaign_email", b"\x02" + json.dumps(
+        {"title": "t", "action": "a", "deadline": 4102444800, "goal": 3,
+         "threshold_min": 1, "threshold_max": 10,
+         "attester": {"kind": "email", "domains": ["union.example"]}}).encode())
 
 
 if __name__ == "__main__":

@@ -436,6 +436,23 @@ impl Client {
         })
     }
 
+    /// `POST /v1/attest/email` (SPEC R-API-29): has the server mail a
+    /// one-time code to `address` for token requests naming `campaigns`.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn email_code(
+        &self,
+        address: &str,
+        campaigns: &[CampaignId],
+    ) -> Result<api::EmailCodeSent, ClientError> {
+        let body = api::EmailCodeRequest {
+            address: zeroize::Zeroizing::new(address.to_owned()),
+            campaigns: campaigns.to_vec(),
+        };
+        self.post_json("/v1/attest/email", &body, None).await
+    }
+
     /// `POST /v1/tokens`: blind signatures, in request order, for one blinded
     /// message per campaign (all-or-nothing, SPEC R-API-9).
     ///

@@ -509,6 +509,69 @@ pub enum AttestKind {
         /// The group, if known.
         group: Option<String>,
     },
+    /// An e-mail address and the one-time code mailed to it
+    /// ([`request_email_code`]).
+    Email {
+        /// The address (secret: it names the pledger).
+        address: zeroize::Zeroizing<String>,
+        /// The code from the mail (secret until used).
+        code: zeroize::Zeroizing<String>,
+    },
+}
+
+/// The domain of an address as the server normalizes it (SPEC R-API-28):
+/// after the last `@`, lower-cased.
+fn email_domain(address: &str) -> Option<String> {
+    address
+        .trim()
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+}
+
+/// The open `email` campaigns that take `address`'s domain.
+fn email_campaigns<'a>(campaigns: &'a [CampaignInfo], address: &str) -> Vec<&'a CampaignInfo> {
+    let domain = email_domain(address).unwrap_or_default();
+    campaigns
+        .iter()
+        .filter(|c| {
+            c.state == CampaignState::Open
+                && c.attester == Some(AttesterKind::Email)
+                && c.email_domains.as_ref().is_none_or(|d| d.contains(&domain))
+        })
+        .collect()
+}
+
+/// Asks the server to mail a one-time code to `address` (SPEC R-API-29),
+/// for every open `email` campaign taking the address's domain for which
+/// the wallet holds no token yet: the campaigns [`obtain_tokens`] then asks
+/// tokens for with [`AttestKind::Email`]. Returns the server's answer and
+/// how many campaigns the code is for (0: nothing was asked, no mail sent).
+///
+/// # Errors
+/// [`FlowError::Client`] (e.g. 403 `email_domain_not_allowed`, 429
+/// `rate_limited`, 503 `mail_unavailable`).
+pub async fn request_email_code(
+    client: &Client,
+    wallet: &Wallet,
+    address: &str,
+) -> Result<(Option<pledge_protocol::api::EmailCodeSent>, usize), FlowError> {
+    let campaigns = client.campaigns().await?;
+    let ids: Vec<CampaignId> = email_campaigns(&campaigns, address)
+        .into_iter()
+        .map(|c| c.campaign_id)
+        .filter(|id| !wallet.data.tokens.iter().any(|t| t.campaign == *id))
+        .collect();
+    if ids.is_empty() {
+        return Ok((None, 0));
+    }
+    if ids.len() > MAX_TOKEN_REQUESTS {
+        return Err(FlowError::Campaign(format!(
+            "{} open campaigns: a request names at most {MAX_TOKEN_REQUESTS}",
+            ids.len()
+        )));
+    }
+    let sent = client.email_code(address, &ids).await?;
+    Ok((Some(sent), ids.len()))
 }
 
 impl std::fmt::Debug for AttestKind {
@@ -520,6 +583,7 @@ impl std::fmt::Debug for AttestKind {
                 .debug_struct("Invite")
                 .field("group", group)
                 .finish_non_exhaustive(),
+            Self::Email { .. } => f.debug_struct("Email").finish_non_exhaustive(),
         }
     }
 }
@@ -601,6 +665,7 @@ pub async fn obtain_tokens(
                 .filter(|c| c.invite_group.as_deref() == Some(g))
                 .collect()
         }
+        AttestKind::Email { address, .. } => email_campaigns(&campaigns, address),
     };
     let mut report = TokensReport::default();
     let mut wanted = Vec::new();
@@ -645,6 +710,10 @@ pub async fn obtain_tokens(
     let attestation = match attest {
         AttestKind::Open => Attestation::Open,
         AttestKind::Invite { code, .. } => Attestation::Invite { code: code.clone() },
+        AttestKind::Email { address, code } => Attestation::Email {
+            address: address.clone(),
+            code: code.clone(),
+        },
     };
     // One request per campaign (the save merged in what another process
     // saved, which may hold a request of its own for the same campaign).

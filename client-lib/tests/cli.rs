@@ -819,3 +819,111 @@ async fn funding_end_to_end() {
     let _ = tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
 }
+
+/// The e-mail attester from the command line, with a mail relay that is
+/// down (the mail itself is tested in tests/tests/email.rs against a real
+/// SMTP listener): an `email` campaign with a domain, shown as such; asking
+/// for a code fails with `mail_unavailable`, a made-up code with
+/// `email_code_invalid`, and neither leaves a wallet behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_attester_commands() {
+    use pledge_server::issuer::email::{SmtpRelay, SmtpTls};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path().join("data"));
+    config.batch_interval = Duration::from_millis(20);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    config.email.relay = Some(SmtpRelay {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        tls: SmtpTls::None,
+        credentials: None,
+        from: "pledge@server.example".into(),
+        ca_file: None,
+    });
+    let state = AppState::start(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(listener, state, async {
+        let _ = rx.await;
+    }));
+    let wallet = dir.path().join("w");
+    let with = |rest: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "--server".into(),
+            base.clone(),
+            "--wallet".into(),
+            wallet.to_str().unwrap().to_owned(),
+            "--insecure-no-passphrase".into(),
+        ];
+        v.extend(rest.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    let token_file = dir.path().join("data/admin.token");
+    let token_file = token_file.to_str().unwrap().to_owned();
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "admin",
+            "--admin-token-file",
+            token_file.as_str(),
+            "campaign",
+            "create",
+            "--title",
+            "union vote",
+            "--action",
+            "vote",
+            "--deadline",
+            "+1d",
+            "--goal",
+            "5",
+        ];
+        args.extend_from_slice(extra);
+        with(&args)
+    };
+    let o = cli(create(&[
+        "--attester",
+        "open",
+        "--email-domain",
+        "x.example",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let o = cli(create(&[
+        "--attester",
+        "email",
+        "--email-domain",
+        "Union.Example",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = cli(with(&["campaigns"])).await;
+    let t = text(&o);
+    assert!(
+        t.contains("e-mail codes to addresses at union.example"),
+        "{t}"
+    );
+    let o = cli(with(&["tokens", "--attest", "email:jane@union.example"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("mail_unavailable"), "{t}");
+    assert!(!wallet.exists(), "{t}");
+    let o = cli(with(&[
+        "tokens",
+        "--attest",
+        "email:jane@union.example",
+        "--email-code",
+        "12345678",
+    ]))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("email_code_invalid"), "{t}");
+    assert!(!wallet.exists(), "{t}");
+    let o = cli(with(&["tokens", "--attest", "open", "--email-code", "1"])).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}

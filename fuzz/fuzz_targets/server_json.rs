@@ -11,11 +11,12 @@ fuzz_target!(|data: &[u8]| {
     let Some((&k, body)) = data.split_first() else {
         return;
     };
-    let kind = match k % 4 {
+    let kind = match k % 5 {
         0 => RequestBody::Tokens,
         1 => RequestBody::Entry,
         2 => RequestBody::NewCampaign,
-        _ => RequestBody::NewInvites,
+        3 => RequestBody::NewInvites,
+        _ => RequestBody::EmailCode,
     };
     let first = decode_request_body(kind, body).map_err(|e| e.status());
     let second = decode_request_body(kind, body).map_err(|e| e.status());

@@ -184,7 +184,9 @@ pub fn decode_request<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestErr
 /// serde_json's recursion limit of 128). The one exception is a funding
 /// menu, `"support_levels": [3000, 6000]` (R-API-23): its type is a list of
 /// integers, which no struct of the API could be read from, so it is not a
-/// second encoding of anything.
+/// second encoding of anything. Likewise the lists of strings of the e-mail
+/// attester (R-API-28, R-API-29): `"domains": ["union.example"]` and
+/// `"campaigns": ["<hex>"]`, read as lists of domain names and campaign ids.
 fn arrays_hold_objects(v: &serde_json::Value) -> bool {
     match v {
         serde_json::Value::Array(items) => items
@@ -194,6 +196,9 @@ fn arrays_hold_objects(v: &serde_json::Value) -> bool {
             (k == "support_levels"
                 && v.as_array()
                     .is_some_and(|a| a.iter().all(serde_json::Value::is_u64)))
+                || ((k == "domains" || k == "campaigns")
+                    && v.as_array()
+                        .is_some_and(|a| a.iter().all(serde_json::Value::is_string)))
                 || arrays_hold_objects(v)
         }),
         _ => true,
@@ -254,6 +259,11 @@ error_codes! {
     AttesterNotAllowed = "attester_not_allowed",
     /// 403: unknown or already used invite code.
     InviteInvalid = "invite_invalid",
+    /// 403: no pending e-mail code for this address, a wrong or expired
+    /// code, or one whose attempts are used up (R-API-30).
+    EmailCodeInvalid = "email_code_invalid",
+    /// 403: the address's domain is not one the campaign takes (R-API-28).
+    EmailDomainNotAllowed = "email_domain_not_allowed",
     /// 404: no such endpoint or resource (R-API-2).
     NotFound = "not_found",
     /// 404: no such campaign.
@@ -266,7 +276,7 @@ error_codes! {
     CampaignClosed = "campaign_closed",
     /// 409: a campaign with this id already exists (R-API-2).
     CampaignExists = "campaign_exists",
-    /// 409: a token was already issued to this invite for this campaign.
+    /// 409: a token was already issued to this invite or e-mail address for this campaign.
     AlreadyIssued = "already_issued",
     /// 409: the nullifier is already spent.
     DoubleSpend = "double_spend",
@@ -297,7 +307,8 @@ error_codes! {
     /// 422: support or funding terms in a campaign without funding, or a
     /// support amount not on its menu (R-RULE-10).
     TermsNotAllowed = "terms_not_allowed",
-    /// 429: the open attester's rate limit (R-API-12).
+    /// 429: the open attester's rate limit (R-API-12), or the e-mail
+    /// attester's per-address or per-domain limit (R-API-29).
     RateLimited = "rate_limited",
     /// 500: an internal fault (R-API-2).
     Internal = "internal",
@@ -311,6 +322,9 @@ error_codes! {
     StorageUnavailable = "storage_unavailable",
     /// 503: the issuer is not ready.
     IssuerNotReady = "issuer_not_ready",
+    /// 503: the mail relay did not take the e-mail code, or none is
+    /// configured (R-API-29); nothing was recorded.
+    MailUnavailable = "mail_unavailable",
     /// 503: the campaign's tally statement could not be signed (R-API-20).
     TallyUnavailable = "tally_unavailable",
     /// 507: the ledger holds 2^32 campaigns.
@@ -418,6 +432,10 @@ pub struct Campaign {
     /// The invite group of an `invite` campaign.
     #[serde(default)]
     pub invite_group: Option<String>,
+    /// The domains an `email` campaign is restricted to (R-API-28); absent
+    /// for other campaigns and for an `email` campaign open to any domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_domains: Option<Vec<String>>,
     /// The canonical definition encoding (R-CAMP-1), base64 as served
     /// ([`Campaign::definition_bytes`] decodes it).
     #[serde(default)]
@@ -562,6 +580,8 @@ pub enum AttesterKind {
     Open,
     /// Invite codes (R-API-11).
     Invite,
+    /// One-time codes sent by e-mail (R-API-28).
+    Email,
     /// An attester this version does not know (a newer server's): its
     /// campaigns are listed, and no token is asked for them.
     #[serde(other)]
@@ -574,6 +594,7 @@ impl AttesterKind {
         match self {
             Self::Open => "open",
             Self::Invite => "invite",
+            Self::Email => "email",
             Self::Other => "other",
         }
     }
@@ -635,8 +656,9 @@ pub struct NewCampaign {
     pub funding: Option<FundingSpec>,
 }
 
-/// A campaign's attester policy: `{"kind": "open"}` or `{"kind": "invite",
-/// "group": "<group>"}`.
+/// A campaign's attester policy: `{"kind": "open"}`, `{"kind": "invite",
+/// "group": "<group>"}` or `{"kind": "email"}` with an optional `"domains":
+/// ["<domain>", …]` (R-API-28).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", from = "StrictAttesterPolicy")]
 pub enum AttesterPolicy {
@@ -648,6 +670,14 @@ pub enum AttesterPolicy {
         /// The invite group.
         group: String,
     },
+    /// One-time codes sent to an e-mail address (R-API-28), optionally only
+    /// to addresses of `domains` (lower-case domain names, matched exactly:
+    /// a subdomain is another domain).
+    Email {
+        /// The domains taken; `None`: any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        domains: Option<Vec<String>>,
+    },
 }
 
 impl AttesterPolicy {
@@ -656,8 +686,30 @@ impl AttesterPolicy {
         match self {
             Self::Open => AttesterKind::Open,
             Self::Invite { .. } => AttesterKind::Invite,
+            Self::Email { .. } => AttesterKind::Email,
         }
     }
+}
+
+/// Most domains an `email` policy may list (R-API-28).
+pub const MAX_EMAIL_DOMAINS: usize = 100;
+
+/// Whether `d` is a domain name as an `email` policy lists it (R-API-28):
+/// 1 to 253 characters of lower-case `a–z 0–9 - .`, dot-separated labels of 1
+/// to 63 characters, none starting or ending with `-` (an internationalised
+/// domain is given as its `xn--` A-label form).
+pub fn valid_email_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
 }
 
 // serde's `deny_unknown_fields` does not reach the unit variants of an
@@ -669,7 +721,13 @@ impl AttesterPolicy {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 enum StrictAttesterPolicy {
     Open {},
-    Invite { group: String },
+    Invite {
+        group: String,
+    },
+    Email {
+        #[serde(default)]
+        domains: Option<Vec<String>>,
+    },
 }
 
 impl From<StrictAttesterPolicy> for AttesterPolicy {
@@ -677,6 +735,7 @@ impl From<StrictAttesterPolicy> for AttesterPolicy {
         match p {
             StrictAttesterPolicy::Open {} => Self::Open,
             StrictAttesterPolicy::Invite { group } => Self::Invite { group },
+            StrictAttesterPolicy::Email { domains } => Self::Email { domains },
         }
     }
 }
@@ -689,6 +748,12 @@ enum StrictAttestation {
         #[serde(with = "secret_string")]
         code: Zeroizing<String>,
     },
+    Email {
+        #[serde(with = "secret_string")]
+        address: Zeroizing<String>,
+        #[serde(with = "secret_string")]
+        code: Zeroizing<String>,
+    },
 }
 
 impl From<StrictAttestation> for Attestation {
@@ -696,6 +761,7 @@ impl From<StrictAttestation> for Attestation {
         match a {
             StrictAttestation::Open {} => Self::Open,
             StrictAttestation::Invite { code } => Self::Invite { code },
+            StrictAttestation::Email { address, code } => Self::Email { address, code },
         }
     }
 }
@@ -812,8 +878,9 @@ pub struct TokenRequest {
     pub requests: Vec<BlindedRequest>,
 }
 
-/// `attestation` of a token request: `{"kind": "open"}` or `{"kind":
-/// "invite", "code": "<code>"}`.
+/// `attestation` of a token request: `{"kind": "open"}`, `{"kind":
+/// "invite", "code": "<code>"}` or `{"kind": "email", "address":
+/// "<address>", "code": "<code from the mail>"}` (R-API-30).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", from = "StrictAttestation")]
 pub enum Attestation {
@@ -825,6 +892,15 @@ pub enum Attestation {
         #[serde(with = "secret_string")]
         code: Zeroizing<String>,
     },
+    /// An e-mail address and the one-time code sent to it (R-API-30).
+    Email {
+        /// The address, as given to `POST /v1/attest/email`.
+        #[serde(with = "secret_string")]
+        address: Zeroizing<String>,
+        /// The code from the mail.
+        #[serde(with = "secret_string")]
+        code: Zeroizing<String>,
+    },
 }
 
 impl fmt::Debug for Attestation {
@@ -832,7 +908,63 @@ impl fmt::Debug for Attestation {
         match self {
             Self::Open => f.write_str("Open"),
             Self::Invite { .. } => f.debug_struct("Invite").finish_non_exhaustive(),
+            Self::Email { .. } => f.debug_struct("Email").finish_non_exhaustive(),
         }
+    }
+}
+
+/// `POST /v1/attest/email` (R-API-29): send a one-time code to `address`
+/// for token requests naming `campaigns` (each an open `email` campaign).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailCodeRequest {
+    /// The address.
+    #[serde(with = "secret_string")]
+    pub address: Zeroizing<String>,
+    /// The campaigns the code will be good for, 1 to [`MAX_TOKEN_REQUESTS`].
+    #[serde(with = "campaign_ids_hex")]
+    pub campaigns: Vec<CampaignId>,
+}
+
+impl fmt::Debug for EmailCodeRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailCodeRequest")
+            .field("campaigns", &self.campaigns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `202` answer to `POST /v1/attest/email`: the code is on its way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailCodeSent {
+    /// Seconds the code stays valid.
+    pub expires_in: u64,
+    /// Wrong codes tolerated before the code is void.
+    pub attempts: u32,
+}
+
+/// Lists of campaign ids as the API writes them (R-API-1).
+mod campaign_ids_hex {
+    use super::{CampaignId, Deserialize, Deserializer, Serializer};
+    use serde::ser::SerializeSeq as _;
+
+    pub fn serialize<S: Serializer>(ids: &[CampaignId], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(ids.len()))?;
+        for id in ids {
+            seq.serialize_element(&id.to_hex())?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<CampaignId>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| {
+                super::parse_campaign_id(s).ok_or_else(|| {
+                    serde::de::Error::custom("campaign ids are 64 lower-case hex digits")
+                })
+            })
+            .collect()
     }
 }
 
@@ -1034,7 +1166,7 @@ mod tests {
         assert_eq!(c.state, CampaignState::Closed);
         assert!(c.text.is_empty() && c.attester.is_none() && c.publication.is_none());
         let c: Campaign =
-            serde_json::from_str(&text.replace(r#""state""#, r#""attester": "email", "state""#))
+            serde_json::from_str(&text.replace(r#""state""#, r#""attester": "sms", "state""#))
                 .unwrap();
         assert_eq!(c.attester, Some(AttesterKind::Other));
         let e: ErrorBody = serde_json::from_str(r#"{"error": "busy", "x": 1}"#).unwrap();
@@ -1143,8 +1275,62 @@ mod tests {
     }
 
     #[test]
+    fn email_bodies_of_spec_decode_strictly() {
+        // R-API-28: the policy, with and without domains.
+        let p: AttesterPolicy = decode_request(br#"{"kind": "email"}"#).unwrap();
+        assert_eq!(p, AttesterPolicy::Email { domains: None });
+        assert_eq!(p.kind(), AttesterKind::Email);
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"kind":"email"}"#);
+        let p: AttesterPolicy =
+            decode_request(br#"{"kind": "email", "domains": ["union.example"]}"#).unwrap();
+        assert_eq!(
+            p,
+            AttesterPolicy::Email {
+                domains: Some(vec!["union.example".into()])
+            }
+        );
+        round_trip::<AttesterPolicy>(r#"{"kind": "email", "domains": ["a.example", "b.example"]}"#);
+        assert!(decode_request::<AttesterPolicy>(br#"{"kind": "email", "x": 1}"#).is_err());
+        assert!(valid_email_domain("xn--bcher-kva.example"));
+        assert!(!valid_email_domain("Union.example") && !valid_email_domain("a..b"));
+        // R-API-29: the code request.
+        let r: EmailCodeRequest = decode_request(
+            format!(r#"{{"address": "jane@union.example", "campaigns": ["{ID}"]}}"#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.address.as_str(), "jane@union.example");
+        assert_eq!(r.campaigns.len(), 1);
+        assert!(!format!("{r:?}").contains("jane"));
+        for bad in [
+            format!(r#"{{"address": "a@b.c", "campaigns": ["{ID}"], "x": 1}}"#),
+            format!(
+                r#"{{"address": "a@b.c", "campaigns": ["{}"]}}"#,
+                ID.to_uppercase()
+            ),
+            format!(r#"{{"address": "a@b.c", "campaigns": [["{ID}"]]}}"#),
+            format!(r#"["a@b.c", ["{ID}"]]"#),
+            r#"{"address": "a@b.c"}"#.to_owned(),
+        ] {
+            assert!(
+                decode_request::<EmailCodeRequest>(bad.as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
+        // R-API-30: the attestation; its Debug shows neither field.
+        let a: Attestation = decode_request(
+            br#"{"kind": "email", "address": "jane@x.example", "code": "01234567"}"#,
+        )
+        .unwrap();
+        let dbg = format!("{a:?}");
+        assert!(!dbg.contains("jane") && !dbg.contains("01234567"), "{dbg}");
+        assert!(decode_request::<Attestation>(br#"{"kind": "email", "code": "1"}"#).is_err());
+        let sent: EmailCodeSent = round_trip(r#"{"expires_in": 900, "attempts": 5}"#);
+        assert_eq!(sent.expires_in, 900);
+    }
+
+    #[test]
     fn error_codes_round_trip_and_unknown_ones_are_kept() {
-        assert_eq!(ErrorCode::KNOWN.len(), 35);
+        assert_eq!(ErrorCode::KNOWN.len(), 38);
         let mut seen = std::collections::BTreeSet::new();
         for code in ErrorCode::KNOWN {
             let s = code.as_str();

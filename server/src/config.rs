@@ -27,6 +27,18 @@
 //! publish_max_delay_ms = 10000
 //! publish_max_hold_ms = 40000 # an entry held longer gets 503 held_back
 //!
+//! smtp_host = "smtp.union.example" # the e-mail attester's relay (SPEC R-API-29)
+//! smtp_port = 587             # default: 587 starttls, 465 tls, 25 none
+//! smtp_tls = "starttls"       # or "tls" (SMTPS) or "none" (loopback relays only)
+//! smtp_username = "pledge"    # AUTH, if the relay wants it
+//! smtp_password = "..."       # better: PLEDGED_SMTP_PASSWORD; never logged
+//! smtp_ca_file = "/etc/pledge/relay-ca.pem" # trust only this CA for the relay
+//! mail_from = "Pledges <pledge@union.example>"
+//! email_code_ttl_s = 900      # a code's lifetime
+//! email_max_attempts = 5      # wrong codes before a code is void
+//! email_rate_per_address_per_hour = 5
+//! email_rate_per_domain_per_hour = 1000 # 0 = no limit (either)
+//!
 //! witness_quorum = 1          # cosignatures clients must require (default 1 with witnesses)
 //! [[witness]]                 # any number; PLEDGED_WITNESSES="URL|KEY;URL|KEY"
 //! url = "http://127.0.0.1:9090"
@@ -40,6 +52,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::issuer::email::{EmailSettings, SmtpRelay, SmtpTls};
 use crate::ledger::Publication;
 use crate::serve::ConnLimits;
 
@@ -91,8 +104,9 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
-/// The TOML file; every field optional.
-#[derive(Debug, Default, Deserialize)]
+/// The TOML file; every field optional. `Debug` prints nothing of it (it
+/// may hold the SMTP password).
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     data: Option<PathBuf>,
@@ -120,6 +134,23 @@ pub struct FileConfig {
     publish_max_hold_ms: Option<u64>,
     witness_quorum: Option<u64>,
     witness: Option<Vec<WitnessToml>>,
+    smtp_host: Option<String>,
+    smtp_port: Option<u16>,
+    smtp_tls: Option<String>,
+    smtp_username: Option<String>,
+    smtp_password: Option<String>,
+    smtp_ca_file: Option<PathBuf>,
+    mail_from: Option<String>,
+    email_code_ttl_s: Option<u64>,
+    email_max_attempts: Option<u32>,
+    email_rate_per_address_per_hour: Option<u32>,
+    email_rate_per_domain_per_hour: Option<u32>,
+}
+
+impl std::fmt::Debug for FileConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileConfig(..)")
+    }
 }
 
 /// One `[[witness]]` table.
@@ -174,6 +205,8 @@ pub struct Config {
     pub publication: Publication,
     /// Longest time a pledge entry is held for its publication group.
     pub publish_max_hold: Duration,
+    /// The e-mail attester: relay and limits (SPEC R-API-29).
+    pub email: EmailSettings,
 }
 
 impl Config {
@@ -202,6 +235,7 @@ impl Config {
                 max_delay_ms: 10_000,
             },
             publish_max_hold: Duration::from_secs(40),
+            email: EmailSettings::default(),
         }
     }
 
@@ -215,6 +249,8 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let mut email = EmailSettings::default();
+        load_email(&mut email, &file)?;
         let mut c = Config::new(
             cli.data
                 .clone()
@@ -348,8 +384,71 @@ impl Config {
             }
             c.witness_quorum = Some(k);
         }
+        c.email = email;
         Ok(c)
     }
+}
+
+/// The e-mail attester's settings from the environment and the file.
+fn load_email(e: &mut EmailSettings, file: &FileConfig) -> Result<(), String> {
+    if let Some(s) = env_num("PLEDGED_EMAIL_CODE_TTL_S")?.or(file.email_code_ttl_s) {
+        if !(60..=3600).contains(&s) {
+            return Err(format!(
+                "email_code_ttl_s must be between 60 and 3600, got {s}"
+            ));
+        }
+        e.code_ttl = Duration::from_secs(s);
+    }
+    if let Some(n) =
+        env_num("PLEDGED_EMAIL_MAX_ATTEMPTS")?.or(file.email_max_attempts.map(u64::from))
+    {
+        e.max_attempts = u32::try_from(n.clamp(1, 100)).unwrap_or(5);
+    }
+    if let Some(n) = env_num("PLEDGED_EMAIL_RATE_PER_ADDRESS_PER_HOUR")?
+        .or(file.email_rate_per_address_per_hour.map(u64::from))
+    {
+        e.per_address_per_hour = u32::try_from(n).unwrap_or(u32::MAX);
+    }
+    if let Some(n) = env_num("PLEDGED_EMAIL_RATE_PER_DOMAIN_PER_HOUR")?
+        .or(file.email_rate_per_domain_per_hour.map(u64::from))
+    {
+        e.per_domain_per_hour = u32::try_from(n).unwrap_or(u32::MAX);
+    }
+    let Some(host) = env("PLEDGED_SMTP_HOST").or(file.smtp_host.clone()) else {
+        return Ok(());
+    };
+    let port = match env_num("PLEDGED_SMTP_PORT")? {
+        Some(p) => Some(
+            u16::try_from(p).map_err(|_| format!("PLEDGED_SMTP_PORT must be a port, got {p}"))?,
+        ),
+        None => file.smtp_port,
+    };
+    let tls: SmtpTls = match env("PLEDGED_SMTP_TLS").or(file.smtp_tls.clone()) {
+        Some(t) => t.parse()?,
+        None => SmtpTls::default(),
+    };
+    let user = env("PLEDGED_SMTP_USERNAME").or(file.smtp_username.clone());
+    let password = env("PLEDGED_SMTP_PASSWORD").or(file.smtp_password.clone());
+    let credentials = match (user, password) {
+        (Some(u), Some(p)) => Some((u, zeroize::Zeroizing::new(p))),
+        (None, None) => None,
+        _ => return Err("smtp_username and smtp_password go together".into()),
+    };
+    let from = env("PLEDGED_MAIL_FROM")
+        .or(file.mail_from.clone())
+        .ok_or("smtp_host needs mail_from (the From: of the code mails)")?;
+    let ca_file = env("PLEDGED_SMTP_CA_FILE")
+        .map(PathBuf::from)
+        .or(file.smtp_ca_file.clone());
+    e.relay = Some(SmtpRelay {
+        host,
+        port,
+        tls,
+        credentials,
+        from,
+        ca_file,
+    });
+    Ok(())
 }
 
 /// The socket address of `HOST:PORT` (an IP address, or a name resolved by
@@ -432,6 +531,47 @@ mod tests {
             "--config",
             path.to_str().unwrap(),
         ]))
+    }
+
+    #[test]
+    fn mail_relay_settings_load_and_hide_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pledged.toml");
+        let load = |text: &str| load_file(&path, text);
+        let c = load("").unwrap();
+        assert_eq!(c.email, EmailSettings::default());
+        assert!(c.email.relay.is_none());
+        let c = load(
+            "smtp_host = \"smtp.union.example\"\nsmtp_tls = \"tls\"\n\
+             smtp_username = \"pledge\"\nsmtp_password = \"s3cret-pw\"\n\
+             mail_from = \"Pledges <pledge@union.example>\"\n\
+             email_code_ttl_s = 600\nemail_rate_per_domain_per_hour = 0\n",
+        )
+        .unwrap();
+        let r = c.email.relay.as_ref().unwrap();
+        assert_eq!(
+            (r.host.as_str(), r.port, r.tls),
+            ("smtp.union.example", None, SmtpTls::Tls)
+        );
+        assert_eq!(r.credentials.as_ref().unwrap().1.as_str(), "s3cret-pw");
+        assert_eq!(c.email.code_ttl, Duration::from_secs(600));
+        assert_eq!(c.email.per_domain_per_hour, 0);
+        assert!(!format!("{c:?}").contains("s3cret-pw"));
+        for (text, says) in [
+            ("smtp_host = \"h\"\n", "mail_from"),
+            (
+                "smtp_host = \"h\"\nmail_from = \"a@b.c\"\nsmtp_tls = \"ssl\"\n",
+                "smtp_tls",
+            ),
+            (
+                "smtp_host = \"h\"\nmail_from = \"a@b.c\"\nsmtp_username = \"u\"\n",
+                "smtp_password",
+            ),
+            ("email_code_ttl_s = 5\n", "email_code_ttl_s"),
+        ] {
+            let e = load(text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub enum StartError {
     /// The log does not replay.
     #[error(transparent)]
     Ledger(#[from] ledger::StartupError),
+    /// The e-mail attester's settings are wrong.
+    #[error("e-mail attester: {0}")]
+    Email(String),
     /// The demo campaign could not be opened.
     #[error("cannot open the demo campaign: {0}")]
     Demo(String),
@@ -131,12 +134,16 @@ impl AppState {
         }
         let (ledger, core) = Ledger::open(store.clone(), keys.log)?;
         let ledger = Arc::new(ledger);
-        let issuer = Arc::new(Issuer::load(
-            store,
-            &ledger.published(),
-            keys.hmac,
-            config.open_rate_per_minute,
-        )?);
+        let issuer = Arc::new(
+            Issuer::load(
+                store,
+                &ledger.published(),
+                keys.hmac.clone(),
+                config.open_rate_per_minute,
+            )?
+            .with_email(keys.hmac, config.email.clone())
+            .map_err(StartError::Email)?,
+        );
         let metrics = Arc::new(Metrics::default());
         let (shutdown_tx, shutdown) = watch::channel(false);
         let (sequencer, seq_task) = ledger::sequencer::spawn(

@@ -14,6 +14,8 @@
 //! - [`witness`]: a witness (`pledge witness serve`'s library) in process.
 //! - [`postgres`]: a throwaway PostgreSQL cluster, one fresh database per
 //!   test that asks.
+//! - [`smtp`]: a real SMTP listener (Python's aiosmtpd) that files every
+//!   message it accepts, for the e-mail attester.
 //! - [`pledged`]: the real `pledged` binary as a child process, optionally
 //!   under `strace --inject` or a wrapper, killed with SIGKILL or SIGTERM.
 //!
@@ -33,4 +35,5 @@ pub mod postgres;
 pub mod proxy;
 pub mod server;
 pub mod serving;
+pub mod smtp;
 pub mod witness;

@@ -519,7 +519,7 @@ mod tests {
                 assert_eq!(code.as_str(), "c0de");
                 assert_eq!(group, None);
             }
-            AttestKind::Open => panic!("invite expected"),
+            _ => panic!("invite expected"),
         }
         for (k, c) in [
             (Some("invite"), None),

@@ -246,6 +246,14 @@ impl From<IssueError> for ApiError {
                 Self::new(S::FORBIDDEN, C::AttesterNotAllowed, detail)
             }
             IssueError::InviteInvalid => Self::new(S::FORBIDDEN, C::InviteInvalid, detail),
+            IssueError::BadAddress => Self::new(S::BAD_REQUEST, C::BadRequest, detail),
+            IssueError::EmailCodeInvalid => Self::new(S::FORBIDDEN, C::EmailCodeInvalid, detail),
+            IssueError::EmailDomainNotAllowed(_) => {
+                Self::new(S::FORBIDDEN, C::EmailDomainNotAllowed, detail)
+            }
+            IssueError::MailUnavailable => {
+                Self::new(S::SERVICE_UNAVAILABLE, C::MailUnavailable, detail).retry(60)
+            }
             IssueError::AlreadyIssued(_) => Self::new(S::CONFLICT, C::AlreadyIssued, detail),
             IssueError::RateLimited { retry_after } => {
                 Self::new(S::TOO_MANY_REQUESTS, C::RateLimited, detail).retry(retry_after)
@@ -284,7 +292,9 @@ impl From<AdminError> for ApiError {
             AdminError::BadCampaign(_) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, C::BadCampaign, detail)
             }
-            AdminError::BadGroup | AdminError::BadCount => Self::bad_request(detail),
+            AdminError::BadGroup | AdminError::BadCount | AdminError::BadDomains => {
+                Self::bad_request(detail)
+            }
             AdminError::Storage => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 C::StorageUnavailable,

@@ -26,8 +26,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::Stream;
 use pledge_protocol::api::{
     self, BlindSignature, BlindSignatures, Campaign, CampaignCreated, CampaignList, CampaignState,
-    CheckpointEvent, EntryAccepted, EntrySubmission, InvitesMinted, InvitesRevoked, NewCampaign,
-    NewInvites, TallyEvent, TallySummary, TokenRequest as TokenRequestBody, WitnessPolicy,
+    CheckpointEvent, EmailCodeRequest, EmailCodeSent, EntryAccepted, EntrySubmission,
+    InvitesMinted, InvitesRevoked, NewCampaign, NewInvites, TallyEvent, TallySummary,
+    TokenRequest as TokenRequestBody, WitnessPolicy,
 };
 use pledge_protocol::campaign::{CampaignParams, RevealPolicy};
 use pledge_protocol::entry::Entry;
@@ -73,6 +74,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/tokens",
             post(tokens).layer(axum::middleware::map_response(close_connection)),
+        )
+        .route(
+            "/v1/attest/email",
+            post(attest_email).layer(axum::middleware::map_response(close_connection)),
         )
         .route("/v1/admin/invites", post(invites))
         .route("/v1/admin/invites/{group}", delete(revoke_invites))
@@ -400,8 +405,12 @@ fn campaign_json(state: &AppState, id: &CampaignId) -> Option<Campaign> {
         .to_owned(),
         state: c.phase(now).into(),
         attester: policy.as_ref().map(api::AttesterPolicy::kind),
-        invite_group: match policy {
-            Some(api::AttesterPolicy::Invite { group }) => Some(group),
+        invite_group: match &policy {
+            Some(api::AttesterPolicy::Invite { group }) => Some(group.clone()),
+            _ => None,
+        },
+        email_domains: match policy {
+            Some(api::AttesterPolicy::Email { domains }) => domains,
             _ => None,
         },
         definition: B64.encode(d.encode()),
@@ -693,6 +702,7 @@ async fn tokens(State(state): State<AppState>, req: Request) -> Result<Response,
     let attestation = match attestation {
         api::Attestation::Open => Attestation::Open { addr },
         api::Attestation::Invite { code } => Attestation::Invite { code },
+        api::Attestation::Email { address, code } => Attestation::Email { address, code },
     };
     let st = state.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -731,6 +741,36 @@ async fn tokens(State(state): State<AppState>, req: Request) -> Result<Response,
         .into_response())
 }
 
+/// `POST /v1/attest/email` (SPEC R-API-29): checks, sends a one-time code
+/// to the address, answers 202 once the relay took it. The address is only
+/// in this request's memory and, while the code is pending, nowhere (the
+/// pending code is filed under a keyed hash); nothing is logged about it.
+async fn attest_email(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (body, _) = body_of(req, MAX_TOKENS_BODY).await?;
+    let r: EmailCodeRequest = parse_json(&body)?;
+    let issuer = &state.inner.issuer;
+    let ticket = issuer
+        .prepare_email_code(&state.inner.ledger, &r.address, &r.campaigns, unix_now())
+        .inspect_err(|e| {
+            if matches!(e, crate::issuer::IssueError::RateLimited { .. }) {
+                state.inner.metrics.record_rate_limited();
+            }
+        })?;
+    drop(r);
+    issuer.email().deliver(ticket).await?;
+    let s = issuer.email().settings();
+    let sent = EmailCodeSent {
+        expires_in: s.code_ttl.as_secs(),
+        attempts: s.max_attempts.max(1),
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        sorted_json(&sent)?,
+    )
+        .into_response())
+}
+
 // ---------------------------------------------------------------------------
 // Pledges
 // ---------------------------------------------------------------------------
@@ -760,6 +800,8 @@ pub enum RequestBody {
     NewCampaign,
     /// `POST /v1/admin/invites` (admin).
     NewInvites,
+    /// `POST /v1/attest/email`.
+    EmailCode,
 }
 
 /// Decodes a request body exactly as its handler does before touching any
@@ -773,6 +815,7 @@ pub fn decode_request_body(kind: RequestBody, body: &[u8]) -> Result<(), ApiErro
         RequestBody::Entry => decode_entry(body).map(|_| ()),
         RequestBody::NewCampaign => parse_json::<NewCampaign>(body).map(|_| ()),
         RequestBody::NewInvites => parse_json::<NewInvites>(body).map(|_| ()),
+        RequestBody::EmailCode => parse_json::<EmailCodeRequest>(body).map(|_| ()),
     }
 }
 

@@ -1,8 +1,8 @@
 //! The attesters (DESIGN §2, P3; SPEC R-TOKEN-13): who may get tokens for a
 //! campaign, checked before any private operation. The issuer picks the
 //! attester by the kind of attestation shown; each campaign names the one it
-//! accepts ([`AttesterPolicy`]). The next attesters (e-mail, …) plug in here
-//! by implementing [`Attester`].
+//! accepts ([`AttesterPolicy`]). Further attesters plug in by implementing
+//! [`Attester`]; the e-mail attester is [`super::email`].
 //!
 //! - [`OpenAttester`]: anyone gets tokens; only an in-memory, per-address
 //!   request rate limit applies. **Not Sybil-resistant**: meant for demos and
@@ -136,21 +136,24 @@ impl InviteAttester {
 
     /// `HMAC-SHA-256(k, code hash ‖ campaign id)` (DESIGN P2).
     fn person_mark(&self, person: &[u8; 32], campaign: &CampaignId) -> Mark {
-        // INVARIANT: HMAC accepts keys of any length.
-        let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(self.hmac_key.as_slice()) {
-            Ok(m) => m,
-            Err(_) => {
-                return Mark(sha256(&[
-                    self.hmac_key.as_slice(),
-                    person,
-                    campaign.as_bytes(),
-                ]));
-            }
-        };
-        mac.update(person);
-        mac.update(campaign.as_bytes());
-        Mark(mac.finalize().into_bytes().into())
+        person_mark(&self.hmac_key, person, campaign)
     }
+}
+
+/// `HMAC-SHA-256(k, person ‖ campaign id)` (DESIGN P2): the durable mark of
+/// one person's token for one campaign (an invite code's hash, or an
+/// e-mail address's, [`super::email`]).
+pub(super) fn person_mark(key: &[u8; 32], person: &[u8; 32], campaign: &CampaignId) -> Mark {
+    // INVARIANT: HMAC accepts keys of any length.
+    let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => {
+            return Mark(sha256(&[key, person, campaign.as_bytes()]));
+        }
+    };
+    mac.update(person);
+    mac.update(campaign.as_bytes());
+    Mark(mac.finalize().into_bytes().into())
 }
 
 impl Attester for InviteAttester {

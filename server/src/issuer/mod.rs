@@ -17,9 +17,11 @@ use pledge_protocol::token::{BlindSignature, IssuerSecretKey, TokenError};
 use zeroize::Zeroizing;
 
 pub mod attester;
+pub mod email;
 mod group_commit;
 
 use self::attester::{Attester, InviteAttester, OpenAttester};
+use self::email::{Address, CodeTicket, EmailAttester, EmailSettings};
 use self::group_commit::GroupCommit;
 use crate::ledger::{Ledger, Phase, Published};
 use crate::store::{IssueTxn, IssuerStore, Mark, StoreError};
@@ -43,6 +45,13 @@ pub enum Attestation {
     },
     /// An invite code.
     Invite {
+        /// The code as given.
+        code: Zeroizing<String>,
+    },
+    /// An e-mail address and the code sent to it.
+    Email {
+        /// The address as given.
+        address: Zeroizing<String>,
         /// The code as given.
         code: Zeroizing<String>,
     },
@@ -82,11 +91,30 @@ pub enum IssueError {
     /// Unknown or already used invite code.
     #[error("the invite code is unknown or already used")]
     InviteInvalid,
-    /// A token was already issued for this invite and campaign.
-    #[error("request {0}: a token was already issued to this invite for this campaign")]
+    /// A token was already issued for this invite or address and campaign.
+    #[error(
+        "request {0}: a token was already issued to this invite code or e-mail address for this campaign"
+    )]
     AlreadyIssued(usize),
-    /// The open attester's rate limit.
-    #[error("too many token requests from this address; retry later")]
+    /// Not an e-mail address the e-mail attester takes (R-API-28).
+    #[error(
+        "not an e-mail address this server takes: ASCII local-part@domain.name, at most 254 characters"
+    )]
+    BadAddress,
+    /// No valid pending code for this address and these campaigns.
+    #[error(
+        "no valid e-mail code for this address and these campaigns: wrong, expired, used, \
+         or asked for other campaigns; ask for a new code"
+    )]
+    EmailCodeInvalid,
+    /// The address's domain is not one the campaign takes.
+    #[error("request {0}: this campaign does not take addresses of this domain")]
+    EmailDomainNotAllowed(usize),
+    /// The mail relay did not take the code (or none is configured).
+    #[error("the e-mail code could not be sent; retry later")]
+    MailUnavailable,
+    /// The open attester's rate limit, or the e-mail attester's.
+    #[error("too many requests from this address; retry later")]
     RateLimited {
         /// Seconds until the window resets.
         retry_after: u64,
@@ -120,6 +148,12 @@ pub enum AdminError {
     /// Count out of range.
     #[error("count must be between 1 and 10000")]
     BadCount,
+    /// An `email` policy's domain list is invalid.
+    #[error(
+        "e-mail domains are 1 to 100 distinct lower-case domain names (a-z 0-9 - .; xn-- for \
+         internationalised names)"
+    )]
+    BadDomains,
     /// Key generation failed.
     #[error("issuer key generation failed")]
     KeyGeneration,
@@ -164,6 +198,7 @@ pub struct Issuer {
     closing: Mutex<HashSet<CampaignId>>,
     open: OpenAttester,
     invite: InviteAttester,
+    email: EmailAttester,
     /// Held shared by every issuance from its campaign checks to its durable
     /// commit, and exclusively by [`Issuer::begin_close`], so the counter a
     /// close reads includes every token that passed the checks.
@@ -254,6 +289,8 @@ impl Issuer {
             }
         }
         let invite_store = store.clone();
+        let email = EmailAttester::new(hmac_key.clone(), EmailSettings::default())
+            .map_err(StoreError::Backend)?;
         Ok(Self {
             store,
             keys: RwLock::new(keys),
@@ -261,10 +298,74 @@ impl Issuer {
             closing: Mutex::new(HashSet::new()),
             open: OpenAttester::new(open_per_minute),
             invite: InviteAttester::new(invite_store, hmac_key),
+            email,
             in_flight: RwLock::new(()),
             group: GroupCommit::default(),
             pending: Mutex::new(()),
         })
+    }
+
+    /// With the e-mail attester of `settings` (its relay and limits).
+    ///
+    /// # Errors
+    /// A message naming the wrong setting.
+    pub fn with_email(
+        mut self,
+        hmac_key: Zeroizing<[u8; 32]>,
+        settings: EmailSettings,
+    ) -> Result<Self, String> {
+        self.email = EmailAttester::new(hmac_key, settings)?;
+        Ok(self)
+    }
+
+    /// The e-mail attester.
+    pub fn email(&self) -> &EmailAttester {
+        &self.email
+    }
+
+    /// `POST /v1/attest/email` before the mail (SPEC R-API-29): checks the
+    /// address and the campaigns (each open, of the `email` attester, taking
+    /// the address's domain), counts the request against the limits and
+    /// draws the code; [`EmailAttester::deliver`] sends it.
+    ///
+    /// # Errors
+    /// [`IssueError`]; nothing is kept.
+    pub fn prepare_email_code(
+        &self,
+        ledger: &Ledger,
+        address: &str,
+        campaigns: &[CampaignId],
+        now: u64,
+    ) -> Result<CodeTicket, IssueError> {
+        if campaigns.is_empty() || campaigns.len() > MAX_TOKEN_REQUESTS {
+            return Err(IssueError::RequestCount);
+        }
+        let mut seen = HashSet::new();
+        for (i, c) in campaigns.iter().enumerate() {
+            if !seen.insert(*c) {
+                return Err(IssueError::DuplicateCampaign(i));
+            }
+        }
+        let address = Address::parse(address).ok_or(IssueError::BadAddress)?;
+        {
+            let view = ledger.published();
+            let policies = read(&self.policies);
+            let closing = lock(&self.closing);
+            for (i, id) in campaigns.iter().enumerate() {
+                let c = view.campaign(id).ok_or(IssueError::UnknownCampaign(i))?;
+                if c.phase(now) != Phase::Open || closing.contains(id) {
+                    return Err(IssueError::CampaignClosed(i));
+                }
+                let policy = policies.get(id).ok_or(IssueError::NotReady(i))?;
+                if !self.email.serves(policy) {
+                    return Err(IssueError::AttesterNotAllowed(i));
+                }
+                if !email::domain_allowed(policy, address.domain()) {
+                    return Err(IssueError::EmailDomainNotAllowed(i));
+                }
+            }
+        }
+        self.email.prepare(address, campaigns.to_vec())
     }
 
     /// The issuer's side of the store.
@@ -319,6 +420,18 @@ impl Issuer {
             && !valid_group(group)
         {
             return Err(AdminError::BadGroup);
+        }
+        if let AttesterPolicy::Email { domains } = &policy {
+            if !email::valid_domain_list(domains) {
+                return Err(AdminError::BadDomains);
+            }
+            if !self.email.has_relay() {
+                return Err(AdminError::BadCampaign(
+                    "e-mail attestation needs a mail relay: set smtp_host and mail_from in the \
+                     server configuration"
+                        .into(),
+                ));
+            }
         }
         getrandom::fill(&mut params.nonce).map_err(|_| AdminError::KeyGeneration)?;
         let definition = CampaignDefinition::with_funding(params, funding)
@@ -500,6 +613,7 @@ impl Issuer {
         let attester: &dyn Attester = match attestation {
             Attestation::Open { .. } => &self.open,
             Attestation::Invite { .. } => &self.invite,
+            Attestation::Email { .. } => &self.email,
         };
         // Campaign state and attester policy, per request.
         let mut signers = Vec::with_capacity(requests.len());

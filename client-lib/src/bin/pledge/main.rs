@@ -95,12 +95,18 @@ enum Command {
     Campaigns,
     /// Obtain tokens for every open campaign of an attester (cover issuance).
     Tokens {
-        /// `open`, or `invite:CODE` (`invite:-` reads the code from standard input).
+        /// `open`, `invite:CODE` (`invite:-` reads the code from standard
+        /// input), or `email:ADDRESS` (the server mails a one-time code to
+        /// ADDRESS, then the code is read from standard input).
         #[arg(long)]
         attest: String,
         /// Invite group, when open invite campaigns belong to several groups.
         #[arg(long)]
         group: Option<String>,
+        /// With `email:ADDRESS`: the code already received (no new mail is
+        /// asked for); `-` reads it from standard input.
+        #[arg(long, value_name = "CODE")]
+        email_code: Option<String>,
     },
     /// Pledge to a campaign: "I act if at least N people act, me included"
     /// (`--threshold N`); in a campaign with conditional funding also "… and
@@ -329,9 +335,14 @@ struct CreateCampaign {
     /// Largest threshold.
     #[arg(long, default_value_t = 1000)]
     threshold_max: u32,
-    /// `open`, or `invite:GROUP`.
+    /// `open`, `invite:GROUP`, or `email` (one-time codes sent by e-mail;
+    /// needs a mail relay in the server's configuration).
     #[arg(long)]
     attester: String,
+    /// With `--attester email`: take only addresses of this domain (exactly;
+    /// repeat for several). Default: any domain.
+    #[arg(long = "email-domain", value_name = "DOMAIN")]
+    email_domains: Vec<String>,
     /// Publish pledges only in groups of at least N (SPEC R-PUB-1);
     /// default: the server's (3).
     #[arg(long, value_name = "N")]
@@ -938,6 +949,10 @@ fn print_campaign(c: &CampaignInfo) {
     );
     let who = match (c.attester, c.invite_group.as_deref()) {
         (Some(AttesterKind::Invite), Some(g)) => format!("invite codes of group {g}"),
+        (Some(AttesterKind::Email), _) => match &c.email_domains {
+            Some(d) => format!("e-mail codes to addresses at {}", d.join(", ")),
+            None => "e-mail codes".into(),
+        },
         (Some(a), _) => a.to_string(),
         (None, _) => "nobody (closed)".into(),
     };
@@ -960,7 +975,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = Client::new(&cli.server)?;
     match &cli.command {
         Command::Campaigns => list_campaigns(&client).await?,
-        Command::Tokens { attest, group } => {
+        Command::Tokens {
+            attest,
+            group,
+            email_code,
+        } => {
+            if email_code.is_some() && !attest.starts_with("email:") {
+                return Err(usage("--email-code goes with --attest email:ADDRESS"));
+            }
             let kind = if attest == "open" {
                 AttestKind::Open
             } else if let Some(code) = attest.strip_prefix("invite:") {
@@ -979,12 +1001,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     code,
                     group: group.clone(),
                 }
+            } else if let Some(address) = attest.strip_prefix("email:") {
+                AttestKind::Email {
+                    address: Zeroizing::new(address.trim().to_owned()),
+                    code: Zeroizing::new(String::new()),
+                }
             } else {
-                return Err(usage("--attest takes `open` or `invite:CODE`"));
+                return Err(usage(
+                    "--attest takes `open`, `invite:CODE` or `email:ADDRESS`",
+                ));
             };
             let path = wallet_path(&cli)?;
             let created = !path.exists();
             let mut w = open_wallet(&cli, true)?;
+            let kind = match kind {
+                AttestKind::Email { address, .. } => {
+                    let code = match email_code.as_deref() {
+                        Some("-") | None => {
+                            if email_code.is_none() {
+                                let (sent, n) =
+                                    flows::request_email_code(&client, &w, &address).await?;
+                                let Some(sent) = sent else {
+                                    out!("no open e-mail campaign takes this address");
+                                    return Ok(());
+                                };
+                                eprintln!(
+                                    "a one-time code was mailed for {n} campaign(s); it is \
+                                     valid for {} (at most {} wrong tries)",
+                                    mmss(sent.expires_in),
+                                    sent.attempts
+                                );
+                                eprint!("code from the mail: ");
+                            }
+                            let mut line = Zeroizing::new(String::new());
+                            std::io::stdin()
+                                .read_line(&mut line)
+                                .context("reading the e-mail code from standard input")?;
+                            Zeroizing::new(line.trim().to_owned())
+                        }
+                        Some(c) => Zeroizing::new(c.trim().to_owned()),
+                    };
+                    AttestKind::Email { address, code }
+                }
+                other => other,
+            };
             let got: anyhow::Result<_> = async {
                 let log = pinned(&cli, &client, &mut w).await?;
                 Ok(flows::obtain_tokens(&client, &mut w, &log, &kind).await?)
@@ -1484,6 +1544,7 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
                 threshold_min,
                 threshold_max,
                 attester,
+                email_domains,
                 publish_min,
                 publish_max_delay_ms,
                 currency,
@@ -1520,9 +1581,21 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
                 AttesterSpec::Invite {
                     group: g.to_owned(),
                 }
+            } else if attester == "email" {
+                AttesterSpec::Email {
+                    domains: (!email_domains.is_empty()).then(|| {
+                        email_domains
+                            .iter()
+                            .map(|d| d.trim().to_ascii_lowercase())
+                            .collect()
+                    }),
+                }
             } else {
-                bail!("--attester takes `open` or `invite:GROUP`");
+                bail!("--attester takes `open`, `invite:GROUP` or `email`");
             };
+            if !email_domains.is_empty() && !matches!(attester, AttesterSpec::Email { .. }) {
+                bail!("--email-domain goes with --attester email");
+            }
             let c = client
                 .create_campaign(
                     token,
