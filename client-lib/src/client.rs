@@ -586,6 +586,31 @@ impl Client {
         Ok(answer.deleted)
     }
 
+    /// `POST /v1/admin/campaigns/<id>/close` (admin, SPEC R-API-32): closes
+    /// an open campaign now, before its deadline. Returns the index of its
+    /// CampaignClosed entry.
+    ///
+    /// # Errors
+    /// [`ClientError`]: 404 `unknown_campaign`, 409 `campaign_closed`.
+    pub async fn close_campaign(
+        &self,
+        admin_token: &str,
+        id: &CampaignId,
+    ) -> Result<u64, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Closed {
+            closed_index: u64,
+        }
+        let c: Closed = self
+            .post_json(
+                &format!("/v1/admin/campaigns/{id}/close"),
+                &serde_json::json!({}),
+                Some(admin_token),
+            )
+            .await?;
+        Ok(c.closed_index)
+    }
+
     /// `GET /v1/events`: a stream of parsed server-sent events. It ends when
     /// the server closes the connection.
     ///

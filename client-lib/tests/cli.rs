@@ -927,3 +927,109 @@ async fn email_attester_commands() {
     let _ = tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
 }
+
+/// Issue 19: an organiser closes a campaign before its deadline. Without
+/// `--yes` nothing happens (exit 2); with it the CampaignClosed entry is
+/// logged, the pledger's outcome is fixed at once, a second close is
+/// refused, no pledge or token is taken any more, and the audit passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_closes_a_campaign_before_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path().join("data"));
+    config.batch_interval = Duration::from_millis(20);
+    config.open_rate_per_minute = 0;
+    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
+    let state = AppState::start(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(listener, state, async {
+        let _ = rx.await;
+    }));
+    let token_file = dir.path().join("data/admin.token");
+    let with = |wallet: &str, rest: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "--server".into(),
+            base.clone(),
+            "--wallet".into(),
+            dir.path().join(wallet).to_str().unwrap().to_owned(),
+            "--insecure-no-passphrase".into(),
+        ];
+        v.extend(rest.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    let admin = |rest: &[&str]| {
+        let mut args = vec!["admin", "--admin-token-file", token_file.to_str().unwrap()];
+        args.extend_from_slice(rest);
+        with("admin-w", &args)
+    };
+    let o = cli(admin(&[
+        "campaign",
+        "create",
+        "--title",
+        "Walkout",
+        "--action",
+        "walk out",
+        "--deadline",
+        "+7d",
+        "--goal",
+        "1",
+        "--attester",
+        "open",
+    ]))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let id = t
+        .split_whitespace()
+        .skip_while(|w| *w != "campaign")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    for w in ["p", "q"] {
+        let o = cli(with(w, &["tokens", "--attest", "open"])).await;
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    let o = cli(with("p", &["commit", &id, "--threshold", "1", "--now"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // Without --yes: a usage error, and the campaign stays open.
+    let o = cli(admin(&["campaign", "close", &id[..8]])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("--yes"), "{t}");
+    let client = pledge_client::client::Client::new(&base).unwrap();
+    let cid = pledge_protocol::hash::CampaignId::from_hex(&id).unwrap();
+    assert!(client.campaign(&cid).await.unwrap().closed_index.is_none());
+
+    let o = cli(admin(&["campaign", "close", &id[..8], "--yes"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("CampaignClosed entry"), "{t}");
+    let c = client.campaign(&cid).await.unwrap();
+    assert!(c.closed_index.is_some(), "{c:?}");
+    assert_eq!(c.tally.unwrap().active, 1);
+
+    // The outcome is fixed now, days before the deadline.
+    let o = cli(with("p", &["status"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("IT'S ON FOR YOU"), "{t}");
+    // No second close, no more pledges.
+    let o = cli(admin(&["campaign", "close", &id, "--yes"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("campaign_closed"), "{t}");
+    let o = cli(with("q", &["commit", &id, "--threshold", "1", "--now"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("closed"), "{t}");
+
+    let o = cli(vec!["--server".into(), base.clone(), "audit".into()]).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("PASS"), "{t}");
+
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}

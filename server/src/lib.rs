@@ -306,43 +306,73 @@ async fn close_campaigns(
             .map(|(id, _)| *id)
             .collect();
         for id in due {
-            let is = issuer.clone();
-            let counted = tokio::task::spawn_blocking(move || {
-                is.begin_close(&id);
-                is.tokens_issued(&id)
-            })
-            .await;
-            let tokens_issued = match counted {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => {
+            match close_one(&issuer, &sequencer, id).await {
+                Ok(_) | Err(CloseError::AlreadyClosed) => {}
+                Err(CloseError::Submit(SubmitError::ShuttingDown)) => return,
+                Err(CloseError::Submit(e)) => {
+                    tracing::warn!("closing a campaign failed, will retry: {e}");
+                }
+                Err(CloseError::Counter(e)) => {
                     tracing::error!("cannot read a campaign's token counter: {e}");
-                    continue;
                 }
-                Err(_) => {
-                    tracing::error!("reading a campaign's token counter panicked");
-                    continue;
-                }
-            };
-            match sequencer
-                .submit(
-                    Proposal::Close {
-                        campaign: id,
-                        tokens_issued,
-                    },
-                    Vec::new(),
-                )
-                .await
-            {
-                Ok(_)
-                | Err(SubmitError::Rule(pledge_protocol::ledger::RuleError::CampaignClosed)) => {
-                    if let Err(e) = issuer.finish_close(&id) {
-                        tracing::error!("cannot delete a closed campaign's issuer state: {e}");
-                    }
-                }
-                Err(SubmitError::ShuttingDown) => return,
-                Err(e) => tracing::warn!("closing a campaign failed, will retry: {e}"),
             }
         }
+    }
+}
+
+/// Why [`close_one`] did not log a CampaignClosed entry.
+#[derive(Debug, thiserror::Error)]
+pub enum CloseError {
+    /// The campaign was already closed (its issuer state is deleted now if
+    /// an earlier attempt left it).
+    #[error("the campaign is already closed")]
+    AlreadyClosed,
+    /// The durable token counter could not be read; nothing was logged.
+    #[error("cannot read the campaign's token counter: {0}")]
+    Counter(String),
+    /// The sequencer refused or could not log the entry.
+    #[error(transparent)]
+    Submit(SubmitError),
+}
+
+/// Closes one campaign now: stops issuance for it, logs its CampaignClosed
+/// entry with the tokens issued and the final tally, then deletes its keyed
+/// hashes and issuer key (DESIGN P2). At the deadline for every campaign
+/// ([`close_campaigns`]), or earlier when the organiser asks (SPEC
+/// R-API-32). Returns the entry's index.
+///
+/// # Errors
+/// [`CloseError`].
+pub async fn close_one(
+    issuer: &Arc<Issuer>,
+    sequencer: &SequencerHandle,
+    id: CampaignId,
+) -> Result<u64, CloseError> {
+    let is = issuer.clone();
+    let tokens_issued = tokio::task::spawn_blocking(move || {
+        is.begin_close(&id);
+        is.tokens_issued(&id)
+    })
+    .await
+    .map_err(|_| CloseError::Counter("reading it panicked".into()))?
+    .map_err(|e| CloseError::Counter(e.to_string()))?;
+    let r = sequencer
+        .submit(
+            Proposal::Close {
+                campaign: id,
+                tokens_issued,
+            },
+            Vec::new(),
+        )
+        .await;
+    match r {
+        Ok(_) | Err(SubmitError::Rule(pledge_protocol::ledger::RuleError::CampaignClosed)) => {
+            if let Err(e) = issuer.finish_close(&id) {
+                tracing::error!("cannot delete a closed campaign's issuer state: {e}");
+            }
+            r.map(|a| a.index).map_err(|_| CloseError::AlreadyClosed)
+        }
+        Err(e) => Err(CloseError::Submit(e)),
     }
 }
 

@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/admin/invites", post(invites))
         .route("/v1/admin/invites/{group}", delete(revoke_invites))
+        .route("/v1/admin/campaigns/{id}/close", post(close_campaign))
         .layer(TimeoutLayer::with_status_code(
             error::TIMEOUT_STATUS,
             REQUEST_TIMEOUT,
@@ -675,6 +676,45 @@ async fn revoke_invites(
         .await
         .map_err(|_| ApiError::internal())??;
     Ok(sorted_json(&InvitesRevoked { group, deleted })?.into_response())
+}
+
+/// `POST /v1/admin/campaigns/<id>/close` (SPEC R-API-32): closes an open
+/// campaign now, as its deadline would: issuance stops, the CampaignClosed
+/// entry is logged with the final tally, the issuer state is deleted.
+async fn close_campaign(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_admin(&state, &headers)?;
+    let id = campaign_id(&id)?;
+    let phase = state
+        .inner
+        .ledger
+        .published()
+        .campaign(&id)
+        .map(|c| c.phase(unix_now()));
+    match phase {
+        None => return Err(ApiError::unknown_campaign()),
+        Some(Phase::Closed) => {
+            return Err(pledge_protocol::ledger::RuleError::CampaignClosed.into());
+        }
+        Some(_) => {}
+    }
+    let index = crate::close_one(&state.inner.issuer, &state.inner.sequencer, id)
+        .await
+        .map_err(|e| match e {
+            crate::CloseError::AlreadyClosed => {
+                pledge_protocol::ledger::RuleError::CampaignClosed.into()
+            }
+            crate::CloseError::Submit(e) => e.into(),
+            crate::CloseError::Counter(_) => ApiError::failed(),
+        })?;
+    Ok(sorted_json(&serde_json::json!({
+        "campaign_id": id.to_hex(),
+        "closed_index": index,
+    }))?
+    .into_response())
 }
 
 // ---------------------------------------------------------------------------

@@ -247,6 +247,16 @@ enum CampaignCommand {
         /// Campaign id or unique prefix.
         id: String,
     },
+    /// Close an open campaign now, before its deadline: no more tokens or
+    /// pledges; the final tally is logged and every pledger's outcome is
+    /// fixed as at a deadline. Final: a closed campaign cannot reopen.
+    Close {
+        /// Campaign id or unique prefix.
+        id: String,
+        /// Confirm (the close is final).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -1621,6 +1631,20 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
             );
         }
         AdminCommand::Campaign(CampaignCommand::List) => list_campaigns(client).await?,
+        AdminCommand::Campaign(CampaignCommand::Close { id, yes }) => {
+            let id = campaign_id(client, id).await?;
+            if !yes {
+                bail!(usage(format!(
+                    "closing {id} is final (no more tokens or pledges; the outcome is fixed \
+                     now instead of at the deadline): run again with --yes"
+                )));
+            }
+            let index = client.close_campaign(token, &id).await?;
+            out!(
+                "campaign {id} closed: CampaignClosed entry {index}; the final tally is in the \
+                 log and every pledger's outcome is fixed"
+            );
+        }
         AdminCommand::Campaign(CampaignCommand::Show { id }) => {
             let id = campaign_id(client, id).await?;
             let c = client.campaign(&id).await?;
