@@ -237,6 +237,8 @@ enum AdminCommand {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum CampaignCommand {
     /// Open a campaign (a fresh issuer key is logged with it).
     Create(CreateCampaign),
