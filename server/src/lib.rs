@@ -102,6 +102,7 @@ pub struct Shared {
     shutdown: watch::Receiver<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     demo_campaign: Option<CampaignId>,
+    demo_funding_campaign: Option<CampaignId>,
     conn_limits: serve::ConnLimits,
     event_streams: Arc<tokio::sync::Semaphore>,
     max_event_streams: usize,
@@ -173,6 +174,7 @@ impl AppState {
             shutdown.clone(),
         ));
         let mut demo_campaign = None;
+        let mut demo_funding_campaign = None;
         if config.demo && ledger.published().campaigns().next().is_none() {
             let params = issuer::demo_params(unix_now());
             let demo = campaigns::NewCampaign {
@@ -196,25 +198,31 @@ impl AppState {
                         issuer::demo_funding().map_err(|e| StartError::Demo(e.to_string()))?,
                     ),
                 };
-                campaigns::create(&issuer, &ledger, &sequencer, funding, unix_now())
+                let (id, _) = campaigns::create(&issuer, &ledger, &sequencer, funding, unix_now())
                     .await
                     .map_err(|e| StartError::Demo(e.to_string()))?;
+                demo_funding_campaign = Some(id);
             }
         } else if config.demo {
             // Only a campaign anyone can get tokens for is announced as the
-            // demo (an invite-only one was, when it came first).
+            // demo (an invite-only one was, when it came first): the oldest
+            // open one without funding, and the oldest with.
             let now = unix_now();
-            demo_campaign = ledger
-                .published()
-                .campaigns()
-                .filter(|(id, c)| {
-                    c.phase(now) == Phase::Open
-                        && c.definition.funding().is_none()
-                        && issuer.policy(id) == Some(AttesterPolicy::Open)
-                })
-                .map(|(id, c)| (c.opened_at, *id))
-                .min()
-                .map(|(_, id)| id);
+            let oldest = |funding: bool| {
+                ledger
+                    .published()
+                    .campaigns()
+                    .filter(|(id, c)| {
+                        c.phase(now) == Phase::Open
+                            && c.definition.funding().is_some() == funding
+                            && issuer.policy(id) == Some(AttesterPolicy::Open)
+                    })
+                    .map(|(id, c)| (c.opened_at, *id))
+                    .min()
+                    .map(|(_, id)| id)
+            };
+            demo_campaign = oldest(false);
+            demo_funding_campaign = oldest(true);
         }
         Ok(Self {
             inner: Arc::new(Shared {
@@ -227,6 +235,7 @@ impl AppState {
                 shutdown,
                 tasks: Mutex::new(tasks),
                 demo_campaign,
+                demo_funding_campaign,
                 conn_limits: config.conn_limits.clone(),
                 event_streams: Arc::new(tokio::sync::Semaphore::new(config.max_event_streams)),
                 max_event_streams: config.max_event_streams,
@@ -262,6 +271,12 @@ impl AppState {
     /// The demo campaign, when `--demo` was given.
     pub fn demo_campaign(&self) -> Option<CampaignId> {
         self.inner.demo_campaign
+    }
+
+    /// The conditional-funding demo campaign, when `--demo` opened one (or
+    /// an open one of the open attester exists).
+    pub fn demo_funding_campaign(&self) -> Option<CampaignId> {
+        self.inner.demo_funding_campaign
     }
 
     /// Key files created by this start (first start).

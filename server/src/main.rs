@@ -114,6 +114,12 @@ async fn serve() -> anyhow::Result<()> {
     if let Some(id) = state.demo_campaign() {
         println!("demo campaign {id} is open (open attester, anyone can get tokens)");
     }
+    if let Some(id) = state.demo_funding_campaign() {
+        println!(
+            "funding demo campaign {id} is open (conditional funding in EUR; try `pledge demo \
+             --funding`)"
+        );
+    }
     println!("listening on http://{addr}; next: curl http://{addr}/v1/campaigns");
     run(listener, state, shutdown_signal()).await?;
     println!("pledged: stopped cleanly");

@@ -1180,6 +1180,7 @@ async fn a_restart_in_demo_mode_never_names_an_invite_only_campaign_as_the_demo(
         .await
         .unwrap();
     assert_eq!(state.demo_campaign(), None);
+    assert_eq!(state.demo_funding_campaign(), None);
     let listed = state.ledger().published().campaigns().count();
     assert_eq!(listed, 1, "no demo campaign is added to a folder with one");
     state.stop().await;

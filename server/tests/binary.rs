@@ -42,6 +42,15 @@ fn demo_start_serves_campaigns_and_sigterm_exits_zero() {
     let listing = http_get(&addr, "/v1/campaigns");
     assert!(listing.starts_with("HTTP/1.1 200"), "{listing}");
     assert!(listing.contains("\"title\":\"Demo campaign\""), "{listing}");
+    // Its conditional-funding twin, announced with what to try.
+    assert!(
+        all.contains("funding demo campaign") && all.contains("pledge demo --funding"),
+        "{all}"
+    );
+    assert!(
+        listing.contains("\"title\":\"Demo strike fund\""),
+        "{listing}"
+    );
 
     p.sigterm();
     let exit = p.wait_exit(Duration::from_secs(20));
