@@ -137,6 +137,14 @@ fn plan(
 ) -> (Terms, Option<Terms>, bool) {
     let span = u64::from(c.threshold_max.saturating_sub(c.threshold_min)) + 1;
     let span = span.min(n.max(1) as u64);
+    // With funding, thresholds over the lowest third: enough people are
+    // willing that the money, not the headcount, sets A, which is what the
+    // demo is there to show.
+    let span = if menu.is_some() {
+        (span / 3).max(1)
+    } else {
+        span
+    };
     let off = (i as u64).wrapping_mul(37) % span;
     let t = c
         .threshold_min
