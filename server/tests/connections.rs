@@ -405,7 +405,8 @@ fn metrics_are_for_the_operator_only() {
         assert!(a.starts_with("HTTP/1.1 404"), "{a}");
         let m = get(metrics_addr.clone(), "/metrics", None).await;
         assert!(m.starts_with("HTTP/1.1 200"), "{m}");
-        assert!(m.contains("pledged_log_size 1"), "{m}");
+        // `--demo`: the demo campaign and its funding twin.
+        assert!(m.contains("pledged_log_size 2"), "{m}");
         let other = get(metrics_addr.clone(), "/v1/campaigns", None).await;
         assert!(other.starts_with("HTTP/1.1 404"), "{other}");
     });
