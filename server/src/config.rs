@@ -296,7 +296,9 @@ impl Config {
             c.close_check_interval = Duration::from_millis(ms.max(10));
         }
         c.demo = cli.demo || file.demo.unwrap_or(false);
-        c.demo_funding = file.demo_funding.unwrap_or(true);
+        c.demo_funding = env_bool("PLEDGED_DEMO_FUNDING")?
+            .or(file.demo_funding)
+            .unwrap_or(true);
         let l = &mut c.conn_limits;
         if let Some(ms) = env_num("PLEDGED_HEADER_READ_TIMEOUT_MS")?.or(file.header_read_timeout_ms)
         {
@@ -484,6 +486,16 @@ fn read_file(path: &Path) -> Result<FileConfig, String> {
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn env_bool(name: &str) -> Result<Option<bool>, String> {
+    env(name)
+        .map(|v| match v.as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(format!("{name} must be true or false, got {v:?}")),
+        })
+        .transpose()
 }
 
 fn env_num(name: &str) -> Result<Option<u64>, String> {
