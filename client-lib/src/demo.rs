@@ -9,12 +9,13 @@
 //! checked against the signed checkpoint, every entry through the ledger
 //! rules) and the demo's own view (the tally before plus its own pledges).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use pledge_protocol::api::FundingSpec;
 use pledge_protocol::campaign::Funding;
-use pledge_protocol::funding::{CampaignSnapshot, CampaignStatement, FundingTally, JointTally};
+use pledge_protocol::funding::{CampaignSnapshot, CampaignStatement, FundingSnapshot, JointTally};
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::merkle::Tree;
 use pledge_protocol::note::NoteVerifier;
@@ -247,7 +248,7 @@ pub async fn run(
     let after = flows::verify_statement(&client.tally_statement(&id).await?, &log, &id)?;
     check_against_log(client, &log, &id, &after).await?;
     let mine: Vec<Terms> = outcomes.iter().filter_map(|o| o.live).collect();
-    let (histogram, joint) = own_view(&campaign, funding.as_ref(), &before, &after, &mine)?;
+    let (histogram, joint) = own_view(&before, &after, &mine)?;
     let mut kinds = [0usize; 3];
     for o in &outcomes {
         kinds[o.kind] += 1;
@@ -279,8 +280,6 @@ type OwnView = (Vec<(u32, u64)>, Option<JointTally>);
 /// pledged meanwhile). Returns the histogram (plain) or the joint tally
 /// (funding).
 fn own_view(
-    c: &CampaignInfo,
-    funding: Option<&Funding>,
     before: &CampaignStatement,
     after: &CampaignStatement,
     mine: &[Terms],
@@ -295,8 +294,7 @@ fn own_view(
     };
     match (before, after) {
         (CampaignStatement::Plain(b), CampaignStatement::Plain(a)) => {
-            let mut buckets: std::collections::BTreeMap<u32, u64> =
-                b.snapshot().buckets().iter().copied().collect();
+            let mut buckets: BTreeMap<u32, u64> = b.snapshot().buckets().iter().copied().collect();
             for t in mine {
                 *buckets.entry(t.threshold_value()).or_default() += 1;
             }
@@ -310,33 +308,36 @@ fn own_view(
             Ok((expected, None))
         }
         (CampaignStatement::Funding(b), CampaignStatement::Funding(a)) => {
-            let levels = funding.map(Funding::levels).unwrap_or_default();
-            let bad = |e: pledge_protocol::tally::TallyError| FlowError::BadLog(e.to_string());
-            let mut t = FundingTally::new(c.threshold_max, levels).map_err(bad)?;
-            for &(th, y, count) in b.snapshot().actors() {
-                let terms = if y == 0 {
-                    Terms::Threshold { t: th }
-                } else {
-                    Terms::SupportedThreshold { t: th, support: y }
-                };
-                for _ in 0..count {
-                    t.add(&terms).map_err(bad)?;
-                }
-            }
-            for &(n, count, sum) in b.snapshot().funders() {
-                // A bucket's sum, spread over its count: only its total
-                // matters to the tally.
-                let count128 = u128::from(count);
-                for k in 0..count128 {
-                    let share = sum / count128 + u128::from(k < sum % count128);
-                    let amount = u64::try_from(share).map_err(|_| differs(0, 0))?;
-                    t.add(&Terms::Fund { n, amount }).map_err(bad)?;
-                }
-            }
+            // The buckets before plus mine, merged; the snapshot recomputes
+            // the joint tally from them (R-FUND-6).
+            let mut actors: BTreeMap<(u32, u64), u64> = b
+                .snapshot()
+                .actors()
+                .iter()
+                .map(|&(t, y, c)| ((t, y), c))
+                .collect();
+            let mut funders: BTreeMap<u32, (u64, u128)> = b
+                .snapshot()
+                .funders()
+                .iter()
+                .map(|&(n, c, sum)| (n, (c, sum)))
+                .collect();
             for terms in mine {
-                t.add(terms).map_err(bad)?;
+                match (terms, terms.support()) {
+                    (Terms::Fund { n, amount }, _) => {
+                        let f = funders.entry(*n).or_default();
+                        f.0 += 1;
+                        f.1 += u128::from(*amount);
+                    }
+                    (_, Some(y)) => *actors.entry((terms.threshold_value(), y)).or_default() += 1,
+                    (_, None) => {}
+                }
             }
-            let expected = t.snapshot().map_err(bad)?;
+            let expected = FundingSnapshot::new(
+                actors.into_iter().map(|((t, y), c)| (t, y, c)).collect(),
+                funders.into_iter().map(|(n, (c, s))| (n, c, s)).collect(),
+            )
+            .map_err(|e| FlowError::BadLog(e.to_string()))?;
             if expected != *a.snapshot() {
                 return Err(differs(expected.live(), expected.active()));
             }

@@ -117,10 +117,8 @@ fn delay_options(opts: &JsValue, default: DelayOptions) -> Result<DelayOptions, 
 /// The terms of a pledge from `threshold` and `opts.support` / `opts.fund`
 /// (numbers, minor units).
 fn terms_of(threshold: f64, opts: &JsValue) -> Result<pledge_protocol::pledge::Terms, ErrorInfo> {
+    // `field` answers None for an absent or null options object.
     let num = |name: &str| -> Result<Option<f64>, ErrorInfo> {
-        if opts.is_undefined() || opts.is_null() {
-            return Ok(None);
-        }
         match field(opts, name) {
             None => Ok(None),
             Some(v) => v

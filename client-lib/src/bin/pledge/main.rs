@@ -811,7 +811,8 @@ fn commit_terms(info: &CampaignInfo, a: &TermsArgs) -> anyhow::Result<(Terms, Op
             "give --threshold N (and --support AMOUNT to ask support), or --fund AMOUNT --if N"
         )),
     };
-    flows::check_terms(info, &terms)?;
+    // The campaign's own check (menu, range) runs in `sign_pledge`, before
+    // anything is signed.
     Ok((terms, funding))
 }
 
@@ -848,7 +849,7 @@ fn amended_terms(
             "nothing to change: give --threshold, --support, --no-support or --fund"
         ));
     }
-    flows::check_terms(info, &new)?;
+    // Checked against the campaign by `flows::change` before signing.
     Ok((new, funding))
 }
 
