@@ -320,6 +320,9 @@ error_codes! {
     ShuttingDown = "shutting_down",
     /// 503: the storage failed (R-API-14).
     StorageUnavailable = "storage_unavailable",
+    /// 503: this front end could not hand a write to the one that
+    /// sequences the log (R-STORE-10); nothing was recorded.
+    LeaderUnavailable = "leader_unavailable",
     /// 503: the issuer is not ready.
     IssuerNotReady = "issuer_not_ready",
     /// 503: the mail relay did not take the e-mail code, or none is

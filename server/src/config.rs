@@ -7,6 +7,7 @@
 //! listen = "127.0.0.1:8080"
 //! backend = "redb"            # or "sled", or "postgres" with database_url
 //! database_url = "host=/run/postgresql dbname=pledge" # or PLEDGED_DATABASE_URL
+//! advertise_url = "http://10.0.0.5:8080" # postgres: where other front ends reach this one
 //! origin = "localhost/pledge" # the log's name; fixed at first start
 //! batch_interval_ms = 500
 //! batch_size = 256
@@ -113,6 +114,7 @@ pub struct FileConfig {
     listen: Option<String>,
     backend: Option<String>,
     database_url: Option<String>,
+    advertise_url: Option<String>,
     origin: Option<String>,
     batch_interval_ms: Option<u64>,
     batch_size: Option<usize>,
@@ -172,6 +174,9 @@ pub struct Config {
     pub backend: Backend,
     /// Where the PostgreSQL backend connects.
     pub database_url: Option<DatabaseUrl>,
+    /// Where the other front ends of a PostgreSQL cluster reach this one
+    /// (SPEC R-STORE-11); default `http://` and the listen address.
+    pub advertise_url: Option<String>,
     /// The log's origin (checkpoint first line and key name).
     pub origin: String,
     /// Longest wait of a submission for its batch.
@@ -217,6 +222,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             backend: Backend::Redb,
             database_url: None,
+            advertise_url: None,
             origin: "localhost/pledge".into(),
             batch_interval: Duration::from_millis(500),
             batch_size: 256,
@@ -272,6 +278,29 @@ impl Config {
             return Err("backend postgres needs database_url in the config file or \
                         PLEDGED_DATABASE_URL"
                 .into());
+        }
+        c.advertise_url = env("PLEDGED_ADVERTISE_URL").or(file.advertise_url);
+        if let Some(u) = &c.advertise_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(format!(
+                "advertise_url {u:?} must be an http:// or https:// URL (no trailing path)"
+            ));
+        }
+        if let Some(u) = &mut c.advertise_url {
+            while u.ends_with('/') {
+                u.pop();
+            }
+        }
+        if c.backend == Backend::Postgres
+            && c.advertise_url.is_none()
+            && c.listen.ip().is_unspecified()
+        {
+            return Err(format!(
+                "listen {} is every address: with backend postgres, set advertise_url (or \
+                 PLEDGED_ADVERTISE_URL) to the URL the other front ends reach this one at",
+                c.listen
+            ));
         }
         c.origin = env("PLEDGED_ORIGIN").or(file.origin).unwrap_or(c.origin);
         if let Some(ms) = env_num("PLEDGED_BATCH_INTERVAL_MS")?.or(file.batch_interval_ms) {

@@ -22,6 +22,7 @@
 //! [`app`] builds the router, [`run`] serves it until shutdown.
 
 pub mod campaigns;
+pub mod cluster;
 pub mod config;
 pub mod feed;
 pub mod http;
@@ -74,6 +75,9 @@ pub enum StartError {
     /// The demo campaign could not be opened.
     #[error("cannot open the demo campaign: {0}")]
     Demo(String),
+    /// The cluster's forwarding could not be set up.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 impl StartError {
@@ -96,6 +100,9 @@ pub struct Shared {
     ledger: Arc<Ledger>,
     issuer: Arc<Issuer>,
     sequencer: SequencerHandle,
+    cluster: Arc<cluster::Cluster>,
+    /// `advertise_url` of the configuration (SPEC R-STORE-11).
+    advertise_url: Option<String>,
     admin: AdminToken,
     metrics: Arc<Metrics>,
     shutdown_tx: watch::Sender<bool>,
@@ -133,6 +140,15 @@ impl AppState {
         for path in keys::make_private(&config.data_dir)? {
             tracing::info!("made {} private (0600/0700)", path.display());
         }
+        // SPEC R-STORE-10: on PostgreSQL, several front ends may share the
+        // database; the holder of its advisory lock sequences.
+        let cluster = Arc::new(match (&config.backend, &config.database_url) {
+            (store::Backend::Postgres, Some(url)) => {
+                let election = store::Election::start(&url.0)?;
+                cluster::Cluster::elected(election, store.clone()).map_err(StartError::Cluster)?
+            }
+            _ => cluster::Cluster::single(),
+        });
         let (ledger, core) = Ledger::open(store.clone(), keys.log)?;
         let ledger = Arc::new(ledger);
         let issuer = Arc::new(
@@ -158,15 +174,22 @@ impl AppState {
             },
             metrics.clone(),
             shutdown.clone(),
+            cluster.leader(),
         );
         let close_task = tokio::spawn(close_campaigns(
             ledger.clone(),
             issuer.clone(),
             sequencer.clone(),
+            cluster.clone(),
             config.close_check_interval,
             shutdown.clone(),
         ));
-        let mut tasks = vec![seq_task, close_task];
+        let sync_task = tokio::spawn(sync_issuer(
+            ledger.clone(),
+            issuer.clone(),
+            shutdown.clone(),
+        ));
+        let mut tasks = vec![seq_task, close_task, sync_task];
         tasks.extend(witness::spawn(
             ledger.clone(),
             config.witnesses.clone(),
@@ -175,7 +198,12 @@ impl AppState {
         ));
         let mut demo_campaign = None;
         let mut demo_funding_campaign = None;
-        if config.demo && ledger.published().campaigns().next().is_none() {
+        if config.demo && !cluster.is_leader() {
+            // Another front end sequences: it opens the demo campaigns.
+            tracing::info!(
+                "demo: another front end sequences the log; it opens the demo campaigns"
+            );
+        } else if config.demo && ledger.published().campaigns().next().is_none() {
             let params = issuer::demo_params(unix_now());
             let demo = campaigns::NewCampaign {
                 params,
@@ -229,6 +257,8 @@ impl AppState {
                 ledger,
                 issuer,
                 sequencer,
+                cluster,
+                advertise_url: config.advertise_url.clone(),
                 admin: keys.admin,
                 metrics,
                 shutdown_tx,
@@ -295,6 +325,40 @@ impl AppState {
         for t in tasks {
             let _ = t.await;
         }
+        // The last batch is in: let another front end sequence.
+        self.inner.cluster.resign();
+    }
+
+    /// This front end's place in a cluster (SPEC R-STORE-10).
+    pub fn cluster(&self) -> &Arc<cluster::Cluster> {
+        &self.inner.cluster
+    }
+}
+
+/// Keeps the issuer's keys in line with the log on every new checkpoint:
+/// on a front end that does not sequence, campaigns appear and close
+/// without it (SPEC R-STORE-10).
+async fn sync_issuer(
+    ledger: Arc<Ledger>,
+    issuer: Arc<Issuer>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut events = ledger.subscribe();
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            e = events.recv() => match e {
+                Ok(ledger::LogEvent::Checkpoint { .. })
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+        }
+        let (l, is) = (ledger.clone(), issuer.clone());
+        let synced = tokio::task::spawn_blocking(move || is.sync(&l.published())).await;
+        if let Ok(Err(e)) = synced {
+            tracing::warn!("cannot load a new campaign's issuer key: {e}");
+        }
     }
 }
 
@@ -305,6 +369,7 @@ async fn close_campaigns(
     ledger: Arc<Ledger>,
     issuer: Arc<Issuer>,
     sequencer: SequencerHandle,
+    cluster: Arc<cluster::Cluster>,
     every: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -312,6 +377,10 @@ async fn close_campaigns(
         tokio::select! {
             _ = shutdown.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(every) => {}
+        }
+        // The sequencing front end closes campaigns (SPEC R-STORE-10).
+        if !cluster.is_leader() {
+            continue;
         }
         let now = unix_now();
         let due: Vec<CampaignId> = ledger
@@ -410,6 +479,12 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let app = app(state.clone());
     let limits = state.inner.conn_limits.clone();
+    // SPEC R-STORE-11: where the other front ends hand writes over.
+    let advertised = match &state.inner.advertise_url {
+        Some(u) => u.clone(),
+        None => format!("http://{}", listener.local_addr()?),
+    };
+    state.inner.cluster.advertise(advertised);
     // One shutdown signal for every listener.
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {

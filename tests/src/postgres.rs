@@ -178,6 +178,42 @@ fn pg_command(bin: &Path, program: &str, user: Option<&(String, u32, u32)>) -> C
     }
 }
 
+/// Starts the PostgreSQL server of the cluster in `root` (its log appended
+/// to `root/postgres.log`).
+fn spawn_server(bin: &Path, user: Option<&(String, u32, u32)>, root: &Path) -> std::process::Child {
+    let data = root.join("data");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("postgres.log"))
+        .unwrap();
+    if let Some((_, uid, gid)) = user {
+        std::os::unix::fs::chown(root.join("postgres.log"), Some(*uid), Some(*gid)).unwrap();
+    }
+    // Durable as in production (fsync and synchronous_commit on, the
+    // store refuses otherwise); no TCP, no logging of connections.
+    pg_command(bin, "postgres", user)
+        .arg("-D")
+        .arg(&data)
+        .arg("-k")
+        .arg(root)
+        .args([
+            "-c",
+            "listen_addresses=",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "log_connections=off",
+            "-c",
+            "shared_buffers=32MB",
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start postgres: {e}: {INSTALL}"))
+}
+
 impl Cluster {
     // The server and the watchdog outlive this function on purpose: the
     // watchdog stops the one and removes the folder after this process.
@@ -205,36 +241,12 @@ impl Cluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let log = std::fs::File::create(root.join("postgres.log")).unwrap();
-        if let Some((_, uid, gid)) = &user {
-            std::os::unix::fs::chown(root.join("postgres.log"), Some(*uid), Some(*gid)).unwrap();
-        }
-        // Durable as in production (fsync and synchronous_commit on, the
-        // store refuses otherwise); no TCP, no logging of connections.
-        let server = pg_command(&bin, "postgres", user.as_ref())
-            .arg("-D")
-            .arg(&data)
-            .arg("-k")
-            .arg(&root)
-            .args([
-                "-c",
-                "listen_addresses=",
-                "-c",
-                "max_connections=300",
-                "-c",
-                "log_connections=off",
-                "-c",
-                "shared_buffers=32MB",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start postgres: {e}: {INSTALL}"));
+        let server = spawn_server(&bin, user.as_ref(), &root);
         // The watchdog: once this test process is gone, stop the cluster and
         // remove its folder. In its own process group, so that a Ctrl-C of
         // the tests does not stop it before it cleans up.
         let script = "while kill -0 \"$1\" 2>/dev/null; do sleep 0.5; done; \
+                      p=$(head -1 \"$3/data/postmaster.pid\" 2>/dev/null); set -- \"$1\" \"${p:-$2}\" \"$3\"; \
                       kill -INT \"$2\" 2>/dev/null; \
                       for i in $(seq 100); do kill -0 \"$2\" 2>/dev/null || break; sleep 0.1; done; \
                       kill -KILL \"$2\" 2>/dev/null; rm -rf \"$3\"";
@@ -272,6 +284,40 @@ impl Cluster {
             }
         }
         cluster
+    }
+
+    /// Restarts the server as its service manager would after a failure:
+    /// fast shutdown (every connection cut, open transactions rolled back),
+    /// then a new server on the same data; returns once it accepts
+    /// connections. Every test of the process shares the cluster: a suite
+    /// that restarts it runs its tests one at a time.
+    #[allow(clippy::zombie_processes)]
+    pub fn restart(&self) {
+        let pid_file = self.root.join("data").join("postmaster.pid");
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_owned))
+            .expect("the cluster's postmaster.pid");
+        let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        assert!(sent.success(), "cannot signal postgres {pid}");
+        // The server is this process's child: once stopped it stays a
+        // zombie (`kill -0` still succeeds), but its pid file is gone.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while pid_file.exists() {
+            assert!(Instant::now() < deadline, "postgres {pid} did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Reaped by nobody: the watchdog stops it after the tests.
+        let _server = spawn_server(&self.bin, self.user.as_ref(), &self.root);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while off_runtime(|| self.admin().is_err()) {
+            assert!(
+                Instant::now() < deadline,
+                "postgres did not come back; its log: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// What the PostgreSQL server logged so far.

@@ -219,6 +219,12 @@ impl From<SubmitError> for ApiError {
                 e.to_string(),
             )
             .retry(5),
+            SubmitError::NotLeader => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                C::LeaderUnavailable,
+                e.to_string(),
+            )
+            .retry(1),
             SubmitError::Storage => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 C::StorageUnavailable,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -103,7 +103,63 @@ pub fn router(state: AppState) -> Router {
         .merge(entries)
         .merge(pages::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            leader_writes,
+        ))
         .with_state(state)
+}
+
+/// SPEC R-STORE-10: a campaign's creation, update or close needs the
+/// sequencer; a front end that does not sequence hands the request, as it
+/// came, to the one that does (entries are handed over after their checks,
+/// in [`submit_entry`]).
+async fn leader_writes(
+    State(state): State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let sequenced = req.method() == Method::POST
+        && (path == "/v1/campaigns" || path.starts_with("/v1/admin/campaigns/"));
+    if !sequenced || state.inner.cluster.is_leader() {
+        return next.run(req).await;
+    }
+    let method = req.method().clone();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let headers = req.headers().clone();
+    let body = match body_of(req, MAX_ADMIN_BODY).await {
+        Ok((b, _)) => b,
+        Err(e) => return e.into_response(),
+    };
+    forward(&state, method, &path, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Hands a write to the front end that sequences and returns its answer;
+/// `503 leader_unavailable` if it cannot be reached, or if this request was
+/// itself handed over (the sender believes this front end leads: it no
+/// longer does, and requests are never handed on twice).
+async fn forward(
+    state: &AppState,
+    method: Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if headers.contains_key(crate::cluster::FORWARDED_HEADER) {
+        return Err(SubmitError::NotLeader.into());
+    }
+    state
+        .inner
+        .cluster
+        .forward(method, path, headers, body)
+        .await
+        .map_err(|_| SubmitError::NotLeader.into())
 }
 
 async fn close_connection(mut resp: Response) -> Response {
@@ -304,8 +360,9 @@ async fn tile(
                 .await
                 .map_err(|_| ApiError::internal())?
                 .map_err(|e| {
+                    // The store is down (503, retry), not this request.
                     tracing::error!("reading a tile failed: {e}");
-                    ApiError::internal()
+                    ApiError::from(SubmitError::Storage)
                 })?;
             let mut out = Vec::with_capacity(hashes.len() * 32);
             for h in &hashes {
@@ -324,8 +381,9 @@ async fn tile(
                 .await
                 .map_err(|_| ApiError::internal())?
                 .map_err(|e| {
+                    // The store is down (503, retry), not this request.
                     tracing::error!("reading an entry bundle failed: {e}");
-                    ApiError::internal()
+                    ApiError::from(SubmitError::Storage)
                 })?;
             let data = encode_bundle(&entries).map_err(|_| ApiError::internal())?;
             (data, b.is_full())
@@ -863,6 +921,11 @@ async fn submit_entry(state: AppState, req: Request, kind: Kind) -> Result<Respo
     if state.inner.ledger.has_failed() {
         return Err(ApiError::failed());
     }
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let headers = req.headers().clone();
     // The route's own timeout also covers the publication hold (R-PUB-1);
     // reading the body gets the ordinary one, so a slow body is cut as
     // early as on any other endpoint.
@@ -893,6 +956,11 @@ async fn submit_entry(state: AppState, req: Request, kind: Kind) -> Result<Respo
         .precheck_on_pool(entry)
         .await
         .map_err(|_| ApiError::internal())??;
+    // SPEC R-STORE-10: another front end sequences; it checks the entry
+    // again (no front end takes another's word for a signature).
+    if !state.inner.cluster.is_leader() {
+        return forward(&state, Method::POST, &path, &headers, body).await;
+    }
     let accepted = state
         .inner
         .sequencer

@@ -305,6 +305,46 @@ impl Issuer {
         })
     }
 
+    /// Brings the keys in memory in line with `view` on a front end that
+    /// does not sequence (SPEC R-STORE-10): loads the key and policy of each
+    /// open campaign another front end created, forgets those of closed
+    /// campaigns. Blocking (store reads); a no-op when nothing changed.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the store.
+    pub fn sync(&self, view: &Published) -> Result<(), StoreError> {
+        for (id, c) in view.campaigns() {
+            let known = read(&self.keys).contains_key(id);
+            if c.closed_at.is_some() {
+                if known {
+                    write(&self.keys).remove(id);
+                }
+                continue;
+            }
+            if known {
+                continue;
+            }
+            let Some(der) = self.store.meta(&key_meta(id))? else {
+                continue;
+            };
+            let der = Zeroizing::new(der);
+            match IssuerSecretKey::from_der(&der) {
+                Ok(sk) if sk.public_key() == &c.issuer_key => {
+                    if let Some(p) = self.store.meta(&policy_meta(id))?
+                        && let Ok(p) = serde_json::from_slice::<AttesterPolicy>(&p)
+                    {
+                        write(&self.policies).insert(*id, p);
+                    }
+                    write(&self.keys).insert(*id, Arc::new(sk));
+                }
+                _ => tracing::error!(
+                    "the stored issuer key of an open campaign is unusable; it cannot issue"
+                ),
+            }
+        }
+        Ok(())
+    }
+
     /// With the e-mail attester of `settings` (its relay and limits).
     ///
     /// # Errors

@@ -98,6 +98,14 @@ pub enum SubmitError {
     /// The durable write failed; nothing was acknowledged.
     #[error("the ledger could not store the batch; nothing was recorded")]
     Storage,
+    /// Another front end sequences the log (SPEC R-STORE-10) and this one
+    /// could not hand the entry over: nothing was recorded.
+    #[error(
+        "the front end that sequences the log cannot be reached; if the entry reached it before \
+         the failure it may be recorded: send the same entry again (a logged one is refused as \
+         already spent) or look it up in the log"
+    )]
+    NotLeader,
     /// The campaign publishes pledges only in groups of a minimum size, and
     /// not enough arrived while this one waited: nothing was recorded.
     #[error(
@@ -211,6 +219,8 @@ pub struct Ledger {
     verifier: NoteVerifier,
     published: watch::Sender<Arc<Published>>,
     failed: std::sync::atomic::AtomicBool,
+    /// True while a follower cannot read the store (logged once).
+    follow_failing: std::sync::atomic::AtomicBool,
     events: broadcast::Sender<LogEvent>,
     /// Tally statements that could not be signed (metrics).
     tally_failures: std::sync::atomic::AtomicU64,
@@ -412,6 +422,7 @@ impl Ledger {
             verifier,
             published: watch::Sender::new(Arc::new(published)),
             failed: std::sync::atomic::AtomicBool::new(false),
+            follow_failing: std::sync::atomic::AtomicBool::new(false),
             events,
             tally_failures: std::sync::atomic::AtomicU64::new(0),
             publication: RwLock::new(publication),
@@ -655,15 +666,179 @@ impl Ledger {
                     .feeds
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = feeds;
+                if self
+                    .failed
+                    .swap(false, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::info!("the store is readable again: writes resume");
+                }
                 Some(v.core)
             }
             Ok(None) | Err(_) => {
-                tracing::error!("the store cannot be read back; refusing writes until restart");
-                self.failed
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                // Logged once per outage; the sequencer tries again.
+                if !self.failed.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::error!(
+                        "the store cannot be read back; refusing writes until it can (retried \
+                         every second)"
+                    );
+                }
                 None
             }
         }
+    }
+
+    /// Follows the log that another front end sequences (SPEC R-STORE-10):
+    /// reads the entries committed since `core`'s size, applies them (they
+    /// were verified before they were stored, R-STORE-6), checks the result
+    /// against the stored checkpoint (signed by this log's key, root equal)
+    /// and publishes the new view, its signed tallies (the same bytes the
+    /// sequencing front end signed: Ed25519 is deterministic) and events.
+    /// Returns the core, rebuilt from the store if it no longer matches it;
+    /// `None` if the store cannot be read back (as [`Ledger::reload`]).
+    pub fn catch_up(&self, core: Core) -> Option<Core> {
+        let ckpt = match self.store.checkpoint() {
+            Ok(Some(c)) => c,
+            Ok(None) => return Some(core),
+            Err(e) => {
+                if !self
+                    .follow_failing
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!("following the log: cannot read the checkpoint ({e}); retrying");
+                }
+                return Some(core);
+            }
+        };
+        if self
+            .follow_failing
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::info!("following the log: the store is readable again");
+        }
+        let Some((size, root)) = SignedNote::parse(&ckpt)
+            .ok()
+            .and_then(|n| verify_checkpoint(n, &self.verifier).ok())
+            .map(|s| (s.checkpoint().size(), *s.checkpoint().root()))
+        else {
+            tracing::error!("following the log: the stored checkpoint is not this log's");
+            return Some(core);
+        };
+        let have = core.tree.size();
+        if size == have {
+            return Some(core);
+        }
+        if size < have {
+            tracing::error!("following the log: the store is behind this front end; reloading");
+            return self.reload();
+        }
+        match self.follow(core, size, root) {
+            Ok((core, touched, milestones)) => {
+                let Ok(note) = String::from_utf8(ckpt) else {
+                    return self.reload();
+                };
+                let note: Arc<str> = note.into();
+                let new_tallies = self.publish(&core, size, &note, &touched, &milestones);
+                let _ = self.events.send(LogEvent::Checkpoint { size, note });
+                for t in new_tallies {
+                    let _ = self.events.send(LogEvent::Tally(t));
+                }
+                Some(core)
+            }
+            Err(why) => {
+                tracing::error!("following the log: {why}; reloading it from the store");
+                self.reload()
+            }
+        }
+    }
+
+    /// Applies the stored entries `core.size()..size`, checks the root, and
+    /// loads the publication policies and feed histories they changed.
+    #[allow(clippy::type_complexity)]
+    fn follow(
+        &self,
+        mut core: Core,
+        size: u64,
+        root: Hash,
+    ) -> Result<
+        (
+            Core,
+            BTreeSet<CampaignId>,
+            Vec<(CampaignId, u64, Milestone)>,
+        ),
+        String,
+    > {
+        let mut touched = BTreeSet::new();
+        let mut milestones = Vec::new();
+        let mut start = core.tree.size();
+        while start < size {
+            let end = size.min(start.saturating_add(REPLAY_CHUNK));
+            let entries = self.store.entries(start, end).map_err(|e| e.to_string())?;
+            if entries.len() as u64 != end - start {
+                return Err("entries missing below the checkpoint's size".into());
+            }
+            for (index, bytes) in (start..end).zip(entries) {
+                let entry = Entry::decode(&bytes).map_err(|e| format!("entry {index}: {e}"))?;
+                let campaign = entry.campaign();
+                let milestone = match entry {
+                    Entry::CampaignOpened(_) => Milestone::Opened,
+                    Entry::CampaignClosed(_) => Milestone::Closed,
+                    _ => Milestone::Other,
+                };
+                core.state
+                    .apply(&VerifiedEntry::previously_verified(entry))
+                    .map_err(|e| format!("entry {index}: {e}"))?;
+                core.tree
+                    .append(merkle::leaf_hash(&bytes))
+                    .map_err(|e| e.to_string())?;
+                touched.insert(campaign);
+                if milestone != Milestone::Other {
+                    milestones.push((campaign, index, milestone));
+                }
+            }
+            start = end;
+        }
+        if core.tree.root() != root {
+            return Err("the stored checkpoint's root differs from the entries'".into());
+        }
+        for (id, _, m) in &milestones {
+            if *m == Milestone::Opened
+                && let Some(bytes) = self
+                    .store
+                    .meta(&publication_meta(id))
+                    .map_err(|e| e.to_string())?
+            {
+                let p = serde_json::from_slice::<Publication>(&bytes)
+                    .map_err(|e| format!("a publication policy does not decode ({e})"))?;
+                self.set_publication(*id, p);
+            }
+        }
+        let mut histories = Vec::new();
+        for id in &touched {
+            if let Some(bytes) = self
+                .store
+                .meta(&history_meta(id))
+                .map_err(|e| e.to_string())?
+            {
+                let h: FeedHistory = serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("a feed history does not decode ({e})"))?;
+                histories.push((*id, h));
+            }
+        }
+        let mut feeds = self
+            .feeds
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (id, h) in histories {
+            feeds.insert(
+                id,
+                FeedRecord {
+                    history: Arc::new(h),
+                    stored: true,
+                },
+            );
+        }
+        drop(feeds);
+        Ok((core, touched, milestones))
     }
 
     /// Integrates one batch (already shuffled) into `core`: applies each
@@ -1405,6 +1580,7 @@ mod tests {
         let (ledger, core) = Ledger::open(store.clone(), signer()).unwrap();
         let ledger = Arc::new(ledger);
         let (_stop, shutdown) = watch::channel(false);
+        let (_lead, leader) = watch::channel(true);
         let (seq, _task) = spawn(
             ledger.clone(),
             core,
@@ -1416,6 +1592,7 @@ mod tests {
             },
             Arc::new(crate::metrics::Metrics::default()),
             shutdown,
+            leader,
         );
         let key = IssuerSecretKey::generate().unwrap();
         let a = opened(&key, 1);

@@ -120,6 +120,7 @@ pub fn spawn(
     config: SequencerConfig,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
+    mut leader: watch::Receiver<bool>,
 ) -> (SequencerHandle, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Submission>(config.capacity.max(1));
     let max_batch = config.max_batch.max(1);
@@ -132,14 +133,59 @@ pub fn spawn(
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(config.interval.max(Duration::from_millis(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut follow = tokio::time::interval(FOLLOW_INTERVAL);
+        follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut held = Held::default();
         let mut core = Some(core);
+        // The role this task last acted in (SPEC R-STORE-10).
+        let mut leading = *leader.borrow_and_update();
+        let mut last_recovery = Instant::now();
+        // False once the role can no longer change (its sender is gone).
+        let mut elections = true;
         loop {
             tokio::select! {
                 biased;
                 _ = wait_for_shutdown(&mut shutdown) => break,
+                r = leader.changed(), if elections => elections = r.is_ok(),
                 _ = full.notified() => {}
                 _ = tick.tick() => {}
+                _ = follow.tick(), if !leading => {}
+            }
+            let now_leading = *leader.borrow_and_update();
+            if !now_leading {
+                // A follower: answer what reached the queue (the HTTP layer
+                // forwards writes to the leader; these raced a change of
+                // role) and follow the log the leader writes.
+                if leading {
+                    held.refuse_all(SubmitError::NotLeader);
+                }
+                leading = false;
+                for s in take_batch(&mut rx, usize::MAX) {
+                    let _ = s.reply.send(Err(SubmitError::NotLeader));
+                }
+                if core.is_none() && last_recovery.elapsed() < RECOVERY_INTERVAL {
+                    continue;
+                }
+                last_recovery = Instant::now();
+                core = follow_log(&ledger, core).await;
+                continue;
+            }
+            if !leading || core.is_none() {
+                // Just elected, or recovering from a store outage: read
+                // what is durable (another front end may have written it)
+                // before sequencing anything. At most once a second.
+                if core.is_none() && last_recovery.elapsed() < RECOVERY_INTERVAL {
+                    for s in take_batch(&mut rx, usize::MAX) {
+                        let _ = s.reply.send(Err(SubmitError::Storage));
+                    }
+                    continue;
+                }
+                last_recovery = Instant::now();
+                core = follow_log(&ledger, core).await;
+                leading = core.is_some();
+                if !leading {
+                    continue;
+                }
             }
             // Integrate whole batches while they are waiting, then wait again.
             loop {
@@ -172,11 +218,36 @@ pub fn spawn(
             for s in refused {
                 let _ = s.reply.send(Err(SubmitError::ShuttingDown));
             }
+            if !leading {
+                for s in batch {
+                    let _ = s.reply.send(Err(SubmitError::NotLeader));
+                }
+                continue;
+            }
             let batch = precheck(core.as_ref(), batch);
             core = flush(&ledger, &metrics, core, batch).await;
         }
     });
     (handle, task)
+}
+
+/// How often a follower reads the log the leader writes.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How often a sequencer whose store could not be read back tries again.
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// [`Ledger::catch_up`] (or [`Ledger::reload`] without a core) on a
+/// blocking thread.
+async fn follow_log(ledger: &Arc<Ledger>, core: Option<Core>) -> Option<Core> {
+    let l = ledger.clone();
+    tokio::task::spawn_blocking(move || match core {
+        Some(core) => l.catch_up(core),
+        None => l.reload(),
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Answers at once the submissions that break a stateful rule (SPEC §8) or

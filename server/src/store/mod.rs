@@ -43,7 +43,7 @@ mod sled;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
-pub use self::postgres::{MIGRATIONS, PostgresStore};
+pub use self::postgres::{Election, LEADER_META, MIGRATIONS, PostgresStore};
 pub use self::redb::RedbStore;
 pub use self::sled::SledStore;
 

@@ -252,6 +252,40 @@ impl PostgresStore {
         }
     }
 
+    /// Forgets the idle connections: after one broke (the database
+    /// restarted), the others are broken too.
+    fn drop_idle(&self) {
+        let idle = self
+            .idle
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
+        drop(idle);
+    }
+
+    /// Runs the read `f` on a connection, returning it for reuse; once more
+    /// on a new connection if the first one turned out broken (a database
+    /// restart leaves every idle connection broken). Never for writes: a
+    /// write whose connection broke may have committed.
+    fn read<T: Send>(
+        &self,
+        f: impl Fn(&mut Client) -> Result<T, StoreError> + Send + Sync,
+    ) -> Result<T, StoreError> {
+        off_runtime(|| {
+            let mut c = self.client()?;
+            let out = f(&mut c);
+            if out.is_err() && c.is_closed() {
+                self.drop_idle();
+                let mut c = self.connect_one()?;
+                let out = f(&mut c);
+                self.put_back(c);
+                return out;
+            }
+            self.put_back(c);
+            out
+        })
+    }
+
     /// Runs `f` on a connection, returning the connection for reuse.
     fn with<T: Send>(
         &self,
@@ -260,6 +294,9 @@ impl PostgresStore {
         off_runtime(|| {
             let mut c = self.client()?;
             let out = f(&mut c);
+            if out.is_err() && c.is_closed() {
+                self.drop_idle();
+            }
             self.put_back(c);
             out
         })
@@ -301,9 +338,9 @@ impl PostgresStore {
     /// statements.
     fn snapshot<T: Send>(
         &self,
-        body: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
+        body: impl Fn(&mut Transaction<'_>) -> Result<T, StoreError> + Send + Sync,
     ) -> Result<T, StoreError> {
-        self.with(|c| {
+        self.read(|c| {
             let mut tx = c
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
@@ -567,7 +604,7 @@ fn issue_in(tx: &mut Transaction<'_>, txn: &IssueTxn) -> Result<(), Stop> {
 
 impl MetaStore for PostgresStore {
     fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with(|c| {
+        self.read(|c| {
             Ok(
                 c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
                     .map_err(db)?
@@ -579,7 +616,7 @@ impl MetaStore for PostgresStore {
 
 impl LogStore for PostgresStore {
     fn size(&self) -> Result<u64, StoreError> {
-        self.with(|c| {
+        self.read(|c| {
             let size: i64 = c
                 .query_one("SELECT size FROM log_state WHERE id = 0", &[])
                 .map_err(db)?
@@ -603,7 +640,7 @@ impl LogStore for PostgresStore {
         let Ok(i) = i64::try_from(index) else {
             return Ok(None);
         };
-        self.with(|c| {
+        self.read(|c| {
             Ok(
                 c.query_opt("SELECT data FROM entries WHERE idx = $1", &[&i])
                     .map_err(db)?
@@ -641,7 +678,7 @@ impl LogStore for PostgresStore {
         let Ok(i) = i64::try_from(index) else {
             return Ok(None);
         };
-        self.with(|c| {
+        self.read(|c| {
             c.query_opt(
                 "SELECT hash FROM hashes WHERE level = $1 AND idx = $2",
                 &[&i16::from(level), &i],
@@ -663,7 +700,7 @@ impl LogStore for PostgresStore {
         // Indexes past 2^63 - 1 are never stored.
         let first = i64::try_from(start).unwrap_or(i64::MAX);
         let last = i64::try_from(end).unwrap_or(i64::MAX);
-        let rows = self.with(|c| {
+        let rows = self.read(|c| {
             c.query(
                 "SELECT idx, hash FROM hashes WHERE level = $1 AND idx >= $2 AND idx < $3 \
                  ORDER BY idx",
@@ -683,7 +720,7 @@ impl LogStore for PostgresStore {
     }
 
     fn nullifier_index(&self, nullifier: &Nullifier) -> Result<Option<u64>, StoreError> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_opt(
                 "SELECT idx FROM nullifiers WHERE nullifier = $1",
                 &[&nullifier.0.as_slice()],
@@ -695,7 +732,7 @@ impl LogStore for PostgresStore {
     }
 
     fn checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with(|c| {
+        self.read(|c| {
             Ok(
                 c.query_one("SELECT checkpoint FROM log_state WHERE id = 0", &[])
                     .map_err(db)?
@@ -715,7 +752,7 @@ impl IssuerStore for PostgresStore {
 
     fn contains_mark(&self, set: &[u8], mark: &Mark) -> Result<bool, StoreError> {
         check_set(set)?;
-        self.with(|c| {
+        self.read(|c| {
             Ok(c.query_opt(
                 "SELECT 1 FROM marks WHERE set_name = $1 AND mark = $2",
                 &[&set, &mark.0.as_slice()],
@@ -747,4 +784,175 @@ impl IssuerStore for PostgresStore {
             Ok(n)
         })
     }
+}
+
+// ---------------------------------------------------------------------------
+// Several front ends on one database: who sequences (SPEC R-STORE-10, R-STORE-11)
+
+/// The session-level advisory lock whose holder sequences ("pledgeL").
+const LEADER_LOCK: i64 = 0x0070_6c65_6467_654c;
+
+/// Metadata key of the sequencing front end's URL, written by it once it
+/// holds [`LEADER_LOCK`] (SPEC R-STORE-11). Not secret: an address of the
+/// operator's own machine, nothing of a pledger.
+pub const LEADER_META: &[u8] = b"cluster/leader";
+
+/// How often a follower asks for the lock, and the leader checks that the
+/// connection holding it is alive.
+const ELECTION_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A front end's candidacy for the sequencer's role (SPEC R-STORE-10): a
+/// thread of its own holds one connection and, on it, asks for a
+/// session-level advisory lock until it gets it. The holder sequences; the
+/// lock goes with its connection, so a front end that dies (or whose
+/// connection breaks) frees it for another at once. The lock is for
+/// liveness only: safety comes from `commit_batch`'s row lock and size
+/// check, so even two front ends that both believe they lead cannot fork
+/// the log (the second batch is a [`StoreError::Conflict`]).
+#[derive(Debug)]
+pub struct Election {
+    leader: tokio::sync::watch::Receiver<bool>,
+    advertise: tokio::sync::watch::Sender<Option<String>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Election {
+    /// Starts the candidacy; returns once the first attempt is answered (so
+    /// a lone front end starts as the leader), or after five seconds.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a URL that does not parse.
+    pub fn start(url: &str) -> Result<Self, StoreError> {
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|_| StoreError::Invalid("the database URL does not parse"))?;
+        let (leader_tx, leader) = tokio::sync::watch::channel(false);
+        let (advertise, advertised) = tokio::sync::watch::channel(None);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
+        let stopping = stop.clone();
+        std::thread::Builder::new()
+            .name("pledged-election".into())
+            .spawn(move || campaign(&config, &leader_tx, &advertised, &stopping, first_tx))
+            .map_err(|e| StoreError::Backend(format!("cannot start the election thread: {e}")))?;
+        // The sender is dropped after the first attempt.
+        let _ = first_rx.recv_timeout(std::time::Duration::from_secs(5));
+        Ok(Self {
+            leader,
+            advertise,
+            stop,
+        })
+    }
+
+    /// True while this front end holds the lock.
+    pub fn leader(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.leader.clone()
+    }
+
+    /// The URL other front ends forward writes to while this one leads.
+    pub fn advertise(&self, url: String) {
+        self.advertise.send_replace(Some(url));
+    }
+
+    /// Gives the role up (graceful stop): the thread closes its connection,
+    /// which frees the lock for another front end.
+    pub fn resign(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Election {
+    fn drop(&mut self) {
+        self.resign();
+    }
+}
+
+/// The election thread (see [`Election`]).
+fn campaign(
+    config: &postgres::Config,
+    leader: &tokio::sync::watch::Sender<bool>,
+    advertised: &tokio::sync::watch::Receiver<Option<String>>,
+    stop: &std::sync::atomic::AtomicBool,
+    first: std::sync::mpsc::Sender<()>,
+) {
+    use std::sync::atomic::Ordering;
+    let mut first = Some(first);
+    let mut outage = false;
+    while !stop.load(Ordering::Relaxed) {
+        let mut c = match config.connect(NoTls) {
+            Ok(c) => c,
+            Err(e) => {
+                if !outage {
+                    tracing::warn!(
+                        "election: cannot reach the database ({}); retrying",
+                        e.as_db_error().map_or_else(
+                            || "connection failed".into(),
+                            |d| d.code().code().to_owned()
+                        )
+                    );
+                    outage = true;
+                }
+                first.take();
+                std::thread::sleep(ELECTION_POLL);
+                continue;
+            }
+        };
+        if outage {
+            tracing::info!("election: the database is reachable again");
+            outage = false;
+        }
+        let mut written: Option<String> = None;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                // Dropping the connection below frees the lock.
+                leader.send_replace(false);
+                break;
+            }
+            let ok = if *leader.borrow() {
+                let url = advertised.borrow().clone();
+                match url {
+                    Some(u) if written.as_ref() != Some(&u) => {
+                        let done = c.execute(
+                            "INSERT INTO meta (key, value) VALUES ($1, $2) \
+                             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            &[&LEADER_META, &u.as_bytes()],
+                        );
+                        if done.is_ok() {
+                            written = Some(u);
+                        }
+                        done.is_ok()
+                    }
+                    _ => c.simple_query("SELECT 1").is_ok(),
+                }
+            } else {
+                match c.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]) {
+                    Ok(row) => {
+                        if row.get::<_, bool>(0) {
+                            tracing::info!("this front end now sequences the log");
+                            leader.send_replace(true);
+                            first.take();
+                            // Write the URL at once.
+                            continue;
+                        }
+                        true
+                    }
+                    Err(_) => false,
+                }
+            };
+            first.take();
+            if !ok {
+                if *leader.borrow() {
+                    tracing::error!(
+                        "the database connection holding the sequencer's lock broke: this front \
+                         end stops sequencing"
+                    );
+                    leader.send_replace(false);
+                }
+                break;
+            }
+            std::thread::sleep(ELECTION_POLL);
+        }
+        drop(c);
+    }
+    leader.send_replace(false);
 }

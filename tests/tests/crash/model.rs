@@ -347,7 +347,10 @@ fn record(
             let definitely_not_logged = status == Some(503) && code == "busy";
             let unsure = matches!(e, ClientError::Network { .. })
                 || (status == Some(503)
-                    && (code == "storage_unavailable" || code == "shutting_down"));
+                    && (code == "storage_unavailable"
+                        || code == "shutting_down"
+                        // SPEC R-STORE-10: the leader may have logged it.
+                        || code == "leader_unavailable"));
             if status == Some(503) && code == "storage_unavailable" {
                 m.stats.storage_errors += 1;
             }

@@ -1,0 +1,348 @@
+//! Several `pledged` front ends on one PostgreSQL database (issue 18; SPEC
+//! R-STORE-10, R-STORE-11), with the real binary and a throwaway cluster
+//! (tests/src/postgres.rs):
+//!
+//! - a front end that does not sequence issues tokens, follows the log and
+//!   hands pledges to the one that does; both serve the same log;
+//! - SIGKILL of the sequencing front end under load, again and again:
+//!   another takes over, no acknowledged entry is lost, no fork, the auditor
+//!   passes (the crash suite's model, tests/tests/crash/model.rs);
+//! - a database restart under load: 503s with Retry-After, then recovery
+//!   without restarting any front end.
+//!
+//! The tests share the process's PostgreSQL cluster and one restarts it:
+//! they run one at a time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "crash/model.rs"]
+mod model;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pledge_client::client::Client;
+use pledge_tests::pledged::{self as proc, Launch, Pledged, start};
+use pledge_tests::postgres::{TestDatabase, cluster};
+
+use crate::model::{Model, Shared};
+
+/// The binary under test (see tests/Cargo.toml).
+const PLEDGED: &str = env!("CARGO_BIN_EXE_pledged-under-test");
+
+/// One test at a time (one restarts the shared database server).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A front end on `db`, data folder `data` (the key files shared).
+fn launch(data: &Path, db: &TestDatabase) -> Launch {
+    let mut l = Launch::new(proc::binary(PLEDGED), data).backend("postgres");
+    l.env = vec![
+        ("PLEDGED_DATABASE_URL", db.url().to_owned()),
+        ("PLEDGED_DEMO_FUNDING", "false".into()),
+        ("PLEDGED_OPEN_RATE_PER_MINUTE", "0".into()),
+        ("PLEDGED_BATCH_INTERVAL_MS", "10".into()),
+        ("PLEDGED_MAX_CONNECTIONS_PER_ADDRESS", "4096".into()),
+        ("PLEDGED_MAX_CONNECTIONS", "4096".into()),
+        ("PLEDGED_LOG", "info".into()),
+        ("RUST_BACKTRACE", "0".into()),
+    ];
+    l
+}
+
+/// The operator's step of README "Several front ends": the same key files
+/// in every front end's data folder.
+fn copy_keys(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in ["log.key", "admin.token", "issuer.hmac"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+}
+
+struct FrontEnd {
+    launch: Launch,
+    stderr: PathBuf,
+    proc: Option<Pledged>,
+    base: String,
+}
+
+impl FrontEnd {
+    fn start(launch: Launch, stderr: PathBuf) -> Self {
+        let (p, base) = start(&launch, &stderr);
+        Self {
+            launch,
+            stderr,
+            proc: Some(p),
+            base,
+        }
+    }
+
+    fn restart(&mut self) {
+        let (p, base) = start(&self.launch, &self.stderr);
+        self.proc = Some(p);
+        self.base = base;
+    }
+
+    fn kill(&mut self) {
+        let status = self.proc.take().expect("running").kill9();
+        assert!(
+            status.code().is_none(),
+            "pledged exited by itself: {status:?}"
+        );
+    }
+
+    fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+/// Two front ends on a fresh database: `a` started first (it sequences and
+/// opens the demo campaign), `b` on a copy of its key files.
+fn pair(tmp: &Path, db: &TestDatabase) -> (FrontEnd, FrontEnd) {
+    let a = FrontEnd::start(launch(&tmp.join("a"), db), tmp.join("a.err"));
+    copy_keys(&tmp.join("a"), &tmp.join("b"));
+    let b = FrontEnd::start(launch(&tmp.join("b"), db), tmp.join("b.err"));
+    (a, b)
+}
+
+/// Drives pledges and amendments against `base` for `ms` milliseconds.
+fn load(rt: &tokio::runtime::Runtime, base: &str, model: &Shared, ms: u64, during: impl FnOnce()) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let drive = rt.spawn(model::drive(
+        base.to_owned(),
+        model.clone(),
+        8,
+        stop.clone(),
+    ));
+    let watch = rt.spawn(model::watch_checkpoints(
+        base.to_owned(),
+        model.clone(),
+        stop.clone(),
+    ));
+    std::thread::sleep(Duration::from_millis(ms / 2));
+    during();
+    std::thread::sleep(Duration::from_millis(ms / 2));
+    stop.store(true, Ordering::SeqCst);
+    rt.block_on(async {
+        drive.await.unwrap();
+        watch.await.unwrap();
+    });
+}
+
+/// Waits until `base` serves a checkpoint of at least `size`.
+fn wait_for_size(rt: &tokio::runtime::Runtime, base: &str, size: u64) -> u64 {
+    let client = Client::new(base).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let served = rt
+            .block_on(client.checkpoint())
+            .ok()
+            .and_then(|b| {
+                String::from_utf8(b)
+                    .ok()?
+                    .lines()
+                    .nth(1)
+                    .and_then(|l| l.parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        if served >= size {
+            return served;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{base} still serves size {served} < {size}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn acked(model: &Shared) -> u64 {
+    model.lock().unwrap().stats.acked
+}
+
+#[test]
+fn a_follower_issues_forwards_and_serves_the_same_log() {
+    let _serial = serial();
+    let db = cluster().database();
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let (a, b) = pair(tmp.path(), &db);
+    // SPEC R-STORE-10: `b` does not sequence; its tokens come from the
+    // campaign key it loaded from the database, its pledges go through `a`.
+    let model: Shared = rt.block_on(async {
+        let client = Client::new(&b.base).unwrap();
+        let model = Arc::new(Mutex::new(
+            Model::new(&client, tmp.path().join("audit")).await,
+        ));
+        model::mint(&client, &model, 120, 4).await;
+        model
+    });
+    load(&rt, &b.base, &model, 1500, || {});
+    let n = acked(&model);
+    assert!(
+        n > 10,
+        "too few pledges acknowledged through the follower: {n}"
+    );
+    rt.block_on(model::check(&b.base, &model));
+    // Both front ends serve the log the leader wrote (the follower's view
+    // follows within its poll interval), with the same signed tally.
+    let size = wait_for_size(&rt, &b.base, 1);
+    wait_for_size(&rt, &a.base, size);
+    let (ta, tb) = rt.block_on(async {
+        let id = model.lock().unwrap().campaign;
+        let ca = Client::new(&a.base).unwrap();
+        let cb = Client::new(&b.base).unwrap();
+        // The follower may lag by a poll: wait until both name one size.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ta = ca.tally_statement(&id).await.unwrap();
+            let tb = cb.tally_statement(&id).await.unwrap();
+            if ta == tb || Instant::now() > deadline {
+                return (ta, tb);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    assert_eq!(
+        ta, tb,
+        "the two front ends serve different tally statements"
+    );
+    // Only `a` sequenced: `b` says it follows.
+    assert!(
+        b.stderr_text()
+            .contains("another front end sequences the log"),
+        "{}",
+        b.stderr_text()
+    );
+    assert!(
+        !b.stderr_text().contains("this front end now sequences"),
+        "{}",
+        b.stderr_text()
+    );
+    let unexpected = model.lock().unwrap().stats.unexpected.clone();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+    drop((a, b));
+}
+
+#[test]
+fn sigkill_of_the_sequencer_under_load_loses_nothing() {
+    let _serial = serial();
+    let db = cluster().database();
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let (a, b) = pair(tmp.path(), &db);
+    let mut fronts = [a, b];
+    let model: Shared = rt.block_on(async {
+        let client = Client::new(&fronts[1].base).unwrap();
+        let model = Arc::new(Mutex::new(
+            Model::new(&client, tmp.path().join("audit")).await,
+        ));
+        model::mint(&client, &model, 200, 4).await;
+        model
+    });
+    // Round k: the leader is fronts[k % 2]; load goes to the other one,
+    // which must take over when the leader is killed mid-load.
+    let rounds = 4;
+    for k in 0..rounds {
+        let (lead, follow) = (k % 2, 1 - k % 2);
+        let before = acked(&model);
+        let base = fronts[follow].base.clone();
+        load(&rt, &base, &model, 2000, || fronts[lead].kill());
+        // The survivor took over: pledges were acknowledged after the kill
+        // (nobody else was left to sequence them).
+        let after_kill = acked(&model);
+        load(&rt, &base, &model, 800, || {});
+        assert!(
+            acked(&model) > after_kill,
+            "round {k}: nothing acknowledged after the sequencer was killed; survivor's log:\n{}",
+            fronts[follow].stderr_text()
+        );
+        assert!(acked(&model) > before);
+        // Every acknowledged entry is in the log at its index, no fork, no
+        // shrink, the auditor passes.
+        rt.block_on(model::check(&base, &model));
+        // The killed one comes back as a follower.
+        fronts[lead].restart();
+        let size = wait_for_size(&rt, &base, 1);
+        wait_for_size(&rt, &fronts[lead].base, size);
+        let low = model.lock().unwrap().pool_len() < 60;
+        if low {
+            rt.block_on(async {
+                let client = Client::new(&base).unwrap();
+                model::mint(&client, &model, 100, 4).await;
+            });
+        }
+    }
+    rt.block_on(model::check(&fronts[0].base, &model));
+    let stats = model.lock().unwrap().stats.clone();
+    println!("RESULT cluster_sigkill rounds={rounds} {stats:?}");
+    assert!(stats.unexpected.is_empty(), "{:?}", stats.unexpected);
+}
+
+#[test]
+fn a_database_restart_gives_clean_503s_then_recovery() {
+    let _serial = serial();
+    let db = cluster().database();
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let (a, b) = pair(tmp.path(), &db);
+    let model: Shared = rt.block_on(async {
+        let client = Client::new(&a.base).unwrap();
+        let model = Arc::new(Mutex::new(
+            Model::new(&client, tmp.path().join("audit")).await,
+        ));
+        model::mint(&client, &model, 200, 4).await;
+        model
+    });
+    let before = acked(&model);
+    load(&rt, &b.base, &model, 3000, || cluster().restart());
+    let after_restart = acked(&model);
+    assert!(
+        after_restart > before,
+        "no pledge at all around the restart"
+    );
+    // Settle the submissions left unsure by the outage (their tokens go
+    // back to the pool unless logged), and mint more for the next round.
+    rt.block_on(async {
+        model::check(&a.base, &model).await;
+        let client = Client::new(&b.base).unwrap();
+        model::mint(&client, &model, 100, 4).await;
+    });
+    // Recovery without restarting a front end: pledges are acknowledged
+    // again, through either.
+    load(&rt, &a.base, &model, 1500, || {});
+    load(&rt, &b.base, &model, 1500, || {});
+    assert!(
+        acked(&model) > after_restart,
+        "nothing acknowledged after the database came back; logs:\n{}\n{}",
+        a.stderr_text(),
+        b.stderr_text()
+    );
+    rt.block_on(model::check(&a.base, &model));
+    rt.block_on(model::check(&b.base, &model));
+    let stats = model.lock().unwrap().stats.clone();
+    println!("RESULT cluster_db_restart {stats:?}");
+    // Every refusal during the outage was a 503 with Retry-After (the
+    // model records anything else as unexpected).
+    assert!(stats.unexpected.is_empty(), "{:?}", stats.unexpected);
+    drop((a, b));
+}
