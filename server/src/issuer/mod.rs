@@ -19,10 +19,12 @@ use zeroize::Zeroizing;
 pub mod attester;
 pub mod email;
 mod group_commit;
+pub mod wrap;
 
 use self::attester::{Attester, InviteAttester, OpenAttester};
 use self::email::{Address, CodeTicket, EmailAttester, EmailSettings};
 use self::group_commit::GroupCommit;
+use self::wrap::{KeyWrap, Stored};
 use crate::ledger::{Ledger, Phase, Published};
 use crate::store::{IssueTxn, IssuerStore, Mark, StoreError};
 
@@ -204,6 +206,8 @@ pub struct Issuer {
     /// close reads includes every token that passed the checks.
     in_flight: RwLock<()>,
     group: GroupCommit,
+    /// Issuer keys are stored wrapped under this key (SPEC R-STORE-12).
+    wrap: KeyWrap,
     /// Serialises updates of the pending-keys list.
     pending: Mutex<()>,
 }
@@ -227,9 +231,12 @@ impl Issuer {
         hmac_key: Zeroizing<[u8; 32]>,
         open_per_minute: u32,
     ) -> Result<Self, StoreError> {
+        let wrap = KeyWrap::derive(&hmac_key);
         let mut keys = HashMap::new();
         let mut policies = HashMap::new();
         let mut closed_groups = HashSet::new();
+        // Keys an older server stored in clear: wrapped now (R-STORE-12).
+        let mut rewrap = Vec::new();
         for (id, c) in view.campaigns() {
             if c.closed_at.is_some() {
                 let key = key_meta(id);
@@ -242,14 +249,23 @@ impl Issuer {
                 }
                 continue;
             }
-            if let Some(der) = store.meta(&key_meta(id))? {
-                let der = Zeroizing::new(der);
-                match IssuerSecretKey::from_der(&der) {
-                    Ok(sk) if sk.public_key() == &c.issuer_key => {
+            if let Some(stored) = store.meta(&key_meta(id))? {
+                match open_key(&wrap, id, &stored, &c.issuer_key) {
+                    Ok((sk, legacy)) => {
+                        if legacy {
+                            let der = sk.to_der().map_err(|_| {
+                                StoreError::Corrupt("an issuer key does not encode".into())
+                            })?;
+                            let wrapped = wrap
+                                .wrap(id, der.expose())
+                                .map_err(|e| StoreError::Backend(e.to_string()))?;
+                            rewrap.push((key_meta(id), wrapped));
+                        }
                         keys.insert(*id, Arc::new(sk));
                     }
-                    _ => tracing::error!(
-                        "the stored issuer key of an open campaign is unusable; it cannot issue"
+                    Err(e) => tracing::error!(
+                        "the stored issuer key of an open campaign is unusable ({e}); it cannot \
+                         issue"
                     ),
                 }
             }
@@ -258,6 +274,14 @@ impl Issuer {
             {
                 policies.insert(*id, p);
             }
+        }
+        if !rewrap.is_empty() {
+            let n = rewrap.len();
+            store.issue(IssueTxn {
+                put: rewrap,
+                ..IssueTxn::default()
+            })?;
+            tracing::info!("wrapped {n} issuer key(s) stored in clear by an older version");
         }
         // Keys left pending (a crash between the issuer's write and the
         // log's): kept if their campaign is in the log, deleted otherwise.
@@ -301,6 +325,7 @@ impl Issuer {
             email,
             in_flight: RwLock::new(()),
             group: GroupCommit::default(),
+            wrap,
             pending: Mutex::new(()),
         })
     }
@@ -324,12 +349,11 @@ impl Issuer {
             if known {
                 continue;
             }
-            let Some(der) = self.store.meta(&key_meta(id))? else {
+            let Some(stored) = self.store.meta(&key_meta(id))? else {
                 continue;
             };
-            let der = Zeroizing::new(der);
-            match IssuerSecretKey::from_der(&der) {
-                Ok(sk) if sk.public_key() == &c.issuer_key => {
+            match open_key(&self.wrap, id, &stored, &c.issuer_key) {
+                Ok((sk, _)) => {
                     if let Some(p) = self.store.meta(&policy_meta(id))?
                         && let Ok(p) = serde_json::from_slice::<AttesterPolicy>(&p)
                     {
@@ -337,8 +361,8 @@ impl Issuer {
                     }
                     write(&self.keys).insert(*id, Arc::new(sk));
                 }
-                _ => tracing::error!(
-                    "the stored issuer key of an open campaign is unusable; it cannot issue"
+                Err(e) => tracing::error!(
+                    "the stored issuer key of an open campaign is unusable ({e}); it cannot issue"
                 ),
             }
         }
@@ -490,7 +514,13 @@ impl Issuer {
             ids.push(id.to_hex());
             self.store.issue(IssueTxn {
                 put: vec![
-                    (key_meta(&id), der.expose().to_vec()),
+                    // SPEC R-STORE-12: never in clear in the store.
+                    (
+                        key_meta(&id),
+                        self.wrap
+                            .wrap(&id, der.expose())
+                            .map_err(|_| AdminError::KeyGeneration)?,
+                    ),
                     (policy_meta(&id), policy_json),
                     (PENDING_META.to_vec(), pending_json(&ids)),
                 ],
@@ -711,6 +741,25 @@ impl Issuer {
     }
 }
 
+/// A stored issuer key opened (R-STORE-12) and checked against the logged
+/// public key; `true` if it was stored in clear by an older version.
+fn open_key(
+    wrap: &KeyWrap,
+    id: &CampaignId,
+    stored: &[u8],
+    logged: &pledge_protocol::token::IssuerPublicKey,
+) -> Result<(IssuerSecretKey, bool), String> {
+    let (der, legacy) = match wrap.open(id, stored).map_err(|e| e.to_string())? {
+        Stored::Wrapped(der) => (der, false),
+        Stored::Legacy(der) => (der, true),
+    };
+    match IssuerSecretKey::from_der(&der) {
+        Ok(sk) if sk.public_key() == logged => Ok((sk, legacy)),
+        Ok(_) => Err("it is not the key the log names".into()),
+        Err(_) => Err("it does not decode".into()),
+    }
+}
+
 /// The pending-keys list (SPEC R-STORE-7); empty when absent. A list that
 /// does not decode is [`StoreError::Corrupt`]: read as empty, the keys it
 /// names would never be deleted.
@@ -842,6 +891,60 @@ mod tests {
         assert!(store.meta(&key_meta(&a)).unwrap().is_none());
         assert!(store.meta(PENDING_META).unwrap().is_none());
         assert!(again.policy(&a).is_none());
+    }
+
+    /// SPEC R-STORE-12: the store never holds an issuer key in clear; one
+    /// stored in clear by an older version is wrapped at the next start,
+    /// and still serves.
+    #[test]
+    fn issuer_keys_are_stored_wrapped_and_clear_ones_get_wrapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
+        let signer = NoteSigner::from_seed(KeyName::new("test.example/log").unwrap(), &[9; 32]);
+        let (ledger, core) = Ledger::open(store.clone(), signer).unwrap();
+        let hmac = Zeroizing::new([1; 32]);
+        let issuer = Issuer::load(store.clone(), &ledger.published(), hmac.clone(), 0).unwrap();
+        let entry = issuer
+            .prepare_campaign(demo_params(1), AttesterPolicy::Open)
+            .unwrap();
+        let id = entry.campaign();
+        let der = read(&issuer.keys)[&id].to_der().unwrap();
+        let stored = store.meta(&key_meta(&id)).unwrap().unwrap();
+        assert!(
+            !stored
+                .windows(64)
+                .any(|w| der.expose().windows(64).any(|d| d == w)),
+            "the stored value contains the key's DER"
+        );
+        assert!(stored.starts_with(b"PKW1"));
+        // Log the campaign, then put its key back in clear as an older
+        // version stored it.
+        let (_core, results) = ledger.integrate(
+            core,
+            vec![(crate::ledger::Proposal::opening(entry).unwrap(), Vec::new())],
+            1,
+        );
+        assert!(results[0].is_ok());
+        issuer.opened(&id);
+        drop(issuer);
+        store
+            .issue(IssueTxn {
+                put: vec![(key_meta(&id), der.expose().to_vec())],
+                ..IssueTxn::default()
+            })
+            .unwrap();
+        let again = Issuer::load(store.clone(), &ledger.published(), hmac, 0).unwrap();
+        assert!(read(&again.keys).contains_key(&id), "the clear key serves");
+        let rewrapped = store.meta(&key_meta(&id)).unwrap().unwrap();
+        assert!(
+            rewrapped.starts_with(b"PKW1"),
+            "the clear key was not wrapped"
+        );
+        // Another data folder's issuer.hmac cannot open it: no key, no
+        // issuance, and an error in the log.
+        drop(again);
+        let other = Issuer::load(store, &ledger.published(), Zeroizing::new([2; 32]), 0).unwrap();
+        assert!(!read(&other.keys).contains_key(&id));
     }
 
     /// A pending list that does not decode refuses start-up instead of
