@@ -226,7 +226,25 @@ fn a_follower_issues_forwards_and_serves_the_same_log() {
         ta, tb,
         "the two front ends serve different tally statements"
     );
-    // Only `a` sequenced: `b` says it follows.
+    // Only `a` sequences, and says so in its metrics.
+    let token = std::fs::read_to_string(tmp.path().join("a").join("admin.token")).unwrap();
+    let sequencing = |base: &str| {
+        let body = rt
+            .block_on(
+                reqwest::Client::new()
+                    .get(format!("{base}/metrics"))
+                    .bearer_auth(token.trim())
+                    .send(),
+            )
+            .unwrap();
+        let text = rt.block_on(body.text()).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("pledged_sequencing "))
+            .map(str::to_owned)
+    };
+    assert_eq!(sequencing(&a.base).as_deref(), Some("1"));
+    assert_eq!(sequencing(&b.base).as_deref(), Some("0"));
+    // `b` says it follows.
     assert!(
         b.stderr_text()
             .contains("another front end sequences the log"),
@@ -240,7 +258,21 @@ fn a_follower_issues_forwards_and_serves_the_same_log() {
     );
     let unexpected = model.lock().unwrap().stats.unexpected.clone();
     assert!(unexpected.is_empty(), "{unexpected:?}");
-    drop((a, b));
+    // Failover: `a` dies, `b` takes the lock and says so (the time is
+    // printed for BENCHMARKS.md, not asserted).
+    let mut a = a;
+    let killed = Instant::now();
+    a.kill();
+    let deadline = killed + Duration::from_secs(30);
+    while sequencing(&b.base).as_deref() != Some("1") {
+        assert!(Instant::now() < deadline, "b did not take over");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!(
+        "RESULT cluster_failover_ms={}",
+        killed.elapsed().as_millis()
+    );
+    drop(b);
 }
 
 #[test]

@@ -297,6 +297,12 @@ fn metrics_text(state: &AppState) -> Response {
         state.inner.sequencer.queued(),
         state.inner.ledger.tally_failures(),
     );
+    // SPEC R-STORE-10: which front end of a cluster writes the log.
+    let body = format!(
+        "{body}# HELP pledged_sequencing 1 while this front end sequences the log (always 1 \
+         without PostgreSQL).\n# TYPE pledged_sequencing gauge\npledged_sequencing {}\n",
+        u8::from(state.inner.cluster.is_leader())
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -90,6 +90,13 @@ struct Args {
     /// (`read_p50_ms`, `read_p99_ms`).
     #[arg(long, default_value_t = 4)]
     readers: usize,
+    /// Front ends on one PostgreSQL database (`--backend postgres`; SPEC
+    /// R-STORE-10): the first sequences, the others follow and hand pledges
+    /// over; tokens and pledges are spread evenly over all of them. With
+    /// postgres, the database's own batch-insert rate is measured in the
+    /// same run (`pg_batch_rows_per_s`, `pg_ratio`).
+    #[arg(long, default_value_t = 1)]
+    front_ends: usize,
 }
 
 /// The server's defaults (server/src/config.rs), for reporting.
@@ -100,6 +107,9 @@ const CHUNK: usize = 50_000;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.front_ends == 0 || (args.front_ends > 1 && args.backend != "postgres") {
+        bail!("--front-ends must be 1, or more with --backend postgres");
+    }
     if args.pledges == 0 || args.concurrency == 0 || args.issue_concurrency == 0 {
         bail!("--pledges, --concurrency and --issue-concurrency must be at least 1");
     }
@@ -163,9 +173,44 @@ async fn one_run(args: &Args, pledged: &Path, run: usize) -> anyhow::Result<Resu
         .tempdir_in(&parent)
         .context("cannot create a data folder")?;
     let data = dir.path().join("data");
-    let mut server = Server::start(args, pledged, &data)?;
-    let client = Client::new(&server.base).map_err(|e| anyhow!("{e}"))?;
-    let result = drive(args, &client, &server, &data, &mut r).await;
+    let mut server = Server::start(args, pledged, &data, None)?;
+    let mut others = Vec::new();
+    for k in 1..args.front_ends {
+        // The operator's step: the same key files in every data folder.
+        let other = dir.path().join(format!("data{k}"));
+        std::fs::create_dir_all(&other)?;
+        for f in ["log.key", "admin.token", "issuer.hmac"] {
+            std::fs::copy(data.join(f), other.join(f))?;
+        }
+        let url = server.db.as_ref().map(|d| d.url().to_owned());
+        others.push(Server::start(args, pledged, &other, url)?);
+    }
+    let mut clients = vec![Client::new(&server.base).map_err(|e| anyhow!("{e}"))?];
+    for o in &others {
+        clients.push(Client::new(&o.base).map_err(|e| anyhow!("{e}"))?);
+    }
+    r.push(("front_ends", args.front_ends.to_string()));
+    let result = drive(args, &clients, &server, &data, &mut r).await;
+    // The database's own batch-insert rate, measured after the pledges
+    // (same machine, same database server), as their limit.
+    let result = match (&result, &server.db) {
+        (Ok(()), Some(db)) => {
+            let url = db.url().to_owned();
+            let secs = args.limit_seconds * 4.0;
+            match std::thread::spawn(move || pg_batch_limit(&url, secs)).join() {
+                Ok(Ok(rows)) => {
+                    r.push(("pg_batch_rows_per_s", f(rows)));
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(anyhow!("the database limit measurement panicked")),
+            }
+        }
+        _ => result,
+    };
+    for mut o in others {
+        o.stop()?;
+    }
     let stop = server.stop();
     if args.keep {
         let kept = dir.keep();
@@ -196,6 +241,7 @@ async fn one_run(args: &Args, pledged: &Path, run: usize) -> anyhow::Result<Resu
         ("tokens_ratio", ratio(tps, limit.priv_all)),
         ("pledges_ratio", ratio(pps, limit.verify_all)),
         ("audit_ratio", ratio(aps, limit.verify_all)),
+        ("pg_ratio", ratio(pps, get("pg_batch_rows_per_s"))),
         ("disk_per_pledge", f(disk / n)),
         ("load1_end", load1()),
     ]);
@@ -205,11 +251,12 @@ async fn one_run(args: &Args, pledged: &Path, run: usize) -> anyhow::Result<Resu
 /// Issuance, submission, audit, RSS and disk, against a running server.
 async fn drive(
     args: &Args,
-    client: &Client,
+    clients: &[Client],
     server: &Server,
     data: &Path,
     r: &mut Results,
 ) -> anyhow::Result<()> {
+    let client = &clients[0];
     let campaigns = client.campaigns().await.map_err(|e| anyhow!("{e}"))?;
     let demo = campaigns
         .iter()
@@ -238,7 +285,7 @@ async fn drive(
         })?;
         let blinded = Arc::new(blinded);
         let started = Instant::now();
-        let sigs = issue_all(client, campaign, &blinded, args.issue_concurrency).await?;
+        let sigs = issue_all(clients, campaign, &blinded, args.issue_concurrency).await?;
         issue_time += started.elapsed();
         let blinded = Arc::try_unwrap(blinded).map_err(|_| anyhow!("blinding states shared"))?;
         let jobs: Vec<_> = blinded.into_iter().zip(sigs).collect();
@@ -270,9 +317,13 @@ async fn drive(
         let segment: Vec<Vec<u8>> = entries.by_ref().take(point - done).collect();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let readers: Vec<_> = (0..args.readers)
-            .map(|_| tokio::spawn(read_loop(client.clone(), stop.clone())))
+            .enumerate()
+            .map(|(k, _)| {
+                let c = clients[k % clients.len()].clone();
+                tokio::spawn(read_loop(c, stop.clone()))
+            })
             .collect();
-        let (seg_lat, seg_errors, seg_s) = submit_all(client, segment, args.concurrency).await;
+        let (seg_lat, seg_errors, seg_s) = submit_all(clients, segment, args.concurrency).await;
         stop.store(true, Ordering::Relaxed);
         for t in readers {
             read_lat.extend(t.await??);
@@ -382,15 +433,16 @@ async fn drive(
 
 /// One token request per blinded message, `concurrency` in flight.
 async fn issue_all(
-    client: &Client,
+    clients: &[Client],
     campaign: CampaignId,
     blinded: &Arc<Vec<(PledgeSigningKey, BlindingState)>>,
     concurrency: usize,
 ) -> anyhow::Result<Vec<Vec<u8>>> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..concurrency.min(blinded.len()) {
-        let (client, next, blinded) = (client.clone(), next.clone(), blinded.clone());
+    for k in 0..concurrency.min(blinded.len()) {
+        let client = clients[k % clients.len()].clone();
+        let (next, blinded) = (next.clone(), blinded.clone());
         tasks.push(tokio::spawn(async move {
             let mut got = Vec::new();
             loop {
@@ -423,7 +475,7 @@ async fn issue_all(
 /// Submits every entry, `concurrency` in flight; returns the latencies of the
 /// accepted ones (seconds), the number refused, and the wall time.
 async fn submit_all(
-    client: &Client,
+    clients: &[Client],
     entries: Vec<Vec<u8>>,
     concurrency: usize,
 ) -> (Vec<f64>, usize, f64) {
@@ -431,8 +483,9 @@ async fn submit_all(
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency.min(entries.len()) {
-        let (client, next, entries) = (client.clone(), next.clone(), entries.clone());
+    for k in 0..concurrency.min(entries.len()) {
+        let client = clients[k % clients.len()].clone();
+        let (next, entries) = (next.clone(), entries.clone());
         tasks.push(tokio::spawn(async move {
             let (mut lat, mut errors) = (Vec::new(), 0usize);
             loop {
@@ -622,6 +675,62 @@ fn rsa_limit(secs: f64, threads: usize) -> anyhow::Result<Limit> {
     })
 }
 
+/// The database's own rate for the sequencer's write: transactions that
+/// lock one state row and insert 256 entries of a pledge's size (420
+/// bytes) with their nullifiers and two hashes each, as `commit_batch`
+/// does, one after another on one connection, for `secs` seconds, into
+/// tables of their own (dropped after). Rows (entries) per second.
+fn pg_batch_limit(url: &str, secs: f64) -> anyhow::Result<f64> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls)?;
+    c.batch_execute(
+        "CREATE TABLE bench_state (id smallint PRIMARY KEY, size bigint NOT NULL);
+         INSERT INTO bench_state VALUES (0, 0);
+         CREATE TABLE bench_entries (idx bigint PRIMARY KEY, data bytea NOT NULL);
+         CREATE TABLE bench_nullifiers (nullifier bytea PRIMARY KEY, idx bigint NOT NULL);
+         CREATE TABLE bench_hashes (level smallint, idx bigint, hash bytea NOT NULL,
+                                    PRIMARY KEY (level, idx));",
+    )?;
+    let started = Instant::now();
+    let (mut rows, mut next) = (0u64, 0i64);
+    while started.elapsed().as_secs_f64() < secs {
+        let idx: Vec<i64> = (next..next + 256).collect();
+        let data: Vec<Vec<u8>> = idx.iter().map(|_| random_bytes(420)).collect();
+        let nulls: Vec<Vec<u8>> = idx.iter().map(|_| random_bytes(32)).collect();
+        let hidx: Vec<i64> = (2 * next..2 * next + 512).collect();
+        let hashes: Vec<Vec<u8>> = hidx.iter().map(|_| random_bytes(32)).collect();
+        let mut tx = c.transaction()?;
+        tx.query_one("SELECT size FROM bench_state WHERE id = 0 FOR UPDATE", &[])?;
+        tx.execute(
+            "INSERT INTO bench_entries SELECT * FROM unnest($1::bigint[], $2::bytea[])",
+            &[&idx, &data],
+        )?;
+        tx.execute(
+            "INSERT INTO bench_nullifiers SELECT * FROM unnest($1::bytea[], $2::bigint[])",
+            &[&nulls, &idx],
+        )?;
+        tx.execute(
+            "INSERT INTO bench_hashes SELECT 0, * FROM unnest($1::bigint[], $2::bytea[])",
+            &[&hidx, &hashes],
+        )?;
+        tx.execute(
+            "UPDATE bench_state SET size = $1 WHERE id = 0",
+            &[&(next + 256)],
+        )?;
+        tx.commit()?;
+        next += 256;
+        rows += 256;
+    }
+    let rate = rows as f64 / started.elapsed().as_secs_f64();
+    c.batch_execute("DROP TABLE bench_state, bench_entries, bench_nullifiers, bench_hashes;")?;
+    Ok(rate)
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    getrandom::fill(&mut v).unwrap_or_default();
+    v
+}
+
 /// A running `pledged`.
 struct Server {
     child: Child,
@@ -631,11 +740,19 @@ struct Server {
 }
 
 impl Server {
-    fn start(args: &Args, pledged: &Path, data: &Path) -> anyhow::Result<Self> {
+    /// Starts a server; `shared_db`: another front end's database URL
+    /// (none: a fresh database with `--backend postgres`).
+    fn start(
+        args: &Args,
+        pledged: &Path,
+        data: &Path,
+        shared_db: Option<String>,
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(pledged);
-        let db = (args.backend == "postgres").then(|| pledge_tests::postgres::cluster().database());
-        if let Some(db) = &db {
-            cmd.env("PLEDGED_DATABASE_URL", db.url());
+        let db = (args.backend == "postgres" && shared_db.is_none())
+            .then(|| pledge_tests::postgres::cluster().database());
+        if let Some(url) = db.as_ref().map(|d| d.url().to_owned()).or(shared_db) {
+            cmd.env("PLEDGED_DATABASE_URL", url);
         }
         cmd.args(["--demo", "--listen", "127.0.0.1:0", "--backend"])
             .arg(&args.backend)
