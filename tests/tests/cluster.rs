@@ -175,6 +175,17 @@ fn wait_for_size(rt: &tokio::runtime::Runtime, base: &str, size: u64) -> u64 {
     }
 }
 
+/// The crash suite's model of the demo campaign, read from `base`, with
+/// `tokens` minted there.
+fn model_on(rt: &tokio::runtime::Runtime, base: &str, audit: &Path, tokens: usize) -> Shared {
+    rt.block_on(async {
+        let client = Client::new(base).unwrap();
+        let model = Arc::new(Mutex::new(Model::new(&client, audit.to_path_buf()).await));
+        model::mint(&client, &model, tokens, 4).await;
+        model
+    })
+}
+
 fn acked(model: &Shared) -> u64 {
     model.lock().unwrap().stats.acked
 }
@@ -188,14 +199,7 @@ fn a_follower_issues_forwards_and_serves_the_same_log() {
     let (a, b) = pair(tmp.path(), &db);
     // SPEC R-STORE-10: `b` does not sequence; its tokens come from the
     // campaign key it loaded from the database, its pledges go through `a`.
-    let model: Shared = rt.block_on(async {
-        let client = Client::new(&b.base).unwrap();
-        let model = Arc::new(Mutex::new(
-            Model::new(&client, tmp.path().join("audit")).await,
-        ));
-        model::mint(&client, &model, 120, 4).await;
-        model
-    });
+    let model = model_on(&rt, &b.base, &tmp.path().join("audit"), 120);
     load(&rt, &b.base, &model, 1500, || {});
     let n = acked(&model);
     assert!(
@@ -283,14 +287,7 @@ fn sigkill_of_the_sequencer_under_load_loses_nothing() {
     let rt = runtime();
     let (a, b) = pair(tmp.path(), &db);
     let mut fronts = [a, b];
-    let model: Shared = rt.block_on(async {
-        let client = Client::new(&fronts[1].base).unwrap();
-        let model = Arc::new(Mutex::new(
-            Model::new(&client, tmp.path().join("audit")).await,
-        ));
-        model::mint(&client, &model, 200, 4).await;
-        model
-    });
+    let model = model_on(&rt, &fronts[1].base, &tmp.path().join("audit"), 200);
     // Round k: the leader is fronts[k % 2]; load goes to the other one,
     // which must take over when the leader is killed mid-load.
     let rounds = 4;
@@ -337,14 +334,7 @@ fn a_database_restart_gives_clean_503s_then_recovery() {
     let tmp = tempfile::tempdir().unwrap();
     let rt = runtime();
     let (a, b) = pair(tmp.path(), &db);
-    let model: Shared = rt.block_on(async {
-        let client = Client::new(&a.base).unwrap();
-        let model = Arc::new(Mutex::new(
-            Model::new(&client, tmp.path().join("audit")).await,
-        ));
-        model::mint(&client, &model, 200, 4).await;
-        model
-    });
+    let model = model_on(&rt, &a.base, &tmp.path().join("audit"), 200);
     let before = acked(&model);
     load(&rt, &b.base, &model, 3000, || cluster().restart());
     let after_restart = acked(&model);
