@@ -42,6 +42,14 @@ def main():
         put("bundle", "two_" + e["name"], b"\x02" + n + b + n + b)
     for c in load("entry_failures.json")["cases"][:40]:
         put("entry", c["name"], bytes.fromhex(c.get("entry") or ""))
+    # Campaign updates (CampaignUpdated, kind 7): the valid ones and the
+    # failure cases (SPEC R-ENTRY-7..9).
+    upd = load("campaign_updates.json")
+    for e in upd["entries"]:
+        if bytes.fromhex(e["entry"])[1] == 7:
+            put("entry", e["name"], bytes.fromhex(e["entry"]))
+    for c in load("campaign_update_failures.json")["cases"]:
+        put("entry", c["name"], bytes.fromhex(c.get("entry") or ""))
     for c in load("c2sp_tlog_tiles_bad_bundles.json")["cases"]:
         put("bundle", c["name"], bytes([c["width"] % 256]) + bytes.fromhex(c.get("bundle") or ""))
 

@@ -611,6 +611,29 @@ impl Client {
         Ok(c.closed_index)
     }
 
+    /// `POST /v1/admin/campaigns/<id>/update` (admin, SPEC R-API-33): a
+    /// later deadline and/or the campaign's title and text in other
+    /// languages, logged as a CampaignUpdated entry. Returns the server's
+    /// answer once the entry is durable.
+    ///
+    /// # Errors
+    /// [`ClientError`]: 404 `unknown_campaign`, 409 `campaign_closed`, 422
+    /// `deadline_not_later`, `deadline_too_late`, `too_many_languages`, 400
+    /// `bad_request` (R-API-35).
+    pub async fn update_campaign(
+        &self,
+        admin_token: &str,
+        id: &CampaignId,
+        update: &api::CampaignUpdate,
+    ) -> Result<api::CampaignUpdateAccepted, ClientError> {
+        self.post_json(
+            &format!("/v1/admin/campaigns/{id}/update"),
+            update,
+            Some(admin_token),
+        )
+        .await
+    }
+
     /// `GET /v1/events`: a stream of parsed server-sent events. It ends when
     /// the server closes the connection.
     ///

@@ -829,7 +829,8 @@ async fn campaign_checked(
 }
 
 /// The campaign's own definition (decoded from the campaign object and
-/// checked against its id).
+/// checked against its id): what pledges are signed and checked against,
+/// never an update's translation (SPEC R-CLIENT-8).
 ///
 /// # Errors
 /// [`FlowError::BadLog`] when the served definition is missing, damaged or

@@ -1033,3 +1033,197 @@ async fn admin_closes_a_campaign_before_its_deadline() {
     let _ = tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
 }
+
+/// Issue 19: an organiser extends a campaign's deadline and gives its text
+/// in French (SPEC R-API-33, R-CLIENT-7). `extend` without `--yes` changes
+/// nothing (exit 2), an earlier deadline is refused (exit 1), a later one is
+/// logged and shown ("extended from"), `text` adds a language that `pledge
+/// campaigns` lists, `status` shows the effective deadline, and `pledge
+/// audit` passes on a log holding the updates (R-AUDIT-15, R-AUDIT-16).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_extends_a_campaign_and_gives_its_text_in_french() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path().join("data"));
+    config.batch_interval = Duration::from_millis(20);
+    config.open_rate_per_minute = 0;
+    config.publication = pledge_server::ledger::Publication::IMMEDIATE;
+    let state = AppState::start(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(listener, state, async {
+        let _ = rx.await;
+    }));
+    let token_file = dir.path().join("data/admin.token");
+    let with = |wallet: &str, rest: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "--server".into(),
+            base.clone(),
+            "--wallet".into(),
+            dir.path().join(wallet).to_str().unwrap().to_owned(),
+            "--insecure-no-passphrase".into(),
+        ];
+        v.extend(rest.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    let admin = |rest: &[&str]| {
+        let mut args = vec!["admin", "--admin-token-file", token_file.to_str().unwrap()];
+        args.extend_from_slice(rest);
+        with("admin-w", &args)
+    };
+    // A deadline as a date with its offset, 10 days from now (whole seconds).
+    let in_days = |d: i64| {
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(24 * d))
+            .unwrap()
+            .round(jiff::Unit::Second)
+            .unwrap()
+    };
+    let original = in_days(10);
+    let o = cli(admin(&[
+        "campaign",
+        "create",
+        "--title",
+        "Walkout",
+        "--text",
+        "We walk out.",
+        "--action",
+        "walk out",
+        "--deadline",
+        &original.to_string(),
+        "--goal",
+        "1",
+        "--attester",
+        "open",
+    ]))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let id = t
+        .split_whitespace()
+        .skip_while(|w| *w != "campaign")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let client = pledge_client::client::Client::new(&base).unwrap();
+    let cid = pledge_protocol::hash::CampaignId::from_hex(&id).unwrap();
+
+    // Without --yes: a usage error, nothing logged.
+    let later = in_days(20);
+    let later_arg = later
+        .to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(1)))
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string();
+    let o = cli(admin(&[
+        "campaign",
+        "extend",
+        &id[..8],
+        "--deadline",
+        &later_arg,
+    ]))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("--yes"), "{t}");
+    let c = client.campaign(&cid).await.unwrap();
+    assert_eq!(c.deadline, original.as_second() as u64);
+    assert!(c.original_deadline.is_none());
+    // Earlier: refused by the server, typed.
+    let earlier = in_days(5).to_string();
+    let o = cli(admin(&[
+        "campaign",
+        "extend",
+        &id,
+        "--deadline",
+        &earlier,
+        "--yes",
+    ]))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("deadline_not_later"), "{t}");
+    // Later: logged, and shown as extended.
+    let o = cli(admin(&[
+        "campaign",
+        "extend",
+        &id[..8],
+        "--deadline",
+        &later_arg,
+        "--yes",
+    ]))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("CampaignUpdated entry") && t.contains("extended from"),
+        "{t}"
+    );
+    let c = client.campaign(&cid).await.unwrap();
+    assert_eq!(c.deadline, later.as_second() as u64);
+    assert_eq!(c.original_deadline, Some(original.as_second() as u64));
+
+    // A French text from a file (CR LF read as LF, the last line feed dropped).
+    let file = dir.path().join("fr.txt");
+    std::fs::write(&file, "Nous débrayons.\r\nTous ensemble.\r\n").unwrap();
+    let o = cli(admin(&[
+        "campaign",
+        "text",
+        &id[..8],
+        "--lang",
+        "FR",
+        "--title",
+        "Débrayage",
+        "--text-file",
+        file.to_str().unwrap(),
+    ]))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("languages now: fr"), "{t}");
+    let c = client.campaign(&cid).await.unwrap();
+    assert_eq!(c.texts.len(), 1);
+    assert_eq!(c.texts[0].lang, "fr");
+    assert_eq!(c.texts[0].text, "Nous débrayons.\nTous ensemble.");
+    assert_eq!(c.title, "Walkout", "the original title stays");
+    // A bad tag is a usage error before anything is sent.
+    let o = cli(admin(&[
+        "campaign", "text", &id, "--lang", "fr_FR", "--title", "x",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    let o = cli(with("p", &["campaigns"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("(extended from "), "{t}");
+    assert!(t.contains("also in: fr"), "{t}");
+    let o = cli(admin(&["campaign", "show", &id[..8]])).await;
+    let t = text(&o);
+    assert!(
+        t.contains("(extended from ") && t.contains("also in: fr"),
+        "{t}"
+    );
+
+    // A pledger's status shows the effective deadline.
+    let o = cli(with("p", &["tokens", "--attest", "open"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = cli(with("p", &["commit", &id, "--threshold", "1", "--now"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = cli(with("p", &["status"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let shown = later
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string();
+    assert!(t.contains(&shown), "status should show {shown}: {t}");
+
+    let o = cli(vec!["--server".into(), base.clone(), "audit".into()]).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("PASS"), "{t}");
+    assert!(t.contains("CampaignUpdated 2"), "{t}");
+
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}

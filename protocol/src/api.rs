@@ -294,6 +294,15 @@ error_codes! {
     BadCampaign = "bad_campaign",
     /// 422: the new campaign's deadline is not in the future.
     DeadlineInPast = "deadline_in_past",
+    /// 422: an update's deadline is not later than the effective one
+    /// (R-RULE-12, R-API-35).
+    DeadlineNotLater = "deadline_not_later",
+    /// 422: an update's deadline is more than 90 days after the original
+    /// (R-RULE-12, R-API-35).
+    DeadlineTooLate = "deadline_too_late",
+    /// 422: an update would give the campaign more than 32 languages
+    /// (R-RULE-13, R-API-35).
+    TooManyLanguages = "too_many_languages",
     /// 422: the blinded message is not 256 bytes or not in range (R-TOKEN-8).
     BadBlindedMessage = "bad_blinded_message",
     /// 422: the entry is not of this endpoint's kind.
@@ -416,8 +425,18 @@ pub struct Campaign {
     pub text: String,
     /// The action pledged.
     pub action: String,
-    /// Unix seconds.
+    /// The effective deadline, Unix seconds: the last CampaignUpdated
+    /// entry's, else the definition's (R-CAMP-8, R-API-34).
     pub deadline: u64,
+    /// The definition's deadline when an update extended it (R-API-34);
+    /// absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_deadline: Option<u64>,
+    /// The organiser's texts in other languages, ascending by tag
+    /// (R-CAMP-9, R-API-34); absent when there are none. `title` and `text`
+    /// above stay the original.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub texts: Vec<CampaignTextSpec>,
     /// Success goal.
     pub goal: u32,
     /// Smallest allowed threshold.
@@ -822,6 +841,50 @@ impl CampaignCreated {
     pub fn id(&self) -> Option<CampaignId> {
         parse_campaign_id(&self.campaign_id)
     }
+}
+
+/// A campaign's title and text in one language (R-CAMP-9): an element of
+/// `texts` in a campaign object and in `POST /v1/admin/campaigns/<id>/update`
+/// (R-API-33).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignTextSpec {
+    /// A lower-case language tag (R-CAMP-7): `fr`, `pt-br`.
+    pub lang: String,
+    /// The title in that language.
+    pub title: String,
+    /// The text in that language (may be omitted: empty).
+    #[serde(default)]
+    pub text: String,
+}
+
+/// `POST /v1/admin/campaigns/<id>/update` (admin, R-API-33): a later
+/// deadline, texts in other languages, or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignUpdate {
+    /// The new deadline, Unix seconds (R-CAMP-8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<u64>,
+    /// Texts for 1 to 16 languages (R-CAMP-9).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub texts: Vec<CampaignTextSpec>,
+}
+
+/// `200` answer to `POST /v1/admin/campaigns/<id>/update` (R-API-33).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignUpdateAccepted {
+    /// The campaign.
+    #[serde(with = "campaign_id_hex")]
+    pub campaign_id: CampaignId,
+    /// The update's number (1 for the first, R-RULE-11).
+    pub update: u32,
+    /// Index of the CampaignUpdated entry.
+    pub index: u64,
+    /// The effective deadline after it.
+    pub deadline: u64,
+    /// The languages the campaign has texts in after it, ascending.
+    pub languages: Vec<String>,
 }
 
 /// `POST /v1/admin/invites` (admin).

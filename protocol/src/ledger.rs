@@ -1,4 +1,4 @@
-//! The ledger rules as a pure state machine (SPEC §8, R-RULE-1…R-RULE-9).
+//! The ledger rules as a pure state machine (SPEC §8, R-RULE-1…R-RULE-14).
 //!
 //! The server applies entries through it before it sequences them, and the
 //! auditor replays the whole log through it: both sides run the same code, so
@@ -17,6 +17,7 @@ use crate::hash::{CampaignId, Nullifier};
 use crate::pledge::{Amendment, Pledge, PledgePublicKey, Terms, Withdrawal};
 use crate::tally::{MAX_THRESHOLD, Tally};
 use crate::token::{IssuerKeyId, IssuerPublicKey, nullifier};
+use crate::update::{CampaignUpdated, CampaignUpdates, UpdateRefusal};
 
 /// Why an entry breaks the ledger rules. Each names the rule (SPEC §8).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +83,35 @@ pub enum RuleError {
     /// rules index campaigns with 32 bits).
     #[error("the ledger holds the most campaigns it can")]
     TooManyCampaigns,
+    /// R-RULE-11: the update number is not the campaign's previous one plus
+    /// one (a replayed or reordered update).
+    #[error("update number {got} is not the expected {expected}")]
+    BadUpdateNumber {
+        /// The next valid update number.
+        expected: u32,
+        /// The one in the entry.
+        got: u32,
+    },
+    /// R-RULE-12: the new deadline is not later than the effective one.
+    #[error("the new deadline is not later than the campaign's current deadline")]
+    DeadlineNotLater,
+    /// R-RULE-12: the new deadline is more than 90 days after the original.
+    #[error("the new deadline is more than 90 days after the campaign's original deadline")]
+    DeadlineTooLate,
+    /// R-RULE-13: the campaign would have texts in more than 32 languages.
+    #[error("the campaign would have texts in more than 32 languages")]
+    TooManyLanguages,
+}
+
+impl From<UpdateRefusal> for RuleError {
+    fn from(r: UpdateRefusal) -> Self {
+        match r {
+            UpdateRefusal::Number { expected, got } => RuleError::BadUpdateNumber { expected, got },
+            UpdateRefusal::DeadlineNotLater => RuleError::DeadlineNotLater,
+            UpdateRefusal::DeadlineTooLate => RuleError::DeadlineTooLate,
+            UpdateRefusal::TooManyLanguages => RuleError::TooManyLanguages,
+        }
+    }
 }
 
 /// An entry whose stateless checks passed (SPEC R-RULE-3): for a pledge, its
@@ -143,7 +173,7 @@ impl VerifiedEntry {
                 }
                 None
             }
-            Entry::CampaignOpened(_) | Entry::CampaignClosed(_) => None,
+            Entry::CampaignOpened(_) | Entry::CampaignClosed(_) | Entry::CampaignUpdated(_) => None,
         };
         Ok(Self {
             entry,
@@ -252,6 +282,9 @@ pub struct CampaignState {
     pub pledges: u64,
     /// The closing entry, once closed.
     pub closed: Option<CampaignClosed>,
+    /// What its valid CampaignUpdated entries amount to (R-CAMP-8,
+    /// R-CAMP-9).
+    pub updates: CampaignUpdates,
 }
 
 /// What the rules keep per pledge: 12 bytes, 44 with its nullifier, one slot
@@ -338,6 +371,12 @@ impl From<TermsRefusal> for RuleError {
 }
 
 impl CampaignState {
+    /// The effective deadline: the last valid update's, else the
+    /// definition's. SPEC R-CAMP-8.
+    pub fn deadline(&self) -> u64 {
+        self.updates.effective_deadline(self.definition.deadline())
+    }
+
     /// True if the campaign has the funding extension (R-CAMP-5).
     pub fn is_funding(&self) -> bool {
         self.funding.is_some()
@@ -473,6 +512,7 @@ impl LedgerState {
             Entry::PledgeAmended(a) => self.check_amend(a).map(|_| ()),
             Entry::PledgeWithdrawn(w) => self.check_withdraw(w).map(|_| ()),
             Entry::CampaignClosed(c) => self.check_close(c),
+            Entry::CampaignUpdated(u) => self.check_update(u),
         }
     }
 
@@ -511,6 +551,7 @@ impl LedgerState {
                         funding,
                         pledges: 0,
                         closed: None,
+                        updates: CampaignUpdates::default(),
                     },
                 );
             }
@@ -567,6 +608,11 @@ impl LedgerState {
             Entry::CampaignClosed(c) => {
                 self.check_close(c)?;
                 self.open_mut(&c.campaign)?.closed = Some(c.clone());
+            }
+            Entry::CampaignUpdated(u) => {
+                self.check_update(u)?;
+                let c = self.open_mut(&u.campaign())?;
+                c.updates = c.updates.applied(u);
             }
         }
         self.entries = self.entries.saturating_add(1);
@@ -725,6 +771,17 @@ impl LedgerState {
     fn check_withdraw(&self, w: &Withdrawal) -> Result<Terms, RuleError> {
         let (_, old) = self.live_pledge(&w.campaign, &w.nullifier, w.seq)?;
         Ok(old)
+    }
+
+    /// The rules of a CampaignUpdated: the campaign is open (R-RULE-2), then
+    /// R-RULE-11, R-RULE-12, R-RULE-13 in that order. The rules carry no
+    /// clock: the ledger also refuses an update once the campaign's
+    /// effective deadline has passed (R-RULE-14).
+    fn check_update(&self, u: &CampaignUpdated) -> Result<(), RuleError> {
+        let c = self.open(&u.campaign())?;
+        c.updates
+            .check(u, c.definition.deadline())
+            .map_err(RuleError::from)
     }
 
     fn check_close(&self, cl: &CampaignClosed) -> Result<(), RuleError> {

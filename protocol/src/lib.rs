@@ -15,6 +15,8 @@
 //! - [`token`]: RFC 9474 blind-RSA tokens, issuer keys, nullifiers.
 //! - [`pledge`]: pledge keys, terms, pledges, amendments and withdrawals.
 //! - [`entry`]: ledger entries, the leaves of the log.
+//! - [`update`]: campaign updates (an extended deadline, texts in other
+//!   languages) and what a campaign's updates amount to.
 //! - [`ledger`]: the ledger rules as a pure state machine (server and auditor).
 //! - [`merkle`]: RFC 6962 hashing, the incremental tree, proofs.
 //! - [`replay`]: a log replayed entry by entry into the rules and the tree
@@ -59,6 +61,7 @@ pub mod secret;
 pub mod tally;
 pub mod tile;
 pub mod token;
+pub mod update;
 
 /// Protocol version carried by every versioned encoding of this crate. SPEC R-VER-1.
 pub const PROTOCOL_VERSION: u8 = 1;

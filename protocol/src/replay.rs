@@ -441,13 +441,15 @@ impl<T: GrowingTree> Replayer<T> {
     }
 
     /// Openings, closings and last change sizes (R-TALLY-12): every applied
-    /// entry of a campaign but its CampaignClosed changes its tally.
+    /// entry of a campaign but its CampaignClosed and its CampaignUpdated
+    /// entries (R-RULE-14: an update changes no tally) changes its tally.
     fn applied(&mut self, kind: EntryKind, campaign: CampaignId, index: u64) {
         let s = &mut self.state;
         match kind {
             EntryKind::CampaignClosed => {
                 s.closed.insert(campaign, index);
             }
+            EntryKind::CampaignUpdated => {}
             EntryKind::CampaignOpened => {
                 s.opened.insert(campaign, index);
                 s.last_change.insert(campaign, index + 1);

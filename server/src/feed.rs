@@ -177,8 +177,10 @@ pub struct FeedCampaign<'a> {
     pub action: &'a str,
     /// Its goal.
     pub goal: u32,
-    /// Its deadline (Unix seconds).
+    /// Its effective deadline (Unix seconds, SPEC R-CAMP-8).
     pub deadline: u64,
+    /// The definition's deadline when an update extended it (R-API-34).
+    pub original_deadline: Option<u64>,
     /// Its feed history.
     pub history: &'a FeedHistory,
     /// Its final tally, once the CampaignClosed entry is in the log.
@@ -255,6 +257,14 @@ fn opened_entry(c: &FeedCampaign<'_>) -> Entry {
         c.goal,
         rfc3339(c.deadline)
     );
+    // SPEC R-API-24, R-CAMP-8: an extension is announced with the opening.
+    if let Some(o) = c.original_deadline {
+        let _ = write!(
+            summary,
+            " The deadline was extended from {} UTC by an update in the log.",
+            rfc3339(o)
+        );
+    }
     Entry {
         id: entry_id(&c.id, "opened"),
         title: format!("Campaign opened: {}", c.title),
@@ -587,6 +597,7 @@ mod tests {
             action: "walk \"out\" <together>",
             goal: 10,
             deadline: T0 + 30 * 86_400,
+            original_deadline: None,
             history: &h,
             closed: None,
         };
@@ -652,6 +663,7 @@ mod tests {
             action: "act",
             goal,
             deadline,
+            original_deadline: None,
             history: &h,
             closed: None,
         };

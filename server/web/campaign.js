@@ -3,6 +3,7 @@
 // browser's pledge (amend, withdraw) and the wallet (export, import, forget).
 
 import { getJson, formatDate, readySentence } from "./app.js";
+import { translationFor } from "./texts.js";
 import { t, tp, split, has, currentLanguage } from "./i18n.js";
 import { parseStatement, moreNeeded } from "./tally.js";
 import { renderChart, renderFundingChart, formatMoney } from "./chart.js";
@@ -22,6 +23,7 @@ const S = {
   mine: null,        // this campaign's element of app.status(), or null
   busy: false,
   loadError: null,
+  showOriginal: false, // the visitor asked for the original text (R-WEB-15)
 };
 
 const $ = (sel) => document.getElementById(sel);
@@ -53,6 +55,10 @@ export async function start() {
   }
   await refreshTally();
   wireForms();
+  $("c-original").addEventListener("click", () => {
+    S.showOriginal = !S.showOriginal;
+    rerender();
+  });
   rerender();
   listen();
   let resizeTimer = null;
@@ -124,14 +130,33 @@ export function rerender() {
   }
   const c = S.campaign;
   if (!c) return;
-  document.title = `${c.title} · ${t("site.name")}`;
+  // SPEC R-WEB-15: the organiser's translation for this browser, unless the
+  // visitor asked for the original; the action stays as logged.
+  const tr = translationFor(c);
+  const shown = tr && !S.showOriginal ? tr : { title: c.title, text: c.text, lang: "" };
+  document.title = `${shown.title} · ${t("site.name")}`;
   setStatus("campaign-status", "");
   $("campaign-status").hidden = true;
   $("campaign").hidden = false;
-  $("c-title").textContent = c.title;
-  $("c-text").textContent = c.text;
+  $("c-title").textContent = shown.title;
+  $("c-text").textContent = shown.text;
+  for (const id of ["c-title", "c-text"]) {
+    if (shown.lang) $(id).lang = shown.lang; else $(id).removeAttribute("lang");
+  }
+  $("c-translation").hidden = !tr;
+  if (tr) {
+    $("c-translation-note").textContent = S.showOriginal
+      ? t("campaign.original_note")
+      : t("campaign.translation_note", { lang: tr.lang });
+    $("c-original").textContent = S.showOriginal
+      ? t("campaign.show_translation") : t("campaign.show_original");
+  }
   $("c-action").textContent = c.action;
   $("c-deadline").textContent = formatDate(c.deadline, currentLanguage());
+  // SPEC R-WEB-16: an extended deadline says so.
+  $("c-extended").hidden = !c.original_deadline;
+  $("c-extended").textContent = c.original_deadline
+    ? t("campaign.extended", { date: formatDate(c.original_deadline, currentLanguage()) }) : "";
   $("c-goal").textContent = tp("campaign.goal_value", c.goal, { goal: c.goal });
   $("c-state").textContent = t(`state.${c.state}`);
   const th = $("threshold");

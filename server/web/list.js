@@ -1,6 +1,7 @@
 // The campaign list page (/).
 
 import { getJson, formatDate, readySentence } from "./app.js";
+import { translationFor } from "./texts.js";
 import { t, currentLanguage } from "./i18n.js";
 
 let campaigns = null;
@@ -35,7 +36,10 @@ export function rerender() {
     const h = document.createElement("h2");
     const a = document.createElement("a");
     a.href = `/c/${c.campaign_id}`;
-    a.textContent = c.title;
+    // SPEC R-WEB-15: the organiser's title in the visitor's language.
+    const tr = translationFor(c);
+    a.textContent = tr ? tr.title : c.title;
+    if (tr) a.lang = tr.lang;
     h.append(a);
     const live = c.tally ? c.tally.live : 0;
     const active = c.tally ? c.tally.active : 0;
@@ -45,7 +49,11 @@ export function rerender() {
     meta.className = "meta";
     meta.textContent = [
       t(`state.${c.state}`),
-      t("list.deadline", { date: formatDate(c.deadline, currentLanguage()) }),
+      t("list.deadline", { date: formatDate(c.deadline, currentLanguage()) })
+        // SPEC R-WEB-16
+        + (c.original_deadline
+          ? ` (${t("list.extended", { date: formatDate(c.original_deadline, currentLanguage()) })})`
+          : ""),
       t("list.counts", { active, goal: c.goal }),
     ].join(" · ");
     li.append(h, p, meta);

@@ -1288,3 +1288,79 @@ async fn a_funding_campaign_is_audited_on_its_joint_tally() {
     let f = r.campaigns.iter().find(|x| x.id == c.to_hex()).unwrap();
     assert!(f.closed);
 }
+
+/// Issue 19 (SPEC R-AUDIT-15…R-AUDIT-17): a log with campaign updates. Valid
+/// updates are applied and change no tally (the statement of the pledge
+/// alone passes); a replayed update number and an earlier deadline are
+/// `bad_update` at their index; a campaign list showing another deadline or
+/// texts than the log's updates is `campaign_view_mismatch`, and the same
+/// list with the log's deadline and texts passes that check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_updates_are_audited_and_the_view_must_match_them() {
+    use pledge_protocol::update::{CampaignText, CampaignUpdated};
+    let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+    let (a, open_a) = Campaign::new("A");
+    let (p1, _) = a.pledge(1);
+    let original = 4_000_000_000u64;
+    let later = original + 7 * 86_400;
+    let update = |n: u32, deadline: Option<u64>, texts: Vec<CampaignText>| {
+        enc(&Entry::CampaignUpdated(
+            CampaignUpdated::new(a.id, n, deadline, texts).unwrap(),
+        ))
+    };
+    let fr = CampaignText::new("fr".into(), "Grève".into(), "Nous arrêtons.".into()).unwrap();
+    let entries = vec![
+        enc(&open_a),                           // 0
+        enc(&Entry::Pledge(p1)),                // 1
+        update(1, Some(later), vec![]),         // 2 ok
+        update(1, Some(later + 1), vec![]),     // 3 number replayed
+        update(2, Some(original + 60), vec![]), // 4 earlier than the effective deadline
+        update(2, None, vec![fr]),              // 5 ok
+    ];
+    let tally = tally_after(&entries, &a.id);
+    assert_eq!(tally.live(), 1);
+    let statements = vec![(a.id, TallyStatement::new(ORIGIN, 6, a.id, tally).unwrap())];
+    let mut published = publish(&signer, &entries, &statements);
+    let list = |deadline: u64, title: &str| {
+        json!({"campaigns": [{
+            "campaign_id": a.id.to_hex(),
+            "deadline": deadline,
+            "original_deadline": original,
+            "texts": [{"lang": "fr", "title": title, "text": "Nous arrêtons."}],
+        }]})
+        .to_string()
+        .into_bytes()
+    };
+    published.insert("/v1/campaigns".into(), list(later, "Grève"));
+    let files: Files = Arc::new(Mutex::new(published));
+    let base = serve_files(files.clone()).await;
+    let mut o = opts(&base, None);
+    o.log_key = Some(signer.verifier());
+    let r = run_audit(&o).await;
+    assert_eq!(
+        kinds_at(&r),
+        vec![
+            (FailureKind::BadUpdate, Some(3)),
+            (FailureKind::BadUpdate, Some(4)),
+        ],
+        "{r}"
+    );
+    assert_eq!(r.counts.campaigns_updated, 4);
+    // The server shows the original deadline, or another translation.
+    for (deadline, title) in [(original, "Grève"), (later, "Débrayage")] {
+        files
+            .lock()
+            .unwrap()
+            .insert("/v1/campaigns".into(), list(deadline, title));
+        let r = run_audit(&o).await;
+        assert_eq!(
+            kinds(&r),
+            vec![
+                FailureKind::BadUpdate,
+                FailureKind::BadUpdate,
+                FailureKind::CampaignViewMismatch
+            ],
+            "{r}"
+        );
+    }
+}

@@ -46,6 +46,31 @@ fn start_server(tmp: &Path) -> (Pledged, String) {
 /// vectors, in node alone: known answers, and "N more needed" for every
 /// threshold of the generated campaigns of `tally_more_needed.json`
 /// (SPEC R-WEB-13). `e2e.mjs` runs the same checks first.
+/// The pages' choice of a campaign's text (`server/web/texts.js`, SPEC
+/// R-WEB-15), in node alone: the visitor's languages in order, a regional
+/// preference matching a base text and back, the original otherwise.
+#[test]
+fn page_picks_the_visitors_language() {
+    let script = repo_root().join("tests/browser/texts-check.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("node is missing ({e}): run `apt-get install nodejs`"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let last = stdout.lines().last().unwrap_or_default();
+    let summary: serde_json::Value = serde_json::from_str(last)
+        .unwrap_or_else(|_| panic!("texts-check.mjs printed no JSON summary; last line: {last}"));
+    assert!(
+        out.status.success() && summary["ok"] == true,
+        "the page picks the wrong text: {}",
+        summary["error"]
+    );
+    assert!(summary["checks"].as_u64().unwrap() >= 10, "{summary}");
+}
+
 #[test]
 fn page_tally_matches_vectors() {
     let script = repo_root().join("tests/browser/tally-check.mjs");

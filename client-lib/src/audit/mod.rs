@@ -426,6 +426,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
         opened,
         last_change,
         last_change_at_reference,
+        last_update,
     } = outcome;
     rep.failures.extend(failures);
     rep.counts = Counts {
@@ -546,6 +547,40 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
                         )
                         .campaign(id),
                     );
+                }
+                // SPEC R-AUDIT-16: the deadline and texts shown are the
+                // log's, unless an update came after the reference
+                // checkpoint (the list may predate it).
+                let settled = last_update.get(id).is_none_or(|&i| i < reference.0);
+                if !gap && settled {
+                    let texts: Vec<(String, String, String)> = logged
+                        .updates
+                        .texts()
+                        .values()
+                        .map(|t| {
+                            (
+                                t.lang().to_owned(),
+                                t.title().to_owned(),
+                                t.text().to_owned(),
+                            )
+                        })
+                        .collect();
+                    if c.deadline.is_some_and(|d| d != logged.deadline()) || c.texts != texts {
+                        rep.failures.push(
+                            Failure::new(
+                                FailureKind::CampaignViewMismatch,
+                                format!(
+                                    "/v1/campaigns shows deadline {:?} and {} text(s); the log's \
+                                     updates give deadline {} and {} text(s)",
+                                    c.deadline,
+                                    c.texts.len(),
+                                    logged.deadline(),
+                                    texts.len()
+                                ),
+                            )
+                            .campaign(id),
+                        );
+                    }
                 }
             }
             None => {}
@@ -792,6 +827,11 @@ struct Listed {
     id: CampaignId,
     /// The `issuer_key` shown, decoded (absent or not base64: not compared).
     issuer_key: Option<Vec<u8>>,
+    /// The effective `deadline` shown (absent: not compared).
+    deadline: Option<u64>,
+    /// The `texts` shown as (lang, title, text), in the order served
+    /// (absent: none).
+    texts: Vec<(String, String, String)>,
 }
 
 fn parse_campaign_list(body: &[u8]) -> Result<Vec<Listed>, String> {
@@ -816,7 +856,30 @@ fn parse_campaign_list(body: &[u8]) -> Result<Vec<Listed>, String> {
                         .decode(k)
                         .unwrap_or_else(|_| k.as_bytes().to_vec())
                 });
-            Ok(Listed { id, issuer_key })
+            let deadline = c.get("deadline").and_then(serde_json::Value::as_u64);
+            let texts = c
+                .get("texts")
+                .and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|t| {
+                            let f = |k: &str| {
+                                t.get(k)
+                                    .and_then(serde_json::Value::as_str)
+                                    .unwrap_or_default()
+                                    .to_owned()
+                            };
+                            (f("lang"), f("title"), f("text"))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(Listed {
+                id,
+                issuer_key,
+                deadline,
+                texts,
+            })
         })
         .collect()
 }

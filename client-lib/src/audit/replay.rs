@@ -88,6 +88,9 @@ pub(crate) struct ReplayOutcome {
     pub last_change: HashMap<CampaignId, u64>,
     /// The same at the reference size, if the replay reached it.
     pub last_change_at_reference: Option<HashMap<CampaignId, u64>>,
+    /// Index of each campaign's last applied CampaignUpdated entry
+    /// (R-AUDIT-16).
+    pub last_update: HashMap<CampaignId, u64>,
 }
 
 /// One decoded entry of a batch.
@@ -111,6 +114,7 @@ struct Replay {
     /// Some bundle inside the cached range was fetched (its file was missing).
     prefix_fetched: bool,
     last_change_at_reference: Option<HashMap<CampaignId, u64>>,
+    last_update: HashMap<CampaignId, u64>,
 }
 
 /// Runs the replay on the calling (blocking) thread, consuming bundles from
@@ -135,6 +139,7 @@ pub(crate) fn run(
         cache_open: true,
         prefix_fetched: false,
         last_change_at_reference: None,
+        last_update: HashMap::new(),
     };
     r.capture(0);
     let mut gap = false;
@@ -185,6 +190,7 @@ pub(crate) fn run(
         opened: state.opened,
         last_change: state.last_change,
         last_change_at_reference: r.last_change_at_reference,
+        last_update: r.last_update,
     })
 }
 
@@ -336,6 +342,9 @@ impl Replay {
                     );
                 }
                 self.count(judged.kind);
+                if judged.kind == EntryKind::CampaignUpdated && judged.refused.is_none() {
+                    self.last_update.insert(judged.campaign, index);
+                }
                 if judged.checked {
                     self.counts.pledges_verified += 1;
                 }
@@ -371,6 +380,8 @@ impl Replay {
             EntryKind::PledgeAmended => c.amendments += 1,
             EntryKind::PledgeWithdrawn => c.withdrawals += 1,
             EntryKind::CampaignClosed => c.campaigns_closed += 1,
+            // SPEC R-AUDIT-17
+            EntryKind::CampaignUpdated => c.campaigns_updated += 1,
             _ => {}
         }
     }
@@ -433,6 +444,7 @@ fn kind_word(kind: EntryKind) -> &'static str {
         EntryKind::PledgeAmended => "amendment",
         EntryKind::PledgeWithdrawn => "withdrawal",
         EntryKind::CampaignClosed => "CampaignClosed",
+        EntryKind::CampaignUpdated => "CampaignUpdated",
         _ => "entry",
     }
 }
@@ -494,6 +506,14 @@ fn rule_failure(entry: EntryKind, campaign: &CampaignId, index: u64, e: &RuleErr
             FailureKind::MorePledgesThanTokens,
             format!("{pledges} pledges but the issuer reported only {tokens} tokens"),
         ),
+        // SPEC R-AUDIT-15
+        RuleError::BadUpdateNumber { expected, got } => (
+            FailureKind::BadUpdate,
+            format!("{what} with update number {got}, expected {expected}"),
+        ),
+        RuleError::DeadlineNotLater | RuleError::DeadlineTooLate | RuleError::TooManyLanguages => {
+            (FailureKind::BadUpdate, format!("{what}: {e}"))
+        }
         other => (FailureKind::RuleViolation, format!("{what}: {other}")),
     };
     Failure::at(kind, index, detail).campaign(campaign)

@@ -67,6 +67,10 @@ pub enum FailureKind {
     ClosingTallyMismatch,
     /// R-AUDIT-11: a campaign with more pledges than its issuer reported tokens.
     MorePledgesThanTokens,
+    /// R-AUDIT-15: a CampaignUpdated entry out of sequence, with a deadline
+    /// not later than the effective one or more than 90 days after the
+    /// original, or with too many languages (R-RULE-11…R-RULE-13).
+    BadUpdate,
     /// Another ledger rule (an entry the rules refuse for a reason not listed).
     RuleViolation,
     /// R-AUDIT-10: a tally statement without a valid log signature.
@@ -91,6 +95,9 @@ pub enum FailureKind {
     /// R-AUDIT-14: `/v1/campaigns` shows an `issuer_key` other than the one its
     /// CampaignOpened entry logged.
     IssuerKeyMismatch,
+    /// R-AUDIT-16: `/v1/campaigns` shows a deadline or texts other than those
+    /// the campaign's CampaignUpdated entries give.
+    CampaignViewMismatch,
     /// R-AUDIT-1: `/v1/log/key` serves another key than the one the audit trusts.
     LogKeyMismatch,
 }
@@ -124,6 +131,7 @@ impl FailureKind {
             FailureKind::BadSequence => "bad_sequence",
             FailureKind::ClosingTallyMismatch => "closing_tally_mismatch",
             FailureKind::MorePledgesThanTokens => "more_pledges_than_tokens",
+            FailureKind::BadUpdate => "bad_update",
             FailureKind::RuleViolation => "rule_violation",
             FailureKind::TallySignature => "tally_signature",
             FailureKind::TallyMalformed => "tally_malformed",
@@ -133,6 +141,7 @@ impl FailureKind {
             FailureKind::CampaignNotListed => "campaign_not_listed",
             FailureKind::TallyMissing => "tally_missing",
             FailureKind::IssuerKeyMismatch => "issuer_key_mismatch",
+            FailureKind::CampaignViewMismatch => "campaign_view_mismatch",
             FailureKind::LogKeyMismatch => "log_key_mismatch",
         }
     }
@@ -236,6 +245,8 @@ pub struct Counts {
     pub withdrawals: u64,
     /// CampaignClosed entries.
     pub campaigns_closed: u64,
+    /// CampaignUpdated entries (SPEC R-AUDIT-17).
+    pub campaigns_updated: u64,
     /// Token and pledge signatures verified this run (the rest were verified
     /// by an earlier run and are bound to the pinned checkpoint).
     pub pledges_verified: u64,
@@ -353,13 +364,14 @@ impl fmt::Display for AuditReport {
         let c = &self.counts;
         writeln!(
             f,
-            "entries     {}: CampaignOpened {}, Pledge {}, PledgeAmended {}, PledgeWithdrawn {}, CampaignClosed {}",
+            "entries     {}: CampaignOpened {}, Pledge {}, PledgeAmended {}, PledgeWithdrawn {}, CampaignClosed {}, CampaignUpdated {}",
             c.entries,
             c.campaigns_opened,
             c.pledges,
             c.amendments,
             c.withdrawals,
-            c.campaigns_closed
+            c.campaigns_closed,
+            c.campaigns_updated
         )?;
         writeln!(
             f,

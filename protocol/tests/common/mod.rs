@@ -2,7 +2,7 @@
 
 use pledge_protocol::ledger::RuleError;
 
-/// The auditor's failure kind for a rule error (SPEC §15, R-AUDIT-6…R-AUDIT-11).
+/// The auditor's failure kind for a rule error (SPEC §15, R-AUDIT-6…R-AUDIT-11, R-AUDIT-15).
 pub fn audit_kind(e: &RuleError) -> &'static str {
     match e {
         RuleError::BadToken => "bad_token",
@@ -16,6 +16,10 @@ pub fn audit_kind(e: &RuleError) -> &'static str {
         RuleError::BadSequence { .. } => "bad_sequence",
         RuleError::TallyMismatch => "closing_tally_mismatch",
         RuleError::MorePledgesThanTokens { .. } => "more_pledges_than_tokens",
+        RuleError::BadUpdateNumber { .. }
+        | RuleError::DeadlineNotLater
+        | RuleError::DeadlineTooLate
+        | RuleError::TooManyLanguages => "bad_update",
         _ => "rule_violation",
     }
 }

@@ -189,6 +189,10 @@ impl From<RuleError> for ApiError {
             RuleError::BadSequence { .. } => (S::CONFLICT, C::BadSequence),
             RuleError::TooLarge => (S::PAYLOAD_TOO_LARGE, C::EntryTooLarge),
             RuleError::TooManyCampaigns => (S::INSUFFICIENT_STORAGE, C::TooManyCampaigns),
+            // SPEC R-API-35
+            RuleError::DeadlineNotLater => (S::UNPROCESSABLE_ENTITY, C::DeadlineNotLater),
+            RuleError::DeadlineTooLate => (S::UNPROCESSABLE_ENTITY, C::DeadlineTooLate),
+            RuleError::TooManyLanguages => (S::UNPROCESSABLE_ENTITY, C::TooManyLanguages),
             _ => (S::CONFLICT, C::RuleViolation),
         };
         Self::new(status, code, e.to_string())

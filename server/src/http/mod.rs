@@ -82,6 +82,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/invites", post(invites))
         .route("/v1/admin/invites/{group}", delete(revoke_invites))
         .route("/v1/admin/campaigns/{id}/close", post(close_campaign))
+        // SPEC R-API-33: a later deadline, texts in other languages.
+        .route("/v1/admin/campaigns/{id}/update", post(update_campaign))
         .layer(TimeoutLayer::with_status_code(
             error::TIMEOUT_STATUS,
             REQUEST_TIMEOUT,
@@ -459,7 +461,11 @@ fn campaign_json(state: &AppState, id: &CampaignId) -> Option<Campaign> {
         title: d.title().to_owned(),
         text: d.text().to_owned(),
         action: d.action().to_owned(),
-        deadline: d.deadline(),
+        // SPEC R-API-34: the effective deadline, the original when extended,
+        // and the organiser's texts.
+        deadline: c.deadline(),
+        original_deadline: (c.deadline() != d.deadline()).then_some(d.deadline()),
+        texts: text_specs(&c.updates),
         goal: d.goal(),
         threshold_min: d.threshold_min(),
         threshold_max: d.threshold_max(),
@@ -486,6 +492,19 @@ fn campaign_json(state: &AppState, id: &CampaignId) -> Option<Campaign> {
         publication: Some(state.inner.ledger.publication(id)),
         funding: d.funding().map(api::FundingSpec::of),
     })
+}
+
+/// A campaign's texts as the API writes them (SPEC R-API-34), ascending by
+/// language tag.
+fn text_specs(u: &pledge_protocol::update::CampaignUpdates) -> Vec<api::CampaignTextSpec> {
+    u.texts()
+        .values()
+        .map(|t| api::CampaignTextSpec {
+            lang: t.lang().to_owned(),
+            title: t.title().to_owned(),
+            text: t.text().to_owned(),
+        })
+        .collect()
 }
 
 async fn list_campaigns(State(state): State<AppState>) -> Response {
@@ -560,7 +579,9 @@ fn feed_campaign<'a>(
         text: d.text(),
         action: d.action(),
         goal: d.goal(),
-        deadline: d.deadline(),
+        // SPEC R-CAMP-8: a closed campaign is dated by its effective deadline.
+        deadline: c.deadline(),
+        original_deadline: (c.deadline() != d.deadline()).then_some(d.deadline()),
         history,
         closed,
     }
@@ -779,6 +800,68 @@ async fn close_campaign(
         "closed_index": index,
     }))?
     .into_response())
+}
+
+/// `POST /v1/admin/campaigns/<id>/update` (SPEC R-API-33): logs a
+/// CampaignUpdated entry with a later deadline and/or texts in other
+/// languages, through the sequencer, and answers once it is durable.
+async fn update_campaign(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    use pledge_protocol::update::{CampaignText, CampaignUpdated};
+    require_admin(&state, req.headers())?;
+    let id = campaign_id(&id)?;
+    let (body, _) = body_of(req, MAX_ADMIN_BODY).await?;
+    let u: api::CampaignUpdate = parse_json(&body)?;
+    let number = {
+        let view = state.inner.ledger.published();
+        let c = view.campaign(&id).ok_or_else(ApiError::unknown_campaign)?;
+        match c.phase(unix_now()) {
+            Phase::Open => {}
+            Phase::Closed => return Err(pledge_protocol::ledger::RuleError::CampaignClosed.into()),
+            // SPEC R-RULE-14: a campaign past its deadline is never reopened.
+            Phase::Closing => return Err(SubmitError::DeadlinePassed.into()),
+        }
+        c.updates.count().saturating_add(1)
+    };
+    // SPEC R-CAMP-7, R-CAMP-9, R-ENTRY-9: the same checks as the decoder's.
+    let texts = u
+        .texts
+        .into_iter()
+        .map(|t| {
+            let lang = t.lang.clone();
+            CampaignText::new(t.lang, t.title, t.text)
+                .map_err(|e| ApiError::bad_request(format!("texts: language {lang:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let update = CampaignUpdated::new(id, number, u.deadline, texts)
+        .map_err(|e| ApiError::bad_request(format!("update: {e}")))?;
+    let entry =
+        pledge_protocol::ledger::VerifiedEntry::verify(Entry::CampaignUpdated(update), None, None)?;
+    let inner = &state.inner;
+    let accepted = inner
+        .sequencer
+        .submit(Proposal::Entry(Box::new(entry)), Vec::new())
+        .await
+        .inspect_err(|e| {
+            if matches!(e, SubmitError::QueueFull) {
+                inner.metrics.record_queue_full();
+            }
+        })?;
+    // The view is published before the sequencer answers.
+    let view = inner.ledger.published();
+    let c = view.campaign(&id).ok_or_else(ApiError::internal)?;
+    let done = api::CampaignUpdateAccepted {
+        campaign_id: id,
+        update: number,
+        index: accepted.index,
+        deadline: c.deadline(),
+        languages: c.updates.texts().keys().cloned().collect(),
+    };
+    drop(view);
+    Ok(sorted_json(&done)?.into_response())
 }
 
 // ---------------------------------------------------------------------------

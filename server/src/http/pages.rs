@@ -56,6 +56,10 @@ const ASSETS: &[Asset] = &[
     asset!("list.js", JS),
     asset!("chart.js", JS),
     asset!("tally.js", JS),
+    // SPEC R-WEB-15, R-WEB-16: which of a campaign's texts a visitor reads
+    // (the pages show it, and an extended deadline, from the campaign
+    // object of R-API-34).
+    asset!("texts.js", JS),
     asset!("i18n.js", JS),
     asset!("wallet.js", JS),
     asset!("style.css", CSS),

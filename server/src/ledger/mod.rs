@@ -275,7 +275,7 @@ fn load_feeds(
             },
             None => {
                 let at = if c.closed.is_some() {
-                    c.definition.deadline()
+                    c.deadline()
                 } else {
                     now
                 };
@@ -1004,6 +1004,7 @@ impl Ledger {
                 opened_at,
                 closed_at,
                 tally,
+                updates: c.updates.clone(),
             };
             campaigns.insert(*id, Arc::new(view));
         }
@@ -1078,12 +1079,17 @@ fn apply_one(
     Ok((index, bytes, entry.campaign(), milestone))
 }
 
-/// No pledge, amendment or withdrawal after the campaign's deadline.
+/// No pledge, amendment or withdrawal after the campaign's effective
+/// deadline (SPEC R-CAMP-8), and no update of a campaign past it (R-RULE-14:
+/// a campaign that is closing is never reopened).
 fn check_deadline(state: &LedgerState, entry: &Entry, now: u64) -> Result<(), SubmitError> {
     match entry {
-        Entry::Pledge(_) | Entry::PledgeAmended(_) | Entry::PledgeWithdrawn(_) => {
+        Entry::Pledge(_)
+        | Entry::PledgeAmended(_)
+        | Entry::PledgeWithdrawn(_)
+        | Entry::CampaignUpdated(_) => {
             if let Some(c) = state.campaign(&entry.campaign())
-                && now > c.definition.deadline()
+                && now > c.deadline()
             {
                 return Err(SubmitError::DeadlinePassed);
             }
@@ -1227,6 +1233,7 @@ impl Loaded {
                     opened_at,
                     closed_at: self.closed_at.get(id).copied(),
                     tally: self.tallies.get(id).cloned(),
+                    updates: c.updates.clone(),
                 }),
             );
         }

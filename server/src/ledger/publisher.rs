@@ -16,6 +16,7 @@ use pledge_protocol::ledger::LedgerState;
 use pledge_protocol::note::{NoteSignature, NoteSigner, SignedNote, sign_note};
 use pledge_protocol::tally::TallyStatement;
 use pledge_protocol::token::IssuerPublicKey;
+use pledge_protocol::update::CampaignUpdates;
 
 /// Something the log published, for `GET /v1/events`.
 #[derive(Debug, Clone)]
@@ -84,14 +85,24 @@ pub struct CampaignView {
     /// The latest signed tally; `None` if it could not be signed (logged,
     /// counted, served as 503: never an older statement as the current one).
     pub tally: Option<Arc<TallyView>>,
+    /// What its CampaignUpdated entries amount to: the extended deadline and
+    /// the texts by language (SPEC R-CAMP-8, R-CAMP-9).
+    pub updates: CampaignUpdates,
 }
 
 impl CampaignView {
-    /// The campaign's phase at `now` (Unix seconds).
+    /// The effective deadline (SPEC R-CAMP-8): the last update's, else the
+    /// definition's.
+    pub fn deadline(&self) -> u64 {
+        self.updates.effective_deadline(self.definition.deadline())
+    }
+
+    /// The campaign's phase at `now` (Unix seconds), by its effective
+    /// deadline (SPEC R-CAMP-8).
     pub fn phase(&self, now: u64) -> Phase {
         if self.closed_at.is_some() {
             Phase::Closed
-        } else if now > self.definition.deadline() {
+        } else if now > self.deadline() {
             Phase::Closing
         } else {
             Phase::Open

@@ -356,7 +356,8 @@ impl Held {
             g.waiting.retain(|(_, s)| !s.reply.is_closed());
             let p = ledger.publication(c);
             let near_deadline = view.campaign(c).is_none_or(|camp| {
-                wall.saturating_add(DEADLINE_MARGIN) >= camp.definition.deadline()
+                // SPEC R-CAMP-8: the effective deadline.
+                wall.saturating_add(DEADLINE_MARGIN) >= camp.deadline()
             });
             let complete = g.waiting.len() >= usize::try_from(p.min_pledges).unwrap_or(usize::MAX);
             if complete && g.release_at.is_none() {

@@ -259,6 +259,42 @@ enum CampaignCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Move an open campaign's deadline later (never earlier; at most 90
+    /// days after the original). Logged as a CampaignUpdated entry: final,
+    /// and public with the deadline it replaces.
+    Extend {
+        /// Campaign id or unique prefix.
+        id: String,
+        /// The new deadline: a date and time with its offset
+        /// (`2027-03-22T18:00+01:00`, or `Z` for UTC), `+Nd` / `+Nh` / `+Nm`
+        /// from now, or Unix seconds.
+        #[arg(long)]
+        deadline: String,
+        /// Confirm (a deadline cannot be moved back).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Give an open campaign's title and text in another language (the
+    /// page shows it to visitors of that language, as the organiser's
+    /// translation; the original stays). Replaces that language's earlier
+    /// text. Logged as a CampaignUpdated entry.
+    Text {
+        /// Campaign id or unique prefix.
+        id: String,
+        /// Language tag, e.g. `fr` or `pt-br` (lower-cased).
+        #[arg(long)]
+        lang: String,
+        /// The title in that language (one line).
+        #[arg(long)]
+        title: String,
+        /// A UTF-8 file holding the text in that language (line feeds kept,
+        /// CR LF read as LF, trailing line feeds dropped).
+        #[arg(long, value_name = "PATH", conflicts_with = "text")]
+        text_file: Option<PathBuf>,
+        /// The text in that language, given inline.
+        #[arg(long)]
+        text: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -952,14 +988,26 @@ fn print_allocation(a: &flows::Allocation) {
 fn print_campaign(c: &CampaignInfo) {
     let (live, a) = c.tally.as_ref().map_or((0, 0), |t| (t.live, t.active));
     out!("{}  [{}]  {}", c.campaign_id, c.state, c.title);
+    // SPEC R-CLIENT-7: the effective deadline, and the one it replaced.
+    let extended = match c.original_deadline {
+        Some(o) if o != c.deadline => format!(" (extended from {})", when(o)),
+        _ => String::new(),
+    };
     out!(
-        "    action: {}; goal {}; thresholds {}..={}; deadline {}",
+        "    action: {}; goal {}; thresholds {}..={}; deadline {}{extended}",
         c.action,
         c.goal,
         c.threshold_min,
         c.threshold_max,
         when(c.deadline)
     );
+    if !c.texts.is_empty() {
+        let langs: Vec<&str> = c.texts.iter().map(|t| t.lang.as_str()).collect();
+        out!(
+            "    also in: {} (the organiser's translations; the title above is the original)",
+            langs.join(", ")
+        );
+    }
     let who = match (c.attester, c.invite_group.as_deref()) {
         (Some(AttesterKind::Invite), Some(g)) => format!("invite codes of group {g}"),
         (Some(AttesterKind::Email), _) => match &c.email_domains {
@@ -1646,6 +1694,81 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
             out!(
                 "campaign {id} closed: CampaignClosed entry {index}; the final tally is in the \
                  log and every pledger's outcome is fixed"
+            );
+        }
+        AdminCommand::Campaign(CampaignCommand::Extend { id, deadline, yes }) => {
+            let new = parse_deadline(deadline)?;
+            let id = campaign_id(client, id).await?;
+            if !yes {
+                bail!(usage(format!(
+                    "moving the deadline of {id} to {} is final (it can be moved later again, \
+                     never back): run again with --yes",
+                    when(new)
+                )));
+            }
+            let before = client.campaign(&id).await?.deadline;
+            let done = client
+                .update_campaign(
+                    token,
+                    &id,
+                    &pledge_protocol::api::CampaignUpdate {
+                        deadline: Some(new),
+                        texts: Vec::new(),
+                    },
+                )
+                .await?;
+            out!(
+                "campaign {id}: deadline {} (extended from {}): CampaignUpdated entry {} \
+                 (update {})",
+                when(done.deadline),
+                when(before),
+                done.index,
+                done.update
+            );
+        }
+        AdminCommand::Campaign(CampaignCommand::Text {
+            id,
+            lang,
+            title,
+            text_file,
+            text,
+        }) => {
+            let body = match (text_file, text) {
+                (Some(path), _) => std::fs::read_to_string(path)
+                    .with_context(|| format!("reading --text-file {}", path.display()))?
+                    .replace("\r\n", "\n")
+                    .trim_end_matches('\n')
+                    .to_owned(),
+                (None, Some(t)) => t.clone(),
+                (None, None) => String::new(),
+            };
+            let lang = lang.to_ascii_lowercase();
+            if !pledge_protocol::update::valid_lang(&lang) {
+                bail!(usage(format!(
+                    "--lang {lang:?}: use a language tag such as fr, pt-br or es-419"
+                )));
+            }
+            let id = campaign_id(client, id).await?;
+            let done = client
+                .update_campaign(
+                    token,
+                    &id,
+                    &pledge_protocol::api::CampaignUpdate {
+                        deadline: None,
+                        texts: vec![pledge_protocol::api::CampaignTextSpec {
+                            lang: lang.clone(),
+                            title: title.clone(),
+                            text: body,
+                        }],
+                    },
+                )
+                .await?;
+            out!(
+                "campaign {id}: title and text in {lang} logged: CampaignUpdated entry {} \
+                 (update {}); languages now: {}",
+                done.index,
+                done.update,
+                done.languages.join(", ")
             );
         }
         AdminCommand::Campaign(CampaignCommand::Show { id }) => {
