@@ -15,6 +15,8 @@
 //! directly, independently of `pledged`'s own code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -52,6 +54,8 @@ struct Remote {
     person_key: PKey<Private>,
     instance_key: PKey<Private>,
     inbox: tokio::sync::Mutex<mpsc::UnboundedReceiver<Received>>,
+    /// How many of the next inbox requests are answered 503 (then 202).
+    fail: Arc<AtomicU32>,
     _serving: Serving,
 }
 
@@ -62,6 +66,7 @@ struct RemoteState {
     person_pem: String,
     instance_pem: String,
     tx: mpsc::UnboundedSender<Received>,
+    fail: Arc<AtomicU32>,
 }
 
 /// A Mobilizon group (shape of `https://mobilizon.fr/@framasoft`; Mobilizon
@@ -129,7 +134,15 @@ async fn record(
         headers,
         body: body.to_vec(),
     });
-    StatusCode::ACCEPTED
+    let failing = s
+        .fail
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if failing {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::ACCEPTED
+    }
 }
 
 impl Remote {
@@ -142,6 +155,8 @@ impl Remote {
         let spki = |k: &PKey<Private>| String::from_utf8(k.public_key_to_pem().unwrap()).unwrap();
         let (person_pem, instance_pem) = (spki(&person_key), spki(&instance_key));
         let (btx, brx) = tokio::sync::oneshot::channel::<String>();
+        let fail = Arc::new(AtomicU32::new(0));
+        let st_fail = fail.clone();
         let serving = Serving::spawn(move |listener, stop| {
             let base = format!("http://{}", listener.local_addr().unwrap());
             let _ = btx.send(base.clone());
@@ -151,6 +166,7 @@ impl Remote {
                 person_pem,
                 instance_pem,
                 tx,
+                fail: st_fail,
             };
             let app = Router::new()
                 .route(
@@ -183,6 +199,7 @@ impl Remote {
             person_key,
             instance_key,
             inbox: tokio::sync::Mutex::new(rx),
+            fail,
             _serving: serving,
         }
     }
@@ -306,42 +323,107 @@ fn verify_ours(r: &Received, our_key_id: &str, our_pem: &str) -> Value {
 struct Pledged {
     base: String,
     admin: String,
-    dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
     http: reqwest::Client,
-    _serving: Serving,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _temp: Option<tempfile::TempDir>,
 }
 
-async fn start_pledged(on: bool) -> Pledged {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
+/// Starts `pledged` on `dir` (a fresh temporary folder if `None`) and
+/// 127.0.0.1:`port` (0: any), ActivityPub on if `on`, first retry after
+/// `retry`.
+async fn start_pledged_in(
+    dir: Option<&std::path::Path>,
+    port: u16,
+    on: bool,
+    retry: Duration,
+) -> Pledged {
+    let temp = match dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().unwrap()),
+    };
+    let dir = dir
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| temp.as_ref().unwrap().path().to_path_buf());
+    let mut c = config(&dir);
     c.demo = false;
-    let (btx, brx) = tokio::sync::oneshot::channel::<String>();
-    let serving = Serving::spawn(move |listener, stop| {
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        if on {
-            let mut s = Settings::new(Base::parse(&base).unwrap());
-            // The remote instance is on loopback too.
-            s.allow_private = true;
-            c.activitypub = Some(s);
-        }
-        async move {
-            let state = start_state(&c).await;
-            let _ = btx.send(state.admin_token().to_owned());
-            pledge_server::run(listener, state, stop).await
-        }
-    })
-    .await;
-    let admin = brx.await.unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    if on {
+        let mut s = Settings::new(Base::parse(&base).unwrap());
+        // The remote instance is on loopback too.
+        s.allow_private = true;
+        s.retry_base = retry;
+        c.activitypub = Some(s);
+    }
+    let state = start_state(&c).await;
+    let admin = state.admin_token().to_owned();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(pledge_server::run(listener, state, async move {
+        let _ = rx.await;
+    }));
     Pledged {
-        base: serving.base(),
+        base,
         admin,
         dir,
         http: reqwest::Client::new(),
-        _serving: serving,
+        stop: Some(tx),
+        task,
+        _temp: temp,
     }
 }
 
+async fn start_pledged(on: bool) -> Pledged {
+    start_pledged_in(None, 0, on, Duration::from_secs(30)).await
+}
+
 impl Pledged {
+    /// Stops it and waits (at most 20 s) until it has.
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(20), &mut self.task)
+            .await
+            .expect("pledged did not stop")
+            .unwrap()
+            .unwrap();
+    }
+
+    /// The value of a metric line `name value`.
+    async fn metric(&self, name: &str) -> u64 {
+        let (s, m) = send(
+            self.http
+                .get(format!("{}/metrics", self.base))
+                .bearer_auth(&self.admin),
+        )
+        .await;
+        assert_eq!(s, 200);
+        let m = String::from_utf8(m).unwrap();
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {m}"))
+            .parse()
+            .unwrap()
+    }
+
+    /// Opens a campaign; its id.
+    async fn open_campaign(&self, title: &str) -> String {
+        let (s, v) = send_json(
+            self.http
+                .post(format!("{}/v1/campaigns", self.base))
+                .bearer_auth(&self.admin)
+                .json(&json!({"title": title, "action": "walk out",
+                              "deadline": unix_now() + 3 * 86_400, "goal": 20,
+                              "threshold_min": 1, "threshold_max": 100,
+                              "attester": {"kind": "open"}})),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+        v["campaign_id"].as_str().unwrap().to_owned()
+    }
+
     async fn get_json(&self, path: &str) -> (u16, Value, HeaderMap) {
         let r = self
             .http
@@ -446,7 +528,7 @@ async fn a_group_follows_and_receives_a_new_campaign() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let m = std::fs::metadata(p.dir.path().join("activitypub.key")).unwrap();
+        let m = std::fs::metadata(p.dir.join("activitypub.key")).unwrap();
         assert_eq!(m.permissions().mode() & 0o777, 0o600);
     }
 
@@ -542,7 +624,7 @@ async fn a_group_follows_and_receives_a_new_campaign() {
 
     // What is stored (SPEC R-PRIV-4): the group's inbox URL; nothing of
     // the person who was refused.
-    let state = std::fs::read_to_string(p.dir.path().join("activitypub.json")).unwrap();
+    let state = std::fs::read_to_string(p.dir.join("activitypub.json")).unwrap();
     assert!(state.contains(&format!("{group}/inbox")), "{state}");
     assert!(!state.contains("jane"), "{state}");
 
@@ -637,7 +719,7 @@ async fn a_group_follows_and_receives_a_new_campaign() {
     assert_eq!((s, v["accepted"].as_str()), (202, Some("undo")), "{v}");
     let (_, followers, _) = p.get_json("/ap/followers").await;
     assert_eq!(followers["totalItems"], 1);
-    let state = std::fs::read_to_string(p.dir.path().join("activitypub.json")).unwrap();
+    let state = std::fs::read_to_string(p.dir.join("activitypub.json")).unwrap();
     assert!(!state.contains("strikers"), "{state}");
 
     // Metrics (SPEC R-API-47): one delivery, refusals counted.
@@ -675,5 +757,108 @@ async fn activitypub_is_off_by_default() {
     }
     let (s, _) = send(p.http.post(format!("{}/ap/inbox", p.base)).body("{}")).await;
     assert_eq!(s, 404);
-    assert!(!p.dir.path().join("activitypub.key").exists());
+    assert!(!p.dir.join("activitypub.key").exists());
+}
+
+/// SPEC R-API-47: a delivery that fails is retried until it succeeds, and
+/// one still queued when the server stops is sent after the restart (the
+/// queue and the followers are in `activitypub.json`, R-PRIV-4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_deliveries_are_retried_and_survive_a_restart() {
+    let remote = Remote::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A short first backoff so that the retry comes within the test.
+    let retry = Duration::from_millis(200);
+    let p = start_pledged_in(Some(dir.path()), 0, true, retry).await;
+    let port = reqwest::Url::parse(&p.base).unwrap().port().unwrap();
+    let actor_id = format!("{}/ap/actor", p.base);
+    let group = format!("{}/@strikers", remote.base);
+    let follow = json!({"@context": "https://www.w3.org/ns/activitystreams",
+        "id": format!("{}/follow/1", remote.base), "type": "Follow",
+        "actor": group, "object": actor_id});
+    let (s, v) = post_signed(
+        &p.http,
+        &format!("{}/ap/inbox", p.base),
+        &remote.group_key,
+        &format!("{group}#main-key"),
+        &follow,
+        Spoil::None,
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(json_of(&remote.next().await)["type"], "Accept");
+
+    // The group's server fails the first attempt, then takes the retry.
+    remote.fail.store(1, Ordering::SeqCst);
+    let first = p.open_campaign("One").await;
+    let a = json_of(&remote.next().await);
+    assert_eq!(a["id"], format!("{}/ap/campaigns/{first}/opened", p.base));
+    let b = json_of(&remote.next().await);
+    assert_eq!(b["id"], a["id"]);
+    assert_eq!(b, a, "the retry sends the same activity");
+    assert_eq!(
+        p.metric("pledged_activitypub_delivery_failures_total")
+            .await,
+        1
+    );
+    // The success is recorded once the answer is in.
+    let mut delivered = 0;
+    for _ in 0..100 {
+        delivered = p.metric("pledged_activitypub_deliveries_total").await;
+        if delivered == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(delivered, 1);
+
+    // Failing for good; the server stops with the delivery queued.
+    remote.fail.store(u32::MAX, Ordering::SeqCst);
+    let second = p.open_campaign("Two").await;
+    let c = json_of(&remote.next().await);
+    assert_eq!(c["id"], format!("{}/ap/campaigns/{second}/opened", p.base));
+    let attempts = || -> (Value, u64) {
+        let state: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("activitypub.json")).unwrap())
+                .unwrap();
+        let n = state["queue"][0]["attempts"].as_u64().unwrap_or(0);
+        (state, n)
+    };
+    let mut seen = attempts();
+    for _ in 0..200 {
+        if seen.1 >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen = attempts();
+    }
+    let (state, n) = seen;
+    assert!(n >= 1, "{state}");
+    assert_eq!(state["queue"].as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(
+        state["queue"][0]["activity"],
+        format!("{}/ap/campaigns/{second}/opened", p.base)
+    );
+    p.stop().await;
+
+    // After the restart (same folder, same public URL) it is sent again,
+    // and this time taken.
+    remote.fail.store(0, Ordering::SeqCst);
+    let p = start_pledged_in(Some(dir.path()), port, true, retry).await;
+    // Attempts of the first run may still be in the channel: the same body.
+    let d = json_of(&remote.next().await);
+    assert_eq!(d, c);
+    while p.metric("pledged_activitypub_deliveries_total").await == 0 {
+        assert_eq!(json_of(&remote.next().await), c);
+    }
+    let (state, _) = attempts();
+    assert_eq!(state["queue"], json!([]), "{state}");
+    let (_, followers, _) = p.get_json("/ap/followers").await;
+    assert_eq!(followers["totalItems"], 1);
+    p.stop().await;
+}
+
+/// The JSON body of a delivery.
+fn json_of(r: &Received) -> Value {
+    serde_json::from_slice(&r.body).unwrap()
 }
