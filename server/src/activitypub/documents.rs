@@ -332,10 +332,8 @@ fn event_object(base: &Base, c: &FeedCampaign<'_>, kind: &Kind, updated: u64) ->
     })
 }
 
-/// Every activity announcing `c`, oldest first (SPEC R-API-42): `Create` at
-/// its opening, `Update` at each step first reached (a step equal to the
-/// goal is announced once, as the goal), at the goal, and at its close.
-pub fn campaign_activities(base: &Base, c: &FeedCampaign<'_>) -> Vec<Announcement> {
+/// The events announced for `c`, oldest first: (kind, time, rank).
+fn events(c: &FeedCampaign<'_>) -> Vec<(Kind, u64, u64)> {
     let goal = u64::from(c.goal);
     let mut events: Vec<(Kind, u64, u64)> = vec![(Kind::Opened, start_of(c.history.opened), 0)];
     for s in &c.history.steps {
@@ -355,6 +353,24 @@ pub fn campaign_activities(base: &Base, c: &FeedCampaign<'_>) -> Vec<Announcemen
         ));
     }
     events.sort_by_key(|(_, t, rank)| (*t, *rank));
+    events
+}
+
+/// The ids of [`campaign_activities`], without building the documents
+/// (the delivery task's scan after every checkpoint).
+pub fn campaign_activity_ids(base: &Base, c: &FeedCampaign<'_>) -> Vec<String> {
+    let prefix = base.event(&c.id.to_hex());
+    events(c)
+        .into_iter()
+        .map(|(kind, _, _)| format!("{prefix}/{}", kind.slug()))
+        .collect()
+}
+
+/// Every activity announcing `c`, oldest first (SPEC R-API-42): `Create` at
+/// its opening, `Update` at each step first reached (a step equal to the
+/// goal is announced once, as the goal), at the goal, and at its close.
+pub fn campaign_activities(base: &Base, c: &FeedCampaign<'_>) -> Vec<Announcement> {
+    let events = events(c);
     let hex = c.id.to_hex();
     events
         .into_iter()
@@ -481,6 +497,10 @@ mod tests {
             closed: None,
         };
         let acts = campaign_activities(&base, &c);
+        assert_eq!(
+            campaign_activity_ids(&base, &c),
+            acts.iter().map(|a| a.id.clone()).collect::<Vec<_>>()
+        );
         let slugs: Vec<&str> = acts
             .iter()
             .map(|a| a.id.rsplit('/').next().unwrap())

@@ -140,11 +140,60 @@ fn header_value(headers: &HeaderMap, name: &str) -> Option<String> {
     }
 }
 
+/// Whether `a` is a loopback, private, link-local, unspecified, broadcast
+/// or multicast address (or an IPv4-mapped IPv6 one): never fetched from
+/// or posted to unless private addresses are allowed (SPEC R-API-45).
+pub fn is_local(a: std::net::IpAddr) -> bool {
+    match a {
+        std::net::IpAddr::V4(a) => {
+            a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_multicast()
+                // 100.64.0.0/10, carrier-grade NAT.
+                || (a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64)
+        }
+        std::net::IpAddr::V6(a) => {
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (a.segments()[0] & 0xfe00) == 0xfc00
+                || (a.segments()[0] & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped().is_some()
+        }
+    }
+}
+
+/// The DNS resolver of the ActivityPub client (SPEC R-API-45): the
+/// system's, minus local and private addresses, so that a name that
+/// resolves to one is refused like a URL naming one.
+#[derive(Debug, Clone, Copy)]
+pub struct PublicResolver;
+
+impl reqwest::dns::Resolve for PublicResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let all: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<std::net::SocketAddr> =
+                all.into_iter().filter(|a| !is_local(a.ip())).collect();
+            if public.is_empty() {
+                return Err("the name resolves to no public address".into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
 /// Refuses URLs this server must not fetch or post to (SPEC R-API-45):
 /// anything but `https://` (and `http://` with `allow_private`), and hosts
 /// that are loopback, private, link-local or unspecified addresses or
 /// `localhost` unless `allow_private`. A name that resolves to such an
-/// address is not caught here (see SPEC R-API-45).
+/// address is refused by [`PublicResolver`] when connecting.
 ///
 /// # Errors
 /// [`InboxError::ActorUnavailable`] saying why.
@@ -159,24 +208,10 @@ pub fn check_remote_url(url: &reqwest::Url, allow_private: bool) -> Result<(), I
         return Ok(());
     }
     match url.host() {
-        Some(url::Host::Ipv4(a))
-            if a.is_loopback()
-                || a.is_private()
-                || a.is_link_local()
-                || a.is_unspecified()
-                || a.is_broadcast()
-                || a.is_multicast() =>
-        {
+        Some(url::Host::Ipv4(a)) if is_local(std::net::IpAddr::V4(a)) => {
             no("remote URLs may not name a local or private address")
         }
-        Some(url::Host::Ipv6(a))
-            if a.is_loopback()
-                || a.is_unspecified()
-                || a.is_multicast()
-                || (a.segments()[0] & 0xfe00) == 0xfc00
-                || (a.segments()[0] & 0xffc0) == 0xfe80
-                || a.to_ipv4_mapped().is_some() =>
-        {
+        Some(url::Host::Ipv6(a)) if is_local(std::net::IpAddr::V6(a)) => {
             no("remote URLs may not name a local or private address")
         }
         Some(url::Host::Domain(d))
@@ -531,5 +566,22 @@ mod tests {
         }
         assert!(ok("http://127.0.0.1:8080/inbox", true));
         assert!(!ok("ftp://127.0.0.1/inbox", true));
+        assert!(is_local("100.100.1.1".parse().unwrap()));
+        assert!(!is_local("100.128.1.1".parse().unwrap()));
+        assert!(!is_local("2a01:4f8::1".parse().unwrap()));
+        assert!(!is_local("93.184.216.34".parse().unwrap()));
+    }
+
+    /// SPEC R-API-45: a name that resolves only to local addresses is
+    /// refused when connecting (`localhost` resolves without a network).
+    #[tokio::test]
+    async fn names_resolving_to_local_addresses_are_refused() {
+        use reqwest::dns::Resolve as _;
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let e = match PublicResolver.resolve(name).await {
+            Ok(a) => panic!("resolved to {:?}", a.collect::<Vec<_>>()),
+            Err(e) => e,
+        };
+        assert!(e.to_string().contains("no public address"), "{e}");
     }
 }

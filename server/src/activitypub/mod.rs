@@ -1,5 +1,5 @@
 //! ActivityPub announcements of campaigns (SPEC §12 "ActivityPub",
-//! R-API-40 … R-API-49, R-PRIV-4, R-PRIV-5): the server is one actor per
+//! R-API-40 … R-API-47, R-PRIV-4, R-PRIV-5): the server is one actor per
 //! instance (`campaigns@<host>`, an `Application`) that publishes each
 //! campaign as an `Event` (Mobilizon's `joinMode: "external"`, the campaign
 //! page as participation URL) and announces the same events as the Atom
@@ -246,7 +246,12 @@ impl Federation {
                 });
             }
         };
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        if !settings.allow_private {
+            // SPEC R-API-45: names resolving to local addresses too.
+            http = http.dns_resolver(Arc::new(inbox::PublicResolver));
+        }
+        let http = http
             .redirect(reqwest::redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("pledged/", env!("CARGO_PKG_VERSION")))
@@ -409,6 +414,20 @@ impl Federation {
         out
     }
 
+    /// The ids of [`Federation::announcements`], cheaply.
+    fn announcement_ids(&self, ledger: &Ledger) -> Vec<String> {
+        let view = ledger.published();
+        let mut out = Vec::new();
+        for (id, c) in view.campaigns() {
+            let Some(history) = ledger.feed_history(id) else {
+                continue;
+            };
+            let fc = feed_campaign(*id, c, &history);
+            out.extend(documents::campaign_activity_ids(&self.base, &fc));
+        }
+        out
+    }
+
     /// One campaign's feed view, for its Event.
     pub fn campaign_event(
         &self,
@@ -428,11 +447,7 @@ impl Federation {
     /// R-API-47). The first scan of a fresh state marks the log's history
     /// as announced without queuing it.
     fn scan(&self, ledger: &Ledger, first: bool) {
-        let ids: Vec<String> = self
-            .announcements(ledger)
-            .into_iter()
-            .map(|a| a.id)
-            .collect();
+        let ids = self.announcement_ids(ledger);
         let r = self.update(|s| {
             let history_only = first && self.fresh;
             let mut queued = 0usize;
