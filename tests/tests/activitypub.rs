@@ -742,6 +742,21 @@ async fn a_group_follows_and_receives_a_new_campaign() {
             .await,
         0
     );
+
+    // A body over 64 KiB is refused before anything is read into an
+    // activity (SPEC R-API-46).
+    let (s, e) = send_json(
+        p.http
+            .post(&inbox)
+            .header("content-type", "application/activity+json")
+            .body(vec![b' '; 65 * 1024]),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (413, Some("body_too_large")),
+        "{e}"
+    );
 }
 
 /// SPEC R-API-40: off by default, every ActivityPub path is 404.
