@@ -255,6 +255,21 @@ error_codes! {
     MalformedEntry = "malformed_entry",
     /// 401: missing or wrong admin bearer token (R-API-5).
     Unauthorized = "unauthorized",
+    /// 401: an ActivityPub inbox request without a valid HTTP signature
+    /// of the activity's actor (R-API-44).
+    SignatureInvalid = "signature_invalid",
+    /// 401: an ActivityPub inbox request whose `Date` is outside the
+    /// window (R-API-44).
+    SignatureStale = "signature_stale",
+    /// 401: the signer's actor or key could not be fetched or used
+    /// (R-API-44).
+    ActorUnavailable = "actor_unavailable",
+    /// 400: the `Digest` header is missing or not the body's (R-API-44).
+    DigestMismatch = "digest_mismatch",
+    /// 403: a follower that is not an instance or a group (R-API-45).
+    ActorNotAllowed = "actor_not_allowed",
+    /// 422: an activity the inbox does not take (R-API-46).
+    UnsupportedActivity = "unsupported_activity",
     /// 403: the attestation kind or group is not the campaign's (R-API-11).
     AttesterNotAllowed = "attester_not_allowed",
     /// 403: unknown or already used invite code.
@@ -1396,7 +1411,7 @@ mod tests {
 
     #[test]
     fn error_codes_round_trip_and_unknown_ones_are_kept() {
-        assert_eq!(ErrorCode::KNOWN.len(), 38);
+        assert_eq!(ErrorCode::KNOWN.len(), 44);
         let mut seen = std::collections::BTreeSet::new();
         for code in ErrorCode::KNOWN {
             let s = code.as_str();

@@ -40,6 +40,10 @@
 //! email_rate_per_address_per_hour = 5
 //! email_rate_per_domain_per_hour = 1000 # 0 = no limit (either)
 //!
+//! activitypub = false         # announce campaigns over ActivityPub (SPEC R-API-40)
+//! public_url = "https://pledge.example" # the instance's public origin (needed by activitypub)
+//! activitypub_allow_private = false # fetch/deliver to loopback and private addresses (tests)
+//!
 //! witness_quorum = 1          # cosignatures clients must require (default 1 with witnesses)
 //! [[witness]]                 # any number; PLEDGED_WITNESSES="URL|KEY;URL|KEY"
 //! url = "http://127.0.0.1:9090"
@@ -147,6 +151,9 @@ pub struct FileConfig {
     email_max_attempts: Option<u32>,
     email_rate_per_address_per_hour: Option<u32>,
     email_rate_per_domain_per_hour: Option<u32>,
+    activitypub: Option<bool>,
+    public_url: Option<String>,
+    activitypub_allow_private: Option<bool>,
 }
 
 impl std::fmt::Debug for FileConfig {
@@ -212,6 +219,9 @@ pub struct Config {
     pub publish_max_hold: Duration,
     /// The e-mail attester: relay and limits (SPEC R-API-29).
     pub email: EmailSettings,
+    /// ActivityPub announcements (SPEC R-API-40): `None` when off (the
+    /// default).
+    pub activitypub: Option<crate::activitypub::Settings>,
 }
 
 impl Config {
@@ -242,6 +252,7 @@ impl Config {
             },
             publish_max_hold: Duration::from_secs(40),
             email: EmailSettings::default(),
+            activitypub: None,
         }
     }
 
@@ -257,6 +268,7 @@ impl Config {
         };
         let mut email = EmailSettings::default();
         load_email(&mut email, &file)?;
+        let activitypub = load_activitypub(&file)?;
         let mut c = Config::new(
             cli.data
                 .clone()
@@ -416,8 +428,32 @@ impl Config {
             c.witness_quorum = Some(k);
         }
         c.email = email;
+        c.activitypub = activitypub;
         Ok(c)
     }
+}
+
+/// The ActivityPub settings (SPEC R-API-40): off unless `activitypub =
+/// true` (or `PLEDGED_ACTIVITYPUB=true`), which needs `public_url`.
+fn load_activitypub(file: &FileConfig) -> Result<Option<crate::activitypub::Settings>, String> {
+    let on = env_bool("PLEDGED_ACTIVITYPUB")?
+        .or(file.activitypub)
+        .unwrap_or(false);
+    if !on {
+        return Ok(None);
+    }
+    let url = env("PLEDGED_PUBLIC_URL")
+        .or(file.public_url.clone())
+        .ok_or(
+            "activitypub needs public_url (PLEDGED_PUBLIC_URL), the https:// origin the \
+                instance is reached at, e.g. https://pledge.example",
+        )?;
+    let base = crate::activitypub::documents::Base::parse(&url)?;
+    let mut s = crate::activitypub::Settings::new(base);
+    s.allow_private = env_bool("PLEDGED_ACTIVITYPUB_ALLOW_PRIVATE")?
+        .or(file.activitypub_allow_private)
+        .unwrap_or(false);
+    Ok(Some(s))
 }
 
 /// The e-mail attester's settings from the environment and the file.
@@ -701,6 +737,32 @@ mod tests {
         assert!(e.contains("http://"), "{e}");
         assert!(crate::witness::parse_list("http://h|not-a-key").is_err());
         assert!(crate::witness::parse_list("http://h").is_err());
+    }
+
+    /// SPEC R-API-40: ActivityPub is off by default and needs an https://
+    /// public origin when on.
+    #[test]
+    fn activitypub_is_off_by_default_and_needs_a_public_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pledged.toml");
+        let load = |text: &str| load_file(&path, text);
+        assert!(load("").unwrap().activitypub.is_none());
+        assert!(
+            load("activitypub = false\npublic_url = \"https://p.example\"\n")
+                .unwrap()
+                .activitypub
+                .is_none()
+        );
+        let e = load("activitypub = true\n").unwrap_err();
+        assert!(e.contains("public_url"), "{e}");
+        let e = load("activitypub = true\npublic_url = \"http://p.example\"\n").unwrap_err();
+        assert!(e.contains("https://"), "{e}");
+        let s = load("activitypub = true\npublic_url = \"https://p.example/\"\n")
+            .unwrap()
+            .activitypub
+            .unwrap();
+        assert_eq!(s.base.actor(), "https://p.example/ap/actor");
+        assert!(!s.allow_private);
     }
 
     /// `--listen localhost:PORT` works (it was refused: the option took only

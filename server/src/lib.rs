@@ -17,10 +17,13 @@
 //!   timeouts, the shutdown deadline.
 //! - [`witness`]: pushes checkpoints to witnesses, attaches their cosignatures.
 //! - [`web_bundle`]: the browser client (WebAssembly) built by `build.rs`.
+//! - [`activitypub`]: the instance's ActivityPub actor: campaigns announced
+//!   as Events to following instances and groups (off by default).
 //!
 //! [`AppState::start`] opens everything and starts the background tasks,
 //! [`app`] builds the router, [`run`] serves it until shutdown.
 
+pub mod activitypub;
 pub mod campaigns;
 pub mod cluster;
 pub mod config;
@@ -78,6 +81,9 @@ pub enum StartError {
     /// The cluster's forwarding could not be set up.
     #[error("cluster: {0}")]
     Cluster(String),
+    /// The ActivityPub actor's files.
+    #[error("activitypub: {0}")]
+    ActivityPub(#[from] activitypub::StartError),
 }
 
 impl StartError {
@@ -119,6 +125,8 @@ pub struct Shared {
     created_files: Vec<std::path::PathBuf>,
     /// The witness policy clients pin (SPEC R-API-22): verifier keys and quorum.
     witness_policy: (Vec<String>, usize),
+    /// The ActivityPub actor, when turned on (SPEC R-API-40).
+    federation: Option<Arc<activitypub::Federation>>,
 }
 
 impl AppState {
@@ -130,7 +138,7 @@ impl AppState {
     /// [`StartError`] saying what is wrong.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
         let keys = keys::load_or_create(&config.data_dir, &config.origin)?;
-        let created_files = keys.created.clone();
+        let mut created_files = keys.created.clone();
         let store = store::open_store_at(
             config.backend,
             &config.data_dir,
@@ -196,6 +204,28 @@ impl AppState {
             &metrics,
             shutdown.clone(),
         ));
+        // SPEC R-API-40: the ActivityPub actor and its delivery task, fed
+        // by the ledger's events (it only reads the published view).
+        let federation = match &config.activitypub {
+            Some(settings) => {
+                let (fed, created) = activitypub::Federation::open(
+                    settings,
+                    &config.data_dir,
+                    ledger.verifier().name().as_str(),
+                )?;
+                if created {
+                    created_files.push(config.data_dir.join(activitypub::KEY_FILE));
+                }
+                let fed = Arc::new(fed);
+                tasks.push(activitypub::spawn(
+                    fed.clone(),
+                    ledger.clone(),
+                    shutdown.clone(),
+                ));
+                Some(fed)
+            }
+            None => None,
+        };
         let mut demo_campaign = None;
         let mut demo_funding_campaign = None;
         if config.demo && !cluster.is_leader() {
@@ -279,6 +309,7 @@ impl AppState {
                         .witness_quorum
                         .unwrap_or(usize::from(!config.witnesses.is_empty())),
                 ),
+                federation,
             }),
         })
     }
@@ -307,6 +338,11 @@ impl AppState {
     /// an open one of the open attester exists).
     pub fn demo_funding_campaign(&self) -> Option<CampaignId> {
         self.inner.demo_funding_campaign
+    }
+
+    /// The ActivityPub actor, when turned on.
+    pub fn federation(&self) -> Option<&Arc<activitypub::Federation>> {
+        self.inner.federation.as_ref()
     }
 
     /// Key files created by this start (first start).

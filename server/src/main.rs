@@ -120,29 +120,40 @@ async fn serve() -> anyhow::Result<()> {
              --funding`)"
         );
     }
+    let stop = shutdown_signal();
     println!("listening on http://{addr}; next: curl http://{addr}/v1/campaigns");
-    run(listener, state, shutdown_signal()).await?;
+    run(listener, state, stop).await?;
     println!("pledged: stopped cleanly");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// The shutdown signal: SIGTERM or SIGINT (ctrl-c). The handlers are
+/// installed when this is called, not when the future is first polled, so
+/// that a signal sent as soon as the "listening" line is printed stops the
+/// server cleanly instead of killing it (the default action).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term) => {}
+                () = wait(int) => {}
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

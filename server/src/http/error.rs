@@ -199,6 +199,27 @@ impl From<RuleError> for ApiError {
     }
 }
 
+impl From<crate::activitypub::inbox::InboxError> for ApiError {
+    /// SPEC R-API-46: every refusal of the ActivityPub inbox is typed.
+    fn from(e: crate::activitypub::inbox::InboxError) -> Self {
+        use crate::activitypub::inbox::InboxError as E;
+        use StatusCode as S;
+        let (status, code) = match &e {
+            E::Unsigned | E::Signature(_) | E::WrongHost | E::BadDate | E::ActorMismatch => {
+                (S::UNAUTHORIZED, C::SignatureInvalid)
+            }
+            E::Stale(_) => (S::UNAUTHORIZED, C::SignatureStale),
+            E::ActorUnavailable(_) => (S::UNAUTHORIZED, C::ActorUnavailable),
+            E::NoDigest | E::DigestMismatch => (S::BAD_REQUEST, C::DigestMismatch),
+            E::BadActivity(_) => (S::BAD_REQUEST, C::BadRequest),
+            E::Unsupported(_) => (S::UNPROCESSABLE_ENTITY, C::UnsupportedActivity),
+            E::NotAllowed(_) => (S::FORBIDDEN, C::ActorNotAllowed),
+            E::Storage => return Self::failed(),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
         match e {

@@ -7,6 +7,7 @@
 //! bodies refusing unknown fields and arrays in place of objects); this
 //! module only moves them between HTTP and the ledger or the issuer.
 
+pub mod activitypub;
 pub mod error;
 pub mod pages;
 
@@ -104,6 +105,11 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(entries)
         .merge(pages::router())
+        // SPEC R-API-41 … R-API-46 (404 unless turned on).
+        .merge(activitypub::routes().layer(TimeoutLayer::with_status_code(
+            error::TIMEOUT_STATUS,
+            REQUEST_TIMEOUT,
+        )))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -293,18 +299,22 @@ fn metrics_text(state: &AppState) -> Response {
             .count();
         (view.size(), open as u64)
     };
-    let body = state.inner.metrics.render(
+    let mut body = state.inner.metrics.render(
         size,
         open,
         state.inner.sequencer.queued(),
         state.inner.ledger.tally_failures(),
     );
+    // SPEC R-API-47: delivery counters, when ActivityPub is on.
+    if let Some(fed) = state.federation() {
+        body.push_str(&fed.render_metrics());
+    }
     // SPEC R-STORE-10: which front end of a cluster writes the log.
-    let body = format!(
-        "{body}# HELP pledged_sequencing 1 while this front end sequences the log (always 1 \
+    body.push_str(&format!(
+        "# HELP pledged_sequencing 1 while this front end sequences the log (always 1 \
          without PostgreSQL).\n# TYPE pledged_sequencing gauge\npledged_sequencing {}\n",
         u8::from(state.inner.cluster.is_leader())
-    );
+    ));
     (
         [(
             header::CONTENT_TYPE,
