@@ -487,6 +487,37 @@ fn percent(s: &str) -> String {
     out
 }
 
+/// The feed view of a published campaign and its feed history (its Atom
+/// feed, SPEC R-API-24 … R-API-27, and its ActivityPub Event and
+/// activities, R-API-40 … R-API-47, are built from it).
+pub fn campaign_view<'a>(
+    id: CampaignId,
+    c: &'a crate::ledger::CampaignView,
+    history: &'a FeedHistory,
+) -> FeedCampaign<'a> {
+    let d = &c.definition;
+    let closed = match (c.closed_at, c.tally.as_deref()) {
+        // After the close the statement is the final tally (R-TALLY-12).
+        (Some(_), Some(t)) => Some(Outcome {
+            active: t.active,
+            live: t.live,
+        }),
+        _ => None,
+    };
+    FeedCampaign {
+        id,
+        title: d.title(),
+        text: d.text(),
+        action: d.action(),
+        goal: d.goal(),
+        // SPEC R-CAMP-8: a closed campaign is dated by its effective deadline.
+        deadline: c.deadline(),
+        original_deadline: (c.deadline() != d.deadline()).then_some(d.deadline()),
+        history,
+        closed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -493,6 +493,7 @@ mod tests {
             action: "walk out",
             goal: 10,
             deadline: T0 + 86_400 + 17,
+            original_deadline: None,
             history: &h,
             closed: None,
         };

@@ -43,7 +43,6 @@ use tokio::task::JoinHandle;
 
 use self::documents::{Announcement, Base};
 use self::signature::ActorKey;
-use crate::feed::FeedCampaign;
 use crate::ledger::{Ledger, LogEvent};
 
 /// File name of the actor's private key (PKCS#8 PEM, 0600).
@@ -408,7 +407,7 @@ impl Federation {
             let Some(history) = ledger.feed_history(id) else {
                 continue;
             };
-            let fc = feed_campaign(*id, c, &history);
+            let fc = crate::feed::campaign_view(*id, c, &history);
             out.extend(documents::campaign_activities(&self.base, &fc));
         }
         out
@@ -422,7 +421,7 @@ impl Federation {
             let Some(history) = ledger.feed_history(id) else {
                 continue;
             };
-            let fc = feed_campaign(*id, c, &history);
+            let fc = crate::feed::campaign_view(*id, c, &history);
             out.extend(documents::campaign_activity_ids(&self.base, &fc));
         }
         out
@@ -439,7 +438,7 @@ impl Federation {
         let history = ledger.feed_history(id)?;
         Some(documents::current_event(
             &self.base,
-            &feed_campaign(*id, c, &history),
+            &crate::feed::campaign_view(*id, c, &history),
         ))
     }
 
@@ -705,33 +704,6 @@ impl Federation {
             ));
         }
         out
-    }
-}
-
-/// The feed view of a published campaign (its Event and activities are
-/// built from the same data as its Atom feed).
-fn feed_campaign<'a>(
-    id: pledge_protocol::hash::CampaignId,
-    c: &'a crate::ledger::CampaignView,
-    history: &'a crate::feed::FeedHistory,
-) -> FeedCampaign<'a> {
-    let d = &c.definition;
-    let closed = match (c.closed_at, c.tally.as_deref()) {
-        (Some(_), Some(t)) => Some(crate::feed::Outcome {
-            active: t.active,
-            live: t.live,
-        }),
-        _ => None,
-    };
-    FeedCampaign {
-        id,
-        title: d.title(),
-        text: d.text(),
-        action: d.action(),
-        goal: d.goal(),
-        deadline: d.deadline(),
-        history,
-        closed,
     }
 }
 

@@ -566,37 +566,6 @@ async fn get_tally(
 // Feeds (SPEC R-API-24 … R-API-27)
 // ---------------------------------------------------------------------------
 
-/// The feed view of a published campaign: `None` without a feed history
-/// (never the case once the campaign is published: the history is committed
-/// with the CampaignOpened entry, or rebuilt at start-up).
-fn feed_campaign<'a>(
-    id: CampaignId,
-    c: &'a crate::ledger::CampaignView,
-    history: &'a crate::feed::FeedHistory,
-) -> crate::feed::FeedCampaign<'a> {
-    let d = &c.definition;
-    let closed = match (c.closed_at, c.tally.as_deref()) {
-        // After the close the statement is the final tally (R-TALLY-12).
-        (Some(_), Some(t)) => Some(crate::feed::Outcome {
-            active: t.active,
-            live: t.live,
-        }),
-        _ => None,
-    };
-    crate::feed::FeedCampaign {
-        id,
-        title: d.title(),
-        text: d.text(),
-        action: d.action(),
-        goal: d.goal(),
-        // SPEC R-CAMP-8: a closed campaign is dated by its effective deadline.
-        deadline: c.deadline(),
-        original_deadline: (c.deadline() != d.deadline()).then_some(d.deadline()),
-        history,
-        closed,
-    }
-}
-
 /// A feed answer (SPEC R-API-25): the Atom content type, a public cache
 /// lifetime, a strong ETag of the body and 304 on a matching
 /// `If-None-Match`. No cookie; nothing about the request is looked at or
@@ -660,7 +629,7 @@ async fn campaign_feed(
         .feed_history(&id)
         .ok_or_else(ApiError::internal)?;
     let origin = state.inner.ledger.verifier().name().as_str().to_owned();
-    let body = crate::feed::campaign_feed(&origin, &feed_campaign(id, c, &history));
+    let body = crate::feed::campaign_feed(&origin, &crate::feed::campaign_view(id, c, &history));
     drop(view);
     Ok(atom(&headers, body))
 }
@@ -674,7 +643,7 @@ async fn list_feed(State(state): State<AppState>, headers: HeaderMap) -> Respons
         .collect();
     let campaigns: Vec<_> = histories
         .iter()
-        .map(|(id, c, h)| feed_campaign(*id, c, h))
+        .map(|(id, c, h)| crate::feed::campaign_view(*id, c, h))
         .collect();
     let origin = state.inner.ledger.verifier().name().as_str().to_owned();
     let body = crate::feed::list_feed(&origin, &campaigns);
