@@ -10,8 +10,9 @@
 //! click, and on another connection than the pledge; a pledge signed and
 //! saved before its countdown survives closing the page; two tabs of one
 //! wallet pledging at once both keep their pledge; the invite path; the
-//! outcome line once a campaign closes (issue 14); the e-mail path (issue 19,
-//! SPEC R-WEB-17 … R-WEB-19) against a real SMTP listener (`pledge_tests::smtp`,
+//! outcome line once a campaign closes (issue 14); the e-mail path (issue 19:
+//! SPEC R-WEB-17 the steps and refusals, R-WEB-18 what the page says before
+//! anything is sent, R-WEB-19 nothing stored) against a real SMTP listener (`pledge_tests::smtp`,
 //! Python's aiosmtpd), whose folder the script reads the codes from.
 //! Screenshots go to `target/browser-artifacts/` (or
 //! `PLEDGE_BROWSER_ARTIFACTS`). SPEC R-WEB-10 … R-WEB-13.
