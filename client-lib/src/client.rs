@@ -586,6 +586,25 @@ impl Client {
         Ok(answer.deleted)
     }
 
+    /// `GET /v1/admin/invites` (admin, SPEC R-API-37): every invite group
+    /// with unused codes or an open campaign, with both counts (never a
+    /// code).
+    ///
+    /// # Errors
+    /// [`ClientError`] (401 `unauthorized`).
+    pub async fn invite_groups(
+        &self,
+        admin_token: &str,
+    ) -> Result<Vec<api::InviteGroup>, ClientError> {
+        let url = self.url("/v1/admin/invites");
+        let resp = self
+            .send(self.http.get(&url).bearer_auth(admin_token), &url)
+            .await?;
+        let bytes = read_body(resp, &url).await?;
+        let answer: api::InviteGroups = parse_json(&bytes, &url)?;
+        Ok(answer.groups)
+    }
+
     /// `POST /v1/admin/campaigns/<id>/close` (admin, SPEC R-API-32): closes
     /// an open campaign now, before its deadline. Returns the index of its
     /// CampaignClosed entry.

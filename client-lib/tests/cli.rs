@@ -273,11 +273,65 @@ async fn pledger_friction() {
         t.contains("warning: an admin token on the command line"),
         "{t}"
     );
+    // `invites list`: counts per group (SPEC R-API-37), never a code; a
+    // group no campaign takes is flagged. Without a token: a usage error.
+    let o = cli(admin_cmd(&[
+        "invites", "mint", "--group", "staf", "--count", "1",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = cli(admin_cmd(&["invites", "list"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let table = String::from_utf8_lossy(&o.stdout).to_string();
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["GROUP", "UNUSED", "CODES", "OPEN", "CAMPAIGNS"],
+        "{t}"
+    );
+    assert_eq!(rows[1][..3], ["staf", "1", "0"], "{t}");
+    assert!(
+        table.lines().nth(1).unwrap().contains("no open campaign"),
+        "{t}"
+    );
+    assert_eq!(rows[2], ["staff", "3", "1"], "{t}");
+    assert_eq!(rows.len(), 3, "{t}");
+    for code in codes.lines() {
+        assert!(!t.contains(code), "{t}");
+    }
+    let o = cli(with(
+        &dir.path().join("admin-w"),
+        &["admin", "invites", "list"],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let o = cli(admin_cmd(&["invites", "revoke", "--group", "staff"])).await;
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(
         t.contains("3 unused invite codes of group staff deleted"),
+        "{t}"
+    );
+    let o = cli(admin_cmd(&["invites", "revoke", "--group", "staf"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = cli(admin_cmd(&["invites", "list"])).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let table = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(table.lines().count(), 2, "{t}");
+    assert!(table.lines().nth(1).unwrap().contains("mint more"), "{t}");
+    assert_eq!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()[..3],
+        ["staff", "0", "1"],
         "{t}"
     );
     let o = cli(admin_cmd(&["campaign", "show", &staff[..8]])).await;

@@ -945,6 +945,27 @@ pub struct InvitesRevoked {
     pub deleted: u64,
 }
 
+/// Answer to `GET /v1/admin/invites` (R-API-37): every invite group with
+/// unused codes or an open campaign, by name. Counts only (R-API-39).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteGroups {
+    /// The groups, in byte order of their names.
+    pub groups: Vec<InviteGroup>,
+}
+
+/// One group of [`InviteGroups`] (R-API-38).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteGroup {
+    /// The invite group.
+    pub group: String,
+    /// Codes minted and neither redeemed nor revoked (nor deleted with the
+    /// group's last campaign, R-STORE-4).
+    pub unused: u64,
+    /// Open campaigns that take the group's codes (as in
+    /// [`InvitesMinted::campaigns`]).
+    pub campaigns: u32,
+}
+
 // ---------------------------------------------------------------------------
 // Tokens
 // ---------------------------------------------------------------------------

@@ -706,6 +706,126 @@ async fn invite_codes_stay_while_a_campaign_of_the_group_is_open_and_can_be_revo
     h.state.stop().await;
 }
 
+/// `GET /v1/admin/invites` (SPEC R-API-37 … R-API-39): admin only; per
+/// group the unused codes and the open campaigns taking them, counts only,
+/// after minting, a redemption, an early close and a revoke.
+#[tokio::test]
+async fn unused_invite_codes_are_listed_per_group_for_the_admin_only() {
+    let h = start(false).await;
+    let admin = h.state.admin_token().to_owned();
+    let list = |bearer: Option<&str>| {
+        let mut req = Request::get("/v1/admin/invites");
+        if let Some(t) = bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        h.call(req.body(Body::empty()).unwrap())
+    };
+    let groups =
+        |b: &[u8]| -> Value { serde_json::from_slice::<Value>(b).unwrap()["groups"].clone() };
+    // SPEC R-API-5: no token or a wrong one is 401, and says nothing.
+    for bearer in [None, Some("not-the-admin-token")] {
+        let (s, b, headers) = list(bearer).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert!(headers.contains_key(header::WWW_AUTHENTICATE));
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["error"], "unauthorized", "{v}");
+    }
+    let (s, b, headers) = list(Some(&admin)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(groups(&b), json!([]));
+
+    let first = h.invite_campaign("night-shift").await;
+    let second = h.invite_campaign("night-shift").await;
+    let codes = h.invites("night-shift", 3).await;
+    h.invites("nigth-shift", 2).await; // a misspelt group: no campaign
+    h.invite_campaign("day-shift").await; // a group without codes yet
+    let (s, b, _) = list(Some(&admin)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        groups(&b),
+        json!([
+            {"group": "day-shift", "unused": 0, "campaigns": 1},
+            {"group": "night-shift", "unused": 3, "campaigns": 2},
+            {"group": "nigth-shift", "unused": 2, "campaigns": 0},
+        ])
+    );
+    // Counts only: no code, and no hash of one, in the answer.
+    let text = String::from_utf8(b).unwrap();
+    for c in &codes {
+        let hash = hex::encode(Sha256::digest(c.as_bytes()));
+        assert!(
+            !text.contains(c.as_str()) && !text.contains(&hash),
+            "{text}"
+        );
+        assert!(!text.contains(&c[c.len() - 32..]), "{text}");
+    }
+
+    // A code redeemed (tokens for both campaigns of its group): one fewer.
+    let (c1, pk1) = h.campaign(&first).await;
+    let (c2, pk2) = h.campaign(&second).await;
+    let blinded = |c: &CampaignId, pk: &IssuerPublicKey| {
+        let key = PledgeSigningKey::generate().unwrap();
+        let (b, _) = blind(pk, c, &key.public_key()).unwrap();
+        json!({"campaign_id": c.to_hex(), "blinded_msg": B64.encode(b.as_bytes())})
+    };
+    let (s, v) = h
+        .post(
+            "/v1/tokens",
+            &json!({
+                "attestation": {"kind": "invite", "code": codes[0]},
+                "requests": [blinded(&c1, &pk1), blinded(&c2, &pk2)],
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, b, _) = list(Some(&admin)).await;
+    assert_eq!(
+        groups(&b)[1],
+        json!({"group": "night-shift", "unused": 2, "campaigns": 2})
+    );
+
+    // One of the group's campaigns closes early: it no longer counts, and
+    // the codes stay for the other.
+    let close = |id: &str| {
+        Request::post(format!("/v1/admin/campaigns/{id}/close"))
+            .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{}"))
+            .unwrap()
+    };
+    let (s, b, _) = h.call(close(&first)).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let (_, b, _) = list(Some(&admin)).await;
+    assert_eq!(
+        groups(&b)[1],
+        json!({"group": "night-shift", "unused": 2, "campaigns": 1})
+    );
+    // The misspelt group's codes are revoked; the others are untouched.
+    let req = Request::delete("/v1/admin/invites/nigth-shift")
+        .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(h.call(req).await.0, StatusCode::OK);
+    let (_, b, _) = list(Some(&admin)).await;
+    assert_eq!(
+        groups(&b),
+        json!([
+            {"group": "day-shift", "unused": 0, "campaigns": 1},
+            {"group": "night-shift", "unused": 2, "campaigns": 1},
+        ])
+    );
+    // The group's last campaign closes: its unused codes go with it (R-STORE-4).
+    let (s, _, _) = h.call(close(&second)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, b, _) = list(Some(&admin)).await;
+    assert_eq!(
+        groups(&b),
+        json!([{"group": "day-shift", "unused": 0, "campaigns": 1}])
+    );
+    h.state.stop().await;
+}
+
 #[tokio::test]
 async fn a_campaign_whose_tally_could_outgrow_a_signed_note_is_refused() {
     let h = start(false).await;

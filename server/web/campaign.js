@@ -24,6 +24,8 @@ const S = {
   busy: false,
   loadError: null,
   showOriginal: false, // the visitor asked for the original text (R-WEB-15)
+  emailSent: false,  // a code was mailed: the code step shows (R-WEB-17)
+  emailSentTo: null, // the address it went to, in memory until used (R-WEB-19)
 };
 
 const $ = (sel) => document.getElementById(sel);
@@ -292,11 +294,23 @@ function renderReady() {
   if (!open) needs = t("pledge.closed");
   else if (pledged) needs = t("pledge.already");
   else if (!app) needs = t("pledge.need_wallet");
-  else if (!hasToken) needs = t(c.attester === "invite" ? "pledge.need_invite" : "pledge.need_token");
+  else if (!hasToken) {
+    needs = t(c.attester === "invite" ? "pledge.need_invite"
+      : c.attester === "email" ? "email.need" : "pledge.need_token");
+  }
   $("pledge-needs").textContent = needs;
   $("pledge-form").dataset.ready = needs ? "no" : "yes";
   $("pledge-button").disabled = Boolean(needs) || S.busy;
   $("invite-form").hidden = !(open && app && !hasToken && !pledged && c.attester === "invite");
+  // The e-mail step (SPEC R-WEB-17): what the server learns is said above
+  // the address field, before anything is sent (R-WEB-18).
+  const emailStep = Boolean(open && app && !hasToken && !pledged && c.attester === "email");
+  if (!emailStep && S.emailSent) clearEmail();
+  $("email-form").hidden = !emailStep || S.emailSent;
+  $("email-code-form").hidden = !emailStep || !S.emailSent;
+  const domains = c.email_domains || [];
+  $("email-domains").hidden = domains.length === 0;
+  $("email-domains").textContent = domains.length ? t("email.domains", { domains: domains.join(", ") }) : "";
 }
 
 /** Short form of a note verifier key `<name>+<key id>+<base64>`. */
@@ -664,6 +678,121 @@ async function onInvite(ev) {
   renderReady();
 }
 
+/** The domain of an address as the server reads it (after the last "@",
+ *  lower-cased: SPEC R-API-28). */
+function emailDomain(address) {
+  const at = address.lastIndexOf("@");
+  return at > 0 ? address.slice(at + 1).toLowerCase() : "";
+}
+
+/** The e-mail step's refusals in plain words (SPEC R-WEB-18). */
+function emailErrorText(e) {
+  switch (e && e.code) {
+    case "rate_limited":
+      return t("email.rate_limited", { minutes: Math.max(1, Math.ceil((e.retryAfter || 60) / 60)) });
+    case "bad_request": return t("email.bad_address");
+    case "email_domain_not_allowed": return t("email.domain_not_allowed");
+    case "email_code_invalid": return t("email.code_invalid");
+    case "mail_unavailable": return t("email.mail_unavailable");
+    case "already_issued": return t("email.already_issued");
+    default: return errorText(e);
+  }
+}
+
+/** Drops the address and the code from the page (SPEC R-WEB-19: they are
+ *  never stored; once used they leave the page's memory too). */
+function clearEmail() {
+  $("email-address").value = "";
+  $("email-code").value = "";
+  $("email-sent").textContent = "";
+  S.emailSent = false;
+  S.emailSentTo = null;
+}
+
+/** "Send me a code": the server mails a one-time code to the address, for
+ *  every open e-mail campaign of its domain (cover, as for tokens). */
+async function onEmailSend(ev) {
+  ev.preventDefault();
+  const app = wallet.current();
+  if (!app) return;
+  const address = $("email-address").value.trim();
+  const domain = emailDomain(address);
+  if (!domain.includes(".") || /\s/.test(address)) {
+    setStatus("token-status", t("email.bad_address"), "error");
+    $("email-address").focus();
+    return;
+  }
+  const domains = S.campaign.email_domains || [];
+  if (domains.length && !domains.includes(domain)) {
+    setStatus("token-status", t("email.domain_not_allowed_list", { domains: domains.join(", ") }), "error");
+    $("email-address").focus();
+    return;
+  }
+  setStatus("token-status", t("email.sending"), "busy");
+  $("email-send").disabled = true;
+  try {
+    const r = await app.requestEmailCode(address);
+    if (!r.campaigns) {
+      setStatus("token-status", t("email.no_campaign"), "error");
+    } else {
+      S.emailSent = true;
+      S.emailSentTo = address;
+      const minutes = Math.max(1, Math.round((r.expiresIn || 900) / 60));
+      $("email-sent").textContent = t("email.sent", { address, minutes });
+      setStatus("token-status", t("email.sent_status"), "ok");
+    }
+  } catch (e) {
+    let text = emailErrorText(e);
+    if (e && e.code === "rate_limited" && S.emailSentTo === address) {
+      // The code mailed last is still pending: back to the code step.
+      S.emailSent = true;
+      text += " " + t("email.last_code");
+    }
+    setStatus("token-status", text, "error");
+  } finally {
+    $("email-send").disabled = false;
+  }
+  renderReady();
+  if (S.emailSent) $("email-code").focus();
+}
+
+/** "Use this code": tokens for every campaign the code was asked for. */
+async function onEmailCode(ev) {
+  ev.preventDefault();
+  const app = wallet.current();
+  const address = $("email-address").value.trim();
+  const code = $("email-code").value.replace(/\s+/g, "");
+  if (!app || !address) return;
+  if (!/^[0-9]{8}$/.test(code)) {
+    setStatus("token-status", t("email.code_format"), "error");
+    $("email-code").focus();
+    return;
+  }
+  setStatus("token-status", t("wallet.tokens_getting"), "busy");
+  $("email-code-button").disabled = true;
+  try {
+    await app.obtainTokens({ kind: "email", address, code });
+    clearEmail();
+    setStatus("token-status", t("email.ok"), "ok");
+  } catch (e) {
+    $("email-code").value = "";
+    if (e && e.code === "already_issued") clearEmail();
+    setStatus("token-status", emailErrorText(e), "error");
+  } finally {
+    $("email-code-button").disabled = false;
+  }
+  renderReady();
+}
+
+function onEmailRestart() {
+  $("email-code").value = "";
+  $("email-sent").textContent = "";
+  S.emailSent = false;
+  setStatus("token-status", "");
+  renderReady();
+  $("email-address").focus();
+}
+
 async function onSendPendingNow() {
   const app = wallet.current();
   if (!app) return;
@@ -757,6 +886,7 @@ async function onForget() {
   if (!confirm(t("wallet.forget_confirm"))) return;
   await wallet.forget();
   S.mine = null;
+  clearEmail();
   clearTimeout(S.coverTimer);
   clearTimeout(S.pendingTimer);
   renderPass();
@@ -771,6 +901,9 @@ function wireForms() {
   $("pledge-form").addEventListener("submit", onPledge);
   $("open-form").addEventListener("submit", onOpen);
   $("invite-form").addEventListener("submit", onInvite);
+  $("email-form").addEventListener("submit", onEmailSend);
+  $("email-code-form").addEventListener("submit", onEmailCode);
+  $("email-restart").addEventListener("click", onEmailRestart);
   $("mine-send-now").addEventListener("click", onSendPendingNow);
   $("unlock-form").addEventListener("submit", onUnlock);
   $("amend-form").addEventListener("submit", onAmend);

@@ -3,9 +3,11 @@
 //
 //   PLEDGE_URL=http://127.0.0.1:PORT node tests/browser/e2e.mjs
 //
-// The server must run with --demo. Environment: PLEDGE_URL (required),
-// PLEDGE_ARTIFACTS (screenshots, default target/browser-artifacts),
-// CHROMIUM (default /usr/bin/chromium). Prints one JSON summary line last;
+// The server must run with --demo and mail e-mail codes to an SMTP listener
+// that files each message in PLEDGE_SMTP_DIR (tests/src/smtp.rs), at most 2
+// code requests per address and hour. Environment: PLEDGE_URL (required),
+// PLEDGE_SMTP_DIR (required), PLEDGE_ARTIFACTS (screenshots, default
+// target/browser-artifacts), CHROMIUM (default /usr/bin/chromium). Prints one JSON summary line last;
 // exits 0 only if every check passed. tests/tests/browser.rs runs it.
 
 import fs from "node:fs";
@@ -24,6 +26,8 @@ const PASS_A = "correct horse battery staple";
 const PASS_B = "another good passphrase";
 const PASS_C = "a third passphrase here";
 const PASS_E = "two tabs share this wallet";
+const PASS_F = "a wallet for the e-mail path";
+const SMTP_DIR = process.env.PLEDGE_SMTP_DIR || "";
 const ADMIN = process.env.PLEDGE_ADMIN_TOKEN || "";
 const TIMEOUT = 180_000;
 
@@ -104,7 +108,8 @@ function watchPage(page) {
   page.on("console", (m) => {
     const text = m.text();
     if (/Content.Security.Policy|Refused to/i.test(text)) problems.push(`CSP: ${text}`);
-    if (m.type() === "error" && !/Failed to load resource: the server responded with a status of 40[49]/.test(text)) {
+    // 403 and 429: the refusals the e-mail path provokes on purpose.
+    if (m.type() === "error" && !/Failed to load resource: the server responded with a status of 4(0[349]|29)/.test(text)) {
       problems.push(`console error: ${text}`);
     }
   });
@@ -200,7 +205,9 @@ async function openWallet(page, pass) {
   await page.click("#open-button");
   await page.waitForFunction(() => document.getElementById("open-form").hidden
     || document.getElementById("token-status").dataset.kind === "error", null, { timeout: TIMEOUT });
-  await page.waitForSelector('#token-status[data-kind="ok"], #token-status[data-kind="error"]', { timeout: TIMEOUT });
+  // Attached, not visible: the status is empty on a page whose campaign
+  // needs another attestation (invite code, e-mail).
+  await page.waitForSelector('#token-status[data-kind="ok"], #token-status[data-kind="error"]', { timeout: TIMEOUT, state: "attached" });
   check(await page.getAttribute("#token-status", "data-kind") === "ok",
     `wallet opened, tokens obtained (${await page.textContent("#token-status")})`);
 }
@@ -217,7 +224,40 @@ async function pledge(page, threshold, pass) {
   check(kind === "ok", `pledge at threshold ${threshold} accepted (${text})`);
 }
 
+/** The messages the SMTP listener accepted so far, in order. */
+function mails() {
+  return fs.readdirSync(SMTP_DIR).filter((f) => f.endsWith(".eml")).sort()
+    .map((f) => fs.readFileSync(path.join(SMTP_DIR, f), "utf8"));
+}
+
+/** Message number `n` (0-based), waiting up to 10 s for it. */
+async function mail(n) {
+  for (let i = 0; i < 200; i++) {
+    const m = mails();
+    if (m.length > n) return m[n];
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no message ${n} from the SMTP listener within 10 s`);
+}
+
+/** The 8-digit code of a code mail. */
+function codeOf(message) {
+  const m = /one-time code: (\d{8})/.exec(message);
+  if (!m) throw new Error(`no code in the message: ${message}`);
+  return m[1];
+}
+
+/** Clicks `selector`, then waits for the token status to settle; returns
+ *  its kind and text. */
+async function tokenStatusAfter(page, selector) {
+  await page.evaluate(() => { document.getElementById("token-status").dataset.kind = ""; });
+  await page.click(selector);
+  await page.waitForSelector('#token-status[data-kind="ok"], #token-status[data-kind="error"]', { timeout: TIMEOUT });
+  return { kind: await page.getAttribute("#token-status", "data-kind"), text: await page.textContent("#token-status") };
+}
+
 async function run() {
+  if (!SMTP_DIR) throw new Error("PLEDGE_SMTP_DIR is not set: tests/tests/browser.rs passes the SMTP listener's folder");
   // 0. The page's tally arithmetic against the protocol's known answers and,
   // for every threshold of generated campaigns, "N more needed".
   await checkTally(check);
@@ -460,6 +500,79 @@ async function run() {
   await e3.click("#invite-button");
   await e3.waitForSelector('#pledge-form[data-ready="yes"]', { timeout: TIMEOUT });
   await pledge(e3, 1, null);
+
+  // 11b. The e-mail path (issue 19, SPEC R-WEB-17 … R-WEB-19): what the
+  // server learns is on the page before anything is sent; a domain the
+  // campaign does not take is refused on the page; the code mailed (read
+  // from the SMTP listener's folder) obtains the tokens, then the pledge
+  // and its receipt; a wrong code and one request too many get their own
+  // messages; neither the address nor the code stays in the browser.
+  const mailed = await newCampaign("E-mail campaign", { attester: { kind: "email", domains: ["union.example"] } });
+  const ctxF = await newContext("f");
+  const f = await page0(ctxF);
+  const fnet = await recordConnections(f);
+  await f.goto(`${BASE}/c/${mailed}`);
+  await f.waitForSelector("#chart-summary:not(:empty)");
+  await openWallet(f, PASS_F);
+  await f.waitForSelector("#email-form:not([hidden])", { timeout: TIMEOUT });
+  check(await f.getAttribute("#pledge-form", "data-ready") === "no" && /e-mail address/.test(await f.textContent("#pledge-needs")),
+    "an e-mail campaign asks for an address before pledging");
+  const disclosure = await f.textContent("#email-disclosure");
+  check(await f.isVisible("#email-disclosure") && /keyed hash of the address per campaign/.test(disclosure)
+    && /until each campaign closes/.test(disclosure) && /asked, at this moment, for tokens/.test(disclosure)
+    && /never learns which pledge is yours/.test(disclosure),
+    "what the operator learns is on the page above the address field");
+  check(!fnet.some((r) => r.url.endsWith("/v1/attest/email")) && mails().length === 0, "nothing was sent before the person asked");
+  check(/union\.example/.test(await f.textContent("#email-domains")), "the domain the campaign takes is named");
+  await f.fill("#email-address", "jane@elsewhere.example");
+  let st = await tokenStatusAfter(f, "#email-send");
+  check(st.kind === "error" && /only addresses at union\.example/.test(st.text) && mails().length === 0
+    && !fnet.some((r) => r.url.endsWith("/v1/attest/email")),
+    `a domain the campaign does not take is refused on the page, nothing sent (${st.text})`);
+  const ADDRESS = "Jane.Doe@Union.Example";
+  await f.fill("#email-address", ADDRESS);
+  st = await tokenStatusAfter(f, "#email-send");
+  check(st.kind === "ok" && await f.isVisible("#email-code-form") && /Jane\.Doe@Union\.Example/.test(await f.textContent("#email-sent")),
+    `"send me a code": the code is on its way (${st.text})`);
+  const first = await mail(0);
+  check(/^X-Rcpt-To: Jane\.Doe@union\.example/.test(first), "the mail went to the address, domain lower-cased (R-API-28)");
+  const codeA = codeOf(first);
+  const attestCalls = fnet.filter((r) => r.method === "POST" && r.url.endsWith("/v1/attest/email"));
+  check(attestCalls.length === 1 && !fnet.some((r) => r.url.endsWith("/v1/tokens") && r.connection === attestCalls[0].connection),
+    "one code request, on a connection of its own");
+  await f.fill("#email-code", codeA === "00000000" ? "11111111" : "00000000");
+  st = await tokenStatusAfter(f, "#email-code-button");
+  check(st.kind === "error" && /Wrong or expired code/.test(st.text) && await f.getAttribute("#pledge-form", "data-ready") === "no",
+    `a wrong code is refused with its message (${st.text})`);
+  // A new code replaces the first one; a third request this hour is over
+  // the limit (2 per address here), and the page says so and goes back to
+  // the last code.
+  await f.click("#email-restart");
+  st = await tokenStatusAfter(f, "#email-send");
+  check(st.kind === "ok", `a second code asked (${st.text})`);
+  const codeB = codeOf(await mail(1));
+  await f.click("#email-restart");
+  st = await tokenStatusAfter(f, "#email-send");
+  check(st.kind === "error" && /Too many codes were asked for this address/.test(st.text) && /try again in \d+ min/.test(st.text)
+    && await f.isVisible("#email-code-form") && mails().length === 2,
+    `too many code requests: refused with its message, back to the last code (${st.text})`);
+  await shot(f, "email-code");
+  await f.fill("#email-code", codeB);
+  st = await tokenStatusAfter(f, "#email-code-button");
+  check(st.kind === "ok" && /Address confirmed/.test(st.text), `the mailed code obtained the tokens (${st.text})`);
+  check(await f.inputValue("#email-address") === "" && await f.inputValue("#email-code") === ""
+    && await f.isHidden("#email-form") && await f.isHidden("#email-code-form"),
+    "the address and the code are gone from the page once used");
+  await pledge(f, 1, null);
+  await f.waitForSelector('#mine-summary[data-state="activated"]', { timeout: TIMEOUT });
+  check(/receipt verified/.test(await f.textContent("#mine-summary")), `the e-mail pledger's receipt is shown (${await f.textContent("#mine-summary")})`);
+  const stored = await f.evaluate(() => JSON.stringify({
+    local: Object.entries(localStorage), session: Object.entries(sessionStorage), cookie: document.cookie,
+  }));
+  check(!/jane\.doe|union\.example/i.test(stored) && !stored.includes(codeA) && !stored.includes(codeB)
+    && stored.includes("pledge.wallet.v1"),
+    "neither the address nor a code is in the browser's storage (only the encrypted wallet)");
+  await shot(f, "email-pledged");
 
   // 12. The outcome at the close: a campaign whose deadline passes now, and
   // a funding campaign closing just after it (12b).

@@ -10,18 +10,23 @@
 //! click, and on another connection than the pledge; a pledge signed and
 //! saved before its countdown survives closing the page; two tabs of one
 //! wallet pledging at once both keep their pledge; the invite path; the
-//! outcome line once a campaign closes (issue 14). Screenshots go to `target/browser-artifacts/` (or
+//! outcome line once a campaign closes (issue 14); the e-mail path (issue 19:
+//! SPEC R-WEB-17 the steps and refusals, R-WEB-18 what the page says before
+//! anything is sent, R-WEB-19 nothing stored) against a real SMTP listener (`pledge_tests::smtp`,
+//! Python's aiosmtpd), whose folder the script reads the codes from.
+//! Screenshots go to `target/browser-artifacts/` (or
 //! `PLEDGE_BROWSER_ARTIFACTS`). SPEC R-WEB-10 … R-WEB-13.
 //!
-//! Needs `node`, `tests/browser/node_modules` (`npm ci --prefix tests/browser`)
-//! and `/usr/bin/chromium` (`apt-get install chromium`); `.ci/run` installs
-//! them. Missing ones fail the test with the step to run.
+//! Needs `node`, `tests/browser/node_modules` (`npm ci --prefix tests/browser`),
+//! `/usr/bin/chromium` (`apt-get install chromium`) and `python3-aiosmtpd`;
+//! `.ci/run` installs them. Missing ones fail the test with the step to run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pledge_tests::pledged::{Launch, Pledged, start_within};
+use pledge_tests::smtp::Smtp;
 
 const PLEDGED: &str = env!("CARGO_BIN_EXE_pledged-under-test");
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -33,12 +38,19 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The real `pledged --demo` on `tmp/data`, its stderr in `tmp/stderr.txt`;
+/// The real `pledged --demo` on `tmp/data`, its stderr in `tmp/stderr.txt`,
+/// mailing e-mail codes to `smtp` (plain SMTP on loopback; at most 2 code
+/// requests per address and hour, so the page's "too many codes" shows);
 /// killed when the test ends, passed or not.
-fn start_server(tmp: &Path) -> (Pledged, String) {
+fn start_server(tmp: &Path, smtp: &Smtp) -> (Pledged, String) {
     let l = Launch::new(PLEDGED, &tmp.join("data"))
         .env("PLEDGED_BATCH_INTERVAL_MS", "20")
-        .env("PLEDGED_LOG", "warn");
+        .env("PLEDGED_LOG", "warn")
+        .env("PLEDGED_SMTP_HOST", "127.0.0.1")
+        .env("PLEDGED_SMTP_PORT", smtp.port.to_string())
+        .env("PLEDGED_SMTP_TLS", "none")
+        .env("PLEDGED_MAIL_FROM", "Pledges <pledge@server.example>")
+        .env("PLEDGED_EMAIL_RATE_PER_ADDRESS_PER_HOUR", "2");
     start_within(&l, &tmp.join("stderr.txt"), Duration::from_secs(60))
 }
 
@@ -117,7 +129,8 @@ fn campaign_pages_in_chromium() {
     );
 
     let tmp = tempfile::tempdir().unwrap();
-    let (server, base) = start_server(tmp.path());
+    let smtp = Smtp::start();
+    let (server, base) = start_server(tmp.path(), &smtp);
     let artifacts = std::env::var_os("PLEDGE_BROWSER_ARTIFACTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target/browser-artifacts"));
@@ -134,6 +147,7 @@ fn campaign_pages_in_chromium() {
         .env("PLEDGE_URL", &base)
         .env("PLEDGE_ADMIN_TOKEN", admin.trim())
         .env("PLEDGE_ARTIFACTS", &artifacts)
+        .env("PLEDGE_SMTP_DIR", smtp.folder())
         .env("CHROMIUM", CHROMIUM)
         .stdin(Stdio::null())
         .output()
@@ -153,7 +167,7 @@ fn campaign_pages_in_chromium() {
         summary["error"]
     );
     assert!(
-        summary["checks"].as_u64().unwrap() >= 45,
+        summary["checks"].as_u64().unwrap() >= 55,
         "too few checks ran: {summary}"
     );
     assert_eq!(

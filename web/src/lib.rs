@@ -276,6 +276,7 @@ impl PledgeApp {
                 string_field(&attestation, "kind")?,
                 string_field(&attestation, "code")?,
                 string_field(&attestation, "group")?,
+                string_field(&attestation, "address")?,
             )
             .map_err(|e| js_error(&e))?;
             let mut guard = session.lock().await;
@@ -299,6 +300,43 @@ impl PledgeApp {
                     .map(|c| serde_json::json!({"campaign": c, "ok": true, "alreadyHeld": true})),
             );
             to_js(&serde_json::Value::Array(out))
+        })
+    }
+
+    /// Has the server mail a one-time code to `address` (SPEC R-API-29,
+    /// R-WEB-17) for every open `email` campaign taking its domain for which
+    /// the wallet holds no token yet (the CLI's `pledge tokens --attest
+    /// email:…` request). Resolves to `{campaigns, expiresIn, attempts}`;
+    /// `campaigns: 0` means no such campaign, and no mail was asked for.
+    /// The address is neither kept nor stored (R-WEB-19): `obtainTokens({kind:
+    /// "email", address, code})` takes it again with the code.
+    ///
+    /// # Errors
+    /// Rejects with the server's code: `bad_request` (an address the server
+    /// does not take), `email_domain_not_allowed`, `rate_limited` (with
+    /// `retryAfter`), `mail_unavailable`, `campaign_closed`, `network`.
+    #[wasm_bindgen(js_name = requestEmailCode)]
+    pub fn request_email_code(&self, address: String) -> Promise {
+        let address = zeroize::Zeroizing::new(address);
+        let session = self.session.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            if address.trim().is_empty() {
+                return Err(js_error(&ErrorInfo::argument("the address is empty")));
+            }
+            let mut guard = session.lock().await;
+            let s = &mut *guard;
+            // The tokens of other tabs count: no code for campaigns they hold.
+            lock::exclusive(async { s.wallet.refresh() })
+                .await
+                .map_err(|e| wallet_error(&e))?;
+            let (sent, campaigns) = flows::request_email_code(&s.client, &s.wallet, &address)
+                .await
+                .map_err(|e| flow_error(&e))?;
+            to_js(&serde_json::json!({
+                "campaigns": campaigns,
+                "expiresIn": sent.as_ref().map(|x| x.expires_in),
+                "attempts": sent.as_ref().map(|x| x.attempts),
+            }))
         })
     }
 

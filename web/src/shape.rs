@@ -111,34 +111,45 @@ impl From<&FlowError> for ErrorInfo {
     }
 }
 
-/// `{kind: "open"}` or `{kind: "invite", code, group?}`, read field by field.
+/// `{kind: "open"}`, `{kind: "invite", code, group?}` or `{kind: "email",
+/// address, code}` (SPEC R-WEB-17), read field by field. The address and
+/// codes go into zeroizing memory at once and are never stored (R-WEB-19).
 ///
 /// # Errors
-/// `bad_argument` for another kind or an invite without a code.
+/// `bad_argument` for another kind, an invite without a code, or an e-mail
+/// attestation without its address or code.
 pub fn attestation(
     kind: Option<String>,
     code: Option<String>,
     group: Option<String>,
+    address: Option<String>,
 ) -> Result<AttestKind, ErrorInfo> {
+    let code = code.map(Zeroizing::new).filter(|c| !c.trim().is_empty());
+    let address = address.map(Zeroizing::new).filter(|a| !a.trim().is_empty());
     match kind.as_deref() {
         Some("open") => Ok(AttestKind::Open),
-        Some("invite") => {
-            let code = code.map(Zeroizing::new).filter(|c| !c.trim().is_empty());
-            match code {
-                Some(code) => Ok(AttestKind::Invite {
-                    code,
-                    group: group.filter(|g| !g.is_empty()),
-                }),
-                None => Err(ErrorInfo::argument(
-                    "an invite attestation needs its code: {kind: \"invite\", code: \"...\"}",
-                )),
-            }
-        }
+        Some("invite") => match code {
+            Some(code) => Ok(AttestKind::Invite {
+                code,
+                group: group.filter(|g| !g.is_empty()),
+            }),
+            None => Err(ErrorInfo::argument(
+                "an invite attestation needs its code: {kind: \"invite\", code: \"...\"}",
+            )),
+        },
+        Some("email") => match (address, code) {
+            (Some(address), Some(code)) => Ok(AttestKind::Email { address, code }),
+            _ => Err(ErrorInfo::argument(
+                "an e-mail attestation needs the address and the code mailed to it: \
+                 {kind: \"email\", address: \"...\", code: \"...\"}",
+            )),
+        },
         Some(other) => Err(ErrorInfo::argument(format!(
-            "unknown attestation kind {other:?}: use \"open\" or \"invite\""
+            "unknown attestation kind {other:?}: use \"open\", \"invite\" or \"email\""
         ))),
         None => Err(ErrorInfo::argument(
-            "the attestation needs a kind: {kind: \"open\"} or {kind: \"invite\", code: \"...\"}",
+            "the attestation needs a kind: {kind: \"open\"}, {kind: \"invite\", code: \"...\"} \
+             or {kind: \"email\", address: \"...\", code: \"...\"}",
         )),
     }
 }
@@ -505,13 +516,14 @@ mod tests {
     #[test]
     fn attestations() {
         assert!(matches!(
-            attestation(Some("open".into()), None, None).unwrap(),
+            attestation(Some("open".into()), None, None, None).unwrap(),
             AttestKind::Open
         ));
         match attestation(
             Some("invite".into()),
             Some("c0de".into()),
             Some(String::new()),
+            None,
         )
         .unwrap()
         {
@@ -521,13 +533,36 @@ mod tests {
             }
             _ => panic!("invite expected"),
         }
-        for (k, c) in [
-            (Some("invite"), None),
-            (Some("invite"), Some("  ")),
-            (Some("email"), Some("x")),
-            (None, None),
+        match attestation(
+            Some("email".into()),
+            Some("12345678".into()),
+            None,
+            Some("jane@union.example".into()),
+        )
+        .unwrap()
+        {
+            AttestKind::Email { address, code } => {
+                assert_eq!(address.as_str(), "jane@union.example");
+                assert_eq!(code.as_str(), "12345678");
+            }
+            _ => panic!("email expected"),
+        }
+        for (k, c, a) in [
+            (Some("invite"), None, None),
+            (Some("invite"), Some("  "), None),
+            (Some("email"), Some("12345678"), None),
+            (Some("email"), None, Some("jane@union.example")),
+            (Some("email"), Some(" "), Some("jane@union.example")),
+            (Some("sms"), Some("1"), None),
+            (None, None, None),
         ] {
-            let e = attestation(k.map(str::to_owned), c.map(str::to_owned), None).unwrap_err();
+            let e = attestation(
+                k.map(str::to_owned),
+                c.map(str::to_owned),
+                None,
+                a.map(str::to_owned),
+            )
+            .unwrap_err();
             assert_eq!(e.code, "bad_argument");
         }
     }

@@ -80,7 +80,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/attest/email",
             post(attest_email).layer(axum::middleware::map_response(close_connection)),
         )
-        .route("/v1/admin/invites", post(invites))
+        .route("/v1/admin/invites", get(list_invites).post(invites))
         .route("/v1/admin/invites/{group}", delete(revoke_invites))
         .route("/v1/admin/campaigns/{id}/close", post(close_campaign))
         // SPEC R-API-33: a later deadline, texts in other languages.
@@ -723,6 +723,34 @@ async fn invites(State(state): State<AppState>, req: Request) -> Result<Response
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         sorted_json(&minted)?,
+    )
+        .into_response())
+}
+
+/// `GET /v1/admin/invites` (SPEC R-API-37 … R-API-39): per invite group,
+/// how many codes are unused and how many open campaigns take them.
+async fn list_invites(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_admin(&state, &headers)?;
+    let issuer = state.inner.issuer.clone();
+    let groups = tokio::task::spawn_blocking(move || issuer.invite_groups())
+        .await
+        .map_err(|_| ApiError::internal())??;
+    let answer = api::InviteGroups {
+        groups: groups
+            .into_iter()
+            .map(|g| api::InviteGroup {
+                group: g.group,
+                unused: g.unused,
+                campaigns: u32::try_from(g.campaigns).unwrap_or(u32::MAX),
+            })
+            .collect(),
+    };
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        sorted_json(&answer)?,
     )
         .into_response())
 }

@@ -171,6 +171,17 @@ impl From<StoreError> for AdminError {
     }
 }
 
+/// One line of [`Issuer::invite_groups`]: counts only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteGroupCount {
+    /// The invite group.
+    pub group: String,
+    /// Its unused (minted, not redeemed, not revoked) codes.
+    pub unused: u64,
+    /// Open campaigns that take its codes.
+    pub campaigns: usize,
+}
+
 /// Metadata key of the campaigns whose issuer key is stored but whose
 /// CampaignOpened entry is not known to be logged yet (a JSON list of ids).
 const PENDING_META: &[u8] = b"issuer-pending";
@@ -444,10 +455,68 @@ impl Issuer {
 
     /// How many open campaigns take invite codes of `group`.
     pub fn group_campaigns(&self, group: &str) -> usize {
-        read(&self.policies)
-            .values()
-            .filter(|p| matches!(p, AttesterPolicy::Invite { group: g } if g == group))
-            .count()
+        self.open_invite_campaigns()
+            .get(group)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The open campaigns (issuer key loaded, not closing: a closed
+    /// campaign's policy stays in memory until the next start) of each
+    /// invite group, counted by group.
+    fn open_invite_campaigns(&self) -> HashMap<String, usize> {
+        let keys = read(&self.keys);
+        let policies = read(&self.policies);
+        let closing = lock(&self.closing);
+        let mut out = HashMap::new();
+        for (id, p) in policies.iter() {
+            if let AttesterPolicy::Invite { group } = p
+                && keys.contains_key(id)
+                && !closing.contains(id)
+            {
+                *out.entry(group.clone()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
+    /// Every invite group with unused codes or an open campaign, by name,
+    /// with its count of unused codes and of open campaigns taking its
+    /// codes (SPEC R-API-37, R-API-38). Only counts are read from the store
+    /// (R-STORE-8): no code hash leaves it. Blocking.
+    ///
+    /// # Errors
+    /// [`AdminError::Storage`].
+    pub fn invite_groups(&self) -> Result<Vec<InviteGroupCount>, AdminError> {
+        let prefix = invite_set("");
+        let mut groups: std::collections::BTreeMap<String, InviteGroupCount> = self
+            .store
+            .mark_counts(&prefix)?
+            .into_iter()
+            .filter_map(|(set, unused)| {
+                // Sets are only ever made from valid group names (mint).
+                let group = String::from_utf8(set.get(prefix.len()..)?.to_vec()).ok()?;
+                valid_group(&group).then(|| {
+                    let g = InviteGroupCount {
+                        group: group.clone(),
+                        unused,
+                        campaigns: 0,
+                    };
+                    (group, g)
+                })
+            })
+            .collect();
+        for (group, n) in self.open_invite_campaigns() {
+            groups
+                .entry(group.clone())
+                .or_insert(InviteGroupCount {
+                    group,
+                    unused: 0,
+                    campaigns: 0,
+                })
+                .campaigns = n;
+        }
+        Ok(groups.into_values().collect())
     }
 
     /// Builds a new campaign: validates the definition, generates a fresh

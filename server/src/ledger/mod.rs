@@ -1348,6 +1348,10 @@ mod tests {
         fn drop_set(&self, set: &[u8], delete_meta: &[&[u8]]) -> Result<u64, StoreError> {
             self.inner.drop_set(set, delete_meta)
         }
+
+        fn mark_counts(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
+            self.inner.mark_counts(prefix)
+        }
     }
 
     #[test]

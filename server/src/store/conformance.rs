@@ -742,6 +742,106 @@ pub fn drop_set_deletes_the_set_and_keys_only<F: Fixture>(f: &F) {
     assert_eq!(s.meta(b"k1").unwrap(), Some(b"kept".to_vec()));
 }
 
+/// `mark_counts` counts the marks of every set under a prefix (SPEC
+/// R-STORE-8): after adding marks (minted invite codes), after a take (a
+/// code used), after a drop (revoked), the other sets untouched; sets whose
+/// name extends another's, names at the 255-byte limit and 0xff bytes are
+/// told apart; an empty prefix counts every set; counts survive a reopen.
+pub fn mark_counts_count_each_set_by_prefix<F: Fixture>(f: &F) {
+    let place = f.place();
+    let long: Vec<u8> = [b"invite/".as_slice(), &[b'x'; 248]].concat();
+    assert_eq!(long.len(), 255);
+    {
+        let s = open(f, &place);
+        assert_eq!(s.mark_counts(b"invite/").unwrap(), []);
+        assert_eq!(s.mark_counts(b"").unwrap(), []);
+        let all: Vec<Mark> = (0..8).map(mark).collect();
+        s.add_marks(b"invite/staff", &all[..3]).unwrap();
+        s.add_marks(b"invite/night", &all[..2]).unwrap();
+        s.add_marks(b"invite/st", &all[5..6]).unwrap(); // a name staff's extends
+        s.add_marks(b"invites", &all[..1]).unwrap(); // not under "invite/"
+        s.add_marks(b"issued/c1", &all).unwrap();
+        s.add_marks(&long, &all[..4]).unwrap();
+        let counts = |s: &Arc<dyn Store>, prefix: &[u8]| -> Vec<(Vec<u8>, u64)> {
+            s.mark_counts(prefix).unwrap()
+        };
+        let invites = |staff: Option<u64>| {
+            let mut v = vec![
+                (long.clone(), 4),
+                (b"invite/night".to_vec(), 2),
+                (b"invite/st".to_vec(), 1),
+            ];
+            if let Some(n) = staff {
+                v.push((b"invite/staff".to_vec(), n));
+            }
+            v.sort();
+            v
+        };
+        // After minting.
+        assert_eq!(counts(&s, b"invite/"), invites(Some(3)));
+        assert_eq!(
+            counts(&s, b"invite/st"),
+            [(b"invite/st".to_vec(), 1), (b"invite/staff".to_vec(), 3)]
+        );
+        assert_eq!(counts(&s, b"invite/staff"), [(b"invite/staff".to_vec(), 3)]);
+        assert_eq!(counts(&s, &long), [(long.clone(), 4)]);
+        // After a code is used: one fewer in its set only.
+        s.issue(IssueTxn {
+            take: vec![(b"invite/staff".to_vec(), mark(1))],
+            insert: vec![(b"issued/c2".to_vec(), mark(1))],
+            ..IssueTxn::default()
+        })
+        .unwrap();
+        assert_eq!(counts(&s, b"invite/"), invites(Some(2)));
+        assert_eq!(
+            counts(&s, b"issued/"),
+            [(b"issued/c1".to_vec(), 8), (b"issued/c2".to_vec(), 1)]
+        );
+        // A refused take changes no count.
+        assert!(matches!(
+            s.issue(IssueTxn {
+                take: vec![(b"invite/staff".to_vec(), mark(1))],
+                ..IssueTxn::default()
+            }),
+            Err(StoreError::MarkMissing { position: 0 })
+        ));
+        assert_eq!(counts(&s, b"invite/"), invites(Some(2)));
+        // After a revoke: the set is gone, the others untouched.
+        assert_eq!(s.drop_set(b"invite/staff", &[]).unwrap(), 2);
+        assert_eq!(counts(&s, b"invite/"), invites(None));
+        // Every set.
+        let mut every = invites(None);
+        every.extend([
+            (b"invites".to_vec(), 1),
+            (b"issued/c1".to_vec(), 8),
+            (b"issued/c2".to_vec(), 1),
+        ]);
+        every.sort();
+        assert_eq!(counts(&s, b""), every);
+        // 0xff bytes: a prefix without a successor.
+        s.add_marks(&[0xff], &all[..1]).unwrap();
+        s.add_marks(&[0xff, 0xff], &all[..2]).unwrap();
+        s.add_marks(&[0xfe, 0xff], &all[..3]).unwrap();
+        assert_eq!(
+            counts(&s, &[0xff]),
+            [(vec![0xff], 1), (vec![0xff, 0xff], 2)]
+        );
+        assert_eq!(counts(&s, &[0xfe]), [(vec![0xfe, 0xff], 3)]);
+        assert!(matches!(
+            s.mark_counts(&[0u8; 256]),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    let s = open(f, &place);
+    let mut want = vec![
+        (long.clone(), 4),
+        (b"invite/night".to_vec(), 2),
+        (b"invite/st".to_vec(), 1),
+    ];
+    want.sort();
+    assert_eq!(s.mark_counts(b"invite/").unwrap(), want);
+}
+
 /// Concurrent issues racing on one mark: exactly one wins each race.
 pub fn concurrent_issue_of_one_mark_has_one_winner<F: Fixture>(f: &F) {
     const THREADS: usize = 8;
@@ -901,6 +1001,7 @@ macro_rules! store_conformance {
             issue_failure_applies_nothing,
             add_marks_is_idempotent,
             drop_set_deletes_the_set_and_keys_only,
+            mark_counts_count_each_set_by_prefix,
             concurrent_issue_of_one_mark_has_one_winner,
             concurrent_spend_of_one_nullifier_has_one_winner,
             readers_see_only_whole_batches,

@@ -537,6 +537,19 @@ pub trait IssuerStore: MetaStore {
     /// [`StoreError::Backend`], [`StoreError::Failed`].
     fn drop_set(&self, set: &[u8], delete_meta: &[&[u8]]) -> Result<u64, StoreError>;
 
+    /// How many marks each set whose name starts with `prefix` holds (SPEC
+    /// R-STORE-8): `(set name, count)` in byte order of the names, sets
+    /// without marks absent, all read from one consistent view. Only
+    /// counts leave the store: never a mark. The issuer lists the unused
+    /// invite codes of every group with it (prefix `invite/`). The cost
+    /// grows with the number of marks of the matching sets only.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a prefix longer than [`MAX_SET_NAME_LEN`];
+    /// [`StoreError::Corrupt`] for a stored mark key of the wrong shape;
+    /// [`StoreError::Backend`], [`StoreError::Failed`].
+    fn mark_counts(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, u64)>, StoreError>;
+
     /// The counter under `key` (see `IssueTxn::increment`): 0 when absent.
     ///
     /// # Errors
@@ -591,6 +604,76 @@ pub(crate) fn set_prefix(set: &[u8]) -> Result<Vec<u8>, StoreError> {
     k.push(len);
     k.extend_from_slice(set);
     Ok(k)
+}
+
+/// The key prefixes `u8 len ‖ prefix` under which the marks of every set
+/// whose name starts with `prefix` lie (one per possible name length), for
+/// [`IssuerStore::mark_counts`] on the embedded backends.
+///
+/// # Errors
+/// [`StoreError::Invalid`] if `prefix` is longer than [`MAX_SET_NAME_LEN`].
+pub(crate) fn set_prefixes(prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+    let shortest = u8::try_from(prefix.len())
+        .map_err(|_| StoreError::Invalid("mark set name longer than 255 bytes"))?;
+    Ok((shortest..=u8::MAX)
+        .map(|len| {
+            let mut k = Vec::with_capacity(1 + prefix.len());
+            k.push(len);
+            k.extend_from_slice(prefix);
+            k
+        })
+        .collect())
+}
+
+/// The set name of a stored mark key `u8 len ‖ set ‖ mark`.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] if the key is not of that shape.
+pub(crate) fn set_of_mark_key(key: &[u8]) -> Result<&[u8], StoreError> {
+    let len = usize::from(*key.first().unwrap_or(&0));
+    if key.len() != 1 + len + 32 {
+        return Err(StoreError::Corrupt(format!(
+            "a mark key is {} bytes, not {} for a set name of {len}",
+            key.len(),
+            1 + len + 32
+        )));
+    }
+    Ok(&key[1..=len])
+}
+
+/// The counts of [`IssuerStore::mark_counts`] on the embedded backends,
+/// fed the stored mark keys in key order (a set's marks are contiguous).
+#[derive(Default)]
+pub(crate) struct SetCounts {
+    done: std::collections::BTreeMap<Vec<u8>, u64>,
+    current: Option<(Vec<u8>, u64)>,
+}
+
+impl SetCounts {
+    /// Counts the mark stored under `key` (`u8 len ‖ set ‖ mark`).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the key is not of that shape.
+    pub(crate) fn add(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        let set = set_of_mark_key(key)?;
+        match &mut self.current {
+            Some((s, n)) if s.as_slice() == set => *n += 1,
+            _ => {
+                if let Some((s, n)) = self.current.replace((set.to_vec(), 1)) {
+                    *self.done.entry(s).or_insert(0) += n;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The counts by set name, in byte order.
+    pub(crate) fn finish(mut self) -> Vec<(Vec<u8>, u64)> {
+        if let Some((s, n)) = self.current.take() {
+            *self.done.entry(s).or_insert(0) += n;
+        }
+        self.done.into_iter().collect()
+    }
 }
 
 /// `u8 len ‖ set ‖ mark`.

@@ -167,6 +167,19 @@ fn check_set(set: &[u8]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The least byte string greater than every string that starts with
+/// `prefix`: `None` when there is none (an empty prefix, or all 0xff).
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 /// Why a transaction body stopped: the contract's refusal, or a database
 /// error that may be retried.
 enum Stop {
@@ -772,6 +785,30 @@ impl IssuerStore for PostgresStore {
                 &[&set, &values],
             )?)
         })
+    }
+
+    fn mark_counts(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
+        check_set(prefix)?;
+        // The names starting with `prefix` are those from `prefix` up to
+        // (excluding) its successor, a range of the primary key's index;
+        // no successor (empty, or all 0xff bytes): no upper bound.
+        let end = prefix_successor(prefix);
+        // SPEC R-STORE-8: one statement, one snapshot; only counts leave.
+        let rows = self.with(|c| {
+            c.query(
+                "SELECT set_name, count(*) FROM marks \
+                 WHERE set_name >= $1 AND ($2::bytea IS NULL OR set_name < $2) \
+                 GROUP BY set_name ORDER BY set_name",
+                &[&prefix, &end],
+            )
+            .map_err(db)
+        })?;
+        rows.iter()
+            .map(|r| {
+                let set: Vec<u8> = r.get(0);
+                Ok((set, index_of(r.get(1), "a mark count")?))
+            })
+            .collect()
     }
 
     fn drop_set(&self, set: &[u8], delete_meta: &[&[u8]]) -> Result<u64, StoreError> {

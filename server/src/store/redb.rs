@@ -14,9 +14,9 @@ use redb::{
 
 use super::{
     Backend, Batch, IssueTxn, IssuerStore, LogStore, Mark, MetaStore, STATE_CHECKPOINT,
-    STATE_FORMAT, STATE_SIZE, StoreError, check_batch_shape, check_open_invariants,
+    STATE_FORMAT, STATE_SIZE, SetCounts, StoreError, check_batch_shape, check_open_invariants,
     contiguous_hashes, decode_u64, incremented, is_read_only, mark_key, prepare_dir, set_prefix,
-    sync_dir,
+    set_prefixes, sync_dir,
 };
 
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
@@ -426,6 +426,28 @@ impl IssuerStore for RedbStore {
             Ok(added)
         })();
         self.finish(txn, res)
+    }
+
+    fn mark_counts(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
+        let prefixes = set_prefixes(prefix)?;
+        // SPEC R-STORE-8: one read transaction, one snapshot.
+        let r = self.begin_read()?;
+        let t = r.open_table(MARKS).map_err(backend)?;
+        let mut counts = SetCounts::default();
+        for lo in prefixes {
+            // Every key starting with `lo` (at most 1 + 255 + 32 bytes) sorts
+            // between `lo` and `lo ‖ 0xff…`.
+            let mut hi = lo.clone();
+            hi.extend_from_slice(&[0xffu8; 1 + super::MAX_SET_NAME_LEN + 32]);
+            for item in t.range(lo.as_slice()..=hi.as_slice()).map_err(backend)? {
+                let (k, _) = item.map_err(backend)?;
+                let k = k.value();
+                if k.starts_with(&lo) {
+                    counts.add(k)?;
+                }
+            }
+        }
+        Ok(counts.finish())
     }
 
     fn drop_set(&self, set: &[u8], delete_meta: &[&[u8]]) -> Result<u64, StoreError> {

@@ -17,9 +17,9 @@ use sled::{Db, IVec, Tree};
 
 use super::{
     Backend, Batch, IssueTxn, IssuerStore, LogStore, Mark, MetaStore, STATE_CHECKPOINT,
-    STATE_FORMAT, STATE_SIZE, StoreError, check_batch_shape, check_open_invariants,
+    STATE_FORMAT, STATE_SIZE, SetCounts, StoreError, check_batch_shape, check_open_invariants,
     contiguous_hashes, decode_hash, decode_u64, hash_key, incremented, is_read_only, mark_key,
-    prepare_dir, set_prefix, sync_dir,
+    prepare_dir, set_prefix, set_prefixes, sync_dir,
 };
 
 /// [`Store`] on sled 0.34.7.
@@ -459,6 +459,22 @@ impl IssuerStore for SledStore {
                 Ok(added)
             }))
         })
+    }
+
+    fn mark_counts(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
+        let prefixes = set_prefixes(prefix)?;
+        self.check_ok()?;
+        // SPEC R-STORE-8: sled has no read snapshot; the write mutex keeps
+        // every write out while the sets are counted.
+        let _guard = self.write.lock().map_err(|_| StoreError::Failed)?;
+        self.check_ok()?;
+        let mut counts = SetCounts::default();
+        for p in prefixes {
+            for k in self.marks.scan_prefix(&p).keys() {
+                counts.add(&k.map_err(backend)?)?;
+            }
+        }
+        Ok(counts.finish())
     }
 
     fn drop_set(&self, set: &[u8], delete_meta: &[&[u8]]) -> Result<u64, StoreError> {

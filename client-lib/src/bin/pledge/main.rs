@@ -302,6 +302,9 @@ enum InvitesCommand {
     /// Mint single-use invite codes for a group (shown once; each code names
     /// its group).
     Mint(MintInvites),
+    /// Per invite group: how many codes are still unused and how many open
+    /// campaigns take them (counts only: no code is shown again).
+    List,
     /// Delete every unused code of a group (used ones are already gone).
     Revoke {
         /// Invite group.
@@ -985,6 +988,33 @@ fn print_allocation(a: &flows::Allocation) {
 }
 
 /// One campaign, as `pledge campaigns` lists it.
+/// `pledge admin invites list`: one line per group, columns aligned.
+fn print_invite_groups(groups: &[pledge_protocol::api::InviteGroup]) {
+    const HEAD: [&str; 3] = ["GROUP", "UNUSED CODES", "OPEN CAMPAIGNS"];
+    let width = groups
+        .iter()
+        .map(|g| g.group.len())
+        .chain([HEAD[0].len()])
+        .max()
+        .unwrap_or(0);
+    out!("{:<width$}  {:>12}  {:>14}", HEAD[0], HEAD[1], HEAD[2]);
+    for g in groups {
+        let note = if g.campaigns == 0 {
+            "  (no open campaign takes these codes yet)"
+        } else if g.unused == 0 {
+            "  (mint more with `pledge admin invites mint`)"
+        } else {
+            ""
+        };
+        out!(
+            "{:<width$}  {:>12}  {:>14}{note}",
+            g.group,
+            g.unused,
+            g.campaigns
+        );
+    }
+}
+
 fn print_campaign(c: &CampaignInfo) {
     let (live, a) = c.tally.as_ref().map_or((0, 0), |t| (t.live, t.active));
     out!("{}  [{}]  {}", c.campaign_id, c.state, c.title);
@@ -1779,6 +1809,14 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
             out!("    signed tally statement:");
             for line in statement.lines() {
                 out!("      {line}");
+            }
+        }
+        AdminCommand::Invites(InvitesCommand::List) => {
+            let groups = client.invite_groups(token).await?;
+            if groups.is_empty() {
+                out!("no invite group has unused codes or an open campaign");
+            } else {
+                print_invite_groups(&groups);
             }
         }
         AdminCommand::Invites(InvitesCommand::Revoke { group }) => {
