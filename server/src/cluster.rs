@@ -192,6 +192,12 @@ impl Cluster {
             };
             let status = StatusCode::from_u16(resp.status().as_u16())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            // The cached front end is alive but no longer sequences (it
+            // refuses a handed-over request): ask the store who does, rather
+            // than sending every retry to it again.
+            if !fresh && status == StatusCode::SERVICE_UNAVAILABLE {
+                continue;
+            }
             let mut out = HeaderMap::new();
             for name in [
                 header::CONTENT_TYPE,

@@ -195,6 +195,7 @@ impl AppState {
         let sync_task = tokio::spawn(sync_issuer(
             ledger.clone(),
             issuer.clone(),
+            cluster.clone(),
             shutdown.clone(),
         ));
         let mut tasks = vec![seq_task, close_task, sync_task];
@@ -377,6 +378,7 @@ impl AppState {
 async fn sync_issuer(
     ledger: Arc<Ledger>,
     issuer: Arc<Issuer>,
+    cluster: Arc<cluster::Cluster>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut events = ledger.subscribe();
@@ -389,6 +391,11 @@ async fn sync_issuer(
                 Ok(_) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
+        }
+        // The sequencing front end opened and closed them itself: nothing
+        // to load, and no store read on its batch path.
+        if cluster.is_leader() {
+            continue;
         }
         let (l, is) = (ledger.clone(), issuer.clone());
         let synced = tokio::task::spawn_blocking(move || is.sync(&l.published())).await;
