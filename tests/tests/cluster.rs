@@ -186,6 +186,20 @@ fn model_on(rt: &tokio::runtime::Runtime, base: &str, audit: &Path, tokens: usiz
     })
 }
 
+/// Waits until every front end serves at least the largest checkpoint any
+/// of them serves: a follower's view lags the sequencer's (and the receipts
+/// it hands back) by up to its poll interval (SPEC R-STORE-10).
+fn converge(rt: &tokio::runtime::Runtime, bases: &[&str]) {
+    let top = bases
+        .iter()
+        .map(|b| wait_for_size(rt, b, 0))
+        .max()
+        .unwrap_or(0);
+    for b in bases {
+        wait_for_size(rt, b, top);
+    }
+}
+
 fn acked(model: &Shared) -> u64 {
     model.lock().unwrap().stats.acked
 }
@@ -206,6 +220,7 @@ fn a_follower_issues_forwards_and_serves_the_same_log() {
         n > 10,
         "too few pledges acknowledged through the follower: {n}"
     );
+    converge(&rt, &[&a.base, &b.base]);
     rt.block_on(model::check(&b.base, &model));
     // Both front ends serve the log the leader wrote (the follower's view
     // follows within its poll interval), with the same signed tally.
@@ -344,6 +359,7 @@ fn a_database_restart_gives_clean_503s_then_recovery() {
     );
     // Settle the submissions left unsure by the outage (their tokens go
     // back to the pool unless logged), and mint more for the next round.
+    converge(&rt, &[&a.base, &b.base]);
     rt.block_on(async {
         model::check(&a.base, &model).await;
         let client = Client::new(&b.base).unwrap();
@@ -359,6 +375,7 @@ fn a_database_restart_gives_clean_503s_then_recovery() {
         a.stderr_text(),
         b.stderr_text()
     );
+    converge(&rt, &[&a.base, &b.base]);
     rt.block_on(model::check(&a.base, &model));
     rt.block_on(model::check(&b.base, &model));
     let stats = model.lock().unwrap().stats.clone();
