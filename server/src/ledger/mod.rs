@@ -395,24 +395,7 @@ impl Ledger {
                 }
             }
         };
-        // Publication policies of the campaigns still open.
-        let mut publication = HashMap::new();
-        for (id, c) in loaded.core.state.campaigns() {
-            if c.closed.is_none()
-                && let Some(bytes) = store.meta(&publication_meta(id))?
-            {
-                match serde_json::from_slice::<Publication>(&bytes) {
-                    Ok(p) => {
-                        publication.insert(*id, p);
-                    }
-                    Err(e) => {
-                        return Err(StartupError::Metadata(format!(
-                            "a campaign's publication policy does not decode ({e})"
-                        )));
-                    }
-                }
-            }
-        }
+        let publication = load_publications(store.as_ref(), &loaded.core.state)?;
         let feeds = load_feeds(store.as_ref(), &loaded.core.state, unix_now())?;
         let (published, core) = loaded.into_parts();
         let (events, _) = broadcast::channel(256);
@@ -672,7 +655,7 @@ impl Ledger {
                 {
                     tracing::info!("the store is readable again: writes resume");
                 }
-                Some(v.core)
+                Some(self.publish_loaded(v))
             }
             Ok(None) | Err(_) => {
                 // Logged once per outage; the sequencer tries again.
@@ -685,6 +668,46 @@ impl Ledger {
                 None
             }
         }
+    }
+
+    /// Publishes a view read back from the store if it is ahead of the
+    /// published one: a commit whose answer was lost (acknowledged to no
+    /// one) may have reached the store, and a follower may have read part of
+    /// the log before its store failed. Without this the view would stay
+    /// behind what is durable until the next batch, which may never come.
+    /// Returns the core.
+    fn publish_loaded(&self, loaded: Loaded) -> Core {
+        let old = self.published();
+        if loaded.core.tree.size() <= old.size() {
+            return loaded.core;
+        }
+        match load_publications(self.store.as_ref(), &loaded.core.state) {
+            Ok(policies) => {
+                for (id, p) in policies {
+                    self.set_publication(id, p);
+                }
+            }
+            Err(e) => tracing::error!("reading publication policies back: {e}"),
+        }
+        let (published, core) = loaded.into_parts();
+        let (size, note) = (published.size(), published.checkpoint());
+        let changed: Vec<Arc<TallyView>> = published
+            .campaign_map()
+            .iter()
+            .filter_map(|(id, view)| {
+                let tally = view.tally.clone()?;
+                let before = old.campaign(id).and_then(|v| v.tally.clone());
+                let same = before.is_some_and(|b| (b.live, b.active) == (tally.live, tally.active));
+                (!same).then_some(tally)
+            })
+            .collect();
+        self.published.send_replace(Arc::new(published));
+        tracing::info!("published size {size}, read back from the store");
+        let _ = self.events.send(LogEvent::Checkpoint { size, note });
+        for t in changed {
+            let _ = self.events.send(LogEvent::Tally(t));
+        }
+        core
     }
 
     /// Follows the log that another front end sequences (SPEC R-STORE-10):
@@ -1208,6 +1231,27 @@ fn load_view(
     }))
 }
 
+/// The publication policies of the campaigns still open.
+fn load_publications(
+    store: &dyn LogStore,
+    state: &LedgerState,
+) -> Result<HashMap<CampaignId, Publication>, StartupError> {
+    let mut publication = HashMap::new();
+    for (id, c) in state.campaigns() {
+        if c.closed.is_none()
+            && let Some(bytes) = store.meta(&publication_meta(id))?
+        {
+            let p = serde_json::from_slice::<Publication>(&bytes).map_err(|e| {
+                StartupError::Metadata(format!(
+                    "a campaign's publication policy does not decode ({e})"
+                ))
+            })?;
+            publication.insert(*id, p);
+        }
+    }
+    Ok(publication)
+}
+
 /// What a replay of the store rebuilt.
 struct Loaded {
     core: Core,
@@ -1261,6 +1305,9 @@ mod tests {
     struct Flaky {
         inner: RedbStore,
         fail: AtomicBool,
+        /// The next commit reaches the store but reports a failure (the
+        /// answer lost on the way back, as when a database restarts).
+        lost_answer: AtomicBool,
         panic: AtomicBool,
         #[allow(clippy::type_complexity)]
         hold: Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
@@ -1272,6 +1319,7 @@ mod tests {
             Self {
                 inner: RedbStore::open(dir).unwrap(),
                 fail: AtomicBool::new(false),
+                lost_answer: AtomicBool::new(false),
                 panic: AtomicBool::new(false),
                 hold: Mutex::new(None),
             }
@@ -1301,7 +1349,11 @@ mod tests {
                 entered.send(()).unwrap();
                 release.recv().unwrap();
             }
-            self.inner.commit_batch(batch)
+            self.inner.commit_batch(batch)?;
+            if self.lost_answer.swap(false, Ordering::SeqCst) {
+                return Err(StoreError::Backend("injected lost answer".into()));
+            }
+            Ok(())
         }
 
         fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -1475,6 +1527,63 @@ mod tests {
             Err(SubmitError::Rule(RuleError::CampaignExists))
         ));
         assert_eq!(ledger.published().size(), 1);
+    }
+
+    /// A commit that reached the store but whose answer was lost (a
+    /// database restarting between its commit and its reply) acknowledges
+    /// nothing, yet what is durable is published once read back: the view
+    /// does not stay behind the store until the next batch (found as a
+    /// front end stuck below the log's size after a database restart).
+    #[test]
+    fn a_commit_whose_answer_is_lost_is_published_once_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky::open(dir.path()));
+        let (ledger, core) = Ledger::open(store.clone(), signer()).unwrap();
+        let mut events = ledger.subscribe();
+        let mut core = Some(core);
+        let key = IssuerSecretKey::generate().unwrap();
+        let a = opened(&key, 1);
+        store.lost_answer.store(true, Ordering::SeqCst);
+        let results = integrate(
+            &ledger,
+            &mut core,
+            vec![(Proposal::opening(a.clone()).unwrap(), Vec::new())],
+        );
+        assert!(
+            matches!(results[0], Err(SubmitError::Storage)),
+            "{results:?}"
+        );
+        assert_eq!(store.size().unwrap(), 1, "the commit reached the store");
+        let c = core.as_ref().unwrap();
+        assert!(c.state().campaign(&a.campaign()).is_some());
+        let view = ledger.published();
+        assert_eq!(view.size(), 1, "the view stays behind the store");
+        assert_eq!(
+            view.checkpoint().as_bytes(),
+            store.checkpoint().unwrap().unwrap().as_slice()
+        );
+        let campaign = view.campaign(&a.campaign()).expect("campaign published");
+        assert_eq!(campaign.opened_at, 0);
+        assert!(campaign.tally.is_some());
+        // Watchers and witnesses hear of it as of any checkpoint.
+        let mut sizes = Vec::new();
+        let mut tallies = 0;
+        while let Ok(e) = events.try_recv() {
+            match e {
+                LogEvent::Checkpoint { size, .. } => sizes.push(size),
+                LogEvent::Tally(_) => tallies += 1,
+            }
+        }
+        assert_eq!((sizes, tallies), (vec![1], 1));
+        // The next batch goes on from there.
+        let b = opened(&key, 2);
+        let results = integrate(
+            &ledger,
+            &mut core,
+            vec![(Proposal::opening(b).unwrap(), Vec::new())],
+        );
+        let ok = results.into_iter().next().unwrap().unwrap();
+        assert_eq!((ok.index, ok.size), (1, 2));
     }
 
     /// SPEC R-API-26: a campaign's feed history is committed with the batch
