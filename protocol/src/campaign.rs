@@ -28,6 +28,15 @@ pub const DEFINITION_V1: u8 = 0x01;
 pub const DEFINITION_V1_EXTENDED: u8 = 0x81;
 /// Extension tag of the funding block. SPEC R-CAMP-5.
 pub const EXTENSION_FUNDING: u8 = 0x01;
+/// Extension tag of the sealed block. SPEC R-SEAL-30.
+pub const EXTENSION_SEALED: u8 = 0x02;
+/// Most buckets (allowed thresholds) of a sealed campaign. SPEC R-SEAL-30.
+pub const MAX_SEALED_BUCKETS: usize = crate::sealed::MAX_BUCKETS;
+/// Most trustees of a sealed campaign (the block fits one extension body).
+/// SPEC R-SEAL-30.
+pub const MAX_TRUSTEES: usize = 16;
+/// Most scheduled reveals before the deadline's. SPEC R-SEAL-30.
+pub const MAX_EARLY_REVEALS: usize = 8;
 /// Largest extension body. SPEC R-CAMP-5.
 pub const MAX_EXTENSION_BODY: usize = 1024;
 /// Most support levels a campaign's menu may list. SPEC R-CAMP-5.
@@ -168,30 +177,164 @@ pub enum TermsRefusal {
     SupportNotOnMenu,
 }
 
-/// When the tally is published. SPEC R-CAMP-4.
+/// When the tally is published. SPEC R-CAMP-4, R-SEAL-30.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RevealPolicy {
-    /// Tallies are published with every checkpoint (the only v1 policy; pledge
-    /// entries are public, so any other policy needs sealed pledges, DESIGN §8).
+    /// Tallies are published with every checkpoint: pledge terms are public.
     Live,
+    /// Pledge terms are encrypted to the campaign's trustees; only the count
+    /// of entries is public until a reveal (SPEC §17). Requires the sealed
+    /// extension ([`Sealed`]).
+    Sealed,
 }
 
 impl RevealPolicy {
     fn tag(self) -> u8 {
         match self {
             RevealPolicy::Live => 1,
+            RevealPolicy::Sealed => 2,
         }
     }
 
     fn from_tag(tag: u8) -> Result<Self, DecodeError> {
         match tag {
             1 => Ok(RevealPolicy::Live),
+            2 => Ok(RevealPolicy::Sealed),
             _ => Err(DecodeError::UnknownTag {
                 field: "reveal_policy",
                 tag,
             }),
         }
+    }
+}
+
+/// The sealed extension of a campaign (SPEC R-SEAL-30): the thresholds a
+/// pledger may choose (one bucket each), the trustees who generate the
+/// joint key and decrypt the aggregate, how many of them a reveal needs,
+/// and the reveals scheduled before the deadline (there is always one at
+/// the deadline). Fields are private so every value satisfies R-SEAL-30.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    buckets: Vec<u32>,
+    k: u8,
+    trustees: Vec<[u8; 32]>,
+    reveals: Vec<u64>,
+}
+
+impl Sealed {
+    /// Validates a sealed block: 1 to [`MAX_SEALED_BUCKETS`] bucket values,
+    /// strictly ascending, each `≥ 1`; `1 ≤ k ≤ n ≤ MAX_TRUSTEES` trustee
+    /// keys, each a canonical ristretto255 encoding of a point other than
+    /// the identity, all distinct; at most [`MAX_EARLY_REVEALS`] early
+    /// reveal times, strictly ascending, each `≥ 1`. The campaign checks the
+    /// rest (buckets within its threshold range, reveals before its
+    /// deadline). SPEC R-SEAL-30.
+    ///
+    /// # Errors
+    /// [`DecodeError::OutOfRange`] naming the field.
+    pub fn new(
+        buckets: Vec<u32>,
+        k: u8,
+        trustees: Vec<[u8; 32]>,
+        reveals: Vec<u64>,
+    ) -> Result<Self, DecodeError> {
+        if buckets.is_empty() || buckets.len() > MAX_SEALED_BUCKETS {
+            return Err(range("sealed.buckets", "1 to 64 buckets"));
+        }
+        if buckets[0] == 0 || buckets.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(range(
+                "sealed.buckets",
+                "bucket values must be at least 1 and strictly ascending",
+            ));
+        }
+        let n = trustees.len();
+        if k == 0 || usize::from(k) > n || n > MAX_TRUSTEES {
+            return Err(range("sealed.k", "must satisfy 1 <= k <= n <= 16"));
+        }
+        for (i, t) in trustees.iter().enumerate() {
+            let point = curve25519_dalek::ristretto::CompressedRistretto(*t).decompress();
+            if point.is_none_or(|p| p == curve25519_dalek::RistrettoPoint::default()) {
+                return Err(range(
+                    "sealed.trustees",
+                    "a trustee key is not a canonical ristretto255 point other than the identity",
+                ));
+            }
+            if trustees[..i].contains(t) {
+                return Err(range("sealed.trustees", "a trustee key is repeated"));
+            }
+        }
+        if reveals.len() > MAX_EARLY_REVEALS {
+            return Err(range("sealed.reveals", "at most 8 early reveals"));
+        }
+        if reveals.first() == Some(&0) || reveals.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(range(
+                "sealed.reveals",
+                "reveal times must be after the epoch and strictly ascending",
+            ));
+        }
+        Ok(Self {
+            buckets,
+            k,
+            trustees,
+            reveals,
+        })
+    }
+
+    /// The allowed thresholds, bucket 0 first.
+    pub fn buckets(&self) -> &[u32] {
+        &self.buckets
+    }
+
+    /// How many trustees a reveal needs.
+    pub fn k(&self) -> u8 {
+        self.k
+    }
+
+    /// The trustees' long-term public keys, trustee 1 first.
+    pub fn trustees(&self) -> &[[u8; 32]] {
+        &self.trustees
+    }
+
+    /// The reveals scheduled before the deadline.
+    pub fn early_reveals(&self) -> &[u64] {
+        &self.reveals
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        // INVARIANT: at most 64 buckets, 16 trustees, 8 reveals.
+        w.u8(u8::try_from(self.buckets.len()).unwrap_or(u8::MAX));
+        for &b in &self.buckets {
+            w.u32(b);
+        }
+        w.u8(self.k)
+            .u8(u8::try_from(self.trustees.len()).unwrap_or(u8::MAX));
+        for t in &self.trustees {
+            w.raw(t);
+        }
+        w.u8(u8::try_from(self.reveals.len()).unwrap_or(u8::MAX));
+        for &t in &self.reveals {
+            w.u64(t);
+        }
+        w.into_bytes()
+    }
+
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let nb = r.u8("sealed.n_buckets")?;
+        let buckets = (0..nb)
+            .map(|_| r.u32("sealed.bucket"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let k = r.u8("sealed.k")?;
+        let n = r.u8("sealed.n_trustees")?;
+        let trustees = (0..n)
+            .map(|_| r.array("sealed.trustee"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let m = r.u8("sealed.n_reveals")?;
+        let reveals = (0..m)
+            .map(|_| r.u64("sealed.reveal"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(buckets, k, trustees, reveals)
     }
 }
 
@@ -210,6 +353,7 @@ pub struct CampaignDefinition {
     threshold_max: u32,
     reveal: RevealPolicy,
     funding: Option<Funding>,
+    sealed: Option<Sealed>,
 }
 
 /// The fields of a new campaign, before validation.
@@ -253,6 +397,70 @@ impl CampaignDefinition {
     /// # Errors
     /// [`DecodeError`] naming the field that is out of range or not valid text.
     pub fn with_funding(p: CampaignParams, funding: Option<Funding>) -> Result<Self, DecodeError> {
+        Self::with_extensions(p, funding, None)
+    }
+
+    /// A sealed campaign (SPEC R-SEAL-30): `p.reveal` must be
+    /// [`RevealPolicy::Sealed`].
+    ///
+    /// # Errors
+    /// As [`CampaignDefinition::with_extensions`].
+    pub fn sealed(p: CampaignParams, sealed: Sealed) -> Result<Self, DecodeError> {
+        Self::with_extensions(p, None, Some(sealed))
+    }
+
+    /// Validates `p` with its extensions (R-CAMP-1, R-CAMP-3, R-CAMP-5,
+    /// R-SEAL-30): the sealed block is present iff the reveal policy is
+    /// sealed, its buckets lie in `[t_min, t_max]` and its early reveals
+    /// before the deadline; a campaign is not both sealed and funding (sealed
+    /// funding is not specified yet).
+    ///
+    /// # Errors
+    /// [`DecodeError`] naming the field that is out of range or not valid text.
+    pub fn with_extensions(
+        p: CampaignParams,
+        funding: Option<Funding>,
+        sealed: Option<Sealed>,
+    ) -> Result<Self, DecodeError> {
+        // SPEC R-SEAL-30
+        match (&sealed, p.reveal) {
+            (Some(_), RevealPolicy::Live) => {
+                return Err(range(
+                    "reveal_policy",
+                    "a sealed block needs the sealed reveal policy",
+                ));
+            }
+            (None, RevealPolicy::Sealed) => {
+                return Err(range(
+                    "reveal_policy",
+                    "the sealed reveal policy needs a sealed block",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(s) = &sealed {
+            if funding.is_some() {
+                return Err(range(
+                    "campaign.extension",
+                    "a campaign is not both sealed and funding",
+                ));
+            }
+            if s.buckets
+                .iter()
+                .any(|b| !(p.threshold_min..=p.threshold_max).contains(b))
+            {
+                return Err(range(
+                    "sealed.buckets",
+                    "every bucket value must lie in [threshold_min, threshold_max]",
+                ));
+            }
+            if s.reveals.last().is_some_and(|&t| t >= p.deadline) {
+                return Err(range(
+                    "sealed.reveals",
+                    "early reveals come before the deadline",
+                ));
+            }
+        }
         // SPEC R-CAMP-1: lengths and text rules.
         check_len(&p.title, 1, MAX_TITLE_BYTES, "title")?;
         check_text(&p.title, false, "title")?;
@@ -293,6 +501,7 @@ impl CampaignDefinition {
             threshold_max: p.threshold_max,
             reveal: p.reveal,
             funding,
+            sealed,
         })
     }
 
@@ -308,7 +517,7 @@ impl CampaignDefinition {
     /// version byte `0x81` and the extension list after the v1 fields
     /// (R-CAMP-5).
     pub fn encode_into(&self, w: &mut Writer) {
-        let version = if self.funding.is_some() {
+        let version = if self.funding.is_some() || self.sealed.is_some() {
             DEFINITION_V1_EXTENDED
         } else {
             DEFINITION_V1
@@ -323,9 +532,13 @@ impl CampaignDefinition {
             .u32(self.threshold_min)
             .u32(self.threshold_max)
             .u8(self.reveal.tag());
+        // One extension: `n u8 ‖ tag u8 ‖ len u16 ‖ body` (a campaign has
+        // at most one of the two blocks).
         if let Some(f) = &self.funding {
-            // One extension: `n u8 ‖ tag u8 ‖ len u16 ‖ body`.
             w.u8(1).u8(EXTENSION_FUNDING).bytes16(&f.encode());
+        }
+        if let Some(s) = &self.sealed {
+            w.u8(1).u8(EXTENSION_SEALED).bytes16(&s.encode());
         }
     }
 
@@ -369,6 +582,11 @@ impl CampaignDefinition {
     /// The funding extension, if the campaign has one.
     pub fn funding(&self) -> Option<&Funding> {
         self.funding.as_ref()
+    }
+
+    /// The sealed extension, if the campaign is sealed (SPEC R-SEAL-30).
+    pub fn sealed_block(&self) -> Option<&Sealed> {
+        self.sealed.as_ref()
     }
 
     /// The nonce.
@@ -430,12 +648,12 @@ impl Decode for CampaignDefinition {
         let threshold_min = r.u32("threshold_min")?;
         let threshold_max = r.u32("threshold_max")?;
         let reveal = RevealPolicy::from_tag(r.u8("reveal_policy")?)?;
-        let funding = if version == DEFINITION_V1_EXTENDED {
-            Some(read_extensions(r)?)
+        let (funding, sealed) = if version == DEFINITION_V1_EXTENDED {
+            read_extensions(r)?
         } else {
-            None
+            (None, None)
         };
-        Self::with_funding(
+        Self::with_extensions(
             CampaignParams {
                 nonce,
                 title,
@@ -448,15 +666,17 @@ impl Decode for CampaignDefinition {
                 reveal,
             },
             funding,
+            sealed,
         )
     }
 }
 
 /// The extension list of a `0x81` definition: `n u8 ‖ n × (tag u8 ‖ len u16
-/// ‖ body)`, tags strictly ascending, each body consumed exactly. The only
-/// tag defined is the funding block, so the list is exactly that one entry;
-/// unknown tags are rejected (SPEC R-VER-2, R-CAMP-5).
-fn read_extensions(r: &mut Reader<'_>) -> Result<Funding, DecodeError> {
+/// ‖ body)`, tags strictly ascending, each body consumed exactly. Two tags
+/// are defined, the funding block and the sealed block, and a campaign has
+/// one of them: the list is exactly one entry; unknown tags are rejected
+/// (SPEC R-VER-2, R-CAMP-5, R-SEAL-30).
+fn read_extensions(r: &mut Reader<'_>) -> Result<(Option<Funding>, Option<Sealed>), DecodeError> {
     let n = r.u8("campaign.n_extensions")?;
     if n == 0 {
         return Err(range(
@@ -465,6 +685,7 @@ fn read_extensions(r: &mut Reader<'_>) -> Result<Funding, DecodeError> {
         ));
     }
     let mut funding = None;
+    let mut sealed = None;
     for _ in 0..n {
         let tag = r.u8("campaign.extension")?;
         let body = r.bytes16(MAX_EXTENSION_BODY, "campaign.extension")?;
@@ -475,6 +696,15 @@ fn read_extensions(r: &mut Reader<'_>) -> Result<Funding, DecodeError> {
             EXTENSION_FUNDING => {
                 return Err(range("campaign.extension", "funding block repeated"));
             }
+            EXTENSION_SEALED if funding.is_none() && sealed.is_none() => {
+                sealed = Some(crate::codec::read_exactly(body, Sealed::decode_from)?);
+            }
+            EXTENSION_SEALED => {
+                return Err(range(
+                    "campaign.extension",
+                    "sealed block repeated or after a funding block",
+                ));
+            }
             tag => {
                 return Err(DecodeError::UnknownTag {
                     field: "campaign.extension",
@@ -483,7 +713,10 @@ fn read_extensions(r: &mut Reader<'_>) -> Result<Funding, DecodeError> {
             }
         }
     }
-    funding.ok_or(range("campaign.extension", "no funding block"))
+    if funding.is_none() && sealed.is_none() {
+        return Err(range("campaign.extension", "no extension block"));
+    }
+    Ok((funding, sealed))
 }
 
 fn range(field: &'static str, reason: &'static str) -> DecodeError {
@@ -618,10 +851,10 @@ pub(crate) mod tests {
         // Unknown extension tag, repeated block, padded body.
         let at = v1.len();
         let mut unknown = v2.clone();
-        unknown[at + 1] = 2;
+        unknown[at + 1] = 3;
         assert!(matches!(
             CampaignDefinition::decode(&unknown),
-            Err(DecodeError::UnknownTag { tag: 2, .. })
+            Err(DecodeError::UnknownTag { tag: 3, .. })
         ));
         let mut twice = v2.clone();
         twice[at] = 2;
@@ -634,6 +867,123 @@ pub(crate) mod tests {
             CampaignDefinition::decode(&padded),
             Err(DecodeError::TrailingBytes(1))
         );
+    }
+
+    /// Trustee keys for tests: `i·G` for `i = 1..=n`.
+    pub(crate) fn trustee_keys(n: u8) -> Vec<[u8; 32]> {
+        (1..=n)
+            .map(|i| {
+                curve25519_dalek::RistrettoPoint::mul_base(&curve25519_dalek::Scalar::from(
+                    u64::from(i),
+                ))
+                .compress()
+                .to_bytes()
+            })
+            .collect()
+    }
+
+    pub(crate) fn sealed_sample(buckets: Vec<u32>, k: u8, n: u8) -> CampaignDefinition {
+        let d = sample();
+        CampaignDefinition::sealed(
+            CampaignParams {
+                reveal: RevealPolicy::Sealed,
+                ..params_of(&d)
+            },
+            Sealed::new(buckets, k, trustee_keys(n), vec![d.deadline() - 86_400]).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// SPEC R-SEAL-30: the sealed block's layout, round trip and rules.
+    #[test]
+    fn sealed_block_round_trips_and_is_checked() {
+        let d = sealed_sample(vec![1, 10, 100, 1000], 2, 3);
+        let bytes = d.encode();
+        assert_eq!(bytes[0], DEFINITION_V1_EXTENDED);
+        assert_eq!(CampaignDefinition::decode(&bytes).unwrap(), d);
+        assert_eq!(d.reveal(), RevealPolicy::Sealed);
+        let s = d.sealed_block().unwrap();
+        assert_eq!(
+            (s.buckets(), s.k(), s.trustees().len()),
+            (&[1, 10, 100, 1000][..], 2, 3)
+        );
+        assert_ne!(d.id(), sample().id());
+        // The block is the last bytes: n_ext 1, tag 2, len, body.
+        let body_len = 1 + 4 * 4 + 1 + 1 + 3 * 32 + 1 + 8;
+        let tail = &bytes[bytes.len() - body_len - 4..];
+        assert_eq!(&tail[..4], &[1, EXTENSION_SEALED, 0, body_len as u8]);
+        assert_eq!(tail[4], 4);
+        assert_eq!(&tail[5..9], &1u32.to_be_bytes());
+
+        let keys = trustee_keys(3);
+        let bad =
+            |b: Vec<u32>, k: u8, t: Vec<[u8; 32]>, r: Vec<u64>| Sealed::new(b, k, t, r).is_err();
+        assert!(bad(vec![], 1, keys.clone(), vec![]), "no bucket");
+        assert!(
+            bad((1..=65).collect(), 1, keys.clone(), vec![]),
+            "65 buckets"
+        );
+        assert!(bad(vec![0, 1], 1, keys.clone(), vec![]), "bucket 0");
+        assert!(
+            bad(vec![2, 2], 1, keys.clone(), vec![]),
+            "not strictly ascending"
+        );
+        assert!(bad(vec![1], 0, keys.clone(), vec![]), "k = 0");
+        assert!(bad(vec![1], 4, keys.clone(), vec![]), "k > n");
+        assert!(bad(vec![1], 1, trustee_keys(17), vec![]), "17 trustees");
+        assert!(
+            bad(vec![1], 1, vec![keys[0], keys[0]], vec![]),
+            "repeated trustee"
+        );
+        assert!(bad(vec![1], 1, vec![[0; 32]], vec![]), "identity");
+        assert!(bad(vec![1], 1, vec![[0xff; 32]], vec![]), "not a point");
+        assert!(
+            bad(vec![1], 1, keys.clone(), vec![5, 5]),
+            "reveals not ascending"
+        );
+        assert!(bad(vec![1], 1, keys.clone(), vec![0]), "reveal at 0");
+        assert!(
+            bad(vec![1], 1, keys.clone(), (1..=9).collect()),
+            "9 reveals"
+        );
+        assert!(Sealed::new((1..=64).collect(), 16, trustee_keys(16), (1..=8).collect()).is_ok());
+
+        let p = |reveal| CampaignParams {
+            reveal,
+            ..params_of(&sample())
+        };
+        let block = || Sealed::new(vec![1, 10], 1, keys.clone(), vec![]).unwrap();
+        // The policy and the block come together.
+        assert!(CampaignDefinition::sealed(p(RevealPolicy::Live), block()).is_err());
+        assert!(CampaignDefinition::new(p(RevealPolicy::Sealed)).is_err());
+        // Buckets within the campaign's range, reveals before its deadline.
+        let narrow = CampaignParams {
+            threshold_min: 2,
+            ..p(RevealPolicy::Sealed)
+        };
+        assert!(CampaignDefinition::sealed(narrow, block()).is_err());
+        let late = Sealed::new(vec![1], 1, keys.clone(), vec![sample().deadline()]).unwrap();
+        assert!(CampaignDefinition::sealed(p(RevealPolicy::Sealed), late).is_err());
+        // Not both sealed and funding.
+        assert!(
+            CampaignDefinition::with_extensions(
+                p(RevealPolicy::Sealed),
+                Some(Funding::new(*b"EUR", 2, vec![100], 0).unwrap()),
+                Some(block()),
+            )
+            .is_err()
+        );
+        // Decoding applies the same rules: a live policy byte with the block.
+        let mut live = bytes.clone();
+        let at = bytes.len() - body_len - 4 - 1;
+        assert_eq!(live[at], 2, "the reveal policy byte");
+        live[at] = 1;
+        assert!(CampaignDefinition::decode(&live).is_err());
+        // Truncated or padded blocks are refused.
+        assert!(CampaignDefinition::decode(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(CampaignDefinition::decode(&longer).is_err());
     }
 
     #[test]

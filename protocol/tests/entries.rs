@@ -432,7 +432,7 @@ fn generate_vectors() {
             {"name": "campaign_definition_version_2", "entry": with(0, &|v| v[2] = 2), "error": "UnsupportedVersion(2)"},
             {"name": "campaign_title_control_char", "entry": with(0, &|v| v[title_at] = b'\t'), "error": "BadText(\"title\")"},
             {"name": "campaign_title_invalid_utf8", "entry": with(0, &|v| v[title_at] = 0xff), "error": "BadText(\"title\")"},
-            {"name": "campaign_reveal_unknown", "entry": with(0, &|v| v[def_len - 1] = 2), "error": "UnknownTag { field: \"reveal_policy\", tag: 2 }"},
+            {"name": "campaign_reveal_unknown", "entry": with(0, &|v| v[def_len - 1] = 3), "error": "UnknownTag { field: \"reveal_policy\", tag: 3 }"},
             {"name": "campaign_threshold_min_above_max", "entry": with(0, &|v| v[def_len - 9..def_len - 5].copy_from_slice(&[0, 0, 0, 11])), "error": "OutOfRange { field: \"threshold_min\""},
             {"name": "campaign_issuer_key_truncated", "entry": with(0, &|v| { v.truncate(v.len() - 1); }), "error": "Truncated"},
             {"name": "closed_digest_truncated", "entry": with(7, &|v| { v.pop(); }), "error": "Truncated { field: \"closed.tally_digest\" }"},

@@ -481,6 +481,7 @@ fn campaign_json(state: &AppState, id: &CampaignId) -> Option<Campaign> {
         threshold_max: d.threshold_max(),
         reveal: match d.reveal() {
             RevealPolicy::Live => "live",
+            RevealPolicy::Sealed => "sealed",
             _ => "other",
         }
         .to_owned(),
