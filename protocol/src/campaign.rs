@@ -291,7 +291,8 @@ impl Sealed {
         self.k
     }
 
-    /// The trustees' long-term public keys, trustee 1 first.
+    /// The trustees' public keys for this campaign (fresh per campaign,
+    /// SPEC R-DKG-4), trustee 1 first.
     pub fn trustees(&self) -> &[[u8; 32]] {
         &self.trustees
     }

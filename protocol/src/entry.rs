@@ -8,9 +8,11 @@ use crate::campaign::CampaignDefinition;
 use crate::codec::{Decode, DecodeError, Reader, Writer};
 use crate::hash::{CampaignId, Hash, Nullifier};
 use crate::merkle;
-use crate::pledge::{Amendment, Pledge, Withdrawal};
+use crate::pledge::{Amendment, Pledge, Terms, Withdrawal, read_seq};
+use crate::sealed_pledge::{SEALED_TERMS_KIND, SealedAmendment, SealedPledge, decode_terms_body};
 use crate::tally::TallySnapshot;
 use crate::token::IssuerPublicKey;
+use crate::token::Token;
 pub use crate::update::CampaignUpdated;
 
 /// Largest encoded entry: entry bundles prefix each entry with a u16 length
@@ -120,6 +122,11 @@ pub enum Entry {
     Pledge(Pledge),
     /// See [`Amendment`]. SPEC R-ENTRY-5.
     PledgeAmended(Amendment),
+    /// A pledge (kind 2) with sealed terms: see [`SealedPledge`]. SPEC R-SEAL-31.
+    SealedPledge(Box<SealedPledge>),
+    /// An amendment (kind 3) with sealed terms: see [`SealedAmendment`].
+    /// SPEC R-SEAL-31.
+    SealedAmended(Box<SealedAmendment>),
     /// See [`Withdrawal`]. SPEC R-ENTRY-5.
     PledgeWithdrawn(Withdrawal),
     /// See [`CampaignClosed`].
@@ -140,6 +147,8 @@ impl Entry {
             Entry::CampaignOpened(_) => EntryKind::CampaignOpened,
             Entry::Pledge(_) => EntryKind::Pledge,
             Entry::PledgeAmended(_) => EntryKind::PledgeAmended,
+            Entry::SealedPledge(_) => EntryKind::Pledge,
+            Entry::SealedAmended(_) => EntryKind::PledgeAmended,
             Entry::PledgeWithdrawn(_) => EntryKind::PledgeWithdrawn,
             Entry::CampaignClosed(_) => EntryKind::CampaignClosed,
             Entry::CampaignUpdated(_) => EntryKind::CampaignUpdated,
@@ -152,6 +161,8 @@ impl Entry {
             Entry::CampaignOpened(o) => o.definition.id(),
             Entry::Pledge(p) => p.campaign,
             Entry::PledgeAmended(a) => a.campaign,
+            Entry::SealedPledge(p) => p.campaign,
+            Entry::SealedAmended(a) => a.campaign,
             Entry::PledgeWithdrawn(w) => w.campaign,
             Entry::CampaignClosed(c) => c.campaign,
             Entry::CampaignUpdated(u) => u.campaign(),
@@ -163,6 +174,8 @@ impl Entry {
         match self {
             Entry::Pledge(p) => Some(p.nullifier()),
             Entry::PledgeAmended(a) => Some(a.nullifier),
+            Entry::SealedPledge(p) => Some(p.nullifier()),
+            Entry::SealedAmended(a) => Some(a.nullifier),
             Entry::PledgeWithdrawn(w) => Some(w.nullifier),
             Entry::CampaignOpened(_) | Entry::CampaignClosed(_) | Entry::CampaignUpdated(_) => None,
         }
@@ -184,6 +197,8 @@ impl Entry {
             }
             Entry::Pledge(p) => p.encode_into(&mut w),
             Entry::PledgeAmended(a) => a.encode_into(&mut w),
+            Entry::SealedPledge(p) => p.encode_into(&mut w),
+            Entry::SealedAmended(a) => a.encode_into(&mut w),
             Entry::PledgeWithdrawn(x) => x.encode_into(&mut w),
             Entry::CampaignClosed(c) => {
                 w.raw(c.campaign.as_bytes())
@@ -240,8 +255,52 @@ impl Decode for Entry {
                     issuer_key,
                 })
             }
-            2 => Entry::Pledge(Pledge::decode_from(r)?),
-            3 => Entry::PledgeAmended(Amendment::decode_from(r)?),
+            // SPEC R-PLEDGE-4, R-SEAL-31: the terms kind tells a sealed
+            // pledge apart.
+            2 => {
+                let campaign = CampaignId(r.array("pledge.campaign")?);
+                let token = Token::decode_from(r)?;
+                let kind = r.u8("terms.kind")?;
+                if kind == SEALED_TERMS_KIND {
+                    Entry::SealedPledge(Box::new(SealedPledge {
+                        campaign,
+                        token,
+                        terms: decode_terms_body(r)?,
+                        signature: r.array("pledge.signature")?,
+                    }))
+                } else {
+                    Entry::Pledge(Pledge {
+                        campaign,
+                        token,
+                        terms: Terms::decode_after_kind(kind, r)?,
+                        signature: r.array("pledge.signature")?,
+                    })
+                }
+            }
+            // SPEC R-PLEDGE-5, R-SEAL-31
+            3 => {
+                let campaign = CampaignId(r.array("amend.campaign")?);
+                let nullifier = Nullifier(r.array("amend.nullifier")?);
+                let seq = read_seq(r)?;
+                let kind = r.u8("terms.kind")?;
+                if kind == SEALED_TERMS_KIND {
+                    Entry::SealedAmended(Box::new(SealedAmendment {
+                        campaign,
+                        nullifier,
+                        seq,
+                        terms: decode_terms_body(r)?,
+                        signature: r.array("amend.signature")?,
+                    }))
+                } else {
+                    Entry::PledgeAmended(Amendment {
+                        campaign,
+                        nullifier,
+                        seq,
+                        terms: Terms::decode_after_kind(kind, r)?,
+                        signature: r.array("amend.signature")?,
+                    })
+                }
+            }
             4 => Entry::PledgeWithdrawn(Withdrawal::decode_from(r)?),
             5 => Entry::CampaignClosed(CampaignClosed {
                 campaign: CampaignId(r.array("closed.campaign")?),

@@ -15,6 +15,8 @@ use crate::entry::{CampaignClosed, CampaignOpened, Entry};
 use crate::funding::FundingTally;
 use crate::hash::{CampaignId, Nullifier};
 use crate::pledge::{Amendment, Pledge, PledgePublicKey, Terms, Withdrawal};
+use crate::sealed::JointPublicKey;
+use crate::sealed_pledge::{SealedAmendment, SealedPledge};
 use crate::tally::{MAX_THRESHOLD, Tally};
 use crate::token::{IssuerKeyId, IssuerPublicKey, nullifier};
 use crate::update::{CampaignUpdated, CampaignUpdates, UpdateRefusal};
@@ -101,6 +103,23 @@ pub enum RuleError {
     /// R-RULE-13: the campaign would have texts in more than 32 languages.
     #[error("the campaign would have texts in more than 32 languages")]
     TooManyLanguages,
+    /// R-SEAL-33: plain terms or a withdrawal in a sealed campaign, or
+    /// sealed terms in a live one.
+    #[error("the entry's terms are not of the campaign's kind (sealed or live)")]
+    WrongTermsKind,
+    /// R-SEAL-33: a sealed pledge or amendment before the campaign's joint
+    /// key is logged.
+    #[error("the campaign's trustees have not logged their joint key yet")]
+    SealedKeyNotReady,
+    /// R-SEAL-32: sealed terms whose bucket count is not the campaign's, or
+    /// whose proofs do not verify under the campaign's joint key and the
+    /// entry's context.
+    #[error("the sealed terms do not verify")]
+    BadSealedTerms,
+    /// R-SEAL-33: closing a sealed campaign (its reveal is not specified
+    /// yet).
+    #[error("a sealed campaign cannot close before its reveal is specified")]
+    SealedCloseUnsupported,
 }
 
 impl From<UpdateRefusal> for RuleError {
@@ -134,6 +153,9 @@ pub struct VerifiedEntry {
     /// The key a pledge was verified under (`None` for other kinds, and for
     /// entries read back from the ledger's own store).
     verified_under: Option<IssuerKeyId>,
+    /// The joint key sealed terms were verified under (`None` for other
+    /// kinds, and for entries read back from the ledger's own store).
+    sealed_under: Option<[u8; 32]>,
 }
 
 impl VerifiedEntry {
@@ -152,11 +174,60 @@ impl VerifiedEntry {
         issuer_key: Option<&IssuerPublicKey>,
         pledge_key: Option<&PledgePublicKey>,
     ) -> Result<Self, RuleError> {
+        Self::verify_sealed(entry, issuer_key, pledge_key, None)
+    }
+
+    /// [`VerifiedEntry::verify`], with the joint key of a sealed campaign
+    /// (`None` for a live campaign, or before the key is logged): a sealed
+    /// pledge or amendment's proofs are verified under it and its context
+    /// (R-SEAL-32), after the token and signature.
+    ///
+    /// # Errors
+    /// As [`VerifiedEntry::verify`]; [`RuleError::SealedKeyNotReady`] for
+    /// sealed terms without a joint key, [`RuleError::BadSealedTerms`] for
+    /// proofs that do not verify.
+    pub fn verify_sealed(
+        entry: Entry,
+        issuer_key: Option<&IssuerPublicKey>,
+        pledge_key: Option<&PledgePublicKey>,
+        joint_key: Option<&JointPublicKey>,
+    ) -> Result<Self, RuleError> {
+        let mut sealed_under = None;
         let verified_under = match &entry {
             Entry::Pledge(p) => {
                 let key = issuer_key.ok_or(RuleError::UnknownCampaign)?;
                 verify_pledge(p, key)?;
                 Some(key.key_id())
+            }
+            Entry::SealedPledge(p) => {
+                let key = issuer_key.ok_or(RuleError::UnknownCampaign)?;
+                p.token
+                    .verify(key, &p.campaign)
+                    .map_err(|_| RuleError::BadToken)?;
+                if !p.verify_pledge_signature() {
+                    return Err(RuleError::BadPledgeSignature);
+                }
+                let joint = joint_key.ok_or(RuleError::SealedKeyNotReady)?;
+                // SPEC R-SEAL-32
+                p.terms
+                    .verify(&p.context(), joint)
+                    .map_err(|_| RuleError::BadSealedTerms)?;
+                sealed_under = Some(joint.to_bytes());
+                Some(key.key_id())
+            }
+            Entry::SealedAmended(a) => {
+                let pk = pledge_key_of(&a.campaign, &a.nullifier, pledge_key)?;
+                if !a.verify(pk) {
+                    return Err(RuleError::BadPledgeSignature);
+                }
+                let joint = joint_key.ok_or(RuleError::SealedKeyNotReady)?;
+                let context = SealedAmendment::context_of(&a.campaign, &a.nullifier, a.seq, pk);
+                // SPEC R-SEAL-32
+                a.terms
+                    .verify(&context, joint)
+                    .map_err(|_| RuleError::BadSealedTerms)?;
+                sealed_under = Some(joint.to_bytes());
+                None
             }
             Entry::PledgeAmended(a) => {
                 let pk = pledge_key_of(&a.campaign, &a.nullifier, pledge_key)?;
@@ -178,6 +249,7 @@ impl VerifiedEntry {
         Ok(Self {
             entry,
             verified_under,
+            sealed_under,
         })
     }
 
@@ -189,6 +261,7 @@ impl VerifiedEntry {
         Self {
             entry,
             verified_under: None,
+            sealed_under: None,
         }
     }
 
@@ -236,9 +309,16 @@ impl PledgeKeys {
     /// Remembers the key of `entry` if it is a pledge (call it once the
     /// pledge is applied; a nullifier already known keeps its key).
     pub fn remember(&mut self, entry: &Entry) {
-        if let Entry::Pledge(p) = entry {
-            self.keys
-                .insert_new(p.nullifier(), *p.token.pledge_pk.as_bytes());
+        match entry {
+            Entry::Pledge(p) => {
+                self.keys
+                    .insert_new(p.nullifier(), *p.token.pledge_pk.as_bytes());
+            }
+            Entry::SealedPledge(p) => {
+                self.keys
+                    .insert_new(p.nullifier(), *p.token.pledge_pk.as_bytes());
+            }
+            _ => {}
         }
     }
 
@@ -255,6 +335,7 @@ impl PledgeKeys {
     pub fn for_entry(&self, entry: &Entry) -> Option<PledgePublicKey> {
         match entry {
             Entry::PledgeAmended(a) => self.get(&a.nullifier),
+            Entry::SealedAmended(a) => self.get(&a.nullifier),
             Entry::PledgeWithdrawn(w) => self.get(&w.nullifier),
             _ => None,
         }
@@ -285,6 +366,20 @@ pub struct CampaignState {
     /// What its valid CampaignUpdated entries amount to (R-CAMP-8,
     /// R-CAMP-9).
     pub updates: CampaignUpdates,
+    /// What a sealed campaign keeps (R-SEAL-33), `None` for a live one.
+    pub sealed: Option<SealedState>,
+}
+
+/// The public state of a sealed campaign: its joint key once logged, and
+/// the count of its sealed entries (the only number it shows before a
+/// reveal). The ciphertexts are not kept: whoever needs the aggregate
+/// (trustees, auditors, the reveal) sums them from the log (R-SEAL-33).
+#[derive(Debug, Default, Clone)]
+pub struct SealedState {
+    /// The trustees' joint key, once logged.
+    pub joint_key: Option<JointPublicKey>,
+    /// Sealed pledges and amendments accepted.
+    pub entries: u64,
 }
 
 /// What the rules keep per pledge: 12 bytes, 44 with its nullifier, one slot
@@ -308,6 +403,10 @@ struct PledgeState {
 /// `PledgeState::threshold` of a withdrawn pledge (its threshold bits would
 /// be `2^27 − 1`, above `MAX_THRESHOLD`, so no live pledge packs to it).
 const WITHDRAWN: u32 = u32::MAX;
+/// `PledgeState::threshold` of a sealed pledge (its terms are not known;
+/// code 31 is no kind, so it unpacks to nothing and no live pledge packs to
+/// it).
+const SEALED: u32 = u32::MAX - 1;
 
 /// Low bits of a packed terms value: the threshold (or a funder's `n`).
 const THRESHOLD_BITS: u32 = 27;
@@ -510,6 +609,8 @@ impl LedgerState {
             Entry::CampaignOpened(o) => self.check_open(o).map(|_| ()),
             Entry::Pledge(p) => self.check_pledge(p, None),
             Entry::PledgeAmended(a) => self.check_amend(a).map(|_| ()),
+            Entry::SealedPledge(p) => self.check_sealed_pledge(p, None, None),
+            Entry::SealedAmended(a) => self.check_sealed_amend(a, None),
             Entry::PledgeWithdrawn(w) => self.check_withdraw(w).map(|_| ()),
             Entry::CampaignClosed(c) => self.check_close(c),
             Entry::CampaignUpdated(u) => self.check_update(u),
@@ -552,8 +653,45 @@ impl LedgerState {
                         pledges: 0,
                         closed: None,
                         updates: CampaignUpdates::default(),
+                        sealed: o.definition.sealed_block().map(|_| SealedState::default()),
                     },
                 );
+            }
+            Entry::SealedPledge(p) => {
+                self.check_sealed_pledge(
+                    p,
+                    entry.verified_under.as_ref(),
+                    entry.sealed_under.as_ref(),
+                )?;
+                let campaign = *self
+                    .index
+                    .get(&p.campaign)
+                    .ok_or(RuleError::UnknownCampaign)?;
+                let fresh = self.pledges.insert_new(
+                    p.nullifier(),
+                    PledgeState {
+                        campaign,
+                        seq: 0,
+                        threshold: SEALED,
+                    },
+                );
+                if !fresh {
+                    return Err(RuleError::DoubleSpend);
+                }
+                let c = self.open_mut(&p.campaign)?;
+                c.pledges = c.pledges.saturating_add(1);
+                if let Some(s) = &mut c.sealed {
+                    s.entries = s.entries.saturating_add(1);
+                }
+            }
+            Entry::SealedAmended(a) => {
+                self.check_sealed_amend(a, entry.sealed_under.as_ref())?;
+                if let Some(p) = self.pledges.get_mut(&a.nullifier) {
+                    p.seq = a.seq;
+                }
+                if let Some(s) = &mut self.open_mut(&a.campaign)?.sealed {
+                    s.entries = s.entries.saturating_add(1);
+                }
             }
             Entry::Pledge(p) => {
                 self.check_pledge(p, entry.verified_under.as_ref())?;
@@ -685,6 +823,10 @@ impl LedgerState {
         verified_under: Option<&IssuerKeyId>,
     ) -> Result<(), RuleError> {
         let c = self.open(&p.campaign)?;
+        // SPEC R-SEAL-33
+        if c.sealed.is_some() {
+            return Err(RuleError::WrongTermsKind);
+        }
         Self::check_terms(c, &p.terms)?;
         // SPEC R-RULE-4
         if self.pledges.contains(&p.nullifier()) {
@@ -707,9 +849,10 @@ impl LedgerState {
     /// # Errors
     /// As [`VerifiedEntry::verify`].
     pub fn verify(&self, entry: Entry, keys: &PledgeKeys) -> Result<VerifiedEntry, RuleError> {
-        let issuer = self.campaign(&entry.campaign()).map(|c| &c.issuer_key);
+        let id = entry.campaign();
+        let issuer = self.campaign(&id).map(|c| &c.issuer_key);
         let pledge = keys.for_entry(&entry);
-        VerifiedEntry::verify(entry, issuer, pledge.as_ref())
+        VerifiedEntry::verify_sealed(entry, issuer, pledge.as_ref(), self.joint_key(&id))
     }
 
     /// [`LedgerState::check`], [`LedgerState::verify`] then
@@ -758,9 +901,109 @@ impl LedgerState {
         Ok((c, terms))
     }
 
+    /// The joint key of open sealed campaign `id`: R-RULE-2, then
+    /// R-SEAL-33 (the campaign is sealed, its key logged).
+    fn sealed_key(&self, id: &CampaignId) -> Result<&JointPublicKey, RuleError> {
+        let c = self.open(id)?;
+        c.sealed
+            .as_ref()
+            .ok_or(RuleError::WrongTermsKind)?
+            .joint_key
+            .as_ref()
+            .ok_or(RuleError::SealedKeyNotReady)
+    }
+
+    /// The stateful rules of a sealed pledge (SPEC R-SEAL-33): R-RULE-2, the
+    /// campaign sealed with its key logged, the bucket count, R-RULE-4,
+    /// and that the entry was verified under the campaign's own keys.
+    fn check_sealed_pledge(
+        &self,
+        p: &SealedPledge,
+        verified_under: Option<&IssuerKeyId>,
+        sealed_under: Option<&[u8; 32]>,
+    ) -> Result<(), RuleError> {
+        let key = self.sealed_key(&p.campaign)?;
+        let c = self.open(&p.campaign)?;
+        Self::check_bucket_count(c, p.terms.bucket_count())?;
+        // SPEC R-RULE-4
+        if self.pledges.contains(&p.nullifier()) {
+            return Err(RuleError::DoubleSpend);
+        }
+        // SPEC R-RULE-3, R-SEAL-32: verified under this campaign's keys.
+        if verified_under.is_some_and(|k| *k != c.issuer_key_id) {
+            return Err(RuleError::BadToken);
+        }
+        if sealed_under.is_some_and(|k| *k != key.to_bytes()) {
+            return Err(RuleError::BadSealedTerms);
+        }
+        Ok(())
+    }
+
+    /// The stateful rules of a sealed amendment (SPEC R-SEAL-33): R-RULE-2,
+    /// the campaign sealed with its key logged, the bucket count, R-RULE-6
+    /// (a sealed pledge of this campaign; none is ever withdrawn) and
+    /// R-RULE-7.
+    fn check_sealed_amend(
+        &self,
+        a: &SealedAmendment,
+        sealed_under: Option<&[u8; 32]>,
+    ) -> Result<(), RuleError> {
+        let key = self.sealed_key(&a.campaign)?;
+        let c = self.open(&a.campaign)?;
+        Self::check_bucket_count(c, a.terms.bucket_count())?;
+        let p = self
+            .pledges
+            .get(&a.nullifier)
+            .ok_or(RuleError::UnknownPledge)?;
+        if self.ids.get(p.campaign as usize) != Some(&a.campaign) || p.threshold != SEALED {
+            return Err(RuleError::UnknownPledge);
+        }
+        let expected = p.seq.saturating_add(1);
+        if a.seq != expected {
+            return Err(RuleError::BadSequence {
+                expected,
+                got: a.seq,
+            });
+        }
+        if sealed_under.is_some_and(|k| *k != key.to_bytes()) {
+            return Err(RuleError::BadSealedTerms);
+        }
+        Ok(())
+    }
+
+    /// Sealed terms have exactly the campaign's number of buckets
+    /// (R-SEAL-32).
+    fn check_bucket_count(c: &CampaignState, b: usize) -> Result<(), RuleError> {
+        let want = c.definition.sealed_block().map(|s| s.buckets().len());
+        if want != Some(b) {
+            return Err(RuleError::BadSealedTerms);
+        }
+        Ok(())
+    }
+
+    /// Records a sealed campaign's joint key. Until the trustees' key
+    /// generation entries exist (SPEC §17.2) only this crate's tests call it.
+    #[cfg(test)]
+    pub(crate) fn set_joint_key(&mut self, id: &CampaignId, key: JointPublicKey) {
+        if let Some(s) = self.campaigns.get_mut(id).and_then(|c| c.sealed.as_mut()) {
+            s.joint_key = Some(key);
+        }
+    }
+
+    /// The joint key a sealed entry of campaign `id` is verified under
+    /// (`None` for a live campaign, an unknown one, or before the key is
+    /// logged).
+    pub fn joint_key(&self, id: &CampaignId) -> Option<&JointPublicKey> {
+        self.campaigns.get(id)?.sealed.as_ref()?.joint_key.as_ref()
+    }
+
     /// The stateful rules of an amendment (its signature is
     /// [`VerifiedEntry::verify`]'s).
     fn check_amend(&self, a: &Amendment) -> Result<Terms, RuleError> {
+        // SPEC R-SEAL-33
+        if self.open(&a.campaign)?.sealed.is_some() {
+            return Err(RuleError::WrongTermsKind);
+        }
         let (c, old) = self.live_pledge(&a.campaign, &a.nullifier, a.seq)?;
         Self::check_terms(c, &a.terms)?;
         Ok(old)
@@ -769,6 +1012,11 @@ impl LedgerState {
     /// The stateful rules of a withdrawal (its signature is
     /// [`VerifiedEntry::verify`]'s).
     fn check_withdraw(&self, w: &Withdrawal) -> Result<Terms, RuleError> {
+        // SPEC R-SEAL-33: a sealed pledge is withdrawn by amending it to the
+        // null vector, which looks like any other amendment.
+        if self.open(&w.campaign)?.sealed.is_some() {
+            return Err(RuleError::WrongTermsKind);
+        }
         let (_, old) = self.live_pledge(&w.campaign, &w.nullifier, w.seq)?;
         Ok(old)
     }
@@ -786,6 +1034,10 @@ impl LedgerState {
 
     fn check_close(&self, cl: &CampaignClosed) -> Result<(), RuleError> {
         let c = self.open(&cl.campaign)?;
+        // SPEC R-SEAL-33
+        if c.sealed.is_some() {
+            return Err(RuleError::SealedCloseUnsupported);
+        }
         // SPEC R-RULE-8
         let matches = match &c.funding {
             Some(f) => {
@@ -813,6 +1065,238 @@ impl LedgerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entry::CampaignOpened;
+    use crate::pledge::PledgeSigningKey;
+    use crate::sealed::SealedTerms;
+    use crate::token::{IssuerSecretKey, Token, blind, finalize};
+    use curve25519_dalek::{RistrettoPoint, Scalar};
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    struct Sealed {
+        state: LedgerState,
+        keys: PledgeKeys,
+        issuer: IssuerSecretKey,
+        id: CampaignId,
+        joint: JointPublicKey,
+        rng: StdRng,
+    }
+
+    impl Sealed {
+        /// A log with one sealed campaign (4 buckets) whose joint key is
+        /// not logged yet.
+        fn new() -> Self {
+            let issuer = IssuerSecretKey::generate().unwrap();
+            let definition = crate::campaign::tests::sealed_sample(vec![1, 10, 100, 1000], 2, 3);
+            let id = definition.id();
+            let mut state = LedgerState::new();
+            let mut keys = PledgeKeys::new();
+            state
+                .verify_and_apply(
+                    Entry::CampaignOpened(CampaignOpened {
+                        definition,
+                        issuer_key: issuer.public_key().clone(),
+                    }),
+                    &mut keys,
+                )
+                .unwrap();
+            let joint =
+                JointPublicKey::from_point(RistrettoPoint::mul_base(&Scalar::from(77u64))).unwrap();
+            Self {
+                state,
+                keys,
+                issuer,
+                id,
+                joint,
+                rng: StdRng::seed_from_u64(16),
+            }
+        }
+
+        fn token(&self, key: &PledgeSigningKey, campaign: &CampaignId) -> Token {
+            let pk = self.issuer.public_key();
+            let (blinded, st) = blind(pk, campaign, &key.public_key()).unwrap();
+            let sig = self.issuer.blind_sign(blinded.as_bytes()).unwrap();
+            finalize(pk, &st, sig.as_bytes(), campaign, &key.public_key()).unwrap()
+        }
+
+        /// A sealed pledge for bucket `bucket` over `b` buckets, its proofs
+        /// bound to `context` (the pledge's own when `None`).
+        fn pledge(
+            &mut self,
+            key: &PledgeSigningKey,
+            b: usize,
+            bucket: Option<usize>,
+            context: Option<crate::sealed::SealContext>,
+        ) -> Entry {
+            let token = self.token(key, &self.id);
+            let ctx = context.unwrap_or_else(|| SealedPledge::context_of(&self.id, &token));
+            let terms = SealedTerms::seal(&ctx, &self.joint, b, bucket, &mut self.rng).unwrap();
+            Entry::SealedPledge(Box::new(
+                SealedPledge::sign(self.id, token, terms, key).unwrap(),
+            ))
+        }
+
+        fn amend(&mut self, key: &PledgeSigningKey, seq: u32, proof_seq: u32) -> Entry {
+            let n = crate::token::nullifier(&self.id, &key.public_key());
+            let ctx = SealedAmendment::context_of(&self.id, &n, proof_seq, &key.public_key());
+            let terms = SealedTerms::seal(&ctx, &self.joint, 4, Some(3), &mut self.rng).unwrap();
+            Entry::SealedAmended(Box::new(SealedAmendment::sign(self.id, n, seq, terms, key)))
+        }
+
+        fn submit(&mut self, e: Entry) -> Result<(), RuleError> {
+            self.state.verify_and_apply(e, &mut self.keys)
+        }
+
+        fn entries(&self) -> u64 {
+            self.state
+                .campaign(&self.id)
+                .unwrap()
+                .sealed
+                .as_ref()
+                .unwrap()
+                .entries
+        }
+    }
+
+    /// SPEC R-SEAL-31 … R-SEAL-33: what a sealed campaign accepts and
+    /// refuses, with the first rule named; refused entries change nothing.
+    #[test]
+    fn sealed_pledges_and_amendments_follow_the_sealed_rules() {
+        let mut s = Sealed::new();
+        let alice = PledgeSigningKey::from_seed(&[1; 32]);
+        // No pledge before the joint key is logged.
+        let early = s.pledge(&alice, 4, Some(1), None);
+        assert_eq!(s.state.check(&early), Err(RuleError::SealedKeyNotReady));
+        assert_eq!(s.submit(early), Err(RuleError::SealedKeyNotReady));
+        let id = s.id;
+        let joint = s.joint.clone();
+        s.state.set_joint_key(&id, joint);
+
+        // A one-hot pledge and a null pledge are accepted alike.
+        let p = s.pledge(&alice, 4, Some(1), None);
+        let bytes = p.encode().unwrap();
+        assert_eq!(
+            (bytes[1], bytes[2 + 32 + 320]),
+            (2, 2),
+            "kind 2, terms kind 2"
+        );
+        assert_eq!(Entry::decode(&bytes).unwrap(), p);
+        s.submit(p.clone()).unwrap();
+        let bob = PledgeSigningKey::from_seed(&[2; 32]);
+        let null = s.pledge(&bob, 4, None, None);
+        s.submit(null).unwrap();
+        assert_eq!(s.entries(), 2);
+        assert_eq!(s.state.campaign(&id).unwrap().pledges, 2);
+        // R-RULE-4 holds for sealed pledges too.
+        assert_eq!(s.submit(p), Err(RuleError::DoubleSpend));
+
+        // Refusals, each naming its rule; none changes the state.
+        let carol = PledgeSigningKey::from_seed(&[3; 32]);
+        let wrong_b = s.pledge(&carol, 5, Some(0), None);
+        assert_eq!(s.submit(wrong_b), Err(RuleError::BadSealedTerms));
+        let dave = PledgeSigningKey::from_seed(&[4; 32]);
+        let token = s.token(&dave, &id);
+        let mut other = SealedPledge::context_of(&id, &token);
+        other.nullifier[0] ^= 1;
+        let copied = s.pledge(&dave, 4, Some(0), Some(other));
+        assert_eq!(s.submit(copied), Err(RuleError::BadSealedTerms));
+        let plain =
+            Entry::Pledge(Pledge::sign(id, token, Terms::threshold(10).unwrap(), &dave).unwrap());
+        assert_eq!(s.submit(plain), Err(RuleError::WrongTermsKind));
+        let withdraw = Entry::PledgeWithdrawn(Withdrawal::sign(
+            id,
+            crate::token::nullifier(&id, &alice.public_key()),
+            1,
+            &alice,
+        ));
+        assert_eq!(s.submit(withdraw), Err(RuleError::WrongTermsKind));
+        let plain_amend = Entry::PledgeAmended(Amendment::sign(
+            id,
+            crate::token::nullifier(&id, &alice.public_key()),
+            1,
+            Terms::threshold(10).unwrap(),
+            &alice,
+        ));
+        assert_eq!(s.submit(plain_amend), Err(RuleError::WrongTermsKind));
+        assert_eq!(s.entries(), 2);
+
+        // Amendments: seq 1, then 2; the proofs are bound to the seq.
+        let replayed_proof = s.amend(&alice, 1, 2);
+        assert_eq!(s.submit(replayed_proof), Err(RuleError::BadSealedTerms));
+        let a1 = s.amend(&alice, 1, 1);
+        let bytes = a1.encode().unwrap();
+        assert_eq!((bytes[1], bytes[2 + 32 + 32 + 4]), (3, 2));
+        assert_eq!(Entry::decode(&bytes).unwrap(), a1);
+        s.submit(a1.clone()).unwrap();
+        assert_eq!(
+            s.submit(a1),
+            Err(RuleError::BadSequence {
+                expected: 2,
+                got: 1
+            })
+        );
+        let a2 = s.amend(&alice, 2, 2);
+        s.submit(a2).unwrap();
+        assert_eq!(
+            s.state
+                .next_seq(&crate::token::nullifier(&id, &alice.public_key())),
+            Some(3)
+        );
+        let stranger = PledgeSigningKey::from_seed(&[9; 32]);
+        let unknown = s.amend(&stranger, 1, 1);
+        assert_eq!(s.state.check(&unknown), Err(RuleError::UnknownPledge));
+        assert_eq!(s.entries(), 4);
+
+        // Closing is not specified for sealed campaigns yet.
+        let close = Entry::CampaignClosed(CampaignClosed::new(
+            id,
+            10,
+            &s.state.campaign(&id).unwrap().tally.snapshot().unwrap(),
+        ));
+        assert_eq!(
+            s.state.check(&close),
+            Err(RuleError::SealedCloseUnsupported)
+        );
+    }
+
+    /// Sealed terms in a live campaign are refused, and a sealed pledge
+    /// verified under another joint key is not applied.
+    #[test]
+    fn sealed_terms_only_in_sealed_campaigns_under_their_key() {
+        let mut s = Sealed::new();
+        let id = s.id;
+        let joint = s.joint.clone();
+        s.state.set_joint_key(&id, joint);
+        // A live campaign with the same issuer.
+        let live = crate::campaign::tests::sample();
+        let live_id = live.id();
+        s.submit(Entry::CampaignOpened(CampaignOpened {
+            definition: live,
+            issuer_key: s.issuer.public_key().clone(),
+        }))
+        .unwrap();
+        let key = PledgeSigningKey::from_seed(&[5; 32]);
+        let token = s.token(&key, &live_id);
+        let ctx = SealedPledge::context_of(&live_id, &token);
+        let terms = SealedTerms::seal(&ctx, &s.joint, 4, Some(0), &mut s.rng).unwrap();
+        let e = Entry::SealedPledge(Box::new(
+            SealedPledge::sign(live_id, token, terms, &key).unwrap(),
+        ));
+        assert_eq!(s.state.check(&e), Err(RuleError::WrongTermsKind));
+        // Verified under a key that is not the campaign's: refused at apply.
+        let other =
+            JointPublicKey::from_point(RistrettoPoint::mul_base(&Scalar::from(5u64))).unwrap();
+        let token = s.token(&key, &id);
+        let ctx = SealedPledge::context_of(&id, &token);
+        let terms = SealedTerms::seal(&ctx, &other, 4, Some(0), &mut s.rng).unwrap();
+        let e = Entry::SealedPledge(Box::new(
+            SealedPledge::sign(id, token, terms, &key).unwrap(),
+        ));
+        let v = VerifiedEntry::verify_sealed(e, Some(s.issuer.public_key()), None, Some(&other))
+            .unwrap();
+        assert_eq!(s.state.apply(&v), Err(RuleError::BadSealedTerms));
+        assert_eq!(s.entries(), 0);
+    }
 
     /// The rules' memory per pledge (BENCHMARKS.md, RSS): 12 bytes of state
     /// beside each 32-byte nullifier, no key.

@@ -57,6 +57,7 @@ pub mod replay;
 #[cfg(feature = "fast-rsa")]
 mod rsa_fast;
 pub mod sealed;
+pub mod sealed_pledge;
 pub mod secret;
 pub mod tally;
 pub mod tile;

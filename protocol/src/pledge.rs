@@ -329,6 +329,18 @@ impl Decode for Terms {
     /// outside `1..=MAX_AMOUNT`.
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let kind = r.u8("terms.kind")?;
+        Self::decode_after_kind(kind, r)
+    }
+}
+
+impl Terms {
+    /// Reads `body_len u16 ‖ body` of terms of kind `kind` (read already):
+    /// the entry decoder reads the kind first to tell sealed terms apart
+    /// (SPEC R-SEAL-31).
+    ///
+    /// # Errors
+    /// As [`Terms::decode`].
+    pub(crate) fn decode_after_kind(kind: u8, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let body = r.bytes16(MAX_TERMS_BODY, "terms.body")?;
         match kind {
             Self::THRESHOLD_TAG => {
@@ -602,7 +614,7 @@ impl Decode for Withdrawal {
     }
 }
 
-fn read_seq(r: &mut Reader<'_>) -> Result<u32, DecodeError> {
+pub(crate) fn read_seq(r: &mut Reader<'_>) -> Result<u32, DecodeError> {
     let seq = r.u32("seq")?;
     if seq == 0 {
         // SPEC R-PLEDGE-7: sequence 0 is the pledge itself.

@@ -423,7 +423,7 @@ fn generate_vectors() {
             {"name": "entry_unknown_kind", "entry": with(1, &|v| v[1] = 6), "error": "UnknownTag { field: \"entry.kind\", tag: 6 }"},
             {"name": "entry_kind_zero", "entry": with(1, &|v| v[1] = 0), "error": "UnknownTag { field: \"entry.kind\", tag: 0 }"},
             {"name": "entry_kind_swapped_amend_as_withdraw", "entry": with(5, &|v| v[1] = 4), "error": "TrailingBytes"},
-            {"name": "pledge_terms_unknown_kind", "entry": with(1, &|v| v[terms_at] = 2), "error": "UnknownTag { field: \"terms.kind\", tag: 2 }"},
+            {"name": "pledge_terms_unknown_kind", "entry": with(1, &|v| v[terms_at] = 5), "error": "UnknownTag { field: \"terms.kind\", tag: 5 }"},
             {"name": "pledge_threshold_zero", "entry": with(1, &|v| v[terms_at + 3..terms_at + 7].copy_from_slice(&[0, 0, 0, 0])), "error": "OutOfRange { field: \"terms.threshold\""},
             {"name": "pledge_terms_body_padded", "entry": with(1, &|v| { v[terms_at + 2] = 5; v.insert(terms_at + 7, 0); }), "error": "TrailingBytes(1)"},
             {"name": "pledge_pk_small_order", "entry": with(1, &|v| { let mut z = [0u8; 32]; z[0] = 1; v[34..66].copy_from_slice(&z); }), "error": "Malformed { field: \"pledge_pk\""},

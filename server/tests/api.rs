@@ -1589,3 +1589,44 @@ async fn a_funding_campaign_signs_the_joint_tally_and_closes_on_it() {
     assert_eq!(fin.snapshot(), st.snapshot());
     h.state.stop().await;
 }
+
+/// SPEC R-SEAL-33: sealed terms sent to a live campaign are refused with a
+/// typed rule error naming the kind mismatch, and nothing is logged (before
+/// this check the server answered 422 `wrong_entry_kind`, "expected a Pledge
+/// entry", to what is a Pledge entry with terms of another kind).
+#[tokio::test]
+async fn sealed_terms_in_a_live_campaign_are_refused_and_change_nothing() {
+    use pledge_protocol::sealed::{JointPublicKey, SealedTerms};
+    use pledge_protocol::sealed_pledge::SealedPledge;
+    let h = start(true).await;
+    let (c, pk) = h.demo().await;
+    let before = h.json(&format!("/v1/campaigns/{}", c.to_hex())).await;
+    let (token, key) = h.open_token(&c, &pk).await;
+    use rand::SeedableRng;
+    // The ristretto255 base point (RFC 9496): any valid key will do.
+    let base: [u8; 32] =
+        hex::decode("e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76")
+            .unwrap()
+            .try_into()
+            .unwrap();
+    let joint = JointPublicKey::from_bytes(base).unwrap();
+    let ctx = SealedPledge::context_of(&c, &token);
+    let terms = SealedTerms::seal(
+        &ctx,
+        &joint,
+        4,
+        Some(1),
+        &mut rand::rngs::StdRng::seed_from_u64(1),
+    )
+    .unwrap();
+    let entry = Entry::SealedPledge(Box::new(SealedPledge::sign(c, token, terms, &key).unwrap()));
+    let (s, v) = h.submit("/v1/pledges", &entry).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"], "rule_violation", "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("sealed or live"),
+        "{v}"
+    );
+    let after = h.json(&format!("/v1/campaigns/{}", c.to_hex())).await;
+    assert_eq!(before["tally"], after["tally"]);
+}

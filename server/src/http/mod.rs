@@ -1032,8 +1032,11 @@ async fn submit_entry(state: AppState, req: Request, kind: Kind) -> Result<Respo
     let entry = decode_entry(&body)?;
     let ok = matches!(
         (kind, &entry),
-        (Kind::Pledge, Entry::Pledge(_))
-            | (Kind::Amend, Entry::PledgeAmended(_))
+        (Kind::Pledge, Entry::Pledge(_) | Entry::SealedPledge(_))
+            | (
+                Kind::Amend,
+                Entry::PledgeAmended(_) | Entry::SealedAmended(_)
+            )
             | (Kind::Withdraw, Entry::PledgeWithdrawn(_))
     );
     if !ok {

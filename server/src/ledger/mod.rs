@@ -552,6 +552,11 @@ impl Ledger {
         let c = published
             .campaign(&entry.campaign())
             .ok_or(RuleError::UnknownCampaign)?;
+        // SPEC R-SEAL-33: sealed terms only in a sealed campaign, and this
+        // server opens none yet (§17).
+        if matches!(entry, Entry::SealedPledge(_) | Entry::SealedAmended(_)) {
+            return Err(RuleError::WrongTermsKind.into());
+        }
         // SPEC R-RULE-3
         let key = matches!(entry, Entry::Pledge(_)).then_some(&c.issuer_key);
         let pledge_key = self.pledge_key(&entry)?;
