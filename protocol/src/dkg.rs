@@ -230,6 +230,15 @@ fn decode_scalar(bytes: [u8; 32], field: &'static str) -> Result<Scalar, DecodeE
     })
 }
 
+/// Refuses an input of another length than `len` before reading it.
+fn exact_len(bytes: &[u8], len: usize, field: &'static str) -> Result<(), DecodeError> {
+    match bytes.len() {
+        l if l < len => Err(DecodeError::Truncated { field }),
+        l if l > len => Err(DecodeError::TrailingBytes(l - len)),
+        _ => Ok(()),
+    }
+}
+
 /// SHA-512 over length-prefixed fields: the convention of
 /// [`crate::sealed`]'s transcripts (kept private to each module so that the
 /// two land independently).
@@ -717,19 +726,11 @@ impl Dealing {
     /// [`DkgError::Context`], [`DkgError::Decode`], [`DkgError::TrusteeIndex`].
     pub fn decode(ctx: &DkgContext, bytes: &[u8]) -> Result<Self, DkgError> {
         let c = ctx.checked()?;
-        let len = dealing_len(c.k, c.n);
-        if bytes.len() < len {
-            return Err(DecodeError::Truncated {
-                field: "dkg.dealing",
-            }
-            .into());
-        }
-        if bytes.len() > len {
-            return Err(DecodeError::TrailingBytes(bytes.len() - len).into());
-        }
+        // SPEC R-DKG-12: the length first, then the fields in order.
+        exact_len(bytes, dealing_len(c.k, c.n), "dkg.dealing")?;
         read_exactly(bytes, |r| {
             let dealer = r.u8("dkg.dealing.dealer")?;
-            c.key(dealer)?;
+            c.key(dealer)?; // SPEC R-DKG-8
             let commitments = (0..c.k)
                 .map(|_| decode_point(r.array("dkg.dealing.commitment")?, "dkg.dealing.commitment"))
                 .collect::<Result<Vec<_>, _>>()?;
@@ -772,6 +773,7 @@ impl Dealing {
             .into());
         }
         let body = &self.encoding[..self.encoding.len() - SCHNORR_LEN];
+        // SPEC R-DKG-13: the signature, then the proof of possession.
         if !self.signature.verify_vartime(
             &c.signature_prefix(SIGNED_DEALING, self.dealer, key, body),
             &key.point,
@@ -826,6 +828,7 @@ impl Dealing {
             recipient: j,
             value: *e - *c.pad(self.dealer, j, dh),
         };
+        // SPEC R-DKG-14: s_i,j·G = Σ_l j^l·F_i,l.
         if RistrettoPoint::mul_base(&share.value) == evaluate_commitments(&self.commitments, j) {
             Ok(share)
         } else {
@@ -916,6 +919,7 @@ impl Complaint {
     ) -> Result<Self, DkgError> {
         let c = ctx.checked()?;
         c.own_key(kp, accuser)?;
+        // SPEC R-DKG-15: j ≠ i.
         if accuser == dealing.dealer {
             return Err(DkgError::SelfComplaint(accuser));
         }
@@ -955,6 +959,8 @@ impl Complaint {
     /// [`DkgError::SelfComplaint`].
     pub fn decode(ctx: &DkgContext, bytes: &[u8]) -> Result<Self, DkgError> {
         let c = ctx.checked()?;
+        // SPEC R-DKG-17: the length first, then the fields in order.
+        exact_len(bytes, COMPLAINT_LEN, "dkg.complaint")?;
         read_exactly(bytes, |r| {
             let accuser = r.u8("dkg.complaint.accuser")?;
             let dealer = r.u8("dkg.complaint.dealer")?;
@@ -1033,6 +1039,7 @@ impl Complaint {
         let mut t = self.prefix(c, dealing)?;
         t.field(a1.compress().as_bytes())
             .field(a2.compress().as_bytes());
+        // SPEC R-DKG-18, R-DKG-19: a failed proof refuses the complaint.
         if t.challenge() != ch {
             return Err(DkgError::InvalidComplaint {
                 accuser: self.accuser,
@@ -1134,6 +1141,8 @@ impl Ready {
     /// [`DkgError::Context`], [`DkgError::Decode`], [`DkgError::TrusteeIndex`].
     pub fn decode(ctx: &DkgContext, bytes: &[u8]) -> Result<Self, DkgError> {
         let c = ctx.checked()?;
+        // SPEC R-DKG-23.
+        exact_len(bytes, READY_LEN, "dkg.ready")?;
         read_exactly(bytes, |r| {
             let trustee = r.u8("dkg.ready.trustee")?;
             c.key(trustee)?;
@@ -1261,6 +1270,7 @@ impl DkgTranscript {
             .dealings
             .get_mut(at)
             .ok_or(DkgError::TrusteeIndex(dealing.dealer))?;
+        // SPEC R-DKG-25: one dealing per dealer.
         if slot.is_some() {
             return Err(DkgError::DuplicateDealing(dealing.dealer));
         }
@@ -1286,6 +1296,7 @@ impl DkgTranscript {
             .and_then(|_| self.dealings.get(usize::from(complaint.dealer) - 1))
             .and_then(Option::as_ref)
             .ok_or(DkgError::NoDealing(complaint.dealer))?;
+        // SPEC R-DKG-26: no complaint after one's own ready message.
         if self.ready[usize::from(complaint.accuser) - 1] {
             return Err(DkgError::ComplaintAfterReady(complaint.accuser));
         }
@@ -1322,6 +1333,7 @@ impl DkgTranscript {
         if self.ready[at] {
             return Err(DkgError::DuplicateReady(ready.trustee));
         }
+        // SPEC R-DKG-27: a digest the log had since all dealings were in.
         if !self.final_digests.contains(&ready.digest) {
             return Err(DkgError::ReadyDigestMismatch(ready.trustee));
         }
@@ -1389,6 +1401,7 @@ impl DkgTranscript {
                     .any(|(c, v)| c.dealer == d.dealer && *v == ComplaintVerdict::Holds)
             });
         let k = usize::from(self.ctx.k);
+        // SPEC R-DKG-29.
         if qualified.len() < k {
             return Err(DkgError::TooFewQualified {
                 qualified: qualified.len(),
