@@ -765,7 +765,12 @@ impl Dealing {
 
     fn verify_checked(&self, c: &Ctx<'_>) -> Result<(), DkgError> {
         let key = c.key(self.dealer)?;
-        if self.encoding.len() != dealing_len(c.k, c.n) {
+        // Decoded for another context: the same length can hold another
+        // (k, n) split, so count the fields.
+        if self.commitments.len() != c.k
+            || self.encrypted.len() != c.n
+            || self.encoding.len() != dealing_len(c.k, c.n)
+        {
             return Err(DecodeError::OutOfRange {
                 field: "dkg.dealing",
                 reason: "built for another threshold or trustee count",
@@ -1297,6 +1302,7 @@ impl DkgTranscript {
             .and_then(Option::as_ref)
             .ok_or(DkgError::NoDealing(complaint.dealer))?;
         // SPEC R-DKG-26: no complaint after one's own ready message.
+        // INVARIANT: the accuser's index is in 1..=n (checked above).
         if self.ready[usize::from(complaint.accuser) - 1] {
             return Err(DkgError::ComplaintAfterReady(complaint.accuser));
         }
@@ -1329,6 +1335,7 @@ impl DkgTranscript {
         if !self.all_dealt() {
             return Err(DkgError::ReadyTooEarly(ready.trustee));
         }
+        // INVARIANT: in 1..=n, checked by `verify_checked`.
         let at = usize::from(ready.trustee) - 1;
         if self.ready[at] {
             return Err(DkgError::DuplicateReady(ready.trustee));
@@ -1409,6 +1416,8 @@ impl DkgTranscript {
             });
         }
         // A_l = Σ_{i∈Q} F_i,l; K = A_0; X_j = Σ_l j^l·A_l.
+        // INVARIANT: every accepted dealing has exactly k commitments
+        // (`verify_checked`), and k >= 1, so the indexing cannot fail.
         let sums: Vec<RistrettoPoint> = (0..k)
             .map(|l| qualified.iter().map(|d| d.commitments[l]).sum())
             .collect();
@@ -1981,6 +1990,17 @@ mod tests {
             Dealing::decode(&swapped, dealing.as_bytes()).and_then(|d| d.verify(&swapped)),
             Err(DkgError::InvalidSignature(1))
         );
+        // A dealing decoded for (k, n) = (2, 3) checked in a (1, 4)
+        // context: same length, other fields; refused.
+        let mut four = ctx.clone();
+        four.k = 1;
+        four.trustees
+            .push(TrusteeKeyPair::generate(&mut rng).public_key());
+        assert_eq!(dealing_len(2, 3), dealing_len(1, 4));
+        assert!(matches!(
+            dealing.verify(&four),
+            Err(DkgError::Decode(DecodeError::OutOfRange { .. }))
+        ));
         let k1 = DkgContext {
             k: 1,
             ..ctx.clone()
