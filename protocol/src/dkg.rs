@@ -2462,13 +2462,47 @@ mod tests {
             &kb[2],
         ]);
         assert_eq!(hex::encode(h_ctx), v["context_hash"].as_str().unwrap());
+        let sc = |b: &[u8]| Scalar::from_canonical_bytes(b.try_into().unwrap()).unwrap();
+        let pt = |b: &[u8]| point(b.try_into().unwrap());
+        let wide = |d: [u8; 64]| Scalar::from_bytes_mod_order_wide(&d);
+        // R-DKG-5 by hand: R = s·G − c·P and c = wide(H(prefix…, R)).
+        let schnorr = |prefix: &[&[u8]], p: RistrettoPoint, sig: &[u8]| {
+            let (c, s) = (sc(&sig[..32]), sc(&sig[32..]));
+            let r = RistrettoPoint::mul_base(&s) - p * c;
+            let rb = r.compress().to_bytes();
+            let mut all = prefix.to_vec();
+            all.push(&rb);
+            assert_eq!(wide(fields(&all)), c);
+            r
+        };
         let mut t = DkgTranscript::new(&ctx).unwrap();
         let mut h = fields(&[b"pledge/v2/dkg-ready", &h_ctx]);
+        let mut dealing_bytes = vec![];
         for d in v["dealings"].as_array().unwrap() {
             let bytes = hex::decode(d.as_str().unwrap()).unwrap();
             t.add_dealing(Dealing::decode(&ctx, &bytes).unwrap())
                 .unwrap();
             h = fields(&[b"pledge/v2/dkg-ready", &h[..32], &[1], &bytes]);
+            // k = 2, n = 3: dealer 1, F 64, pop 64, shares 96, sig 64.
+            let i = bytes[0];
+            let ti = &kb[usize::from(i) - 1];
+            schnorr(
+                &[b"pledge/v2/dkg-sig", &h_ctx, &[1], &[i], ti, &bytes[..225]],
+                pt(ti),
+                &bytes[225..],
+            );
+            schnorr(
+                &[
+                    b"pledge/v2/dkg-pop",
+                    &h_ctx,
+                    &[i],
+                    &bytes[1..33],
+                    &bytes[33..65],
+                ],
+                pt(&bytes[1..33]),
+                &bytes[65..129],
+            );
+            dealing_bytes.push(bytes);
         }
         for c in v["complaints"].as_array().unwrap() {
             let bytes = hex::decode(c["encoding"].as_str().unwrap()).unwrap();
@@ -2483,6 +2517,24 @@ mod tests {
             h = fields(&[b"pledge/v2/dkg-ready", &h[..32], &[2], &bytes]);
             // The pad from the revealed S decrypts the share by hand.
             let (accuser, dealer) = (bytes[0], bytes[1]);
+            // R-DKG-16 by hand.
+            let (tj, ti) = (&kb[usize::from(accuser) - 1], &kb[usize::from(dealer) - 1]);
+            let (c, s) = (sc(&bytes[34..66]), sc(&bytes[66..]));
+            let a1 = RistrettoPoint::mul_base(&s) - pt(tj) * c;
+            let a2 = pt(ti) * s - pt(&bytes[2..34]) * c;
+            let challenge = wide(fields(&[
+                b"pledge/v2/dkg-complaint",
+                &h_ctx,
+                &[accuser],
+                &[dealer],
+                tj,
+                ti,
+                &bytes[2..34],
+                &dealing_bytes[usize::from(dealer) - 1],
+                a1.compress().as_bytes(),
+                a2.compress().as_bytes(),
+            ]));
+            assert_eq!(challenge, c);
             let pad = Scalar::from_bytes_mod_order_wide(&fields(&[
                 b"pledge/v2/dkg-pad",
                 &h_ctx,
@@ -2503,6 +2555,14 @@ mod tests {
         for r in v["readies"].as_array().unwrap() {
             let bytes = hex::decode(r.as_str().unwrap()).unwrap();
             t.add_ready(Ready::decode(&ctx, &bytes).unwrap()).unwrap();
+            // R-DKG-24 and the deterministic nonce of R-DKG-6 by hand.
+            let j = bytes[0];
+            let tj = &kb[usize::from(j) - 1];
+            let prefix: [&[u8]; 6] = [b"pledge/v2/dkg-sig", &h_ctx, &[2], &[j], tj, &bytes[..33]];
+            let big_r = schnorr(&prefix, pt(tj), &bytes[33..]);
+            let secret = hex32(&v["trustee_secrets"][usize::from(j) - 1]);
+            let r = wide(fields(&[b"pledge/v2/dkg-nonce", &secret, &fields(&prefix)]));
+            assert_eq!(RistrettoPoint::mul_base(&r), big_r);
         }
         let outcome = t.outcome().unwrap();
         assert_eq!(
