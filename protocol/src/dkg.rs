@@ -56,6 +56,18 @@
 //! another implementation. Fault attacks on the signer are out of scope.
 //! The polynomial's coefficients are random (`CryptoRng`).
 //!
+//! # What a complaint reveals
+//!
+//! `S = t_j·T_i` gives anyone the two pads between `i` and `j` in this
+//! context, hence `f_i(j)` and `f_j(i)`. If the complaint holds, `f_i` is
+//! discarded and `i`, who is corrupt, already knew `f_j(i)`. An honest
+//! trustee never complains about a correct share, so every published share
+//! of an honest dealer's polynomial was already held by a corrupt trustee:
+//! with at most `k − 1` of them, the public learns at most `k − 1`
+//! evaluations of a degree-`k − 1` polynomial, which say nothing about its
+//! constant term. `S` does not depend on the campaign: trustee keys are for
+//! one campaign only (R-DKG-4, R-DKG-30…R-DKG-33).
+//!
 //! # Security
 //!
 //! Secret scalars (trustee keys, coefficients, shares, pads, nonces) live in
