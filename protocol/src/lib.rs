@@ -32,6 +32,8 @@
 //! - [`sealed`]: sealed campaigns' cryptography: exponential ElGamal on
 //!   ristretto255, one-hot sealed terms with 0-or-1 proofs, the homomorphic
 //!   tally, trustees' decryption shares, the bounded discrete log.
+//! - [`dkg`]: sealed campaigns' trustee key generation (joint-Feldman DKG
+//!   through the log): dealings, complaints, ready messages, the outcome.
 //! - [`secret`]: zeroizing containers for secret bytes.
 //! - `api` (feature `serde`): the JSON wire API of SPEC §12, typed request
 //!   and response bodies, error codes and the limits both sides enforce.
@@ -44,6 +46,7 @@ pub mod campaign;
 pub mod checkpoint;
 pub mod codec;
 pub mod cosignature;
+pub mod dkg;
 pub mod entry;
 pub mod funding;
 pub mod hash;
