@@ -38,7 +38,42 @@ pub enum EntryKind {
     /// (SPEC R-ENTRY-7). Kind 6 stays unassigned: `entry_failures.json`
     /// uses it as the example of an unknown kind.
     CampaignUpdated = 7,
+    /// A trustee's key-generation message in a sealed campaign (SPEC
+    /// R-SEAL-34).
+    TrusteeMessage = 8,
 }
+
+/// Which key-generation message a [`TrusteeMessage`] carries (SPEC
+/// R-SEAL-34, §17.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum TrusteeMessageKind {
+    /// A dealing (R-DKG-12).
+    Dealing = 1,
+    /// A complaint (R-DKG-17).
+    Complaint = 2,
+    /// A ready message (R-DKG-23).
+    Ready = 3,
+}
+
+/// A trustee's key-generation message, logged in the campaign's log so the
+/// log is the broadcast channel (SPEC R-SEAL-34): `campaign 32 ‖ kind u8 ‖
+/// len u16 ‖ body`, the body being the §17.2 encoding of the message. The
+/// body's layout depends on the campaign's `k` and `n`, so it is decoded by
+/// the rules, under the campaign's key-generation context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrusteeMessage {
+    /// The sealed campaign.
+    pub campaign: CampaignId,
+    /// The kind of message.
+    pub kind: TrusteeMessageKind,
+    /// Its §17.2 encoding (at most [`MAX_TRUSTEE_MESSAGE`] bytes).
+    pub body: Vec<u8>,
+}
+
+/// Largest trustee message body: a dealing with `k = n = 32`
+/// ([`crate::dkg::dealing_len`]). SPEC R-SEAL-34.
+pub const MAX_TRUSTEE_MESSAGE: usize = crate::dkg::dealing_len(32, 32);
 
 /// A campaign opens: its definition and the issuer key that signs its tokens.
 /// Clients refuse any other key for this campaign (DESIGN P5). SPEC R-ENTRY-3.
@@ -133,6 +168,8 @@ pub enum Entry {
     CampaignClosed(CampaignClosed),
     /// See [`CampaignUpdated`].
     CampaignUpdated(CampaignUpdated),
+    /// See [`TrusteeMessage`].
+    TrusteeMessage(TrusteeMessage),
 }
 
 /// An entry too large for an entry bundle.
@@ -152,6 +189,7 @@ impl Entry {
             Entry::PledgeWithdrawn(_) => EntryKind::PledgeWithdrawn,
             Entry::CampaignClosed(_) => EntryKind::CampaignClosed,
             Entry::CampaignUpdated(_) => EntryKind::CampaignUpdated,
+            Entry::TrusteeMessage(_) => EntryKind::TrusteeMessage,
         }
     }
 
@@ -166,6 +204,7 @@ impl Entry {
             Entry::PledgeWithdrawn(w) => w.campaign,
             Entry::CampaignClosed(c) => c.campaign,
             Entry::CampaignUpdated(u) => u.campaign(),
+            Entry::TrusteeMessage(m) => m.campaign,
         }
     }
 
@@ -177,7 +216,10 @@ impl Entry {
             Entry::SealedPledge(p) => Some(p.nullifier()),
             Entry::SealedAmended(a) => Some(a.nullifier),
             Entry::PledgeWithdrawn(w) => Some(w.nullifier),
-            Entry::CampaignOpened(_) | Entry::CampaignClosed(_) | Entry::CampaignUpdated(_) => None,
+            Entry::CampaignOpened(_)
+            | Entry::CampaignClosed(_)
+            | Entry::CampaignUpdated(_)
+            | Entry::TrusteeMessage(_) => None,
         }
     }
 
@@ -209,6 +251,12 @@ impl Entry {
             }
             // SPEC R-ENTRY-7
             Entry::CampaignUpdated(u) => u.encode_into(&mut w),
+            // SPEC R-SEAL-34
+            Entry::TrusteeMessage(m) => {
+                w.raw(m.campaign.as_bytes())
+                    .u8(m.kind as u8)
+                    .bytes16(&m.body);
+            }
         }
         let bytes = w.into_bytes();
         if bytes.len() > MAX_ENTRY_BYTES {
@@ -311,6 +359,27 @@ impl Decode for Entry {
             }),
             // SPEC R-ENTRY-7, R-ENTRY-9
             7 => Entry::CampaignUpdated(CampaignUpdated::decode_from(r)?),
+            // SPEC R-SEAL-34
+            8 => {
+                let campaign = CampaignId(r.array("trustee.campaign")?);
+                let kind = match r.u8("trustee.kind")? {
+                    1 => TrusteeMessageKind::Dealing,
+                    2 => TrusteeMessageKind::Complaint,
+                    3 => TrusteeMessageKind::Ready,
+                    tag => {
+                        return Err(DecodeError::UnknownTag {
+                            field: "trustee.kind",
+                            tag,
+                        });
+                    }
+                };
+                let body = r.bytes16(MAX_TRUSTEE_MESSAGE, "trustee.body")?.to_vec();
+                Entry::TrusteeMessage(TrusteeMessage {
+                    campaign,
+                    kind,
+                    body,
+                })
+            }
             tag => {
                 return Err(DecodeError::UnknownTag {
                     field: "entry.kind",

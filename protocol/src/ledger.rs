@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use crate::pledge_index::PledgeIndex;
 
 use crate::campaign::{CampaignDefinition, TermsRefusal};
+use crate::dkg::{Complaint, Dealing, DkgContext, DkgTranscript, Ready, TrusteeKey};
 use crate::entry::{CampaignClosed, CampaignOpened, Entry};
+use crate::entry::{TrusteeMessage, TrusteeMessageKind};
 use crate::funding::FundingTally;
 use crate::hash::{CampaignId, Nullifier};
 use crate::pledge::{Amendment, Pledge, PledgePublicKey, Terms, Withdrawal};
@@ -116,6 +118,13 @@ pub enum RuleError {
     /// entry's context.
     #[error("the sealed terms do not verify")]
     BadSealedTerms,
+    /// R-SEAL-34: a trustee message refused by the key-generation rules
+    /// (§17.2), or sent to a campaign that is not sealed.
+    #[error("trustee message refused: {reason}")]
+    BadTrusteeMessage {
+        /// The first failing check (R-DKG-37).
+        reason: String,
+    },
     /// R-SEAL-33: closing a sealed campaign (its reveal is not specified
     /// yet).
     #[error("a sealed campaign cannot close before its reveal is specified")]
@@ -244,7 +253,10 @@ impl VerifiedEntry {
                 }
                 None
             }
-            Entry::CampaignOpened(_) | Entry::CampaignClosed(_) | Entry::CampaignUpdated(_) => None,
+            Entry::CampaignOpened(_)
+            | Entry::CampaignClosed(_)
+            | Entry::CampaignUpdated(_)
+            | Entry::TrusteeMessage(_) => None,
         };
         Ok(Self {
             entry,
@@ -376,7 +388,10 @@ pub struct CampaignState {
 /// (trustees, auditors, the reveal) sums them from the log (R-SEAL-33).
 #[derive(Debug, Default, Clone)]
 pub struct SealedState {
-    /// The trustees' joint key, once logged.
+    /// The key generation so far (R-SEAL-34).
+    pub dkg: Option<Box<DkgTranscript>>,
+    /// The trustees' joint key, once logged: the outcome of the complete
+    /// key generation (R-DKG-29).
     pub joint_key: Option<JointPublicKey>,
     /// Sealed pledges and amendments accepted.
     pub entries: u64,
@@ -457,6 +472,22 @@ fn unpack_terms(def: &CampaignDefinition, packed: u32, amount: Option<u64>) -> O
             Terms::supported(t, y).ok()
         }
     }
+}
+
+/// The key-generation context of sealed campaign `id` (R-DKG-1): `None`
+/// for a live campaign.
+fn dkg_context(id: &CampaignId, def: &CampaignDefinition) -> Option<DkgContext> {
+    let s = def.sealed_block()?;
+    let trustees = s
+        .trustees()
+        .iter()
+        .map(|t| TrusteeKey::from_bytes(*t).ok())
+        .collect::<Option<Vec<_>>>()?;
+    Some(DkgContext {
+        campaign: *id.as_bytes(),
+        k: s.k(),
+        trustees,
+    })
 }
 
 impl From<TermsRefusal> for RuleError {
@@ -611,6 +642,7 @@ impl LedgerState {
             Entry::PledgeAmended(a) => self.check_amend(a).map(|_| ()),
             Entry::SealedPledge(p) => self.check_sealed_pledge(p, None, None),
             Entry::SealedAmended(a) => self.check_sealed_amend(a, None),
+            Entry::TrusteeMessage(m) => self.check_trustee_message(m).map(|_| ()),
             Entry::PledgeWithdrawn(w) => self.check_withdraw(w).map(|_| ()),
             Entry::CampaignClosed(c) => self.check_close(c),
             Entry::CampaignUpdated(u) => self.check_update(u),
@@ -653,7 +685,17 @@ impl LedgerState {
                         pledges: 0,
                         closed: None,
                         updates: CampaignUpdates::default(),
-                        sealed: o.definition.sealed_block().map(|_| SealedState::default()),
+                        sealed: match dkg_context(&id, &o.definition) {
+                            Some(ctx) => Some(SealedState {
+                                dkg: Some(Box::new(DkgTranscript::new(&ctx).map_err(|e| {
+                                    RuleError::BadTrusteeMessage {
+                                        reason: e.to_string(),
+                                    }
+                                })?)),
+                                ..SealedState::default()
+                            }),
+                            None => None,
+                        },
                     },
                 );
             }
@@ -682,6 +724,19 @@ impl LedgerState {
                 c.pledges = c.pledges.saturating_add(1);
                 if let Some(s) = &mut c.sealed {
                     s.entries = s.entries.saturating_add(1);
+                }
+            }
+            Entry::TrusteeMessage(m) => {
+                let dkg = self.check_trustee_message(m)?;
+                // SPEC R-SEAL-34: the complete key generation logs the key.
+                let joint_key = if dkg.is_complete() {
+                    dkg.outcome().ok().map(|o| o.joint_key().clone())
+                } else {
+                    None
+                };
+                if let Some(s) = &mut self.open_mut(&m.campaign)?.sealed {
+                    s.dkg = Some(Box::new(dkg));
+                    s.joint_key = joint_key;
                 }
             }
             Entry::SealedAmended(a) => {
@@ -911,6 +966,36 @@ impl LedgerState {
             .joint_key
             .as_ref()
             .ok_or(RuleError::SealedKeyNotReady)
+    }
+
+    /// The rules of a trustee message (SPEC R-SEAL-34): the campaign is
+    /// open and sealed, the body decodes under its key-generation context
+    /// and the transcript accepts it (R-DKG-25 … R-DKG-27). Returns the
+    /// transcript with the message added.
+    fn check_trustee_message(&self, m: &TrusteeMessage) -> Result<DkgTranscript, RuleError> {
+        let c = self.open(&m.campaign)?;
+        let refused = |reason: String| RuleError::BadTrusteeMessage { reason };
+        let dkg = c
+            .sealed
+            .as_ref()
+            .and_then(|s| s.dkg.as_deref())
+            .ok_or_else(|| refused("the campaign is not sealed".into()))?;
+        let ctx = dkg_context(&m.campaign, &c.definition)
+            .ok_or_else(|| refused("the campaign is not sealed".into()))?;
+        let mut next = dkg.clone();
+        let added = match m.kind {
+            TrusteeMessageKind::Dealing => {
+                Dealing::decode(&ctx, &m.body).and_then(|d| next.add_dealing(d))
+            }
+            TrusteeMessageKind::Complaint => Complaint::decode(&ctx, &m.body)
+                .and_then(|x| next.add_complaint(x))
+                .map(|_| ()),
+            TrusteeMessageKind::Ready => {
+                Ready::decode(&ctx, &m.body).and_then(|r| next.add_ready(r))
+            }
+        };
+        added.map_err(|e| refused(e.to_string()))?;
+        Ok(next)
     }
 
     /// The stateful rules of a sealed pledge (SPEC R-SEAL-33): R-RULE-2, the
@@ -1257,6 +1342,195 @@ mod tests {
             s.state.check(&close),
             Err(RuleError::SealedCloseUnsupported)
         );
+    }
+
+    /// SPEC R-SEAL-34: the trustees' key generation runs through the log;
+    /// the last ready message logs the joint key, under which sealed
+    /// pledges then verify and which the trustees' shares decrypt.
+    /// Refused messages change nothing.
+    #[test]
+    fn key_generation_through_the_log_opens_a_sealed_campaign() {
+        use crate::dkg::{DkgOutcome, TrusteeKeyPair};
+        let mut rng = StdRng::seed_from_u64(34);
+        let pairs: Vec<TrusteeKeyPair> =
+            (0..3).map(|_| TrusteeKeyPair::generate(&mut rng)).collect();
+        let d = crate::campaign::tests::sample();
+        let definition = CampaignDefinition::sealed(
+            crate::campaign::CampaignParams {
+                nonce: *d.nonce(),
+                title: d.title().into(),
+                text: d.text().into(),
+                action: d.action().into(),
+                deadline: d.deadline(),
+                goal: d.goal(),
+                threshold_min: 1,
+                threshold_max: 1000,
+                reveal: crate::campaign::RevealPolicy::Sealed,
+            },
+            crate::campaign::Sealed::new(
+                vec![1, 10, 100, 1000],
+                2,
+                pairs.iter().map(|p| p.public_key().to_bytes()).collect(),
+                vec![],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let id = definition.id();
+        let issuer = IssuerSecretKey::generate().unwrap();
+        let mut state = LedgerState::new();
+        let mut keys = PledgeKeys::new();
+        state
+            .verify_and_apply(
+                Entry::CampaignOpened(CampaignOpened {
+                    definition: definition.clone(),
+                    issuer_key: issuer.public_key().clone(),
+                }),
+                &mut keys,
+            )
+            .unwrap();
+        let ctx = dkg_context(&id, &definition).unwrap();
+        let msg = |kind, body: Vec<u8>| {
+            Entry::TrusteeMessage(TrusteeMessage {
+                campaign: id,
+                kind,
+                body,
+            })
+        };
+        let dealings: Vec<Dealing> = pairs
+            .iter()
+            .zip(1u8..)
+            .map(|(kp, i)| Dealing::deal(&ctx, kp, i, &mut rng).unwrap())
+            .collect();
+        // A ready message before every dealing is in is refused.
+        let early = Ready::sign(
+            &ctx,
+            &pairs[0],
+            1,
+            state
+                .campaign(&id)
+                .unwrap()
+                .sealed
+                .as_ref()
+                .unwrap()
+                .dkg
+                .as_ref()
+                .unwrap()
+                .digest(),
+        )
+        .unwrap();
+        assert!(matches!(
+            state.verify_and_apply(msg(TrusteeMessageKind::Ready, early.encode()), &mut keys),
+            Err(RuleError::BadTrusteeMessage { .. })
+        ));
+        for d in &dealings {
+            let e = msg(TrusteeMessageKind::Dealing, d.as_bytes().to_vec());
+            let bytes = e.encode().unwrap();
+            assert_eq!((bytes[1], bytes[34]), (8, 1), "kind 8, dealing");
+            assert_eq!(Entry::decode(&bytes).unwrap(), e);
+            state.verify_and_apply(e, &mut keys).unwrap();
+        }
+        // A second dealing by dealer 1, and a corrupted one, are refused.
+        let again = Dealing::deal(&ctx, &pairs[0], 1, &mut rng).unwrap();
+        let mut bad = again.as_bytes().to_vec();
+        bad[40] ^= 1;
+        for body in [again.as_bytes().to_vec(), bad] {
+            assert!(matches!(
+                state.verify_and_apply(msg(TrusteeMessageKind::Dealing, body), &mut keys),
+                Err(RuleError::BadTrusteeMessage { .. })
+            ));
+        }
+        let digest = state
+            .campaign(&id)
+            .unwrap()
+            .sealed
+            .as_ref()
+            .unwrap()
+            .dkg
+            .as_ref()
+            .unwrap()
+            .digest();
+        for (kp, j) in pairs.iter().zip(1u8..) {
+            assert!(state.joint_key(&id).is_none(), "no key before every ready");
+            let r = Ready::sign(&ctx, kp, j, digest).unwrap();
+            state
+                .verify_and_apply(msg(TrusteeMessageKind::Ready, r.encode()), &mut keys)
+                .unwrap();
+        }
+        let outcome = DkgOutcome::compute(&ctx, &dealings, &[]).unwrap();
+        assert_eq!(state.joint_key(&id), Some(outcome.joint_key()));
+        // Nothing more is accepted once complete.
+        let late = Complaint::make(&ctx, &pairs[1], 2, &dealings[0]).unwrap();
+        assert!(matches!(
+            state.verify_and_apply(msg(TrusteeMessageKind::Complaint, late.encode()), &mut keys),
+            Err(RuleError::BadTrusteeMessage { .. })
+        ));
+
+        // A sealed pledge verifies under the logged key.
+        let key = PledgeSigningKey::from_seed(&[7; 32]);
+        let (blinded, st) = blind(issuer.public_key(), &id, &key.public_key()).unwrap();
+        let sig = issuer.blind_sign(blinded.as_bytes()).unwrap();
+        let token = finalize(
+            issuer.public_key(),
+            &st,
+            sig.as_bytes(),
+            &id,
+            &key.public_key(),
+        )
+        .unwrap();
+        let ctx_p = SealedPledge::context_of(&id, &token);
+        let terms = SealedTerms::seal(&ctx_p, outcome.joint_key(), 4, Some(2), &mut rng).unwrap();
+        let pledge = SealedPledge::sign(id, token, terms.clone(), &key).unwrap();
+        state
+            .verify_and_apply(Entry::SealedPledge(Box::new(pledge)), &mut keys)
+            .unwrap();
+        // Trustees 1 and 3 decrypt it: bucket 2 holds one pledge.
+        let reveal = crate::sealed::RevealContext {
+            campaign: *id.as_bytes(),
+            size: 7,
+        };
+        let aggregate = crate::sealed::aggregate(4, [&terms]).unwrap();
+        let shares: Vec<_> = [0usize, 2]
+            .iter()
+            .map(|&i| {
+                let x = outcome
+                    .secret_share(&pairs[i], u8::try_from(i + 1).unwrap())
+                    .unwrap();
+                (
+                    x.public_share(),
+                    x.decryption_shares(&reveal, outcome.joint_key(), &aggregate, &mut rng),
+                )
+            })
+            .collect();
+        let reveals: Vec<crate::sealed::TrusteeReveal<'_>> = shares
+            .iter()
+            .map(|(public, shares)| crate::sealed::TrusteeReveal { public, shares })
+            .collect();
+        let counts =
+            crate::sealed::reveal_counts(&reveal, outcome.joint_key(), &aggregate, 2, &reveals, 10);
+        assert_eq!(counts.unwrap(), vec![0, 0, 1, 0]);
+
+        // A trustee message for a live campaign is refused.
+        let live = crate::campaign::tests::sample();
+        let live_id = live.id();
+        state
+            .verify_and_apply(
+                Entry::CampaignOpened(CampaignOpened {
+                    definition: live,
+                    issuer_key: issuer.public_key().clone(),
+                }),
+                &mut keys,
+            )
+            .unwrap();
+        let e = Entry::TrusteeMessage(TrusteeMessage {
+            campaign: live_id,
+            kind: TrusteeMessageKind::Dealing,
+            body: dealings[0].as_bytes().to_vec(),
+        });
+        assert!(matches!(
+            state.check(&e),
+            Err(RuleError::BadTrusteeMessage { .. })
+        ));
     }
 
     /// Sealed terms in a live campaign are refused, and a sealed pledge
