@@ -10,6 +10,7 @@ use crate::hash::{CampaignId, Hash, Nullifier};
 use crate::merkle;
 use crate::pledge::{Amendment, Pledge, Terms, Withdrawal, read_seq};
 use crate::sealed_pledge::{SEALED_TERMS_KIND, SealedAmendment, SealedPledge, decode_terms_body};
+pub use crate::sealed_reveal::{DecryptionShares, SealedSnapshot, SealedTallyRevealed};
 use crate::tally::TallySnapshot;
 use crate::token::IssuerPublicKey;
 use crate::token::Token;
@@ -41,6 +42,13 @@ pub enum EntryKind {
     /// A trustee's key-generation message in a sealed campaign (SPEC
     /// R-SEAL-34).
     TrusteeMessage = 8,
+    /// An early reveal's snapshot of a sealed campaign's aggregate (SPEC
+    /// R-SEAL-35).
+    SealedSnapshot = 9,
+    /// A trustee's decryption shares of a snapshot (SPEC R-SEAL-36).
+    DecryptionShares = 10,
+    /// The counts a snapshot decrypts to (SPEC R-SEAL-37).
+    SealedTallyRevealed = 11,
 }
 
 /// Which key-generation message a [`TrusteeMessage`] carries (SPEC
@@ -170,6 +178,12 @@ pub enum Entry {
     CampaignUpdated(CampaignUpdated),
     /// See [`TrusteeMessage`].
     TrusteeMessage(TrusteeMessage),
+    /// See [`SealedSnapshot`].
+    SealedSnapshot(SealedSnapshot),
+    /// See [`DecryptionShares`].
+    DecryptionShares(DecryptionShares),
+    /// See [`SealedTallyRevealed`].
+    SealedTallyRevealed(SealedTallyRevealed),
 }
 
 /// An entry too large for an entry bundle.
@@ -190,6 +204,9 @@ impl Entry {
             Entry::CampaignClosed(_) => EntryKind::CampaignClosed,
             Entry::CampaignUpdated(_) => EntryKind::CampaignUpdated,
             Entry::TrusteeMessage(_) => EntryKind::TrusteeMessage,
+            Entry::SealedSnapshot(_) => EntryKind::SealedSnapshot,
+            Entry::DecryptionShares(_) => EntryKind::DecryptionShares,
+            Entry::SealedTallyRevealed(_) => EntryKind::SealedTallyRevealed,
         }
     }
 
@@ -205,6 +222,9 @@ impl Entry {
             Entry::CampaignClosed(c) => c.campaign,
             Entry::CampaignUpdated(u) => u.campaign(),
             Entry::TrusteeMessage(m) => m.campaign,
+            Entry::SealedSnapshot(x) => x.campaign,
+            Entry::DecryptionShares(x) => x.campaign,
+            Entry::SealedTallyRevealed(x) => x.campaign,
         }
     }
 
@@ -219,7 +239,10 @@ impl Entry {
             Entry::CampaignOpened(_)
             | Entry::CampaignClosed(_)
             | Entry::CampaignUpdated(_)
-            | Entry::TrusteeMessage(_) => None,
+            | Entry::TrusteeMessage(_)
+            | Entry::SealedSnapshot(_)
+            | Entry::DecryptionShares(_)
+            | Entry::SealedTallyRevealed(_) => None,
         }
     }
 
@@ -257,6 +280,10 @@ impl Entry {
                     .u8(m.kind as u8)
                     .bytes16(&m.body);
             }
+            // SPEC R-SEAL-35 … R-SEAL-37
+            Entry::SealedSnapshot(x) => x.encode_into(&mut w),
+            Entry::DecryptionShares(x) => x.encode_into(&mut w),
+            Entry::SealedTallyRevealed(x) => x.encode_into(&mut w),
         }
         let bytes = w.into_bytes();
         if bytes.len() > MAX_ENTRY_BYTES {
@@ -380,6 +407,10 @@ impl Decode for Entry {
                     body,
                 })
             }
+            // SPEC R-SEAL-35 … R-SEAL-37
+            9 => Entry::SealedSnapshot(SealedSnapshot::decode_from(r)?),
+            10 => Entry::DecryptionShares(DecryptionShares::decode_from(r)?),
+            11 => Entry::SealedTallyRevealed(SealedTallyRevealed::decode_from(r)?),
             tag => {
                 return Err(DecodeError::UnknownTag {
                     field: "entry.kind",

@@ -13,12 +13,16 @@ use crate::pledge_index::PledgeIndex;
 use crate::campaign::{CampaignDefinition, TermsRefusal};
 use crate::dkg::{Complaint, Dealing, DkgContext, DkgTranscript, Ready, TrusteeKey};
 use crate::entry::{CampaignClosed, CampaignOpened, Entry};
+use crate::entry::{DecryptionShares, SealedSnapshot, SealedTallyRevealed};
 use crate::entry::{TrusteeMessage, TrusteeMessageKind};
 use crate::funding::FundingTally;
 use crate::hash::{CampaignId, Nullifier};
 use crate::pledge::{Amendment, Pledge, PledgePublicKey, Terms, Withdrawal};
-use crate::sealed::JointPublicKey;
+use crate::sealed::{
+    Ciphertext, DecryptionShare, JointPublicKey, RevealContext, TrusteePublicShare, TrusteeReveal,
+};
 use crate::sealed_pledge::{SealedAmendment, SealedPledge};
+use crate::sealed_reveal::aggregate_digest;
 use crate::tally::{MAX_THRESHOLD, Tally};
 use crate::token::{IssuerKeyId, IssuerPublicKey, nullifier};
 use crate::update::{CampaignUpdated, CampaignUpdates, UpdateRefusal};
@@ -125,10 +129,16 @@ pub enum RuleError {
         /// The first failing check (R-DKG-37).
         reason: String,
     },
-    /// R-SEAL-33: closing a sealed campaign (its reveal is not specified
-    /// yet).
-    #[error("a sealed campaign cannot close before its reveal is specified")]
-    SealedCloseUnsupported,
+    /// R-SEAL-35: a snapshot of a campaign without its key, beyond the
+    /// scheduled early reveals, or whose digest is not the aggregate's.
+    #[error("the snapshot is not the campaign's next one or not its aggregate")]
+    BadSnapshot,
+    /// R-SEAL-36, R-SEAL-37: decryption shares or a revealed tally refused.
+    #[error("reveal refused: {reason}")]
+    BadReveal {
+        /// The first failing check.
+        reason: String,
+    },
 }
 
 impl From<UpdateRefusal> for RuleError {
@@ -256,7 +266,10 @@ impl VerifiedEntry {
             Entry::CampaignOpened(_)
             | Entry::CampaignClosed(_)
             | Entry::CampaignUpdated(_)
-            | Entry::TrusteeMessage(_) => None,
+            | Entry::TrusteeMessage(_)
+            | Entry::SealedSnapshot(_)
+            | Entry::DecryptionShares(_)
+            | Entry::SealedTallyRevealed(_) => None,
         };
         Ok(Self {
             entry,
@@ -395,6 +408,86 @@ pub struct SealedState {
     pub joint_key: Option<JointPublicKey>,
     /// Sealed pledges and amendments accepted.
     pub entries: u64,
+    /// The trustees' public shares `X_1 … X_n`, once the key is logged
+    /// (R-DKG-29).
+    pub public_shares: Vec<TrusteePublicShare>,
+    /// The latest ciphertexts of each sealed pledge, compressed: an
+    /// amendment takes them out of the aggregate (64 bytes per bucket per
+    /// pledge: 1 KiB at 16 buckets).
+    latest: HashMap<Nullifier, Box<[[u8; 64]]>>,
+    /// The sum of every sealed pledge's latest ciphertexts, per bucket.
+    aggregate: Vec<Ciphertext>,
+    /// The snapshots, in log order (R-SEAL-35).
+    pub snapshots: Vec<Snapshot>,
+}
+
+impl SealedState {
+    /// The current aggregate, bucket 0 first.
+    pub fn aggregate(&self) -> &[Ciphertext] {
+        &self.aggregate
+    }
+
+    /// The snapshot at log index `index`.
+    pub fn snapshot(&self, index: u64) -> Option<&Snapshot> {
+        self.snapshots.iter().find(|s| s.index == index)
+    }
+
+    /// Snapshots taken by SealedSnapshot entries (not the close).
+    fn early_snapshots(&self) -> usize {
+        self.snapshots.iter().filter(|s| !s.at_close).count()
+    }
+
+    /// Takes `old` (if any) out of the aggregate and adds `new`.
+    fn replace(&mut self, n: Nullifier, new: &[Ciphertext]) -> Result<(), RuleError> {
+        if let Some(old) = self.latest.get(&n) {
+            for (sum, bytes) in self.aggregate.iter_mut().zip(old.iter()) {
+                // Stored from a decoded ciphertext: it decodes.
+                *sum -= Ciphertext::decode(bytes).map_err(|_| RuleError::UnknownPledge)?;
+            }
+        }
+        for (sum, ct) in self.aggregate.iter_mut().zip(new) {
+            *sum += *ct;
+        }
+        self.latest
+            .insert(n, new.iter().map(Ciphertext::to_bytes).collect());
+        Ok(())
+    }
+}
+
+/// A fixed aggregate of a sealed campaign, what trustees decrypt (R-SEAL-35).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The log index of the entry that took it (SealedSnapshot or
+    /// CampaignClosed).
+    pub index: u64,
+    /// Whether it is the close's.
+    pub at_close: bool,
+    /// The aggregate, bucket 0 first.
+    pub aggregate: Vec<Ciphertext>,
+    /// Sealed pledges at the snapshot: the bound of each count (R-SEAL-37).
+    pub pledges: u64,
+    /// Accepted decryption shares, by trustee, in log order (R-SEAL-36).
+    pub shares: Vec<(u8, Vec<DecryptionShare>)>,
+    /// The revealed counts per bucket, once logged (R-SEAL-37).
+    pub revealed: Option<Vec<u64>>,
+}
+
+impl Snapshot {
+    /// The revealed counts as a tally (bucket values as thresholds): the
+    /// histogram, live and active of R-TALLY-5 and R-TALLY-9.
+    pub fn revealed_tally(&self, def: &CampaignDefinition) -> Option<Tally> {
+        let counts = self.revealed.as_ref()?;
+        let buckets = def.sealed_block()?.buckets();
+        Tally::from_histogram(
+            def.threshold_max(),
+            buckets
+                .iter()
+                .zip(counts)
+                .filter(|(_, c)| **c > 0)
+                .map(|(b, c)| (*b, *c)),
+        )
+        .ok()
+    }
 }
 
 /// What the rules keep per pledge: 12 bytes, 44 with its nullifier, one slot
@@ -643,6 +736,9 @@ impl LedgerState {
             Entry::SealedPledge(p) => self.check_sealed_pledge(p, None, None),
             Entry::SealedAmended(a) => self.check_sealed_amend(a, None),
             Entry::TrusteeMessage(m) => self.check_trustee_message(m).map(|_| ()),
+            Entry::SealedSnapshot(x) => self.check_snapshot(x),
+            Entry::DecryptionShares(x) => self.check_shares(x),
+            Entry::SealedTallyRevealed(x) => self.check_revealed(x).map(|_| ()),
             Entry::PledgeWithdrawn(w) => self.check_withdraw(w).map(|_| ()),
             Entry::CampaignClosed(c) => self.check_close(c),
             Entry::CampaignUpdated(u) => self.check_update(u),
@@ -692,6 +788,12 @@ impl LedgerState {
                                         reason: e.to_string(),
                                     }
                                 })?)),
+                                aggregate: vec![
+                                    Ciphertext::zero();
+                                    o.definition
+                                        .sealed_block()
+                                        .map_or(0, |b| b.buckets().len())
+                                ],
                                 ..SealedState::default()
                             }),
                             None => None,
@@ -720,23 +822,56 @@ impl LedgerState {
                 if !fresh {
                     return Err(RuleError::DoubleSpend);
                 }
+                let nullifier = p.nullifier();
                 let c = self.open_mut(&p.campaign)?;
                 c.pledges = c.pledges.saturating_add(1);
                 if let Some(s) = &mut c.sealed {
                     s.entries = s.entries.saturating_add(1);
+                    s.replace(nullifier, p.terms.ciphertexts())?;
                 }
             }
             Entry::TrusteeMessage(m) => {
                 let dkg = self.check_trustee_message(m)?;
                 // SPEC R-SEAL-34: the complete key generation logs the key.
-                let joint_key = if dkg.is_complete() {
-                    dkg.outcome().ok().map(|o| o.joint_key().clone())
+                let outcome = if dkg.is_complete() {
+                    dkg.outcome().ok()
                 } else {
                     None
                 };
                 if let Some(s) = &mut self.open_mut(&m.campaign)?.sealed {
                     s.dkg = Some(Box::new(dkg));
-                    s.joint_key = joint_key;
+                    if let Some(o) = outcome {
+                        s.joint_key = Some(o.joint_key().clone());
+                        s.public_shares = o.public_shares().to_vec();
+                    }
+                }
+            }
+            Entry::SealedSnapshot(x) => {
+                self.check_snapshot(x)?;
+                let index = self.entries;
+                let c = self.open_mut(&x.campaign)?;
+                let pledges = c.pledges;
+                if let Some(s) = &mut c.sealed {
+                    s.snapshots.push(Snapshot {
+                        index,
+                        at_close: false,
+                        aggregate: s.aggregate.clone(),
+                        pledges,
+                        shares: Vec::new(),
+                        revealed: None,
+                    });
+                }
+            }
+            Entry::DecryptionShares(x) => {
+                self.check_shares(x)?;
+                if let Some(snap) = self.snapshot_mut(&x.campaign, x.snapshot) {
+                    snap.shares.push((x.trustee, x.shares.clone()));
+                }
+            }
+            Entry::SealedTallyRevealed(x) => {
+                let counts = self.check_revealed(x)?;
+                if let Some(snap) = self.snapshot_mut(&x.campaign, x.snapshot) {
+                    snap.revealed = Some(counts);
                 }
             }
             Entry::SealedAmended(a) => {
@@ -746,6 +881,7 @@ impl LedgerState {
                 }
                 if let Some(s) = &mut self.open_mut(&a.campaign)?.sealed {
                     s.entries = s.entries.saturating_add(1);
+                    s.replace(a.nullifier, a.terms.ciphertexts())?;
                 }
             }
             Entry::Pledge(p) => {
@@ -800,7 +936,22 @@ impl LedgerState {
             }
             Entry::CampaignClosed(c) => {
                 self.check_close(c)?;
-                self.open_mut(&c.campaign)?.closed = Some(c.clone());
+                let index = self.entries;
+                let state = self.open_mut(&c.campaign)?;
+                let pledges = state.pledges;
+                // SPEC R-SEAL-35: a sealed campaign's close is its final
+                // snapshot.
+                if let Some(s) = &mut state.sealed {
+                    s.snapshots.push(Snapshot {
+                        index,
+                        at_close: true,
+                        aggregate: s.aggregate.clone(),
+                        pledges,
+                        shares: Vec::new(),
+                        revealed: None,
+                    });
+                }
+                state.closed = Some(c.clone());
             }
             Entry::CampaignUpdated(u) => {
                 self.check_update(u)?;
@@ -998,6 +1149,125 @@ impl LedgerState {
         Ok(next)
     }
 
+    /// A snapshot of an open sealed campaign with its key logged, within its
+    /// schedule of early reveals, naming the current aggregate (SPEC
+    /// R-SEAL-35).
+    fn check_snapshot(&self, x: &SealedSnapshot) -> Result<(), RuleError> {
+        self.sealed_key(&x.campaign)?;
+        let c = self.open(&x.campaign)?;
+        let (Some(s), Some(block)) = (&c.sealed, c.definition.sealed_block()) else {
+            return Err(RuleError::WrongTermsKind);
+        };
+        if s.early_snapshots() >= block.early_reveals().len()
+            || x.aggregate_digest != aggregate_digest(&s.aggregate)
+        {
+            return Err(RuleError::BadSnapshot);
+        }
+        Ok(())
+    }
+
+    /// A sealed campaign (open or closed) with its key logged, and one of
+    /// its snapshots.
+    fn sealed_snapshot(
+        &self,
+        id: &CampaignId,
+        index: u64,
+    ) -> Result<(&CampaignState, &SealedState, &Snapshot), RuleError> {
+        let refused = |reason: &str| RuleError::BadReveal {
+            reason: reason.into(),
+        };
+        let c = self.campaigns.get(id).ok_or(RuleError::UnknownCampaign)?;
+        let s = c.sealed.as_ref().ok_or(RuleError::WrongTermsKind)?;
+        if s.joint_key.is_none() {
+            return Err(RuleError::SealedKeyNotReady);
+        }
+        let snap = s
+            .snapshot(index)
+            .ok_or_else(|| refused("no snapshot at that log index"))?;
+        if snap.revealed.is_some() {
+            return Err(refused("the snapshot is revealed already"));
+        }
+        Ok((c, s, snap))
+    }
+
+    fn snapshot_mut(&mut self, id: &CampaignId, index: u64) -> Option<&mut Snapshot> {
+        self.campaigns
+            .get_mut(id)?
+            .sealed
+            .as_mut()?
+            .snapshots
+            .iter_mut()
+            .find(|s| s.index == index)
+    }
+
+    /// One trustee's shares of a snapshot not revealed yet: its first, one
+    /// per bucket, each proof valid (SPEC R-SEAL-36).
+    fn check_shares(&self, x: &DecryptionShares) -> Result<(), RuleError> {
+        let (_, s, snap) = self.sealed_snapshot(&x.campaign, x.snapshot)?;
+        let refused = |reason: String| RuleError::BadReveal { reason };
+        let public = s
+            .public_shares
+            .get(usize::from(x.trustee).wrapping_sub(1))
+            .ok_or_else(|| refused(format!("no trustee {}", x.trustee)))?;
+        if snap.shares.iter().any(|(t, _)| *t == x.trustee) {
+            return Err(refused(format!(
+                "trustee {} posted its shares already",
+                x.trustee
+            )));
+        }
+        if x.shares.len() != snap.aggregate.len() {
+            return Err(refused("not one share per bucket".into()));
+        }
+        let context = RevealContext {
+            campaign: *x.campaign.as_bytes(),
+            size: x.snapshot,
+        };
+        let key = s.joint_key.as_ref().ok_or(RuleError::SealedKeyNotReady)?;
+        for ((share, ct), b) in x.shares.iter().zip(&snap.aggregate).zip(0u32..) {
+            share
+                .verify(&context, key, public, b, ct)
+                .map_err(|e| refused(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The counts the first `k` trustees' shares of a snapshot decrypt to,
+    /// which the entry must carry (SPEC R-SEAL-37).
+    fn check_revealed(&self, x: &SealedTallyRevealed) -> Result<Vec<u64>, RuleError> {
+        let (c, s, snap) = self.sealed_snapshot(&x.campaign, x.snapshot)?;
+        let refused = |reason: String| RuleError::BadReveal { reason };
+        let k = c
+            .definition
+            .sealed_block()
+            .map_or(0, |b| usize::from(b.k()));
+        if snap.shares.len() < k {
+            return Err(refused(format!(
+                "{} trustees' shares, {k} needed",
+                snap.shares.len()
+            )));
+        }
+        let mut reveals = Vec::with_capacity(k);
+        for (t, shares) in snap.shares.iter().take(k) {
+            let public = s
+                .public_shares
+                .get(usize::from(*t).wrapping_sub(1))
+                .ok_or_else(|| refused(format!("no trustee {t}")))?;
+            reveals.push(TrusteeReveal { public, shares });
+        }
+        let key = s.joint_key.as_ref().ok_or(RuleError::SealedKeyNotReady)?;
+        let context = RevealContext {
+            campaign: *x.campaign.as_bytes(),
+            size: x.snapshot,
+        };
+        let counts =
+            crate::sealed::reveal_counts(&context, key, &snap.aggregate, k, &reveals, snap.pledges)
+                .map_err(|e| refused(e.to_string()))?;
+        if counts != x.counts {
+            return Err(RuleError::TallyMismatch);
+        }
+        Ok(counts)
+    }
+
     /// The stateful rules of a sealed pledge (SPEC R-SEAL-33): R-RULE-2, the
     /// campaign sealed with its key logged, the bucket count, R-RULE-4,
     /// and that the entry was verified under the campaign's own keys.
@@ -1119,9 +1389,19 @@ impl LedgerState {
 
     fn check_close(&self, cl: &CampaignClosed) -> Result<(), RuleError> {
         let c = self.open(&cl.campaign)?;
-        // SPEC R-SEAL-33
-        if c.sealed.is_some() {
-            return Err(RuleError::SealedCloseUnsupported);
+        // SPEC R-SEAL-35: a sealed close commits to the aggregate, not to
+        // a tally nobody knows yet.
+        if let Some(s) = &c.sealed {
+            if cl.live != 0 || cl.active != 0 || cl.tally_digest != aggregate_digest(&s.aggregate) {
+                return Err(RuleError::TallyMismatch);
+            }
+            if c.pledges > cl.tokens_issued {
+                return Err(RuleError::MorePledgesThanTokens {
+                    pledges: c.pledges,
+                    tokens: cl.tokens_issued,
+                });
+            }
+            return Ok(());
         }
         // SPEC R-RULE-8
         let matches = match &c.funding {
@@ -1332,16 +1612,13 @@ mod tests {
         assert_eq!(s.state.check(&unknown), Err(RuleError::UnknownPledge));
         assert_eq!(s.entries(), 4);
 
-        // Closing is not specified for sealed campaigns yet.
+        // A sealed close commits to the aggregate, not to a (live) tally.
         let close = Entry::CampaignClosed(CampaignClosed::new(
             id,
             10,
             &s.state.campaign(&id).unwrap().tally.snapshot().unwrap(),
         ));
-        assert_eq!(
-            s.state.check(&close),
-            Err(RuleError::SealedCloseUnsupported)
-        );
+        assert_eq!(s.state.check(&close), Err(RuleError::TallyMismatch));
     }
 
     /// SPEC R-SEAL-34: the trustees' key generation runs through the log;
@@ -1531,6 +1808,317 @@ mod tests {
             state.check(&e),
             Err(RuleError::BadTrusteeMessage { .. })
         ));
+    }
+
+    /// A sealed campaign whose trustees logged their key through the log
+    /// (4 buckets, 3 trustees, k = 2, one early reveal).
+    struct Revealing {
+        state: LedgerState,
+        keys: PledgeKeys,
+        issuer: IssuerSecretKey,
+        id: CampaignId,
+        pairs: Vec<crate::dkg::TrusteeKeyPair>,
+        outcome: crate::dkg::DkgOutcome,
+        rng: StdRng,
+    }
+
+    impl Revealing {
+        fn new() -> Self {
+            use crate::dkg::{DkgOutcome, TrusteeKeyPair};
+            let mut rng = StdRng::seed_from_u64(35);
+            let pairs: Vec<TrusteeKeyPair> =
+                (0..3).map(|_| TrusteeKeyPair::generate(&mut rng)).collect();
+            let d = crate::campaign::tests::sample();
+            let definition = CampaignDefinition::sealed(
+                crate::campaign::CampaignParams {
+                    nonce: *d.nonce(),
+                    title: d.title().into(),
+                    text: d.text().into(),
+                    action: d.action().into(),
+                    deadline: d.deadline(),
+                    goal: 3,
+                    threshold_min: 1,
+                    threshold_max: 1000,
+                    reveal: crate::campaign::RevealPolicy::Sealed,
+                },
+                crate::campaign::Sealed::new(
+                    vec![1, 2, 100, 1000],
+                    2,
+                    pairs.iter().map(|p| p.public_key().to_bytes()).collect(),
+                    vec![d.deadline() - 1000],
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            let id = definition.id();
+            let issuer = IssuerSecretKey::generate().unwrap();
+            let mut state = LedgerState::new();
+            let mut keys = PledgeKeys::new();
+            state
+                .verify_and_apply(
+                    Entry::CampaignOpened(CampaignOpened {
+                        definition: definition.clone(),
+                        issuer_key: issuer.public_key().clone(),
+                    }),
+                    &mut keys,
+                )
+                .unwrap();
+            let ctx = dkg_context(&id, &definition).unwrap();
+            let dealings: Vec<Dealing> = pairs
+                .iter()
+                .zip(1u8..)
+                .map(|(kp, i)| Dealing::deal(&ctx, kp, i, &mut rng).unwrap())
+                .collect();
+            let msg = |kind, body: Vec<u8>| {
+                Entry::TrusteeMessage(TrusteeMessage {
+                    campaign: id,
+                    kind,
+                    body,
+                })
+            };
+            for d in &dealings {
+                state
+                    .verify_and_apply(
+                        msg(TrusteeMessageKind::Dealing, d.as_bytes().to_vec()),
+                        &mut keys,
+                    )
+                    .unwrap();
+            }
+            let digest = state
+                .campaign(&id)
+                .unwrap()
+                .sealed
+                .as_ref()
+                .unwrap()
+                .dkg
+                .as_ref()
+                .unwrap()
+                .digest();
+            for (kp, j) in pairs.iter().zip(1u8..) {
+                let r = Ready::sign(&ctx, kp, j, digest).unwrap();
+                state
+                    .verify_and_apply(msg(TrusteeMessageKind::Ready, r.encode()), &mut keys)
+                    .unwrap();
+            }
+            let outcome = DkgOutcome::compute(&ctx, &dealings, &[]).unwrap();
+            Self {
+                state,
+                keys,
+                issuer,
+                id,
+                pairs,
+                outcome,
+                rng,
+            }
+        }
+
+        /// Pledges `bucket` (`None`: null) with a fresh key; returns it.
+        fn pledge(&mut self, bucket: Option<usize>) -> PledgeSigningKey {
+            let key = PledgeSigningKey::generate().unwrap();
+            let pk = self.issuer.public_key();
+            let (blinded, st) = blind(pk, &self.id, &key.public_key()).unwrap();
+            let sig = self.issuer.blind_sign(blinded.as_bytes()).unwrap();
+            let token = finalize(pk, &st, sig.as_bytes(), &self.id, &key.public_key()).unwrap();
+            let ctx = SealedPledge::context_of(&self.id, &token);
+            let terms = SealedTerms::seal(&ctx, self.outcome.joint_key(), 4, bucket, &mut self.rng)
+                .unwrap();
+            let e = Entry::SealedPledge(Box::new(
+                SealedPledge::sign(self.id, token, terms, &key).unwrap(),
+            ));
+            self.state.verify_and_apply(e, &mut self.keys).unwrap();
+            key
+        }
+
+        fn amend(&mut self, key: &PledgeSigningKey, seq: u32, bucket: Option<usize>) {
+            let n = crate::token::nullifier(&self.id, &key.public_key());
+            let ctx = SealedAmendment::context_of(&self.id, &n, seq, &key.public_key());
+            let terms = SealedTerms::seal(&ctx, self.outcome.joint_key(), 4, bucket, &mut self.rng)
+                .unwrap();
+            let e =
+                Entry::SealedAmended(Box::new(SealedAmendment::sign(self.id, n, seq, terms, key)));
+            self.state.verify_and_apply(e, &mut self.keys).unwrap();
+        }
+
+        fn sealed(&self) -> &SealedState {
+            self.state
+                .campaign(&self.id)
+                .unwrap()
+                .sealed
+                .as_ref()
+                .unwrap()
+        }
+
+        /// Trustee `j`'s shares of the snapshot at `index`.
+        fn shares(&mut self, j: u8, index: u64) -> Entry {
+            let x = self
+                .outcome
+                .secret_share(&self.pairs[usize::from(j) - 1], j)
+                .unwrap();
+            let snap = self.sealed().snapshot(index).unwrap().aggregate.clone();
+            let ctx = crate::sealed::RevealContext {
+                campaign: *self.id.as_bytes(),
+                size: index,
+            };
+            Entry::DecryptionShares(DecryptionShares {
+                campaign: self.id,
+                snapshot: index,
+                trustee: j,
+                shares: x.decryption_shares(&ctx, self.outcome.joint_key(), &snap, &mut self.rng),
+            })
+        }
+
+        fn submit(&mut self, e: Entry) -> Result<(), RuleError> {
+            let bytes = e.encode().unwrap();
+            assert_eq!(Entry::decode(&bytes).unwrap(), e, "round trip");
+            self.state.verify_and_apply(e, &mut self.keys)
+        }
+    }
+
+    /// SPEC R-SEAL-35 … R-SEAL-37: an early snapshot and the close fix the
+    /// aggregate; any k trustees' shares reveal the counts, which the log
+    /// carries and the rules recompute; amendments (a change of bucket, a
+    /// withdrawal to null) count once; every refusal changes nothing.
+    #[test]
+    fn a_sealed_campaign_is_revealed_by_any_k_trustees() {
+        let mut r = Revealing::new();
+        let id = r.id;
+        let a = r.pledge(Some(0));
+        let _b = r.pledge(Some(1));
+        let c = r.pledge(Some(1));
+        let _null = r.pledge(None);
+        r.amend(&a, 1, Some(0)); // a re-encrypts its bucket (cover)
+        r.amend(&c, 1, None); // c withdraws (null vector)
+        // The snapshot must name the current aggregate.
+        let wrong = Entry::SealedSnapshot(SealedSnapshot {
+            campaign: id,
+            aggregate_digest: crate::hash::Hash([0; 32]),
+        });
+        assert_eq!(r.submit(wrong), Err(RuleError::BadSnapshot));
+        let digest = aggregate_digest(r.sealed().aggregate());
+        let index = r.state.len();
+        r.submit(Entry::SealedSnapshot(SealedSnapshot {
+            campaign: id,
+            aggregate_digest: digest,
+        }))
+        .unwrap();
+        // One early reveal scheduled: a second snapshot is refused.
+        let again = Entry::SealedSnapshot(SealedSnapshot {
+            campaign: id,
+            aggregate_digest: digest,
+        });
+        assert_eq!(r.submit(again), Err(RuleError::BadSnapshot));
+        // No reveal before k trustees' shares.
+        let counts = vec![1, 1, 0, 0];
+        let reveal = |counts: Vec<u64>| {
+            Entry::SealedTallyRevealed(SealedTallyRevealed {
+                campaign: id,
+                snapshot: index,
+                counts,
+            })
+        };
+        assert!(matches!(
+            r.submit(reveal(counts.clone())),
+            Err(RuleError::BadReveal { .. })
+        ));
+        let s3 = r.shares(3, index);
+        r.submit(s3.clone()).unwrap();
+        assert!(
+            matches!(r.submit(s3), Err(RuleError::BadReveal { .. })),
+            "twice"
+        );
+        // Shares made for another snapshot index do not verify.
+        let mut other = r.shares(1, index);
+        if let Entry::DecryptionShares(x) = &mut other {
+            let ctx = crate::sealed::RevealContext {
+                campaign: *id.as_bytes(),
+                size: index + 1,
+            };
+            let secret = r.outcome.secret_share(&r.pairs[0], 1).unwrap();
+            let aggregate = r.sealed().snapshot(index).unwrap().aggregate.clone();
+            x.shares =
+                secret.decryption_shares(&ctx, r.outcome.joint_key(), &aggregate, &mut r.rng);
+        }
+        assert!(matches!(r.submit(other), Err(RuleError::BadReveal { .. })));
+        // Trustee 2's shares relabelled as trustee 1's do not verify.
+        let mut stolen = r.shares(2, index);
+        if let Entry::DecryptionShares(x) = &mut stolen {
+            x.trustee = 1;
+        }
+        assert!(matches!(r.submit(stolen), Err(RuleError::BadReveal { .. })));
+        let e = r.shares(1, index);
+        r.submit(e).unwrap();
+        // Wrong counts are refused; the right ones are logged.
+        assert_eq!(
+            r.submit(reveal(vec![0, 1, 0, 1])),
+            Err(RuleError::TallyMismatch)
+        );
+        assert_eq!(
+            r.submit(reveal(vec![0, 1, 0, 1, 0])),
+            Err(RuleError::TallyMismatch)
+        );
+        r.submit(reveal(counts.clone())).unwrap();
+        assert!(
+            matches!(
+                r.submit(reveal(counts.clone())),
+                Err(RuleError::BadReveal { .. })
+            ),
+            "revealed twice"
+        );
+        let def = r.state.campaign(&id).unwrap().definition.clone();
+        let tally = r
+            .sealed()
+            .snapshot(index)
+            .unwrap()
+            .revealed_tally(&def)
+            .unwrap();
+        let snap = tally.snapshot().unwrap();
+        // Histogram {1: 1, 2: 1}: live 2, and both act (2 if at least 2 do).
+        assert_eq!((snap.live(), snap.active()), (2, 2));
+
+        // More pledges, then the close: its digest is the final aggregate,
+        // live and active 0 (unknown until the reveal).
+        r.pledge(Some(2));
+        let close = |digest, live| {
+            Entry::CampaignClosed(CampaignClosed {
+                campaign: id,
+                tokens_issued: 5,
+                live,
+                active: 0,
+                tally_digest: digest,
+            })
+        };
+        assert_eq!(
+            r.submit(close(digest, 0)),
+            Err(RuleError::TallyMismatch),
+            "the old aggregate"
+        );
+        let final_digest = aggregate_digest(r.sealed().aggregate());
+        assert_eq!(
+            r.submit(close(final_digest, 5)),
+            Err(RuleError::TallyMismatch),
+            "a live count"
+        );
+        let closing = r.state.len();
+        r.submit(close(final_digest, 0)).unwrap();
+        // Shares and the reveal come after the close.
+        let e = r.shares(2, closing);
+        r.submit(e).unwrap();
+        let e = r.shares(1, closing);
+        r.submit(e).unwrap();
+        let last = Entry::SealedTallyRevealed(SealedTallyRevealed {
+            campaign: id,
+            snapshot: closing,
+            counts: vec![1, 1, 1, 0],
+        });
+        r.submit(last).unwrap();
+        let tally = r
+            .sealed()
+            .snapshot(closing)
+            .unwrap()
+            .revealed_tally(&def)
+            .unwrap();
+        assert_eq!(tally.snapshot().unwrap().live(), 3);
+        assert_eq!(r.sealed().snapshots.len(), 2);
     }
 
     /// Sealed terms in a live campaign are refused, and a sealed pledge

@@ -61,6 +61,7 @@ pub mod replay;
 mod rsa_fast;
 pub mod sealed;
 pub mod sealed_pledge;
+pub mod sealed_reveal;
 pub mod secret;
 pub mod tally;
 pub mod tile;
