@@ -1,4 +1,4 @@
-//! The reveal of a sealed campaign (SPEC R-SEAL-35 … R-SEAL-39): the
+//! The reveal of a sealed campaign (SPEC R-SEAL-35 … R-SEAL-37): the
 //! entries that fix an aggregate (a *snapshot*), carry the trustees'
 //! decryption shares of it, and log the counts they decrypt to.
 //!
