@@ -505,14 +505,24 @@ impl Client {
     /// # Errors
     /// [`ClientError`]; [`ClientError::BadResponse`] for another entry kind.
     pub async fn submit(&self, entry: &Entry) -> Result<EntryAccepted, ClientError> {
+        let trustee;
         let path = match entry {
-            Entry::Pledge(_) => "/v1/pledges",
-            Entry::PledgeAmended(_) => "/v1/pledges/amend",
+            Entry::Pledge(_) | Entry::SealedPledge(_) => "/v1/pledges",
+            Entry::PledgeAmended(_) | Entry::SealedAmended(_) => "/v1/pledges/amend",
             Entry::PledgeWithdrawn(_) => "/v1/pledges/withdraw",
+            // SPEC R-SEAL-38: a trustee's messages and decryption shares.
+            Entry::TrusteeMessage(_) | Entry::DecryptionShares(_) => {
+                trustee = format!(
+                    "/v1/campaigns/{}/trustee-messages",
+                    entry.campaign().to_hex()
+                );
+                trustee.as_str()
+            }
             _ => {
                 return Err(ClientError::BadResponse {
                     url: self.url("/v1/pledges"),
-                    what: "only pledges, amendments and withdrawals can be submitted".into(),
+                    what: "only pledges, amendments, withdrawals and trustee messages can be submitted"
+                        .into(),
                 });
             }
         };

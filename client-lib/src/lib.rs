@@ -40,6 +40,8 @@ pub mod client;
 pub mod demo;
 pub mod flows;
 pub mod rt;
+#[cfg(feature = "audit")]
+pub mod trustee;
 pub mod wallet;
 #[cfg(feature = "witness")]
 pub mod witness;

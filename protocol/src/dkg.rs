@@ -1375,6 +1375,20 @@ impl DkgTranscript {
             .and_then(Option::as_ref)
     }
 
+    /// Whether trustee `j` posted its ready message.
+    pub fn is_ready(&self, j: u8) -> bool {
+        usize::from(j)
+            .checked_sub(1)
+            .and_then(|at| self.ready.get(at))
+            .is_some_and(|&r| r)
+    }
+
+    /// Whether all `n` dealings are in (ready messages are accepted from
+    /// then on, R-DKG-27).
+    pub fn all_dealings_in(&self) -> bool {
+        self.all_dealt()
+    }
+
     /// The accepted complaints with their verdicts, in log order.
     pub fn complaints(&self) -> &[(Complaint, ComplaintVerdict)] {
         &self.complaints

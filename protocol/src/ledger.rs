@@ -569,7 +569,7 @@ fn unpack_terms(def: &CampaignDefinition, packed: u32, amount: Option<u64>) -> O
 
 /// The key-generation context of sealed campaign `id` (R-DKG-1): `None`
 /// for a live campaign.
-fn dkg_context(id: &CampaignId, def: &CampaignDefinition) -> Option<DkgContext> {
+pub fn dkg_context(id: &CampaignId, def: &CampaignDefinition) -> Option<DkgContext> {
     let s = def.sealed_block()?;
     let trustees = s
         .trustees()
@@ -1234,7 +1234,23 @@ impl LedgerState {
     /// The counts the first `k` trustees' shares of a snapshot decrypt to,
     /// which the entry must carry (SPEC R-SEAL-37).
     fn check_revealed(&self, x: &SealedTallyRevealed) -> Result<Vec<u64>, RuleError> {
-        let (c, s, snap) = self.sealed_snapshot(&x.campaign, x.snapshot)?;
+        let counts = self.reveal_counts(&x.campaign, x.snapshot)?;
+        if counts != x.counts {
+            return Err(RuleError::TallyMismatch);
+        }
+        Ok(counts)
+    }
+
+    /// What the snapshot at log index `snapshot` of sealed campaign `id`
+    /// decrypts to with the first `k` trustees' shares (SPEC R-SEAL-37):
+    /// the counts a SealedTallyRevealed entry must carry.
+    ///
+    /// # Errors
+    /// [`RuleError::BadReveal`] (no such snapshot, revealed already, fewer
+    /// than `k` trustees' shares, a count beyond the bound), or the
+    /// campaign's errors.
+    pub fn reveal_counts(&self, id: &CampaignId, snapshot: u64) -> Result<Vec<u64>, RuleError> {
+        let (c, s, snap) = self.sealed_snapshot(id, snapshot)?;
         let refused = |reason: String| RuleError::BadReveal { reason };
         let k = c
             .definition
@@ -1256,16 +1272,11 @@ impl LedgerState {
         }
         let key = s.joint_key.as_ref().ok_or(RuleError::SealedKeyNotReady)?;
         let context = RevealContext {
-            campaign: *x.campaign.as_bytes(),
-            size: x.snapshot,
+            campaign: *id.as_bytes(),
+            size: snapshot,
         };
-        let counts =
-            crate::sealed::reveal_counts(&context, key, &snap.aggregate, k, &reveals, snap.pledges)
-                .map_err(|e| refused(e.to_string()))?;
-        if counts != x.counts {
-            return Err(RuleError::TallyMismatch);
-        }
-        Ok(counts)
+        crate::sealed::reveal_counts(&context, key, &snap.aggregate, k, &reveals, snap.pledges)
+            .map_err(|e| refused(e.to_string()))
     }
 
     /// The stateful rules of a sealed pledge (SPEC R-SEAL-33): R-RULE-2, the

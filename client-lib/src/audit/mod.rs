@@ -34,6 +34,7 @@ use pledge_protocol::checkpoint::{CheckpointError, SignedCheckpoint, verify_chec
 use pledge_protocol::cosignature::{WitnessVerifier, verify_cosignatures};
 use pledge_protocol::funding::CampaignStatement;
 use pledge_protocol::hash::{CampaignId, Hash};
+use pledge_protocol::ledger::LedgerState;
 use pledge_protocol::merkle::{
     MemoryHashes, consistency_proof, consistency_proof_nodes, tree_root, tree_root_nodes,
     verify_consistency,
@@ -235,6 +236,18 @@ struct Statement {
 /// server unreachable, the state directory unusable). Everything the server
 /// serves wrongly is reported as a [`Failure`] in an `Ok` report instead.
 pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
+    Ok(audit_with_ledger(opts).await?.0)
+}
+
+/// [`audit`], also giving the rules' state of the replayed log when the
+/// whole tree was rebuilt (`None` if the audit stopped early or found a
+/// gap): what a trustee acts on (SPEC R-SEAL-38), only if the report passed.
+///
+/// # Errors
+/// As [`audit`].
+pub async fn audit_with_ledger(
+    opts: &AuditOptions,
+) -> Result<(AuditReport, Option<LedgerState>), AuditError> {
     let started = Instant::now();
     if let Some(quorum) = opts.quorum
         && quorum > opts.witnesses.len()
@@ -302,14 +315,14 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
     // statement is then bound to a size the audited checkpoint covers, and
     // is not older than any change the reference checkpoint already holds.
     let Some((first, _)) = fetch_checkpoint(&fetcher, &log, &mut rep).await? else {
-        return Ok(finish(rep, started));
+        return Ok((finish(rep, started), None));
     };
     let reference = (first.checkpoint().size(), *first.checkpoint().root());
     let (listed, fetched_statements) = fetch_statements(&fetcher, &mut rep).await?;
 
     // SPEC R-AUDIT-2: the checkpoint, its signature, its witnesses.
     let Some((signed, note_text)) = fetch_checkpoint(&fetcher, &log, &mut rep).await? else {
-        return Ok(finish(rep, started));
+        return Ok((finish(rep, started), None));
     };
     let size = signed.checkpoint().size();
     let root = *signed.checkpoint().root();
@@ -327,7 +340,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
                 hash_b64(&root)
             ),
         ));
-        return Ok(finish(rep, started));
+        return Ok((finish(rep, started), None));
     }
     let origin = signed.checkpoint().origin().as_str().to_owned();
     rep.origin = Some(origin.clone());
@@ -348,7 +361,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
                      the log is not append-only"
                 ),
             ));
-            return Ok(finish(rep, started));
+            return Ok((finish(rep, started), None));
         }
         if size == old_size && root != old_root {
             rep.failures.push(Failure::new(
@@ -360,7 +373,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
                     hash_b64(&root)
                 ),
             ));
-            return Ok(finish(rep, started));
+            return Ok((finish(rep, started), None));
         }
     }
 
@@ -717,7 +730,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
             });
         }
     }
-    Ok(finish(rep, started))
+    Ok((finish(rep, started), (!gap).then_some(ledger)))
 }
 
 /// The state file's path, for error messages.

@@ -11,14 +11,21 @@ use pledge_protocol::note::NoteVerifier;
 /// `pledge audit` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct AuditArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// How to audit a log: what `pledge audit` and `pledge trustee` share.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct LogArgs {
     /// Directory keeping the pinned log key, the last checkpoint verified and a
     /// cache of entry bundles, so later runs check consistency and fetch only
     /// what is new.
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
     /// Verification threads (0: one per core).
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
@@ -35,9 +42,9 @@ pub(crate) struct AuditArgs {
     log_key: Option<String>,
 }
 
-impl AuditArgs {
+impl LogArgs {
     /// The library's options for auditing `server`.
-    fn options(&self, server: String) -> Result<AuditOptions, String> {
+    pub(crate) fn options(&self, server: String) -> Result<AuditOptions, String> {
         let witnesses = self
             .witnesses
             .iter()
@@ -74,7 +81,7 @@ impl AuditArgs {
 /// returns the process exit code: 0 if every check holds, 1 if any failed,
 /// 2 on usage or network errors.
 pub(crate) async fn run(args: AuditArgs, server: String) -> ExitCode {
-    let opts = match args.options(server) {
+    let opts = match args.log.options(server) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("pledge audit: {e}");

@@ -9,6 +9,7 @@
 //! takes plain options and returns typed results.
 
 mod audit;
+mod trustee;
 mod witness;
 
 use std::io::{BufRead as _, Write as _};
@@ -217,6 +218,12 @@ enum Command {
     Witness {
         #[command(subcommand)]
         command: WitnessCommand,
+    },
+    /// A sealed campaign's trustee: key files, key generation and
+    /// decryption shares through the log.
+    Trustee {
+        #[command(subcommand)]
+        command: trustee::TrusteeCommand,
     },
 }
 
@@ -467,6 +474,7 @@ fn main() -> ExitCode {
             Command::Witness {
                 command: WitnessCommand::Serve(args),
             } => return witness::serve(args).await,
+            Command::Trustee { command } => return trustee::run(command, cli.server).await,
             _ => {}
         }
         match run(cli).await {
@@ -1553,7 +1561,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                  signed checkpoint) and the demo's own view"
             );
         }
-        Command::Audit(_) | Command::Witness { .. } => {}
+        Command::Audit(_) | Command::Witness { .. } | Command::Trustee { .. } => {}
     }
     Ok(())
 }
