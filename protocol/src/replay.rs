@@ -380,7 +380,7 @@ impl<T: GrowingTree> Replayer<T> {
                 );
             }
             Verification::Done(v)
-                if matches!(entry, Entry::Pledge(_))
+                if matches!(entry, Entry::Pledge(_) | Entry::SealedPledge(_))
                     && self.state.opened.contains_key(campaign) =>
             {
                 v

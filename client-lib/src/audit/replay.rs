@@ -248,6 +248,9 @@ impl Replay {
         }
         let skip = self.input.skip_verified_below;
         let keys = &self.keys;
+        // Joint keys of sealed campaigns logged before this batch (a key
+        // completed inside the batch leaves its pledges to the serial path).
+        let ledger = self.replayer.ledger();
         // SPEC R-AUDIT-6: stateless checks in parallel on all cores.
         let verdicts: Vec<Option<Result<VerifiedEntry, RuleError>>> = pool.install(|| {
             decoded
@@ -257,6 +260,19 @@ impl Replay {
                     Ok(e @ Entry::Pledge(p)) if d.index >= skip || !d.cached => keys
                         .get(&p.campaign)
                         .map(|k| VerifiedEntry::verify(e.clone(), Some(k), None)),
+                    // SPEC R-SEAL-32: a sealed pledge's proofs, the costly
+                    // part of a sealed campaign's audit, in parallel too.
+                    Ok(e @ Entry::SealedPledge(p)) if d.index >= skip || !d.cached => {
+                        match (keys.get(&p.campaign), ledger.joint_key(&p.campaign)) {
+                            (Some(k), Some(joint)) => Some(VerifiedEntry::verify_sealed(
+                                e.clone(),
+                                Some(k),
+                                None,
+                                Some(joint),
+                            )),
+                            _ => None,
+                        }
+                    }
                     _ => None,
                 })
                 .collect()
@@ -306,7 +322,10 @@ impl Replay {
             // to the pinned checkpoint.
             None if d.cached
                 && index < self.input.skip_verified_below
-                && matches!(d.leaf.entry(), Ok(Entry::Pledge(_))) =>
+                && matches!(
+                    d.leaf.entry(),
+                    Ok(Entry::Pledge(_) | Entry::SealedPledge(_))
+                ) =>
             {
                 Verification::Previously
             }
