@@ -2,7 +2,8 @@
 //! R-SEAL-29): every verdict of `vectors/sealed_kat.json` is reached by the
 //! library and by a second, byte-level verifier written here from SPEC.md
 //! alone (its transcripts, equations and decoding rules), which also
-//! recomputes every recorded challenge.
+//! recomputes every recorded challenge; and by `python/sealed_kat.py`, a
+//! third verifier in plain Python written from SPEC.md.
 //!
 //! Regenerate with `cargo test -p pledge-protocol --test sealed -- --ignored
 //! generate_vectors`: it writes `sealed_kat-new.json` for review and never
@@ -1291,6 +1292,22 @@ fn decryption_vectors_get_their_verdicts_and_reveal_the_counts() {
         }
     }
     assert_eq!(d["reveals"][0]["expected"], json!([1, 0, 2, 1]));
+}
+
+/// The Python verifier written from SPEC.md alone (ristretto255 of RFC
+/// 9496 and SHA-512, no third-party module) reaches every verdict too.
+#[test]
+fn python_verifier_reaches_every_verdict() {
+    let script = format!("{}/tests/python/sealed_kat.py", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is missing ({e}): run `apt-get install python3`"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{script} disagrees:\n{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok: ")).count(), 4);
 }
 
 #[test]
