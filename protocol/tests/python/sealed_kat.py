@@ -232,7 +232,7 @@ def share_verdict(campaign, size, k_bytes, i, k_i_bytes, bucket, ct, share):
 # --- Reveals: R-SEAL-24, 25, 26 -----------------------------------------------
 
 
-def reveal(dec, who, bound):
+def reveal(dec, who, bound, sub=None):
     k = dec["threshold"]
     if len(who) < k:
         return "too_few_shares"
@@ -248,6 +248,10 @@ def reveal(dec, who, bound):
         return num * pow(den, L - 2, L) % L
 
     pubs = {t["index"]: decode(bytes.fromhex(t["public_share"])) for t in dec["trustees"]}
+    shares = {i + 1: row for i, row in enumerate(dec["shares"])}
+    if sub:  # a non-trustee's public share and shares in place of a trustee's
+        pubs[sub["index"]] = decode(bytes.fromhex(sub["public_share"]))
+        shares[sub["index"]] = sub["shares"]
     interp = IDENTITY
     for i in used:
         interp = add(interp, mul(lam(i), pubs[i]))
@@ -257,7 +261,7 @@ def reveal(dec, who, bound):
     for b, ct_hex in enumerate(dec["aggregate"]):
         m = decode(bytes.fromhex(ct_hex)[32:])
         for i in used:
-            m = add(m, neg(mul(lam(i), decode(bytes.fromhex(dec["shares"][i - 1][b])[:32]))))
+            m = add(m, neg(mul(lam(i), decode(bytes.fromhex(shares[i][b])[:32]))))
         # Bounded discrete log: n·G for n = 0..=bound, never beyond.
         acc, found = IDENTITY, None
         for n in range(bound + 1):
@@ -317,7 +321,13 @@ def main():
         n += 1
     print(f"ok: {n} decryption shares reach their verdicts")
     for r in dec["reveals"]:
-        got = reveal(dec, r["trustees"], r["bound"])
+        sub = r.get("substitute")
+        if sub:  # the substitute's shares are valid for its own public share
+            for b, sh in enumerate(sub["shares"]):
+                ct = bytes.fromhex(dec["aggregate"][b])
+                assert share_verdict(campaign, dec["reveal_context"]["size"], k_bytes, sub["index"],
+                                     bytes.fromhex(sub["public_share"]), b, ct, bytes.fromhex(sh)) == "ok"
+        got = reveal(dec, r["trustees"], r["bound"], sub)
         assert got == r["expected"], (r, got)
     print(f"ok: {len(dec['reveals'])} reveals give the recorded counts or errors")
 
