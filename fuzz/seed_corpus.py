@@ -111,6 +111,21 @@ def main():
     for d in fv["definitions"]:
         put("campaign", "funding_" + d["name"], bytes.fromhex(d["encoding"]))
 
+    # Sealed campaigns: terms (mode 0; valid and failure vectors), a
+    # decryption share followed by its bucket's aggregate ciphertext (mode
+    # 1), keys (mode 2) of sealed_kat.json.
+    sk = load("sealed_kat.json")
+    for c in sk["valid"]:
+        put("sealed", "terms_" + c["name"], b"\x00" + bytes.fromhex(c["terms"]))
+        put("sealed", "key_" + c["name"], b"\x02" + bytes.fromhex(c["joint_key"]))
+    for c in sk["failures"]:
+        if len(c["terms"]) <= 2 * 2000:
+            put("sealed", "bad_" + c["name"], b"\x00" + bytes.fromhex(c["terms"]))
+    d = sk["decryption"]
+    for c in d["share_checks"]:
+        ct = bytes.fromhex(d["aggregate"][c["bucket"]])
+        put("sealed", "share_" + c["name"], b"\x01" + bytes.fromhex(c["share"]) + ct)
+
     # Tile paths.
     p = load("c2sp_tlog_tiles_paths.json")
     for t in p["tiles"] + p["bundles"]:

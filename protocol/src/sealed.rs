@@ -3,139 +3,67 @@
 //! Chaum–Pedersen (CDS) proofs, the homomorphic tally, trustees' decryption
 //! shares with DLEQ proofs, Lagrange combination and a bounded discrete log.
 //!
-//! Pure functions and types only: no ledger rules, no DKG (a trusted dealer
-//! exists for this module's tests only). SPEC.md has no section on sealed
-//! campaigns yet: it is to be written from this documentation.
+//! Pure functions and types only: no ledger rules, no key generation (a
+//! trusted dealer exists for this module's tests only; the DKG is
+//! `crate::dkg`). The normative text is SPEC §17 ("Sealed terms and proofs",
+//! R-SEAL-1 … R-SEAL-29): encodings, transcripts and verification equations
+//! are specified there byte for byte, with known-answer vectors in
+//! `protocol/tests/vectors/sealed_kat.json`. A summary:
 //!
-//! # Notation
+//! - ristretto255 (RFC 9496), generator `G`, order `ℓ`; canonical 32-byte
+//!   points, scalars 32 bytes little-endian `< ℓ` (R-SEAL-1). Challenges are
+//!   SHA-512 over `u16 length ‖ bytes` fields, wide-reduced (R-SEAL-2).
+//! - `Enc(m; r) = (r·G, m·G + r·K)`, 64 bytes (R-SEAL-4).
+//! - Sealed terms, `1 + 64·B + 224·(B+1)` bytes (R-SEAL-6):
 //!
-//! ristretto255 (RFC 9496) with generator `G`; `ℓ` its prime order; points
-//! are encoded as their canonical 32-byte ristretto255 encoding, scalars as
-//! 32 little-endian bytes `< ℓ`. The trustees' joint key is `K = x·G`.
+//!   ```text
+//!   B u8 (1..=64) ‖ B × ciphertext ‖ B × bit proof ‖ 1 × bit proof (the sum)
+//!   bit proof = A0 ‖ B0 ‖ A1 ‖ B1 ‖ c0 ‖ s0 ‖ s1        (224 bytes)
+//!   ```
 //!
-//! # Ciphertexts
-//!
-//! `Enc(m; r) = (c1, c2) = (r·G, m·G + r·K)`, encoded `c1 32 ‖ c2 32` (64
-//! bytes). Sums of ciphertexts encrypt sums of plaintexts.
-//!
-//! # Sealed terms
-//!
-//! A pledge over `B` buckets (`1 ≤ B ≤ 64`; `B ≤ 32` recommended) encrypts
-//! the one-hot vector of its bucket, or the zero vector for a *null pledge*
-//! (cover traffic), with, for each bucket `i`, a proof that bucket `i` holds
-//! 0 or 1, and one proof that the sum `Σ_i (c1_i, c2_i)` holds 0 or 1.
-//!
-//! Encoding (`1 + 64·B + 224·(B+1)` bytes; 4,833 at `B = 16`, 9,441 at
-//! `B = 32`, 18,657 at `B = 64`):
-//!
-//! ```text
-//! B u8 (1..=64)
-//! B × ciphertext (c1 32 ‖ c2 32)                 bucket 0 first
-//! B × bit proof  (224 bytes, below)              bucket 0 first
-//! 1 × bit proof  for the sum ciphertext
-//! ```
-//!
-//! A decoder rejects `B` outside `1..=64`, a length other than the one `B`
-//! implies (truncation or trailing bytes), non-canonical or invalid point
-//! encodings and scalars `≥ ℓ`. The identity point is allowed in ciphertexts
-//! and commitments (it only shows the prover's own randomness was zero). The
-//! ledger must also check that `B` is the campaign's.
-//!
-//! # Bit proof (CDS OR-proof, batchable form)
-//!
-//! Statement for ciphertext `(c1, c2)` at index `idx`: for `j = 0` or `j = 1`,
-//! `(c1, c2 − j·G)` is a Diffie–Hellman tuple over `(G, K)`, i.e. the
-//! plaintext is 0 or 1. Encoding (224 bytes):
-//!
-//! ```text
-//! A0 32 ‖ B0 32 ‖ A1 32 ‖ B1 32 ‖ c0 32 ‖ s0 32 ‖ s1 32
-//! ```
-//!
-//! with `e` the challenge below and `c1' = e − c0`, the verifier accepts iff,
-//! for `j ∈ {0, 1}` with `c_j ∈ {c0, c1'}`:
-//!
-//! ```text
-//! s_j·G = A_j + c_j·c1        s_j·K = B_j + c_j·(c2 − j·G)
-//! ```
-//!
-//! The prover (plaintext `m`, randomness `r`) draws `w`, `c_sim`, `s_sim`; the
-//! real branch `j = m` has `A = w·G, B = w·K`; the other is simulated from
-//! `(c_sim, s_sim)`; then `c_m = e − c_sim`, `s_m = w + c_m·r`.
-//!
-//! # Transcript (strong Fiat–Shamir)
-//!
-//! A challenge is SHA-512 over a sequence of fields, each written as
-//! `u16 big-endian length ‖ bytes`, reduced modulo `ℓ` as a 64-byte
-//! little-endian integer (`Scalar::from_bytes_mod_order_wide`). Bit proofs:
-//!
-//! ```text
-//! "pledge/v2/sealed-bit"                    (the domain tag, 20 bytes)
-//! campaign id 32 ‖ nullifier 32 ‖ seq u32 ‖ pledge public key 32   (SealContext)
-//! K 32
-//! B u16
-//! idx u32            bucket index 0..B−1, or 0xFFFFFFFF for the sum proof
-//! c1 32 ‖ c2 32      the ciphertext proved (for the sum: Σ c1_i, Σ c2_i)
-//! A0 32 ‖ B0 32 ‖ A1 32 ‖ B1 32
-//! ```
-//!
-//! (14 fields, the tag included, each with its own length prefix). A proof therefore does
-//! not verify in another campaign, for another nullifier, sequence number or
-//! pledge key, under another joint key, at another bucket index or for
-//! another ciphertext: the weak Fiat–Shamir of Helios (its issue 34) is the
-//! anti-example.
+//!   Verification: with `e` the challenge, `c_0 = c0`, `c_1 = e − c0`,
+//!   `s_j·G = A_j + c_j·c1` and `s_j·K = B_j + c_j·(c2 − j·G)` (R-SEAL-13).
+//! - Challenge fields (R-SEAL-12): `"pledge/v2/sealed-bit"`, campaign id,
+//!   nullifier, seq u32, pledge key ([`SealContext`]), `K`, `B u16`, index
+//!   u32 (`0xFFFFFFFF` for the sum proof), `c1`, `c2`, `A0 B0 A1 B1`.
+//! - Decryption share `D 32 ‖ c 32 ‖ s 32` (R-SEAL-21), challenge fields
+//!   (R-SEAL-22): `"pledge/v2/sealed-dleq"`, campaign id, `N u64`
+//!   ([`RevealContext`]), `K`, trustee index u16, `K_i`, bucket u32, `c1`,
+//!   `c2`, `D`, `a1`, `a2`.
+//! - Lagrange at 0 with the public-share check `Σ λ_i·K_i = K`, then
+//!   `n_b` with `n_b·G = c2 − Σ λ_i·D_i` in `0..=bound` (R-SEAL-24 …
+//!   R-SEAL-26).
 //!
 //! # Batch verification
 //!
-//! [`SealedTerms::verify`] checks the `4·(B+1)` equations above as one
-//! random linear combination (one multiscalar multiplication): weights
-//! `z_q` (one per equation, `q = 4·p + 2·j + {0: the G equation, 1: the K
-//! equation}` for proof `p` = bucket index, `B` for the sum) are
+//! [`SealedTerms::verify`] checks the `4·(B+1)` equations as one random
+//! linear combination (one multiscalar multiplication) with deterministic
+//! public-coin weights (SPEC R-SEAL-28, informative):
 //!
 //! ```text
 //! seed = SHA-512(fields "pledge/v2/sealed-batch", the SealContext fields, K,
-//!                the whole terms encoding)       (length-prefixed as above)
+//!                the whole terms encoding)       (length-prefixed, R-SEAL-2)
 //! z_q  = wide-reduce(SHA-512(field seed 64 ‖ field q u32))
 //! ```
 //!
-//! Deterministic, public-coin weights: an invalid proof passes with
-//! probability `1/ℓ` per hash evaluation an attacker spends. The weights are
-//! an implementation detail of the verifier (any verifier may use its own);
-//! [`SealedTerms::verify_unbatched`] checks each equation on its own and
-//! gives the same verdict.
-//!
-//! # Decryption shares (DLEQ)
-//!
-//! Trustee `i` (index `1..=n`) holds `x_i`, public share `K_i = x_i·G`. For an
-//! aggregate ciphertext `(c1, c2)` of bucket `b` it publishes
-//! `D_i = x_i·c1` with a Chaum–Pedersen proof `(c, s)` that
-//! `log_G K_i = log_c1 D_i`; encoding (96 bytes) `D_i 32 ‖ c 32 ‖ s 32`.
-//! Challenge (fields as above):
-//!
-//! ```text
-//! "pledge/v2/sealed-dleq"
-//! campaign id 32 ‖ checkpoint size N u64     (RevealContext)
-//! K 32 ‖ trustee index i u16 ‖ K_i 32
-//! b u32 ‖ c1 32 ‖ c2 32 ‖ D_i 32
-//! a1 32 ‖ a2 32     (a1 = s·G − c·K_i, a2 = s·c1 − c·D_i)
-//! ```
-//!
-//! The verifier recomputes `a1, a2` and accepts iff the challenge equals `c`.
-//! Any `k` valid shares of distinct trustees combine with Lagrange
-//! coefficients at 0, `λ_i = Π_{j≠i} j / (j − i)`, into
-//! `c2 − Σ λ_i·D_i = n_b·G`, and `n_b` is found by baby-step giant-step in
-//! `0..=bound` (the number of pledges), an error beyond it.
+//! `q = 4·p + 2·j + {0: the G equation, 1: the K equation}` for proof `p` =
+//! bucket index, `B` for the sum. An invalid proof passes with probability
+//! `1/ℓ` per hash evaluation an attacker spends. Any verifier may use its
+//! own weights; [`SealedTerms::verify_unbatched`] checks each equation on
+//! its own and gives the same verdict.
 //!
 //! # Security
 //!
-//! The prover is constant-time in the secret bucket: every bucket runs the
-//! same code, the plaintext bit is `ct_eq` of the bucket index, both CDS
-//! branches use one formula with `subtle` selection, and all multiplications
-//! involving secrets use constant-time fixed-base tables. The only branches
-//! on the secret input are `Option::is_some` (a flag read without a branch)
-//! and the range check that refuses an invalid bucket. Secret scalars are held
-//! in [`Zeroizing`] and wiped (best effort: `Scalar` is `Copy`, so register
-//! and stack copies may survive). Verification, aggregation, combination and
-//! the discrete log work on public data and are variable-time.
+//! The prover is constant-time in the secret bucket (SPEC R-SEAL-16): every
+//! bucket runs the same code, the plaintext bit is `ct_eq` of the bucket
+//! index, both CDS branches use one formula with `subtle` selection, and all
+//! multiplications involving secrets use constant-time fixed-base tables. The
+//! only branches on the secret input are `Option::is_some` (a flag read
+//! without a branch) and the range check that refuses an invalid bucket.
+//! Secret scalars are held in [`Zeroizing`] and wiped (best effort: `Scalar`
+//! is `Copy`, so register and stack copies may survive). Verification,
+//! aggregation, combination and the discrete log work on public data and are
+//! variable-time.
 
 use crate::codec::{Decode, DecodeError, Reader, Writer};
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
@@ -178,6 +106,7 @@ pub const DECRYPTION_SHARE_LEN: usize = 96;
 pub const MAX_DLOG_BOUND: u64 = 1 << 40;
 
 /// Length of the encoding of [`SealedTerms`] over `bucket_count` buckets.
+// SPEC R-SEAL-6
 pub const fn sealed_terms_len(bucket_count: usize) -> usize {
     1 + CIPHERTEXT_LEN * bucket_count + BIT_PROOF_LEN * (bucket_count + 1)
 }
@@ -250,6 +179,7 @@ pub enum SealedError {
 }
 
 /// Decompresses a canonical, valid ristretto255 encoding.
+// SPEC R-SEAL-1: RFC 9496 decoding refuses every non-canonical encoding.
 fn decode_point(bytes: [u8; 32], field: &'static str) -> Result<RistrettoPoint, DecodeError> {
     CompressedRistretto(bytes)
         .decompress()
@@ -260,6 +190,7 @@ fn decode_point(bytes: [u8; 32], field: &'static str) -> Result<RistrettoPoint, 
 }
 
 /// Reads a canonical scalar (`< ℓ`).
+// SPEC R-SEAL-1: scalars >= ℓ are refused.
 fn decode_scalar(bytes: [u8; 32], field: &'static str) -> Result<Scalar, DecodeError> {
     Option::from(Scalar::from_canonical_bytes(bytes)).ok_or(DecodeError::Malformed {
         field,
@@ -274,7 +205,7 @@ fn random_scalar<R: CryptoRng + ?Sized>(rng: &mut R) -> Zeroizing<Scalar> {
     Zeroizing::new(Scalar::from_bytes_mod_order_wide(&wide))
 }
 
-/// SHA-512 over length-prefixed fields (module docs, "Transcript").
+/// SHA-512 over length-prefixed fields, wide-reduced. SPEC R-SEAL-2
 #[derive(Clone)]
 struct Transcript(Sha512);
 
@@ -325,6 +256,7 @@ impl JointPublicKey {
     ///
     /// # Errors
     /// [`DecodeError::Malformed`] for the identity.
+    // SPEC R-SEAL-3
     pub fn from_point(point: RistrettoPoint) -> Result<Self, DecodeError> {
         if point.is_identity() {
             return Err(DecodeError::Malformed {
@@ -424,6 +356,7 @@ impl Ciphertext {
     }
 
     /// Encrypts bit `m` with randomness `r`, in constant time.
+    // SPEC R-SEAL-4
     fn encrypt_bit(key: &JointPublicKey, m: Choice, r: &Scalar) -> Self {
         let rk = &key.tables.k * r;
         Self {
@@ -515,7 +448,7 @@ impl std::fmt::Debug for Ciphertext {
     }
 }
 
-/// A CDS proof that a ciphertext holds 0 or 1, batchable form (module docs).
+/// A CDS proof that a ciphertext holds 0 or 1, batchable form. SPEC R-SEAL-9, R-SEAL-10
 /// Commitments are kept both as points and as their encodings.
 #[derive(Clone, PartialEq, Eq)]
 struct BitProof {
@@ -555,6 +488,7 @@ impl BitProof {
 
     /// The Fiat–Shamir challenge for this proof of `ct` at `index`, from the
     /// transcript `prefix` (tag, context, key, bucket count).
+    // SPEC R-SEAL-12
     fn challenge(prefix: &Transcript, index: u32, ct: &[u8; 64], comm: &[[u8; 32]; 4]) -> Scalar {
         let mut t = prefix.clone();
         t.field(&index.to_be_bytes())
@@ -573,6 +507,7 @@ impl BitProof {
     /// `A_j = s'·G − c'·c1 = t·G` and `B_j = s'·K − c'·(c2 − j·G) = t·K − (c'·δ)·G`,
     /// all fixed-base multiplications.
     #[allow(clippy::too_many_arguments)]
+    // SPEC R-SEAL-15, R-SEAL-16
     fn prove<R: CryptoRng + ?Sized>(
         prefix: &Transcript,
         key: &JointPublicKey,
@@ -618,6 +553,7 @@ impl BitProof {
     }
 
     /// Checks the four equations one by one (variable time).
+    // SPEC R-SEAL-13
     fn verify_vartime(
         &self,
         prefix: &Transcript,
@@ -645,7 +581,7 @@ impl BitProof {
 
 /// A sealed pledge's terms: `B` ciphertexts of a one-hot (or zero) vector,
 /// a 0-or-1 proof per bucket and a 0-or-1 proof of their sum. Layout in the
-/// module docs.
+/// SPEC R-SEAL-6.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedTerms {
     ciphertexts: Vec<Ciphertext>,
@@ -655,6 +591,7 @@ pub struct SealedTerms {
 }
 
 /// The transcript prefix shared by every proof of one sealed terms value.
+// SPEC R-SEAL-8, R-SEAL-12 (fields 1 to 7)
 fn bit_prefix(context: &SealContext, key: &JointPublicKey, bucket_count: usize) -> Transcript {
     let mut t = Transcript::new(BIT_PROOF_TAG);
     context.append_to(&mut t);
@@ -665,6 +602,7 @@ fn bit_prefix(context: &SealContext, key: &JointPublicKey, bucket_count: usize) 
 }
 
 /// `1..=MAX_BUCKETS`.
+// SPEC R-SEAL-5
 fn check_bucket_count(bucket_count: usize) -> Result<(), SealedError> {
     if (1..=MAX_BUCKETS).contains(&bucket_count) {
         Ok(())
@@ -687,7 +625,7 @@ impl SealedTerms {
     /// [`SealedError::BucketCount`] or [`SealedError::BucketOutOfRange`].
     ///
     /// # Security
-    /// Constant-time in `bucket` (module docs, "Security"); `rng` must be a
+    /// Constant-time in `bucket` (SPEC R-SEAL-16); `rng` must be a
     /// CSPRNG: a repeated or predictable draw reveals the bucket.
     pub fn seal<R: CryptoRng + ?Sized>(
         context: &SealContext,
@@ -720,6 +658,7 @@ impl SealedTerms {
             ciphertext_bytes.push(bytes);
         }
         let sum: Ciphertext = ciphertexts.iter().copied().sum();
+        // SPEC R-SEAL-11: the sum proof's witness is (Σ m_i, Σ r_i).
         let sum_proof =
             BitProof::prove(&prefix, key, SUM_INDEX, &sum.to_bytes(), real, &r_sum, rng);
         Ok(Self {
@@ -746,6 +685,7 @@ impl SealedTerms {
     }
 
     /// The sum ciphertext and its encoding.
+    // SPEC R-SEAL-11: computed by the verifier, never transmitted.
     fn sum(&self) -> (Ciphertext, [u8; 64]) {
         let sum: Ciphertext = self.ciphertexts.iter().copied().sum();
         (sum, sum.to_bytes())
@@ -758,6 +698,7 @@ impl SealedTerms {
     /// # Errors
     /// [`SealedError::InvalidBitProof`], [`SealedError::InvalidSumProof`] or,
     /// should the batch fail while each proof passes, [`SealedError::InvalidBatch`].
+    // SPEC R-SEAL-14
     pub fn verify(&self, context: &SealContext, key: &JointPublicKey) -> Result<(), SealedError> {
         if self.verify_batch(context, key) {
             return Ok(());
@@ -800,7 +741,7 @@ impl SealedTerms {
         Ok(())
     }
 
-    /// The batch weights' seed (module docs).
+    /// The batch weights' seed (module docs; SPEC R-SEAL-28).
     fn weight_seed(&self, context: &SealContext, key: &JointPublicKey) -> [u8; 64] {
         let mut t = Transcript::new(BATCH_WEIGHTS_TAG);
         context.append_to(&mut t);
@@ -872,7 +813,7 @@ impl SealedTerms {
             .is_identity()
     }
 
-    /// Appends the layout of the module docs.
+    /// Appends the layout of SPEC R-SEAL-6.
     pub fn encode_into(&self, w: &mut Writer) {
         // INVARIANT: 1 <= B <= 64, checked by `seal` and `decode_from`.
         w.u8(u8::try_from(self.bucket_count()).unwrap_or(u8::MAX));
@@ -894,7 +835,7 @@ impl SealedTerms {
 }
 
 impl Decode for SealedTerms {
-    /// Reads the layout of the module docs.
+    /// Reads the layout of SPEC R-SEAL-6, with the refusals of R-SEAL-7.
     ///
     /// # Errors
     /// [`DecodeError::OutOfRange`] for `B` outside `1..=64`, truncation,
@@ -907,6 +848,7 @@ impl Decode for SealedTerms {
                 reason: "must be 1..=64",
             });
         }
+        // SPEC R-SEAL-7 (3); trailing bytes: `Decode::decode`.
         if r.remaining() < sealed_terms_len(b) - 1 {
             return Err(DecodeError::Truncated {
                 field: "sealed.terms",
@@ -932,6 +874,7 @@ impl Decode for SealedTerms {
     }
 
     /// Refuses inputs longer than the encoding at 64 buckets.
+    // SPEC R-SEAL-7 (1)
     fn check_len(len: usize) -> Result<(), DecodeError> {
         if len > sealed_terms_len(MAX_BUCKETS) {
             return Err(DecodeError::OutOfRange {
@@ -960,6 +903,7 @@ impl std::fmt::Debug for SealedTerms {
 /// # Errors
 /// [`SealedError::BucketCount`], or [`SealedError::BucketCountMismatch`] if
 /// some terms have another bucket count.
+// SPEC R-SEAL-17
 pub fn aggregate<'a>(
     bucket_count: usize,
     terms: impl IntoIterator<Item = &'a SealedTerms>,
@@ -1031,6 +975,7 @@ impl TrusteeSecretShare {
 
     /// The decryption share of bucket `bucket`'s aggregate `ct`, with its
     /// DLEQ proof.
+    // SPEC R-SEAL-21
     pub fn decryption_share<R: CryptoRng + ?Sized>(
         &self,
         context: &RevealContext,
@@ -1097,6 +1042,7 @@ impl TrusteePublicShare {
             return Err(SealedError::TrusteeIndex);
         }
         let point = decode_point(bytes, "sealed.trustee_share")?;
+        // SPEC R-SEAL-19
         if point.is_identity() {
             return Err(DecodeError::Malformed {
                 field: "sealed.trustee_share",
@@ -1133,7 +1079,7 @@ impl std::fmt::Debug for TrusteePublicShare {
     }
 }
 
-/// The DLEQ challenge (module docs, "Decryption shares").
+/// The DLEQ challenge. SPEC R-SEAL-22
 #[allow(clippy::too_many_arguments)]
 fn dleq_challenge(
     context: &RevealContext,
@@ -1185,6 +1131,7 @@ impl DecryptionShare {
         bucket: u32,
         ct: &Ciphertext,
     ) -> Result<(), SealedError> {
+        // SPEC R-SEAL-23
         let a1 =
             RistrettoPoint::vartime_double_scalar_mul_basepoint(&(-self.c), &public.point, &self.s);
         let a2 = RistrettoPoint::vartime_multiscalar_mul([self.s, -self.c], [ct.c1, self.d]);
@@ -1213,6 +1160,7 @@ impl DecryptionShare {
     }
 }
 
+// SPEC R-SEAL-21: D canonical, c and s < ℓ, exactly 96 bytes.
 impl Decode for DecryptionShare {
     /// Reads `D_i 32 ‖ c 32 ‖ s 32`.
     ///
@@ -1238,6 +1186,7 @@ impl std::fmt::Debug for DecryptionShare {
 }
 
 /// Lagrange coefficients at 0 for distinct nonzero `indices`.
+// SPEC R-SEAL-24
 fn lagrange_at_zero(indices: &[u16]) -> Vec<Scalar> {
     indices
         .iter()
@@ -1294,6 +1243,7 @@ pub fn reveal_counts(
         });
     }
     for (n, rv) in reveals.iter().enumerate() {
+        // SPEC R-SEAL-24: distinct trustees.
         if reveals[..n]
             .iter()
             .any(|o| o.public.index == rv.public.index)
@@ -1315,6 +1265,7 @@ pub fn reveal_counts(
     let lambdas = lagrange_at_zero(&indices);
     let interpolated =
         RistrettoPoint::vartime_multiscalar_mul(&lambdas, used.iter().map(|rv| rv.public.point));
+    // SPEC R-SEAL-25
     if interpolated != key.point {
         return Err(SealedError::PublicSharesMismatch);
     }
@@ -1380,6 +1331,7 @@ impl DiscreteLogTable {
     ///
     /// # Errors
     /// [`SealedError::CountBeyondBound`] if there is none.
+    // SPEC R-SEAL-26: never searches beyond the bound.
     pub fn solve_vartime(&self, point: &RistrettoPoint) -> Result<u64, SealedError> {
         let mut q = *point;
         let mut base = 0u64;
@@ -2080,7 +2032,7 @@ mod tests {
         );
     }
 
-    /// The module docs' transcript written out by hand: `u16 length ‖
+    /// SPEC R-SEAL-2's transcript written out by hand: `u16 length ‖
     /// bytes` per field, SHA-512, wide reduction.
     fn documented_challenge(fields: &[&[u8]]) -> Scalar {
         let mut h = Sha512::new();

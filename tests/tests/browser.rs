@@ -182,3 +182,61 @@ fn campaign_pages_in_chromium() {
         artifacts.display()
     );
 }
+
+/// `benchSeal`, the WebAssembly export that times sealed terms (issue 16),
+/// runs in Chromium from the bundle `pledged` serves, through the benchmark
+/// script `tests/browser/seal-bench.mjs`, and returns one positive time per
+/// seal. Not a timing test: the figures are BENCHMARKS.md's ("Session 12"),
+/// measured with the same script and more iterations.
+#[test]
+fn seal_bench_runs_in_chromium() {
+    let root = repo_root();
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .is_dir(),
+        "playwright-core is missing: run `npm ci --prefix tests/browser` (bash .ci/run does it)"
+    );
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: run `apt-get install chromium` (bash .ci/run does it)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let l = Launch::new(PLEDGED, &tmp.path().join("data")).env("PLEDGED_LOG", "warn");
+    let (_server, base) = start_within(&l, &tmp.path().join("stderr.txt"), Duration::from_secs(60));
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/seal-bench.mjs"))
+        .env("PLEDGE_URL", &base)
+        .env("SEAL_BUCKETS", "1,32")
+        .env("SEAL_ITERATIONS", "5")
+        .env("SEAL_WARMUP", "1")
+        .env("CHROMIUM", CHROMIUM)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("node is missing ({e}): run `apt-get install nodejs`"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let last = stdout.lines().last().unwrap_or_default();
+    let summary: serde_json::Value = serde_json::from_str(last)
+        .unwrap_or_else(|_| panic!("seal-bench.mjs printed no JSON summary; last line: {last}"));
+    assert!(out.status.success() && summary["ok"] == true, "{summary}");
+    let runs: Vec<&serde_json::Value> = summary["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.get("buckets").is_some())
+        .collect();
+    assert_eq!(runs.len(), 2, "{summary}");
+    for r in runs {
+        assert_eq!(r["iterations"], 5, "{r}");
+        let (min, median, p95) = (
+            r["min_ms"].as_f64().unwrap(),
+            r["median_ms"].as_f64().unwrap(),
+            r["p95_ms"].as_f64().unwrap(),
+        );
+        assert!(
+            0.0 < min && min <= median && median <= p95 && p95 < 60_000.0,
+            "{r}"
+        );
+    }
+}

@@ -23,6 +23,7 @@ const TARGETS: &[&str] = &[
     "bundle",
     "issuer_key",
     "funding",
+    "sealed",
     "server_json",
 ];
 

@@ -10,12 +10,14 @@
 //!   free of JavaScript (unit-tested natively).
 //! - [`storage`]: the wallet bytes in `localStorage["pledge.wallet.v1"]`.
 //! - [`lock`]: the Web Lock that makes tabs save the wallet one at a time.
+//! - [`bench`]: `benchSeal`, the timing of sealed terms (BENCHMARKS.md).
 //! - this file: the `PledgeApp` class exported to JavaScript.
 //!
 //! The crate also builds natively (it is a workspace member): the bindings
 //! compile everywhere, but calling them outside a JavaScript host panics in
 //! `wasm-bindgen`, so native tests only exercise [`shape`].
 
+pub mod bench;
 pub mod lock;
 pub mod shape;
 pub mod storage;
