@@ -151,9 +151,24 @@ fn assert_size_conflict(a: &Answer, size: u64) {
 }
 
 /// Reads the witness state from disk through a fresh `Witness` (the running
-/// one must be stopped first: the folder is locked).
+/// one must be stopped first: the folder is locked). The stopped server's
+/// last connection task may drop its handle on the witness, and with it the
+/// folder's lock, a moment after the server's task returned (seen once on a
+/// loaded machine: `StateLocked`), so a locked folder is retried for up to
+/// 10 s; any other error fails at once.
 async fn stored_state(dir: &Path, log: &NoteVerifier) -> Option<WitnessedTree> {
-    let w = Witness::open(witness_signer(), vec![log.clone()], dir).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let w = loop {
+        match Witness::open(witness_signer(), vec![log.clone()], dir) {
+            Ok(w) => break w,
+            Err(pledge_client::witness::WitnessError::StateLocked { .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("opening the witness state: {e}"),
+        }
+    };
     w.latest(log.name()).await
 }
 
