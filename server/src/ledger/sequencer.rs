@@ -278,9 +278,11 @@ fn precheck(core: Option<&Core>, taken: Vec<Submission>) -> Vec<Submission> {
 fn held_campaign(s: &Submission) -> Option<CampaignId> {
     match &s.proposal {
         Proposal::Entry(e) => match e.entry() {
-            e @ (Entry::Pledge(_) | Entry::PledgeAmended(_) | Entry::PledgeWithdrawn(_)) => {
-                Some(e.campaign())
-            }
+            e @ (Entry::Pledge(_)
+            | Entry::PledgeAmended(_)
+            | Entry::PledgeWithdrawn(_)
+            | Entry::SealedPledge(_)
+            | Entry::SealedAmended(_)) => Some(e.campaign()),
             _ => None,
         },
         Proposal::Close { .. } => None,

@@ -1701,6 +1701,7 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
                         attester,
                         publication,
                         funding,
+                        sealed: None,
                     },
                 )
                 .await?;
