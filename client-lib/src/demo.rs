@@ -382,6 +382,7 @@ async fn pick_campaign(
                     publication: Some(PublicationSpec::IMMEDIATE),
                     attester: AttesterSpec::Open,
                     funding,
+                    sealed: None,
                 },
             )
             .await?;

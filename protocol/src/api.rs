@@ -186,17 +186,19 @@ pub fn decode_request<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestErr
 /// integers, which no struct of the API could be read from, so it is not a
 /// second encoding of anything. Likewise the lists of strings of the e-mail
 /// attester (R-API-28, R-API-29): `"domains": ["union.example"]` and
-/// `"campaigns": ["<hex>"]`, read as lists of domain names and campaign ids.
+/// `"campaigns": ["<hex>"]`, read as lists of domain names and campaign ids,
+/// and the sealed block's lists (R-API-48): `"buckets"` and `"reveals"` of
+/// integers, `"trustees"` of hex keys.
 fn arrays_hold_objects(v: &serde_json::Value) -> bool {
     match v {
         serde_json::Value::Array(items) => items
             .iter()
             .all(|x| x.is_object() && arrays_hold_objects(x)),
         serde_json::Value::Object(map) => map.iter().all(|(k, v)| {
-            (k == "support_levels"
+            ((k == "support_levels" || k == "buckets" || k == "reveals")
                 && v.as_array()
                     .is_some_and(|a| a.iter().all(serde_json::Value::is_u64)))
-                || ((k == "domains" || k == "campaigns")
+                || ((k == "domains" || k == "campaigns" || k == "trustees")
                     && v.as_array()
                         .is_some_and(|a| a.iter().all(serde_json::Value::is_string)))
                 || arrays_hold_objects(v)
@@ -458,7 +460,7 @@ pub struct Campaign {
     pub threshold_min: u32,
     /// Largest allowed threshold.
     pub threshold_max: u32,
-    /// Reveal policy: `live` (the only one of version 1), or `other`.
+    /// Reveal policy: `live`, `sealed` (R-API-49), or `other`.
     #[serde(default)]
     pub reveal: String,
     /// `open`, `closing` or `closed`.
@@ -497,6 +499,10 @@ pub struct Campaign {
     /// `definition`: a client checks it against the logged definition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub funding: Option<FundingSpec>,
+    /// The sealed block and joint key of a sealed campaign (R-SEAL-30,
+    /// R-API-49); absent for any other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealedInfo>,
 }
 
 /// A campaign's funding extension in JSON (SPEC R-CAMP-5, R-API-23):
@@ -644,13 +650,149 @@ impl fmt::Display for AttesterKind {
 }
 
 /// `tally` of a campaign object: the unsigned summary of the latest tally.
+/// For a sealed campaign (R-API-49) `entries` is `Some` and the JSON is
+/// `{"checkpoint_size", "entries"}` only: no `live`, no `active` (they read
+/// 0 here and mean nothing); for any other, `{"checkpoint_size", "live",
+/// "active"}` as always.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "TallySummaryWire", from = "TallySummaryWire")]
 pub struct TallySummary {
     /// Log size the tally was computed at.
     pub checkpoint_size: u64,
-    /// Live pledges.
+    /// Live pledges (0 for a sealed campaign: not shown).
     pub live: u64,
-    /// Active count A.
+    /// Active count A (0 for a sealed campaign: not shown).
+    pub active: u64,
+    /// A sealed campaign's count of sealed entries (R-SEAL-80); `None` for
+    /// a live campaign.
+    pub entries: Option<u64>,
+}
+
+/// The JSON of [`TallySummary`]: the figures of its kind only.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct TallySummaryWire {
+    checkpoint_size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    live: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    active: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    entries: Option<u64>,
+}
+
+impl From<TallySummary> for TallySummaryWire {
+    fn from(t: TallySummary) -> Self {
+        let live = t.entries.is_none();
+        Self {
+            checkpoint_size: t.checkpoint_size,
+            live: live.then_some(t.live),
+            active: live.then_some(t.active),
+            entries: t.entries,
+        }
+    }
+}
+
+impl From<TallySummaryWire> for TallySummary {
+    fn from(w: TallySummaryWire) -> Self {
+        Self {
+            checkpoint_size: w.checkpoint_size,
+            live: w.live.unwrap_or(0),
+            active: w.active.unwrap_or(0),
+            entries: w.entries,
+        }
+    }
+}
+
+/// The sealed block of a campaign in JSON (SPEC R-SEAL-30, R-API-48):
+/// `{"buckets": [1, 10, 100], "k": 2, "trustees": ["<64 hex>", …],
+/// "reveals": [<unix seconds>, …]}`, in `POST /v1/campaigns`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedSpec {
+    /// The thresholds a pledger may choose, strictly ascending.
+    pub buckets: Vec<u32>,
+    /// Trustees a reveal needs.
+    pub k: u8,
+    /// The trustees' public keys for this campaign, 64 lower-case hex
+    /// digits each (canonical ristretto255 encodings), trustee 1 first.
+    pub trustees: Vec<String>,
+    /// Early reveal times, Unix seconds, strictly ascending (may be
+    /// omitted: none).
+    #[serde(default)]
+    pub reveals: Vec<u64>,
+}
+
+impl SealedSpec {
+    /// The block of a definition.
+    pub fn of(s: &crate::campaign::Sealed) -> Self {
+        Self {
+            buckets: s.buckets().to_vec(),
+            k: s.k(),
+            trustees: s.trustees().iter().map(hex::encode).collect(),
+            reveals: s.early_reveals().to_vec(),
+        }
+    }
+
+    /// Validates it into a definition's sealed block (R-SEAL-30; the
+    /// definition checks the buckets against the thresholds and the reveals
+    /// against the deadline).
+    ///
+    /// # Errors
+    /// [`crate::codec::DecodeError`] naming the field refused.
+    pub fn to_sealed(&self) -> Result<crate::campaign::Sealed, crate::codec::DecodeError> {
+        let trustees = self
+            .trustees
+            .iter()
+            .map(|t| {
+                let ok = t.len() == 64 && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                let mut key = [0u8; 32];
+                if !ok || hex::decode_to_slice(t, &mut key).is_err() {
+                    return Err(crate::codec::DecodeError::OutOfRange {
+                        field: "sealed.trustees",
+                        reason: "each trustee key is 64 lower-case hex digits",
+                    });
+                }
+                Ok(key)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::campaign::Sealed::new(self.buckets.clone(), self.k, trustees, self.reveals.clone())
+    }
+}
+
+/// The sealed block of a campaign object (R-API-49): the definition's block
+/// and the trustees' joint key once their key generation logged it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedInfo {
+    /// The thresholds a pledger may choose.
+    pub buckets: Vec<u32>,
+    /// Trustees a reveal needs.
+    pub k: u8,
+    /// The trustees' public keys, hex, trustee 1 first.
+    pub trustees: Vec<String>,
+    /// Early reveal times.
+    #[serde(default)]
+    pub reveals: Vec<u64>,
+    /// The joint key (64 lower-case hex digits) once the key generation is
+    /// complete in the log (R-SEAL-34), else `null`: a claim a client
+    /// checks by replaying the campaign's trustee messages.
+    #[serde(default)]
+    pub joint_key: Option<String>,
+    /// The revealed snapshots, in log order (R-API-53, R-SEAL-37).
+    #[serde(default)]
+    pub revealed: Vec<RevealedInfo>,
+}
+
+/// One revealed snapshot of a sealed campaign (R-API-53): what its
+/// SealedTallyRevealed entry logged, with the tally it gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevealedInfo {
+    /// The snapshot's log index (a SealedSnapshot entry or the close).
+    pub snapshot: u64,
+    /// Pledges per bucket, bucket 0 first.
+    pub counts: Vec<u64>,
+    /// Live pledges: the sum of the counts (null pledges count nowhere).
+    pub live: u64,
+    /// The active count of the revealed histogram (R-TALLY-9).
     pub active: u64,
 }
 
@@ -691,6 +833,10 @@ pub struct NewCampaign {
     /// without conditional funding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub funding: Option<FundingSpec>,
+    /// The sealed block (R-SEAL-30, R-API-48); absent: a live campaign.
+    /// Not with `funding`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealedSpec>,
 }
 
 /// A campaign's attester policy: `{"kind": "open"}`, `{"kind": "invite",
@@ -1155,6 +1301,29 @@ pub struct TallyEvent {
     pub statement: String,
 }
 
+/// Data of `event: sealed_tally` (R-API-50): a sealed campaign's statement
+/// (R-SEAL-80), which has no live or active count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedTallyEvent {
+    /// The campaign.
+    #[serde(with = "campaign_id_hex")]
+    pub campaign_id: CampaignId,
+    /// Log size of the statement.
+    pub checkpoint_size: u64,
+    /// Sealed pledges and amendments in the log.
+    pub entries: u64,
+    /// The signed sealed tally statement, unverified.
+    pub statement: String,
+}
+
+/// The `event:` name of [`SealedTallyEvent`]s.
+pub const EVENT_SEALED_TALLY: &str = "sealed_tally";
+
+/// `POST /v1/campaigns/<id>/trustee-messages` (R-API-51): `{"entry":
+/// "<base64 of a TrusteeMessage entry>"}`; the answer is an
+/// [`EntryAccepted`].
+pub type TrusteeMessageSubmission = EntrySubmission;
+
 /// The `event:` name of [`CheckpointEvent`]s.
 pub const EVENT_CHECKPOINT: &str = "checkpoint";
 /// The `event:` name of [`TallyEvent`]s.
@@ -1216,9 +1385,25 @@ mod tests {
             Some(TallySummary {
                 checkpoint_size: 12,
                 live: 3,
-                active: 2
+                active: 2,
+                entries: None,
             })
         );
+        // A sealed campaign's summary has its count and nothing else
+        // (R-API-49).
+        let sealed = TallySummary {
+            checkpoint_size: 9,
+            live: 0,
+            active: 0,
+            entries: Some(2),
+        };
+        assert_eq!(
+            serde_json::to_value(sealed).unwrap(),
+            json!({"checkpoint_size": 9, "entries": 2})
+        );
+        let back: TallySummary =
+            serde_json::from_value(json!({"checkpoint_size": 9, "entries": 2})).unwrap();
+        assert_eq!(back, sealed);
         let c: Campaign = round_trip(&campaign_json(r#""invite""#, r#""staff""#, "57", "null"));
         assert_eq!(
             (c.attester, c.invite_group.as_deref(), c.closed_index),
@@ -1304,6 +1489,33 @@ mod tests {
         )
         .unwrap();
         assert!(c.text.is_empty() && c.publication.is_none());
+        // R-API-48: a sealed block, its lists of integers and of hex keys
+        // taken by the strict decoder; a block R-SEAL-30 refuses is refused
+        // by `to_sealed`.
+        let key = hex::encode([
+            0xe2, 0xf2, 0xae, 0x0a, 0x6a, 0xbc, 0x4e, 0x71, 0xa8, 0x84, 0xa9, 0x61, 0xc5, 0x00,
+            0x51, 0x5f, 0x58, 0xe3, 0x0b, 0x6a, 0xa5, 0x82, 0xdd, 0x8d, 0xb6, 0xa6, 0x59, 0x45,
+            0xe0, 0x8d, 0x2d, 0x76,
+        ]);
+        let c: NewCampaign = decode_request(
+            format!(
+                r#"{{"title": "T", "action": "A", "deadline": 100, "goal": 1,
+                 "threshold_min": 1, "threshold_max": 10, "attester": {{"kind": "open"}},
+                 "sealed": {{"buckets": [1, 5, 10], "k": 1, "trustees": ["{key}"],
+                             "reveals": [50]}}}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let sealed = c.sealed.unwrap();
+        let block = sealed.to_sealed().unwrap();
+        assert_eq!(SealedSpec::of(&block), sealed);
+        let mut upper = sealed.clone();
+        upper.trustees = vec![key.to_uppercase()];
+        assert!(upper.to_sealed().is_err());
+        let mut k = sealed.clone();
+        k.k = 2;
+        assert!(k.to_sealed().is_err());
         let created: CampaignCreated = round_trip(&format!(
             r#"{{"campaign_id": "{ID}", "index": 0, "checkpoint_size": 1, "receipt": "r"}}"#
         ));

@@ -34,6 +34,8 @@
 //!   tally, trustees' decryption shares, the bounded discrete log.
 //! - [`dkg`]: sealed campaigns' trustee key generation (joint-Feldman DKG
 //!   through the log): dealings, complaints, ready messages, the outcome.
+//! - [`sealed_tally`]: the signed statement of a sealed campaign before its
+//!   reveal (the count of its sealed entries, no histogram).
 //! - [`secret`]: zeroizing containers for secret bytes.
 //! - `api` (feature `serde`): the JSON wire API of SPEC §12, typed request
 //!   and response bodies, error codes and the limits both sides enforce.
@@ -62,6 +64,7 @@ mod rsa_fast;
 pub mod sealed;
 pub mod sealed_pledge;
 pub mod sealed_reveal;
+pub mod sealed_tally;
 pub mod secret;
 pub mod tally;
 pub mod tile;

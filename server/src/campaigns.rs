@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use pledge_protocol::campaign::{CampaignParams, Funding};
+use pledge_protocol::campaign::{CampaignParams, Funding, Sealed};
 use pledge_protocol::hash::CampaignId;
 
 use crate::config::{MAX_PUBLISH_DELAY_MS, MAX_PUBLISH_MIN};
@@ -30,6 +30,9 @@ pub struct NewCampaign {
     /// The funding extension of a conditional funding campaign (SPEC
     /// R-CAMP-5, R-API-23); `None` for a plain one.
     pub funding: Option<Funding>,
+    /// The sealed block of a sealed campaign (SPEC R-SEAL-30, R-API-48;
+    /// `params.reveal` is then sealed); `None` for a live one.
+    pub sealed: Option<Sealed>,
 }
 
 /// Why a campaign was not created. Nothing was logged.
@@ -69,8 +72,11 @@ pub async fn create(
     }
     // SPEC R-API-20: the worst-case tally statement must fit a signed note
     // (a funding statement, R-FUND-7, for a funding campaign).
+    // A sealed campaign's statement (R-SEAL-80) has no histogram: it always
+    // fits.
     let levels = c.funding.as_ref().map(|f| f.levels().len());
-    if p.threshold_min <= p.threshold_max
+    if c.sealed.is_none()
+        && p.threshold_min <= p.threshold_max
         && !ledger.statement_fits(p.threshold_min, p.threshold_max, levels)
     {
         return Err(AdminError::BadCampaign(format!(
@@ -90,9 +96,9 @@ pub async fn create(
     }
     // RSA key generation and the issuer's durable write, off the async threads.
     let iss = issuer.clone();
-    let (params, attester, funding) = (c.params, c.attester, c.funding);
+    let (params, attester, funding, sealed) = (c.params, c.attester, c.funding, c.sealed);
     let entry = tokio::task::spawn_blocking(move || {
-        iss.prepare_campaign_with_funding(params, funding, attester)
+        iss.prepare_campaign_with_extensions(params, funding, sealed, attester)
     })
     .await
     .map_err(|_| CreateError::Internal)??;

@@ -496,12 +496,13 @@ pub fn campaign_view<'a>(
     history: &'a FeedHistory,
 ) -> FeedCampaign<'a> {
     let d = &c.definition;
-    let closed = match (c.closed_at, c.tally.as_deref()) {
-        // After the close the statement is the final tally (R-TALLY-12).
-        (Some(_), Some(t)) => Some(Outcome {
-            active: t.active,
-            live: t.live,
-        }),
+    // After the close the statement is the final tally (R-TALLY-12); a
+    // sealed campaign's statement has no counts to show (SPEC R-SEAL-83).
+    let closed = match (
+        c.closed_at,
+        c.tally.as_deref().and_then(|t| t.live_active()),
+    ) {
+        (Some(_), Some((live, active))) => Some(Outcome { active, live }),
         _ => None,
     };
     FeedCampaign {

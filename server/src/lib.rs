@@ -241,6 +241,7 @@ impl AppState {
                 attester: AttesterPolicy::Open,
                 publication: ledger::Publication::IMMEDIATE,
                 funding: None,
+                sealed: None,
             };
             let (id, _) = campaigns::create(&issuer, &ledger, &sequencer, demo, unix_now())
                 .await
@@ -256,6 +257,7 @@ impl AppState {
                     funding: Some(
                         issuer::demo_funding().map_err(|e| StartError::Demo(e.to_string()))?,
                     ),
+                    sealed: None,
                 };
                 let (id, _) = campaigns::create(&issuer, &ledger, &sequencer, funding, unix_now())
                     .await
@@ -406,8 +408,10 @@ async fn sync_issuer(
 }
 
 /// Closes campaigns whose deadline has passed: stops issuance, logs the
-/// CampaignClosed entry with the tokens issued and the final tally, then
-/// deletes the campaign's keyed hashes and issuer key (DESIGN P2).
+/// CampaignClosed entry with the tokens issued and the final tally (a
+/// sealed campaign's: its aggregate, R-SEAL-35), then deletes the
+/// campaign's keyed hashes and issuer key (DESIGN P2). Also logs sealed
+/// campaigns' early snapshots and revealed tallies (SPEC R-SEAL-89).
 async fn close_campaigns(
     ledger: Arc<Ledger>,
     issuer: Arc<Issuer>,
@@ -426,12 +430,43 @@ async fn close_campaigns(
             continue;
         }
         let now = unix_now();
-        let due: Vec<CampaignId> = ledger
-            .published()
-            .campaigns()
-            .filter(|(_, c)| c.phase(now) == Phase::Closing)
-            .map(|(id, _)| *id)
-            .collect();
+        let view = ledger.published();
+        let mut due = Vec::new();
+        let mut sealed_work = Vec::new();
+        for (id, c) in view.campaigns() {
+            // SPEC R-SEAL-89: a sealed campaign's early snapshots (one per
+            // scheduled reveal time passed, while open, key logged) and the
+            // reveal of every snapshot that k trustees shared.
+            if let (Some(block), Some(work)) = (c.definition.sealed_block(), &c.reveal_work) {
+                let passed = block.early_reveals().iter().filter(|&&t| t <= now).count();
+                if c.closed_at.is_none()
+                    && c.joint_key.is_some()
+                    && c.phase(now) == Phase::Open
+                    && work.early_snapshots < passed
+                {
+                    sealed_work.push(Proposal::Snapshot { campaign: *id });
+                }
+                for &snapshot in &work.revealable {
+                    sealed_work.push(Proposal::Reveal {
+                        campaign: *id,
+                        snapshot,
+                    });
+                }
+            }
+            if c.phase(now) == Phase::Closing {
+                due.push(*id);
+            }
+        }
+        drop(view);
+        for proposal in sealed_work {
+            match sequencer.submit(proposal, Vec::new()).await {
+                Ok(_) => {}
+                Err(SubmitError::ShuttingDown) => return,
+                Err(e) => {
+                    tracing::warn!("a sealed campaign's snapshot or reveal failed, will retry: {e}")
+                }
+            }
+        }
         for id in due {
             match close_one(&issuer, &sequencer, id).await {
                 Ok(_) | Err(CloseError::AlreadyClosed) => {}

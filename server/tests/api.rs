@@ -935,7 +935,7 @@ async fn pledges_are_published_only_in_groups_of_the_campaigns_minimum() {
         if let pledge_server::ledger::LogEvent::Tally(t) = ev
             && t.campaign == c
         {
-            seen.push(t.live);
+            seen.push(t.live_active().unwrap().0);
         }
     }
     assert_eq!(seen, vec![3], "tally events of the campaign: {seen:?}");

@@ -191,9 +191,19 @@ function renderSentence() {
   if (!c) return;
   // Activated (A) and waiting (declared − A), never one "ready" total: only
   // the activated ones act if the campaign ended now.
+  const el = $("sentence-ready");
+  // SPEC R-SEAL-83: no live or active count for a sealed campaign.
+  if (c.reveal === "sealed") {
+    el.textContent = t("list.sealed", {
+      date: formatDate(c.deadline, currentLanguage()),
+      entries: c.tally && typeof c.tally.entries === "number" ? c.tally.entries : 0,
+    });
+    delete el.dataset.activated;
+    delete el.dataset.waiting;
+    return;
+  }
   const live = S.summary ? S.summary.live : (c.tally ? c.tally.live : 0);
   const activated = S.summary ? S.summary.activated : (c.tally ? c.tally.active : 0);
-  const el = $("sentence-ready");
   el.textContent = readySentence(activated, live - activated, c.action);
   el.dataset.activated = String(activated);
   el.dataset.waiting = String(live - activated);

@@ -41,10 +41,18 @@ export function rerender() {
     a.textContent = tr ? tr.title : c.title;
     if (tr) a.lang = tr.lang;
     h.append(a);
-    const live = c.tally ? c.tally.live : 0;
-    const active = c.tally ? c.tally.active : 0;
+    // SPEC R-SEAL-83: a sealed campaign has no live or active count before
+    // its reveal, only its number of sealed entries.
+    const sealed = c.reveal === "sealed";
+    const live = c.tally && !sealed ? c.tally.live : 0;
+    const active = c.tally && !sealed ? c.tally.active : 0;
     const p = document.createElement("p");
-    p.textContent = readySentence(active, live - active, c.action);
+    p.textContent = sealed
+      ? t("list.sealed", {
+        date: formatDate(c.deadline, currentLanguage()),
+        entries: c.tally && typeof c.tally.entries === "number" ? c.tally.entries : 0,
+      })
+      : readySentence(active, live - active, c.action);
     const meta = document.createElement("p");
     meta.className = "meta";
     meta.textContent = [
@@ -54,7 +62,7 @@ export function rerender() {
         + (c.original_deadline
           ? ` (${t("list.extended", { date: formatDate(c.original_deadline, currentLanguage()) })})`
           : ""),
-      t("list.counts", { active, goal: c.goal }),
+      ...(sealed ? [] : [t("list.counts", { active, goal: c.goal })]),
     ].join(" · ");
     li.append(h, p, meta);
     ul.append(li);

@@ -238,6 +238,7 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
                 attester: pledge_client::client::AttesterSpec::Open,
                 publication: None,
                 funding: None,
+                sealed: None,
             },
         )
         .await
@@ -273,6 +274,7 @@ async fn tokens_prove_the_logged_key_and_a_key_tagging_server_is_refused() {
                         },
                         publication: None,
                         funding: None,
+                        sealed: None,
                     },
                 )
                 .await
@@ -954,6 +956,7 @@ async fn open_campaign(
                 attester: pledge_client::client::AttesterSpec::Open,
                 publication: None,
                 funding: None,
+                sealed: None,
             },
         )
         .await

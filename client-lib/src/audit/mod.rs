@@ -42,6 +42,7 @@ use pledge_protocol::merkle::{
 use pledge_protocol::note::{
     KeyError, MAX_NOTE_BYTES, NoteError, NoteVerifier, SignedNote, Verifier,
 };
+use pledge_protocol::sealed_tally::SealedTallyStatement;
 use pledge_protocol::tile::{
     BundleId, FULL_WIDTH, HASH_LEN, TileHashes, TileId, new_tiles, tile_data, tiles_for_nodes,
     tiles_for_size,
@@ -229,6 +230,36 @@ struct Statement {
     parsed: CampaignStatement,
 }
 
+/// A sealed campaign's statement (R-SEAL-80), its signature checked.
+struct SealedStatement {
+    campaign: CampaignId,
+    parsed: SealedTallyStatement,
+}
+
+/// SPEC R-SEAL-80: a sealed statement's entry count against the log's at
+/// its size (`None`: the campaign is not a sealed campaign of the log
+/// there).
+fn check_sealed_statement(s: &SealedStatement, logged: Option<u64>, rep: &mut AuditReport) {
+    let at = s.parsed.checkpoint_size();
+    if logged != Some(s.parsed.entries()) {
+        rep.failures.push(
+            Failure::new(
+                FailureKind::TallyMismatch,
+                match logged {
+                    Some(n) => format!(
+                        "sealed tally statement at size {at} says {} sealed entries; the log has {n}",
+                        s.parsed.entries()
+                    ),
+                    None => format!(
+                        "sealed tally statement at size {at} for a campaign that is not a sealed campaign of the log at that size"
+                    ),
+                },
+            )
+            .campaign(&s.campaign),
+        );
+    }
+}
+
 /// Audits the ledger at `opts.server`. SPEC R-AUDIT-1…R-AUDIT-13.
 ///
 /// # Errors
@@ -378,9 +409,16 @@ pub async fn audit_with_ledger(
     }
 
     let listed_ids: Vec<CampaignId> = listed.iter().map(|c| c.id).collect();
-    let statements = check_statements(fetched_statements, &log, &origin, size, &mut rep);
+    let (statements, sealed_statements) =
+        check_statements(fetched_statements, &log, &origin, size, &mut rep);
     let mut wants: BTreeMap<u64, Vec<CampaignId>> = BTreeMap::new();
     for s in &statements {
+        wants
+            .entry(s.parsed.checkpoint_size())
+            .or_default()
+            .push(s.campaign);
+    }
+    for s in &sealed_statements {
         wants
             .entry(s.parsed.checkpoint_size())
             .or_default()
@@ -433,6 +471,7 @@ pub async fn audit_with_ledger(
         failures,
         counts,
         snapshots,
+        sealed_entries,
         gap,
         verified_prefix,
         cached_prefix,
@@ -535,6 +574,24 @@ pub async fn audit_with_ledger(
                 .campaign(&s.campaign),
             ),
         }
+    }
+    // SPEC R-SEAL-80: sealed statements' entry counts at their sizes.
+    for s in &sealed_statements {
+        let at = s.parsed.checkpoint_size();
+        if at > tree.size() {
+            rep.notes.push(format!(
+                "sealed tally statement of campaign {} at size {at} not checked: the log was rebuilt only to {}",
+                s.campaign.to_hex(),
+                tree.size()
+            ));
+            continue;
+        }
+        rep.counts.tally_statements += 1;
+        check_sealed_statement(
+            s,
+            sealed_entries.get(&(at, s.campaign)).copied().flatten(),
+            &mut rep,
+        );
     }
     for c in &listed {
         let id = &c.id;
@@ -641,7 +698,20 @@ pub async fn audit_with_ledger(
             late_ok.push((id, got));
         }
     }
-    for s in check_statements(late_ok, &log, &origin, u64::MAX, &mut rep) {
+    let (late_statements, late_sealed) =
+        check_statements(late_ok, &log, &origin, u64::MAX, &mut rep);
+    for s in &late_sealed {
+        if s.parsed.checkpoint_size() > tree.size() {
+            continue;
+        }
+        rep.counts.tally_statements += 1;
+        let now = ledger
+            .campaign(&s.campaign)
+            .and_then(|c| c.sealed.as_ref())
+            .map(|x| x.entries);
+        check_sealed_statement(s, now, &mut rep);
+    }
+    for s in late_statements {
         let at = s.parsed.checkpoint_size();
         if at > tree.size() {
             rep.notes.push(format!(
@@ -935,8 +1005,9 @@ fn check_statements(
     origin: &str,
     size: u64,
     rep: &mut AuditReport,
-) -> Vec<Statement> {
+) -> (Vec<Statement>, Vec<SealedStatement>) {
     let mut out = Vec::new();
+    let mut sealed = Vec::new();
     for (id, got) in fetched {
         let fail = |kind, detail: String| Failure::new(kind, detail).campaign(&id);
         let body = match got {
@@ -979,6 +1050,35 @@ fn check_statements(
                 continue;
             }
         };
+        // SPEC R-SEAL-80: a sealed campaign's statement.
+        if let Ok(p) = SealedTallyStatement::parse_note_body(verified.body()) {
+            let problem = if p.origin() != origin {
+                Some(format!(
+                    "sealed tally statement names log {:?}, not {origin:?}",
+                    p.origin()
+                ))
+            } else if p.campaign() != &id {
+                Some(format!(
+                    "asked for this campaign's tally, got campaign {}'s",
+                    p.campaign().to_hex()
+                ))
+            } else if p.checkpoint_size() > size {
+                Some(format!(
+                    "sealed tally statement bound to size {} but the checkpoint published after it has size {size}",
+                    p.checkpoint_size()
+                ))
+            } else {
+                None
+            };
+            match problem {
+                Some(p) => rep.failures.push(fail(FailureKind::TallyMalformed, p)),
+                None => sealed.push(SealedStatement {
+                    campaign: id,
+                    parsed: p,
+                }),
+            }
+            continue;
+        }
         let parsed = match CampaignStatement::parse_note_body(verified.body()) {
             Ok(p) => p,
             Err(e) => {
@@ -1016,7 +1116,7 @@ fn check_statements(
             parsed,
         });
     }
-    out
+    (out, sealed)
 }
 
 /// SPEC R-AUDIT-2: fetches and verifies the checkpoint. `None` after a

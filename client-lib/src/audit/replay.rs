@@ -76,6 +76,8 @@ pub(crate) struct ReplayOutcome {
     pub counts: Counts,
     /// Captured tallies: `None` if the campaign did not exist at that size.
     pub snapshots: HashMap<(u64, CampaignId), Option<CampaignSnapshot>>,
+    /// Sealed campaigns' entry counts at the sizes of their statements (R-SEAL-80).
+    pub sealed_entries: HashMap<(u64, CampaignId), Option<u64>>,
     /// True if a bundle was missing or malformed: the tree is incomplete.
     pub gap: bool,
     /// Entries `0..n` decoded and passed their stateless checks.
@@ -107,6 +109,7 @@ struct Replay {
     failures: Vec<Failure>,
     counts: Counts,
     snapshots: HashMap<(u64, CampaignId), Option<CampaignSnapshot>>,
+    sealed_entries: HashMap<(u64, CampaignId), Option<u64>>,
     keys: HashMap<CampaignId, IssuerPublicKey>,
     verified_prefix: Option<u64>,
     cached_prefix: u64,
@@ -133,6 +136,7 @@ pub(crate) fn run(
         failures: Vec::new(),
         counts: Counts::default(),
         snapshots: HashMap::new(),
+        sealed_entries: HashMap::new(),
         keys: HashMap::new(),
         verified_prefix: None,
         cached_prefix: 0,
@@ -185,6 +189,7 @@ pub(crate) fn run(
         failures: r.failures,
         counts: r.counts,
         snapshots: r.snapshots,
+        sealed_entries: r.sealed_entries,
         gap,
         cached_prefix: r.cached_prefix,
         opened: state.opened,
@@ -452,6 +457,14 @@ impl Replay {
         for id in ids {
             let snap = self.replayer.campaign_tally(id).and_then(Result::ok);
             self.snapshots.insert((size, *id), snap);
+            // SPEC R-SEAL-80: a sealed campaign's entry count at that size.
+            let sealed = self
+                .replayer
+                .ledger()
+                .campaign(id)
+                .and_then(|c| c.sealed.as_ref())
+                .map(|s| s.entries);
+            self.sealed_entries.insert((size, *id), sealed);
         }
     }
 }

@@ -45,7 +45,7 @@ use crate::AppState;
 use crate::campaigns::CreateError;
 use crate::issuer::AdminError;
 use crate::issuer::{Attestation, TokenRequest};
-use crate::ledger::{LogEvent, Phase, Proposal, SubmitError, TallyView, unix_now};
+use crate::ledger::{Figures, LogEvent, Phase, Proposal, SubmitError, TallyView, unix_now};
 use crate::serve::ClientIp;
 
 /// Body size limits (SPEC R-API-3), defined once in the wire API.
@@ -96,6 +96,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pledges", post(pledge))
         .route("/v1/pledges/amend", post(amend))
         .route("/v1/pledges/withdraw", post(withdraw))
+        // SPEC R-API-51: the trustees' key generation of a sealed campaign.
+        .route("/v1/campaigns/{id}/trustee-messages", post(trustee_message))
         .layer(TimeoutLayer::with_status_code(
             error::TIMEOUT_STATUS,
             entry_timeout,
@@ -442,10 +444,21 @@ fn bundle_span(b: &BundleId) -> (u64, u64) {
 
 impl From<&TallyView> for TallySummary {
     fn from(t: &TallyView) -> Self {
-        Self {
-            checkpoint_size: t.checkpoint_size,
-            live: t.live,
-            active: t.active,
+        // SPEC R-API-49: a sealed campaign's summary has its count of
+        // entries and no live or active count.
+        match t.figures {
+            Figures::Live { live, active } => Self {
+                checkpoint_size: t.checkpoint_size,
+                live,
+                active,
+                entries: None,
+            },
+            Figures::Sealed { entries } => Self {
+                checkpoint_size: t.checkpoint_size,
+                live: 0,
+                active: 0,
+                entries: Some(entries),
+            },
         }
     }
 }
@@ -502,6 +515,40 @@ fn campaign_json(state: &AppState, id: &CampaignId) -> Option<Campaign> {
         tally: c.tally.as_deref().map(TallySummary::from),
         publication: Some(state.inner.ledger.publication(id)),
         funding: d.funding().map(api::FundingSpec::of),
+        // SPEC R-API-49: the sealed block and the joint key once logged.
+        sealed: d.sealed_block().map(|s| {
+            let spec = api::SealedSpec::of(s);
+            api::SealedInfo {
+                buckets: spec.buckets,
+                k: spec.k,
+                trustees: spec.trustees,
+                reveals: spec.reveals,
+                joint_key: c.joint_key.as_ref().map(|k| hex::encode(k.to_bytes())),
+                // SPEC R-API-53
+                revealed: c
+                    .reveal_work
+                    .iter()
+                    .flat_map(|w| &w.revealed)
+                    .map(|(snapshot, counts)| {
+                        let tally = pledge_protocol::tally::Tally::from_histogram(
+                            d.threshold_max(),
+                            s.buckets()
+                                .iter()
+                                .zip(counts)
+                                .filter(|(_, n)| **n > 0)
+                                .map(|(b, n)| (*b, *n)),
+                        )
+                        .ok();
+                        api::RevealedInfo {
+                            snapshot: *snapshot,
+                            counts: counts.clone(),
+                            live: counts.iter().sum(),
+                            active: tally.map_or(0, |t| t.active()),
+                        }
+                    })
+                    .collect(),
+            }
+        }),
     })
 }
 
@@ -658,13 +705,28 @@ async fn create_campaign(
     require_admin(&state, req.headers())?;
     let (body, _) = body_of(req, MAX_ADMIN_BODY).await?;
     let c: NewCampaign = parse_json(&body)?;
+    let bad = |e: String| CreateError::Admin(AdminError::BadCampaign(e));
     // SPEC R-API-23: the funding extension is checked like the definition.
     let funding = c
         .funding
         .as_ref()
         .map(api::FundingSpec::to_funding)
         .transpose()
-        .map_err(|e| CreateError::Admin(AdminError::BadCampaign(e.to_string())))?;
+        .map_err(|e| bad(e.to_string()))?;
+    // SPEC R-API-48: the sealed block likewise; not with funding.
+    let sealed = c
+        .sealed
+        .as_ref()
+        .map(api::SealedSpec::to_sealed)
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
+    if funding.is_some() && sealed.is_some() {
+        return Err(bad(
+            "a campaign is not both sealed and funding: give `funding` or `sealed`, not both"
+                .into(),
+        )
+        .into());
+    }
     let params = CampaignParams {
         nonce: [0; 16],
         title: c.title,
@@ -674,13 +736,18 @@ async fn create_campaign(
         goal: c.goal,
         threshold_min: c.threshold_min,
         threshold_max: c.threshold_max,
-        reveal: RevealPolicy::Live,
+        reveal: if sealed.is_some() {
+            RevealPolicy::Sealed
+        } else {
+            RevealPolicy::Live
+        },
     };
     let new = crate::campaigns::NewCampaign {
         params,
         attester: c.attester,
         publication: c.publication.unwrap_or(state.inner.publication_default),
         funding,
+        sealed,
     };
     let inner = &state.inner;
     let (id, accepted) = crate::campaigns::create(
@@ -781,19 +848,19 @@ async fn close_campaign(
 ) -> Result<Response, ApiError> {
     require_admin(&state, &headers)?;
     let id = campaign_id(&id)?;
-    let phase = state
+    let (phase, sealed) = state
         .inner
         .ledger
         .published()
         .campaign(&id)
-        .map(|c| c.phase(unix_now()));
-    match phase {
-        None => return Err(ApiError::unknown_campaign()),
-        Some(Phase::Closed) => {
-            return Err(pledge_protocol::ledger::RuleError::CampaignClosed.into());
-        }
-        Some(_) => {}
+        .map(|c| (c.phase(unix_now()), c.definition.sealed_block().is_some()))
+        .ok_or_else(ApiError::unknown_campaign)?;
+    if phase == Phase::Closed {
+        return Err(pledge_protocol::ledger::RuleError::CampaignClosed.into());
     }
+    // SPEC R-SEAL-35: a sealed campaign closes like any other; its close
+    // is the final snapshot, which its trustees then reveal.
+    let _ = sealed;
     let index = crate::close_one(&state.inner.issuer, &state.inner.sequencer, id)
         .await
         .map_err(|e| match e {
@@ -975,6 +1042,8 @@ enum Kind {
     Pledge,
     Amend,
     Withdraw,
+    /// A trustee message for this campaign (SPEC R-API-51).
+    Trustee(CampaignId),
 }
 
 /// Decodes a pledge, amendment or withdrawal body into an entry.
@@ -1038,6 +1107,10 @@ async fn submit_entry(state: AppState, req: Request, kind: Kind) -> Result<Respo
                 Entry::PledgeAmended(_) | Entry::SealedAmended(_)
             )
             | (Kind::Withdraw, Entry::PledgeWithdrawn(_))
+            | (
+                Kind::Trustee(_),
+                Entry::TrusteeMessage(_) | Entry::DecryptionShares(_)
+            )
     );
     if !ok {
         return Err(SubmitError::WrongKind {
@@ -1045,9 +1118,18 @@ async fn submit_entry(state: AppState, req: Request, kind: Kind) -> Result<Respo
                 Kind::Pledge => "Pledge",
                 Kind::Amend => "PledgeAmended",
                 Kind::Withdraw => "PledgeWithdrawn",
+                Kind::Trustee(_) => "TrusteeMessage or DecryptionShares",
             },
         }
         .into());
+    }
+    // SPEC R-API-51: a trustee message names the campaign of its path.
+    if let Kind::Trustee(id) = kind
+        && entry.campaign() != id
+    {
+        return Err(ApiError::bad_request(
+            "the trustee message is for another campaign than the one in the path",
+        ));
     }
     // Signature checks (RSA for pledges) off the async threads.
     let entry = state
@@ -1094,6 +1176,19 @@ async fn withdraw(State(state): State<AppState>, req: Request) -> Result<Respons
     submit_entry(state, req, Kind::Withdraw).await
 }
 
+/// `POST /v1/campaigns/<id>/trustee-messages` (SPEC R-API-51): a
+/// TrusteeMessage entry of the campaign's key generation (R-SEAL-34),
+/// sequenced like a pledge and answered with its receipt; the rules decide
+/// (409 `rule_violation` naming the failed check).
+async fn trustee_message(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let id = campaign_id(&id)?;
+    submit_entry(state, req, Kind::Trustee(id)).await
+}
+
 // ---------------------------------------------------------------------------
 // Server-sent events
 // ---------------------------------------------------------------------------
@@ -1108,16 +1203,29 @@ fn sse_event(ev: &LogEvent) -> Event {
                 note: note.to_string(),
             }),
         ),
-        LogEvent::Tally(t) => (
-            api::EVENT_TALLY,
-            serde_json::to_value(TallyEvent {
-                campaign_id: t.campaign,
-                checkpoint_size: t.checkpoint_size,
-                live: t.live,
-                active: t.active,
-                statement: t.note.to_string(),
-            }),
-        ),
+        LogEvent::Tally(t) => match t.figures {
+            Figures::Live { live, active } => (
+                api::EVENT_TALLY,
+                serde_json::to_value(TallyEvent {
+                    campaign_id: t.campaign,
+                    checkpoint_size: t.checkpoint_size,
+                    live,
+                    active,
+                    statement: t.note.to_string(),
+                }),
+            ),
+            // SPEC R-API-50: a sealed campaign's event has no counts but
+            // its entries.
+            Figures::Sealed { entries } => (
+                api::EVENT_SEALED_TALLY,
+                serde_json::to_value(api::SealedTallyEvent {
+                    campaign_id: t.campaign,
+                    checkpoint_size: t.checkpoint_size,
+                    entries,
+                    statement: t.note.to_string(),
+                }),
+            ),
+        },
     };
     data.ok()
         .and_then(|d| Event::default().event(name).json_data(d).ok())

@@ -545,8 +545,24 @@ impl Issuer {
     /// As [`Issuer::prepare_campaign`].
     pub fn prepare_campaign_with_funding(
         &self,
+        params: CampaignParams,
+        funding: Option<Funding>,
+        policy: AttesterPolicy,
+    ) -> Result<Entry, AdminError> {
+        self.prepare_campaign_with_extensions(params, funding, None, policy)
+    }
+
+    /// As [`Issuer::prepare_campaign`], with the definition's extensions:
+    /// funding (SPEC R-CAMP-5) or a sealed block (R-SEAL-30, whose
+    /// `params.reveal` must be sealed), not both.
+    ///
+    /// # Errors
+    /// As [`Issuer::prepare_campaign`].
+    pub fn prepare_campaign_with_extensions(
+        &self,
         mut params: CampaignParams,
         funding: Option<Funding>,
+        sealed: Option<pledge_protocol::campaign::Sealed>,
         policy: AttesterPolicy,
     ) -> Result<Entry, AdminError> {
         if let AttesterPolicy::Invite { group } = &policy
@@ -567,7 +583,7 @@ impl Issuer {
             }
         }
         getrandom::fill(&mut params.nonce).map_err(|_| AdminError::KeyGeneration)?;
-        let definition = CampaignDefinition::with_funding(params, funding)
+        let definition = CampaignDefinition::with_extensions(params, funding, sealed)
             .map_err(|e| AdminError::BadCampaign(e.to_string()))?;
         let sk = IssuerSecretKey::generate().map_err(|_| AdminError::KeyGeneration)?;
         let der = sk.to_der().map_err(|_| AdminError::KeyGeneration)?;

@@ -20,8 +20,8 @@ pub mod sequencer;
 #[cfg(test)]
 use publisher::sign_tally_of;
 pub use publisher::{
-    CampaignView, LogEvent, Phase, Published, TallyView, worst_case_funding_statement_len,
-    worst_case_statement_len,
+    CampaignView, Figures, LogEvent, Phase, Published, RevealWork, TallyView,
+    worst_case_funding_statement_len, worst_case_statement_len,
 };
 use publisher::{sign_campaign_tally, sign_tally};
 
@@ -30,7 +30,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use pledge_protocol::checkpoint::{Checkpoint, verify_checkpoint};
-use pledge_protocol::entry::{CampaignClosed, Entry};
+use pledge_protocol::entry::{CampaignClosed, Entry, SealedSnapshot, SealedTallyRevealed};
 use pledge_protocol::hash::{CampaignId, Hash};
 use pledge_protocol::ledger::{LedgerState, RuleError, VerifiedEntry};
 use pledge_protocol::merkle::{self, HashReader, NodeId, Tree};
@@ -38,6 +38,7 @@ use pledge_protocol::note::{NoteSignature, NoteSigner, NoteVerifier, SignedNote}
 use pledge_protocol::pledge::PledgePublicKey;
 use pledge_protocol::receipt::Receipt;
 use pledge_protocol::replay::{Leaf, ReplayState, Replayer, Verification};
+use pledge_protocol::sealed_reveal::aggregate_digest;
 use tokio::sync::{broadcast, watch};
 
 use crate::feed::{FeedHistory, history_meta};
@@ -192,6 +193,20 @@ pub enum Proposal {
         /// Tokens the issuer signed for it.
         tokens_issued: u64,
     },
+    /// Take an early reveal's snapshot of a sealed campaign: the sequencer
+    /// names the aggregate when it integrates the entry (SPEC R-SEAL-35).
+    Snapshot {
+        /// The campaign.
+        campaign: CampaignId,
+    },
+    /// Log what a snapshot decrypts to, once `k` trustees shared it (SPEC
+    /// R-SEAL-37): the sequencer computes the counts from its state.
+    Reveal {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The snapshot's log index.
+        snapshot: u64,
+    },
 }
 
 impl Proposal {
@@ -252,6 +267,36 @@ fn campaign_active(c: &pledge_protocol::ledger::CampaignState) -> Option<u64> {
         Some(f) => f.joint().ok().map(|j| j.active),
         None => Some(c.tally.active()),
     }
+}
+
+/// A sealed campaign's reveal bookkeeping (SPEC R-SEAL-89).
+fn reveal_work_of(c: &pledge_protocol::ledger::CampaignState) -> Option<RevealWork> {
+    let s = c.sealed.as_ref()?;
+    let k = c
+        .definition
+        .sealed_block()
+        .map_or(0, |b| usize::from(b.k()));
+    Some(RevealWork {
+        early_snapshots: s.snapshots.iter().filter(|x| !x.at_close).count(),
+        revealable: s
+            .snapshots
+            .iter()
+            .filter(|x| x.revealed.is_none() && x.shares.len() >= k)
+            .map(|x| x.index)
+            .collect(),
+        revealed: s
+            .snapshots
+            .iter()
+            .filter_map(|x| x.revealed.clone().map(|r| (x.index, r)))
+            .collect(),
+    })
+}
+
+/// A sealed campaign's joint key, once logged (SPEC R-SEAL-34).
+fn joint_key_of(
+    c: &pledge_protocol::ledger::CampaignState,
+) -> Option<pledge_protocol::sealed::JointPublicKey> {
+    c.sealed.as_ref().and_then(|s| s.joint_key.clone())
 }
 
 /// The feed history of every campaign of `state`: as stored, or (for a
@@ -541,8 +586,12 @@ impl Ledger {
     /// the stateless signatures (RSA token and Ed25519 pledge key of a
     /// pledge; Ed25519 of an amendment or withdrawal under its pledge's key,
     /// read back from the store: the expensive part, run on the caller's
-    /// thread). The sequencer runs the stateful rules ([`Core::check`]) when
-    /// it takes the entry, and again when it integrates it. SPEC §8.
+    /// thread). A sealed pledge or amendment is refused in a live campaign,
+    /// a plain one in a sealed campaign, a sealed one before the published
+    /// view has the campaign's joint key, and its proofs are verified under
+    /// that key (SPEC R-SEAL-84). The sequencer runs the stateful rules
+    /// ([`Core::check`]) when it takes the entry, and again when it
+    /// integrates it. SPEC §8.
     ///
     /// # Errors
     /// [`SubmitError::Rule`]; [`SubmitError::Storage`] if the store cannot
@@ -552,17 +601,32 @@ impl Ledger {
         let c = published
             .campaign(&entry.campaign())
             .ok_or(RuleError::UnknownCampaign)?;
-        // SPEC R-SEAL-33: sealed terms only in a sealed campaign, and this
-        // server opens none yet (§17).
-        if matches!(entry, Entry::SealedPledge(_) | Entry::SealedAmended(_)) {
+        // SPEC R-SEAL-33 rule 1, R-SEAL-84: sealed terms only in a sealed
+        // campaign; plain terms and withdrawals only in a live one.
+        let sealed_campaign = c.definition.sealed_block().is_some();
+        let sealed_entry = matches!(entry, Entry::SealedPledge(_) | Entry::SealedAmended(_));
+        let plain_entry = matches!(
+            entry,
+            Entry::Pledge(_) | Entry::PledgeAmended(_) | Entry::PledgeWithdrawn(_)
+        );
+        if (sealed_entry && !sealed_campaign) || (plain_entry && sealed_campaign) {
             return Err(RuleError::WrongTermsKind.into());
         }
-        // SPEC R-RULE-3
-        let key = matches!(entry, Entry::Pledge(_)).then_some(&c.issuer_key);
+        // SPEC R-SEAL-33 rule 2: nothing sealed before the joint key (the
+        // rules' order: before the stateless checks).
+        if sealed_entry && c.joint_key.is_none() {
+            return Err(RuleError::SealedKeyNotReady.into());
+        }
+        // SPEC R-RULE-3, R-SEAL-32: the token, the signature and the proofs
+        // under the published joint key.
+        let key =
+            matches!(entry, Entry::Pledge(_) | Entry::SealedPledge(_)).then_some(&c.issuer_key);
         let pledge_key = self.pledge_key(&entry)?;
-        let verified = VerifiedEntry::verify(entry, key, pledge_key.as_ref())?;
-        // SPEC R-RULE-2, R-RULE-5
-        if c.closed_at.is_some() {
+        let verified =
+            VerifiedEntry::verify_sealed(entry, key, pledge_key.as_ref(), c.joint_key.as_ref())?;
+        // SPEC R-RULE-2, R-RULE-5 (decryption shares come after the close,
+        // R-SEAL-36)
+        if c.closed_at.is_some() && !matches!(verified.entry(), Entry::DecryptionShares(_)) {
             return Err(RuleError::CampaignClosed.into());
         }
         let terms = match verified.entry() {
@@ -588,6 +652,7 @@ impl Ledger {
         let n = match entry {
             Entry::PledgeAmended(a) => &a.nullifier,
             Entry::PledgeWithdrawn(w) => &w.nullifier,
+            Entry::SealedAmended(a) => &a.nullifier,
             _ => return Ok(None),
         };
         let read = |e: StoreError| {
@@ -604,6 +669,9 @@ impl Ledger {
             .ok_or(SubmitError::Storage)?;
         match Entry::decode(&bytes) {
             Ok(Entry::Pledge(p)) => Ok(Some(p.token.pledge_pk)),
+            // SPEC R-SEAL-85: a sealed pledge's key, for its amendments (the
+            // rules refuse an amendment of one kind to a pledge of the other).
+            Ok(Entry::SealedPledge(p)) => Ok(Some(p.token.pledge_pk)),
             // The store maps nullifiers to pledges only (R-STORE-6 checked
             // every stored entry at start-up).
             _ => Err(SubmitError::Storage),
@@ -702,7 +770,7 @@ impl Ledger {
             .filter_map(|(id, view)| {
                 let tally = view.tally.clone()?;
                 let before = old.campaign(id).and_then(|v| v.tally.clone());
-                let same = before.is_some_and(|b| (b.live, b.active) == (tally.live, tally.active));
+                let same = before.is_some_and(|b| b.figures == tally.figures);
                 (!same).then_some(tally)
             })
             .collect();
@@ -1033,6 +1101,8 @@ impl Ledger {
                 closed_at,
                 tally,
                 updates: c.updates.clone(),
+                joint_key: joint_key_of(c),
+                reveal_work: reveal_work_of(c),
             };
             campaigns.insert(*id, Arc::new(view));
         }
@@ -1059,18 +1129,46 @@ fn apply_one(
                 .campaign(&campaign)
                 .ok_or(RuleError::UnknownCampaign)?;
             // SPEC R-ENTRY-6, R-FUND-6: a funding campaign closes on its
-            // joint tally.
-            let closed = match &c.funding {
-                Some(f) => {
+            // joint tally; R-SEAL-35: a sealed one on its aggregate.
+            let closed = match (&c.funding, &c.sealed) {
+                (_, Some(s)) => CampaignClosed {
+                    campaign,
+                    tokens_issued,
+                    live: 0,
+                    active: 0,
+                    tally_digest: aggregate_digest(s.aggregate()),
+                },
+                (Some(f), None) => {
                     let tally = f.snapshot().map_err(|_| RuleError::TallyMismatch)?;
                     CampaignClosed::for_funding(campaign, tokens_issued, &tally)
                 }
-                None => {
+                (None, None) => {
                     let tally = c.tally.snapshot().map_err(|_| RuleError::TallyMismatch)?;
                     CampaignClosed::new(campaign, tokens_issued, &tally)
                 }
             };
             VerifiedEntry::verify(Entry::CampaignClosed(closed), None, None)?
+        }
+        Proposal::Snapshot { campaign } => {
+            let s = core
+                .state
+                .campaign(&campaign)
+                .and_then(|c| c.sealed.as_ref())
+                .ok_or(RuleError::WrongTermsKind)?;
+            let entry = Entry::SealedSnapshot(SealedSnapshot {
+                campaign,
+                aggregate_digest: aggregate_digest(s.aggregate()),
+            });
+            VerifiedEntry::verify(entry, None, None)?
+        }
+        Proposal::Reveal { campaign, snapshot } => {
+            let counts = core.state.reveal_counts(&campaign, snapshot)?;
+            let entry = Entry::SealedTallyRevealed(SealedTallyRevealed {
+                campaign,
+                snapshot,
+                counts,
+            });
+            VerifiedEntry::verify(entry, None, None)?
         }
     };
     let entry = verified.entry();
@@ -1091,8 +1189,11 @@ fn apply_one(
         })
         .map_err(|_| SubmitError::Storage)?;
     batch.hashes.extend(hashes);
+    // SPEC R-SEAL-85: a sealed pledge spends its nullifier like any pledge
+    // (the store's index, read back for its amendments' key).
     let nullifier = match entry {
         Entry::Pledge(p) => Some(p.nullifier()),
+        Entry::SealedPledge(p) => Some(p.nullifier()),
         _ => None,
     };
     batch.entries.push(BatchEntry {
@@ -1115,6 +1216,8 @@ fn check_deadline(state: &LedgerState, entry: &Entry, now: u64) -> Result<(), Su
         Entry::Pledge(_)
         | Entry::PledgeAmended(_)
         | Entry::PledgeWithdrawn(_)
+        | Entry::SealedPledge(_)
+        | Entry::SealedAmended(_)
         | Entry::CampaignUpdated(_) => {
             if let Some(c) = state.campaign(&entry.campaign())
                 && now > c.deadline()
@@ -1283,6 +1386,8 @@ impl Loaded {
                     closed_at: self.closed_at.get(id).copied(),
                     tally: self.tallies.get(id).cloned(),
                     updates: c.updates.clone(),
+                    joint_key: joint_key_of(c),
+                    reveal_work: reveal_work_of(c),
                 }),
             );
         }

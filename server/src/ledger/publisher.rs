@@ -14,6 +14,8 @@ use pledge_protocol::campaign::CampaignDefinition;
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::ledger::LedgerState;
 use pledge_protocol::note::{NoteSignature, NoteSigner, SignedNote, sign_note};
+use pledge_protocol::sealed::JointPublicKey;
+use pledge_protocol::sealed_tally::SealedTallyStatement;
 use pledge_protocol::tally::TallyStatement;
 use pledge_protocol::token::IssuerPublicKey;
 use pledge_protocol::update::CampaignUpdates;
@@ -40,12 +42,42 @@ pub struct TallyView {
     pub campaign: CampaignId,
     /// The checkpoint size it is bound to.
     pub checkpoint_size: u64,
-    /// Live pledges.
-    pub live: u64,
-    /// Active count.
-    pub active: u64,
-    /// The signed note of the statement (SPEC R-TALLY-7).
+    /// What the statement says: a live campaign's counts, or a sealed
+    /// campaign's number of entries (which has no live or active count to
+    /// show before its reveal, SPEC R-SEAL-80).
+    pub figures: Figures,
+    /// The signed note of the statement (SPEC R-TALLY-7, R-FUND-7 or
+    /// R-SEAL-80).
     pub note: Arc<str>,
+}
+
+/// The figures of a tally statement, of its campaign's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Figures {
+    /// A live (or funding) campaign: live pledges and the active count.
+    Live {
+        /// Live pledges.
+        live: u64,
+        /// Active count.
+        active: u64,
+    },
+    /// A sealed campaign before its reveal: its sealed pledges and
+    /// amendments, and nothing else (SPEC R-SEAL-80).
+    Sealed {
+        /// Sealed entries in the log.
+        entries: u64,
+    },
+}
+
+impl TallyView {
+    /// Live pledges and the active count; `None` for a sealed campaign,
+    /// whose counts must never be shown (SPEC R-SEAL-83).
+    pub fn live_active(&self) -> Option<(u64, u64)> {
+        match self.figures {
+            Figures::Live { live, active } => Some((live, active)),
+            Figures::Sealed { .. } => None,
+        }
+    }
 }
 
 /// Where a campaign is in its life (SPEC R-CAMP-3, R-API-7): computed here
@@ -88,6 +120,27 @@ pub struct CampaignView {
     /// What its CampaignUpdated entries amount to: the extended deadline and
     /// the texts by language (SPEC R-CAMP-8, R-CAMP-9).
     pub updates: CampaignUpdates,
+    /// A sealed campaign's joint key once its trustees' key generation is
+    /// complete in the log (SPEC R-SEAL-34): what sealed entries are
+    /// verified under before they are queued. `None` for a live campaign
+    /// and before the key.
+    pub joint_key: Option<JointPublicKey>,
+    /// What the sequencing front end has to log for a sealed campaign
+    /// (SPEC R-SEAL-89): `None` for a live campaign.
+    pub reveal_work: Option<RevealWork>,
+}
+
+/// A sealed campaign's reveal bookkeeping, from the rules' state (SPEC
+/// R-SEAL-89).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevealWork {
+    /// SealedSnapshot entries logged (early reveals taken).
+    pub early_snapshots: usize,
+    /// Log indexes of snapshots with shares from at least `k` trustees
+    /// and no revealed tally yet.
+    pub revealable: Vec<u64>,
+    /// Revealed snapshots: log index and counts per bucket.
+    pub revealed: Vec<(u64, Vec<u64>)>,
 }
 
 impl CampaignView {
@@ -206,17 +259,39 @@ pub(super) fn sign_tally(
 }
 
 /// Signs the campaign's statement at `size`: R-TALLY-7 for a plain campaign,
-/// R-FUND-7 (the joint tally) for a funding campaign.
+/// R-FUND-7 (the joint tally) for a funding campaign, R-SEAL-80 (the count
+/// of sealed entries, no histogram) for a sealed campaign.
 pub(super) fn sign_campaign_tally(
     signer: &NoteSigner,
     c: &pledge_protocol::ledger::CampaignState,
     id: &CampaignId,
     size: u64,
 ) -> Result<Arc<TallyView>, String> {
+    if let Some(s) = &c.sealed {
+        return sign_sealed_tally_of(signer, s.entries, id, size);
+    }
     match &c.funding {
         Some(f) => sign_funding_tally_of(signer, f, id, size),
         None => sign_tally_of(signer, &c.tally, id, size),
     }
+}
+
+/// SPEC R-SEAL-80: a sealed campaign's statement.
+fn sign_sealed_tally_of(
+    signer: &NoteSigner,
+    entries: u64,
+    id: &CampaignId,
+    size: u64,
+) -> Result<Arc<TallyView>, String> {
+    let stmt = SealedTallyStatement::new(signer.name().as_str(), size, *id, entries)
+        .map_err(|e| e.to_string())?;
+    signed_view(
+        signer,
+        &stmt.to_note_body(),
+        id,
+        size,
+        Figures::Sealed { entries },
+    )
 }
 
 fn sign_funding_tally_of(
@@ -234,7 +309,13 @@ fn sign_funding_tally_of(
         snapshot,
     )
     .map_err(|e| e.to_string())?;
-    signed_view(signer, &stmt.to_note_body(), id, size, live, active)
+    signed_view(
+        signer,
+        &stmt.to_note_body(),
+        id,
+        size,
+        Figures::Live { live, active },
+    )
 }
 
 /// The served view of a statement body: signed, with its figures.
@@ -243,15 +324,13 @@ fn signed_view(
     body: &str,
     id: &CampaignId,
     size: u64,
-    live: u64,
-    active: u64,
+    figures: Figures,
 ) -> Result<Arc<TallyView>, String> {
     let note = sign_note(body, &[signer]).map_err(|e| e.to_string())?;
     Ok(Arc::new(TallyView {
         campaign: *id,
         checkpoint_size: size,
-        live,
-        active,
+        figures,
         note: note.to_text().into(),
     }))
 }
@@ -267,7 +346,13 @@ pub(super) fn sign_tally_of(
     let (live, active) = (snapshot.live(), snapshot.active());
     let stmt = TallyStatement::new(signer.name().as_str(), size, *id, snapshot)
         .map_err(|e| e.to_string())?;
-    signed_view(signer, &stmt.to_note_body(), id, size, live, active)
+    signed_view(
+        signer,
+        &stmt.to_note_body(),
+        id,
+        size,
+        Figures::Live { live, active },
+    )
 }
 
 /// The longest funding statement (signed note, R-FUND-7) a funding campaign

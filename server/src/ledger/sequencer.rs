@@ -261,7 +261,10 @@ fn precheck(core: Option<&Core>, taken: Vec<Submission>) -> Vec<Submission> {
         let verdict = match (core, &s.proposal) {
             (None, _) => Err(SubmitError::Storage),
             (Some(core), Proposal::Entry(e)) => core.check(e.entry(), now),
-            (Some(_), Proposal::Close { .. }) => Ok(()),
+            (
+                Some(_),
+                Proposal::Close { .. } | Proposal::Snapshot { .. } | Proposal::Reveal { .. },
+            ) => Ok(()),
         };
         match verdict {
             Ok(()) => kept.push(s),
@@ -278,12 +281,14 @@ fn precheck(core: Option<&Core>, taken: Vec<Submission>) -> Vec<Submission> {
 fn held_campaign(s: &Submission) -> Option<CampaignId> {
     match &s.proposal {
         Proposal::Entry(e) => match e.entry() {
-            e @ (Entry::Pledge(_) | Entry::PledgeAmended(_) | Entry::PledgeWithdrawn(_)) => {
-                Some(e.campaign())
-            }
+            e @ (Entry::Pledge(_)
+            | Entry::PledgeAmended(_)
+            | Entry::PledgeWithdrawn(_)
+            | Entry::SealedPledge(_)
+            | Entry::SealedAmended(_)) => Some(e.campaign()),
             _ => None,
         },
-        Proposal::Close { .. } => None,
+        Proposal::Close { .. } | Proposal::Snapshot { .. } | Proposal::Reveal { .. } => None,
     }
 }
 

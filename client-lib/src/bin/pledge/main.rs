@@ -1709,6 +1709,7 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
                         attester,
                         publication,
                         funding,
+                        sealed: None,
                     },
                 )
                 .await?;
