@@ -78,12 +78,14 @@
 //! SPEC §17.2 (R-DKG-30…R-DKG-35).
 
 use crate::codec::{DecodeError, Reader, Writer, read_exactly};
-use crate::sealed::{JointPublicKey, SealedError, TrusteePublicShare, TrusteeSecretShare};
-use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use crate::sealed::{
+    JointPublicKey, SealedError, Transcript, TrusteePublicShare, TrusteeSecretShare, decode_point,
+    decode_scalar, random_scalar,
+};
+use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{Identity, IsIdentity, VartimeMultiscalarMul};
 use rand::CryptoRng;
-use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -224,24 +226,6 @@ pub enum DkgError {
     },
 }
 
-/// Decompresses a canonical, valid ristretto255 encoding.
-fn decode_point(bytes: [u8; 32], field: &'static str) -> Result<RistrettoPoint, DecodeError> {
-    CompressedRistretto(bytes)
-        .decompress()
-        .ok_or(DecodeError::Malformed {
-            field,
-            reason: "not a canonical ristretto255 encoding",
-        })
-}
-
-/// Reads a canonical scalar (`< ℓ`).
-fn decode_scalar(bytes: [u8; 32], field: &'static str) -> Result<Scalar, DecodeError> {
-    Option::from(Scalar::from_canonical_bytes(bytes)).ok_or(DecodeError::Malformed {
-        field,
-        reason: "scalar not reduced modulo the group order",
-    })
-}
-
 /// Refuses an input of another length than `len` before reading it.
 fn exact_len(bytes: &[u8], len: usize, field: &'static str) -> Result<(), DecodeError> {
     match bytes.len() {
@@ -251,52 +235,12 @@ fn exact_len(bytes: &[u8], len: usize, field: &'static str) -> Result<(), Decode
     }
 }
 
-/// SHA-512 over length-prefixed fields: the convention of
-/// [`crate::sealed`]'s transcripts (kept private to each module so that the
-/// two land independently).
-#[derive(Clone)]
-struct Transcript(Sha512);
-
-impl Transcript {
-    fn new(tag: &[u8]) -> Self {
-        let mut t = Self(Sha512::new());
-        t.field(tag);
-        t
-    }
-
-    /// Appends `u16 length ‖ bytes`. The longest field of this module is a
-    /// dealing, at most `dealing_len(32, 32)` = 2,177 bytes (INVARIANT
-    /// checked by debug assertion).
-    fn field(&mut self, bytes: &[u8]) -> &mut Self {
-        debug_assert!(bytes.len() <= usize::from(u16::MAX));
-        let n = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
-        self.0.update(n.to_be_bytes());
-        self.0.update(bytes);
-        self
-    }
-
-    fn digest(self) -> [u8; 64] {
-        self.0.finalize().into()
-    }
-
-    fn challenge(self) -> Scalar {
-        Scalar::from_bytes_mod_order_wide(&self.digest())
-    }
-}
-
 /// The deterministic nonce for `secret` and a proof transcript `prefix`
 /// (module docs, "Nonces"). SPEC R-DKG-6.
 fn nonce(secret: &Scalar, prefix: &Transcript) -> Zeroizing<Scalar> {
     let mut t = Transcript::new(NONCE_TAG);
     t.field(secret.as_bytes()).field(&prefix.clone().digest());
     let wide = Zeroizing::new(t.digest());
-    Zeroizing::new(Scalar::from_bytes_mod_order_wide(&wide))
-}
-
-/// A uniformly random scalar from 64 random bytes, the buffer wiped.
-fn random_scalar<R: CryptoRng + ?Sized>(rng: &mut R) -> Zeroizing<Scalar> {
-    let mut wide = Zeroizing::new([0u8; 64]);
-    rng.fill_bytes(wide.as_mut());
     Zeroizing::new(Scalar::from_bytes_mod_order_wide(&wide))
 }
 
@@ -1558,10 +1502,12 @@ mod tests {
     use crate::sealed::{
         RevealContext, SealContext, SealedTerms, TrusteeReveal, aggregate, reveal_counts,
     };
+    use curve25519_dalek::ristretto::CompressedRistretto;
     use proptest::prelude::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
     use serde_json::{Value, json};
+    use sha2::{Digest, Sha512};
 
     fn rng(seed: u64) -> StdRng {
         StdRng::seed_from_u64(seed)

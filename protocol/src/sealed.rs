@@ -180,7 +180,10 @@ pub enum SealedError {
 
 /// Decompresses a canonical, valid ristretto255 encoding.
 // SPEC R-SEAL-1: RFC 9496 decoding refuses every non-canonical encoding.
-fn decode_point(bytes: [u8; 32], field: &'static str) -> Result<RistrettoPoint, DecodeError> {
+pub(crate) fn decode_point(
+    bytes: [u8; 32],
+    field: &'static str,
+) -> Result<RistrettoPoint, DecodeError> {
     CompressedRistretto(bytes)
         .decompress()
         .ok_or(DecodeError::Malformed {
@@ -191,7 +194,7 @@ fn decode_point(bytes: [u8; 32], field: &'static str) -> Result<RistrettoPoint, 
 
 /// Reads a canonical scalar (`< ℓ`).
 // SPEC R-SEAL-1: scalars >= ℓ are refused.
-fn decode_scalar(bytes: [u8; 32], field: &'static str) -> Result<Scalar, DecodeError> {
+pub(crate) fn decode_scalar(bytes: [u8; 32], field: &'static str) -> Result<Scalar, DecodeError> {
     Option::from(Scalar::from_canonical_bytes(bytes)).ok_or(DecodeError::Malformed {
         field,
         reason: "scalar not reduced modulo the group order",
@@ -199,26 +202,29 @@ fn decode_scalar(bytes: [u8; 32], field: &'static str) -> Result<Scalar, DecodeE
 }
 
 /// A uniformly random scalar from 64 random bytes, the buffer wiped.
-fn random_scalar<R: CryptoRng + ?Sized>(rng: &mut R) -> Zeroizing<Scalar> {
+pub(crate) fn random_scalar<R: CryptoRng + ?Sized>(rng: &mut R) -> Zeroizing<Scalar> {
     let mut wide = Zeroizing::new([0u8; 64]);
     rng.fill_bytes(wide.as_mut());
     Zeroizing::new(Scalar::from_bytes_mod_order_wide(&wide))
 }
 
-/// SHA-512 over length-prefixed fields, wide-reduced. SPEC R-SEAL-2
+/// SHA-512 over length-prefixed fields, wide-reduced. SPEC R-SEAL-2. The
+/// key generation's transcripts ([`crate::dkg`], R-DKG-2) follow the same
+/// convention and use this type.
 #[derive(Clone)]
-struct Transcript(Sha512);
+pub(crate) struct Transcript(Sha512);
 
 impl Transcript {
-    fn new(tag: &[u8]) -> Self {
+    pub(crate) fn new(tag: &[u8]) -> Self {
         let mut t = Self(Sha512::new());
         t.field(tag);
         t
     }
 
-    /// Appends `u16 length ‖ bytes`. Every field of this module is at most 64
-    /// bytes (INVARIANT checked by debug assertion).
-    fn field(&mut self, bytes: &[u8]) -> &mut Self {
+    /// Appends `u16 length ‖ bytes`. Every field is at most 65,535 bytes:
+    /// 64 in this module, a dealing's 2,177 in [`crate::dkg`] (INVARIANT
+    /// checked by debug assertion).
+    pub(crate) fn field(&mut self, bytes: &[u8]) -> &mut Self {
         debug_assert!(bytes.len() <= usize::from(u16::MAX));
         let n = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
         self.0.update(n.to_be_bytes());
@@ -226,11 +232,11 @@ impl Transcript {
         self
     }
 
-    fn digest(self) -> [u8; 64] {
+    pub(crate) fn digest(self) -> [u8; 64] {
         self.0.finalize().into()
     }
 
-    fn challenge(self) -> Scalar {
+    pub(crate) fn challenge(self) -> Scalar {
         Scalar::from_bytes_mod_order_wide(&self.digest())
     }
 }
