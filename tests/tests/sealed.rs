@@ -120,7 +120,9 @@ async fn a_sealed_campaign_from_key_generation_to_its_reveals() {
         ));
         keys.push(trustee::load_key_file(&path).unwrap());
     }
-    let early = now() + 4;
+    // Far enough for key generation and the pledges below to be logged
+    // before it, even on a loaded machine (they take about a second).
+    let early = now() + 15;
     let body = json!({
         "title": "Sealed strike", "action": "strike", "deadline": now() + 3600, "goal": 2,
         "threshold_min": 1, "threshold_max": 100, "attester": {"kind": "open"},
@@ -191,10 +193,11 @@ async fn a_sealed_campaign_from_key_generation_to_its_reveals() {
         "{before}"
     );
     assert_eq!(before["sealed"]["revealed"], json!([]));
+    assert!(now() < early, "the pledges came after the early reveal time: the snapshot may miss them");
 
     // The early reveal time passes: the server takes the snapshot, two
     // trustees' shares suffice, the server logs the counts.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(45);
     let mut shared = Vec::new();
     while shared.is_empty() {
         assert!(Instant::now() < deadline, "no snapshot to share");
