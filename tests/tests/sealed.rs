@@ -193,7 +193,10 @@ async fn a_sealed_campaign_from_key_generation_to_its_reveals() {
         "{before}"
     );
     assert_eq!(before["sealed"]["revealed"], json!([]));
-    assert!(now() < early, "the pledges came after the early reveal time: the snapshot may miss them");
+    assert!(
+        now() < early,
+        "the pledges came after the early reveal time: the snapshot may miss them"
+    );
 
     // The early reveal time passes: the server takes the snapshot, two
     // trustees' shares suffice, the server logs the counts.
@@ -264,6 +267,29 @@ async fn a_sealed_campaign_from_key_generation_to_its_reveals() {
     // and the same revealed counts.
     let (report, ledger) = audit_with_ledger(&opts).await.unwrap();
     assert!(report.passed(), "{:?}", report.failures);
+    // The report shows the sealed campaign's own figures: its entry count
+    // and its latest reveal, never a live count read from an empty
+    // histogram.
+    let summary = report
+        .campaigns
+        .iter()
+        .find(|c| c.id == id.to_hex())
+        .unwrap();
+    let sealed_summary = summary.sealed.as_ref().unwrap();
+    assert_eq!(
+        (
+            sealed_summary.entries,
+            sealed_summary.snapshots,
+            sealed_summary.revealed,
+            sealed_summary.latest_reveal
+        ),
+        (5, 2, 2, Some(close_at))
+    );
+    assert_eq!((summary.live, summary.active), (3, 1));
+    assert!(
+        report.to_string().contains("sealed, 5 sealed entries"),
+        "{report}"
+    );
     let ledger = ledger.unwrap();
     assert_eq!(ledger.joint_key(&id), Some(&joint));
     let sealed = ledger.campaign(&id).unwrap().sealed.as_ref().unwrap();

@@ -53,6 +53,7 @@ use self::fetch::{Fetcher, Got, MAX_JSON_BYTES};
 use self::replay::{BundleItem, ReplayInput, ReplayOutcome};
 pub use self::report::{
     AuditReport, CampaignSummary, CheckpointSummary, Counts, Failure, FailureKind, KeySource,
+    SealedSummary,
 };
 use self::state::{FORMAT, StateDir, StateFile, hash_b64};
 
@@ -753,13 +754,34 @@ pub async fn audit_with_ledger(
     let mut campaigns: Vec<CampaignSummary> = ledger
         .campaigns()
         .map(|(id, c)| {
-            let snap = c.snapshot().ok();
+            // A sealed campaign's histogram is encrypted: its figures are
+            // those of its latest reveal (R-SEAL-37).
+            let (snap, sealed) = match &c.sealed {
+                Some(s) => {
+                    let latest = s.snapshots.iter().rev().find(|x| x.revealed.is_some());
+                    (
+                        latest
+                            .and_then(|x| x.revealed_tally(&c.definition))
+                            .and_then(|t| t.snapshot().ok())
+                            .map(|t| (t.live(), t.active())),
+                        Some(SealedSummary {
+                            entries: s.entries,
+                            key_logged: s.joint_key.is_some(),
+                            snapshots: s.snapshots.len(),
+                            revealed: s.snapshots.iter().filter(|x| x.revealed.is_some()).count(),
+                            latest_reveal: latest.map(|x| x.index),
+                        }),
+                    )
+                }
+                None => (c.snapshot().ok().map(|t| (t.live(), t.active())), None),
+            };
             CampaignSummary {
+                sealed,
                 id: id.to_hex(),
                 title: c.definition.title().to_owned(),
                 pledges: c.pledges,
-                live: snap.as_ref().map_or(0, |s| s.live()),
-                active: snap.as_ref().map_or(0, |s| s.active()),
+                live: snap.map_or(0, |s| s.0),
+                active: snap.map_or(0, |s| s.1),
                 goal: c.definition.goal(),
                 closed: c.closed.is_some(),
                 tokens_issued: c.closed.as_ref().map(|cl| cl.tokens_issued),

@@ -283,6 +283,27 @@ pub struct CampaignSummary {
     /// The checkpoint size of the tally statement checked, if one was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub statement_size: Option<u64>,
+    /// A sealed campaign's figures (SPEC §17): its `live` and `active`
+    /// above are those of its latest reveal, 0 before any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealedSummary>,
+}
+
+/// What the audit recomputed of a sealed campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SealedSummary {
+    /// Sealed pledges and amendments (the only public count before a
+    /// reveal).
+    pub entries: u64,
+    /// Whether the trustees' joint key is logged.
+    pub key_logged: bool,
+    /// Snapshots taken (early reveals and the close).
+    pub snapshots: usize,
+    /// Snapshots revealed.
+    pub revealed: usize,
+    /// Log index of the latest revealed snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_reveal: Option<u64>,
 }
 
 /// The result of an audit. [`AuditReport::passed`] is true only if no check failed.
@@ -384,6 +405,28 @@ impl fmt::Display for AuditReport {
             c.tally_statements
         )?;
         for camp in &self.campaigns {
+            if let Some(s) = &camp.sealed {
+                let revealed = match s.latest_reveal {
+                    Some(at) => format!(
+                        "revealed at {at}: live {}, active {}",
+                        camp.live, camp.active
+                    ),
+                    None => "not revealed".to_owned(),
+                };
+                writeln!(
+                    f,
+                    "campaign    {} {:?}: sealed, {} sealed entries, {} snapshots, {} revealed; {revealed} (goal {}){}{}",
+                    camp.id.get(..16).unwrap_or(&camp.id),
+                    camp.title,
+                    s.entries,
+                    s.snapshots,
+                    s.revealed,
+                    camp.goal,
+                    if s.key_logged { "" } else { ", no key yet" },
+                    if camp.closed { ", closed" } else { "" }
+                )?;
+                continue;
+            }
             writeln!(
                 f,
                 "campaign    {} {:?}: {} pledges, live {}, active {} (goal {}){}",
