@@ -953,15 +953,21 @@ impl TrusteeSecretShare {
     ///
     /// # Errors
     /// [`SealedError::TrusteeIndex`] for index 0; a decode error for a
-    /// non-canonical scalar.
+    /// non-canonical scalar, and for zero (whose public share, the
+    /// identity, [`TrusteePublicShare::from_bytes`] refuses).
     pub fn from_bytes(index: u16, secret: &[u8; 32]) -> Result<Self, SealedError> {
         if index == 0 {
             return Err(SealedError::TrusteeIndex);
         }
-        Ok(Self {
-            index,
-            secret: decode_scalar(*secret, "sealed.trustee_secret")?,
-        })
+        let secret = decode_scalar(*secret, "sealed.trustee_secret")?;
+        if secret == Scalar::ZERO {
+            return Err(DecodeError::OutOfRange {
+                field: "sealed.trustee_secret",
+                reason: "a trustee's secret share is never zero",
+            }
+            .into());
+        }
+        Ok(Self { index, secret })
     }
 
     /// The trustee's index.
@@ -1744,6 +1750,10 @@ mod tests {
 
     #[test]
     fn decoders_refuse_non_canonical_encodings() {
+        // A zero secret share (its public share would be the identity,
+        // which the public side refuses) is refused too.
+        assert!(TrusteeSecretShare::from_bytes(1, &[0; 32]).is_err());
+        assert!(TrusteeSecretShare::from_bytes(1, &[1; 32]).is_ok());
         let mut rng = rng(8);
         let (key, _) = keypair(&mut rng);
         let b = 2;
