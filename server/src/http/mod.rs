@@ -848,19 +848,18 @@ async fn close_campaign(
 ) -> Result<Response, ApiError> {
     require_admin(&state, &headers)?;
     let id = campaign_id(&id)?;
-    let (phase, sealed) = state
+    // SPEC R-SEAL-88: a sealed campaign closes like any other; its close
+    // is the final snapshot, which its trustees then reveal.
+    let phase = state
         .inner
         .ledger
         .published()
         .campaign(&id)
-        .map(|c| (c.phase(unix_now()), c.definition.sealed_block().is_some()))
+        .map(|c| c.phase(unix_now()))
         .ok_or_else(ApiError::unknown_campaign)?;
     if phase == Phase::Closed {
         return Err(pledge_protocol::ledger::RuleError::CampaignClosed.into());
     }
-    // SPEC R-SEAL-35: a sealed campaign closes like any other; its close
-    // is the final snapshot, which its trustees then reveal.
-    let _ = sealed;
     let index = crate::close_one(&state.inner.issuer, &state.inner.sequencer, id)
         .await
         .map_err(|e| match e {
