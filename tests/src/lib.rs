@@ -30,6 +30,7 @@ pub fn unix_now() -> u64 {
         .as_secs()
 }
 
+pub mod logs;
 pub mod pledged;
 pub mod postgres;
 pub mod proxy;

@@ -600,6 +600,16 @@ async fn a_group_follows_and_receives_a_new_campaign() {
         (403, Some("actor_not_allowed")),
         "{e}"
     );
+    // ... and a signed Reject of that Follow goes to the person's inbox, so
+    // their server drops the pending request instead of showing it forever.
+    let got = remote.next().await;
+    assert_eq!(got.path, "/users/jane/inbox");
+    let reject = verify_ours(&got, &key_id, &our_pem);
+    assert_eq!(reject["type"], "Reject");
+    assert_eq!(reject["actor"], actor_id);
+    assert_eq!(reject["object"]["id"], format!("{jane}#follows/1"));
+    assert_eq!(reject["object"]["type"], "Follow");
+    assert_eq!(reject["object"]["actor"], jane);
 
     // The group follows: 202, then a signed Accept of its Follow.
     let (s, v) = post_signed(

@@ -11,7 +11,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -24,41 +23,6 @@ use pledge_tests::server::{Server, TokenRequest};
 use pledge_tests::smtp::{Smtp, code_of};
 use pledge_tests::unix_now;
 use serde_json::{Value, json};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every log line of this test binary's servers, at `trace` for `pledged`
-/// and `debug` for the libraries (the test's own HTTP client left out).
-fn captured() -> &'static Captured {
-    static CAP: OnceLock<Captured> = OnceLock::new();
-    CAP.get_or_init(|| {
-        let cap = Captured::default();
-        let writer = cap.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "debug,pledge_server=trace,reqwest=off,hyper_util::client=off",
-            ))
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        cap
-    })
-}
-
-fn log_text() -> String {
-    String::from_utf8_lossy(&captured().0.lock().unwrap()).into_owned()
-}
 
 fn relay(port: u16) -> SmtpRelay {
     SmtpRelay {
@@ -141,7 +105,7 @@ fn contains_ci(hay: &[u8], needle: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emailed_code_gives_one_token_per_address_and_campaign() {
-    let _ = captured();
+    pledge_tests::logs::capture();
     let mut smtp = Smtp::start();
     let dir = tempfile::tempdir().unwrap();
     let port = smtp.port;
@@ -315,7 +279,7 @@ async fn an_emailed_code_gives_one_token_per_address_and_campaign() {
         "{v}"
     );
     assert!(
-        log_text().contains("the mail relay did not take an e-mail code"),
+        pledge_tests::logs::text().contains("the mail relay did not take an e-mail code"),
         "the failure is logged"
     );
     // Back up on the same port: carol's failed requests did not count.
@@ -332,7 +296,7 @@ async fn an_emailed_code_gives_one_token_per_address_and_campaign() {
     // 7. Privacy: neither the data folder nor the log lines hold a local
     // part of these addresses or any code (R-API-4, R-API-29, R-STORE-1).
     srv.shutdown().await;
-    let log = log_text();
+    let log = pledge_tests::logs::text();
     assert!(log.contains("pledge_server"), "the log was captured");
     let files = files_under(dir.path());
     assert!(files.len() >= 3, "{files:?}");
@@ -351,7 +315,7 @@ async fn an_emailed_code_gives_one_token_per_address_and_campaign() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codes_go_over_starttls_to_a_relay_of_a_private_ca() {
-    let _ = captured();
+    pledge_tests::logs::capture();
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
     let out = Command::new("openssl")

@@ -8,7 +8,6 @@
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -25,47 +24,6 @@ use pledge_server::store::Backend;
 use pledge_tests::server::{Server, TokenRequest, send, send_json};
 use pledge_tests::unix_now;
 use serde_json::{Value, json};
-
-// ---------------------------------------------------------------------------
-// Captured tracing output
-// ---------------------------------------------------------------------------
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every log line of this test binary's servers, at `trace` for `pledged`
-/// and `debug` for the server-side libraries (more than an operator's
-/// default `info`). The test's own HTTP client crates are left out: their
-/// lines are the client's, not the server's.
-fn captured() -> &'static Captured {
-    static CAP: OnceLock<Captured> = OnceLock::new();
-    CAP.get_or_init(|| {
-        let cap = Captured::default();
-        let writer = cap.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "debug,pledge_server=trace,reqwest=off,hyper_util::client=off,rustls=off",
-            ))
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        cap
-    })
-}
-
-fn log_text() -> String {
-    String::from_utf8_lossy(&captured().0.lock().unwrap()).into_owned()
-}
 
 // ---------------------------------------------------------------------------
 // Server and clients
@@ -329,7 +287,7 @@ async fn full_run_then_scan(backend: Backend) {
     // The PostgreSQL backend keeps the store in a database: its dump and
     // the cluster's log are scanned besides the data folder.
     let db = (backend == Backend::Postgres).then(|| pledge_tests::postgres::cluster().database());
-    captured();
+    pledge_tests::logs::capture();
     let mut rng = TestRng(0x5eed_0001);
     let ua_open = format!("MARKER-UA-{:016x}", rng.next());
     let ua_invite = format!("MARKER-UA-{:016x}", rng.next());
@@ -519,7 +477,7 @@ async fn full_run_then_scan(backend: Backend) {
     );
 
     // 2. Every log line the servers printed.
-    let log = log_text();
+    let log = pledge_tests::logs::text();
     assert!(
         log.lines().count() > 0,
         "no log lines captured: is tracing wired?"

@@ -466,7 +466,6 @@ async fn follow(
     actor_id: &str,
     inbox: &str,
 ) -> Result<Outcome, InboxError> {
-    organisation_type(actor.get("type")).map_err(InboxError::NotAllowed)?;
     let follow_id = activity
         .get("id")
         .and_then(Value::as_str)
@@ -477,24 +476,49 @@ async fn follow(
         .and_then(id_of)
         .ok_or_else(|| InboxError::BadActivity("a Follow without object".into()))?
         .to_owned();
+    let inbox_url = reqwest::Url::parse(inbox)
+        .map_err(|_| InboxError::ActorUnavailable("its inbox is not a URL".into()))?;
+    if let Err(why) = organisation_type(actor.get("type")) {
+        // A person: nothing is stored, and a `Reject` tells their server to
+        // drop the pending request (R-API-45) — sent only where any delivery
+        // may go.
+        if check_remote_url(&inbox_url, fed.allow_private()).is_ok() {
+            answer_follow(fed, "Reject", &follow_id, actor_id, &object, inbox);
+        }
+        return Err(InboxError::NotAllowed(why));
+    }
     // Our actor, or the public collection (a Mastodon relay subscription).
     if object != fed.base().actor() && !matches!(object.as_str(), PUBLIC | "as:Public" | "Public") {
         return Err(InboxError::BadActivity(
             "the Follow's object is not this instance's actor".into(),
         ));
     }
-    let inbox_url = reqwest::Url::parse(inbox)
-        .map_err(|_| InboxError::ActorUnavailable("its inbox is not a URL".into()))?;
     check_remote_url(&inbox_url, fed.allow_private())?;
     fed.add_follower(inbox).map_err(|_| InboxError::Storage)?;
-    let accept = json!({
+    answer_follow(fed, "Accept", &follow_id, actor_id, &object, inbox);
+    Ok(Outcome::Followed)
+}
+
+/// POSTs, signed, an `Accept` or a `Reject` (`kind`) of a `Follow` to the
+/// follower's inbox, from memory with a few retries (SPEC R-API-45): a
+/// restart forgets an unsent answer, and the follower may follow again.
+fn answer_follow(
+    fed: &Arc<Federation>,
+    kind: &'static str,
+    follow_id: &str,
+    actor_id: &str,
+    object: &str,
+    inbox: &str,
+) {
+    let answer = json!({
         "@context": "https://www.w3.org/ns/activitystreams",
         "id": format!(
-            "{}/ap/accepts/{}",
+            "{}/ap/{}s/{}",
             fed.base().origin(),
+            kind.to_ascii_lowercase(),
             hex::encode(&sha2::Sha256::digest(follow_id.as_bytes())[..16])
         ),
-        "type": "Accept",
+        "type": kind,
         "actor": fed.base().actor(),
         "object": {
             "id": follow_id,
@@ -503,26 +527,23 @@ async fn follow(
             "object": object
         }
     });
-    // Sent from memory with a few retries (SPEC R-API-45): the follower
-    // may follow again if a restart loses it.
     let fed = fed.clone();
     let inbox = inbox.to_owned();
     tokio::spawn(async move {
-        let Ok(body) = serde_json::to_vec(&accept) else {
+        let Ok(body) = serde_json::to_vec(&answer) else {
             return;
         };
         for wait in [0u64, 5, 30, 120] {
             tokio::time::sleep(Duration::from_secs(wait)).await;
             match fed.post_signed(&inbox, &body).await {
                 Ok(()) => return,
-                Err(why) => tracing::info!("sending an ActivityPub Accept failed: {why}"),
+                Err(why) => tracing::info!("sending an ActivityPub {kind} failed: {why}"),
             }
         }
         tracing::warn!(
-            "an ActivityPub Accept could not be delivered; the follower may follow again"
+            "an ActivityPub {kind} could not be delivered; the follower may follow again"
         );
     });
-    Ok(Outcome::Followed)
 }
 
 #[cfg(test)]
