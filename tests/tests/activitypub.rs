@@ -4,7 +4,8 @@
 //! instance actor, each with its own RSA key) follows `pledged`'s actor,
 //! gets the `Accept`, receives the `Create` of a newly opened campaign and
 //! checks our HTTP signature with the key our actor publishes; a `Person`'s
-//! follow, bad signatures, a stale `Date` and a wrong `Digest` are refused.
+//! follow (which gets a signed `Reject`), bad signatures, a stale `Date` and
+//! a wrong `Digest` are refused.
 //!
 //! The remote documents reproduce the shape of ones the real servers
 //! publish (the "Actor sample files" of the fediverse developer docs, as of
