@@ -1829,7 +1829,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let r = demo::run(&client, &opts, &mut say).await?;
             out!(
                 "{} pledgers: {} pledged, {} amended, {} withdrew; {} receipts verified offline",
-                r.pledged,
+                pledgers,
                 r.pledged,
                 r.amended,
                 r.withdrawn,
