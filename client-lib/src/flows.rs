@@ -1128,9 +1128,16 @@ pub async fn sign_pledge(
     if let Some(block) = sealed::sealed_block(&c)? {
         // SPEC R-SEAL-41: one of the buckets, sealed under the logged key.
         let bucket = sealed::bucket_of(&c, &block, &terms)?;
-        let bytes =
-            sealed::sign_sealed_pledge(client, wallet, &c, &block, Some(bucket), "pledge", send_after)
-                .await?;
+        let bytes = sealed::sign_sealed_pledge(
+            client,
+            wallet,
+            &c,
+            &block,
+            Some(bucket),
+            "pledge",
+            send_after,
+        )
+        .await?;
         return Ok(SignedPledge {
             campaign: *campaign,
             resend: false,
@@ -1857,7 +1864,6 @@ impl SealedView {
             .find(|&t| t > now)
             .unwrap_or(deadline)
     }
-
 }
 
 /// A reveal's histogram `(bucket value, count)`, zero counts left out
@@ -1906,8 +1912,11 @@ async fn sealed_view(
     info: &CampaignInfo,
 ) -> Result<SealedView, FlowError> {
     let id = info.campaign_id;
-    let block = sealed::sealed_block(info)?
-        .ok_or_else(|| bad_log(format!("campaign {id}: a sealed object for a live definition")))?;
+    let block = sealed::sealed_block(info)?.ok_or_else(|| {
+        bad_log(format!(
+            "campaign {id}: a sealed object for a live definition"
+        ))
+    })?;
     let (statement_size, entries) = match client.tally_statement(&id).await {
         Ok(text) => verify_sealed_statement(&text, log, &id)?,
         // Not signed yet (a campaign just opened): no entries to count.
@@ -1917,7 +1926,11 @@ async fn sealed_view(
     if statement_size > cp.checkpoint().size() {
         *cp = checkpoint(client, wallet, log).await?;
     }
-    let served = info.sealed.as_ref().map(|s| s.revealed.clone()).unwrap_or_default();
+    let served = info
+        .sealed
+        .as_ref()
+        .map(|s| s.revealed.clone())
+        .unwrap_or_default();
     let mut revealed = None;
     if let Some(last) = served.last() {
         let mut counts = sealed::revealed_from_log(client, cp, &id, last.snapshot).await?;

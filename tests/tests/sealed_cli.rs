@@ -157,9 +157,9 @@ async fn sealed_pledging_through_the_client_flows() {
         .await
         .unwrap_err();
     match &e {
-        FlowError::NotABucket {
-            given, allowed, ..
-        } => assert_eq!((*given, allowed.clone()), (7, vec![1, 10, 100])),
+        FlowError::NotABucket { given, allowed, .. } => {
+            assert_eq!((*given, allowed.clone()), (7, vec![1, 10, 100]))
+        }
         other => panic!("{other}"),
     }
     assert!(e.to_string().contains("1, 10, 100"), "{e}");
@@ -199,7 +199,10 @@ async fn sealed_pledging_through_the_client_flows() {
     assert_eq!(r.sent.len(), 1);
     assert_eq!(r.sent[0].1, sf::CoverKind::NullPledge);
     let brec = b.data.pledge_for(&id).unwrap().clone();
-    assert_eq!((brec.threshold, brec.entries[0].kind.as_str()), (0, "cover"));
+    assert_eq!(
+        (brec.threshold, brec.entries[0].kind.as_str()),
+        (0, "cover")
+    );
     for _ in 0..3 {
         sf::send_cover(&client, &mut b, &blog, Some(&id), true, now())
             .await
@@ -212,9 +215,16 @@ async fn sealed_pledging_through_the_client_flows() {
     // Not due yet without --now: nothing is sent, the due time is said.
     let (mut c, clog) = wallet(&client).await;
     let due = c.data.cover.due[&id.to_hex()].at;
-    let r = sf::send_cover(&client, &mut c, &clog, Some(&id), false, due.saturating_sub(1))
-        .await
-        .unwrap();
+    let r = sf::send_cover(
+        &client,
+        &mut c,
+        &clog,
+        Some(&id),
+        false,
+        due.saturating_sub(1),
+    )
+    .await
+    .unwrap();
     if due > now() {
         assert_eq!(r.waiting, vec![(id.to_hex(), due)]);
     }
@@ -226,7 +236,9 @@ async fn sealed_pledging_through_the_client_flows() {
     assert!(r.off && r.sent.is_empty());
 
     // Status before a reveal: sealed, the entry count, no numbers.
-    let (statuses, views) = flows::status_and_views(&client, &mut a, &alog).await.unwrap();
+    let (statuses, views) = flows::status_and_views(&client, &mut a, &alog)
+        .await
+        .unwrap();
     let v = views
         .iter()
         .find(|v| v.info.campaign_id == id)
@@ -236,14 +248,20 @@ async fn sealed_pledging_through_the_client_flows() {
         .unwrap();
     assert_eq!(v.entries, 4 + 3);
     assert!(v.revealed.is_none());
-    assert_eq!(v.next_reveal(now(), v_deadline(&views, &id)), v_deadline(&views, &id));
+    assert_eq!(
+        v.next_reveal(now(), v_deadline(&views, &id)),
+        v_deadline(&views, &id)
+    );
     assert_eq!(statuses.len(), 1);
     assert_eq!((statuses[0].threshold, statuses[0].active), (1, 0));
     assert!(!statuses[0].activated && statuses[0].included);
 
     // Close; two trustees reveal; status reads the counts from the log.
     let (st, _) = srv
-        .post_admin(&format!("/v1/admin/campaigns/{}/close", id.to_hex()), &json!({}))
+        .post_admin(
+            &format!("/v1/admin/campaigns/{}/close", id.to_hex()),
+            &json!({}),
+        )
         .await;
     assert_eq!(st, 200);
     let closed = wait_for(&srv, &id, |v| v["closed_index"].is_u64()).await;
@@ -253,10 +271,14 @@ async fn sealed_pledging_through_the_client_flows() {
         vec![Action::Shared { snapshot: close_at }; 2]
     );
     wait_for(&srv, &id, |v| {
-        v["sealed"]["revealed"].as_array().is_some_and(|r| r.len() == 1)
+        v["sealed"]["revealed"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1)
     })
     .await;
-    let (statuses, views) = flows::status_and_views(&client, &mut a, &alog).await.unwrap();
+    let (statuses, views) = flows::status_and_views(&client, &mut a, &alog)
+        .await
+        .unwrap();
     let v = views
         .iter()
         .find(|v| v.info.campaign_id == id)
@@ -266,14 +288,19 @@ async fn sealed_pledging_through_the_client_flows() {
         .unwrap();
     let r = v.revealed.unwrap();
     // a: bucket 0 (threshold 1); b: null.
-    assert_eq!((r.snapshot, r.counts.clone(), r.live, r.active), (close_at, vec![1, 0, 0], 1, 1));
+    assert_eq!(
+        (r.snapshot, r.counts.clone(), r.live, r.active),
+        (close_at, vec![1, 0, 0], 1, 1)
+    );
     let s = &statuses[0];
     assert_eq!((s.active, s.live), (1, 1));
     assert!(s.activated);
     let o = s.outcome.unwrap();
     assert_eq!((o.active, o.closed_index), (1, close_at));
     // b's null pledge counts nowhere: shown as not counted.
-    let (bs, _) = flows::status_and_views(&client, &mut b, &blog).await.unwrap();
+    let (bs, _) = flows::status_and_views(&client, &mut b, &blog)
+        .await
+        .unwrap();
     assert!(bs[0].withdrawn && !bs[0].activated);
 
     let (report, _) = audit_with_ledger(&AuditOptions::new(srv.base.clone()))
@@ -379,7 +406,9 @@ async fn demo_sealed_runs_to_both_reveals_and_the_audit_passes() {
         ..DemoOptions::default()
     };
     let mut lines = Vec::new();
-    let r = demo::run(&client, &opts, &mut |s| lines.push(s)).await.unwrap();
+    let r = demo::run(&client, &opts, &mut |s| lines.push(s))
+        .await
+        .unwrap();
     let sd = r.sealed.clone().unwrap();
     // Plan: i % 5 == 4 do not pledge (i = 4, 9: null pledges); amend
     // i % 4 == 1 (1, 5); withdraw i % 5 == 3 (3, 8); cover re-encryptions
@@ -392,7 +421,10 @@ async fn demo_sealed_runs_to_both_reveals_and_the_audit_passes() {
     // 10 pledged, 2 withdrew: 8 live, spread over the buckets by plan.
     assert_eq!(last.iter().sum::<u64>(), 8);
     assert_eq!(r.live, 8);
-    assert!(lines.iter().any(|l| l.contains("joint key logged")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("joint key logged")),
+        "{lines:?}"
+    );
 
     // `pledge audit`: passes, and its own replay reveals the same counts.
     let (report, ledger) = audit_with_ledger(&AuditOptions::new(srv.base.clone()))

@@ -233,8 +233,9 @@ pub(super) async fn run(
             admin,
             &NewCampaign {
                 title: "pledge demo sealed campaign".into(),
-                text: "Created by `pledge demo --sealed`: thresholds stay encrypted until a reveal."
-                    .into(),
+                text:
+                    "Created by `pledge demo --sealed`: thresholds stay encrypted until a reveal."
+                        .into(),
                 action: "show sealed pledging working".into(),
                 deadline: now + 24 * 3600,
                 goal: (n / 4).max(2),
@@ -433,7 +434,15 @@ async fn one_pledger(
     let now = sf::unix_now();
     let mut current = None;
     if let Some(bucket) = first {
-        let s = flows::commit(client, &mut wallet, log, &id, buckets[bucket], Duration::ZERO).await?;
+        let s = flows::commit(
+            client,
+            &mut wallet,
+            log,
+            &id,
+            buckets[bucket],
+            Duration::ZERO,
+        )
+        .await?;
         p.history.push((s.index, Some(bucket)));
         current = Some(bucket);
     }
@@ -449,7 +458,11 @@ async fn one_pledger(
     }
     // Cover, as `pledge cover --now` sends it: the unused token as a null
     // pledge; then, for some, a re-encryption of the current vector.
-    let rounds = if cover { 2 } else { usize::from(first.is_none()) };
+    let rounds = if cover {
+        2
+    } else {
+        usize::from(first.is_none())
+    };
     for _ in 0..rounds {
         let r = sf::send_cover(client, &mut wallet, log, Some(&id), true, now).await?;
         for (_, kind, s) in r.sent {

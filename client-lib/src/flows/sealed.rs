@@ -187,9 +187,7 @@ pub async fn verified_joint_key(
     match (served, logged) {
         (None, None) => Err(FlowError::KeyNotReady(hex_id.clone())),
         (Some(_), None) => Err(mismatch("none yet".into())),
-        (Some(s), Some(l)) if s.as_ref() != Some(&l) => {
-            Err(mismatch(hex::encode(l.to_bytes())))
-        }
+        (Some(s), Some(l)) if s.as_ref() != Some(&l) => Err(mismatch(hex::encode(l.to_bytes()))),
         (_, Some(l)) => Ok(l),
     }
 }
@@ -227,19 +225,26 @@ pub async fn joint_key_from_log(
         }
     }
     let mut found = None;
-    scan(client, cp, opened + 1, EntryKind::TrusteeMessage as u8, |index, bytes| {
-        let entry = Entry::decode(bytes).map_err(bad_log)?;
-        if entry.campaign() != id {
-            return Ok(Scan::Next);
-        }
-        Ok(Scan::Prove(entry, index))
-    }, |entry, index| {
-        state
-            .verify_and_apply(entry, &mut keys)
-            .map_err(|e| bad_log(format!("entry {index}: {e}")))?;
-        found = state.joint_key(&id).cloned();
-        Ok(found.is_some())
-    })
+    scan(
+        client,
+        cp,
+        opened + 1,
+        EntryKind::TrusteeMessage as u8,
+        |index, bytes| {
+            let entry = Entry::decode(bytes).map_err(bad_log)?;
+            if entry.campaign() != id {
+                return Ok(Scan::Next);
+            }
+            Ok(Scan::Prove(entry, index))
+        },
+        |entry, index| {
+            state
+                .verify_and_apply(entry, &mut keys)
+                .map_err(|e| bad_log(format!("entry {index}: {e}")))?;
+            found = state.joint_key(&id).cloned();
+            Ok(found.is_some())
+        },
+    )
     .await?;
     Ok(found)
 }
@@ -431,7 +436,9 @@ pub(crate) async fn send_sealed_amendment(
 /// A random time in `[now, deadline − COVER_MARGIN_SECS]` (`now` when that
 /// is empty).
 fn random_time(now: u64, deadline: u64) -> Result<u64, FlowError> {
-    let room = deadline.saturating_sub(COVER_MARGIN_SECS).saturating_sub(now);
+    let room = deadline
+        .saturating_sub(COVER_MARGIN_SECS)
+        .saturating_sub(now);
     Ok(now + random_delay(Duration::from_secs(room))?.as_secs())
 }
 
@@ -452,13 +459,11 @@ pub fn schedule_cover(
         return Ok(None);
     }
     let at = random_time(now, deadline)?;
-    wallet.data.cover.due.insert(
-        campaign.to_hex(),
-        CoverDue {
-            at,
-            amendments: 0,
-        },
-    );
+    wallet
+        .data
+        .cover
+        .due
+        .insert(campaign.to_hex(), CoverDue { at, amendments: 0 });
     Ok(Some(at))
 }
 
@@ -480,10 +485,7 @@ fn reschedule(
         .cover
         .due
         .entry(campaign.to_hex())
-        .or_insert(CoverDue {
-            at,
-            amendments: 0,
-        });
+        .or_insert(CoverDue { at, amendments: 0 });
     d.at = at;
     Ok((d.amendments < MAX_COVER_AMENDMENTS).then_some(at))
 }
@@ -605,18 +607,17 @@ pub async fn send_cover(
                 }
             }
             None => {
-                let bytes = match sign_sealed_pledge(
-                    client, wallet, c, &block, None, COVER_KIND, None,
-                )
-                .await
-                {
-                    Ok(b) => b,
-                    Err(FlowError::KeyNotReady(_)) => {
-                        report.no_key_yet.push(id.to_hex());
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
+                let bytes =
+                    match sign_sealed_pledge(client, wallet, c, &block, None, COVER_KIND, None)
+                        .await
+                    {
+                        Ok(b) => b,
+                        Err(FlowError::KeyNotReady(_)) => {
+                            report.no_key_yet.push(id.to_hex());
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                 let s = send_and_record(client, wallet, log, &id, &bytes).await?;
                 (CoverKind::NullPledge, s)
             }

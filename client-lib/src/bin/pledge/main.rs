@@ -847,7 +847,9 @@ fn say_cover(w: &mut Wallet, info: &CampaignInfo) -> anyhow::Result<()> {
              `pledge cover` or `pledge watch` sends it",
             utc(at)
         ),
-        None if w.data.cover.off => out!("cover traffic is off in this wallet (`pledge cover --on`)"),
+        None if w.data.cover.off => {
+            out!("cover traffic is off in this wallet (`pledge cover --on`)")
+        }
         None => {}
     }
     Ok(())
@@ -1047,7 +1049,10 @@ fn print_sealed_status(s: &flows::PledgeStatus, sv: &flows::SealedView, included
         "your sealed pledge is the null vector (a cover pledge, or withdrawn): it counts nowhere"
             .to_owned()
     } else {
-        format!("your sealed threshold: {} (encrypted in the log)", s.threshold)
+        format!(
+            "your sealed threshold: {} (encrypted in the log)",
+            s.threshold
+        )
     };
     out!("    {mine}");
     let now = unix_now();
@@ -1992,7 +1997,10 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
                         .collect::<Result<Vec<_>, _>>()
                         .map_err(|e| usage(format!("--sealed-buckets: {e}")))?,
                     k: trustees_needed.unwrap_or(1),
-                    trustees: trustees.iter().map(|t| t.trim().to_ascii_lowercase()).collect(),
+                    trustees: trustees
+                        .iter()
+                        .map(|t| t.trim().to_ascii_lowercase())
+                        .collect(),
                     reveals: reveals
                         .iter()
                         .map(|r| parse_deadline(r))
