@@ -30,6 +30,27 @@ use crate::client::{
 use crate::flows::{self, AttestKind, FlowError};
 use crate::wallet::Wallet;
 
+#[cfg(feature = "audit")]
+mod sealed;
+#[cfg(not(feature = "audit"))]
+mod sealed {
+    //! Without the auditor the demo's trustees cannot act.
+    /// What a sealed demo did (empty without the `audit` feature).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SealedDemo;
+
+    pub(super) async fn run(
+        _: &crate::client::Client,
+        _: &super::DemoOptions,
+        _: &mut (dyn FnMut(String) + Send),
+    ) -> Result<super::DemoReport, crate::flows::FlowError> {
+        Err(crate::flows::FlowError::Campaign(
+            "`pledge demo --sealed` needs the `audit` feature (its trustees audit the log)".into(),
+        ))
+    }
+}
+pub use sealed::SealedDemo;
+
 /// Options of `pledge demo`.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -44,6 +65,13 @@ pub struct DemoOptions {
     /// Use (or create) a campaign with conditional funding and mix the
     /// three kinds of terms.
     pub funding: bool,
+    /// Create a sealed campaign with three trustees (k = 2) run by the
+    /// demo, and take it through key generation, sealed pledges,
+    /// amendments, cover and both reveals (needs `admin_token`).
+    pub sealed: bool,
+    /// With `sealed`: the early reveal this long after the campaign is
+    /// created.
+    pub early_reveal: Duration,
 }
 
 impl Default for DemoOptions {
@@ -54,6 +82,8 @@ impl Default for DemoOptions {
             concurrency: 32,
             max_rate_wait: Duration::from_secs(600),
             funding: false,
+            sealed: false,
+            early_reveal: Duration::from_secs(20),
         }
     }
 }
@@ -92,6 +122,8 @@ pub struct DemoReport {
     pub funding: Option<(Funding, JointTally)>,
     /// Pledges of each kind made: act, act if supported, fund.
     pub kinds: [usize; 3],
+    /// What a sealed demo did (`--sealed`).
+    pub sealed: Option<sealed::SealedDemo>,
 }
 
 impl DemoReport {
@@ -190,6 +222,9 @@ pub async fn run(
     opts: &DemoOptions,
     say: &mut (dyn FnMut(String) + Send),
 ) -> Result<DemoReport, FlowError> {
+    if opts.sealed {
+        return sealed::run(client, opts, say).await;
+    }
     let mut probe = Wallet::in_memory();
     let (log, _) = flows::pin_log(client, &mut probe).await?;
     say(format!("log key (pinned for this run): {}", log.to_text()));
@@ -269,6 +304,7 @@ pub async fn run(
         histogram,
         funding: funding.zip(joint),
         kinds,
+        sealed: None,
     })
 }
 
@@ -426,30 +462,8 @@ async fn one_pledger(
     menu: Option<&[u64]>,
 ) -> Result<PledgerOutcome, FlowError> {
     let id = c.campaign_id;
-    let mut wallet = Wallet::in_memory();
-    let (pinned, _) = flows::pin_log(client, &mut wallet).await?;
-    if pinned != *log {
-        return Err(FlowError::LogKeyChanged {
-            pinned: log.to_text(),
-            served: pinned.to_text(),
-        });
-    }
-    let mut rate_limited = 0;
-    let started = tokio::time::Instant::now();
-    loop {
-        match flows::obtain_tokens(client, &mut wallet, log, &AttestKind::Open).await {
-            Ok(_) => break,
-            Err(FlowError::Client(e @ ClientError::Refused { status: 429, .. })) => {
-                rate_limited += 1;
-                let wait = e.retry_after().unwrap_or(Duration::from_secs(2));
-                if started.elapsed() + wait > opts.max_rate_wait {
-                    return Err(FlowError::Client(e));
-                }
-                tokio::time::sleep(wait).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let mut wallet = pledger_wallet(client, log).await?;
+    let rate_limited = tokens_for(client, &mut wallet, log, opts).await?;
     let (t, amend, withdraw) = plan(i, opts.pledgers, c, menu);
     let mut receipts = 0;
     flows::commit(client, &mut wallet, log, &id, t, Duration::ZERO).await?;
@@ -484,6 +498,46 @@ async fn one_pledger(
         receipts,
         rate_limited,
     })
+}
+
+/// A demo pledger's wallet pinned to `log`.
+async fn pledger_wallet(client: &Client, log: &NoteVerifier) -> Result<Wallet, FlowError> {
+    let mut wallet = Wallet::in_memory();
+    let (pinned, _) = flows::pin_log(client, &mut wallet).await?;
+    if pinned != *log {
+        return Err(FlowError::LogKeyChanged {
+            pinned: log.to_text(),
+            served: pinned.to_text(),
+        });
+    }
+    Ok(wallet)
+}
+
+/// Tokens from the open attester for every open campaign (cover issuance),
+/// waiting out its rate limit as told (up to `opts.max_rate_wait`).
+/// Returns how many times it was rate limited.
+async fn tokens_for(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+    opts: &DemoOptions,
+) -> Result<usize, FlowError> {
+    let mut rate_limited = 0;
+    let started = tokio::time::Instant::now();
+    loop {
+        match flows::obtain_tokens(client, wallet, log, &AttestKind::Open).await {
+            Ok(_) => return Ok(rate_limited),
+            Err(FlowError::Client(e @ ClientError::Refused { status: 429, .. })) => {
+                rate_limited += 1;
+                let wait = e.retry_after().unwrap_or(Duration::from_secs(2));
+                if started.elapsed() + wait > opts.max_rate_wait {
+                    return Err(FlowError::Client(e));
+                }
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Rebuilds the log from entry bundles up to the latest checkpoint with the

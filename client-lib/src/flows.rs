@@ -40,6 +40,8 @@ use crate::wallet::{
     WalletError,
 };
 
+pub mod sealed;
+
 /// Most campaigns one token request may name (SPEC R-API-9).
 pub use pledge_protocol::token::MAX_TOKEN_REQUESTS;
 
@@ -116,6 +118,45 @@ pub enum FlowError {
         required: usize,
         /// How long the client waited for cosignatures.
         waited_s: u64,
+    },
+    /// A threshold that is not one of a sealed campaign's bucket values
+    /// (SPEC R-SEAL-41).
+    #[error(
+        "campaign {campaign} is sealed: a threshold must be one of its bucket values ({}), not \
+         {given}",
+        sealed::list(.allowed)
+    )]
+    NotABucket {
+        /// Campaign id, hex.
+        campaign: String,
+        /// The threshold given.
+        given: u32,
+        /// The campaign's bucket values.
+        allowed: Vec<u32>,
+    },
+    /// A sealed campaign whose trustees have not logged the joint key yet
+    /// (SPEC R-SEAL-40): nothing can be sealed.
+    #[error(
+        "campaign {0}: the trustees have not finished key generation, so nothing can be sealed \
+         yet; try again later"
+    )]
+    KeyNotReady(String),
+    /// The campaign object serves a joint key that is not the one the
+    /// campaign's trustee messages in the log give (SPEC R-SEAL-40).
+    #[error(
+        "campaign {campaign}: the server serves joint key {served} but the trustee messages in \
+         the log (proven to checkpoint {size}) give {logged}. Refusing to seal under a key the \
+         trustees did not make: whoever holds its secret could read your threshold"
+    )]
+    JointKeyMismatch {
+        /// Campaign id, hex.
+        campaign: String,
+        /// The served key, hex.
+        served: String,
+        /// The logged key, hex (or "none yet").
+        logged: String,
+        /// The checkpoint the log was read to.
+        size: u64,
     },
     /// A tally statement older than one already seen, or than my own entry
     /// (a replay, SPEC R-TALLY-12).
@@ -430,11 +471,28 @@ pub async fn proven_entry(
         .get(pos)
         .ok_or_else(|| bad_log("entry missing from its bundle"))?
         .to_vec();
+    prove_included(client, &entry, index, checkpoint).await?;
+    Ok(entry)
+}
+
+/// Proves that `entry` is entry `index` of the tree of `checkpoint` (RFC
+/// 9162 inclusion proof computed from tiles, checked against the signed
+/// root).
+///
+/// # Errors
+/// [`FlowError::BadLog`] if the proof fails.
+async fn prove_included(
+    client: &Client,
+    entry: &[u8],
+    index: u64,
+    checkpoint: &SignedCheckpoint,
+) -> Result<(), FlowError> {
+    let size = checkpoint.checkpoint().size();
     let nodes = inclusion_proof_nodes(index, size).map_err(bad_log)?;
     let tiles = fetch_tiles(client, &nodes, size).await?;
     let proof = inclusion_proof(index, size, &tiles).map_err(bad_log)?;
     merkle::verify_inclusion(
-        &merkle::leaf_hash(&entry),
+        &merkle::leaf_hash(entry),
         index,
         size,
         &proof,
@@ -444,8 +502,7 @@ pub async fn proven_entry(
         bad_log(format!(
             "entry {index} is not proven in checkpoint {size}: {e}"
         ))
-    })?;
-    Ok(entry)
+    })
 }
 
 /// DESIGN P5, SPEC R-TOKEN-11, R-API-7: the campaign's issuer key, taken
@@ -606,6 +663,10 @@ pub struct TokensReport {
     pub already_held: Vec<String>,
     /// Campaigns whose key was checked against the log.
     pub keys_checked: usize,
+    /// Sealed campaigns whose new token is to be spent as a null pledge
+    /// unless the person pledges first (cover, SPEC R-SEAL-43): hex id and
+    /// the Unix time it is due.
+    pub cover: Vec<(String, u64)>,
 }
 
 /// Cover issuance (DESIGN P3): requests a token for *every* open campaign
@@ -668,6 +729,11 @@ pub async fn obtain_tokens(
         AttestKind::Email { address, .. } => email_campaigns(&campaigns, address),
     };
     let mut report = TokensReport::default();
+    let sealed_deadlines: BTreeMap<CampaignId, u64> = eligible
+        .iter()
+        .filter(|c| c.sealed.is_some())
+        .map(|c| (c.campaign_id, c.deadline))
+        .collect();
     let mut wanted = Vec::new();
     for c in eligible {
         let id = c.campaign_id;
@@ -754,6 +820,12 @@ pub async fn obtain_tokens(
         ) {
             Ok(token) => {
                 report.obtained.push(p.campaign.to_hex());
+                if let Some(&deadline) = sealed_deadlines.get(&p.campaign)
+                    && let Ok(Some(at)) =
+                        sealed::schedule_cover(wallet, &p.campaign, deadline, sealed::unix_now())
+                {
+                    report.cover.push((p.campaign.to_hex(), at));
+                }
                 wallet
                     .data
                     .tokens
@@ -1052,7 +1124,27 @@ pub async fn sign_pledge(
             "you already pledged to {campaign}; use `pledge amend` to change the threshold"
         )));
     }
-    campaign_checked(client, campaign, Some(&terms)).await?;
+    let c = campaign_checked(client, campaign, None).await?;
+    if let Some(block) = sealed::sealed_block(&c)? {
+        // SPEC R-SEAL-41: one of the buckets, sealed under the logged key.
+        let bucket = sealed::bucket_of(&c, &block, &terms)?;
+        let bytes = sealed::sign_sealed_pledge(
+            client,
+            wallet,
+            &c,
+            &block,
+            Some(bucket),
+            "pledge",
+            send_after,
+        )
+        .await?;
+        return Ok(SignedPledge {
+            campaign: *campaign,
+            resend: false,
+            bytes,
+        });
+    }
+    check_terms(&c, &terms)?;
     let tok = wallet.data.unused_token(campaign).ok_or_else(|| {
         FlowError::Wallet2(format!(
             "no unused token for campaign {campaign}: run `pledge tokens` while it is open"
@@ -1126,6 +1218,16 @@ pub async fn commit(
     terms: impl Into<Terms>,
     delay: Duration,
 ) -> Result<Submitted, FlowError> {
+    let terms = terms.into();
+    if wallet
+        .data
+        .pledge_for(campaign)
+        .is_some_and(|p| p.is_sealed() && p.threshold == 0 && p.unacknowledged().is_none())
+    {
+        // A sealed null pledge of mine (cover, or withdrawn): pledging
+        // seals the threshold into it (SPEC R-SEAL-42).
+        return change(client, wallet, log, campaign, Some(terms)).await;
+    }
     let signed = sign_pledge(client, wallet, campaign, terms, None).await?;
     if !signed.resend && !delay.is_zero() {
         crate::rt::sleep(delay)
@@ -1304,10 +1406,21 @@ pub async fn change(
         let bytes = entry_bytes(Some(last))?;
         return send_and_record(client, wallet, log, campaign, &bytes).await;
     }
-    if let Some(t) = &to
+    // A sealed pledge is withdrawn by amending it to the null vector,
+    // which the wallet records as threshold 0.
+    let null = Terms::Threshold { t: 0 };
+    let wanted = match &to {
+        None if rec.is_sealed() => Some(&null),
+        other => other.as_ref(),
+    };
+    if let Some(t) = wanted
         && rec.terms().as_ref() == Some(t)
     {
         return Err(FlowError::Campaign(match t {
+            Terms::Threshold { t: 0 } if rec.is_sealed() => format!(
+                "your sealed pledge on {campaign} is already the null vector: nothing to change, \
+                 nothing sent"
+            ),
             Terms::Threshold { t } => format!(
                 "your threshold on {campaign} is already {t}: nothing to change, nothing sent"
             ),
@@ -1317,7 +1430,18 @@ pub async fn change(
             ),
         }));
     }
-    campaign_checked(client, campaign, to.as_ref()).await?;
+    let c = campaign_checked(client, campaign, None).await?;
+    if let Some(block) = sealed::sealed_block(&c)? {
+        // SPEC R-SEAL-42: amend = re-encrypt; withdraw = amend to null.
+        let bucket = match &to {
+            Some(t) => Some(sealed::bucket_of(&c, &block, t)?),
+            None => None,
+        };
+        return sealed::send_sealed_amendment(client, wallet, log, &c, &rec, bucket, "amend").await;
+    }
+    if let Some(t) = &to {
+        check_terms(&c, t)?;
+    }
     let key = key_for(wallet, &rec)?;
     let n = Nullifier::from_hex(&rec.nullifier)
         .map_err(|_| FlowError::Wallet2("a stored nullifier is damaged".into()))?;
@@ -1694,6 +1818,156 @@ pub struct CampaignView {
     pub statement: Option<CampaignStatement>,
     /// Its final result, once closed.
     pub outcome: Option<Outcome>,
+    /// A sealed campaign's verified figures (SPEC R-SEAL-46); `None` for
+    /// any other campaign.
+    pub sealed: Option<SealedView>,
+}
+
+/// What a client knows of a sealed campaign (SPEC R-SEAL-46): its buckets
+/// and reveal times, the count of sealed entries from its signed sealed
+/// statement, and its latest reveal read from the log.
+#[derive(Debug, Clone)]
+pub struct SealedView {
+    /// The campaign's sealed block (buckets, trustees, early reveals).
+    pub block: pledge_protocol::campaign::Sealed,
+    /// Sealed pledges and amendments, from the signed sealed statement.
+    pub entries: u64,
+    /// The log size that statement is bound to.
+    pub statement_size: u64,
+    /// The latest reveal, its counts read from its entry proven in the log.
+    pub revealed: Option<RevealView>,
+    /// How many reveals the log holds (early ones and the close's).
+    pub reveals: usize,
+}
+
+/// One reveal of a sealed campaign (SPEC R-SEAL-37).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevealView {
+    /// The snapshot's log index.
+    pub snapshot: u64,
+    /// Pledges per bucket, bucket 0 first.
+    pub counts: Vec<u64>,
+    /// Their sum: live pledges (null pledges count nowhere).
+    pub live: u64,
+    /// The active count of the revealed histogram (R-TALLY-9).
+    pub active: u64,
+}
+
+impl SealedView {
+    /// The next reveal after `now`: the first early reveal time still to
+    /// come, else the deadline `deadline`.
+    pub fn next_reveal(&self, now: u64, deadline: u64) -> u64 {
+        self.block
+            .early_reveals()
+            .iter()
+            .copied()
+            .find(|&t| t > now)
+            .unwrap_or(deadline)
+    }
+}
+
+/// A reveal's histogram `(bucket value, count)`, zero counts left out
+/// (SPEC R-SEAL-37).
+pub fn revealed_histogram(buckets: &[u32], counts: &[u64]) -> Vec<(u32, u64)> {
+    buckets
+        .iter()
+        .copied()
+        .zip(counts.iter().copied())
+        .filter(|&(_, n)| n > 0)
+        .collect()
+}
+
+/// A sealed campaign's signed statement (SPEC R-SEAL-80 … R-SEAL-82),
+/// verified with the log key: its size and entry count.
+///
+/// # Errors
+/// [`FlowError::BadLog`] for a bad signature, another origin or campaign.
+pub fn verify_sealed_statement(
+    text: &str,
+    log: &NoteVerifier,
+    campaign: &CampaignId,
+) -> Result<(u64, u64), FlowError> {
+    let verifiers: [&dyn Verifier; 1] = [log];
+    let note = open_note(text.as_bytes(), &verifiers)
+        .map_err(|e| bad_log(format!("sealed tally statement signature: {e}")))?;
+    let st = pledge_protocol::sealed_tally::SealedTallyStatement::parse_note_body(note.body())
+        .map_err(|e| bad_log(format!("sealed tally statement: {e}")))?;
+    if st.origin() != log.name().as_str() {
+        return Err(bad_log("sealed tally statement of another log"));
+    }
+    if st.campaign() != campaign {
+        return Err(bad_log("sealed tally statement of another campaign"));
+    }
+    Ok((st.checkpoint_size(), st.entries()))
+}
+
+/// [`SealedView`] of a sealed campaign: its statement verified, its latest
+/// reveal checked against its entry proven in the log (the checkpoint is
+/// read again when the log grew past `cp`).
+async fn sealed_view(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+    cp: &mut SignedCheckpoint,
+    info: &CampaignInfo,
+) -> Result<SealedView, FlowError> {
+    let id = info.campaign_id;
+    let block = sealed::sealed_block(info)?.ok_or_else(|| {
+        bad_log(format!(
+            "campaign {id}: a sealed object for a live definition"
+        ))
+    })?;
+    let (statement_size, entries) = match client.tally_statement(&id).await {
+        Ok(text) => verify_sealed_statement(&text, log, &id)?,
+        // Not signed yet (a campaign just opened): no entries to count.
+        Err(e) if e.is(&ErrorCode::TallyUnavailable) => (0, 0),
+        Err(e) => return Err(e.into()),
+    };
+    if statement_size > cp.checkpoint().size() {
+        *cp = checkpoint(client, wallet, log).await?;
+    }
+    let served = info
+        .sealed
+        .as_ref()
+        .map(|s| s.revealed.clone())
+        .unwrap_or_default();
+    let mut revealed = None;
+    if let Some(last) = served.last() {
+        let mut counts = sealed::revealed_from_log(client, cp, &id, last.snapshot).await?;
+        if counts.is_none() {
+            *cp = checkpoint(client, wallet, log).await?;
+            counts = sealed::revealed_from_log(client, cp, &id, last.snapshot).await?;
+        }
+        let counts = counts.ok_or_else(|| {
+            bad_log(format!(
+                "campaign {id}: the server shows a reveal of snapshot {} that the log (size {}) \
+                 does not hold",
+                last.snapshot,
+                cp.checkpoint().size()
+            ))
+        })?;
+        if counts != last.counts {
+            return Err(bad_log(format!(
+                "campaign {id}: the server shows counts {:?} for snapshot {} but the log's reveal \
+                 says {counts:?}",
+                last.counts, last.snapshot
+            )));
+        }
+        let hist = revealed_histogram(block.buckets(), &counts);
+        revealed = Some(RevealView {
+            snapshot: last.snapshot,
+            live: counts.iter().sum(),
+            active: pledge_protocol::tally::recompute_active(&hist),
+            counts,
+        });
+    }
+    Ok(SealedView {
+        block,
+        entries,
+        statement_size,
+        revealed,
+        reveals: served.len(),
+    })
 }
 
 /// Every campaign's verified tally, read the same way whatever the wallet
@@ -1714,6 +1988,25 @@ pub async fn overview(
     let mut out = Vec::with_capacity(list.len());
     for info in list {
         let id = info.campaign_id;
+        if info.sealed.is_some() {
+            let view = sealed_view(client, wallet, log, &mut cp, &info).await?;
+            // The close's outcome is known once its snapshot is revealed.
+            let outcome = match (info.closed_index, &view.revealed) {
+                (Some(i), Some(r)) if r.snapshot == i => Some(Outcome {
+                    active: r.active,
+                    live: r.live,
+                    closed_index: i,
+                }),
+                _ => None,
+            };
+            out.push(CampaignView {
+                info,
+                statement: None,
+                outcome,
+                sealed: Some(view),
+            });
+            continue;
+        }
         let statement = match client.tally_statement(&id).await {
             Ok(text) => Some(verify_statement(&text, log, &id)?),
             Err(e) if e.is(&ErrorCode::TallyUnavailable) => None,
@@ -1745,6 +2038,7 @@ pub async fn overview(
             info,
             statement,
             outcome,
+            sealed: None,
         });
     }
     Ok((cp, out))
@@ -1810,6 +2104,10 @@ pub fn my_statuses(
             .iter()
             .find(|v| v.info.campaign_id == id)
             .ok_or_else(|| bad_log(format!("campaign {id} is missing from the campaign list")))?;
+        if let Some(sv) = &v.sealed {
+            out.push(sealed_status(rec, log, checkpoint_size, v, sv));
+            continue;
+        }
         let st = v.statement.as_ref().ok_or_else(|| {
             bad_log(format!(
                 "campaign {id}: the server has no tally statement for it"
@@ -1856,6 +2154,40 @@ pub fn my_statuses(
     Ok(out)
 }
 
+/// My pledge's line in a sealed campaign (SPEC R-SEAL-46): A and live from
+/// the latest reveal (0 before one); a null pledge (cover, or withdrawn by
+/// amending to null) shows as withdrawn: it counts nowhere.
+fn sealed_status(
+    rec: &PledgeRecord,
+    log: &NoteVerifier,
+    checkpoint_size: u64,
+    v: &CampaignView,
+    sv: &SealedView,
+) -> PledgeStatus {
+    let (active, live) = sv.revealed.as_ref().map_or((0, 0), |r| (r.active, r.live));
+    let null = rec.threshold == 0;
+    PledgeStatus {
+        campaign: rec.campaign.clone(),
+        title: v.info.title.clone(),
+        action: v.info.action.clone(),
+        threshold: rec.threshold,
+        withdrawn: rec.withdrawn || null,
+        included: receipts_valid(rec, log),
+        unacknowledged: rec.entries.iter().filter(|e| e.receipt.is_none()).count(),
+        active,
+        live,
+        goal: v.info.goal,
+        activated: !null && sv.revealed.is_some() && u64::from(rec.threshold) <= active,
+        deadline: v.info.deadline,
+        state: v.info.state.to_string(),
+        statement_size: sv.statement_size,
+        checkpoint_size,
+        outcome: v.outcome,
+        terms: Terms::Threshold { t: rec.threshold },
+        funding: None,
+    }
+}
+
 /// `pledge status`: for each of my pledges, whether it is included (receipts
 /// verify), the campaign's A from its signed statement, whether I am
 /// activated, the deadline, and the outcome once closed. Reads every
@@ -1869,11 +2201,24 @@ pub async fn status(
     wallet: &mut Wallet,
     log: &NoteVerifier,
 ) -> Result<Vec<PledgeStatus>, FlowError> {
+    Ok(status_and_views(client, wallet, log).await?.0)
+}
+
+/// [`status`], with the campaign views it read (a sealed campaign's
+/// buckets, statement and reveals are in its view).
+///
+/// # Errors
+/// Server or log failures.
+pub async fn status_and_views(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+) -> Result<(Vec<PledgeStatus>, Vec<CampaignView>), FlowError> {
     let (cp, views) = overview(client, wallet, log).await?;
     wallet.save()?;
     let mut out = my_statuses(wallet, log, cp.checkpoint().size(), &views)?;
     resolve_ties(client, wallet, log, &mut out).await?;
-    Ok(out)
+    Ok((out, views))
 }
 
 /// At the close, a pledge whose support level is split (SPEC R-FUND-4)
@@ -2549,7 +2894,7 @@ async fn send_due(client: &Client, wallet: &mut Wallet, log: &NoteVerifier) -> V
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let filter = PendingFilter::DeferredDueBy(now.saturating_sub(WATCH_SEND_GRACE_S));
-    match send_pending(client, wallet, log, filter).await {
+    let mut news: Vec<WatchNews> = match send_pending(client, wallet, log, filter).await {
         Ok(r) => r
             .sent
             .into_iter()
@@ -2559,7 +2904,24 @@ async fn send_due(client: &Client, wallet: &mut Wallet, log: &NoteVerifier) -> V
             })
             .collect(),
         Err(e) => vec![WatchNews::NotSent(e.to_string())],
+    };
+    // Cover of sealed campaigns that is due (SPEC R-SEAL-43, R-SEAL-44).
+    let cover = &wallet.data.cover;
+    if !cover.off
+        && cover
+            .due
+            .values()
+            .any(|d| d.at <= now && d.amendments < sealed::MAX_COVER_AMENDMENTS)
+    {
+        match sealed::send_cover(client, wallet, log, None, false, now).await {
+            Ok(r) => news.extend(r.sent.into_iter().map(|(campaign, _, s)| WatchNews::Sent {
+                campaign,
+                index: s.index,
+            })),
+            Err(e) => news.push(WatchNews::NotSent(e.to_string())),
+        }
     }
+    news
 }
 
 /// Whether `id`'s deadline (from the campaign list) has passed.

@@ -205,8 +205,9 @@ impl std::fmt::Debug for Protection {
     }
 }
 
-/// The log this wallet trusts, pinned at first use.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The log this wallet trusts, pinned at first use. `Debug` shows how many
+/// joint keys it holds, not for which campaigns (those I sealed pledges in).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PinnedLog {
     /// The server URL it was first seen at.
     pub server: String,
@@ -229,6 +230,27 @@ pub struct PinnedLog {
     /// Kept for every campaign read, not only those pledged to.
     #[serde(default)]
     pub statements: BTreeMap<String, u64>,
+    /// Per sealed campaign (hex), its joint key (hex) as this wallet
+    /// replayed it from the campaign's trustee messages proven in the log
+    /// (SPEC R-SEAL-40): a key once logged never changes, so it is replayed
+    /// once; a served key that differs from it is refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub joint_keys: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for PinnedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinnedLog")
+            .field("server", &self.server)
+            .field("verifier_key", &self.verifier_key)
+            .field("checkpoint_size", &self.checkpoint_size)
+            .field("checkpoint_root", &self.checkpoint_root)
+            .field("witnesses", &self.witnesses)
+            .field("quorum", &self.quorum)
+            .field("statements", &self.statements)
+            .field("joint_keys", &self.joint_keys.len())
+            .finish()
+    }
 }
 
 impl PinnedLog {
@@ -391,10 +413,26 @@ impl PledgeRecord {
             match Entry::decode(&bytes).ok()? {
                 Entry::Pledge(p) => return Some(p.terms),
                 Entry::PledgeAmended(a) => return Some(a.terms),
+                // A sealed vector says nothing in clear: the wallet's
+                // threshold is its bucket value, 0 for the null vector
+                // (SPEC R-SEAL-41).
+                Entry::SealedPledge(_) | Entry::SealedAmended(_) => {
+                    return Some(Terms::Threshold { t: self.threshold });
+                }
                 _ => {}
             }
         }
         None
+    }
+
+    /// Whether this is a pledge with sealed terms (its first entry is a
+    /// sealed pledge: SPEC R-SEAL-31). Its `threshold` is its bucket value,
+    /// or 0 for the null vector (a cover pledge, or a withdrawal).
+    pub fn is_sealed(&self) -> bool {
+        self.entries
+            .first()
+            .and_then(|e| B64.decode(&e.entry).ok())
+            .is_some_and(|b| matches!(Entry::decode(&b), Ok(Entry::SealedPledge(_))))
     }
 
     /// The last entry not yet acknowledged (to resend unchanged), if any.
@@ -415,6 +453,40 @@ pub struct WalletData {
     pub tokens: Vec<TokenRecord>,
     /// Pledges.
     pub pledges: Vec<PledgeRecord>,
+    /// Cover traffic of sealed campaigns (SPEC R-SEAL-43): what is due when.
+    pub cover: CoverPlan,
+}
+
+/// Cover traffic of sealed campaigns (SPEC R-SEAL-43 … R-SEAL-45): every
+/// token of a sealed campaign is spent (a null pledge when the person does
+/// not pledge), and each sealed pledge is re-encrypted a few times, at
+/// random times before the deadline.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverPlan {
+    /// The person turned cover traffic off (`pledge cover --off`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub off: bool,
+    /// Per sealed campaign (hex), what is due next.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub due: BTreeMap<String, CoverDue>,
+}
+
+/// The next cover entry of one sealed campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverDue {
+    /// Not before this time (Unix seconds), drawn at random.
+    pub at: u64,
+    /// Cover amendments already sent for my pledge on the campaign.
+    #[serde(default)]
+    pub amendments: u8,
+}
+
+impl CoverPlan {
+    /// Whether nothing is scheduled and cover is on (the default, which
+    /// an older wallet's file holds by omitting it).
+    pub fn is_default(&self) -> bool {
+        !self.off && self.due.is_empty()
+    }
 }
 
 impl WalletData {
@@ -478,6 +550,7 @@ impl WalletData {
             pending,
             tokens,
             pledges,
+            cover,
         } = theirs;
         match (&mut self.log, log) {
             (None, l) => self.log = l,
@@ -493,6 +566,9 @@ impl WalletData {
                 for (c, size) in t.statements {
                     let mine = o.statements.entry(c).or_insert(0);
                     *mine = (*mine).max(size);
+                }
+                for (c, key) in t.joint_keys {
+                    o.joint_keys.entry(c).or_insert(key);
                 }
             }
             _ => {}
@@ -511,6 +587,15 @@ impl WalletData {
             match self.pledges.iter_mut().find(|o| o.nullifier == p.nullifier) {
                 Some(o) => o.merge_from(p),
                 None => self.pledges.push(p),
+            }
+        }
+        // Cover: `off` is this process's (the person's latest word); a
+        // campaign's schedule is the one further along (more amendments
+        // sent, then the later time), so nothing sent is sent twice.
+        for (c, d) in cover.due {
+            let mine = self.cover.due.entry(c).or_insert(d);
+            if (d.amendments, d.at) > (mine.amendments, mine.at) {
+                *mine = d;
             }
         }
         let ours: Vec<[u8; 32]> = self.pending.iter().map(PendingToken::id).collect();
@@ -605,6 +690,10 @@ struct Disk {
     pending: Vec<DiskPending>,
     tokens: Vec<DiskToken>,
     pledges: Vec<DiskPledge>,
+    /// Absent in wallets written before sealed campaigns, and when default.
+    #[zeroize(skip)]
+    #[serde(default, skip_serializing_if = "CoverPlan::is_default")]
+    cover: CoverPlan,
 }
 
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
@@ -689,6 +778,7 @@ impl WalletData {
                     entries: p.entries.clone(),
                 })
                 .collect(),
+            cover: self.cover.clone(),
         }
     }
 
@@ -701,6 +791,7 @@ impl WalletData {
         };
         let mut out = Self {
             log: d.log.clone(),
+            cover: d.cover.clone(),
             ..Self::default()
         };
         for p in &d.pending {
@@ -1450,6 +1541,38 @@ mod tests {
             receipt: acked.then(|| format!("receipt {bytes}")),
             send_after: None,
         }
+    }
+
+    /// SPEC R-CLIENT-9: a wallet written before sealed campaigns (no
+    /// `cover`, no `joint_keys`) loads, and is written back byte for byte;
+    /// the new fields round-trip.
+    #[test]
+    fn a_wallet_from_before_sealed_campaigns_loads_and_round_trips() {
+        let old = r#"{"version":1,"log":{"server":"s","verifier_key":"k","checkpoint_size":3,"checkpoint_root":"00","witnesses":null,"quorum":0,"statements":{"c":3}},"pending":[],"tokens":[],"pledges":[]}"#;
+        let d: Disk = serde_json::from_str(old).unwrap();
+        let w = WalletData::from_disk(Path::new("w"), &d).unwrap();
+        assert!(w.cover.is_default());
+        assert!(w.log.as_ref().unwrap().joint_keys.is_empty());
+        assert_eq!(serde_json::to_string(&w.to_disk()).unwrap(), old);
+
+        let mut w = w;
+        w.cover.due.insert(
+            "c".into(),
+            CoverDue {
+                at: 7,
+                amendments: 1,
+            },
+        );
+        if let Some(l) = w.log.as_mut() {
+            l.joint_keys.insert("c".into(), "ab".repeat(32));
+        }
+        let text = serde_json::to_string(&w.to_disk()).unwrap();
+        let back =
+            WalletData::from_disk(Path::new("w"), &serde_json::from_str(&text).unwrap()).unwrap();
+        assert_eq!(back.cover, w.cover);
+        assert_eq!(back.log, w.log);
+        // Debug names no campaign whose joint key the wallet holds.
+        assert!(!format!("{back:?}").contains(&"ab".repeat(32)));
     }
 
     fn record(threshold: u32, withdrawn: bool, entries: Vec<EntryRecord>) -> PledgeRecord {

@@ -156,6 +156,23 @@ enum Command {
     },
     /// For each of my pledges: included?, A, activated?, deadline.
     Status,
+    /// Sealed campaigns' cover traffic: send the null pledges (tokens you
+    /// did not pledge with) and re-encryptions of your pledges that are due.
+    Cover {
+        /// Only this campaign (default: every sealed campaign you hold a
+        /// token for).
+        campaign: Option<String>,
+        /// Send everything still to send now, due or not (costs privacy:
+        /// cover sent together is easier to tell apart).
+        #[arg(long)]
+        now: bool,
+        /// Turn cover traffic off for this wallet (nothing is sent).
+        #[arg(long, conflicts_with_all = ["on", "now"])]
+        off: bool,
+        /// Turn cover traffic back on (the default).
+        #[arg(long)]
+        on: bool,
+    },
     /// Follow the public event stream and report when my pledges activate.
     Watch {
         /// Polling interval when the event stream is unavailable, seconds.
@@ -211,6 +228,19 @@ enum Command {
         /// "act if supported" and "fund".
         #[arg(long)]
         funding: bool,
+        /// A sealed campaign: the demo creates it (needs the admin token)
+        /// with three trustees it runs (k = 2), and takes it through key
+        /// generation, sealed pledges, amendments, cover and two reveals.
+        #[arg(long, conflicts_with = "funding")]
+        sealed: bool,
+        /// File holding the admin token (the server's data folder has it in
+        /// admin.token).
+        #[arg(long, env = "PLEDGE_ADMIN_TOKEN_FILE", value_name = "FILE")]
+        admin_token_file: Option<PathBuf>,
+        /// With --sealed: seconds from the campaign's creation to its early
+        /// reveal.
+        #[arg(long, default_value_t = 20, value_name = "SECONDS")]
+        early_reveal: u64,
     },
     /// Audit the log (independent auditor).
     Audit(audit::AuditArgs),
@@ -424,6 +454,24 @@ struct CreateCampaign {
     /// fund) instead of their pro-rata share of the cost.
     #[arg(long, requires = "currency")]
     surplus_to_fund: bool,
+    /// A sealed campaign (SPEC §17): the thresholds pledgers may choose,
+    /// comma-separated, strictly ascending (`1,10,100`); they stay
+    /// encrypted until a reveal. Needs --trustee and --trustees-needed.
+    #[arg(long, value_name = "THRESHOLDS", requires_all = ["trustees", "trustees_needed"],
+          conflicts_with = "currency")]
+    sealed_buckets: Option<String>,
+    /// A sealed campaign's trustee: its public key for this campaign (64
+    /// hex digits, `pledge trustee keygen`), trustee 1 first; repeat for
+    /// each.
+    #[arg(long = "trustee", value_name = "KEY", requires = "sealed_buckets")]
+    trustees: Vec<String>,
+    /// Trustees a reveal needs (k of the n given).
+    #[arg(long, value_name = "K", requires = "sealed_buckets")]
+    trustees_needed: Option<u8>,
+    /// An early reveal of a sealed campaign, as --deadline takes it;
+    /// repeat for several (there is always one at the deadline).
+    #[arg(long = "reveal", value_name = "WHEN", requires = "sealed_buckets")]
+    reveals: Vec<String>,
 }
 
 /// `pledge admin invites mint`.
@@ -778,6 +826,35 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// A moment in UTC: `2027-03-08 10:00:00 UTC`.
+fn utc(unix: u64) -> String {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map_or_else(
+            || format!("Unix time {unix}"),
+            |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        )
+}
+
+/// After an entry of mine in a sealed campaign: the cover re-encryption
+/// scheduled next (SPEC R-SEAL-44), said in words.
+fn say_cover(w: &mut Wallet, info: &CampaignInfo) -> anyhow::Result<()> {
+    match flows::sealed::after_my_entry(w, info, unix_now())? {
+        Some(at) => out!(
+            "cover: a re-encryption of your sealed pledge (same vector, new randomness) is \
+             scheduled from {}, so that amendments in the log do not show changes of mind; \
+             `pledge cover` or `pledge watch` sends it",
+            utc(at)
+        ),
+        None if w.data.cover.off => {
+            out!("cover traffic is off in this wallet (`pledge cover --on`)")
+        }
+        None => {}
+    }
+    Ok(())
+}
+
 /// A moment in the user's time zone, with how far it is:
 /// `2027-03-08 11:00 CET (+01:00), in 92 days 3 h`.
 fn when(unix: u64) -> String {
@@ -964,6 +1041,69 @@ fn funding_standing(s: &flows::PledgeStatus) -> Option<String> {
     })
 }
 
+/// `pledge status` for a pledge of a sealed campaign (SPEC R-SEAL-46):
+/// "sealed until <next reveal>" before a reveal, the revealed figures
+/// (checked against the log) after one.
+fn print_sealed_status(s: &flows::PledgeStatus, sv: &flows::SealedView, included: &str) {
+    let mine = if s.threshold == 0 {
+        "your sealed pledge is the null vector (a cover pledge, or withdrawn): it counts nowhere"
+            .to_owned()
+    } else {
+        format!(
+            "your sealed threshold: {} (encrypted in the log)",
+            s.threshold
+        )
+    };
+    out!("    {mine}");
+    let now = unix_now();
+    match &sv.revealed {
+        None => out!(
+            "    sealed until {}: {} sealed entries so far, no count is known to anyone before \
+             then",
+            utc(sv.next_reveal(now, s.deadline)),
+            sv.entries
+        ),
+        Some(r) => {
+            let standing = if s.threshold == 0 {
+                String::new()
+            } else if s.activated {
+                format!("; ACTIVATED: your threshold {} is at most A", s.threshold)
+            } else {
+                format!("; waiting: your threshold {} is above A", s.threshold)
+            };
+            out!(
+                "    revealed at log index {} (read from the log): counts per bucket {} \
+                 (buckets {}), live {}, active count A = {}{standing}; goal A >= {}",
+                r.snapshot,
+                r.counts
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                flows::sealed::list(sv.block.buckets()),
+                r.live,
+                r.active,
+                s.goal
+            );
+            if s.outcome.is_none() {
+                out!(
+                    "    still sealed until {} for what came after that reveal ({} sealed \
+                     entries now)",
+                    utc(sv.next_reveal(now, s.deadline)),
+                    sv.entries
+                );
+            }
+        }
+    }
+    out!("    included: {included}");
+    out!("    deadline {} [{}]", when(s.deadline), s.state);
+    if s.threshold != 0
+        && let Some(text) = s.outcome_text()
+    {
+        out!("    {text}");
+    }
+}
+
 /// `pledge funding dues`: one line per live pledge.
 fn print_allocation(a: &flows::Allocation) {
     let f = &a.block;
@@ -1055,6 +1195,49 @@ fn print_campaign(c: &CampaignInfo) {
         (Some(a), _) => a.to_string(),
         (None, _) => "nobody (closed)".into(),
     };
+    if let Some(sealed) = &c.sealed {
+        // SPEC R-SEAL-46: the buckets and the reveal times; no live
+        // numbers before a reveal.
+        let entries = c.tally.as_ref().and_then(|t| t.entries).unwrap_or(0);
+        out!(
+            "    tokens from: {who}; SEALED: thresholds are encrypted until a reveal; {entries} \
+             sealed entries so far"
+        );
+        out!(
+            "    buckets (the thresholds you may choose): {}",
+            flows::sealed::list(&sealed.buckets)
+        );
+        let mut times: Vec<String> = sealed.reveals.iter().map(|&t| when(t)).collect();
+        times.push(format!("{} (the deadline)", when(c.deadline)));
+        out!("    reveals: {}", times.join(", "));
+        out!(
+            "    trustees: {} of {} needed to reveal; joint key {}",
+            sealed.k,
+            sealed.trustees.len(),
+            if sealed.joint_key.is_some() {
+                "ready (pledges open)"
+            } else {
+                "not ready yet (key generation running: no pledge can be sealed)"
+            }
+        );
+        for r in &sealed.revealed {
+            out!(
+                "    revealed at log index {}: counts per bucket {:?}, live {}, active count A = \
+                 {}{} (the server's figures; `pledge status` and `pledge audit` check them \
+                 against the log)",
+                r.snapshot,
+                r.counts,
+                r.live,
+                r.active,
+                if r.active >= u64::from(c.goal) {
+                    " — GOAL REACHED"
+                } else {
+                    ""
+                }
+            );
+        }
+        return;
+    }
     out!(
         "    tokens from: {who}; live pledges {live}, active count A = {a}{}",
         if a >= u64::from(c.goal) {
@@ -1171,6 +1354,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for c in &r.already_held {
                 out!("already holding a token for {c}");
             }
+            for (c, at) in &r.cover {
+                out!(
+                    "cover: {} is sealed; unless you pledge there first, this token will be spent \
+                     as a null pledge (it counts nowhere) from {}, so that the number of entries \
+                     measures clients, not intent. `pledge cover` sends what is due (`pledge \
+                     watch` does too); `pledge cover --off` turns cover traffic off",
+                    short(c),
+                    utc(*at)
+                );
+            }
             if r.obtained.is_empty() && r.already_held.is_empty() {
                 out!("no open campaign for this attester");
             } else {
@@ -1193,6 +1386,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let what = flows::describe_terms(&terms, funding.as_ref());
             let mut w = open_wallet(&cli, false)?;
             let log = pinned(&cli, &client, &mut w).await?;
+            let sealed = flows::sealed::sealed_block(&info)?.is_some();
+            if sealed
+                && w.data.pledge_for(&id).is_some_and(|p| {
+                    p.is_sealed() && p.threshold == 0 && p.unacknowledged().is_none()
+                })
+            {
+                // SPEC R-SEAL-42: my null pledge (cover, or withdrawn) takes
+                // the threshold by a sealed amendment.
+                let s = flows::change(&client, &mut w, &log, &id, Some(terms)).await?;
+                out!(
+                    "your sealed null pledge on {id} (a cover pledge, or a withdrawal) now holds \
+                     {what}, encrypted: amendment entry {}, receipt verified",
+                    s.index
+                );
+                say_cover(&mut w, &info)?;
+                return Ok(());
+            }
             let delay = if *now {
                 out!(
                     "--now: sending at once. Privacy cost: the issuer saw your token request a \
@@ -1244,11 +1454,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let s = sent?;
             out!(
-                "pledged to {id} ({what}): entry {} in the log, receipt verified against \
+                "pledged to {id} ({what}{}): entry {} in the log, receipt verified against \
                  checkpoint {} and stored in the wallet",
+                if sealed {
+                    ", sealed: encrypted under the trustees' joint key checked against the log"
+                } else {
+                    ""
+                },
                 s.index,
                 s.checkpoint_size
             );
+            if sealed {
+                say_cover(&mut w, &info)?;
+            }
         }
         Command::SendPending { now } => {
             let mut w = open_wallet(&cli, false)?;
@@ -1292,10 +1510,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (new, funding) = amended_terms(&info, current, terms)?;
             let s = flows::change(&client, &mut w, &log, &id, Some(new)).await?;
             out!(
-                "amended: now {}; entry {}, receipt verified",
+                "amended: now {}{}; entry {}, receipt verified",
                 flows::describe_terms(&new, funding.as_ref()),
+                if info.sealed.is_some() {
+                    " (sealed)"
+                } else {
+                    ""
+                },
                 s.index
             );
+            if info.sealed.is_some() {
+                say_cover(&mut w, &info)?;
+            }
         }
         Command::Funding {
             command: FundingCommand::Dues { campaign },
@@ -1321,12 +1547,83 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut w = open_wallet(&cli, false)?;
             let log = pinned(&cli, &client, &mut w).await?;
             let s = flows::change(&client, &mut w, &log, &id, None).await?;
-            out!("withdrawn: entry {}, receipt verified", s.index);
+            let info = campaign_from_list(&client, &id).await?;
+            if info.sealed.is_some() {
+                out!(
+                    "withdrawn: your sealed pledge now encrypts the null vector (an amendment, \
+                     which the log cannot tell from a change of threshold or a cover \
+                     re-encryption; `pledge commit` can seal a threshold into it again); entry \
+                     {}, receipt verified",
+                    s.index
+                );
+                say_cover(&mut w, &info)?;
+            } else {
+                out!("withdrawn: entry {}, receipt verified", s.index);
+            }
+        }
+        Command::Cover {
+            campaign,
+            now,
+            off,
+            on,
+        } => {
+            let only = match campaign {
+                Some(c) => Some(campaign_id(&client, c).await?),
+                None => None,
+            };
+            let mut w = open_wallet(&cli, false)?;
+            if *off || *on {
+                w.data.cover.off = *off;
+                w.save()?;
+                out!(
+                    "cover traffic is now {} for this wallet",
+                    if *off {
+                        "OFF: tokens you do not pledge with stay unspent, so the count of \
+                         entries shows who pledged"
+                    } else {
+                        "on"
+                    }
+                );
+                return Ok(());
+            }
+            let log = pinned(&cli, &client, &mut w).await?;
+            let r =
+                flows::sealed::send_cover(&client, &mut w, &log, only.as_ref(), *now, unix_now())
+                    .await?;
+            if r.off {
+                out!("cover traffic is off in this wallet (`pledge cover --on` turns it on)");
+            }
+            for (c, kind, s) in &r.sent {
+                out!(
+                    "cover on {}: {} sent, entry {}, receipt verified",
+                    short(c),
+                    match kind {
+                        flows::sealed::CoverKind::NullPledge =>
+                            "a null pledge (your unused token, counting nowhere)",
+                        flows::sealed::CoverKind::Reencryption =>
+                            "a re-encryption of your sealed pledge (same vector)",
+                    },
+                    s.index
+                );
+            }
+            for (c, at) in &r.waiting {
+                out!("cover on {}: next due from {}", short(c), utc(*at));
+            }
+            for c in &r.no_key_yet {
+                out!(
+                    "cover on {}: due, but the trustees have not finished key generation; \
+                     sent by a later run",
+                    short(c)
+                );
+            }
+            if !r.off && r.sent.is_empty() && r.waiting.is_empty() && r.no_key_yet.is_empty() {
+                out!("no cover to send: no token of an open sealed campaign, or all sent");
+            }
         }
         Command::Status => {
             let mut w = open_wallet(&cli, false)?;
             let log = pinned(&cli, &client, &mut w).await?;
-            let list = flows::status(&client, &mut w, &log).await?;
+            let (list, views) = flows::status_and_views(&client, &mut w, &log).await?;
             if list.is_empty() {
                 out!("no pledges in this wallet ({} tokens)", w.data.tokens.len());
             } else {
@@ -1347,6 +1644,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 } else {
                     "NO: a receipt does not verify".to_owned()
                 };
+                let sealed = views
+                    .iter()
+                    .find(|v| v.info.campaign_id.to_hex() == s.campaign)
+                    .and_then(|v| v.sealed.as_ref());
+                if let Some(sv) = sealed {
+                    print_sealed_status(&s, sv, &included);
+                    continue;
+                }
                 let standing = if s.withdrawn {
                     format!("withdrawn (threshold was {}): not counted", s.threshold)
                 } else if let Some(text) = funding_standing(&s) {
@@ -1433,7 +1738,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         }
                     }
                     WatchNews::Sent { campaign, index } => out!(
-                        "sent your pending pledge on {}: entry {index} in the log, receipt verified",
+                        "sent your pending entry (or cover that was due) on {}: entry {index} in the log, \
+                         receipt verified",
                         short(&campaign)
                     ),
                     WatchNews::NotSent(why) => {
@@ -1506,18 +1812,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             pledgers,
             admin_token,
             funding,
+            sealed,
+            admin_token_file,
+            early_reveal,
         } => {
+            let admin_token = if admin_token_file.is_some() || (*sealed && admin_token.is_none()) {
+                let t = admin_token_of(admin_token_file.as_deref(), admin_token.as_deref())?;
+                Some(String::clone(&t))
+            } else {
+                admin_token.clone()
+            };
             let opts = DemoOptions {
                 pledgers: *pledgers,
-                admin_token: admin_token.clone(),
+                admin_token,
                 funding: *funding,
+                sealed: *sealed,
+                early_reveal: Duration::from_secs(*early_reveal),
                 ..DemoOptions::default()
             };
             let mut say = |s: String| out!("{s}");
             let r = demo::run(&client, &opts, &mut say).await?;
             out!(
                 "{} pledgers: {} pledged, {} amended, {} withdrew; {} receipts verified offline",
-                r.pledged,
+                pledgers,
                 r.pledged,
                 r.amended,
                 r.withdrawn,
@@ -1556,10 +1873,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => out!("histogram: {}", r.histogram_summary()),
             }
-            out!(
-                "checked: the tally equals the log rebuilt from entry bundles (root matches the \
-                 signed checkpoint) and the demo's own view"
-            );
+            if let Some(sd) = &r.sealed {
+                out!(
+                    "sealed: {} sealed entries in the log ({} null pledges and {} \
+                     re-encryptions of cover among them); {} reveals by {} of {} trustees, each \
+                     equal to what the demo pledged before its snapshot. Check it all: `pledge \
+                     audit`",
+                    sd.entries,
+                    sd.null_pledges,
+                    sd.cover_amendments,
+                    sd.reveals.len(),
+                    sd.k,
+                    sd.n
+                );
+            }
+            if r.sealed.is_none() {
+                out!(
+                    "checked: the tally equals the log rebuilt from entry bundles (root matches \
+                     the signed checkpoint) and the demo's own view"
+                );
+            }
         }
         Command::Audit(_) | Command::Witness { .. } | Command::Trustee { .. } => {}
     }
@@ -1650,7 +1983,30 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
                 minor_digits,
                 support_levels,
                 surplus_to_fund,
+                sealed_buckets,
+                trustees,
+                trustees_needed,
+                reveals,
             } = c;
+            let sealed = match sealed_buckets {
+                None => None,
+                Some(list) => Some(pledge_protocol::api::SealedSpec {
+                    buckets: list
+                        .split(',')
+                        .map(|b| b.trim().parse::<u32>())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| usage(format!("--sealed-buckets: {e}")))?,
+                    k: trustees_needed.unwrap_or(1),
+                    trustees: trustees
+                        .iter()
+                        .map(|t| t.trim().to_ascii_lowercase())
+                        .collect(),
+                    reveals: reveals
+                        .iter()
+                        .map(|r| parse_deadline(r))
+                        .collect::<anyhow::Result<Vec<_>>>()?,
+                }),
+            };
             let funding = match currency {
                 None => None,
                 Some(cur) => {
@@ -1709,7 +2065,7 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
                         attester,
                         publication,
                         funding,
-                        sealed: None,
+                        sealed,
                     },
                 )
                 .await?;
@@ -1719,6 +2075,14 @@ async fn admin(client: &Client, token: &str, cmd: &AdminCommand) -> anyhow::Resu
                 c.index,
                 c.checkpoint_size
             );
+            if sealed_buckets.is_some() {
+                out!(
+                    "sealed: it takes pledges once its trustees have generated the joint key \
+                     through the log; each trustee runs `pledge trustee serve --key FILE \
+                     --campaign {}` (or `step` now and then)",
+                    c.campaign_id
+                );
+            }
         }
         AdminCommand::Campaign(CampaignCommand::List) => list_campaigns(client).await?,
         AdminCommand::Campaign(CampaignCommand::Close { id, yes }) => {
