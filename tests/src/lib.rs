@@ -18,6 +18,8 @@
 //!   message it accepts, for the e-mail attester.
 //! - [`pledged`]: the real `pledged` binary as a child process, optionally
 //!   under `strace --inject` or a wrapper, killed with SIGKILL or SIGTERM.
+//! - [`sealed`]: sealed campaigns over HTTP: trustees, key generation
+//!   through the log, sealed pledges and amendments, shares and reveals.
 //!
 //! The library is for tests: it panics on what a test should fail on.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -34,6 +36,7 @@ pub mod logs;
 pub mod pledged;
 pub mod postgres;
 pub mod proxy;
+pub mod sealed;
 pub mod server;
 pub mod serving;
 pub mod smtp;

@@ -12,6 +12,12 @@
 //! - `read_only_data_folder_*`: start-up refuses clearly without write access.
 //! - `overload_*`: more submissions than the queue holds → 503/429 with
 //!   Retry-After, bounded memory, recovery, nothing acknowledged lost.
+//! - `sealed_kill_loop_*`: a sealed campaign (SPEC §17, R-SEAL-62) killed
+//!   after its trustees' dealings, after its joint key, under sealed and
+//!   live load, after its snapshot, after the trustees' shares and after
+//!   its close: every restart recovers every acknowledged entry, the
+//!   trustees never post twice, the audit passes with the same joint key,
+//!   and both reveals give the buckets the clients sealed.
 //!
 //! The bounded versions run in `cargo test`; `PLEDGE_LONG=1` runs the long
 //! ones (≥ 1,000 kills, the full injection sweep). `PLEDGE_CRASH_SEED=<n>`
@@ -25,6 +31,8 @@
 
 #[path = "crash/model.rs"]
 mod model;
+#[path = "crash/sealed.rs"]
+mod sealed_model;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -854,4 +862,301 @@ fn overload_sheds_load_with_retry_after_redb() {
 #[test]
 fn overload_sheds_load_with_retry_after_sled() {
     overload("sled");
+}
+
+// ---------------------------------------------------------------------------
+// 5. A sealed campaign under SIGKILL (issue 16, R-SEAL-62)
+// ---------------------------------------------------------------------------
+
+/// The crash defaults, with the closing task's rounds (snapshots, reveals)
+/// every 100 ms and every entry published at once.
+fn sealed_launch(backend: &'static str, data: &std::path::Path) -> Launch {
+    let mut l = launch(backend, data);
+    l.env.extend([
+        ("PLEDGED_CLOSE_CHECK_INTERVAL_MS", "100".into()),
+        ("PLEDGED_PUBLISH_MIN_PLEDGES", "1".into()),
+        ("PLEDGED_PUBLISH_MAX_DELAY_MS", "0".into()),
+    ]);
+    l
+}
+
+/// SIGKILL (the process must not have exited by itself), then a start on
+/// the same folder.
+fn kill_and_restart(p: Pledged, l: &Launch, d: &Dirs) -> (Pledged, String) {
+    let status = p.kill9();
+    assert!(
+        status.code().is_none(),
+        "pledged exited by itself: {status:?}"
+    );
+    start(l, &d.stderr())
+}
+
+/// Polls the log until the sealed campaign has a SealedSnapshot entry;
+/// its index.
+async fn wait_for_snapshot(base: &str, m: &sealed_model::SharedSealed) -> u64 {
+    let client = Client::new(base).unwrap();
+    let (id, log) = {
+        let m = m.lock().unwrap();
+        (m.id, m.log.clone())
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, _, raw) = model::fetch_log(&client, &log).await;
+        let found =
+            raw.iter().zip(0u64..).find_map(
+                |(b, i)| match pledge_protocol::entry::Entry::decode(b).unwrap() {
+                    pledge_protocol::entry::Entry::SealedSnapshot(s) if s.campaign == id => Some(i),
+                    _ => None,
+                },
+            );
+        if let Some(i) = found {
+            return i;
+        }
+        assert!(Instant::now() < deadline, "no snapshot was taken");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn sealed_kill_loop(backend: &'static str, salt: u64) {
+    use pledge_client::audit::AuditOptions;
+    use pledge_client::trustee::{self, Action};
+    use pledge_tests::sealed;
+
+    let kills: u64 = if long() { 60 } else { 6 };
+    let started = Instant::now();
+    let mut rng = Rng::from_env(salt);
+    let rt = runtime();
+    let d = Dirs::new();
+    let l = sealed_launch(backend, &d.data());
+    let (p, base, live) = first_start(&rt, &l, &d, 40);
+    let admin = std::fs::read_to_string(d.data().join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let keys = sealed::trustee_keys(3, &mut sealed::system_rng());
+    // The early reveal: after the kills below, whatever the machine's pace
+    // (the snapshot is waited for; one taken during the kills is as good).
+    let reveal_at = pledge_tests::unix_now() + 25;
+    let spec = sealed::campaign(
+        "Sealed strike",
+        pledge_tests::unix_now() + 86_400,
+        &sealed_model::BUCKETS,
+        2,
+        &keys,
+        vec![reveal_at],
+    );
+    let id = rt.block_on(async {
+        let client = Client::new(&base).unwrap();
+        let id = sealed::create(&client, &admin, &spec).await;
+        let opts = AuditOptions::new(base.clone());
+        assert_eq!(
+            sealed::trustees_step(&opts, &client, &id, &keys).await,
+            vec![Action::Dealt; 3]
+        );
+        id
+    });
+
+    // Killed after the dealings: they are all there, nobody deals again.
+    let (p, base) = kill_and_restart(p, &l, &d);
+    let (joint, issuer) = rt.block_on(async {
+        let client = Client::new(&base).unwrap();
+        let opts = AuditOptions::new(base.clone());
+        assert_eq!(
+            sealed::trustees_step(&opts, &client, &id, &keys).await,
+            vec![Action::Ready; 3]
+        );
+        let info = sealed::wait_for(&client, &id, Duration::from_secs(60), |c| {
+            c.sealed.as_ref().is_some_and(|s| s.joint_key.is_some())
+        })
+        .await;
+        let joint = hex::decode(info.sealed.unwrap().joint_key.unwrap()).unwrap();
+        let joint =
+            pledge_protocol::sealed::JointPublicKey::from_bytes(joint.try_into().unwrap()).unwrap();
+        let issuer = live.lock().unwrap().issuer.clone();
+        let info = client.campaign(&id).await.unwrap();
+        let issuer_sealed = pledge_protocol::token::IssuerPublicKey::from_spki(
+            &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &info.issuer_key)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_ne!(issuer, issuer_sealed, "one issuer key per campaign");
+        (joint, issuer_sealed)
+    });
+    let sm: sealed_model::SharedSealed = Arc::new(Mutex::new(sealed_model::SealedModel {
+        id,
+        joint: joint.clone(),
+        issuer,
+        log: live.lock().unwrap().log.clone(),
+        sent: Default::default(),
+        acked: Default::default(),
+        unsure: Vec::new(),
+        owned: Vec::new(),
+        pending: Vec::new(),
+        acked_count: 0,
+        unsure_count: 0,
+    }));
+
+    // Killed after the joint key: the restarted server publishes the same.
+    let (mut p, mut base) = kill_and_restart(p, &l, &d);
+    rt.block_on(async {
+        let client = Client::new(&base).unwrap();
+        let info = client.campaign(&id).await.unwrap();
+        assert_eq!(
+            info.sealed.unwrap().joint_key,
+            Some(hex::encode(joint.to_bytes()))
+        );
+        let opts = AuditOptions::new(base.clone());
+        assert!(
+            sealed::trustees_step(&opts, &client, &id, &keys)
+                .await
+                .is_empty()
+        );
+        sealed_model::check(&base, &sm).await;
+    });
+
+    // Sealed and live load, killed at random moments.
+    for k in 0..kills {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sealed_drive = rt.spawn(sealed_model::drive(
+            base.clone(),
+            sm.clone(),
+            4,
+            stop.clone(),
+        ));
+        let live_drive = rt.spawn(model::drive(base.clone(), live.clone(), 2, stop.clone()));
+        std::thread::sleep(Duration::from_millis(100 + rng.below(900)));
+        let status = p.kill9();
+        assert!(
+            status.code().is_none(),
+            "pledged exited by itself: {status:?}"
+        );
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        rt.block_on(async {
+            sealed_drive.await.unwrap();
+            live_drive.await.unwrap();
+        });
+        (p, base) = start(&l, &d.stderr());
+        rt.block_on(async {
+            model::check(&base, &live).await;
+            sealed_model::check(&base, &sm).await;
+        });
+        if live.lock().unwrap().pool_len() < 10 {
+            rt.block_on(async {
+                let client = Client::new(&base).unwrap();
+                model::mint(&client, &live, 30, 2).await;
+            });
+        }
+        println!("sealed kill {k}: {:?}", started.elapsed());
+    }
+
+    // The early snapshot: killed after it, then after two trustees'
+    // shares; the restarted server reveals what the clients sealed.
+    let snapshot = rt.block_on(wait_for_snapshot(&base, &sm));
+    let (p, base) = kill_and_restart(p, &l, &d);
+    rt.block_on(async {
+        let client = Client::new(&base).unwrap();
+        let opts = AuditOptions::new(base.clone());
+        for kp in &keys[..2] {
+            assert_eq!(
+                trustee::step(&opts, &client, &id, kp).await.unwrap(),
+                vec![Action::Shared { snapshot }]
+            );
+        }
+    });
+    let (p, base) = kill_and_restart(p, &l, &d);
+    let early_counts = rt.block_on(async {
+        let entries = sealed_model::check(&base, &sm).await;
+        let client = Client::new(&base).unwrap();
+        let opts = AuditOptions::new(base.clone());
+        // Shares survived: the two trustees have nothing more to post.
+        assert!(
+            sealed::trustees_step(&opts, &client, &id, &keys[..2])
+                .await
+                .is_empty()
+        );
+        let expected = sealed_model::expected_counts(&sm.lock().unwrap(), &entries, snapshot);
+        let c = sealed::wait_for(&client, &id, Duration::from_secs(60), |c| {
+            c.sealed.as_ref().is_some_and(|s| !s.revealed.is_empty())
+        })
+        .await;
+        let r = &c.sealed.as_ref().unwrap().revealed[0];
+        assert_eq!((r.snapshot, &r.counts), (snapshot, &expected));
+        expected
+    });
+
+    // The close, killed after it and after the shares of trustees 2 and 3.
+    let closed = rt.block_on(async {
+        Client::new(&base)
+            .unwrap()
+            .close_campaign(&admin, &id)
+            .await
+            .unwrap()
+    });
+    let (p, base) = kill_and_restart(p, &l, &d);
+    rt.block_on(async {
+        let client = Client::new(&base).unwrap();
+        let opts = AuditOptions::new(base.clone());
+        assert_eq!(
+            sealed::trustees_step(&opts, &client, &id, &keys[1..]).await,
+            vec![Action::Shared { snapshot: closed }; 2]
+        );
+    });
+    let (p, base) = kill_and_restart(p, &l, &d);
+    rt.block_on(async {
+        let entries = sealed_model::check(&base, &sm).await;
+        model::check(&base, &live).await;
+        let client = Client::new(&base).unwrap();
+        let expected = sealed_model::expected_counts(&sm.lock().unwrap(), &entries, closed);
+        let c = sealed::wait_for(&client, &id, Duration::from_secs(60), |c| {
+            c.sealed.as_ref().is_some_and(|s| s.revealed.len() == 2)
+        })
+        .await;
+        let revealed = &c.sealed.as_ref().unwrap().revealed;
+        assert_eq!(revealed[0].counts, early_counts);
+        assert_eq!(
+            (revealed[1].snapshot, &revealed[1].counts),
+            (closed, &expected)
+        );
+        // The audit's own replay recomputes both reveals.
+        let (report, ledger) =
+            pledge_client::audit::audit_with_ledger(&AuditOptions::new(base.clone()))
+                .await
+                .unwrap();
+        assert!(report.passed(), "{:?}", report.failures);
+        let ledger = ledger.unwrap();
+        let snaps: Vec<_> = ledger
+            .campaign(&id)
+            .unwrap()
+            .sealed
+            .as_ref()
+            .unwrap()
+            .snapshots
+            .iter()
+            .map(|s| (s.index, s.revealed.clone()))
+            .collect();
+        assert_eq!(
+            snaps,
+            vec![
+                (snapshot, Some(early_counts.clone())),
+                (closed, Some(expected))
+            ]
+        );
+    });
+    let status = p.terminate(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0));
+    let m = sm.lock().unwrap();
+    println!(
+        "RESULT sealed_kill_loop backend={backend} kills={kills} sealed_acked={} sealed_unsure={} \
+         sealed_in_log={} secs={:.0}",
+        m.acked_count,
+        m.unsure_count,
+        m.acked.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(m.acked_count > kills, "too little sealed load");
+}
+
+#[test]
+fn sealed_kill_loop_redb() {
+    sealed_kill_loop("redb", 5);
 }

@@ -14,25 +14,14 @@ use std::time::{Duration, Instant};
 use pledge_client::audit::{AuditOptions, audit_with_ledger};
 use pledge_client::client::Client;
 use pledge_client::trustee::{self, Action};
-use pledge_protocol::api::Attestation;
-use pledge_protocol::dkg::TrusteeKeyPair;
-use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::CampaignId;
-use pledge_protocol::pledge::PledgeSigningKey;
-use pledge_protocol::sealed::{JointPublicKey, SealedTerms};
-use pledge_protocol::sealed_pledge::{SealedAmendment, SealedPledge};
-use pledge_protocol::token::{IssuerPublicKey, blind, finalize, nullifier};
+use pledge_protocol::sealed::JointPublicKey;
+use pledge_tests::sealed::{amendment_entry, pledge, trustees_step};
 use pledge_tests::server::Server;
+use pledge_tests::unix_now;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use serde_json::{Value, json};
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 /// Polls `GET /v1/campaigns/<id>` until `done` holds (30 s at most).
 async fn wait_for(
@@ -59,46 +48,6 @@ async fn wait_for(
     }
 }
 
-/// One round of every trustee; returns what they posted.
-async fn trustees_step(
-    opts: &AuditOptions,
-    client: &Client,
-    id: &CampaignId,
-    keys: &[TrusteeKeyPair],
-) -> Vec<Action> {
-    let mut all = Vec::new();
-    for kp in keys {
-        all.extend(trustee::step(opts, client, id, kp).await.unwrap());
-    }
-    all
-}
-
-/// A sealed pledge of `bucket` (`None`: null) under `joint`; returns the
-/// pledge key (for amendments).
-async fn pledge(
-    client: &Client,
-    id: &CampaignId,
-    issuer: &IssuerPublicKey,
-    joint: &JointPublicKey,
-    bucket: Option<usize>,
-    rng: &mut StdRng,
-) -> PledgeSigningKey {
-    let key = PledgeSigningKey::generate().unwrap();
-    let (blinded, st) = blind(issuer, id, &key.public_key()).unwrap();
-    let sigs = client
-        .tokens(&Attestation::Open, &[(*id, blinded)])
-        .await
-        .unwrap();
-    let token = finalize(issuer, &st, &sigs[0], id, &key.public_key()).unwrap();
-    let ctx = SealedPledge::context_of(id, &token);
-    let terms = SealedTerms::seal(&ctx, joint, 3, bucket, rng).unwrap();
-    let e = Entry::SealedPledge(Box::new(
-        SealedPledge::sign(*id, token, terms, &key).unwrap(),
-    ));
-    client.submit(&e).await.unwrap();
-    key
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sealed_campaign_from_key_generation_to_its_reveals() {
     let srv = Server::start(|c| {
@@ -122,9 +71,9 @@ async fn a_sealed_campaign_from_key_generation_to_its_reveals() {
     }
     // Far enough for key generation and the pledges below to be logged
     // before it, even on a loaded machine (they take about a second).
-    let early = now() + 15;
+    let early = unix_now() + 15;
     let body = json!({
-        "title": "Sealed strike", "action": "strike", "deadline": now() + 3600, "goal": 2,
+        "title": "Sealed strike", "action": "strike", "deadline": unix_now() + 3600, "goal": 2,
         "threshold_min": 1, "threshold_max": 100, "attester": {"kind": "open"},
         "sealed": {"buckets": [1, 10, 100], "k": 2, "trustees": publics, "reveals": [early]}
     });
@@ -174,16 +123,19 @@ async fn a_sealed_campaign_from_key_generation_to_its_reveals() {
     .unwrap();
 
     // Pledges: bucket 0, bucket 1 amended to bucket 2, a null pledge.
-    pledge(&client, &id, &issuer, &joint, Some(0), &mut rng).await;
-    let moving = pledge(&client, &id, &issuer, &joint, Some(1), &mut rng).await;
-    pledge(&client, &id, &issuer, &joint, None, &mut rng).await;
-    let n = nullifier(&id, &moving.public_key());
-    let ctx = SealedAmendment::context_of(&id, &n, 1, &moving.public_key());
-    let terms = SealedTerms::seal(&ctx, &joint, 3, Some(2), &mut rng).unwrap();
+    pledge(&client, &id, &issuer, &joint, 3, Some(0), &mut rng).await;
+    let moving = pledge(&client, &id, &issuer, &joint, 3, Some(1), &mut rng).await;
+    pledge(&client, &id, &issuer, &joint, 3, None, &mut rng).await;
     client
-        .submit(&Entry::SealedAmended(Box::new(SealedAmendment::sign(
-            id, n, 1, terms, &moving,
-        ))))
+        .submit(&amendment_entry(
+            &id,
+            &moving,
+            1,
+            &joint,
+            3,
+            Some(2),
+            &mut rng,
+        ))
         .await
         .unwrap();
     // No live numbers before a reveal: only the count of sealed entries.
@@ -194,7 +146,7 @@ async fn a_sealed_campaign_from_key_generation_to_its_reveals() {
     );
     assert_eq!(before["sealed"]["revealed"], json!([]));
     assert!(
-        now() < early,
+        unix_now() < early,
         "the pledges came after the early reveal time: the snapshot may miss them"
     );
 
@@ -234,7 +186,7 @@ async fn a_sealed_campaign_from_key_generation_to_its_reveals() {
     );
 
     // The organiser closes: the close is the final snapshot.
-    pledge(&client, &id, &issuer, &joint, Some(1), &mut rng).await;
+    pledge(&client, &id, &issuer, &joint, 3, Some(1), &mut rng).await;
     let r = srv
         .http
         .post(format!(

@@ -35,6 +35,8 @@ use pledge_client::client::{Attestation, Client};
 use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::pledge::{Pledge, PledgeSigningKey, Terms};
+use pledge_protocol::sealed::JointPublicKey;
+use pledge_protocol::sealed_pledge::SealedPledge;
 use pledge_protocol::token::{self, BlindingState, IssuerPublicKey};
 
 /// Command line.
@@ -97,6 +99,18 @@ struct Args {
     /// same run (`pg_batch_rows_per_s`, `pg_ratio`).
     #[arg(long, default_value_t = 1)]
     front_ends: usize,
+    /// A sealed campaign (SPEC §17) instead of the demo's live one: created
+    /// with `--buckets` buckets and 3 trustees (k = 2) run in this process,
+    /// its key generated through the log, pledges sealed client-side
+    /// (untimed, every core; one in `--buckets + 1` a null pledge), then
+    /// the same timed submission, the proof-verification limit measured on
+    /// this run's own pledges, the audit, the close and the reveal, whose
+    /// counts must equal the buckets pledged.
+    #[arg(long)]
+    sealed: bool,
+    /// Buckets of the sealed campaign (`--sealed`).
+    #[arg(long, default_value_t = 16)]
+    buckets: usize,
 }
 
 /// The server's defaults (server/src/config.rs), for reporting.
@@ -112,6 +126,13 @@ fn main() -> anyhow::Result<()> {
     }
     if args.pledges == 0 || args.concurrency == 0 || args.issue_concurrency == 0 {
         bail!("--pledges, --concurrency and --issue-concurrency must be at least 1");
+    }
+    if args.sealed
+        && (args.front_ends > 1
+            || !args.curve.is_empty()
+            || !(1..=pledge_protocol::sealed::MAX_BUCKETS).contains(&args.buckets))
+    {
+        bail!("--sealed takes 1 to 64 --buckets, one front end and no --curve");
     }
     if args.curve.windows(2).any(|w| w[0] >= w[1])
         || args.curve.first() == Some(&0)
@@ -137,8 +158,13 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     println!(
-        "pledge-bench: {} pledges, concurrency {}, {} run(s), server {}",
+        "pledge-bench: {} {}pledges, concurrency {}, {} run(s), server {}",
         args.pledges,
+        if args.sealed {
+            format!("sealed (B = {}) ", args.buckets)
+        } else {
+            String::new()
+        },
         args.concurrency,
         args.repeat,
         pledged.display()
@@ -190,7 +216,11 @@ async fn one_run(args: &Args, pledged: &Path, run: usize) -> anyhow::Result<Resu
         clients.push(Client::new(&o.base).map_err(|e| anyhow!("{e}"))?);
     }
     r.push(("front_ends", args.front_ends.to_string()));
-    let result = drive(args, &clients, &server, &data, &mut r).await;
+    let result = if args.sealed {
+        drive_sealed(args, &clients[0], &server, &data, &mut r).await
+    } else {
+        drive(args, &clients, &server, &data, &mut r).await
+    };
     // The database's own batch-insert rate, measured after the pledges
     // (same machine, same database server), as their limit.
     let result = match (&result, &server.db) {
@@ -232,6 +262,8 @@ async fn one_run(args: &Args, pledged: &Path, run: usize) -> anyhow::Result<Resu
         get("audit_entries_per_s"),
     );
     let disk = get("disk_bytes");
+    // Sealed runs: ÷ the proof-verification limit measured in the same run.
+    let proofs = get("proof_verify_per_s_all");
     r.extend([
         ("cores", cores.to_string()),
         ("rsa_priv_per_s_all", f(limit.priv_all)),
@@ -245,6 +277,12 @@ async fn one_run(args: &Args, pledged: &Path, run: usize) -> anyhow::Result<Resu
         ("disk_per_pledge", f(disk / n)),
         ("load1_end", load1()),
     ]);
+    if args.sealed {
+        r.extend([
+            ("proof_ratio", ratio(pps, proofs)),
+            ("audit_proof_ratio", ratio(aps, proofs)),
+        ]);
+    }
     Ok(r)
 }
 
@@ -429,6 +467,264 @@ async fn drive(
         ("disk_empty_bytes", disk_empty.to_string()),
     ]);
     Ok(())
+}
+
+/// Trustees of the sealed campaign, and how many a reveal needs.
+const TRUSTEES: usize = 3;
+const TRUSTEES_K: u8 = 2;
+
+/// A sealed campaign's run (`--sealed`): key generation through the log,
+/// tokens (timed), sealing (untimed, every core), the proof-verification
+/// limit on this run's pledges, durable sealed pledges (timed), the audit
+/// (timed), then the close and the reveal, checked against the buckets
+/// pledged.
+async fn drive_sealed(
+    args: &Args,
+    client: &Client,
+    server: &Server,
+    data: &Path,
+    r: &mut Results,
+) -> anyhow::Result<()> {
+    use pledge_tests::sealed;
+    let b = args.buckets;
+    let admin = std::fs::read_to_string(data.join("admin.token"))
+        .context("reading the admin token")?
+        .trim()
+        .to_owned();
+    let opts = AuditOptions::new(server.base.clone());
+    let disk_empty = server.disk_usage(data)?;
+
+    // The organiser's campaign and the trustees' key generation.
+    let keys = sealed::trustee_keys(TRUSTEES, &mut sealed::system_rng());
+    let buckets: Vec<u32> = (1..=b as u32).map(|i| i * i).collect();
+    let deadline = pledge_tests::unix_now() + 86_400;
+    let mut spec = sealed::campaign("bench", deadline, &buckets, TRUSTEES_K, &keys, Vec::new());
+    // As the demo campaign of the live runs: every entry published with
+    // the next batch (no holding for a group, SPEC R-PUB-1).
+    spec.publication = Some(pledge_protocol::api::Publication::IMMEDIATE);
+    let campaign = sealed::create(client, &admin, &spec).await;
+    let t0 = Instant::now();
+    let (joint, pk) = sealed::key_generation(&opts, client, &campaign, &keys).await;
+    r.extend([
+        ("sealed", "true".to_owned()),
+        ("buckets", b.to_string()),
+        ("trustees", TRUSTEES.to_string()),
+        ("trustees_k", TRUSTEES_K.to_string()),
+        ("dkg_s", f(t0.elapsed().as_secs_f64())),
+    ]);
+
+    // Tokens, chunk by chunk (timed issuance), then the pledges sealed on
+    // every core (untimed). Bucket `b` stands for a null pledge.
+    let mut entries: Vec<Vec<u8>> = Vec::with_capacity(args.pledges);
+    let mut chosen = vec![0u64; b + 1];
+    let mut sample: Vec<SealedPledge> = Vec::new();
+    let (mut issue_time, mut seal_time) = (Duration::ZERO, Duration::ZERO);
+    let mut left = args.pledges;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        left -= n;
+        let blinded = parallel(n, {
+            let pk = pk.clone();
+            move || -> anyhow::Result<(PledgeSigningKey, BlindingState)> {
+                let key = PledgeSigningKey::generate()?;
+                let (_, state) = token::blind(&pk, &campaign, &key.public_key())?;
+                Ok((key, state))
+            }
+        })?;
+        let blinded = Arc::new(blinded);
+        let started = Instant::now();
+        let sigs = issue_all(
+            std::slice::from_ref(client),
+            campaign,
+            &blinded,
+            args.issue_concurrency,
+        )
+        .await?;
+        issue_time += started.elapsed();
+        let blinded = Arc::try_unwrap(blinded).map_err(|_| anyhow!("blinding states shared"))?;
+        let jobs: Vec<_> = blinded.into_iter().zip(sigs).collect();
+        let started = Instant::now();
+        let built = parallel_map(jobs, {
+            let (pk, joint) = (pk.clone(), joint.clone());
+            move |((key, state), sig)| -> anyhow::Result<(usize, SealedPledge)> {
+                let tok = token::finalize(&pk, &state, &sig, &campaign, &key.public_key())?;
+                let choice = random_u32() as usize % (b + 1);
+                let bucket = (choice < b).then_some(choice);
+                let mut rng = sealed::system_rng();
+                match sealed::pledge_entry(&campaign, tok, &key, &joint, b, bucket, &mut rng) {
+                    Entry::SealedPledge(p) => Ok((choice, *p)),
+                    _ => bail!("not a sealed pledge"),
+                }
+            }
+        })?;
+        seal_time += started.elapsed();
+        for (choice, p) in built {
+            if let Some(c) = chosen.get_mut(choice) {
+                *c += 1;
+            }
+            let bytes = Entry::SealedPledge(Box::new(p.clone())).encode()?;
+            entries.push(bytes);
+            if sample.len() < 64 {
+                sample.push(p);
+            }
+        }
+    }
+    let issue_s = issue_time.as_secs_f64();
+    let entry_bytes = entries.iter().map(Vec::len).sum::<usize>() as f64 / entries.len() as f64;
+    r.extend([
+        ("tokens", args.pledges.to_string()),
+        ("issue_s", f(issue_s)),
+        ("tokens_per_s", f(args.pledges as f64 / issue_s)),
+        ("seal_s", f(seal_time.as_secs_f64())),
+        (
+            "seal_per_s",
+            f(args.pledges as f64 / seal_time.as_secs_f64()),
+        ),
+        ("entry_bytes", f(entry_bytes)),
+        ("null_pledges", chosen[b].to_string()),
+    ]);
+
+    // The limit: SealedTerms::verify of this run's pledges, one core and
+    // every core, while the server is idle.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (core, all) = tokio::task::spawn_blocking({
+        let secs = args.limit_seconds;
+        move || proof_limit(&sample, &joint, secs, cores)
+    })
+    .await??;
+    r.extend([
+        ("proof_verify_per_s_core", f(core)),
+        ("proof_verify_per_s_all", f(all)),
+    ]);
+
+    // Durable sealed pledges.
+    let (lat, errors, submit_s) =
+        submit_all(std::slice::from_ref(client), entries, args.concurrency).await;
+    let pct = |q: f64| percentile(&lat, q);
+    r.extend([
+        ("pledges", args.pledges.to_string()),
+        ("concurrency", args.concurrency.to_string()),
+        (
+            "batch_interval_ms",
+            args.batch_interval_ms
+                .unwrap_or(DEFAULT_BATCH_INTERVAL_MS)
+                .to_string(),
+        ),
+        (
+            "batch_size",
+            args.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).to_string(),
+        ),
+        ("accepted", lat.len().to_string()),
+        ("errors", errors.to_string()),
+        ("submit_s", f(submit_s)),
+        ("pledges_per_s", f(lat.len() as f64 / submit_s)),
+        ("p50_ms", f(pct(0.50))),
+        ("p99_ms", f(pct(0.99))),
+        ("max_ms", f(pct(1.0))),
+    ]);
+    if errors > 0 {
+        bail!("{errors} sealed pledges were refused; see the server's stderr");
+    }
+
+    // The auditor over the whole ledger, from scratch, every core.
+    let started = Instant::now();
+    let report = audit(&opts).await.map_err(|e| anyhow!("audit: {e}"))?;
+    let audit_s = started.elapsed().as_secs_f64();
+    let summary = report.campaigns.iter().find(|c| c.id == campaign.to_hex());
+    let audit_sealed = summary
+        .and_then(|c| c.sealed.as_ref())
+        .map_or(0, |s| s.entries);
+    r.extend([
+        ("audit_entries", report.counts.entries.to_string()),
+        ("audit_sealed_entries", audit_sealed.to_string()),
+        ("audit_passed", report.passed().to_string()),
+        ("audit_s", f(audit_s)),
+        (
+            "audit_entries_per_s",
+            f(report.counts.entries as f64 / audit_s),
+        ),
+    ]);
+    if !report.passed() {
+        let first = report.failures.first().map(|x| format!("{x:?}"));
+        bail!("the audit failed: {}", first.unwrap_or_default());
+    }
+    r.extend([
+        ("rss_peak_kib", server.status_kib("VmHWM:")?.to_string()),
+        ("rss_end_kib", server.status_kib("VmRSS:")?.to_string()),
+    ]);
+    let disk = server.disk_usage(data)?;
+    r.extend([
+        ("disk_bytes", disk.to_string()),
+        ("disk_empty_bytes", disk_empty.to_string()),
+    ]);
+
+    // The close, the first k trustees' shares, the server's reveal: the
+    // counts must be the buckets pledged.
+    let started = Instant::now();
+    let closed = client
+        .close_campaign(&admin, &campaign)
+        .await
+        .map_err(|e| anyhow!("closing: {e}"))?;
+    let counts = sealed::share_and_reveal(
+        &opts,
+        client,
+        &campaign,
+        &keys[..usize::from(TRUSTEES_K)],
+        closed,
+        Duration::from_secs(600),
+    )
+    .await;
+    let expected = &chosen[..b];
+    if counts != expected {
+        bail!("the reveal gave {counts:?}, the pledges were {expected:?}");
+    }
+    r.extend([
+        ("reveal_s", f(started.elapsed().as_secs_f64())),
+        ("revealed_live", counts.iter().sum::<u64>().to_string()),
+        ("reveal_matches", "true".to_owned()),
+    ]);
+    Ok(())
+}
+
+/// `SealedTerms::verify` of `sample`'s pledges in turn, on one thread and on
+/// `threads` threads, `secs` seconds each: proofs verified per second.
+fn proof_limit(
+    sample: &[SealedPledge],
+    joint: &JointPublicKey,
+    secs: f64,
+    threads: usize,
+) -> anyhow::Result<(f64, f64)> {
+    if sample.is_empty() {
+        bail!("no sealed pledge to measure");
+    }
+    let contexts: Vec<_> = sample.iter().map(SealedPledge::context).collect();
+    let dur = Duration::from_secs_f64(secs.max(0.01));
+    let op = || -> anyhow::Result<u64> {
+        let (mut n, t0) = (0u64, Instant::now());
+        while t0.elapsed() < dur {
+            let i = n as usize % sample.len();
+            sample[i]
+                .terms
+                .verify(&contexts[i], joint)
+                .map_err(|e| anyhow!("a sealed pledge of this run does not verify: {e}"))?;
+            n += 1;
+        }
+        Ok(n)
+    };
+    let t0 = Instant::now();
+    let one = op()? as f64 / t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let counts: Vec<anyhow::Result<u64>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads).map(|_| s.spawn(op)).collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("panicked"))))
+            .collect()
+    });
+    let mut total = 0u64;
+    for c in counts {
+        total += c?;
+    }
+    Ok((one, total as f64 / t0.elapsed().as_secs_f64()))
 }
 
 /// One token request per blinded message, `concurrency` in flight.
@@ -918,7 +1214,7 @@ fn print_run(r: &Results) {
         g("load1_end")
     );
     let _ = writeln!(t, "  {:<34} {:>14} {:>10}", "measure", "value", "÷ limit");
-    let rows = [
+    let live = [
         (
             "OpenSSL RSA-2048 private ops/s (all)",
             "rsa_priv_per_s_all",
@@ -951,7 +1247,38 @@ fn print_run(r: &Results) {
         ("server peak RSS (KiB)", "rss_peak_kib", ""),
         ("disk bytes per pledge", "disk_per_pledge", ""),
     ];
-    for (label, key, rk) in rows {
+    let sealed = [
+        ("buckets B", "buckets", ""),
+        ("key generation through the log (s)", "dkg_s", ""),
+        ("proof verifies/s (1 core)", "proof_verify_per_s_core", ""),
+        (
+            "proof verifies/s (all: the limit)",
+            "proof_verify_per_s_all",
+            "",
+        ),
+        ("tokens issued/s", "tokens_per_s", "tokens_ratio"),
+        ("sealing/s, client side (all cores)", "seal_per_s", ""),
+        ("entry bytes per sealed pledge", "entry_bytes", ""),
+        ("durable sealed pledges/s", "pledges_per_s", "proof_ratio"),
+        ("pledge latency p50 (ms)", "p50_ms", ""),
+        ("pledge latency p99 (ms)", "p99_ms", ""),
+        ("pledge latency max (ms)", "max_ms", ""),
+        (
+            "audit entries/s",
+            "audit_entries_per_s",
+            "audit_proof_ratio",
+        ),
+        ("audit time (s)", "audit_s", ""),
+        ("close, shares and reveal (s)", "reveal_s", ""),
+        ("server peak RSS (KiB)", "rss_peak_kib", ""),
+        ("disk bytes per pledge", "disk_per_pledge", ""),
+    ];
+    let rows: &[(&str, &str, &str)] = if m.contains_key("sealed") {
+        &sealed
+    } else {
+        &live
+    };
+    for &(label, key, rk) in rows {
         let _ = writeln!(
             t,
             "  {label:<40} {:>14} {:>8}",

@@ -416,7 +416,7 @@ pub async fn watch_checkpoints(base: String, model: Shared, stop: Arc<AtomicBool
 }
 
 /// The verified checkpoint and every entry of the log.
-async fn fetch_log(client: &Client, log: &NoteVerifier) -> (u64, Hash, Vec<Vec<u8>>) {
+pub async fn fetch_log(client: &Client, log: &NoteVerifier) -> (u64, Hash, Vec<Vec<u8>>) {
     let note = client.checkpoint().await.unwrap();
     let signed = verify_checkpoint(SignedNote::parse(&note).unwrap(), log)
         .expect("the served checkpoint is signed by the log key");
