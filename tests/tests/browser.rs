@@ -328,6 +328,25 @@ async fn sealed_campaign_in_chromium() {
         }
     }
 
+    // The published view carries the key once the last ready message is in.
+    let mut tries = 0;
+    while client
+        .campaign(&id)
+        .await
+        .unwrap()
+        .sealed
+        .unwrap()
+        .joint_key
+        .is_none()
+    {
+        tries += 1;
+        assert!(
+            tries < 300,
+            "the joint key never appeared in the campaign object"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     let artifacts = std::env::var_os("PLEDGE_BROWSER_ARTIFACTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target/browser-artifacts"));

@@ -652,7 +652,11 @@ async fn prepare(
 ) -> Result<Prepared, JsValue> {
     lock::exclusive(async {
         s.wallet.refresh().map_err(|e| wallet_error(&e))?;
-        let info = s.client.campaign(id).await.map_err(|e| js_error(&ErrorInfo::from(&e)))?;
+        let info = s
+            .client
+            .campaign(id)
+            .await
+            .map_err(|e| js_error(&ErrorInfo::from(&e)))?;
         if let Some(block) = &info.sealed {
             let to = sealed_change(&block.buckets, change).map_err(|e| js_error(&e))?;
             let resend = sealed::precheck(&s.wallet.data, id, &block.buckets, to)

@@ -412,6 +412,14 @@ pub struct Sealed {
     pub key: JointPublicKey,
 }
 
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealed")
+            .field("buckets", &self.buckets)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The campaign's buckets and checked key, if it is a sealed campaign
 /// (`None`: a live one). Refuses a campaign that is not open.
 ///
@@ -483,8 +491,8 @@ pub fn sign(
             let ctx = SealedPledge::context_of(id, &tok.token);
             let terms = SealedTerms::seal(&ctx, &campaign.key, b, bucket, &mut rng)
                 .map_err(|e| crypto(&e))?;
-            let p = SealedPledge::sign(*id, tok.token.clone(), terms, &key)
-                .map_err(|e| crypto(&e))?;
+            let p =
+                SealedPledge::sign(*id, tok.token.clone(), terms, &key).map_err(|e| crypto(&e))?;
             let n = p.nullifier();
             let bytes = Entry::SealedPledge(Box::new(p))
                 .encode()
@@ -512,11 +520,10 @@ pub fn sign(
             let ctx = SealedAmendment::context_of(id, &n, seq, &key.public_key());
             let terms = SealedTerms::seal(&ctx, &campaign.key, b, bucket, &mut rng)
                 .map_err(|e| crypto(&e))?;
-            let bytes = Entry::SealedAmended(Box::new(SealedAmendment::sign(
-                *id, n, seq, terms, &key,
-            )))
-            .encode()
-            .map_err(|e| crypto(&e))?;
+            let bytes =
+                Entry::SealedAmended(Box::new(SealedAmendment::sign(*id, n, seq, terms, &key)))
+                    .encode()
+                    .map_err(|e| crypto(&e))?;
             (n, entry_record("amend", seq, &bytes, send_after))
         }
     };
@@ -569,7 +576,9 @@ pub async fn schedule_cover(
         let id = info.campaign_id;
         let ready = info.state == CampaignState::Open
             && info.sealed.as_ref().is_some_and(|s| s.joint_key.is_some());
-        if !ready || wallet.data.pledge_for(&id).is_some() || wallet.data.unused_token(&id).is_none()
+        if !ready
+            || wallet.data.pledge_for(&id).is_some()
+            || wallet.data.unused_token(&id).is_none()
         {
             continue;
         }
@@ -580,7 +589,13 @@ pub async fn schedule_cover(
         let Some(campaign) = sealed_campaign(client, wallet, log, &info).await? else {
             continue;
         };
-        sign(wallet, &id, &campaign, SealedChange::Pledge(None), Some(due))?;
+        sign(
+            wallet,
+            &id,
+            &campaign,
+            SealedChange::Pledge(None),
+            Some(due),
+        )?;
         out.push(json!({"campaign": id.to_hex(), "sendAfter": due}));
     }
     Ok(out)
@@ -623,7 +638,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use pledge_protocol::dkg::{TrusteeKeyPair, TrusteeKey};
+    use pledge_protocol::dkg::{TrusteeKey, TrusteeKeyPair};
     use pledge_protocol::entry::TrusteeMessage;
 
     fn id(b: u8) -> CampaignId {
@@ -639,7 +654,10 @@ mod tests {
         let ctx = DkgContext {
             campaign: *c.as_bytes(),
             k: 2,
-            trustees: pairs.iter().map(TrusteeKeyPair::public_key).collect::<Vec<TrusteeKey>>(),
+            trustees: pairs
+                .iter()
+                .map(TrusteeKeyPair::public_key)
+                .collect::<Vec<TrusteeKey>>(),
         };
         let msg = |kind, body: Vec<u8>| {
             Entry::TrusteeMessage(TrusteeMessage {
@@ -716,7 +734,10 @@ mod tests {
         for (i, m) in (0u64..).zip(&msgs[..5]) {
             assert!(!scan.feed(i, m).unwrap());
         }
-        assert_eq!(scan.joint_key(&"00".repeat(32)).unwrap_err().code, "bad_log");
+        assert_eq!(
+            scan.joint_key(&"00".repeat(32)).unwrap_err().code,
+            "bad_log"
+        );
         // A ready message before the dealings is one the rules refuse.
         let mut scan = KeyScan::new(c, ctx).unwrap();
         assert_eq!(scan.feed(0, &msgs[3]).unwrap_err().code, "bad_log");
@@ -779,11 +800,15 @@ mod tests {
         let b = [1, 10, 100];
         let empty = WalletData::default();
         assert_eq!(
-            precheck(&empty, &c, &b, SealedChange::Pledge(Some(0))).unwrap_err().code,
+            precheck(&empty, &c, &b, SealedChange::Pledge(Some(0)))
+                .unwrap_err()
+                .code,
             "no_token"
         );
         assert_eq!(
-            precheck(&empty, &c, &b, SealedChange::Amend(Some(0))).unwrap_err().code,
+            precheck(&empty, &c, &b, SealedChange::Amend(Some(0)))
+                .unwrap_err()
+                .code,
             "no_token"
         );
         // An unsent cover null pledge is replaced by the person's pledge.
@@ -799,14 +824,18 @@ mod tests {
             Plan::Amend
         );
         assert_eq!(
-            precheck(&null, &c, &b, SealedChange::Amend(None)).unwrap_err().code,
+            precheck(&null, &c, &b, SealedChange::Amend(None))
+                .unwrap_err()
+                .code,
             "campaign"
         );
         // A bucket pledge: a second pledge is refused, amending works,
         // amending to the same bucket sends nothing.
         let ten = with_pledge(&c, 10, vec![entry("pledge", 0, true)]);
         assert_eq!(
-            precheck(&ten, &c, &b, SealedChange::Pledge(Some(2))).unwrap_err().code,
+            precheck(&ten, &c, &b, SealedChange::Pledge(Some(2)))
+                .unwrap_err()
+                .code,
             "campaign"
         );
         assert_eq!(
@@ -818,11 +847,17 @@ mod tests {
             Plan::Amend
         );
         assert_eq!(
-            precheck(&ten, &c, &b, SealedChange::Amend(Some(1))).unwrap_err().code,
+            precheck(&ten, &c, &b, SealedChange::Amend(Some(1)))
+                .unwrap_err()
+                .code,
             "campaign"
         );
         // An unacknowledged amendment is resent first.
-        let lost = with_pledge(&c, 100, vec![entry("pledge", 0, true), entry("amend", 1, false)]);
+        let lost = with_pledge(
+            &c,
+            100,
+            vec![entry("pledge", 0, true), entry("amend", 1, false)],
+        );
         assert_eq!(
             precheck(&lost, &c, &b, SealedChange::Amend(None)).unwrap(),
             Plan::Resend
@@ -834,16 +869,31 @@ mod tests {
         let c = id(2);
         let n = Nullifier::from_hex(&"00".repeat(32)).unwrap();
         let mut d = with_pledge(&c, 0, vec![entry("pledge", 0, false)]);
-        record(&mut d, &c, &n, Plan::ReplaceUnsent, entry("pledge", 0, false), 10).unwrap();
+        record(
+            &mut d,
+            &c,
+            &n,
+            Plan::ReplaceUnsent,
+            entry("pledge", 0, false),
+            10,
+        )
+        .unwrap();
         let r = d.pledge_for(&c).unwrap();
         assert_eq!((r.threshold, r.entries.len(), r.withdrawn), (10, 1, false));
         record(&mut d, &c, &n, Plan::Amend, entry("amend", 1, false), 0).unwrap();
         let r = d.pledge_for(&c).unwrap();
         assert_eq!((r.threshold, r.entries.len(), r.withdrawn), (0, 2, false));
         assert_eq!(
-            record(&mut WalletData::default(), &c, &n, Plan::Amend, entry("amend", 1, false), 0)
-                .unwrap_err()
-                .code,
+            record(
+                &mut WalletData::default(),
+                &c,
+                &n,
+                Plan::Amend,
+                entry("amend", 1, false),
+                0
+            )
+            .unwrap_err()
+            .code,
             "no_token"
         );
     }
