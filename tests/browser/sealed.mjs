@@ -50,6 +50,11 @@ async function mineIs(page, want) {
 
 /** What the page shows of the counts before a reveal: nothing. */
 async function noCount(page, when) {
+  // Rendered: the sealed block shown and the chart's state set.
+  await page.waitForSelector('#sealed-info:not([hidden])', { timeout: TIMEOUT });
+  await page.waitForSelector('#chart[data-sealed="sealed"]', { timeout: TIMEOUT, state: "attached" });
+  await page.waitForFunction(() => /sealed entries/.test(document.getElementById("sentence-ready").textContent),
+    null, { timeout: TIMEOUT });
   check(await page.isHidden("#chart"), `${when}: no chart`);
   check(await page.isHidden("#sealed-revealed"), `${when}: no revealed counts`);
   const d = await page.evaluate(() => ({ ...document.getElementById("sentence-ready").dataset }));
