@@ -1,10 +1,14 @@
 // One campaign's page (/c/<id>): the statement, the sentence with the
 // threshold chosen on the page, the live chart, pledging, the status of this
 // browser's pledge (amend, withdraw) and the wallet (export, import, forget).
+// A sealed campaign (SPEC §17.3 "The web page", R-SEAL-50 … R-SEAL-55,
+// R-WEB-20 … R-WEB-22): its thresholds as choices, what is hidden and until
+// when, no chart or count before a reveal, the revealed histogram after one,
+// cover null pledges.
 
 import { getJson, formatDate, readySentence } from "./app.js";
 import { translationFor } from "./texts.js";
-import { t, tp, split, has, currentLanguage } from "./i18n.js";
+import { t, tp, split, has, currentLanguage, fmt } from "./i18n.js";
 import { parseStatement, moreNeeded } from "./tally.js";
 import { renderChart, renderFundingChart, formatMoney } from "./chart.js";
 import * as wallet from "./wallet.js";
@@ -43,6 +47,45 @@ function setStatus(elId, text, kind = "") {
   el.dataset.kind = kind;
 }
 
+/** Whether this page shows a sealed campaign (SPEC R-SEAL-30, R-API-49). */
+function sealed() {
+  return Boolean(S.campaign && S.campaign.reveal === "sealed" && S.campaign.sealed);
+}
+
+/** The latest reveal of a sealed campaign (R-API-53), or null. */
+function latestReveal() {
+  const r = sealed() ? S.campaign.sealed.revealed || [] : [];
+  return r.length ? r[r.length - 1] : null;
+}
+
+/** The revealed histogram [[threshold, count]] of a reveal: bucket values
+ *  with a non-zero count (SPEC R-SEAL-37). */
+function revealedHistogram(rev) {
+  const b = S.campaign.sealed.buckets;
+  return rev.counts.map((c, i) => [b[i], c]).filter(([, c]) => c > 0);
+}
+
+/** When the seal lifts next: the first early reveal still to come, else the
+ *  deadline (SPEC R-SEAL-30: there is always a reveal at the deadline). */
+export function nextReveal(reveals, deadline, now) {
+  const next = (reveals || []).find((r) => r > now);
+  return next !== undefined ? { at: next, early: true } : { at: deadline, early: false };
+}
+
+/** Reads the sealed campaign's object again: its entries count and its
+ *  reveals (there is no tally statement to draw before a reveal). */
+async function refreshSealed() {
+  try {
+    const c = await getJson(`/v1/campaigns/${id}`);
+    if (c.reveal !== "sealed") return;
+    const revealedBefore = latestReveal();
+    S.campaign = c;
+    const rev = latestReveal();
+    if (rev && (!revealedBefore || revealedBefore.snapshot !== rev.snapshot)) pulse();
+    rerender();
+  } catch (_) { /* the next event or reload brings it */ }
+}
+
 // ---------------------------------------------------------------------------
 // Loading and live updates
 // ---------------------------------------------------------------------------
@@ -72,6 +115,7 @@ export async function start() {
 }
 
 async function refreshTally() {
+  if (sealed()) return refreshSealed();
   try {
     const resp = await fetch(`/v1/campaigns/${id}/tally`);
     if (resp.ok) applyStatement(await resp.text());
@@ -100,6 +144,14 @@ function listen() {
   es.addEventListener("error", () => {
     S.live = "reconnecting";
     renderLiveState();
+  });
+  // A sealed campaign's statement counts its sealed entries only (SPEC
+  // R-API-50): the campaign object is read again for the count and for a
+  // reveal.
+  es.addEventListener("sealed_tally", (ev) => {
+    let data;
+    try { data = JSON.parse(ev.data); } catch (_) { return; }
+    if (data.campaign_id === id) refreshSealed();
   });
   es.addEventListener("tally", (ev) => {
     let data;
@@ -161,6 +213,7 @@ export function rerender() {
     ? t("campaign.extended", { date: formatDate(c.original_deadline, currentLanguage()) }) : "";
   $("c-goal").textContent = tp("campaign.goal_value", c.goal, { goal: c.goal });
   $("c-state").textContent = t(`state.${c.state}`);
+  renderSealed();
   const th = $("threshold");
   th.min = c.threshold_min;
   th.max = c.threshold_max;
@@ -168,11 +221,13 @@ export function rerender() {
   // The slider is logarithmic: 1, 10, 100 and 1000 are equally far apart,
   // so small thresholds stay choosable on a wide range.
   const range = $("threshold-range");
-  range.hidden = c.threshold_max <= c.threshold_min;
+  range.hidden = c.threshold_max <= c.threshold_min || sealed();
   range.value = toRange(Number(th.value), c.threshold_min, c.threshold_max);
   $("amend-threshold").min = c.threshold_min;
   $("amend-threshold").max = c.threshold_max;
-  $("threshold-help").textContent = t("pledge.range", { min: c.threshold_min, max: c.threshold_max });
+  $("threshold-help").textContent = sealed()
+    ? t("sealed.choose", { list: c.sealed.buckets.map(fmt).join(", ") })
+    : t("pledge.range", { min: c.threshold_min, max: c.threshold_max });
   const open = c.state === "open";
   for (const e of $("pledge-form").elements) e.disabled = !open || S.busy;
   if (!open) setStatus("pledge-status", t("pledge.closed"));
@@ -186,20 +241,83 @@ export function rerender() {
   renderWallet();
 }
 
+/** The sealed block (SPEC R-WEB-20 … R-WEB-22): until when and why the
+ *  counts are hidden, the latest reveal, and the thresholds as choices. */
+function renderSealed() {
+  const c = S.campaign;
+  const on = sealed();
+  $("sealed-info").hidden = !on;
+  $("threshold").hidden = on;
+  $("threshold-choice").hidden = !on;
+  $("amend-threshold").hidden = on;
+  $("amend-choice").hidden = !on;
+  if (!on) return;
+  const s = c.sealed;
+  const lang = currentLanguage();
+  const next = nextReveal(s.reveals, c.deadline, Date.now() / 1000);
+  const until = $("sealed-until");
+  if (c.state === "open") {
+    until.textContent = t(next.early ? "sealed.until" : "sealed.until_deadline", { date: formatDate(next.at, lang) });
+  } else {
+    until.textContent = "";
+  }
+  until.dataset.until = c.state === "open" ? String(next.at) : "";
+  $("sealed-what").textContent = t("sealed.what", { n: s.trustees.length, k: s.k });
+  const rev = latestReveal();
+  const box = $("sealed-revealed");
+  box.hidden = !rev;
+  if (rev) {
+    const final = c.closed_index !== null && c.closed_index !== undefined && rev.snapshot === c.closed_index;
+    box.textContent = t(final ? "sealed.revealed_final" : "sealed.revealed",
+      { snapshot: rev.snapshot, live: rev.live, active: rev.active });
+    box.dataset.live = String(rev.live);
+    box.dataset.active = String(rev.active);
+    box.dataset.counts = rev.counts.join(",");
+  } else {
+    delete box.dataset.live;
+    delete box.dataset.active;
+    delete box.dataset.counts;
+    box.textContent = "";
+  }
+  if (!rev) $("sealed-until").append(" ", t("sealed.no_chart"));
+  for (const sel of [$("threshold-choice"), $("amend-choice")]) {
+    if (sel.options.length === s.buckets.length) continue;
+    sel.replaceChildren(...s.buckets.map((b) => new Option(fmt(b), String(b))));
+  }
+  const choice = $("threshold-choice");
+  if (!choice.dataset.chosen) {
+    // The bucket nearest the goal, as the free number starts at the goal.
+    const near = s.buckets.reduce((a, b) => (Math.abs(b - c.goal) < Math.abs(a - c.goal) ? b : a), s.buckets[0]);
+    choice.value = String(near);
+    choice.dataset.chosen = "default";
+  }
+}
+
 function renderSentence() {
   const c = S.campaign;
   if (!c) return;
   // Activated (A) and waiting (declared − A), never one "ready" total: only
   // the activated ones act if the campaign ended now.
   const el = $("sentence-ready");
-  // SPEC R-SEAL-83: no live or active count for a sealed campaign.
+  // SPEC R-SEAL-83: no live or active count for a sealed campaign before
+  // a reveal; after one, the revealed counts (R-WEB-21).
   if (c.reveal === "sealed") {
-    el.textContent = t("list.sealed", {
-      date: formatDate(c.deadline, currentLanguage()),
-      entries: c.tally && typeof c.tally.entries === "number" ? c.tally.entries : 0,
-    });
-    delete el.dataset.activated;
-    delete el.dataset.waiting;
+    const rev = latestReveal();
+    if (rev) {
+      el.textContent = readySentence(rev.active, rev.live - rev.active, c.action);
+      el.dataset.activated = String(rev.active);
+      el.dataset.waiting = String(rev.live - rev.active);
+    } else {
+      el.textContent = t("list.sealed", {
+        date: formatDate(c.deadline, currentLanguage()),
+        entries: c.tally && typeof c.tally.entries === "number" ? c.tally.entries : 0,
+      });
+      delete el.dataset.activated;
+      delete el.dataset.waiting;
+    }
+    const [before, after] = split("sentence.if", "input");
+    $("sentence-if-before").textContent = ` ${before}`;
+    $("sentence-if-after").textContent = after;
     return;
   }
   const live = S.summary ? S.summary.live : (c.tally ? c.tally.live : 0);
@@ -214,6 +332,15 @@ function renderSentence() {
 
 function drawChart() {
   if (!S.campaign) return;
+  if (sealed()) {
+    // SPEC R-SEAL-83, R-WEB-21: no chart before a reveal; after one, the
+    // revealed histogram.
+    const rev = latestReveal();
+    $("chart").hidden = !rev;
+    $("chart").dataset.sealed = rev ? "revealed" : "sealed";
+    if (rev) S.summary = renderChart($("chart"), revealedHistogram(rev), S.campaign, null);
+    return;
+  }
   const funding = S.statement && S.statement.kind === "funding" ? S.statement : null;
   S.summary = renderChart($("chart"), S.buckets, S.campaign, funding);
   if (funding && S.campaign.funding) renderFundingChart($("funding-chart"), funding, S.campaign);
@@ -298,10 +425,14 @@ function renderReady() {
   if (!c) return;
   const app = wallet.current();
   const open = c.state === "open";
-  const hasToken = app !== null && app.tokenCampaigns().includes(id);
-  const pledged = S.mine && S.mine.state !== "withdrawn";
+  // In a sealed campaign a null pledge of mine (cover, or withdrawn) holds
+  // the token: pledging amends it (SPEC R-SEAL-52).
+  const coverHeld = Boolean(sealed() && S.mine && S.mine.null);
+  const hasToken = app !== null && (app.tokenCampaigns().includes(id) || coverHeld);
+  const pledged = S.mine && S.mine.state !== "withdrawn" && !coverHeld;
   let needs = "";
   if (!open) needs = t("pledge.closed");
+  else if (sealed() && !c.sealed.joint_key) needs = t("sealed.not_ready");
   else if (pledged) needs = t("pledge.already");
   else if (!app) needs = t("pledge.need_wallet");
   else if (!hasToken) {
@@ -361,6 +492,7 @@ function renderMine() {
   }
   if (!$("mine-status").dataset.kind) setStatus("mine-status", "");
   body.hidden = false;
+  if (m.sealed) { renderSealedMine(m); return; }
   // The same function as the chart's next activation (tally.js), over the
   // histogram of the latest statement, which counts this pledge; before one is
   // loaded, the active count of the status view (and no number).
@@ -394,6 +526,45 @@ function renderMine() {
   $("amend-form").hidden = !live;
   $("withdraw-button").hidden = !live;
   if (live && !$("amend-threshold").value) $("amend-threshold").value = m.threshold;
+}
+
+/** My sealed pledge (SPEC R-SEAL-55): its bucket or the null vector, when
+ *  a cover entry leaves, its receipt; whether it is activated only from a
+ *  reveal. */
+function renderSealedMine(m) {
+  const scheduled = m.state === "pending" && m.sendAfter;
+  const parts = [];
+  if (m.null) parts.push(scheduled ? t("mine.sealed_cover", { time: clock(m.sendAfter) }) : t("mine.sealed_null"));
+  else {
+    parts.push(t("mine.sealed", { threshold: m.threshold }));
+    if (scheduled) parts.push(t("mine.scheduled", { time: clock(m.sendAfter) }));
+  }
+  if (m.state === "pending" && !scheduled) parts.push(t("mine.pending"));
+  const rev = latestReveal();
+  let more = null;
+  if (!m.null && m.state === "logged") {
+    if (rev) {
+      more = moreNeeded(revealedHistogram(rev), m.threshold);
+      parts.push(more === 0 ? t("mine.activated") : tp("mine.waiting", more, { threshold: m.threshold }));
+    } else parts.push(t("mine.sealed_revealed_only"));
+  }
+  if (m.index !== null && m.index !== undefined) {
+    parts.push(t(m.receiptVerified ? "mine.receipt_ok" : "mine.receipt_missing", { index: m.index }));
+  }
+  const sum = $("mine-summary");
+  sum.textContent = parts.join(" · ");
+  sum.dataset.state = m.null ? "null" : (more === 0 ? "activated" : "waiting");
+  sum.dataset.sealed = "yes";
+  sum.dataset.threshold = String(m.threshold);
+  sum.dataset.standing = "";
+  sum.dataset.more = more !== null ? String(more) : "";
+  sum.dataset.pending = scheduled ? "scheduled" : (m.state === "pending" ? "sent" : "");
+  $("mine-send-now").hidden = !(scheduled && !S.busy);
+  $("mine-outcome").hidden = true;
+  const live = m.state === "logged" && S.campaign.state === "open" && !m.null;
+  $("amend-form").hidden = !live;
+  $("withdraw-button").hidden = !live;
+  if (live) $("amend-choice").value = String(m.threshold);
 }
 
 /** My terms in words: "threshold 3", "threshold 3, support 50.00 EUR",
@@ -470,8 +641,13 @@ async function refreshMine() {
   const app = wallet.current();
   if (!app) { S.mine = null; renderMine(); return; }
   try {
-    const all = await app.status();
-    S.mine = all.find((p) => p.campaign === id) || null;
+    if (sealed()) {
+      // From the wallet alone (SPEC R-SEAL-55): no request names this campaign.
+      S.mine = await app.sealedStatus(id);
+    } else {
+      const all = await app.status();
+      S.mine = all.find((p) => p.campaign === id) || null;
+    }
   } catch (e) {
     setStatus("mine-status", errorText(e), "error");
   }
@@ -503,8 +679,26 @@ async function coverIssuance() {
   } catch (e) {
     setStatus("token-status", errorText(e), "error");
   }
+  await scheduleCover();
   renderReady();
   S.coverTimer = setTimeout(coverIssuance, randomMs(5 * 60, 30 * 60));
+}
+
+/** Cover (SPEC R-SEAL-54): the wallet signs a null pledge, due at a random
+ *  time, for every sealed campaign it holds an unused token for and has no
+ *  pledge in; `resumePending` sends each once due. */
+async function scheduleCover() {
+  const app = wallet.current();
+  if (!app) return;
+  try {
+    const scheduled = await app.scheduleCover();
+    if (scheduled.length) {
+      await refreshMine();
+      resumePending();
+    }
+  } catch (e) {
+    setStatus("token-status", errorText(e), "error");
+  }
 }
 
 /** Sends pledges left pending by a page closed during its countdown once
@@ -617,7 +811,7 @@ async function onPledge(ev) {
   ev.preventDefault();
   if (S.busy) return;
   const c = S.campaign;
-  const threshold = readThreshold($("threshold"));
+  const threshold = sealed() ? Number($("threshold-choice").value) : readThreshold($("threshold"));
   if (threshold === null) {
     setStatus("pledge-status", t("pledge.bad_threshold", { min: c.threshold_min, max: c.threshold_max }), "error");
     $("threshold").focus();
@@ -636,7 +830,8 @@ async function onPledge(ev) {
     terms.fund = amount;
   }
   const app = wallet.current();
-  if (!app || !app.tokenCampaigns().includes(id)) {
+  const coverHeld = sealed() && S.mine && S.mine.null;
+  if (!app || !(app.tokenCampaigns().includes(id) || coverHeld)) {
     // Never a token request here: that is what the wallet step is for.
     renderReady();
     setStatus("pledge-status", $("pledge-needs").textContent || t("pledge.need_wallet"), "error");
@@ -825,7 +1020,7 @@ async function onUnlock(ev) {
 async function onAmend(ev) {
   ev.preventDefault();
   const app = wallet.current();
-  const threshold = readThreshold($("amend-threshold"));
+  const threshold = sealed() ? Number($("amend-choice").value) : readThreshold($("amend-threshold"));
   if (!app) return;
   if (threshold === null) {
     const c = S.campaign;
@@ -849,7 +1044,7 @@ async function onAmend(ev) {
 
 async function onWithdraw() {
   const app = wallet.current();
-  if (!app || !confirm(t("mine.withdraw_confirm"))) return;
+  if (!app || !confirm(t(sealed() ? "mine.withdraw_sealed_confirm" : "mine.withdraw_confirm"))) return;
   setStatus("mine-status", t("mine.withdrawing"), "busy");
   try {
     await app.withdraw(id);
@@ -930,6 +1125,7 @@ function wireForms() {
   th.addEventListener("input", () => {
     range.value = toRange(Number(th.value), c().threshold_min, c().threshold_max);
   });
+  $("threshold-choice").addEventListener("change", () => { $("threshold-choice").dataset.chosen = "person"; });
   for (const r of document.querySelectorAll('input[name="kind"]')) r.addEventListener("change", renderFunding);
   $("support-level").addEventListener("change", () => { $("kind-supported").checked = true; renderFunding(); });
   $("fund-amount").addEventListener("input", () => { $("kind-fund").checked = true; renderFunding(); });

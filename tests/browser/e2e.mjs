@@ -11,119 +11,21 @@
 // exits 0 only if every check passed. tests/tests/browser.rs runs it.
 
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { checkTally } from "./tally-check.mjs";
+import {
+  BASE, ORIGIN, TIMEOUT, H, check, setUp, newContext, page0, shot, admin, openWallet, runAndExit,
+} from "./harness.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "../..");
-const BASE = process.env.PLEDGE_URL;
-const ORIGIN = BASE ? new URL(BASE).origin : "";
-const ART = path.resolve(process.env.PLEDGE_ARTIFACTS || path.join(root, "target/browser-artifacts"));
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const PASS_A = "correct horse battery staple";
 const PASS_B = "another good passphrase";
 const PASS_C = "a third passphrase here";
 const PASS_E = "two tabs share this wallet";
 const PASS_F = "a wallet for the e-mail path";
 const SMTP_DIR = process.env.PLEDGE_SMTP_DIR || "";
-const ADMIN = process.env.PLEDGE_ADMIN_TOKEN || "";
-const TIMEOUT = 180_000;
 
-let checks = 0;
-const screenshots = [];
-const requests = [];
-const foreign = [];
-const problems = [];
-
-function check(cond, what) {
-  checks += 1;
-  if (!cond) throw new Error(`check failed: ${what}`);
-  console.log(`ok ${checks} - ${what}`);
-}
-
-function summary(ok, error) {
-  console.log(JSON.stringify({
-    ok, checks, requests: requests.length, foreign_requests: foreign,
-    screenshots: screenshots.length, artifacts: ART, error: error ? String(error.stack || error) : null,
-  }));
-}
-
-if (!BASE) {
-  console.error("PLEDGE_URL is not set: start `pledged --demo` and pass its URL");
-  summary(false, "PLEDGE_URL not set");
-  process.exit(2);
-}
-
-let chromium;
-try {
-  ({ chromium } = await import("playwright-core"));
-} catch (e) {
-  console.error("playwright-core is missing: run `npm ci --prefix tests/browser` (.ci/run does)");
-  summary(false, e);
-  process.exit(2);
-}
-if (!fs.existsSync(CHROMIUM)) {
-  console.error(`${CHROMIUM} is missing: run \`apt-get install chromium\` (.ci/run does)`);
-  summary(false, "no chromium");
-  process.exit(2);
-}
-fs.mkdirSync(ART, { recursive: true });
-for (const f of fs.readdirSync(ART)) {
-  if (f.endsWith(".png") || f === "wallet.pledge") fs.rmSync(path.join(ART, f));
-}
-
-const contexts = [];
-
-/** A fresh browser profile (its own --user-data-dir), recording requests. */
-async function newContext(name, options = {}) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pledge-browser-${name}-`));
-  const ctx = await chromium.launchPersistentContext(dir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-    viewport: { width: 1000, height: 900 },
-    acceptDownloads: true,
-    ...options,
-  });
-  contexts.push({ ctx, dir });
-  ctx.on("request", (r) => {
-    const url = r.url();
-    requests.push(url);
-    let origin;
-    try { origin = new URL(url.startsWith("blob:") ? url.slice(5) : url).origin; } catch (_) { origin = "?"; }
-    if (origin !== ORIGIN) foreign.push(url);
-  });
-  ctx.on("page", watchPage);
-  for (const p of ctx.pages()) watchPage(p);
-  return ctx;
-}
-
-function watchPage(page) {
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    const text = m.text();
-    if (/Content.Security.Policy|Refused to/i.test(text)) problems.push(`CSP: ${text}`);
-    // 403 and 429: the refusals the e-mail path provokes on purpose.
-    if (m.type() === "error" && !/Failed to load resource: the server responded with a status of 4(0[349]|29)/.test(text)) {
-      problems.push(`console error: ${text}`);
-    }
-  });
-}
-
-async function page0(ctx) {
-  return ctx.pages()[0] || ctx.newPage();
-}
-
-async function shot(page, name, opts = {}) {
-  const file = path.join(ART, `${String(screenshots.length + 1).padStart(2, "0")}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true, ...opts });
-  screenshots.push(file);
-}
+await setUp();
+const ART = H.art;
 
 async function chartIs(page, want) {
   await page.waitForFunction((w) => {
@@ -160,18 +62,6 @@ async function sameMore(page, threshold, want, word) {
     `threshold ${threshold}: the chart and "Your pledge" both say ${want} more (chart: "${chartText}"; mine: "${mineText}")`);
 }
 
-/** An admin request (creating campaigns, minting invite codes). */
-async function admin(pathname, body) {
-  const resp = await fetch(`${BASE}${pathname}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${ADMIN}` },
-    body: JSON.stringify(body),
-  });
-  const text = await resp.text();
-  if (!resp.ok) throw new Error(`${pathname}: HTTP ${resp.status} ${text}`);
-  return JSON.parse(text);
-}
-
 /** A campaign published at once (no publication group to wait for). */
 async function newCampaign(title, extra = {}) {
   const r = await admin("/v1/campaigns", {
@@ -195,21 +85,6 @@ async function recordConnections(page) {
     if (r) log.push({ ...r, connection: e.response.connectionId, status: e.response.status });
   });
   return log;
-}
-
-/** Opens (or creates) the page's wallet: a step of its own, which obtains
- *  the tokens of every open campaign. */
-async function openWallet(page, pass) {
-  await page.fill("#passphrase", pass);
-  if (await page.isVisible("#passphrase2")) await page.fill("#passphrase2", pass);
-  await page.click("#open-button");
-  await page.waitForFunction(() => document.getElementById("open-form").hidden
-    || document.getElementById("token-status").dataset.kind === "error", null, { timeout: TIMEOUT });
-  // Attached, not visible: the status is empty on a page whose campaign
-  // needs another attestation (invite code, e-mail).
-  await page.waitForSelector('#token-status[data-kind="ok"], #token-status[data-kind="error"]', { timeout: TIMEOUT, state: "attached" });
-  check(await page.getAttribute("#token-status", "data-kind") === "ok",
-    `wallet opened, tokens obtained (${await page.textContent("#token-status")})`);
 }
 
 async function pledge(page, threshold, pass) {
@@ -371,7 +246,7 @@ async function run() {
   // The Spanish pledger at 5: 2 more (5 − #{t ≤ 5} = 2), not 5 − A = 3.
   await sameMore(c, 5, 2, "(?:compromisos? )?más");
   await shot(a, "campaign-page");
-  fs.copyFileSync(screenshots[screenshots.length - 1], path.join(ART, "campaign-page.png"));
+  fs.copyFileSync(H.screenshots[H.screenshots.length - 1], path.join(ART, "campaign-page.png"));
   await shot(c, "spanish");
 
   // 5. The third browser amends its threshold from 5 to 3: {2, 2, 3} has A = 3.
@@ -695,31 +570,9 @@ async function run() {
   check(/trusts the log key [^ ]+\+[0-9a-f]{8}/.test(await e3.textContent("#wallet-pins")), `pins shown (${await e3.textContent("#wallet-pins")})`);
 
   // 15. Nothing but the server was asked for anything.
-  check(requests.length > 20, `requests were recorded (${requests.length})`);
-  check(foreign.length === 0, `every request went to ${ORIGIN} (${foreign.length} did not: ${foreign.slice(0, 5).join(" ")})`);
-  check(problems.length === 0, `no page error, console error or CSP violation (${problems.slice(0, 5).join(" | ")})`);
+  check(H.requests.length > 20, `requests were recorded (${H.requests.length})`);
+  check(H.foreign.length === 0, `every request went to ${ORIGIN} (${H.foreign.length} did not: ${H.foreign.slice(0, 5).join(" ")})`);
+  check(H.problems.length === 0, `no page error, console error or CSP violation (${H.problems.slice(0, 5).join(" | ")})`);
 }
 
-let ok = false;
-let error = null;
-try {
-  await run();
-  ok = true;
-} catch (e) {
-  error = e;
-  console.error(e);
-  for (const { ctx } of contexts) {
-    for (const p of ctx.pages()) {
-      try { await shot(p, "failure"); } catch (_) { /* page gone */ }
-    }
-  }
-} finally {
-  for (const { ctx, dir } of contexts) {
-    try { await ctx.close(); } catch (_) { /* already closed */ }
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-if (problems.length) console.error(problems.join("\n"));
-console.log(`screenshots in ${ART}`);
-summary(ok, error);
-process.exit(ok ? 0 : 1);
+await runAndExit(run);

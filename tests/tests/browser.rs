@@ -240,3 +240,181 @@ fn seal_bench_runs_in_chromium() {
         );
     }
 }
+
+/// Pledging in a sealed campaign through the page, in Chromium (issue 16;
+/// SPEC R-SEAL-50 … R-SEAL-55, R-WEB-20 … R-WEB-22): this test opens a
+/// sealed campaign with three trustees (k = 2) on the real `pledged --demo`,
+/// runs their key generation through the log with `trustee::step`, then runs
+/// `tests/browser/sealed.mjs` while the trustees keep stepping (each on a log
+/// it audits itself). The script pledges, amends, withdraws (an amendment to
+/// the null vector) and sends a cover null pledge in three browsers, checks
+/// that the page shows no count before the reveal, closes the campaign, and
+/// waits for the page to show the revealed counts; the trustees share the
+/// close's snapshot meanwhile and `pledged` logs the reveal. Last, an
+/// independent `pledge audit` of the whole log passes and recomputes the
+/// same counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_campaign_in_chromium() {
+    use pledge_client::audit::{AuditOptions, audit_with_ledger};
+    use pledge_client::client::Client;
+    use pledge_client::trustee;
+    use pledge_protocol::hash::CampaignId;
+
+    let root = repo_root();
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .is_dir(),
+        "playwright-core is missing: run `npm ci --prefix tests/browser` (bash .ci/run does it)"
+    );
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: run `apt-get install chromium` (bash .ci/run does it)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let l = Launch::new(PLEDGED, &tmp.path().join("data"))
+        .env("PLEDGED_BATCH_INTERVAL_MS", "20")
+        .env("PLEDGED_CLOSE_CHECK_INTERVAL_MS", "200")
+        .env("PLEDGED_LOG", "warn");
+    let (server, base) = start_within(&l, &tmp.path().join("stderr.txt"), Duration::from_secs(60));
+    let admin = std::fs::read_to_string(tmp.path().join("data/admin.token"))
+        .expect("pledged --demo writes data/admin.token");
+    let admin = admin.trim();
+
+    // The trustees' key files, and the campaign naming their public keys.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(20);
+    let mut publics = Vec::new();
+    let mut keys = Vec::new();
+    for i in 0..3 {
+        let path = tmp.path().join(format!("trustee{i}.key"));
+        let public = trustee::generate_key_file(&path, &mut rng).unwrap();
+        publics.push(hex::encode(public.to_bytes()));
+        keys.push(trustee::load_key_file(&path).unwrap());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let http = reqwest::Client::new();
+    let created: serde_json::Value = http
+        .post(format!("{base}/v1/campaigns"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({
+            "title": "Sealed walkout", "text": "", "action": "walk out at 11:00",
+            // Far: a cover pledge's random time (at most a week away, before
+            // the deadline) never falls within the run.
+            "deadline": now + 30 * 86_400, "goal": 2, "threshold_min": 1, "threshold_max": 100,
+            "attester": {"kind": "open"},
+            "publication": {"min_pledges": 1, "max_delay_ms": 0},
+            "sealed": {"buckets": [1, 5, 20], "k": 2, "trustees": publics},
+        }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = CampaignId::from_hex(created["campaign_id"].as_str().unwrap()).unwrap();
+    let client = Client::new(&base).unwrap();
+    let opts = AuditOptions::new(base.clone());
+    // Key generation: every trustee deals, then every trustee is ready.
+    for want in [trustee::Action::Dealt, trustee::Action::Ready] {
+        for kp in &keys {
+            assert_eq!(
+                trustee::step(&opts, &client, &id, kp).await.unwrap(),
+                vec![want.clone()]
+            );
+        }
+    }
+
+    // The published view carries the key once the last ready message is in.
+    let mut tries = 0;
+    while client
+        .campaign(&id)
+        .await
+        .unwrap()
+        .sealed
+        .unwrap()
+        .joint_key
+        .is_none()
+    {
+        tries += 1;
+        assert!(
+            tries < 300,
+            "the joint key never appeared in the campaign object"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let artifacts = std::env::var_os("PLEDGE_BROWSER_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/browser-artifacts"));
+    let out_path = tmp.path().join("sealed-stdout.txt");
+    let err_path = tmp.path().join("sealed-stderr.txt");
+    let mut node = Command::new("node")
+        .arg(root.join("tests/browser/sealed.mjs"))
+        .env("PLEDGE_URL", &base)
+        .env("PLEDGE_ADMIN_TOKEN", admin)
+        .env("PLEDGE_ARTIFACTS", &artifacts)
+        .env("PLEDGE_SEALED_CAMPAIGN", id.to_hex())
+        .env("CHROMIUM", CHROMIUM)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("node is missing ({e}): run `apt-get install nodejs`"));
+    // The trustees act on what the log holds while the pages run: they
+    // share the close's snapshot once the script closes the campaign.
+    let mut shared = Vec::new();
+    let mut step_errors = Vec::new();
+    let status = loop {
+        if let Some(status) = node.try_wait().unwrap() {
+            break status;
+        }
+        for kp in &keys {
+            match trustee::step(&opts, &client, &id, kp).await {
+                Ok(actions) => shared.extend(actions),
+                Err(e) => step_errors.push(e.to_string()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    println!("{stdout}");
+    eprintln!("{}", std::fs::read_to_string(&err_path).unwrap_or_default());
+    eprintln!("trustee step errors: {step_errors:?}");
+    eprintln!("pledged's stderr:\n{}", server.stderr_text());
+    let last = stdout.lines().last().unwrap_or_default();
+    let summary: serde_json::Value = serde_json::from_str(last)
+        .unwrap_or_else(|_| panic!("sealed.mjs printed no JSON summary line; last line: {last}"));
+    assert!(
+        status.success() && summary["ok"] == true,
+        "sealed browser scenario failed (exit {:?}): {}",
+        status.code(),
+        summary["error"]
+    );
+    assert!(summary["checks"].as_u64().unwrap() >= 20, "{summary}");
+    assert_eq!(summary["foreign_requests"], serde_json::json!([]));
+    assert!(
+        shared
+            .iter()
+            .filter(|a| matches!(a, trustee::Action::Shared { .. }))
+            .count()
+            >= 2,
+        "the trustees shared no snapshot: {shared:?}"
+    );
+
+    // An independent audit of the whole log passes and recomputes what the
+    // page showed: one live pledge at threshold 1 (the others null).
+    let (report, ledger) = audit_with_ledger(&opts).await.unwrap();
+    assert!(report.passed(), "{:?}", report.failures);
+    let ledger = ledger.unwrap();
+    let sealed = ledger.campaign(&id).unwrap().sealed.as_ref().unwrap();
+    let revealed: Vec<_> = sealed
+        .snapshots
+        .iter()
+        .map(|s| s.revealed.clone())
+        .collect();
+    assert_eq!(revealed, vec![Some(vec![1, 0, 0])], "{summary}");
+}

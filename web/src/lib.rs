@@ -11,6 +11,8 @@
 //! - [`storage`]: the wallet bytes in `localStorage["pledge.wallet.v1"]`.
 //! - [`lock`]: the Web Lock that makes tabs save the wallet one at a time.
 //! - [`bench`]: `benchSeal`, the timing of sealed terms (BENCHMARKS.md).
+//! - [`sealed`]: sealed campaigns (the joint key checked against the log,
+//!   sealed pledges and amendments, cover null pledges, SPEC §17.3).
 //! - this file: the `PledgeApp` class exported to JavaScript.
 //!
 //! The crate also builds natively (it is a workspace member): the bindings
@@ -19,6 +21,7 @@
 
 pub mod bench;
 pub mod lock;
+pub mod sealed;
 pub mod shape;
 pub mod storage;
 
@@ -27,6 +30,8 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::lock::Mutex;
 use js_sys::{Function, Promise, Reflect};
 use pledge_client::client::Client;
@@ -373,7 +378,8 @@ impl PledgeApp {
         self.submit(campaign, change, opts, on_progress)
     }
 
-    /// Withdraws my pledge (no delay unless `opts` asks).
+    /// Withdraws my pledge (no delay unless `opts` asks); in a sealed
+    /// campaign, amends it to the null vector (SPEC R-SEAL-33).
     pub fn withdraw(
         &self,
         campaign: String,
@@ -467,11 +473,12 @@ impl PledgeApp {
             let s = &mut *guard;
             let prepared = prepare(s, &id, change, opts).await;
             *tokens.borrow_mut() = shape::token_campaigns(&s.wallet.data);
-            let (due, delay) = prepared?;
+            let p = prepared?;
             to_js(&serde_json::json!({
                 "campaign": id.to_hex(),
-                "sendAfter": due,
-                "delaySeconds": shape::seconds_left(delay),
+                "sendAfter": p.due,
+                "delaySeconds": shape::seconds_left(p.delay),
+                "sealed": p.sealed,
             }))
         })
     }
@@ -524,6 +531,50 @@ impl PledgeApp {
         })
     }
 
+    /// My sealed pledge on `campaign` from the wallet alone (SPEC
+    /// R-SEAL-55): `{campaign, sealed: true, threshold, null, state,
+    /// sendAfter, index, receiptVerified, entries}` (`threshold` 0 and
+    /// `null: true` for the null vector), or `null` without one. Asks
+    /// nothing of the server.
+    #[wasm_bindgen(js_name = sealedStatus)]
+    pub fn sealed_status(&self, campaign: String) -> Promise {
+        let session = self.session.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let id = shape::campaign(&campaign).map_err(|e| js_error(&e))?;
+            let mut guard = session.lock().await;
+            let s = &mut *guard;
+            lock::exclusive(async { s.wallet.refresh() })
+                .await
+                .map_err(|e| wallet_error(&e))?;
+            to_js(&sealed::status(&s.wallet.data, &s.log, &id))
+        })
+    }
+
+    /// Cover (SPEC R-SEAL-54): signs a null sealed pledge, due at a random
+    /// time before the deadline, for every open sealed campaign whose key
+    /// is logged and for which the wallet holds an unused token and no
+    /// pledge; `sendPending({})` sends each once due. Resolves to
+    /// `[{campaign, sendAfter}]`.
+    ///
+    /// # Errors
+    /// Rejects with `joint_key_mismatch`, `bad_log`, `network`, `storage`.
+    #[wasm_bindgen(js_name = scheduleCover)]
+    pub fn schedule_cover(&self) -> Promise {
+        let session = self.session.clone();
+        let tokens = self.tokens.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut guard = session.lock().await;
+            let s = &mut *guard;
+            let r = lock::exclusive(async {
+                s.wallet.refresh().map_err(|e| ErrorInfo::from(&e))?;
+                sealed::schedule_cover(&s.client, &mut s.wallet, &s.log, unix_now()).await
+            })
+            .await;
+            *tokens.borrow_mut() = shape::token_campaigns(&s.wallet.data);
+            to_js(&serde_json::Value::Array(r.map_err(|e| js_error(&e))?))
+        })
+    }
+
     /// Frees the Rust side (same as `free()`).
     pub fn close(self) {}
 }
@@ -548,12 +599,13 @@ impl PledgeApp {
             let change = change.map_err(|e| js_error(&e))?;
             let opts = opts?;
             let id: CampaignId = shape::campaign(&campaign).map_err(|e| js_error(&e))?;
-            let delay = {
+            let (delay, sealed) = {
                 let mut guard = session.lock().await;
                 let s = &mut *guard;
                 let prepared = prepare(s, &id, change, opts).await;
                 *tokens.borrow_mut() = shape::token_campaigns(&s.wallet.data);
-                prepared?.1
+                let p = prepared?;
+                (p.delay, p.sealed)
             };
             let cb = on_progress.as_ref();
             let mut left = delay;
@@ -571,7 +623,7 @@ impl PledgeApp {
             progress(cb, &serde_json::json!({"phase": "sending"}));
             let mut guard = session.lock().await;
             let s = &mut *guard;
-            let r = lock::exclusive(send(s, &id, change)).await;
+            let r = lock::exclusive(send(s, &id, change, sealed)).await;
             *tokens.borrow_mut() = shape::token_campaigns(&s.wallet.data);
             let done = r.map_err(|e| flow_error(&e))?;
             to_js(&shape::submitted(&done, delay))
@@ -579,63 +631,142 @@ impl PledgeApp {
     }
 }
 
+/// What [`prepare`] did: the due time (Unix seconds, `None` to send at
+/// once), the delay, and whether the campaign is sealed (then the entry is
+/// signed and saved, whatever the change).
+struct Prepared {
+    due: Option<u64>,
+    delay: Duration,
+    sealed: bool,
+}
+
 /// Under the Web Lock: merges the stored wallet, prechecks `change`, draws
 /// the delay and, for a pledge, signs it and saves it pending with its due
-/// time. Returns the pledge's due time (Unix seconds, `None` to send at
-/// once) and the delay.
+/// time. In a sealed campaign (SPEC R-SEAL-52) every change is signed and
+/// saved here, sealed under the joint key checked against the log.
 async fn prepare(
     s: &mut Session,
     id: &CampaignId,
     change: Change,
     opts: DelayOptions,
-) -> Result<(Option<u64>, Duration), JsValue> {
+) -> Result<Prepared, JsValue> {
     lock::exclusive(async {
         s.wallet.refresh().map_err(|e| wallet_error(&e))?;
+        let info = s
+            .client
+            .campaign(id)
+            .await
+            .map_err(|e| js_error(&ErrorInfo::from(&e)))?;
+        if let Some(block) = &info.sealed {
+            let to = sealed_change(&block.buckets, change).map_err(|e| js_error(&e))?;
+            let resend = sealed::precheck(&s.wallet.data, id, &block.buckets, to)
+                .map_err(|e| js_error(&e))?
+                == sealed::Plan::Resend;
+            let (due, delay) = draw_delay(resend, opts)?;
+            let campaign = sealed::sealed_campaign(&s.client, &mut s.wallet, &s.log, &info)
+                .await
+                .map_err(|e| js_error(&e))?
+                .ok_or_else(|| js_error(&ErrorInfo::new("campaign", "not a sealed campaign")))?;
+            sealed::sign(&mut s.wallet, id, &campaign, to, due).map_err(|e| js_error(&e))?;
+            return Ok(Prepared {
+                due,
+                delay,
+                sealed: true,
+            });
+        }
         let resend = shape::precheck(&s.wallet.data, id, change).map_err(|e| js_error(&e))?;
-        // DESIGN P4: the same draw as `pledge commit` (uniform in [0, max],
-        // from the CSPRNG); a resend goes at once, as there.
-        let delay = if resend || opts.now {
-            Duration::ZERO
-        } else {
-            flows::random_delay(opts.max).map_err(|e| flow_error(&e))?
-        };
-        let due = (!delay.is_zero()).then(|| unix_now().saturating_add(shape::seconds_left(delay)));
+        let (due, delay) = draw_delay(resend, opts)?;
         if let Change::Commit(t) = change {
             flows::sign_pledge(&s.client, &mut s.wallet, id, t, due)
                 .await
                 .map_err(|e| flow_error(&e))?;
         }
-        Ok((due, delay))
+        Ok(Prepared {
+            due,
+            delay,
+            sealed: false,
+        })
     })
     .await
 }
 
-/// Under the Web Lock: sends what [`prepare`] saved (a pledge: its signed
-/// entry, or nothing if another tab sent it meanwhile and the wallet holds
-/// the receipt) or signs and sends an amendment or withdrawal.
+/// DESIGN P4: the same draw as `pledge commit` (uniform in [0, max], from
+/// the CSPRNG); a resend goes at once, as there. Returns the due time
+/// (Unix seconds, `None` for at once) and the delay.
+fn draw_delay(resend: bool, opts: DelayOptions) -> Result<(Option<u64>, Duration), JsValue> {
+    let delay = if resend || opts.now {
+        Duration::ZERO
+    } else {
+        flows::random_delay(opts.max).map_err(|e| flow_error(&e))?
+    };
+    let due = (!delay.is_zero()).then(|| unix_now().saturating_add(shape::seconds_left(delay)));
+    Ok((due, delay))
+}
+
+/// A change of the page in a sealed campaign: the threshold must be one of
+/// its bucket values (SPEC R-SEAL-50), and plain thresholds only (sealed
+/// funding is not specified); a withdrawal is the null vector.
+fn sealed_change(buckets: &[u32], change: Change) -> Result<sealed::SealedChange, ErrorInfo> {
+    let bucket = |t: pledge_protocol::pledge::Terms| match t {
+        pledge_protocol::pledge::Terms::Threshold { t } => sealed::bucket_index(buckets, t),
+        _ => Err(ErrorInfo::new(
+            "campaign",
+            "a sealed campaign takes a threshold only, neither support nor money",
+        )),
+    };
+    Ok(match change {
+        Change::Commit(t) => sealed::SealedChange::Pledge(Some(bucket(t)?)),
+        Change::Amend(t) => sealed::SealedChange::Amend(Some(bucket(t)?)),
+        Change::Withdraw => sealed::SealedChange::Amend(None),
+    })
+}
+
+/// Under the Web Lock: sends what [`prepare`] saved (a pledge, or any
+/// sealed entry: its signed entry, or nothing if another tab sent it
+/// meanwhile and the wallet holds the receipt) or signs and sends an
+/// amendment or withdrawal.
 async fn send(
     s: &mut Session,
     id: &CampaignId,
     change: Change,
+    sealed: bool,
 ) -> Result<flows::Submitted, FlowError> {
-    match change {
-        Change::Commit(_) => {
-            let report = flows::send_pending(
-                &s.client,
-                &mut s.wallet,
-                &s.log,
-                flows::PendingFilter::Campaign(*id),
-            )
-            .await?;
-            if let Some((_, done)) = report.sent.into_iter().next() {
-                return Ok(done);
-            }
-            // Sent by another tab meanwhile: its receipt is in the wallet.
-            flows::acknowledged_pledge(&s.wallet, &s.log, id)?.ok_or_else(|| {
-                FlowError::Wallet2(format!("the pledge on {id} is no longer in this wallet"))
-            })
-        }
-        Change::Amend(t) => flows::change(&s.client, &mut s.wallet, &s.log, id, Some(t)).await,
-        Change::Withdraw => flows::change(&s.client, &mut s.wallet, &s.log, id, None).await,
+    if let (false, Change::Amend(t)) = (sealed, change) {
+        return flows::change(&s.client, &mut s.wallet, &s.log, id, Some(t)).await;
     }
+    if let (false, Change::Withdraw) = (sealed, change) {
+        return flows::change(&s.client, &mut s.wallet, &s.log, id, None).await;
+    }
+    let report = flows::send_pending(
+        &s.client,
+        &mut s.wallet,
+        &s.log,
+        flows::PendingFilter::Campaign(*id),
+    )
+    .await?;
+    if let Some((_, done)) = report.sent.into_iter().next() {
+        return Ok(done);
+    }
+    // Sent by another tab meanwhile: its receipt is in the wallet.
+    let gone = || FlowError::Wallet2(format!("the pledge on {id} is no longer in this wallet"));
+    if !sealed {
+        return flows::acknowledged_pledge(&s.wallet, &s.log, id)?.ok_or_else(gone);
+    }
+    let rec = s.wallet.data.pledge_for(id).ok_or_else(gone)?;
+    let last = rec.entries.last().ok_or_else(gone)?;
+    let (Some(index), Some(receipt)) = (last.index, last.receipt.clone()) else {
+        return Err(gone());
+    };
+    let bytes = B64
+        .decode(&last.entry)
+        .map_err(|_| FlowError::Wallet2("a stored entry is damaged".into()))?;
+    let signed = pledge_protocol::receipt::Receipt::parse(receipt.as_bytes())
+        .and_then(|r| r.verify_entry(&bytes, &s.log))
+        .map_err(|e| FlowError::Receipt(e.to_string()))?;
+    Ok(flows::Submitted {
+        index,
+        checkpoint_size: signed.checkpoint().size(),
+        nullifier: rec.nullifier.clone(),
+        receipt,
+    })
 }
