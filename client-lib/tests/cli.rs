@@ -1092,7 +1092,8 @@ async fn admin_closes_a_campaign_before_its_deadline() {
 /// in French (SPEC R-API-33, R-CLIENT-7). `extend` without `--yes` changes
 /// nothing (exit 2), an earlier deadline is refused (exit 1), a later one is
 /// logged and shown ("extended from"), `text` adds a language that `pledge
-/// campaigns` lists, `status` shows the effective deadline, and `pledge
+/// campaigns` lists, `status` shows the effective deadline and the one it
+/// replaced, and `pledge
 /// audit` passes on a log holding the updates (R-AUDIT-15, R-AUDIT-16).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_extends_a_campaign_and_gives_its_text_in_french() {
@@ -1271,6 +1272,10 @@ async fn admin_extends_a_campaign_and_gives_its_text_in_french() {
         .strftime("%Y-%m-%d %H:%M")
         .to_string();
     assert!(t.contains(&shown), "status should show {shown}: {t}");
+    assert!(
+        t.contains("(extended from "),
+        "status should say the deadline was extended: {t}"
+    );
 
     let o = cli(vec!["--server".into(), base.clone(), "audit".into()]).await;
     let t = text(&o);

@@ -210,6 +210,15 @@ pub(crate) fn parse_decimal(s: &str) -> Option<u64> {
     parse_digits(s)
 }
 
+/// The same canonical decimal as [`parse_decimal`], as a u128 (funding sums).
+pub(crate) fn parse_decimal_u128(s: &str) -> Option<u128> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+    {
+        return None;
+    }
+    s.parse().ok()
+}
+
 /// One to 20 ASCII digits as a u64, leading zeros allowed (a tile path's
 /// three-digit index groups); no sign, space or other digit.
 pub(crate) fn parse_digits(s: &str) -> Option<u64> {

@@ -34,11 +34,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::checkpoint::parse_decimal;
+use crate::checkpoint::{parse_decimal, parse_decimal_u128};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::hash::{CampaignId, Hash, Nullifier, sha256};
 use crate::pledge::{MAX_AMOUNT, Terms};
-use crate::tally::{MAX_BUCKETS, MAX_LIVE, MAX_ORIGIN_LEN, MAX_THRESHOLD, TallyError};
+use crate::tally::{MAX_BUCKETS, MAX_LIVE, MAX_THRESHOLD, TallyError, check_origin};
 
 /// Suffix of a funding statement's first line. SPEC R-FUND-7.
 pub const FUNDING_STATEMENT_SUFFIX: &str = "/funding-tally/v1";
@@ -920,28 +920,6 @@ pub struct FundingStatement {
     checkpoint_size: u64,
     campaign: CampaignId,
     snapshot: FundingSnapshot,
-}
-
-fn check_origin(origin: &str) -> Result<(), TallyError> {
-    if origin.is_empty() {
-        return Err(TallyError::BadOrigin("empty"));
-    }
-    if origin.len() > MAX_ORIGIN_LEN {
-        return Err(TallyError::BadOrigin("longer than 1024 bytes"));
-    }
-    if origin.chars().any(char::is_control) {
-        return Err(TallyError::BadOrigin("contains a control character"));
-    }
-    Ok(())
-}
-
-/// A canonical decimal (no sign, no leading zero) that fits `u128`.
-fn parse_decimal_u128(s: &str) -> Option<u128> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
-    {
-        return None;
-    }
-    s.parse().ok()
 }
 
 impl FundingStatement {

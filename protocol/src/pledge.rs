@@ -109,6 +109,38 @@ impl std::fmt::Debug for PledgeSigningKey {
 pub const PLEDGE_SIG_TAG: &[u8] = b"pledge/v1/pledge";
 /// Domain tag of an amendment's signing input. SPEC R-PLEDGE-5.
 pub const AMEND_SIG_TAG: &[u8] = b"pledge/v1/amend";
+
+/// `"pledge/v1/pledge" ‖ campaign_id ‖ nullifier ‖ terms` (SPEC R-PLEDGE-4),
+/// the terms written by `terms`: one layout for plain and sealed terms.
+pub(crate) fn pledge_signing_input(
+    campaign: &CampaignId,
+    nullifier: &Nullifier,
+    terms: impl FnOnce(&mut Writer),
+) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.raw(PLEDGE_SIG_TAG)
+        .raw(campaign.as_bytes())
+        .raw(nullifier.as_bytes());
+    terms(&mut w);
+    w.into_bytes()
+}
+
+/// `"pledge/v1/amend" ‖ campaign_id ‖ nullifier ‖ seq u32 ‖ terms` (SPEC
+/// R-PLEDGE-5), the terms written by `terms`: plain or sealed.
+pub(crate) fn amend_signing_input(
+    campaign: &CampaignId,
+    nullifier: &Nullifier,
+    seq: u32,
+    terms: impl FnOnce(&mut Writer),
+) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.raw(AMEND_SIG_TAG)
+        .raw(campaign.as_bytes())
+        .raw(nullifier.as_bytes())
+        .u32(seq);
+    terms(&mut w);
+    w.into_bytes()
+}
 /// Domain tag of a withdrawal's signing input. SPEC R-PLEDGE-6.
 pub const WITHDRAW_SIG_TAG: &[u8] = b"pledge/v1/withdraw";
 /// Largest body a terms kind may carry (room for future kinds). SPEC R-PLEDGE-3.
@@ -406,12 +438,7 @@ impl Pledge {
 
     /// `"pledge/v1/pledge" ‖ campaign_id ‖ nullifier ‖ terms`. SPEC R-PLEDGE-4.
     pub fn signing_input(campaign: &CampaignId, nullifier: &Nullifier, terms: &Terms) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.raw(PLEDGE_SIG_TAG)
-            .raw(campaign.as_bytes())
-            .raw(nullifier.as_bytes());
-        terms.encode_into(&mut w);
-        w.into_bytes()
+        pledge_signing_input(campaign, nullifier, |w| terms.encode_into(w))
     }
 
     /// The nullifier this pledge spends.
@@ -493,13 +520,7 @@ impl Amendment {
         seq: u32,
         terms: &Terms,
     ) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.raw(AMEND_SIG_TAG)
-            .raw(campaign.as_bytes())
-            .raw(nullifier.as_bytes())
-            .u32(seq);
-        terms.encode_into(&mut w);
-        w.into_bytes()
+        amend_signing_input(campaign, nullifier, seq, |w| terms.encode_into(w))
     }
 
     /// Checks the signature against the pledge's key (known from the log).

@@ -12,7 +12,7 @@
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::hash::{CampaignId, Nullifier};
 use crate::pledge::{
-    AMEND_SIG_TAG, PLEDGE_SIG_TAG, PledgeKeyMismatch, PledgePublicKey, PledgeSigningKey,
+    PledgeKeyMismatch, PledgePublicKey, PledgeSigningKey, amend_signing_input, pledge_signing_input,
 };
 use crate::sealed::{SealContext, SealedTerms};
 use crate::token::Token;
@@ -81,12 +81,7 @@ impl SealedPledge {
         nullifier: &Nullifier,
         terms: &SealedTerms,
     ) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.raw(PLEDGE_SIG_TAG)
-            .raw(campaign.as_bytes())
-            .raw(nullifier.as_bytes());
-        encode_terms(terms, &mut w);
-        w.into_bytes()
+        pledge_signing_input(campaign, nullifier, |w| encode_terms(terms, w))
     }
 
     /// What the proofs of a pledge by `token` in `campaign` are bound to:
@@ -171,13 +166,7 @@ impl SealedAmendment {
         seq: u32,
         terms: &SealedTerms,
     ) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.raw(AMEND_SIG_TAG)
-            .raw(campaign.as_bytes())
-            .raw(nullifier.as_bytes())
-            .u32(seq);
-        encode_terms(terms, &mut w);
-        w.into_bytes()
+        amend_signing_input(campaign, nullifier, seq, |w| encode_terms(terms, w))
     }
 
     /// What the proofs of amendment `seq` of pledge `nullifier` (key `pk`)

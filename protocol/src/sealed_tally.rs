@@ -16,9 +16,9 @@
 //! The body of a signed note (C2SP signed-note), signed by the log's key
 //! like a checkpoint or a tally statement.
 
+use crate::checkpoint::parse_decimal;
 use crate::hash::CampaignId;
 use crate::note::{NoteError, Verifier, open_note};
-use crate::tally::MAX_ORIGIN_LEN;
 
 /// Suffix appended to the log origin to form a sealed statement's first
 /// line. SPEC R-SEAL-80.
@@ -60,26 +60,7 @@ pub struct SealedTallyStatement {
 }
 
 fn check_origin(origin: &str) -> Result<(), SealedTallyError> {
-    if origin.is_empty() {
-        return Err(SealedTallyError::BadOrigin("empty"));
-    }
-    if origin.len() > MAX_ORIGIN_LEN {
-        return Err(SealedTallyError::BadOrigin("longer than 1024 bytes"));
-    }
-    if origin.chars().any(char::is_control) {
-        return Err(SealedTallyError::BadOrigin("contains a control character"));
-    }
-    Ok(())
-}
-
-/// A canonical decimal: digits only, no leading zero (except `0` itself),
-/// fits a `u64`.
-fn parse_decimal(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
-    {
-        return None;
-    }
-    s.parse().ok()
+    crate::tally::origin_problem(origin).map_or(Ok(()), |why| Err(SealedTallyError::BadOrigin(why)))
 }
 
 impl SealedTallyStatement {

@@ -1028,17 +1028,22 @@ pub struct TallyStatement {
 
 /// SPEC R-TALLY-7: non-empty, at most [`MAX_ORIGIN_LEN`] bytes, no control
 /// characters (so no newline can split the line).
-fn check_origin(origin: &str) -> Result<(), TallyError> {
+pub(crate) fn check_origin(origin: &str) -> Result<(), TallyError> {
+    origin_problem(origin).map_or(Ok(()), |why| Err(TallyError::BadOrigin(why)))
+}
+
+/// What is wrong with a statement's origin line, if anything (R-TALLY-7;
+/// the same rule for the funding and sealed statements).
+pub(crate) fn origin_problem(origin: &str) -> Option<&'static str> {
     if origin.is_empty() {
-        return Err(TallyError::BadOrigin("empty"));
+        Some("empty")
+    } else if origin.len() > MAX_ORIGIN_LEN {
+        Some("longer than 1024 bytes")
+    } else if origin.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else {
+        None
     }
-    if origin.len() > MAX_ORIGIN_LEN {
-        return Err(TallyError::BadOrigin("longer than 1024 bytes"));
-    }
-    if origin.chars().any(char::is_control) {
-        return Err(TallyError::BadOrigin("contains a control character"));
-    }
-    Ok(())
 }
 
 /// Numbered, non-empty lines of a note body.

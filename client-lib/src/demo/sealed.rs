@@ -91,7 +91,7 @@ fn buckets_for(max: u32) -> Vec<u32> {
 /// pledge, its token goes as a null pledge), the bucket it amends to,
 /// whether it then withdraws, whether it sends a cover re-encryption.
 fn plan(i: usize, b: usize) -> (Option<usize>, Option<usize>, bool, bool) {
-    let cover = i % 3 == 0;
+    let cover = i.is_multiple_of(3);
     if i % 5 == 4 {
         return (None, None, false, cover);
     }

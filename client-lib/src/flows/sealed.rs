@@ -235,7 +235,7 @@ pub async fn joint_key_from_log(
             if entry.campaign() != id {
                 return Ok(Scan::Next);
             }
-            Ok(Scan::Prove(entry, index))
+            Ok(Scan::Prove(Box::new(entry), index))
         },
         |entry, index| {
             state
@@ -254,7 +254,7 @@ enum Scan {
     /// Not wanted.
     Next,
     /// Wanted: prove it by inclusion, then hand it to the consumer.
-    Prove(Entry, u64),
+    Prove(Box<Entry>, u64),
 }
 
 /// Reads the log's entry bundles from `from` to `cp`'s size, picks the
@@ -282,7 +282,7 @@ async fn scan(
             }
             if let Scan::Prove(entry, at) = filter(index, bytes)? {
                 prove_included(client, bytes, at, cp).await?;
-                if take(entry, at)? {
+                if take(*entry, at)? {
                     return Ok(true);
                 }
             }
@@ -314,7 +314,7 @@ pub async fn revealed_from_log(
         |index, bytes| match Entry::decode(bytes).map_err(bad_log)? {
             e @ Entry::SealedTallyRevealed(_) => Ok(match &e {
                 Entry::SealedTallyRevealed(r) if r.campaign == *id && r.snapshot == snapshot => {
-                    Scan::Prove(e, index)
+                    Scan::Prove(Box::new(e), index)
                 }
                 _ => Scan::Next,
             }),

@@ -1044,7 +1044,12 @@ fn funding_standing(s: &flows::PledgeStatus) -> Option<String> {
 /// `pledge status` for a pledge of a sealed campaign (SPEC R-SEAL-46):
 /// "sealed until <next reveal>" before a reveal, the revealed figures
 /// (checked against the log) after one.
-fn print_sealed_status(s: &flows::PledgeStatus, sv: &flows::SealedView, included: &str) {
+fn print_sealed_status(
+    s: &flows::PledgeStatus,
+    sv: &flows::SealedView,
+    included: &str,
+    extended: &str,
+) {
     let mine = if s.threshold == 0 {
         "your sealed pledge is the null vector (a cover pledge, or withdrawn): it counts nowhere"
             .to_owned()
@@ -1096,7 +1101,7 @@ fn print_sealed_status(s: &flows::PledgeStatus, sv: &flows::SealedView, included
         }
     }
     out!("    included: {included}");
-    out!("    deadline {} [{}]", when(s.deadline), s.state);
+    out!("    deadline {}{extended} [{}]", when(s.deadline), s.state);
     if s.threshold != 0
         && let Some(text) = s.outcome_text()
     {
@@ -1163,14 +1168,19 @@ fn print_invite_groups(groups: &[pledge_protocol::api::InviteGroup]) {
     }
 }
 
+/// SPEC R-CLIENT-7: the deadline a later one replaced, as ` (extended from
+/// …)`, or nothing.
+fn extended_from(c: &CampaignInfo) -> String {
+    match c.original_deadline {
+        Some(o) if o != c.deadline => format!(" (extended from {})", when(o)),
+        _ => String::new(),
+    }
+}
+
 fn print_campaign(c: &CampaignInfo) {
     let (live, a) = c.tally.as_ref().map_or((0, 0), |t| (t.live, t.active));
     out!("{}  [{}]  {}", c.campaign_id, c.state, c.title);
-    // SPEC R-CLIENT-7: the effective deadline, and the one it replaced.
-    let extended = match c.original_deadline {
-        Some(o) if o != c.deadline => format!(" (extended from {})", when(o)),
-        _ => String::new(),
-    };
+    let extended = extended_from(c);
     out!(
         "    action: {}; goal {}; thresholds {}..={}; deadline {}{extended}",
         c.action,
@@ -1644,12 +1654,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 } else {
                     "NO: a receipt does not verify".to_owned()
                 };
-                let sealed = views
+                let view = views
                     .iter()
-                    .find(|v| v.info.campaign_id.to_hex() == s.campaign)
-                    .and_then(|v| v.sealed.as_ref());
-                if let Some(sv) = sealed {
-                    print_sealed_status(&s, sv, &included);
+                    .find(|v| v.info.campaign_id.to_hex() == s.campaign);
+                let extended = view.map(|v| extended_from(&v.info)).unwrap_or_default();
+                if let Some(sv) = view.and_then(|v| v.sealed.as_ref()) {
+                    print_sealed_status(&s, sv, &included, &extended);
                     continue;
                 }
                 let standing = if s.withdrawn {
@@ -1673,7 +1683,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     s.goal
                 );
                 out!("    included: {included}");
-                out!("    deadline {} [{}]", when(s.deadline), s.state);
+                out!("    deadline {}{extended} [{}]", when(s.deadline), s.state);
                 out!("    {}", tally_age(&s));
                 if let Some(text) = s.outcome_text() {
                     out!("    {text}");
