@@ -50,6 +50,13 @@ def main():
             put("entry", e["name"], bytes.fromhex(e["entry"]))
     for c in load("campaign_update_failures.json")["cases"]:
         put("entry", c["name"], bytes.fromhex(c.get("entry") or ""))
+    # Sealed campaigns' entries (kinds 2 and 3 with sealed terms, 8, 9, 10,
+    # 11, a sealed CampaignOpened) and one defect per decoder check (SPEC
+    # R-SEAL-61), so the entry target starts inside the sealed decoders.
+    for e in load("sealed_entries.json")["entries"]:
+        put("entry", e["name"], bytes.fromhex(e["entry"]))
+    for c in load("sealed_entry_failures.json")["cases"]:
+        put("entry", c["name"], bytes.fromhex(c.get("entry") or ""))
     for c in load("c2sp_tlog_tiles_bad_bundles.json")["cases"]:
         put("bundle", c["name"], bytes([c["width"] % 256]) + bytes.fromhex(c.get("bundle") or ""))
 
