@@ -91,6 +91,8 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// List campaigns with their current tally.
     Campaigns,
