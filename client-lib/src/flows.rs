@@ -1167,14 +1167,7 @@ pub async fn sign_pledge(
         nullifier: nullifier.to_hex(),
         threshold: terms.threshold_value(),
         withdrawn: false,
-        entries: vec![EntryRecord {
-            kind: "pledge".into(),
-            seq: 0,
-            entry: B64.encode(&bytes),
-            index: None,
-            receipt: None,
-            send_after,
-        }],
+        entries: vec![EntryRecord::signed("pledge", 0, &bytes, send_after)],
     });
     wallet.save()?;
     Ok(SignedPledge {
@@ -1467,14 +1460,7 @@ pub async fn change(
         Some(t) => r.threshold = t.threshold_value(),
         None => r.withdrawn = true,
     }
-    r.entries.push(EntryRecord {
-        kind: kind.into(),
-        seq,
-        entry: B64.encode(&bytes),
-        index: None,
-        receipt: None,
-        send_after: None,
-    });
+    r.entries.push(EntryRecord::signed(kind, seq, &bytes, None));
     wallet.save()?;
     send_and_record(client, wallet, log, campaign, &bytes).await
 }

@@ -371,6 +371,20 @@ pub struct EntryRecord {
     pub send_after: Option<u64>,
 }
 
+impl EntryRecord {
+    /// A signed entry not yet acknowledged (`bytes`: its canonical bytes).
+    pub fn signed(kind: &str, seq: u32, bytes: &[u8], send_after: Option<u64>) -> Self {
+        Self {
+            kind: kind.into(),
+            seq,
+            entry: B64.encode(bytes),
+            index: None,
+            receipt: None,
+            send_after,
+        }
+    }
+}
+
 /// A pledge of mine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PledgeRecord {

@@ -17,8 +17,6 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use pledge_client::client::{CampaignInfo, CampaignState, Client};
 use pledge_client::flows::{self, FlowError};
 use pledge_client::wallet::{EntryRecord, PledgeRecord, Wallet, WalletData};
@@ -393,14 +391,7 @@ pub fn record(
 
 /// The entry record of a signed sealed entry.
 fn entry_record(kind: &str, seq: u32, bytes: &[u8], send_after: Option<u64>) -> EntryRecord {
-    EntryRecord {
-        kind: kind.into(),
-        seq,
-        entry: B64.encode(bytes),
-        index: None,
-        receipt: None,
-        send_after,
-    }
+    EntryRecord::signed(kind, seq, bytes, send_after)
 }
 
 /// A sealed campaign as the page pledges in it: its buckets and the

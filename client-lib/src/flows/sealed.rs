@@ -8,8 +8,6 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use pledge_protocol::campaign::Sealed;
 use pledge_protocol::checkpoint::SignedCheckpoint;
 use pledge_protocol::entry::{Entry, EntryKind};
@@ -373,14 +371,7 @@ pub(crate) async fn sign_sealed_pledge(
         nullifier: nullifier.to_hex(),
         threshold: threshold_of(block, bucket),
         withdrawn: false,
-        entries: vec![EntryRecord {
-            kind: kind.into(),
-            seq: 0,
-            entry: B64.encode(&bytes),
-            index: None,
-            receipt: None,
-            send_after,
-        }],
+        entries: vec![EntryRecord::signed(kind, 0, &bytes, send_after)],
     });
     wallet.save()?;
     Ok(bytes)
@@ -421,14 +412,7 @@ pub(crate) async fn send_sealed_amendment(
         .find(|p| p.nullifier == rec.nullifier)
         .ok_or_else(|| FlowError::Wallet2("pledge record vanished".into()))?;
     r.threshold = threshold_of(&block, bucket);
-    r.entries.push(EntryRecord {
-        kind: kind.into(),
-        seq,
-        entry: B64.encode(&bytes),
-        index: None,
-        receipt: None,
-        send_after: None,
-    });
+    r.entries.push(EntryRecord::signed(kind, seq, &bytes, None));
     wallet.save()?;
     send_and_record(client, wallet, log, &id, &bytes).await
 }
