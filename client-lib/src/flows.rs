@@ -2494,6 +2494,23 @@ pub enum WatchNews {
     NotSent(String),
     /// A new verified checkpoint.
     Checkpoint(u64),
+    /// A sealed campaign I pledged to revealed its counts (an early reveal
+    /// or the close's; SPEC R-SEAL-46): read from their entry proven in the
+    /// log, not from the server's word.
+    Revealed {
+        /// Campaign (hex).
+        campaign: String,
+        /// Log index of the revealed snapshot.
+        snapshot: u64,
+        /// Pledges per bucket, bucket 0 first.
+        counts: Vec<u64>,
+        /// Live pledges (their sum).
+        live: u64,
+        /// A of the revealed histogram.
+        active: u64,
+        /// My threshold (the bucket I chose); `None` for a null pledge.
+        threshold: Option<u32>,
+    },
 }
 
 /// What the watch knows of one of my pledges.
@@ -2517,6 +2534,8 @@ pub struct Watcher {
     /// Funding campaigns' latest joint tallies.
     joint: BTreeMap<CampaignId, JointTally>,
     goals: BTreeMap<CampaignId, u32>,
+    /// Sealed campaigns: how many reveals the log held at the last look.
+    reveals: BTreeMap<CampaignId, usize>,
 }
 
 impl Watcher {
@@ -2554,7 +2573,53 @@ impl Watcher {
             if let Some(st) = &v.statement {
                 self.observe(st);
             }
+            if let Some(s) = &v.sealed {
+                self.reveals.insert(id, s.reveals);
+            }
         }
+    }
+
+    /// Whether I follow a sealed campaign (whose reveals come with no tally
+    /// event, so the watch looks for them).
+    pub fn follows_sealed(&self) -> bool {
+        self.mine.keys().any(|id| self.reveals.contains_key(id))
+    }
+
+    /// Whether the campaign list shows a reveal of a sealed campaign of mine
+    /// that the last look did not find (a hint only: [`Watcher::revealed`]
+    /// reports what the log proves).
+    pub fn reveal_served(&self, list: &[CampaignInfo]) -> bool {
+        list.iter().any(|c| {
+            c.sealed.as_ref().is_some_and(|s| {
+                self.mine.contains_key(&c.campaign_id)
+                    && s.revealed.len() > self.reveals.get(&c.campaign_id).copied().unwrap_or(0)
+            })
+        })
+    }
+
+    /// The reveals of my sealed campaigns that appeared since the last call
+    /// (or [`Watcher::learn`]); remembers the new views.
+    pub fn revealed(&mut self, views: &[CampaignView]) -> Vec<WatchNews> {
+        let mut news = Vec::new();
+        for v in views {
+            let id = v.info.campaign_id;
+            let Some(s) = &v.sealed else { continue };
+            let seen = self.reveals.get(&id).copied().unwrap_or(0);
+            if let (Some(f), Some(r)) = (self.mine.get(&id), &s.revealed)
+                && s.reveals > seen
+            {
+                news.push(WatchNews::Revealed {
+                    campaign: id.to_hex(),
+                    snapshot: r.snapshot,
+                    counts: r.counts.clone(),
+                    live: r.live,
+                    active: r.active,
+                    threshold: (f.threshold > 0).then_some(f.threshold),
+                });
+            }
+            self.reveals.insert(id, s.reveals);
+        }
+        news
     }
 
     /// Whether `terms` hold on campaign `id`'s latest tally (for a funding
@@ -2767,6 +2832,8 @@ pub async fn watch(
         on_news(n);
     }
     let mut verified = cp.checkpoint().size();
+    let mut last_reveal_look = tokio::time::Instant::now();
+    let mut reveal_look_due = false;
     let deadline = until.map(|d| tokio::time::Instant::now() + d);
     let run = async {
         loop {
@@ -2777,6 +2844,16 @@ pub async fn watch(
                         () = tokio::time::sleep(poll) => {
                             for n in send_due(client, wallet, log).await {
                                 on_news(n);
+                            }
+                            if reveal_look_due {
+                                reveal_look_due = false;
+                                last_reveal_look = tokio::time::Instant::now();
+                                for n in
+                                    look_for_reveals(client, wallet, log, &mut w, &mut verified)
+                                        .await?
+                                {
+                                    on_news(n);
+                                }
                             }
                             continue;
                         }
@@ -2820,6 +2897,23 @@ pub async fn watch(
                             let cp = open_checkpoint(note.as_bytes(), log)
                                 .map_err(|e| bad_log(format!("checkpoint: {e}")))?;
                             on_news(WatchNews::Checkpoint(cp.checkpoint().size()));
+                            // A sealed campaign's reveal has no tally event
+                            // of its own: a new checkpoint is when to look
+                            // (at once, or after `poll` without events when
+                            // the last look is more recent than `poll`).
+                            if w.follows_sealed() {
+                                reveal_look_due = true;
+                                if last_reveal_look.elapsed() >= poll {
+                                    reveal_look_due = false;
+                                    last_reveal_look = tokio::time::Instant::now();
+                                    for n in
+                                        look_for_reveals(client, wallet, log, &mut w, &mut verified)
+                                            .await?
+                                    {
+                                        on_news(n);
+                                    }
+                                }
+                            }
                         }
                         Ok(_) => {}
                         Err(_) => break,
@@ -2842,6 +2936,7 @@ pub async fn watch(
                                 news.extend(w.update(st));
                             }
                         }
+                        news.extend(w.revealed(&views));
                         let st = my_statuses(wallet, log, cp.checkpoint().size(), &views)?;
                         news.extend(w.outcomes(&st));
                         wallet.save()?;
@@ -2863,6 +2958,36 @@ pub async fn watch(
         },
         None => run.await,
     }
+}
+
+/// One look of [`watch`] for reveals of my sealed campaigns: the campaign
+/// list, as any reader reads it, and, when it shows a reveal the watcher has
+/// not reported, every campaign read as [`status`] does (the counts from
+/// their entry proven in the log): the reveals, and the outcomes they fix.
+#[cfg(feature = "native")]
+async fn look_for_reveals(
+    client: &Client,
+    wallet: &mut Wallet,
+    log: &NoteVerifier,
+    w: &mut Watcher,
+    verified: &mut u64,
+) -> Result<Vec<WatchNews>, FlowError> {
+    // A failed read is retried at the next checkpoint.
+    let Ok(list) = client.campaigns().await else {
+        return Ok(Vec::new());
+    };
+    if !w.reveal_served(&list) {
+        return Ok(Vec::new());
+    }
+    let (cp, views) = overview(client, wallet, log).await?;
+    *verified = (*verified).max(cp.checkpoint().size());
+    wallet.refresh()?;
+    let mut news = w.sync(&wallet.data);
+    news.extend(w.revealed(&views));
+    let st = my_statuses(wallet, log, cp.checkpoint().size(), &views)?;
+    news.extend(w.outcomes(&st));
+    wallet.save()?;
+    Ok(news)
 }
 
 /// How long past its due time a deferred entry must be before `watch`

@@ -975,6 +975,21 @@ async fn email_attester_commands() {
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("email_code_invalid"), "{t}");
     assert!(!wallet.exists(), "{t}");
+    // `--email-code -` with nothing on standard input: a clear error, no
+    // prompt (standard input is no terminal), no request, no wallet.
+    let o = cli(with(&[
+        "tokens",
+        "--attest",
+        "email:jane@union.example",
+        "--email-code",
+        "-",
+    ]))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("no e-mail code on standard input"), "{t}");
+    assert!(!t.contains("code from the mail"), "{t}");
+    assert!(!wallet.exists(), "{t}");
     let o = cli(with(&["tokens", "--attest", "open", "--email-code", "1"])).await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 

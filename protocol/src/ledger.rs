@@ -19,7 +19,8 @@ use crate::funding::FundingTally;
 use crate::hash::{CampaignId, Nullifier};
 use crate::pledge::{Amendment, Pledge, PledgePublicKey, Terms, Withdrawal};
 use crate::sealed::{
-    Ciphertext, DecryptionShare, JointPublicKey, RevealContext, TrusteePublicShare, TrusteeReveal,
+    Ciphertext, DecryptionShare, JointPublicKey, RevealContext, SealedTerms, TrusteePublicShare,
+    TrusteeReveal,
 };
 use crate::sealed_pledge::{SealedAmendment, SealedPledge};
 use crate::sealed_reveal::aggregate_digest;
@@ -437,19 +438,21 @@ impl SealedState {
         self.snapshots.iter().filter(|s| !s.at_close).count()
     }
 
-    /// Takes `old` (if any) out of the aggregate and adds `new`.
-    fn replace(&mut self, n: Nullifier, new: &[Ciphertext]) -> Result<(), RuleError> {
+    /// Takes `old` (if any) out of the aggregate and adds `new`'s
+    /// ciphertexts, keeping their encodings as received: compressing them
+    /// again would cost an inverse square root per point, on the serial
+    /// path of the sequencer and the auditor.
+    fn replace(&mut self, n: Nullifier, new: &SealedTerms) -> Result<(), RuleError> {
         if let Some(old) = self.latest.get(&n) {
             for (sum, bytes) in self.aggregate.iter_mut().zip(old.iter()) {
                 // Stored from a decoded ciphertext: it decodes.
                 *sum -= Ciphertext::decode(bytes).map_err(|_| RuleError::UnknownPledge)?;
             }
         }
-        for (sum, ct) in self.aggregate.iter_mut().zip(new) {
+        for (sum, ct) in self.aggregate.iter_mut().zip(new.ciphertexts()) {
             *sum += *ct;
         }
-        self.latest
-            .insert(n, new.iter().map(Ciphertext::to_bytes).collect());
+        self.latest.insert(n, new.ciphertext_bytes().into());
         Ok(())
     }
 }
@@ -827,7 +830,7 @@ impl LedgerState {
                 c.pledges = c.pledges.saturating_add(1);
                 if let Some(s) = &mut c.sealed {
                     s.entries = s.entries.saturating_add(1);
-                    s.replace(nullifier, p.terms.ciphertexts())?;
+                    s.replace(nullifier, &p.terms)?;
                 }
             }
             Entry::TrusteeMessage(m) => {
@@ -881,7 +884,7 @@ impl LedgerState {
                 }
                 if let Some(s) = &mut self.open_mut(&a.campaign)?.sealed {
                     s.entries = s.entries.saturating_add(1);
-                    s.replace(a.nullifier, a.terms.ciphertexts())?;
+                    s.replace(a.nullifier, &a.terms)?;
                 }
             }
             Entry::Pledge(p) => {

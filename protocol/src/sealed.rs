@@ -43,12 +43,17 @@
 //! ```text
 //! seed = SHA-512(fields "pledge/v2/sealed-batch", the SealContext fields, K,
 //!                the whole terms encoding)       (length-prefixed, R-SEAL-2)
-//! z_q  = wide-reduce(SHA-512(field seed 64 ‖ field q u32))
+//! h_r  = SHA-512(field seed 64 ‖ field r u32)
+//! z_q  = bytes 16·(q mod 4) .. 16·(q mod 4) + 16 of h_{⌊q/4⌋}, a 128-bit
+//!        little-endian integer
 //! ```
 //!
 //! `q = 4·p + 2·j + {0: the G equation, 1: the K equation}` for proof `p` =
 //! bucket index, `B` for the sum. An invalid proof passes with probability
-//! `1/ℓ` per hash evaluation an attacker spends. Any verifier may use its
+//! at most `2^-128` per hash evaluation an attacker spends. The weights are
+//! 128 bits long, not full scalars, because the commitments' coefficients
+//! are the weights themselves: a multiscalar multiplication adds once per
+//! non-zero digit, so 68 of the 100 dynamic points at `B = 16` cost half. Any verifier may use its
 //! own weights; [`SealedTerms::verify_unbatched`] checks each equation on
 //! its own and gives the same verdict.
 //!
@@ -685,6 +690,12 @@ impl SealedTerms {
         &self.ciphertexts
     }
 
+    /// The ciphertexts' canonical encodings, as received or sealed (no
+    /// compression needed to store or hash them).
+    pub fn ciphertext_bytes(&self) -> &[[u8; 64]] {
+        &self.ciphertext_bytes
+    }
+
     /// Encoding length of these terms.
     pub fn encoded_len(&self) -> usize {
         sealed_terms_len(self.bucket_count())
@@ -760,12 +771,23 @@ impl SealedTerms {
         let b = self.bucket_count();
         let prefix = bit_prefix(context, key, b);
         let seed = self.weight_seed(context, key);
-        let mut q = 0u32;
+        // 128-bit weights, four per hash (module docs): the commitments'
+        // scalars are then half as long, and Straus adds half as often.
+        let mut q = 0usize;
+        let mut block = [0u8; 64];
         let mut weight = || {
-            let mut t = Transcript::new(&seed);
-            t.field(&q.to_be_bytes());
-            q = q.wrapping_add(1);
-            t.challenge()
+            let lane = q % 4;
+            if lane == 0 {
+                let mut t = Transcript::new(&seed);
+                // INVARIANT: q < 4·(64 + 1) equations.
+                t.field(&u32::try_from(q / 4).unwrap_or(u32::MAX).to_be_bytes());
+                block = t.digest();
+            }
+            q += 1;
+            let mut w = [0u8; 32];
+            w[..16].copy_from_slice(&block[16 * lane..16 * lane + 16]);
+            // < 2^128 < ℓ: canonical.
+            Scalar::from_bytes_mod_order(w)
         };
         let (_, sum_bytes) = self.sum();
         let mut g_coeff = Scalar::ZERO;

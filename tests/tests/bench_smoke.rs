@@ -208,6 +208,7 @@ fn load_generator_runs_a_sealed_campaign_to_its_reveal() {
         "seal_per_s",
         "proof_verify_per_s_core",
         "proof_verify_per_s_all",
+        "proof_decode_verify_per_s_all",
         "pledges_per_s",
         "p50_ms",
         "p99_ms",
@@ -219,6 +220,8 @@ fn load_generator_runs_a_sealed_campaign_to_its_reveal() {
         "disk_per_pledge",
         "proof_ratio",
         "audit_proof_ratio",
+        "decode_proof_ratio",
+        "audit_decode_proof_ratio",
     ] {
         let v = num(k);
         assert!(v.is_finite() && v > 0.0, "{k}={v}");
@@ -230,6 +233,10 @@ fn load_generator_runs_a_sealed_campaign_to_its_reveal() {
     assert!(close(
         num("audit_proof_ratio"),
         num("audit_entries_per_s") / num("proof_verify_per_s_all")
+    ));
+    assert!(close(
+        num("decode_proof_ratio"),
+        num("pledges_per_s") / num("proof_decode_verify_per_s_all")
     ));
     assert!(stdout.contains("durable sealed pledges/s"), "{stdout}");
 }

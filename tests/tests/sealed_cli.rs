@@ -256,26 +256,73 @@ async fn sealed_pledging_through_the_client_flows() {
     assert_eq!((statuses[0].threshold, statuses[0].active), (1, 0));
     assert!(!statuses[0].activated && statuses[0].included);
 
-    // Close; two trustees reveal; status reads the counts from the log.
-    let (st, _) = srv
-        .post_admin(
-            &format!("/v1/admin/campaigns/{}/close", id.to_hex()),
-            &json!({}),
-        )
+    // Close; two trustees reveal, while `pledge watch` runs on a's wallet:
+    // it announces the reveal (read from the log) and a's outcome.
+    let news = std::sync::Mutex::new(Vec::new());
+    let reveal = async {
+        let (st, _) = srv
+            .post_admin(
+                &format!("/v1/admin/campaigns/{}/close", id.to_hex()),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(st, 200);
+        let closed = wait_for(&srv, &id, |v| v["closed_index"].is_u64()).await;
+        let close_at = closed["closed_index"].as_u64().unwrap();
+        assert_eq!(
+            trustees_step(&srv, &client, &id, &[&keys[0], &keys[1]]).await,
+            vec![Action::Shared { snapshot: close_at }; 2]
+        );
+        wait_for(&srv, &id, |v| {
+            v["sealed"]["revealed"]
+                .as_array()
+                .is_some_and(|r| r.len() == 1)
+        })
         .await;
-    assert_eq!(st, 200);
-    let closed = wait_for(&srv, &id, |v| v["closed_index"].is_u64()).await;
-    let close_at = closed["closed_index"].as_u64().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !news
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| matches!(n, flows::WatchNews::Outcome(_)))
+        {
+            assert!(Instant::now() < deadline, "watch saw: {:?}", news.lock());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        close_at
+    };
+    let close_at = tokio::select! {
+        r = flows::watch(&client, &mut a, &alog, Duration::from_secs(1), None, |n| {
+            news.lock().unwrap().push(n);
+        }) => panic!("the watch stopped: {r:?}"),
+        at = reveal => at,
+    };
+    let revealed: Vec<_> = news
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|n| match n {
+            flows::WatchNews::Revealed {
+                campaign,
+                snapshot,
+                counts,
+                active,
+                threshold,
+                ..
+            } => Some((
+                campaign.clone(),
+                *snapshot,
+                counts.clone(),
+                *active,
+                *threshold,
+            )),
+            _ => None,
+        })
+        .collect();
     assert_eq!(
-        trustees_step(&srv, &client, &id, &[&keys[0], &keys[1]]).await,
-        vec![Action::Shared { snapshot: close_at }; 2]
+        revealed,
+        vec![(id.to_hex(), close_at, vec![1, 0, 0], 1, Some(1))]
     );
-    wait_for(&srv, &id, |v| {
-        v["sealed"]["revealed"]
-            .as_array()
-            .is_some_and(|r| r.len() == 1)
-    })
-    .await;
     let (statuses, views) = flows::status_and_views(&client, &mut a, &alog)
         .await
         .unwrap();

@@ -35,7 +35,7 @@ use pledge_client::client::{Attestation, Client};
 use pledge_protocol::entry::Entry;
 use pledge_protocol::hash::CampaignId;
 use pledge_protocol::pledge::{Pledge, PledgeSigningKey, Terms};
-use pledge_protocol::sealed::JointPublicKey;
+use pledge_protocol::sealed::{JointPublicKey, SealedTerms};
 use pledge_protocol::sealed_pledge::SealedPledge;
 use pledge_protocol::token::{self, BlindingState, IssuerPublicKey};
 
@@ -264,6 +264,7 @@ async fn one_run(args: &Args, pledged: &Path, run: usize) -> anyhow::Result<Resu
     let disk = get("disk_bytes");
     // Sealed runs: ÷ the proof-verification limit measured in the same run.
     let proofs = get("proof_verify_per_s_all");
+    let from_bytes = get("proof_decode_verify_per_s_all");
     r.extend([
         ("cores", cores.to_string()),
         ("rsa_priv_per_s_all", f(limit.priv_all)),
@@ -281,6 +282,8 @@ async fn one_run(args: &Args, pledged: &Path, run: usize) -> anyhow::Result<Resu
         r.extend([
             ("proof_ratio", ratio(pps, proofs)),
             ("audit_proof_ratio", ratio(aps, proofs)),
+            ("decode_proof_ratio", ratio(pps, from_bytes)),
+            ("audit_decode_proof_ratio", ratio(aps, from_bytes)),
         ]);
     }
     Ok(r)
@@ -585,16 +588,19 @@ async fn drive_sealed(
     ]);
 
     // The limit: SealedTerms::verify of this run's pledges, one core and
-    // every core, while the server is idle.
+    // every core, while the server is idle; and, on every core, decoding
+    // the terms from their bytes too (the point decompressions a server
+    // pays before it can verify).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (core, all) = tokio::task::spawn_blocking({
+    let limits = tokio::task::spawn_blocking({
         let secs = args.limit_seconds;
         move || proof_limit(&sample, &joint, secs, cores)
     })
     .await??;
     r.extend([
-        ("proof_verify_per_s_core", f(core)),
-        ("proof_verify_per_s_all", f(all)),
+        ("proof_verify_per_s_core", f(limits.core)),
+        ("proof_verify_per_s_all", f(limits.all)),
+        ("proof_decode_verify_per_s_all", f(limits.from_bytes_all)),
     ]);
 
     // Durable sealed pledges.
@@ -686,45 +692,73 @@ async fn drive_sealed(
     Ok(())
 }
 
+/// Proof verifications per second (see [`proof_limit`]).
+struct ProofLimits {
+    /// Decoded terms, one thread.
+    core: f64,
+    /// Decoded terms, every core.
+    all: f64,
+    /// Terms decoded from their bytes, then verified, every core.
+    from_bytes_all: f64,
+}
+
 /// `SealedTerms::verify` of `sample`'s pledges in turn, on one thread and on
-/// `threads` threads, `secs` seconds each: proofs verified per second.
+/// `threads` threads, then `SealedTerms::decode` and `verify` on `threads`
+/// threads, `secs` seconds each.
 fn proof_limit(
     sample: &[SealedPledge],
     joint: &JointPublicKey,
     secs: f64,
     threads: usize,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<ProofLimits> {
     if sample.is_empty() {
         bail!("no sealed pledge to measure");
     }
     let contexts: Vec<_> = sample.iter().map(SealedPledge::context).collect();
+    let bytes: Vec<Vec<u8>> = sample.iter().map(|p| p.terms.encode()).collect();
     let dur = Duration::from_secs_f64(secs.max(0.01));
-    let op = || -> anyhow::Result<u64> {
+    let bad =
+        |e: &dyn std::fmt::Display| anyhow!("a sealed pledge of this run does not verify: {e}");
+    let run = |from_bytes: bool| -> anyhow::Result<u64> {
         let (mut n, t0) = (0u64, Instant::now());
         while t0.elapsed() < dur {
             let i = n as usize % sample.len();
-            sample[i]
-                .terms
-                .verify(&contexts[i], joint)
-                .map_err(|e| anyhow!("a sealed pledge of this run does not verify: {e}"))?;
+            if from_bytes {
+                SealedTerms::decode(&bytes[i])
+                    .map_err(|e| bad(&e))?
+                    .verify(&contexts[i], joint)
+                    .map_err(|e| bad(&e))?;
+            } else {
+                sample[i]
+                    .terms
+                    .verify(&contexts[i], joint)
+                    .map_err(|e| bad(&e))?;
+            }
             n += 1;
         }
         Ok(n)
     };
+    let on_all = |from_bytes: bool| -> anyhow::Result<f64> {
+        let t0 = Instant::now();
+        let counts: Vec<anyhow::Result<u64>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads).map(|_| s.spawn(|| run(from_bytes))).collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("panicked"))))
+                .collect()
+        });
+        let mut total = 0u64;
+        for c in counts {
+            total += c?;
+        }
+        Ok(total as f64 / t0.elapsed().as_secs_f64())
+    };
     let t0 = Instant::now();
-    let one = op()? as f64 / t0.elapsed().as_secs_f64();
-    let t0 = Instant::now();
-    let counts: Vec<anyhow::Result<u64>> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..threads).map(|_| s.spawn(op)).collect();
-        hs.into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("panicked"))))
-            .collect()
-    });
-    let mut total = 0u64;
-    for c in counts {
-        total += c?;
-    }
-    Ok((one, total as f64 / t0.elapsed().as_secs_f64()))
+    let core = run(false)? as f64 / t0.elapsed().as_secs_f64();
+    Ok(ProofLimits {
+        core,
+        all: on_all(false)?,
+        from_bytes_all: on_all(true)?,
+    })
 }
 
 /// One token request per blinded message, `concurrency` in flight.
@@ -1256,10 +1290,20 @@ fn print_run(r: &Results) {
             "proof_verify_per_s_all",
             "",
         ),
+        (
+            "decodes + verifies/s (all: limit from bytes)",
+            "proof_decode_verify_per_s_all",
+            "",
+        ),
         ("tokens issued/s", "tokens_per_s", "tokens_ratio"),
         ("sealing/s, client side (all cores)", "seal_per_s", ""),
         ("entry bytes per sealed pledge", "entry_bytes", ""),
         ("durable sealed pledges/s", "pledges_per_s", "proof_ratio"),
+        (
+            "  the same ÷ the limit from bytes",
+            "pledges_per_s",
+            "decode_proof_ratio",
+        ),
         ("pledge latency p50 (ms)", "p50_ms", ""),
         ("pledge latency p99 (ms)", "p99_ms", ""),
         ("pledge latency max (ms)", "max_ms", ""),
@@ -1267,6 +1311,11 @@ fn print_run(r: &Results) {
             "audit entries/s",
             "audit_entries_per_s",
             "audit_proof_ratio",
+        ),
+        (
+            "  the same ÷ the limit from bytes",
+            "audit_entries_per_s",
+            "audit_decode_proof_ratio",
         ),
         ("audit time (s)", "audit_s", ""),
         ("close, shares and reveal (s)", "reveal_s", ""),

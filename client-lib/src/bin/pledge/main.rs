@@ -1325,12 +1325,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                                     mmss(sent.expires_in),
                                     sent.attempts
                                 );
-                                eprint!("code from the mail: ");
+                                // A prompt only for a person at a terminal:
+                                // a script piping the code gets none.
+                                if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                                    eprint!("code from the mail: ");
+                                }
                             }
                             let mut line = Zeroizing::new(String::new());
                             std::io::stdin()
                                 .read_line(&mut line)
                                 .context("reading the e-mail code from standard input")?;
+                            if line.trim().is_empty() {
+                                bail!(
+                                    "no e-mail code on standard input (give it with \
+                                     `--email-code`, or type it at the prompt)"
+                                );
+                            }
                             Zeroizing::new(line.trim().to_owned())
                         }
                         Some(c) => Zeroizing::new(c.trim().to_owned()),
@@ -1756,6 +1766,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     ),
                     WatchNews::NotSent(why) => {
                         out!("could not send a pending entry (it stays pending): {why}")
+                    }
+                    WatchNews::Revealed {
+                        campaign,
+                        snapshot,
+                        counts,
+                        live,
+                        active,
+                        threshold,
+                    } => {
+                        out!(
+                            "REVEALED: {campaign}: the trustees opened snapshot {snapshot}: \
+                             {live} live pledges, A = {active}; per bucket {counts:?}"
+                        );
+                        match threshold {
+                            Some(t) if u64::from(t) <= active => {
+                                out!("    your threshold {t} is reached: ACTIVATED")
+                            }
+                            Some(t) => out!("    your threshold {t} is not reached (A = {active})"),
+                            None => out!("    your entry there is a null pledge"),
+                        }
                     }
                     WatchNews::Checkpoint(_) => {}
                     _ => {}
