@@ -61,15 +61,20 @@ async fn open_sealed(srv: &Server, keys: &[TrusteeKeyPair], early: Option<u64>) 
     CampaignId::from_hex(created["campaign_id"].as_str().unwrap()).unwrap()
 }
 
+/// One round of each trustee, each with its own audit state directory
+/// under `states` (as `pledge trustee serve --state`): after the first
+/// round a trustee verifies only what is new.
 async fn trustees_step(
     srv: &Server,
     client: &Client,
     id: &CampaignId,
     keys: &[&TrusteeKeyPair],
+    states: &std::path::Path,
 ) -> Vec<Action> {
-    let opts = AuditOptions::new(srv.base.clone());
     let mut all = Vec::new();
     for kp in keys {
+        let mut opts = AuditOptions::new(srv.base.clone());
+        opts.state_dir = Some(states.join(hex::encode(&kp.public_key().to_bytes()[..8])));
         all.extend(trustee::step(&opts, client, id, kp).await.unwrap());
     }
     all
@@ -77,14 +82,20 @@ async fn trustees_step(
 
 /// Key generation: every trustee deals, then is ready; waits for the key
 /// in the campaign object.
-async fn generate_key(srv: &Server, client: &Client, id: &CampaignId, keys: &[TrusteeKeyPair]) {
+async fn generate_key(
+    srv: &Server,
+    client: &Client,
+    id: &CampaignId,
+    keys: &[TrusteeKeyPair],
+    states: &std::path::Path,
+) {
     let all: Vec<&TrusteeKeyPair> = keys.iter().collect();
     assert_eq!(
-        trustees_step(srv, client, id, &all).await,
+        trustees_step(srv, client, id, &all, states).await,
         vec![Action::Dealt; 3]
     );
     assert_eq!(
-        trustees_step(srv, client, id, &all).await,
+        trustees_step(srv, client, id, &all, states).await,
         vec![Action::Ready; 3]
     );
     wait_for(srv, id, |v| v["sealed"]["joint_key"].is_string()).await;
@@ -126,6 +137,7 @@ async fn sealed_pledging_through_the_client_flows() {
     let srv = start().await;
     let client = Client::new(&srv.base).unwrap();
     let keys = trustee_keys(40);
+    let states = tempfile::tempdir().unwrap();
     let id = open_sealed(&srv, &keys, None).await;
     let (mut a, alog) = wallet(&client).await;
     let (mut b, blog) = wallet(&client).await;
@@ -150,7 +162,7 @@ async fn sealed_pledging_through_the_client_flows() {
     assert_eq!(r.no_key_yet, vec![id.to_hex()]);
     assert!(r.sent.is_empty());
 
-    generate_key(&srv, &client, &id, &keys).await;
+    generate_key(&srv, &client, &id, &keys, states.path()).await;
 
     // A threshold that is not a bucket: a typed error naming the values.
     let e = flows::commit(&client, &mut a, &alog, &id, 7, Duration::ZERO)
@@ -270,7 +282,7 @@ async fn sealed_pledging_through_the_client_flows() {
         let closed = wait_for(&srv, &id, |v| v["closed_index"].is_u64()).await;
         let close_at = closed["closed_index"].as_u64().unwrap();
         assert_eq!(
-            trustees_step(&srv, &client, &id, &[&keys[0], &keys[1]]).await,
+            trustees_step(&srv, &client, &id, &[&keys[0], &keys[1]], states.path()).await,
             vec![Action::Shared { snapshot: close_at }; 2]
         );
         wait_for(&srv, &id, |v| {
@@ -375,8 +387,9 @@ async fn a_served_joint_key_that_the_log_does_not_give_is_refused() {
     let srv = start().await;
     let client = Client::new(&srv.base).unwrap();
     let keys = trustee_keys(41);
+    let states = tempfile::tempdir().unwrap();
     let id = open_sealed(&srv, &keys, None).await;
-    generate_key(&srv, &client, &id, &keys).await;
+    generate_key(&srv, &client, &id, &keys, states.path()).await;
 
     // The campaign list with another valid point as the joint key (a
     // trustee's public key: a key whose secret one party holds).
