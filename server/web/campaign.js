@@ -18,6 +18,7 @@ const id = location.pathname.split("/")[2] || "";
 const S = {
   coverTimer: null,  // the next cover issuance (a random time)
   pendingTimer: null,
+  reencryptTimer: null, // the next cover re-encryption of my sealed pledge
   campaign: null,
   buckets: [],
   statement: null,   // the latest parsed statement (plain or funding)
@@ -534,7 +535,7 @@ function renderMine() {
 function renderSealedMine(m) {
   const scheduled = m.state === "pending" && m.sendAfter;
   const parts = [];
-  if (m.null) parts.push(scheduled ? t("mine.sealed_cover", { time: clock(m.sendAfter) }) : t("mine.sealed_null"));
+  if (m.null) parts.push(scheduled ? t("mine.sealed_cover", { time: formatDate(m.sendAfter, currentLanguage()) }) : t("mine.sealed_null"));
   else {
     parts.push(t("mine.sealed", { threshold: m.threshold }));
     if (scheduled) parts.push(t("mine.scheduled", { time: clock(m.sendAfter) }));
@@ -551,8 +552,12 @@ function renderSealedMine(m) {
   if (m.index !== null && m.index !== undefined) {
     parts.push(t(m.receiptVerified ? "mine.receipt_ok" : "mine.receipt_missing", { index: m.index }));
   }
+  const cover = m.coverDue && m.state === "logged" && S.campaign.state === "open" ? m.coverDue : null;
+  if (cover) parts.push(t("mine.sealed_reencrypt", { time: formatDate(cover.at, currentLanguage()) }));
+  $("cover-send-now").hidden = !(cover && !S.busy);
   const sum = $("mine-summary");
   sum.textContent = parts.join(" · ");
+  sum.dataset.cover = cover ? String(cover.sent) : "";
   sum.dataset.state = m.null ? "null" : (more === 0 ? "activated" : "waiting");
   sum.dataset.sealed = "yes";
   sum.dataset.threshold = String(m.threshold);
@@ -654,6 +659,42 @@ async function refreshMine() {
   renderMine();
   renderWallet();
   renderReady();
+  armReencryption();
+}
+
+/** Longest single wait of a timer: browsers fire at once past 2^31 ms. */
+const MAX_TIMER_MS = 6 * 3600 * 1000;
+
+/** Cover re-encryptions (SPEC R-SEAL-44, R-SEAL-54): a timer at the due
+ *  time the wallet drew for this campaign (read from the wallet, no
+ *  request), which then sends what is due. */
+function armReencryption() {
+  clearTimeout(S.reencryptTimer);
+  const due = S.mine && S.mine.sealed && S.mine.coverDue ? S.mine.coverDue.at : null;
+  if (!due || !wallet.current()) return;
+  const wait = Math.max(0, due * 1000 - Date.now()) + 1000;
+  S.reencryptTimer = setTimeout(wait > MAX_TIMER_MS ? armReencryption : sendCoverDue,
+    Math.min(wait, MAX_TIMER_MS));
+}
+
+/** Sends the cover entries that are due (`{now: true}`: this campaign's at
+ *  once, the person's choice), then reads my pledge again. */
+async function sendCoverDue(opts = {}) {
+  const app = wallet.current();
+  if (!app) return;
+  try {
+    const r = await app.sendCover(opts);
+    if (r.sent.length) await refreshTally();
+  } catch (e) {
+    setStatus("mine-status", errorText(e), "error");
+  }
+  await refreshMine();
+}
+
+async function onCoverNow() {
+  setStatus("mine-status", t("pledge.sending"), "busy");
+  await sendCoverDue({ campaign: id, now: true });
+  if ($("mine-status").dataset.kind === "busy") setStatus("mine-status", "", "");
 }
 
 /** A uniformly random whole number of milliseconds in [lo, hi] seconds. */
@@ -1094,6 +1135,7 @@ async function onForget() {
   clearEmail();
   clearTimeout(S.coverTimer);
   clearTimeout(S.pendingTimer);
+  clearTimeout(S.reencryptTimer);
   renderPass();
   renderReady();
   renderPins();
@@ -1110,6 +1152,7 @@ function wireForms() {
   $("email-code-form").addEventListener("submit", onEmailCode);
   $("email-restart").addEventListener("click", onEmailRestart);
   $("mine-send-now").addEventListener("click", onSendPendingNow);
+  $("cover-send-now").addEventListener("click", onCoverNow);
   $("unlock-form").addEventListener("submit", onUnlock);
   $("amend-form").addEventListener("submit", onAmend);
   $("withdraw-button").addEventListener("click", onWithdraw);

@@ -7,7 +7,8 @@
 // and its trustees must keep acting on the log while this runs (they share
 // the close's snapshot): tests/tests/browser.rs `sealed_campaign_in_chromium`
 // does both. Three browsers: A pledges at 5 over its cover null pledge,
-// then amends to 1; B sends its cover null pledge; C pledges at 20 and
+// then amends to 1 and sends a cover re-encryption of it at once; B sends
+// its cover null pledge; C pledges at 20 and
 // withdraws (an amendment to the null vector). Before the reveal the page
 // shows no count and no chart; the script closes the campaign and waits for
 // the page to show the revealed counts (1 at threshold 1: live 1, active 1)
@@ -133,6 +134,19 @@ async function run() {
   mine = await mineIs(a, { state: "waiting", threshold: 1 });
   await entriesAre(2);
 
+  // 3b. Cover re-encryptions (R-SEAL-44, R-SEAL-54): after each entry of its
+  // own, A's wallet drew a time for a re-encryption of the same vector (the
+  // deadline is 30 days away: it does not fall within the run); A sends one
+  // at once. One more sealed entry; the bucket stays 1 (the reveal shows it).
+  mine = await mineIs(a, { state: "waiting", threshold: 1, cover: 0 });
+  check(/a cover re-encryption of it \(the same choice, new randomness\) leaves at/.test(mine),
+    `A's cover re-encryption is scheduled (${mine})`);
+  check(!(await a.isHidden("#cover-send-now")), "A may send its cover re-encryption at once");
+  await a.click("#cover-send-now");
+  mine = await mineIs(a, { state: "waiting", threshold: 1, cover: 1 });
+  check(/receipt verified/.test(mine), `A's re-encryption is logged, receipt verified (${mine})`);
+  await entriesAre(3);
+
   // 4. B sends its cover null pledge ("send now" instead of its random time).
   const ctxB = await newContext("sealed-b");
   const b = await page0(ctxB);
@@ -143,7 +157,7 @@ async function run() {
   mine = await mineIs(b, { state: "null", pending: "" });
   check(/no pledge: an empty entry/.test(mine) && /receipt verified/.test(mine), `B's cover null pledge is logged (${mine})`);
   check(await b.isHidden("#withdraw-button") && await b.isHidden("#amend-form"), "a null pledge offers no amend or withdraw");
-  await entriesAre(3);
+  await entriesAre(4);
 
   // 5. C pledges at 20, then withdraws: an amendment to the null vector.
   const ctxC = await newContext("sealed-c");
@@ -156,11 +170,11 @@ async function run() {
   await c.click("#withdraw-button");
   mine = await mineIs(c, { state: "null", threshold: 0 });
   check(/no pledge: an empty entry/.test(mine), `C withdrew: its pledge is the null vector (${mine})`);
-  await entriesAre(5);
+  await entriesAre(6);
   await c.reload();
-  await noCount(c, "after pledges, an amendment, a cover pledge and a withdrawal");
+  await noCount(c, "after pledges, an amendment, cover (a re-encryption, a null pledge) and a withdrawal");
   const counted = await c.textContent("#sentence-ready");
-  check(/5 sealed entries/.test(counted), `the page counts the sealed entries only (${counted})`);
+  check(/6 sealed entries/.test(counted), `the page counts the sealed entries only (${counted})`);
   await shot(c, "sealed-entries");
 
   // 6. The organiser closes; the trustees share the close's snapshot; the

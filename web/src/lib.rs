@@ -501,12 +501,11 @@ impl PledgeApp {
             };
             let mut guard = session.lock().await;
             let s = &mut *guard;
-            let r = lock::exclusive(flows::send_pending(
-                &s.client,
-                &mut s.wallet,
-                &s.log,
-                filter,
-            ))
+            let r = lock::exclusive(async {
+                let report = flows::send_pending(&s.client, &mut s.wallet, &s.log, filter).await?;
+                sealed::after_sent(&s.client, &mut s.wallet, &report.sent).await;
+                Ok::<_, FlowError>(report)
+            })
             .await;
             *tokens.borrow_mut() = shape::token_campaigns(&s.wallet.data);
             let report = r.map_err(|e| flow_error(&e))?;
@@ -547,6 +546,49 @@ impl PledgeApp {
                 .await
                 .map_err(|e| wallet_error(&e))?;
             to_js(&sealed::status(&s.wallet.data, &s.log, &id))
+        })
+    }
+
+    /// Cover re-encryptions (SPEC R-SEAL-44, R-SEAL-54): sends what is due
+    /// of the wallet's cover in sealed campaigns (`{now: true}`: due or not;
+    /// `{campaign}`: that campaign only), as `pledge cover` does: a null
+    /// pledge where a token is unused and nothing is signed yet, else a
+    /// re-encryption of my current vector, at most 2 per pledge. Resolves
+    /// to `{off, sent: [{campaign, kind: "null_pledge" | "reencryption",
+    /// index}], waiting: [{campaign, sendAfter}], noKeyYet: [campaign]}`.
+    ///
+    /// # Errors
+    /// Rejects with `joint_key_mismatch`, `bad_log`, `network`, `storage`,
+    /// `argument`.
+    #[wasm_bindgen(js_name = sendCover)]
+    pub fn send_cover(&self, opts: JsValue) -> Promise {
+        let session = self.session.clone();
+        let tokens = self.tokens.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let only = match string_field(&opts, "campaign")? {
+                Some(c) => Some(shape::campaign(&c).map_err(|e| js_error(&e))?),
+                None => None,
+            };
+            let now_all = match field(&opts, "now") {
+                None => false,
+                Some(v) => v
+                    .as_bool()
+                    .ok_or_else(|| js_error(&ErrorInfo::argument("now must be true or false")))?,
+            };
+            let mut guard = session.lock().await;
+            let s = &mut *guard;
+            let r = lock::exclusive(flows::sealed::send_cover(
+                &s.client,
+                &mut s.wallet,
+                &s.log,
+                only.as_ref(),
+                now_all,
+                unix_now(),
+            ))
+            .await;
+            *tokens.borrow_mut() = shape::token_campaigns(&s.wallet.data);
+            let report = r.map_err(|e| flow_error(&e))?;
+            to_js(&sealed::cover_report(&report))
         })
     }
 
@@ -744,6 +786,10 @@ async fn send(
         flows::PendingFilter::Campaign(*id),
     )
     .await?;
+    if sealed {
+        // SPEC R-SEAL-44: after an entry of mine, a new cover re-encryption time.
+        sealed::after_sent(&s.client, &mut s.wallet, &report.sent).await;
+    }
     if let Some((_, done)) = report.sent.into_iter().next() {
         return Ok(done);
     }

@@ -592,6 +592,44 @@ pub async fn schedule_cover(
     Ok(out)
 }
 
+/// After entries of mine were sent (`sent`: campaign hex and answer): for
+/// each sealed campaign among them, the next cover re-encryption at a new
+/// random time (SPEC R-SEAL-44), as the CLI does after its own entries.
+/// Best effort: the entries are logged whatever happens here, and a
+/// campaign list that cannot be read leaves the earlier schedule.
+pub async fn after_sent(client: &Client, wallet: &mut Wallet, sent: &[(String, flows::Submitted)]) {
+    if sent.is_empty() || wallet.data.cover.off {
+        return;
+    }
+    let Ok(list) = client.campaigns().await else {
+        return;
+    };
+    let now = flows::sealed::unix_now();
+    for info in list.iter().filter(|c| c.sealed.is_some()) {
+        if sent.iter().any(|(c, _)| *c == info.campaign_id.to_hex()) {
+            let _ = flows::sealed::after_my_entry(wallet, info, now);
+        }
+    }
+}
+
+/// The page's shape of a [`flows::sealed::CoverReport`].
+pub fn cover_report(r: &flows::sealed::CoverReport) -> Value {
+    json!({
+        "off": r.off,
+        "sent": r.sent.iter().map(|(c, kind, s)| json!({
+            "campaign": c,
+            "kind": match kind {
+                flows::sealed::CoverKind::NullPledge => "null_pledge",
+                flows::sealed::CoverKind::Reencryption => "reencryption",
+            },
+            "index": s.index,
+        })).collect::<Vec<_>>(),
+        "waiting": r.waiting.iter().map(|(c, due)| json!({"campaign": c, "sendAfter": due}))
+            .collect::<Vec<_>>(),
+        "noKeyYet": r.no_key_yet,
+    })
+}
+
 /// A uniform draw in `[0, 1)` from the system's CSPRNG.
 fn random_unit() -> Result<f64, ErrorInfo> {
     let d = flows::random_delay(Duration::from_secs(1 << 20)).map_err(|e| flow(&e))?;
@@ -611,7 +649,19 @@ pub fn status(data: &WalletData, log: &NoteVerifier, id: &CampaignId) -> Value {
         return Value::Null;
     };
     let pending = r.unacknowledged();
+    // SPEC R-SEAL-44: the next cover re-encryption of a logged pledge.
+    let cover = data
+        .cover
+        .due
+        .get(&r.campaign)
+        .filter(|d| {
+            !data.cover.off
+                && pending.is_none()
+                && d.amendments < flows::sealed::MAX_COVER_AMENDMENTS
+        })
+        .map(|d| json!({"at": d.at, "sent": d.amendments}));
     json!({
+        "coverDue": cover,
         "campaign": r.campaign,
         "sealed": true,
         "threshold": r.threshold,
