@@ -2839,21 +2839,24 @@ pub async fn watch(
         loop {
             match client.events().await {
                 Ok(mut stream) => loop {
+                    // A sealed campaign's reveal has no tally event of its
+                    // own: after a new checkpoint, look (at most once per
+                    // `poll`; a look put off is made after `poll` without
+                    // events).
+                    if reveal_look_due && last_reveal_look.elapsed() >= poll {
+                        reveal_look_due = false;
+                        last_reveal_look = tokio::time::Instant::now();
+                        for n in
+                            look_for_reveals(client, wallet, log, &mut w, &mut verified).await?
+                        {
+                            on_news(n);
+                        }
+                    }
                     let ev = tokio::select! {
                         ev = stream.next() => ev,
                         () = tokio::time::sleep(poll) => {
                             for n in send_due(client, wallet, log).await {
                                 on_news(n);
-                            }
-                            if reveal_look_due {
-                                reveal_look_due = false;
-                                last_reveal_look = tokio::time::Instant::now();
-                                for n in
-                                    look_for_reveals(client, wallet, log, &mut w, &mut verified)
-                                        .await?
-                                {
-                                    on_news(n);
-                                }
                             }
                             continue;
                         }
@@ -2897,23 +2900,7 @@ pub async fn watch(
                             let cp = open_checkpoint(note.as_bytes(), log)
                                 .map_err(|e| bad_log(format!("checkpoint: {e}")))?;
                             on_news(WatchNews::Checkpoint(cp.checkpoint().size()));
-                            // A sealed campaign's reveal has no tally event
-                            // of its own: a new checkpoint is when to look
-                            // (at once, or after `poll` without events when
-                            // the last look is more recent than `poll`).
-                            if w.follows_sealed() {
-                                reveal_look_due = true;
-                                if last_reveal_look.elapsed() >= poll {
-                                    reveal_look_due = false;
-                                    last_reveal_look = tokio::time::Instant::now();
-                                    for n in
-                                        look_for_reveals(client, wallet, log, &mut w, &mut verified)
-                                            .await?
-                                    {
-                                        on_news(n);
-                                    }
-                                }
-                            }
+                            reveal_look_due |= w.follows_sealed();
                         }
                         Ok(_) => {}
                         Err(_) => break,

@@ -692,6 +692,26 @@ async fn drive_sealed(
     Ok(())
 }
 
+/// `op` (which counts what it did) on `threads` threads at once: the total
+/// per second of wall time.
+fn per_second_on(
+    threads: usize,
+    op: &(dyn Fn() -> anyhow::Result<u64> + Sync),
+) -> anyhow::Result<f64> {
+    let t0 = Instant::now();
+    let counts: Vec<anyhow::Result<u64>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads).map(|_| s.spawn(op)).collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("panicked"))))
+            .collect()
+    });
+    let mut total = 0u64;
+    for c in counts {
+        total += c?;
+    }
+    Ok(total as f64 / t0.elapsed().as_secs_f64())
+}
+
 /// Proof verifications per second (see [`proof_limit`]).
 struct ProofLimits {
     /// Decoded terms, one thread.
@@ -738,26 +758,12 @@ fn proof_limit(
         }
         Ok(n)
     };
-    let on_all = |from_bytes: bool| -> anyhow::Result<f64> {
-        let t0 = Instant::now();
-        let counts: Vec<anyhow::Result<u64>> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..threads).map(|_| s.spawn(|| run(from_bytes))).collect();
-            hs.into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("panicked"))))
-                .collect()
-        });
-        let mut total = 0u64;
-        for c in counts {
-            total += c?;
-        }
-        Ok(total as f64 / t0.elapsed().as_secs_f64())
-    };
     let t0 = Instant::now();
     let core = run(false)? as f64 / t0.elapsed().as_secs_f64();
     Ok(ProofLimits {
         core,
-        all: on_all(false)?,
-        from_bytes_all: on_all(true)?,
+        all: per_second_on(threads, &|| run(false))?,
+        from_bytes_all: per_second_on(threads, &|| run(true))?,
     })
 }
 
@@ -983,20 +989,7 @@ fn rsa_limit(secs: f64, threads: usize) -> anyhow::Result<Limit> {
         }
         Ok(n)
     };
-    let on_all = |op: &(dyn Fn() -> anyhow::Result<u64> + Sync)| -> anyhow::Result<f64> {
-        let t0 = Instant::now();
-        let counts: Vec<anyhow::Result<u64>> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..threads).map(|_| s.spawn(op)).collect();
-            hs.into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("panicked"))))
-                .collect()
-        });
-        let mut total = 0u64;
-        for c in counts {
-            total += c?;
-        }
-        Ok(total as f64 / t0.elapsed().as_secs_f64())
-    };
+    let on_all = |op: &(dyn Fn() -> anyhow::Result<u64> + Sync)| per_second_on(threads, op);
     Ok(Limit {
         priv_core: private_op()? as f64 / dur.as_secs_f64(),
         priv_all: on_all(&private_op)?,
