@@ -1356,17 +1356,38 @@ fn generate_sealed_vectors() {
         block.extend_from_slice(&t.to_be_bytes());
     }
     let sb = find(&opened, &block);
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "trustee_message__truncated",
-            mutate(&dealing, &|v| {
-                v.pop();
-            }),
-        ),
-        (
-            "trustee_message__trailing_byte",
-            mutate(&dealing, &|v| v.push(0)),
-        ),
+    // Framing, for every entry kind: one byte less, one byte more.
+    let framing = |kind: &str, base: &[u8]| {
+        vec![
+            (
+                format!("{kind}__truncated"),
+                base[..base.len() - 1].to_vec(),
+            ),
+            (format!("{kind}__trailing_byte"), [base, &[0]].concat()),
+        ]
+    };
+    // The bucket count byte at `at`: 0, 65, then (`steps` of them) one
+    // more and one less than the entry holds.
+    let bucket_counts = |kind: &str, base: &[u8], at: usize, steps: usize| {
+        let set = |name: &str, f: &dyn Fn(u8) -> u8| {
+            (
+                format!("{kind}__bucket_count_{name}"),
+                mutate(base, &|v| v[at] = f(v[at])),
+            )
+        };
+        let mut out = vec![set("zero", &|_| 0), set("65", &|_| 65)];
+        out.extend(
+            [set("one_more", &|x| x + 1), set("one_less", &|x| x - 1)]
+                .into_iter()
+                .take(steps),
+        );
+        out
+    };
+    let named = |v: Vec<(&'static str, Vec<u8>)>| -> Vec<(String, Vec<u8>)> {
+        v.into_iter().map(|(n, b)| (n.to_owned(), b)).collect()
+    };
+    let mut cases = framing("trustee_message", &dealing);
+    cases.extend(named(vec![
         (
             "trustee_message__unknown_kind",
             mutate(&dealing, &|v| v[tm_kind] = 4),
@@ -1390,42 +1411,11 @@ fn generate_sealed_vectors() {
                 set_u16(v, tm_len, len - 1);
             }),
         ),
-        (
-            "sealed_snapshot__truncated",
-            mutate(&snapshot, &|v| {
-                v.pop();
-            }),
-        ),
-        (
-            "sealed_snapshot__trailing_byte",
-            mutate(&snapshot, &|v| v.push(0)),
-        ),
-        (
-            "decryption_shares__truncated",
-            mutate(&shares, &|v| {
-                v.pop();
-            }),
-        ),
-        (
-            "decryption_shares__trailing_byte",
-            mutate(&shares, &|v| v.push(0)),
-        ),
-        (
-            "decryption_shares__bucket_count_zero",
-            mutate(&shares, &|v| v[sh_b] = 0),
-        ),
-        (
-            "decryption_shares__bucket_count_65",
-            mutate(&shares, &|v| v[sh_b] = 65),
-        ),
-        (
-            "decryption_shares__bucket_count_one_more",
-            mutate(&shares, &|v| v[sh_b] += 1),
-        ),
-        (
-            "decryption_shares__bucket_count_one_less",
-            mutate(&shares, &|v| v[sh_b] -= 1),
-        ),
+    ]));
+    cases.extend(framing("sealed_snapshot", &snapshot));
+    cases.extend(framing("decryption_shares", &shares));
+    cases.extend(bucket_counts("decryption_shares", &shares, sh_b, 2));
+    cases.extend(named(vec![
         (
             "decryption_shares__share_point_not_canonical",
             mutate(&shares, &|v| {
@@ -1444,38 +1434,11 @@ fn generate_sealed_vectors() {
                 v[sh_b + 65..sh_b + 97].copy_from_slice(&big_scalar)
             }),
         ),
-        (
-            "sealed_tally_revealed__truncated",
-            mutate(&revealed_e, &|v| {
-                v.pop();
-            }),
-        ),
-        (
-            "sealed_tally_revealed__trailing_byte",
-            mutate(&revealed_e, &|v| v.push(0)),
-        ),
-        (
-            "sealed_tally_revealed__bucket_count_zero",
-            mutate(&revealed_e, &|v| v[rv_b] = 0),
-        ),
-        (
-            "sealed_tally_revealed__bucket_count_65",
-            mutate(&revealed_e, &|v| v[rv_b] = 65),
-        ),
-        (
-            "sealed_tally_revealed__bucket_count_one_more",
-            mutate(&revealed_e, &|v| v[rv_b] += 1),
-        ),
-        (
-            "sealed_pledge__truncated",
-            mutate(&pledge, &|v| {
-                v.pop();
-            }),
-        ),
-        (
-            "sealed_pledge__trailing_byte",
-            mutate(&pledge, &|v| v.push(0)),
-        ),
+    ]));
+    cases.extend(framing("sealed_tally_revealed", &revealed_e));
+    cases.extend(bucket_counts("sealed_tally_revealed", &revealed_e, rv_b, 1));
+    cases.extend(framing("sealed_pledge", &pledge));
+    cases.extend(named(vec![
         (
             "sealed_pledge__terms_len_short",
             mutate(&pledge, &|v| set_u16(v, pt - 2, terms_len - 1)),
@@ -1488,14 +1451,9 @@ fn generate_sealed_vectors() {
             "sealed_pledge__terms_len_above_max",
             mutate(&pledge, &|v| set_u16(v, pt - 2, sealed_terms_len(64) + 1)),
         ),
-        (
-            "sealed_pledge__bucket_count_zero",
-            mutate(&pledge, &|v| v[pt] = 0),
-        ),
-        (
-            "sealed_pledge__bucket_count_65",
-            mutate(&pledge, &|v| v[pt] = 65),
-        ),
+    ]));
+    cases.extend(bucket_counts("sealed_pledge", &pledge, pt, 0));
+    cases.extend(named(vec![
         (
             "sealed_pledge__bucket_count_not_the_length",
             mutate(&pledge, &|v| v[pt] = 3),
@@ -1528,16 +1486,9 @@ fn generate_sealed_vectors() {
             "sealed_pledge__terms_kind_unknown",
             mutate(&pledge, &|v| v[pt - 3] = 3),
         ),
-        (
-            "sealed_amendment__truncated",
-            mutate(&amend, &|v| {
-                v.pop();
-            }),
-        ),
-        (
-            "sealed_amendment__trailing_byte",
-            mutate(&amend, &|v| v.push(0)),
-        ),
+    ]));
+    cases.extend(framing("sealed_amendment", &amend));
+    cases.extend(named(vec![
         (
             "sealed_amendment__bucket_count_not_the_length",
             mutate(&amend, &|v| v[at] = 5),
@@ -1572,7 +1523,7 @@ fn generate_sealed_vectors() {
             "sealed_campaign__k_above_n",
             mutate(&opened, &|v| v[sb + 1 + 4 * b] = 4),
         ),
-    ];
+    ]));
     let cases: Vec<Value> = cases
         .into_iter()
         .map(|(name, bytes)| {

@@ -38,6 +38,23 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The repository root, once playwright-core and Chromium are there (a
+/// missing one fails the test with its install step).
+fn root_with_browser_tools() -> PathBuf {
+    let root = repo_root();
+    let modules = root.join("tests/browser/node_modules/playwright-core");
+    assert!(
+        modules.is_dir(),
+        "{} is missing: run `npm ci --prefix tests/browser` (bash .ci/run does it)",
+        modules.display()
+    );
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: run `apt-get install chromium` (bash .ci/run does it)"
+    );
+    root
+}
+
 /// The real `pledged --demo` on `tmp/data`, its stderr in `tmp/stderr.txt`,
 /// mailing e-mail codes to `smtp` (plain SMTP on loopback; at most 2 code
 /// requests per address and hour, so the page's "too many codes" shows);
@@ -107,18 +124,8 @@ fn page_tally_matches_vectors() {
 
 #[test]
 fn campaign_pages_in_chromium() {
-    let root = repo_root();
+    let root = root_with_browser_tools();
     let script = root.join("tests/browser/e2e.mjs");
-    let modules = root.join("tests/browser/node_modules/playwright-core");
-    assert!(
-        modules.is_dir(),
-        "{} is missing: run `npm ci --prefix tests/browser` (bash .ci/run does it)",
-        modules.display()
-    );
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: run `apt-get install chromium` (bash .ci/run does it)"
-    );
     let node_ok = Command::new("node")
         .arg("--version")
         .output()
@@ -190,16 +197,7 @@ fn campaign_pages_in_chromium() {
 /// measured with the same script and more iterations.
 #[test]
 fn seal_bench_runs_in_chromium() {
-    let root = repo_root();
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .is_dir(),
-        "playwright-core is missing: run `npm ci --prefix tests/browser` (bash .ci/run does it)"
-    );
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: run `apt-get install chromium` (bash .ci/run does it)"
-    );
+    let root = root_with_browser_tools();
     let tmp = tempfile::tempdir().unwrap();
     let l = Launch::new(PLEDGED, &tmp.path().join("data")).env("PLEDGED_LOG", "warn");
     let (_server, base) = start_within(&l, &tmp.path().join("stderr.txt"), Duration::from_secs(60));
@@ -260,16 +258,7 @@ async fn sealed_campaign_in_chromium() {
     use pledge_client::trustee;
     use pledge_protocol::hash::CampaignId;
 
-    let root = repo_root();
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .is_dir(),
-        "playwright-core is missing: run `npm ci --prefix tests/browser` (bash .ci/run does it)"
-    );
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: run `apt-get install chromium` (bash .ci/run does it)"
-    );
+    let root = root_with_browser_tools();
     let tmp = tempfile::tempdir().unwrap();
     let l = Launch::new(PLEDGED, &tmp.path().join("data"))
         .env("PLEDGED_BATCH_INTERVAL_MS", "20")

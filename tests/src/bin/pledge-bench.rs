@@ -444,10 +444,22 @@ async fn drive(
         .find(|c| c.id == campaign.to_hex())
         .map_or(0, |c| c.pledges);
     r.extend([
-        ("audit_entries", report.counts.entries.to_string()),
         ("audit_verified", report.counts.pledges_verified.to_string()),
         ("audit_pledges", audit_pledges.to_string()),
         ("audit_tallies", report.counts.tally_statements.to_string()),
+    ]);
+    audit_figures(&report, audit_s, r)?;
+    resource_figures(server, data, disk_empty, r)
+}
+
+/// The audit's figures common to every run; an error if it did not pass.
+fn audit_figures(
+    report: &pledge_client::audit::AuditReport,
+    audit_s: f64,
+    r: &mut Results,
+) -> anyhow::Result<()> {
+    r.extend([
+        ("audit_entries", report.counts.entries.to_string()),
         ("audit_passed", report.passed().to_string()),
         ("audit_s", f(audit_s)),
         (
@@ -459,14 +471,20 @@ async fn drive(
         let first = report.failures.first().map(|x| format!("{x:?}"));
         bail!("the audit failed: {}", first.unwrap_or_default());
     }
+    Ok(())
+}
 
+/// The server's peak and final RSS and the data's size on disk.
+fn resource_figures(
+    server: &Server,
+    data: &Path,
+    disk_empty: u64,
+    r: &mut Results,
+) -> anyhow::Result<()> {
     r.extend([
         ("rss_peak_kib", server.status_kib("VmHWM:")?.to_string()),
         ("rss_end_kib", server.status_kib("VmRSS:")?.to_string()),
-    ]);
-    let disk = server.disk_usage(data)?;
-    r.extend([
-        ("disk_bytes", disk.to_string()),
+        ("disk_bytes", server.disk_usage(data)?.to_string()),
         ("disk_empty_bytes", disk_empty.to_string()),
     ]);
     Ok(())
@@ -640,29 +658,9 @@ async fn drive_sealed(
     let audit_sealed = summary
         .and_then(|c| c.sealed.as_ref())
         .map_or(0, |s| s.entries);
-    r.extend([
-        ("audit_entries", report.counts.entries.to_string()),
-        ("audit_sealed_entries", audit_sealed.to_string()),
-        ("audit_passed", report.passed().to_string()),
-        ("audit_s", f(audit_s)),
-        (
-            "audit_entries_per_s",
-            f(report.counts.entries as f64 / audit_s),
-        ),
-    ]);
-    if !report.passed() {
-        let first = report.failures.first().map(|x| format!("{x:?}"));
-        bail!("the audit failed: {}", first.unwrap_or_default());
-    }
-    r.extend([
-        ("rss_peak_kib", server.status_kib("VmHWM:")?.to_string()),
-        ("rss_end_kib", server.status_kib("VmRSS:")?.to_string()),
-    ]);
-    let disk = server.disk_usage(data)?;
-    r.extend([
-        ("disk_bytes", disk.to_string()),
-        ("disk_empty_bytes", disk_empty.to_string()),
-    ]);
+    r.push(("audit_sealed_entries", audit_sealed.to_string()));
+    audit_figures(&report, audit_s, r)?;
+    resource_figures(server, data, disk_empty, r)?;
 
     // The close, the first k trustees' shares, the server's reveal: the
     // counts must be the buckets pledged.
