@@ -204,14 +204,16 @@ fn check_extension(e: &str, i: usize) -> Result<(), CheckpointError> {
 /// is 0. The one decimal parser of the protocol's text: checkpoint sizes,
 /// `old N` and `index N` lines, tally statements, tile paths.
 pub(crate) fn parse_decimal(s: &str) -> Option<u64> {
-    if s.len() > 1 && s.starts_with('0') {
-        return None;
-    }
-    parse_digits(s)
+    parse_canonical(s)
 }
 
 /// The same canonical decimal as [`parse_decimal`], as a u128 (funding sums).
 pub(crate) fn parse_decimal_u128(s: &str) -> Option<u128> {
+    parse_canonical(s)
+}
+
+/// Digits only, no leading zero unless the value is 0, within `T`'s range.
+fn parse_canonical<T: std::str::FromStr>(s: &str) -> Option<T> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
     {
         return None;

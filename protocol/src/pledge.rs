@@ -141,6 +141,7 @@ pub(crate) fn amend_signing_input(
     terms(&mut w);
     w.into_bytes()
 }
+
 /// Domain tag of a withdrawal's signing input. SPEC R-PLEDGE-6.
 pub const WITHDRAW_SIG_TAG: &[u8] = b"pledge/v1/withdraw";
 /// Largest body a terms kind may carry (room for future kinds). SPEC R-PLEDGE-3.

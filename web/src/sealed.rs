@@ -596,9 +596,13 @@ pub async fn schedule_cover(
 /// each sealed campaign among them, the next cover re-encryption at a new
 /// random time (SPEC R-SEAL-44), as the CLI does after its own entries.
 /// Best effort: the entries are logged whatever happens here, and a
-/// campaign list that cannot be read leaves the earlier schedule.
+/// campaign list that cannot be read (or a wallet that cannot be saved)
+/// leaves the earlier schedule, whose time still comes.
 pub async fn after_sent(client: &Client, wallet: &mut Wallet, sent: &[(String, flows::Submitted)]) {
-    if sent.is_empty() || wallet.data.cover.off {
+    // Only sealed campaigns have a cover schedule (drawn when their tokens
+    // came): a live pledge costs no extra request.
+    let due = &wallet.data.cover.due;
+    if wallet.data.cover.off || !sent.iter().any(|(c, _)| due.contains_key(c)) {
         return;
     }
     let Ok(list) = client.campaigns().await else {
