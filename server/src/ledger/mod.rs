@@ -952,6 +952,16 @@ impl Ledger {
     ) -> (Option<Core>, Vec<Result<Accepted, SubmitError>>) {
         let mut core = core;
         let first_index = core.tree.size();
+        // The receipts' hashes left of the batch are the frontier before it
+        // (each is a left sibling of a subtree holding a new entry).
+        let before: Vec<StoredHash> = merkle::frontier_nodes(first_index)
+            .zip(core.tree.frontier())
+            .map(|(node, hash)| StoredHash {
+                level: node.level,
+                index: node.index,
+                hash: *hash,
+            })
+            .collect();
         let mut results: Vec<Result<(u64, Vec<u8>), SubmitError>> =
             Vec::with_capacity(proposals.len());
         let mut batch = Batch {
@@ -1001,7 +1011,8 @@ impl Ledger {
             }
         };
         batch.checkpoint = note.clone().into_bytes();
-        let fresh = batch.hashes.clone();
+        let mut known = batch.hashes.clone();
+        known.extend(before);
         if let Err(e) = self.store.commit_batch(batch) {
             tracing::error!("committing a batch failed, nothing acknowledged: {e}");
             return (self.reload(), failed(results));
@@ -1031,7 +1042,7 @@ impl Ledger {
         for t in new_tallies {
             let _ = self.events.send(LogEvent::Tally(t));
         }
-        let reader = BatchHashes::new(self.store.as_ref(), &fresh);
+        let reader = BatchHashes::new(self.store.as_ref(), &known);
         let results = results
             .into_iter()
             .map(|r| {
@@ -1419,6 +1430,8 @@ mod tests {
         /// answer lost on the way back, as when a database restarts).
         lost_answer: AtomicBool,
         panic: AtomicBool,
+        /// Calls of `hash` and `hashes`.
+        hash_reads: std::sync::atomic::AtomicU64,
         #[allow(clippy::type_complexity)]
         hold: Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
     }
@@ -1431,6 +1444,7 @@ mod tests {
                 fail: AtomicBool::new(false),
                 lost_answer: AtomicBool::new(false),
                 panic: AtomicBool::new(false),
+                hash_reads: std::sync::atomic::AtomicU64::new(0),
                 hold: Mutex::new(None),
             }
         }
@@ -1475,10 +1489,12 @@ mod tests {
         }
 
         fn hash(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
+            self.hash_reads.fetch_add(1, Ordering::SeqCst);
             self.inner.hash(level, index)
         }
 
         fn hashes(&self, level: u8, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+            self.hash_reads.fetch_add(1, Ordering::SeqCst);
             self.inner.hashes(level, start, end)
         }
 
@@ -1637,6 +1653,43 @@ mod tests {
             Err(SubmitError::Rule(RuleError::CampaignExists))
         ));
         assert_eq!(ledger.published().size(), 1);
+    }
+
+    /// The receipts of a batch need, besides the batch's own new hashes,
+    /// only the tree's frontier before it, which the core holds: integrating
+    /// reads no hash from the store (each read is a database round trip on
+    /// the sequencer's serial path with PostgreSQL).
+    #[test]
+    fn integrating_a_batch_reads_no_hash_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky::open(dir.path()));
+        let (ledger, core) = Ledger::open(store.clone(), signer()).unwrap();
+        let mut core = Some(core);
+        let key = IssuerSecretKey::generate().unwrap();
+        let mut nonce = 0u8;
+        // Batches of 1, 2, …, 7 entries: the log grows through sizes whose
+        // frontiers have one to three subtrees.
+        for n in 1..=7 {
+            let proposals = (0..n)
+                .map(|_| {
+                    nonce += 1;
+                    (Proposal::opening(opened(&key, nonce)).unwrap(), Vec::new())
+                })
+                .collect();
+            let reads = store.hash_reads.load(Ordering::SeqCst);
+            let results = integrate(&ledger, &mut core, proposals);
+            assert_eq!(
+                store.hash_reads.load(Ordering::SeqCst),
+                reads,
+                "batch of {n} read hashes from the store"
+            );
+            for r in results {
+                let ok = r.unwrap();
+                let receipt = Receipt::parse(ok.receipt.as_bytes()).unwrap();
+                receipt.verify_entry(&ok.entry, ledger.verifier()).unwrap();
+            }
+        }
+        assert_eq!(ledger.published().size(), 28);
     }
 
     /// A commit that reached the store but whose answer was lost (a

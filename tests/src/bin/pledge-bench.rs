@@ -182,7 +182,7 @@ type Results = Vec<(&'static str, String)>;
 
 async fn one_run(args: &Args, pledged: &Path, run: usize) -> anyhow::Result<Results> {
     let mut r: Results = vec![("run", run.to_string()), ("load1_start", load1())];
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
 
     // The physical limit, before the server starts.
     let limit = tokio::task::spawn_blocking({
@@ -352,6 +352,7 @@ async fn drive(
     // With --curve, in segments, each followed by a full audit and readings.
     let (mut lat, mut errors, mut submit_s) = (Vec::new(), 0, 0.0);
     let mut read_lat = Vec::new();
+    let mut busy = Busy::default();
     let mut entries = entries.into_iter();
     let mut done = 0;
     for &point in args.curve.iter().chain([&args.pledges]) {
@@ -364,7 +365,9 @@ async fn drive(
                 tokio::spawn(read_loop(c, stop.clone()))
             })
             .collect();
+        let before = Busy::read(server, data).await?;
         let (seg_lat, seg_errors, seg_s) = submit_all(clients, segment, args.concurrency).await;
+        busy.add(&before, &Busy::read(server, data).await?);
         stop.store(true, Ordering::Relaxed);
         for t in readers {
             read_lat.extend(t.await??);
@@ -428,6 +431,7 @@ async fn drive(
         ("read_p50_ms", f(percentile(&read_lat, 0.50))),
         ("read_p99_ms", f(percentile(&read_lat, 0.99))),
     ]);
+    busy.report(submit_s, cores(), r);
     if errors > 0 {
         bail!("{errors} pledges were refused; see the server's stderr");
     }
@@ -609,7 +613,7 @@ async fn drive_sealed(
     // every core, while the server is idle; and, on every core, decoding
     // the terms from their bytes too (the point decompressions a server
     // pays before it can verify).
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
     let limits = tokio::task::spawn_blocking({
         let secs = args.limit_seconds;
         move || proof_limit(&sample, &joint, secs, cores)
@@ -901,7 +905,7 @@ fn parallel_map<I: Send, T: Send, F>(items: Vec<I>, work: F) -> anyhow::Result<V
 where
     F: Fn(I) -> anyhow::Result<T> + Sync,
 {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
     let per = items.len().div_ceil(cores).max(1);
     let mut chunks: Vec<Vec<I>> = Vec::new();
     let mut items = items.into_iter().peekable();
@@ -1050,6 +1054,110 @@ fn random_bytes(n: usize) -> Vec<u8> {
     let mut v = vec![0u8; n];
     getrandom::fill(&mut v).unwrap_or_default();
     v
+}
+
+/// The cores this process may use.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Counters read before and after a submission, to tell where its time
+/// went: the sequencing front end's batches (its `/metrics`), that
+/// process's CPU time and the whole machine's (`/proc`).
+#[derive(Debug, Default, Clone, Copy)]
+struct Busy {
+    batches: f64,
+    batch_s: f64,
+    server_cpu_s: f64,
+    machine_busy_s: f64,
+}
+
+impl Busy {
+    /// The counters now.
+    async fn read(server: &Server, data: &Path) -> anyhow::Result<Self> {
+        let admin = std::fs::read_to_string(data.join("admin.token"))
+            .context("reading the admin token")?;
+        let text = reqwest::Client::new()
+            .get(format!("{}/metrics", server.base))
+            .bearer_auth(admin.trim())
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        let metric = |name: &str| -> anyhow::Result<f64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| anyhow!("no {name} in /metrics"))
+        };
+        // Linux reports both in USER_HZ ticks, 100 per second on every
+        // architecture this runs on (proc(5)).
+        let ticks = |fields: &[&str]| -> f64 {
+            fields
+                .iter()
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum::<u64>() as f64
+                / 100.0
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.child.id()))?;
+        // After the command name in parentheses: utime and stime are the
+        // 12th and 13th fields (14 and 15 of the whole line).
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let server_cpu_s = ticks(fields.get(11..13).unwrap_or_default());
+        let machine = std::fs::read_to_string("/proc/stat")?;
+        let cpu: Vec<&str> = machine
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .collect();
+        // user nice system idle iowait irq softirq steal: busy is all but
+        // idle and iowait.
+        let busy: Vec<&str> = cpu
+            .iter()
+            .take(8)
+            .enumerate()
+            .filter(|(i, _)| *i != 3 && *i != 4)
+            .map(|(_, v)| *v)
+            .collect();
+        Ok(Self {
+            batches: metric("pledged_batches_total")?,
+            batch_s: metric("pledged_batch_seconds_total")?,
+            server_cpu_s,
+            machine_busy_s: ticks(&busy),
+        })
+    }
+
+    /// Adds what happened between `before` and `after`.
+    fn add(&mut self, before: &Self, after: &Self) {
+        self.batches += after.batches - before.batches;
+        self.batch_s += after.batch_s - before.batch_s;
+        self.server_cpu_s += after.server_cpu_s - before.server_cpu_s;
+        self.machine_busy_s += after.machine_busy_s - before.machine_busy_s;
+    }
+
+    /// The figures over `secs` seconds of submission, `accepted` entries.
+    fn report(&self, secs: f64, cores: usize, r: &mut Results) {
+        let accepted = r
+            .iter()
+            .find(|(k, _)| *k == "accepted")
+            .and_then(|(_, v)| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN);
+        r.extend([
+            ("batches", f(self.batches)),
+            ("mean_batch", f(accepted / self.batches)),
+            // Share of the submission time the sequencer spent integrating
+            // (near 1: the sequencer is what bounds the rate).
+            ("sequencer_busy", f(self.batch_s / secs)),
+            // Cores the (sequencing) server used, and the machine's share
+            // of all cores in use (near 1: the CPU bounds the rate).
+            ("server_cores", f(self.server_cpu_s / secs)),
+            ("machine_busy", f(self.machine_busy_s / secs / cores as f64)),
+        ]);
+    }
 }
 
 /// A running `pledged`.
@@ -1205,7 +1313,7 @@ fn machine() -> String {
                 .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
     format!("{cpu}, {cores} cores, {}", openssl::version::version())
 }
 
