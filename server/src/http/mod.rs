@@ -311,6 +311,12 @@ fn metrics_text(state: &AppState) -> Response {
     if let Some(fed) = state.federation() {
         body.push_str(&fed.render_metrics());
     }
+    body.push_str(&format!(
+        "# HELP pledged_batch_commit_seconds_total Time spent in the store's durable commits of \
+         batches (part of pledged_batch_seconds_total).\n# TYPE pledged_batch_commit_seconds_total \
+         counter\npledged_batch_commit_seconds_total {:.6}\n",
+        state.inner.ledger.commit_seconds()
+    ));
     // SPEC R-STORE-10: which front end of a cluster writes the log.
     body.push_str(&format!(
         "# HELP pledged_sequencing 1 while this front end sequences the log (always 1 \

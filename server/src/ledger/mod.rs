@@ -239,6 +239,9 @@ pub struct Ledger {
     events: broadcast::Sender<LogEvent>,
     /// Tally statements that could not be signed (metrics).
     tally_failures: std::sync::atomic::AtomicU64,
+    /// Microseconds spent in the store's durable commits of batches
+    /// (metrics: how much of a batch's time the store takes).
+    commit_micros: std::sync::atomic::AtomicU64,
     /// Publication policies of campaigns that have one (SPEC R-PUB-1). Never
     /// held across a disk write.
     publication: RwLock<HashMap<CampaignId, Publication>>,
@@ -453,6 +456,7 @@ impl Ledger {
             follow_failing: std::sync::atomic::AtomicBool::new(false),
             events,
             tally_failures: std::sync::atomic::AtomicU64::new(0),
+            commit_micros: std::sync::atomic::AtomicU64::new(0),
             publication: RwLock::new(publication),
             checks: Arc::new(tokio::sync::Semaphore::new(
                 4 * std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
@@ -563,6 +567,14 @@ impl Ledger {
     pub fn tally_failures(&self) -> u64 {
         self.tally_failures
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Seconds spent in the store's durable commits of batches, successful
+    /// or not.
+    pub fn commit_seconds(&self) -> f64 {
+        self.commit_micros
+            .load(std::sync::atomic::Ordering::Relaxed) as f64
+            / 1e6
     }
 
     /// Whether campaigns with thresholds `t_min..=t_max` always get a tally
@@ -1013,7 +1025,13 @@ impl Ledger {
         batch.checkpoint = note.clone().into_bytes();
         let mut known = batch.hashes.clone();
         known.extend(before);
-        if let Err(e) = self.store.commit_batch(batch) {
+        let started = std::time::Instant::now();
+        let committed = self.store.commit_batch(batch);
+        self.commit_micros.fetch_add(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        if let Err(e) = committed {
             tracing::error!("committing a batch failed, nothing acknowledged: {e}");
             return (self.reload(), failed(results));
         }

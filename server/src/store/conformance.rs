@@ -283,6 +283,26 @@ pub fn empty_batch_updates_checkpoint_and_meta<F: Fixture>(f: &F) {
     assert_eq!(s.meta(b"tally/last").unwrap(), None);
 }
 
+/// A batch's metadata writes apply in order: of several writes of one key,
+/// the last one stands (a put after a delete, a delete after a put).
+pub fn batch_meta_writes_apply_in_order<F: Fixture>(f: &F) {
+    let place = f.place();
+    let s = open(f, &place);
+    let mut b = batch(0, 1);
+    b.meta = vec![
+        (b"gone".to_vec(), Some(b"first".to_vec())),
+        (b"kept".to_vec(), None),
+        (b"twice".to_vec(), Some(b"1".to_vec())),
+        (b"gone".to_vec(), None),
+        (b"kept".to_vec(), Some(b"back".to_vec())),
+        (b"twice".to_vec(), Some(b"2".to_vec())),
+    ];
+    s.commit_batch(b).unwrap();
+    assert_eq!(s.meta(b"gone").unwrap(), None);
+    assert_eq!(s.meta(b"kept").unwrap(), Some(b"back".to_vec()));
+    assert_eq!(s.meta(b"twice").unwrap(), Some(b"2".to_vec()));
+}
+
 /// A batch not starting at the size is a `Conflict` and writes nothing.
 pub fn wrong_first_index_is_a_conflict<F: Fixture>(f: &F) {
     let place = f.place();
@@ -372,6 +392,20 @@ pub fn stored_hashes_are_append_only<F: Fixture>(f: &F) {
     });
     match s.commit_batch(changed) {
         Err(StoreError::HashMismatch { level: 0, index: 0 }) => {}
+        other => panic!("expected HashMismatch, got {other:?}"),
+    }
+    assert_eq!(snapshot(&*s), before);
+    // Two values for one new node within a batch: the second is refused.
+    let mut twice = batch(3, 1);
+    for byte in [0x11, 0x22] {
+        twice.hashes.push(StoredHash {
+            level: 5,
+            index: 0,
+            hash: Hash([byte; 32]),
+        });
+    }
+    match s.commit_batch(twice) {
+        Err(StoreError::HashMismatch { level: 5, index: 0 }) => {}
         other => panic!("expected HashMismatch, got {other:?}"),
     }
     assert_eq!(snapshot(&*s), before);
@@ -989,6 +1023,7 @@ macro_rules! store_conformance {
             fresh_store_is_empty,
             sequence_numbers_are_assigned_in_order,
             empty_batch_updates_checkpoint_and_meta,
+            batch_meta_writes_apply_in_order,
             wrong_first_index_is_a_conflict,
             duplicate_nullifier_in_store_is_refused_whole,
             duplicate_nullifier_within_batch_is_refused_whole,

@@ -47,12 +47,14 @@
 //! Connections are plain (no TLS): give a Unix socket folder or a loopback
 //! address in the URL.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
 
 use pledge_protocol::hash::{Hash, Nullifier};
 use postgres::error::SqlState;
-use postgres::{Client, IsolationLevel, NoTls, Transaction};
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, IsolationLevel, NoTls, Row, Statement, Transaction};
 
 use super::{
     Batch, IssueTxn, IssuerStore, LogStore, MAX_SET_NAME_LEN, Mark, MetaStore, StoreError,
@@ -61,7 +63,8 @@ use super::{
 
 /// The schema, one migration per version, applied in order at open. A new
 /// version is a new element; an applied one never changes.
-pub const MIGRATIONS: &[&str] = &["
+pub const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE log_state (
     id         smallint PRIMARY KEY CHECK (id = 0),
     size       bigint   NOT NULL CHECK (size >= 0),
@@ -91,7 +94,85 @@ CREATE TABLE marks (
     mark     bytea NOT NULL CHECK (length(mark) = 32),
     PRIMARY KEY (set_name, mark)
 );
-"];
+",
+    r#"
+-- One sequencer batch in one statement (one round trip instead of one per
+-- table; BENCHMARKS.md, session 15). The checks come first and write
+-- nothing; the writes follow. Answers one row: ('ok', 0, 0), ('conflict',
+-- size, 0), ('nullifier', position in the batch, 0) or ('hash', level,
+-- index). The primary keys stay the last line of defence.
+CREATE FUNCTION pledge_commit_batch(
+    p_first       bigint,
+    p_entries     bytea[],
+    p_nullifiers  bytea[],
+    p_spent_at    bigint[],
+    p_levels      smallint[],
+    p_indexes     bigint[],
+    p_hashes      bytea[],
+    p_checkpoint  bytea,
+    p_meta_keys   bytea[],
+    p_meta_values bytea[]
+) RETURNS TABLE (outcome text, a bigint, b bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_size bigint;
+    v_a    bigint;
+    v_b    bigint;
+BEGIN
+    -- Batches are serialised on the state row, whoever sends them.
+    SELECT s.size INTO v_size FROM log_state s WHERE s.id = 0 FOR UPDATE;
+    IF v_size <> p_first THEN
+        RETURN QUERY SELECT 'conflict'::text, v_size, 0::bigint;
+        RETURN;
+    END IF;
+    -- The first entry whose nullifier is stored or repeats an earlier one.
+    SELECT min(u.pos) INTO v_a
+    FROM (SELECT n.nul, n.pos,
+                 row_number() OVER (PARTITION BY n.nul ORDER BY n.pos) AS k
+          FROM unnest(p_nullifiers, p_spent_at) AS n(nul, pos)) u
+    WHERE u.k > 1 OR EXISTS (SELECT 1 FROM nullifiers x WHERE x.nullifier = u.nul);
+    IF v_a IS NOT NULL THEN
+        RETURN QUERY SELECT 'nullifier'::text, v_a, 0::bigint;
+        RETURN;
+    END IF;
+    -- Append-only: the first hash that differs from the stored one, or
+    -- from an earlier one of the batch at the same node.
+    SELECT q.lvl, q.ix INTO v_a, v_b
+    FROM (SELECT h.lvl, h.ix, h.val, h.ord, x.hash AS stored,
+                 first_value(h.val) OVER (PARTITION BY h.lvl, h.ix ORDER BY h.ord) AS earlier
+          FROM unnest(p_levels, p_indexes, p_hashes) WITH ORDINALITY AS h(lvl, ix, val, ord)
+          LEFT JOIN hashes x ON x.level = h.lvl AND x.idx = h.ix) q
+    WHERE q.val <> coalesce(q.stored, q.earlier)
+    ORDER BY q.ord
+    LIMIT 1;
+    IF FOUND THEN
+        RETURN QUERY SELECT 'hash'::text, v_a, v_b;
+        RETURN;
+    END IF;
+    INSERT INTO entries (idx, data)
+        SELECT p_first + e.ord - 1, e.data
+        FROM unnest(p_entries) WITH ORDINALITY AS e(data, ord);
+    INSERT INTO nullifiers (nullifier, idx)
+        SELECT n.nul, p_first + n.pos FROM unnest(p_nullifiers, p_spent_at) AS n(nul, pos);
+    INSERT INTO hashes (level, idx, hash)
+        SELECT h.lvl, h.ix, h.val FROM unnest(p_levels, p_indexes, p_hashes) AS h(lvl, ix, val)
+        ON CONFLICT (level, idx) DO NOTHING;
+    UPDATE log_state s
+        SET size = p_first + coalesce(cardinality(p_entries), 0), checkpoint = p_checkpoint
+        WHERE s.id = 0;
+    -- One value per key (the caller keeps the last write of each).
+    DELETE FROM meta m
+        WHERE m.key IN (SELECT u.k FROM unnest(p_meta_keys, p_meta_values) AS u(k, v)
+                        WHERE u.v IS NULL);
+    INSERT INTO meta (key, value)
+        SELECT u.k, u.v FROM unnest(p_meta_keys, p_meta_values) AS u(k, v)
+        WHERE u.v IS NOT NULL
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+    RETURN QUERY SELECT 'ok'::text, 0::bigint, 0::bigint;
+END
+$$;
+"#,
+];
 
 /// The advisory lock key under which migrations run ("pledge" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0000_706c_6564_6765;
@@ -105,8 +186,89 @@ const SERIALIZABLE_ATTEMPTS: usize = 64;
 /// [`Store`](super::Store) on PostgreSQL; see the module docs.
 pub struct PostgresStore {
     config: postgres::Config,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Conn>>,
 }
+
+/// A connection and the statements prepared on it: each SQL text is parsed
+/// and planned once per connection, then runs in one round trip (an
+/// unprepared statement costs two).
+struct Conn {
+    client: Client,
+    prepared: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    fn new(client: Client) -> Self {
+        Self {
+            client,
+            prepared: HashMap::new(),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// The connection outside any explicit transaction: each statement is
+    /// a transaction of its own.
+    fn session(&mut self) -> Session<'_, Client> {
+        Session {
+            on: &mut self.client,
+            prepared: &mut self.prepared,
+        }
+    }
+}
+
+/// Statements run on a connection or a transaction, prepared once per
+/// connection.
+struct Session<'a, C> {
+    on: &'a mut C,
+    prepared: &'a mut HashMap<&'static str, Statement>,
+}
+
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+impl<C: GenericClient> Session<'_, C> {
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.on.prepare(sql)?;
+        self.prepared.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.on.query(&s, params)
+    }
+
+    fn query_one(&mut self, sql: &'static str, params: Params<'_>) -> Result<Row, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.on.query_one(&s, params)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.on.query_opt(&s, params)
+    }
+
+    fn execute(&mut self, sql: &'static str, params: Params<'_>) -> Result<u64, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.on.execute(&s, params)
+    }
+}
+
+/// A transaction with the prepared statements of its connection.
+type Tx<'s, 't> = Session<'s, Transaction<'t>>;
 
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -229,16 +391,17 @@ impl PostgresStore {
             idle: Mutex::new(Vec::new()),
         };
         let mut c = store.connect_one()?;
-        store.check_durability(&mut c)?;
-        migrate(&mut c)?;
-        store.check_invariants(&mut c)?;
+        store.check_durability(&mut c.client)?;
+        migrate(&mut c.client)?;
+        store.check_invariants(&mut c.client)?;
         store.put_back(c);
         Ok(store)
     }
 
-    fn connect_one(&self) -> Result<Client, StoreError> {
+    fn connect_one(&self) -> Result<Conn, StoreError> {
         self.config
             .connect(NoTls)
+            .map(Conn::new)
             .map_err(|e| match e.as_db_error() {
                 Some(_) => db(e),
                 None => StoreError::Backend(format!("postgres: cannot connect: {e}")),
@@ -246,7 +409,7 @@ impl PostgresStore {
     }
 
     /// A connection from the idle list, or a new one.
-    fn client(&self) -> Result<Client, StoreError> {
+    fn client(&self) -> Result<Conn, StoreError> {
         let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
         match idle {
             Some(c) if !c.is_closed() => Ok(c),
@@ -254,7 +417,7 @@ impl PostgresStore {
         }
     }
 
-    fn put_back(&self, c: Client) {
+    fn put_back(&self, c: Conn) {
         if c.is_closed() {
             return;
         }
@@ -282,7 +445,7 @@ impl PostgresStore {
     /// write whose connection broke may have committed.
     fn read<T: Send>(
         &self,
-        f: impl Fn(&mut Client) -> Result<T, StoreError> + Send + Sync,
+        f: impl Fn(&mut Conn) -> Result<T, StoreError> + Send + Sync,
     ) -> Result<T, StoreError> {
         off_runtime(|| {
             let mut c = self.client()?;
@@ -302,7 +465,7 @@ impl PostgresStore {
     /// Runs `f` on a connection, returning the connection for reuse.
     fn with<T: Send>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send,
+        f: impl FnOnce(&mut Conn) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
         off_runtime(|| {
             let mut c = self.client()?;
@@ -319,17 +482,22 @@ impl PostgresStore {
     /// PostgreSQL reports a serialisation failure or a deadlock.
     fn serializable<T: Send>(
         &self,
-        mut body: impl FnMut(&mut Transaction<'_>) -> Result<T, Stop> + Send,
+        mut body: impl FnMut(&mut Tx<'_, '_>) -> Result<T, Stop> + Send,
     ) -> Result<T, StoreError> {
         self.with(|c| {
             let mut last = None;
             for _ in 0..SERIALIZABLE_ATTEMPTS {
                 let mut tx = c
+                    .client
                     .build_transaction()
                     .isolation_level(IsolationLevel::Serializable)
                     .start()
                     .map_err(db)?;
-                let attempt = match body(&mut tx) {
+                let result = body(&mut Session {
+                    on: &mut tx,
+                    prepared: &mut c.prepared,
+                });
+                let attempt = match result {
                     Ok(v) => tx.commit().map(|()| v).map_err(Stop::Db),
                     Err(e) => Err(e),
                 };
@@ -351,16 +519,20 @@ impl PostgresStore {
     /// statements.
     fn snapshot<T: Send>(
         &self,
-        body: impl Fn(&mut Transaction<'_>) -> Result<T, StoreError> + Send + Sync,
+        body: impl Fn(&mut Tx<'_, '_>) -> Result<T, StoreError> + Send + Sync,
     ) -> Result<T, StoreError> {
         self.read(|c| {
             let mut tx = c
+                .client
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
                 .read_only(true)
                 .start()
                 .map_err(db)?;
-            let out = body(&mut tx)?;
+            let out = body(&mut Session {
+                on: &mut tx,
+                prepared: &mut c.prepared,
+            })?;
             tx.commit().map_err(db)?;
             Ok(out)
         })
@@ -463,111 +635,76 @@ fn migrate(c: &mut Client) -> Result<(), StoreError> {
     tx.commit().map_err(db)
 }
 
-/// The body of [`LogStore::commit_batch`], inside its transaction.
-fn commit_in(tx: &mut Transaction<'_>, batch: &Batch, end: u64) -> Result<(), StoreError> {
-    let size: i64 = tx
-        .query_one("SELECT size FROM log_state WHERE id = 0 FOR UPDATE", &[])
-        .map_err(db)?
-        .get(0);
-    let size = index_of(size, "the log size")?;
-    if size != batch.first_index {
-        return Err(StoreError::Conflict {
-            expected: size,
-            actual: batch.first_index,
-        });
-    }
+/// [`LogStore::commit_batch`] in one statement, one round trip: the
+/// function of migration 2 (`pledge_commit_batch`) in a transaction of its
+/// own.
+fn commit_on(c: &mut Conn, batch: &Batch, end: u64) -> Result<(), StoreError> {
     let first = sql_index(batch.first_index)?;
-    let end_sql = sql_index(end)?;
-    let idx: Vec<i64> = (first..end_sql).collect();
+    sql_index(end)?;
     let data: Vec<&[u8]> = batch.entries.iter().map(|e| e.data.as_slice()).collect();
-    tx.execute(
-        "INSERT INTO entries (idx, data) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-        &[&idx, &data],
-    )
-    .map_err(db)?;
-
-    // Nullifiers: a repeat inside the batch or one already stored is
-    // skipped by ON CONFLICT; the first position not inserted is the one
-    // the contract names.
-    let (positions, spends): (Vec<usize>, Vec<(&[u8], i64)>) = batch
+    let (nullifiers, spent_at): (Vec<&[u8]>, Vec<i64>) = batch
         .entries
         .iter()
-        .zip(&idx)
-        .enumerate()
-        .filter_map(|(p, (e, i))| e.nullifier.as_ref().map(|n| (p, (n.0.as_slice(), *i))))
+        .zip(0i64..)
+        .filter_map(|(e, p)| e.nullifier.as_ref().map(|n| (n.0.as_slice(), p)))
         .unzip();
-    if !spends.is_empty() {
-        let (nuls, nidx): (Vec<&[u8]>, Vec<i64>) = spends.into_iter().unzip();
-        let inserted: std::collections::HashSet<i64> = tx
-            .query(
-                "INSERT INTO nullifiers (nullifier, idx) \
-                 SELECT * FROM unnest($1::bytea[], $2::bigint[]) \
-                 ON CONFLICT DO NOTHING RETURNING idx",
-                &[&nuls, &nidx],
-            )
-            .map_err(db)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        if let Some((&position, _)) = positions
-            .iter()
-            .zip(&nidx)
-            .find(|(_, i)| !inserted.contains(i))
-        {
-            return Err(StoreError::DuplicateNullifier { position });
+    let levels: Vec<i16> = batch.hashes.iter().map(|h| i16::from(h.level)).collect();
+    let indexes = batch
+        .hashes
+        .iter()
+        .map(|h| sql_index(h.index))
+        .collect::<Result<Vec<i64>, _>>()?;
+    let hashes: Vec<&[u8]> = batch.hashes.iter().map(|h| h.hash.0.as_slice()).collect();
+    // The last write of a key wins, as in the embedded stores.
+    let mut last: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
+    let mut order = Vec::new();
+    for (key, value) in &batch.meta {
+        if last.insert(key.as_slice(), value.as_deref()).is_none() {
+            order.push(key.as_slice());
         }
     }
-
-    if !batch.hashes.is_empty() {
-        let levels: Vec<i16> = batch.hashes.iter().map(|h| i16::from(h.level)).collect();
-        let indexes = batch
-            .hashes
-            .iter()
-            .map(|h| sql_index(h.index))
-            .collect::<Result<Vec<i64>, _>>()?;
-        let hashes: Vec<&[u8]> = batch.hashes.iter().map(|h| h.hash.0.as_slice()).collect();
-        tx.execute(
-            "INSERT INTO hashes (level, idx, hash) \
-             SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[]) \
-             ON CONFLICT (level, idx) DO NOTHING",
-            &[&levels, &indexes, &hashes],
+    let meta_values: Vec<Option<&[u8]>> = order.iter().map(|k| last[k]).collect();
+    let row = c
+        .session()
+        .query_one(
+            "SELECT outcome, a, b FROM pledge_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &first,
+                &data,
+                &nullifiers,
+                &spent_at,
+                &levels,
+                &indexes,
+                &hashes,
+                &batch.checkpoint,
+                &order,
+                &meta_values,
+            ],
         )
         .map_err(db)?;
-        // Append-only: every hash of the batch must now be stored as given.
-        let mismatch = tx
-            .query_opt(
-                "SELECT u.level, u.idx FROM unnest($1::smallint[], $2::bigint[], $3::bytea[]) \
-                 WITH ORDINALITY AS u(level, idx, hash, pos) \
-                 JOIN hashes h ON h.level = u.level AND h.idx = u.idx \
-                 WHERE h.hash <> u.hash ORDER BY u.pos LIMIT 1",
-                &[&levels, &indexes, &hashes],
-            )
-            .map_err(db)?;
-        if let Some(row) = mismatch {
-            let level = u8::try_from(row.get::<_, i16>(0)).unwrap_or(u8::MAX);
-            return Err(StoreError::HashMismatch {
-                level,
-                index: index_of(row.get(1), "a hash index")?,
-            });
-        }
+    let (outcome, a, b): (&str, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    match outcome {
+        "ok" => Ok(()),
+        "conflict" => Err(StoreError::Conflict {
+            expected: index_of(a, "the log size")?,
+            actual: batch.first_index,
+        }),
+        "nullifier" => Err(StoreError::DuplicateNullifier {
+            position: usize::try_from(a).map_err(|_| {
+                StoreError::Corrupt("pledge_commit_batch named a negative position".into())
+            })?,
+        }),
+        "hash" => Err(StoreError::HashMismatch {
+            level: u8::try_from(a).unwrap_or(u8::MAX),
+            index: index_of(b, "a hash index")?,
+        }),
+        other => Err(StoreError::Corrupt(format!(
+            "pledge_commit_batch answered {other:?}"
+        ))),
     }
-
-    tx.execute(
-        "UPDATE log_state SET size = $1, checkpoint = $2 WHERE id = 0",
-        &[&end_sql, &batch.checkpoint],
-    )
-    .map_err(db)?;
-    for (key, value) in &batch.meta {
-        match value {
-            Some(v) => put_meta(tx, key, v),
-            None => delete_meta(tx, key),
-        }
-        .map_err(db)?;
-    }
-    Ok(())
 }
 
-fn put_meta(tx: &mut Transaction<'_>, key: &[u8], value: &[u8]) -> Result<u64, postgres::Error> {
+fn put_meta(tx: &mut Tx<'_, '_>, key: &[u8], value: &[u8]) -> Result<u64, postgres::Error> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ($1, $2) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -575,12 +712,12 @@ fn put_meta(tx: &mut Transaction<'_>, key: &[u8], value: &[u8]) -> Result<u64, p
     )
 }
 
-fn delete_meta(tx: &mut Transaction<'_>, key: &[u8]) -> Result<u64, postgres::Error> {
+fn delete_meta(tx: &mut Tx<'_, '_>, key: &[u8]) -> Result<u64, postgres::Error> {
     tx.execute("DELETE FROM meta WHERE key = $1", &[&key])
 }
 
 /// The body of [`IssuerStore::issue`], in the order of [`IssueTxn`].
-fn issue_in(tx: &mut Transaction<'_>, txn: &IssueTxn) -> Result<(), Stop> {
+fn issue_in(tx: &mut Tx<'_, '_>, txn: &IssueTxn) -> Result<(), Stop> {
     for (position, (set, mark)) in txn.take.iter().enumerate() {
         let n = tx.execute(
             "DELETE FROM marks WHERE set_name = $1 AND mark = $2",
@@ -618,11 +755,10 @@ fn issue_in(tx: &mut Transaction<'_>, txn: &IssueTxn) -> Result<(), Stop> {
 impl MetaStore for PostgresStore {
     fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(|c| {
-            Ok(
-                c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
-                    .map_err(db)?
-                    .map(|r| r.get(0)),
-            )
+            Ok(c.session()
+                .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+                .map_err(db)?
+                .map(|r| r.get(0)))
         })
     }
 }
@@ -631,6 +767,7 @@ impl LogStore for PostgresStore {
     fn size(&self) -> Result<u64, StoreError> {
         self.read(|c| {
             let size: i64 = c
+                .session()
                 .query_one("SELECT size FROM log_state WHERE id = 0", &[])
                 .map_err(db)?
                 .get(0);
@@ -641,12 +778,7 @@ impl LogStore for PostgresStore {
     fn commit_batch(&self, batch: Batch) -> Result<(), StoreError> {
         let end = check_batch_shape(&batch)?;
         sql_index(end)?;
-        self.with(|c| {
-            let mut tx = c.transaction().map_err(db)?;
-            // On a refusal the transaction is dropped: rolled back.
-            commit_in(&mut tx, &batch, end)?;
-            tx.commit().map_err(db)
-        })
+        self.with(|c| commit_on(c, &batch, end))
     }
 
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -654,11 +786,10 @@ impl LogStore for PostgresStore {
             return Ok(None);
         };
         self.read(|c| {
-            Ok(
-                c.query_opt("SELECT data FROM entries WHERE idx = $1", &[&i])
-                    .map_err(db)?
-                    .map(|r| r.get(0)),
-            )
+            Ok(c.session()
+                .query_opt("SELECT data FROM entries WHERE idx = $1", &[&i])
+                .map_err(db)?
+                .map(|r| r.get(0)))
         })
     }
 
@@ -692,13 +823,14 @@ impl LogStore for PostgresStore {
             return Ok(None);
         };
         self.read(|c| {
-            c.query_opt(
-                "SELECT hash FROM hashes WHERE level = $1 AND idx = $2",
-                &[&i16::from(level), &i],
-            )
-            .map_err(db)?
-            .map(|r| decode_hash(r.get(0), level, index))
-            .transpose()
+            c.session()
+                .query_opt(
+                    "SELECT hash FROM hashes WHERE level = $1 AND idx = $2",
+                    &[&i16::from(level), &i],
+                )
+                .map_err(db)?
+                .map(|r| decode_hash(r.get(0), level, index))
+                .transpose()
         })
     }
 
@@ -714,12 +846,13 @@ impl LogStore for PostgresStore {
         let first = i64::try_from(start).unwrap_or(i64::MAX);
         let last = i64::try_from(end).unwrap_or(i64::MAX);
         let rows = self.read(|c| {
-            c.query(
-                "SELECT idx, hash FROM hashes WHERE level = $1 AND idx >= $2 AND idx < $3 \
+            c.session()
+                .query(
+                    "SELECT idx, hash FROM hashes WHERE level = $1 AND idx >= $2 AND idx < $3 \
                  ORDER BY idx",
-                &[&i16::from(level), &first, &last],
-            )
-            .map_err(db)
+                    &[&i16::from(level), &first, &last],
+                )
+                .map_err(db)
         })?;
         contiguous_hashes(
             level,
@@ -734,23 +867,23 @@ impl LogStore for PostgresStore {
 
     fn nullifier_index(&self, nullifier: &Nullifier) -> Result<Option<u64>, StoreError> {
         self.read(|c| {
-            c.query_opt(
-                "SELECT idx FROM nullifiers WHERE nullifier = $1",
-                &[&nullifier.0.as_slice()],
-            )
-            .map_err(db)?
-            .map(|r| index_of(r.get(0), "a nullifier's index"))
-            .transpose()
+            c.session()
+                .query_opt(
+                    "SELECT idx FROM nullifiers WHERE nullifier = $1",
+                    &[&nullifier.0.as_slice()],
+                )
+                .map_err(db)?
+                .map(|r| index_of(r.get(0), "a nullifier's index"))
+                .transpose()
         })
     }
 
     fn checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(|c| {
-            Ok(
-                c.query_one("SELECT checkpoint FROM log_state WHERE id = 0", &[])
-                    .map_err(db)?
-                    .get(0),
-            )
+            Ok(c.session()
+                .query_one("SELECT checkpoint FROM log_state WHERE id = 0", &[])
+                .map_err(db)?
+                .get(0))
         })
     }
 }
@@ -766,12 +899,13 @@ impl IssuerStore for PostgresStore {
     fn contains_mark(&self, set: &[u8], mark: &Mark) -> Result<bool, StoreError> {
         check_set(set)?;
         self.read(|c| {
-            Ok(c.query_opt(
-                "SELECT 1 FROM marks WHERE set_name = $1 AND mark = $2",
-                &[&set, &mark.0.as_slice()],
-            )
-            .map_err(db)?
-            .is_some())
+            Ok(c.session()
+                .query_opt(
+                    "SELECT 1 FROM marks WHERE set_name = $1 AND mark = $2",
+                    &[&set, &mark.0.as_slice()],
+                )
+                .map_err(db)?
+                .is_some())
         })
     }
 
@@ -795,13 +929,14 @@ impl IssuerStore for PostgresStore {
         let end = prefix_successor(prefix);
         // SPEC R-STORE-8: one statement, one snapshot; only counts leave.
         let rows = self.with(|c| {
-            c.query(
-                "SELECT set_name, count(*) FROM marks \
+            c.session()
+                .query(
+                    "SELECT set_name, count(*) FROM marks \
                  WHERE set_name >= $1 AND ($2::bytea IS NULL OR set_name < $2) \
                  GROUP BY set_name ORDER BY set_name",
-                &[&prefix, &end],
-            )
-            .map_err(db)
+                    &[&prefix, &end],
+                )
+                .map_err(db)
         })?;
         rows.iter()
             .map(|r| {

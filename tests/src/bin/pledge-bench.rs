@@ -1068,6 +1068,7 @@ fn cores() -> usize {
 struct Busy {
     batches: f64,
     batch_s: f64,
+    commit_s: f64,
     server_cpu_s: f64,
     machine_busy_s: f64,
 }
@@ -1075,8 +1076,8 @@ struct Busy {
 impl Busy {
     /// The counters now.
     async fn read(server: &Server, data: &Path) -> anyhow::Result<Self> {
-        let admin = std::fs::read_to_string(data.join("admin.token"))
-            .context("reading the admin token")?;
+        let admin =
+            std::fs::read_to_string(data.join("admin.token")).context("reading the admin token")?;
         let text = reqwest::Client::new()
             .get(format!("{}/metrics", server.base))
             .bearer_auth(admin.trim())
@@ -1126,6 +1127,7 @@ impl Busy {
         Ok(Self {
             batches: metric("pledged_batches_total")?,
             batch_s: metric("pledged_batch_seconds_total")?,
+            commit_s: metric("pledged_batch_commit_seconds_total")?,
             server_cpu_s,
             machine_busy_s: ticks(&busy),
         })
@@ -1135,6 +1137,7 @@ impl Busy {
     fn add(&mut self, before: &Self, after: &Self) {
         self.batches += after.batches - before.batches;
         self.batch_s += after.batch_s - before.batch_s;
+        self.commit_s += after.commit_s - before.commit_s;
         self.server_cpu_s += after.server_cpu_s - before.server_cpu_s;
         self.machine_busy_s += after.machine_busy_s - before.machine_busy_s;
     }
@@ -1152,6 +1155,8 @@ impl Busy {
             // Share of the submission time the sequencer spent integrating
             // (near 1: the sequencer is what bounds the rate).
             ("sequencer_busy", f(self.batch_s / secs)),
+            // Of which in the store's durable commits.
+            ("commit_busy", f(self.commit_s / secs)),
             // Cores the (sequencing) server used, and the machine's share
             // of all cores in use (near 1: the CPU bounds the rate).
             ("server_cores", f(self.server_cpu_s / secs)),
