@@ -5,14 +5,20 @@
 //!
 //! # Transactions
 //!
-//! - [`LogStore::commit_batch`] is one READ COMMITTED transaction that first
-//!   locks the single `log_state` row (`SELECT … FOR UPDATE`), so batches are
-//!   serialised whoever sends them: a second writer's batch waits, then finds
-//!   the size moved and fails with [`StoreError::Conflict`] (no fork, SPEC
+//! - [`LogStore::commit_batch`] is one statement, a call of the function
+//!   `pledge_commit_batch` (migration 2), so one round trip and one READ
+//!   COMMITTED transaction. Its first step updates the single `log_state`
+//!   row where the size is the batch's first index, which locks the row:
+//!   batches are serialised whoever sends them, and a second writer's batch
+//!   waits, then finds the size moved and fails with
+//!   [`StoreError::Conflict`] having written nothing (no fork, SPEC
 //!   R-STORE-3). Entries, nullifiers (primary key: the last line of defence
 //!   against a double spend, R-RULE-4) and stored hashes go in with one
-//!   `unnest` insert each; the commit returns after PostgreSQL's WAL flush
-//!   (`synchronous_commit` on, its default: checked at open).
+//!   `unnest` insert each; a nullifier already stored or repeated, or a
+//!   stored hash given another value, raises an error that undoes the whole
+//!   batch and names the first offender. The commit returns after
+//!   PostgreSQL's WAL flush (`synchronous_commit` on, its default: checked
+//!   at open).
 //! - [`IssuerStore::issue`], [`IssuerStore::add_marks`] and
 //!   [`IssuerStore::drop_set`] are SERIALIZABLE transactions, retried when
 //!   PostgreSQL reports a serialisation failure: of two issuances racing for
@@ -97,10 +103,12 @@ CREATE TABLE marks (
 ",
     r#"
 -- One sequencer batch in one statement (one round trip instead of one per
--- table; BENCHMARKS.md, session 15). The checks come first and write
--- nothing; the writes follow. Answers one row: ('ok', 0, 0), ('conflict',
--- size, 0), ('nullifier', position in the batch, 0) or ('hash', level,
--- index). The primary keys stay the last line of defence.
+-- table; BENCHMARKS.md, session 15), in its caller's transaction. Answers
+-- ('ok', 0, 0), or ('conflict', size, 0) having changed nothing; a spent
+-- or repeated nullifier raises SQLSTATE PLG01 (DETAIL: the entry's position
+-- in the batch), a hash that differs from the stored one PLG02 (DETAIL:
+-- level and index), and the raise undoes the whole batch. The checks run
+-- only when an insert skipped a row: a batch that is fine pays nothing.
 CREATE FUNCTION pledge_commit_batch(
     p_first       bigint,
     p_entries     bytea[],
@@ -116,50 +124,55 @@ CREATE FUNCTION pledge_commit_batch(
 LANGUAGE plpgsql AS $$
 DECLARE
     v_size bigint;
+    v_rows bigint;
     v_a    bigint;
     v_b    bigint;
 BEGIN
-    -- Batches are serialised on the state row, whoever sends them.
-    SELECT s.size INTO v_size FROM log_state s WHERE s.id = 0 FOR UPDATE;
-    IF v_size <> p_first THEN
+    -- The update locks the state row: batches are serialised whoever sends
+    -- them, and one not starting at the size changes nothing.
+    UPDATE log_state s
+        SET size = p_first + coalesce(cardinality(p_entries), 0), checkpoint = p_checkpoint
+        WHERE s.id = 0 AND s.size = p_first;
+    IF NOT FOUND THEN
+        SELECT s.size INTO v_size FROM log_state s WHERE s.id = 0;
         RETURN QUERY SELECT 'conflict'::text, v_size, 0::bigint;
-        RETURN;
-    END IF;
-    -- The first entry whose nullifier is stored or repeats an earlier one.
-    SELECT min(u.pos) INTO v_a
-    FROM (SELECT n.nul, n.pos,
-                 row_number() OVER (PARTITION BY n.nul ORDER BY n.pos) AS k
-          FROM unnest(p_nullifiers, p_spent_at) AS n(nul, pos)) u
-    WHERE u.k > 1 OR EXISTS (SELECT 1 FROM nullifiers x WHERE x.nullifier = u.nul);
-    IF v_a IS NOT NULL THEN
-        RETURN QUERY SELECT 'nullifier'::text, v_a, 0::bigint;
-        RETURN;
-    END IF;
-    -- Append-only: the first hash that differs from the stored one, or
-    -- from an earlier one of the batch at the same node.
-    SELECT q.lvl, q.ix INTO v_a, v_b
-    FROM (SELECT h.lvl, h.ix, h.val, h.ord, x.hash AS stored,
-                 first_value(h.val) OVER (PARTITION BY h.lvl, h.ix ORDER BY h.ord) AS earlier
-          FROM unnest(p_levels, p_indexes, p_hashes) WITH ORDINALITY AS h(lvl, ix, val, ord)
-          LEFT JOIN hashes x ON x.level = h.lvl AND x.idx = h.ix) q
-    WHERE q.val <> coalesce(q.stored, q.earlier)
-    ORDER BY q.ord
-    LIMIT 1;
-    IF FOUND THEN
-        RETURN QUERY SELECT 'hash'::text, v_a, v_b;
         RETURN;
     END IF;
     INSERT INTO entries (idx, data)
         SELECT p_first + e.ord - 1, e.data
         FROM unnest(p_entries) WITH ORDINALITY AS e(data, ord);
     INSERT INTO nullifiers (nullifier, idx)
-        SELECT n.nul, p_first + n.pos FROM unnest(p_nullifiers, p_spent_at) AS n(nul, pos);
+        SELECT n.nul, p_first + n.pos FROM unnest(p_nullifiers, p_spent_at) AS n(nul, pos)
+        ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    IF v_rows < coalesce(cardinality(p_nullifiers), 0) THEN
+        -- The first entry whose nullifier is stored under another index:
+        -- spent before, or earlier in this batch.
+        SELECT min(n.pos) INTO v_a
+        FROM unnest(p_nullifiers, p_spent_at) AS n(nul, pos)
+        JOIN nullifiers x ON x.nullifier = n.nul
+        WHERE x.idx <> p_first + n.pos;
+        RAISE EXCEPTION USING ERRCODE = 'PLG01', MESSAGE = 'a nullifier is spent',
+            DETAIL = v_a::text;
+    END IF;
     INSERT INTO hashes (level, idx, hash)
         SELECT h.lvl, h.ix, h.val FROM unnest(p_levels, p_indexes, p_hashes) AS h(lvl, ix, val)
         ON CONFLICT (level, idx) DO NOTHING;
-    UPDATE log_state s
-        SET size = p_first + coalesce(cardinality(p_entries), 0), checkpoint = p_checkpoint
-        WHERE s.id = 0;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    IF v_rows < coalesce(cardinality(p_hashes), 0) THEN
+        -- Append-only: the first hash that differs from the stored one (an
+        -- earlier one of this batch at the same node counts as stored).
+        SELECT h.lvl, h.ix INTO v_a, v_b
+        FROM unnest(p_levels, p_indexes, p_hashes) WITH ORDINALITY AS h(lvl, ix, val, ord)
+        JOIN hashes x ON x.level = h.lvl AND x.idx = h.ix
+        WHERE x.hash <> h.val
+        ORDER BY h.ord
+        LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'PLG02', MESSAGE = 'a stored hash differs',
+                DETAIL = v_a::text || ' ' || v_b::text;
+        END IF;
+    END IF;
     -- One value per key (the caller keeps the last write of each).
     DELETE FROM meta m
         WHERE m.key IN (SELECT u.k FROM unnest(p_meta_keys, p_meta_values) AS u(k, v)
@@ -664,43 +677,52 @@ fn commit_on(c: &mut Conn, batch: &Batch, end: u64) -> Result<(), StoreError> {
         }
     }
     let meta_values: Vec<Option<&[u8]>> = order.iter().map(|k| last[k]).collect();
-    let row = c
-        .session()
-        .query_one(
-            "SELECT outcome, a, b FROM pledge_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                &first,
-                &data,
-                &nullifiers,
-                &spent_at,
-                &levels,
-                &indexes,
-                &hashes,
-                &batch.checkpoint,
-                &order,
-                &meta_values,
-            ],
-        )
-        .map_err(db)?;
-    let (outcome, a, b): (&str, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    let answer = c.session().query_one(
+        "SELECT outcome, a, b FROM pledge_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            &first,
+            &data,
+            &nullifiers,
+            &spent_at,
+            &levels,
+            &indexes,
+            &hashes,
+            &batch.checkpoint,
+            &order,
+            &meta_values,
+        ],
+    );
+    let row = match answer {
+        Ok(row) => row,
+        Err(e) => return Err(refusal(&e).unwrap_or_else(|| db(e))),
+    };
+    let (outcome, a): (&str, i64) = (row.get(0), row.get(1));
     match outcome {
         "ok" => Ok(()),
         "conflict" => Err(StoreError::Conflict {
             expected: index_of(a, "the log size")?,
             actual: batch.first_index,
         }),
-        "nullifier" => Err(StoreError::DuplicateNullifier {
-            position: usize::try_from(a).map_err(|_| {
-                StoreError::Corrupt("pledge_commit_batch named a negative position".into())
-            })?,
-        }),
-        "hash" => Err(StoreError::HashMismatch {
-            level: u8::try_from(a).unwrap_or(u8::MAX),
-            index: index_of(b, "a hash index")?,
-        }),
         other => Err(StoreError::Corrupt(format!(
             "pledge_commit_batch answered {other:?}"
         ))),
+    }
+}
+
+/// The contract's refusal that `pledge_commit_batch` raised, if `e` is one.
+fn refusal(e: &postgres::Error) -> Option<StoreError> {
+    let d = e.as_db_error()?;
+    let detail = d.detail().unwrap_or_default();
+    let mut numbers = detail.split(' ').map(str::parse::<u64>);
+    match d.code().code() {
+        "PLG01" => Some(StoreError::DuplicateNullifier {
+            position: usize::try_from(numbers.next()?.ok()?).ok()?,
+        }),
+        "PLG02" => Some(StoreError::HashMismatch {
+            level: u8::try_from(numbers.next()?.ok()?).ok()?,
+            index: numbers.next()?.ok()?,
+        }),
+        _ => None,
     }
 }
 

@@ -227,9 +227,22 @@ async fn one_run(args: &Args, pledged: &Path, run: usize) -> anyhow::Result<Resu
         (Ok(()), Some(db)) => {
             let url = db.url().to_owned();
             let secs = args.limit_seconds * 4.0;
-            match std::thread::spawn(move || pg_batch_limit(&url, secs)).join() {
-                Ok(Ok(rows)) => {
+            // The store's own commits, on a database of their own.
+            let store_db = pledge_tests::postgres::cluster().database();
+            let store_url = store_db.url().to_owned();
+            let measured = std::thread::spawn(move || {
+                Ok::<_, anyhow::Error>((
+                    pg_batch_limit(&url, secs)?,
+                    pg_store_batch_rate(&store_url, secs)?,
+                ))
+            })
+            .join();
+            drop(store_db);
+            match measured {
+                Ok(Ok((rows, store_rows))) => {
                     r.push(("pg_batch_rows_per_s", f(rows)));
+                    r.push(("pg_store_rows_per_s", f(store_rows)));
+                    r.push(("pg_store_ratio", f(store_rows / rows)));
                     Ok(())
                 }
                 Ok(Err(e)) => Err(e),
@@ -1048,6 +1061,51 @@ fn pg_batch_limit(url: &str, secs: f64) -> anyhow::Result<f64> {
     let rate = rows as f64 / started.elapsed().as_secs_f64();
     c.batch_execute("DROP TABLE bench_state, bench_entries, bench_nullifiers, bench_hashes;")?;
     Ok(rate)
+}
+
+/// Entries per second that `PostgresStore::commit_batch` (the sequencer's
+/// commit, without HTTP or rules) stores back to back in batches of 256, as
+/// `pg_batch_limit` shapes them: the store's cost against the database's.
+fn pg_store_batch_rate(url: &str, secs: f64) -> anyhow::Result<f64> {
+    use pledge_protocol::hash::Nullifier;
+    use pledge_server::store::{Batch, BatchEntry, LogStore, PostgresStore, StoredHash};
+    let store = PostgresStore::connect(url).map_err(|e| anyhow!("{e}"))?;
+    let started = Instant::now();
+    let mut next = 0u64;
+    while started.elapsed().as_secs_f64() < secs {
+        let entries = (0..256)
+            .map(|_| {
+                let mut n = [0u8; 32];
+                n.copy_from_slice(&random_bytes(32));
+                BatchEntry {
+                    data: random_bytes(420),
+                    nullifier: Some(Nullifier(n)),
+                }
+            })
+            .collect();
+        let hashes = (2 * next..2 * next + 512)
+            .map(|index| {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(&random_bytes(32));
+                StoredHash {
+                    level: 0,
+                    index,
+                    hash: pledge_protocol::hash::Hash(h),
+                }
+            })
+            .collect();
+        store
+            .commit_batch(Batch {
+                first_index: next,
+                entries,
+                hashes,
+                checkpoint: random_bytes(300),
+                meta: Vec::new(),
+            })
+            .map_err(|e| anyhow!("{e}"))?;
+        next += 256;
+    }
+    Ok(next as f64 / started.elapsed().as_secs_f64())
 }
 
 fn random_bytes(n: usize) -> Vec<u8> {
