@@ -740,21 +740,29 @@ fn delete_meta(tx: &mut Tx<'_, '_>, key: &[u8]) -> Result<u64, postgres::Error> 
 
 /// The body of [`IssuerStore::issue`], in the order of [`IssueTxn`].
 fn issue_in(tx: &mut Tx<'_, '_>, txn: &IssueTxn) -> Result<(), Stop> {
-    for (position, (set, mark)) in txn.take.iter().enumerate() {
-        let n = tx.execute(
-            "DELETE FROM marks WHERE set_name = $1 AND mark = $2",
-            &[set, &mark.0.as_slice()],
+    // One statement for all the takes and one for all the inserts, however
+    // many requests the group commit merged; then the first pair that was
+    // not there (take) or was (insert), or repeats an earlier one, is the
+    // position the contract names.
+    if !txn.take.is_empty() {
+        let (sets, marks) = pair_columns(&txn.take);
+        let taken = tx.query(
+            "DELETE FROM marks m USING unnest($1::bytea[], $2::bytea[]) AS u(s, k) \
+             WHERE m.set_name = u.s AND m.mark = u.k RETURNING m.set_name, m.mark",
+            &[&sets, &marks],
         )?;
-        if n == 0 {
+        if let Some(position) = first_not_done(&txn.take, &taken) {
             return Err(StoreError::MarkMissing { position }.into());
         }
     }
-    for (position, (set, mark)) in txn.insert.iter().enumerate() {
-        let n = tx.execute(
-            "INSERT INTO marks (set_name, mark) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[set, &mark.0.as_slice()],
+    if !txn.insert.is_empty() {
+        let (sets, marks) = pair_columns(&txn.insert);
+        let added = tx.query(
+            "INSERT INTO marks (set_name, mark) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+             ON CONFLICT DO NOTHING RETURNING set_name, mark",
+            &[&sets, &marks],
         )?;
-        if n == 0 {
+        if let Some(position) = first_not_done(&txn.insert, &added) {
             return Err(StoreError::MarkExists { position }.into());
         }
     }
@@ -772,6 +780,24 @@ fn issue_in(tx: &mut Tx<'_, '_>, txn: &IssueTxn) -> Result<(), Stop> {
         put_meta(tx, key, &next)?;
     }
     Ok(())
+}
+
+/// The set names and the marks of `pairs`, as two arrays.
+fn pair_columns(pairs: &[(Vec<u8>, Mark)]) -> (Vec<&[u8]>, Vec<&[u8]>) {
+    pairs
+        .iter()
+        .map(|(set, mark)| (set.as_slice(), mark.0.as_slice()))
+        .unzip()
+}
+
+/// The first position of `pairs` that is not among the rows a statement
+/// touched, or that repeats an earlier pair.
+fn first_not_done(pairs: &[(Vec<u8>, Mark)], rows: &[Row]) -> Option<usize> {
+    let mut done: std::collections::HashSet<(Vec<u8>, Vec<u8>)> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    pairs
+        .iter()
+        .position(|(set, mark)| !done.remove(&(set.clone(), mark.0.to_vec())))
 }
 
 impl MetaStore for PostgresStore {
