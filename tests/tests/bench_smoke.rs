@@ -149,9 +149,79 @@ fn load_generator_reports_every_figure() {
             num("disk_per_pledge"),
             num("disk_bytes") / PLEDGES as f64
         ));
+        where_the_time_went(r, i);
     }
     // The human table is printed too.
     assert!(stdout.contains("durable pledges/s"), "{stdout}");
+}
+
+/// The figures of where the submission's time went: batches and their mean
+/// size, the sequencer's busy share and, inside it, the store's commits, the
+/// server's cores and the machine's busy share.
+fn where_the_time_went(r: &Run, i: usize) {
+    let num = |k: &str| num(r, i, k);
+    assert!(num("batches") >= 1.0, "run {i}");
+    assert!(close(num("mean_batch"), num("accepted") / num("batches")));
+    for k in [
+        "sequencer_busy",
+        "commit_busy",
+        "server_cores",
+        "machine_busy",
+    ] {
+        let v = num(k);
+        assert!(v.is_finite() && v > 0.0, "run {i}: {k}={v}");
+    }
+    // The commits are part of the batches' time; a share of all cores is
+    // at most one (rounding aside).
+    assert!(num("commit_busy") <= num("sequencer_busy"), "run {i}");
+    assert!(num("machine_busy") <= 1.05, "run {i}");
+}
+
+/// The issue-18 set-up under the load generator: two front ends on one
+/// throwaway PostgreSQL database (the harness starts the cluster), tokens
+/// and pledges spread over both, the audit through the first, and the
+/// database's own batch rate and the store's measured in the same run.
+#[test]
+fn load_generator_runs_two_front_ends_on_postgres() {
+    let (stdout, runs) = bench(&[
+        "--pledges",
+        "200",
+        "--concurrency",
+        "8",
+        "--issue-concurrency",
+        "4",
+        "--backend",
+        "postgres",
+        "--front-ends",
+        "2",
+    ]);
+    assert_eq!(runs.len(), 1, "one RESULT line:\n{stdout}");
+    let r = &runs[0];
+    let num = |k: &str| num(r, 0, k);
+    assert_eq!(num("front_ends"), 2.0);
+    for k in ["tokens", "pledges", "accepted", "audit_pledges"] {
+        assert_eq!(num(k), 200.0, "{k}");
+    }
+    assert_eq!(num("errors"), 0.0);
+    assert_eq!(r["audit_passed"], "true");
+    for k in [
+        "pledges_per_s",
+        "pg_batch_rows_per_s",
+        "pg_store_rows_per_s",
+        "disk_per_pledge",
+    ] {
+        let v = num(k);
+        assert!(v.is_finite() && v > 0.0, "{k}={v}");
+    }
+    assert!(close(
+        num("pg_ratio"),
+        num("pledges_per_s") / num("pg_batch_rows_per_s")
+    ));
+    assert!(close(
+        num("pg_store_ratio"),
+        num("pg_store_rows_per_s") / num("pg_batch_rows_per_s")
+    ));
+    where_the_time_went(r, 0);
 }
 
 /// Pledges of the sealed smoke run (B = 4: a count per bucket is likely
