@@ -6,8 +6,10 @@
 //! log it writes (`Ledger::catch_up`, driven by the sequencer task) and hand
 //! writes that need the sequencer over to it: a pledge, amendment or
 //! withdrawal after their own checks, a campaign's creation, update or
-//! close as it came. Nothing of the client goes along: no address, no
-//! header but the content type and the admin token.
+//! close as it came, and the e-mail attester's code and token requests
+//! (its pending codes and limits live in the sequencer's memory). Nothing
+//! else of the client goes along: no address, no header but the content
+//! type and the admin token.
 //!
 //! With an embedded store ([`Cluster::single`]) the front end is alone and
 //! always sequences.

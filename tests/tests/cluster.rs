@@ -294,6 +294,125 @@ fn a_follower_issues_forwards_and_serves_the_same_log() {
     drop(b);
 }
 
+/// SPEC R-STORE-10: e-mail codes are pending in the memory of the
+/// sequencing front end only, so a code asked for through one front end is
+/// redeemed through any (a follower hands both requests over), and the
+/// per-address limits are one set for the whole cluster.
+#[test]
+fn an_email_code_asked_on_one_front_end_is_redeemed_on_another() {
+    use pledge_protocol::hash::CampaignId;
+    use pledge_protocol::token::IssuerPublicKey;
+    use pledge_tests::server::TokenRequest;
+    use pledge_tests::smtp::{Smtp, code_of};
+    use serde_json::{Value, json};
+
+    let _serial = serial();
+    let smtp = Smtp::start();
+    let db = cluster().database();
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let with_relay = |data: &Path| {
+        let mut l = launch(data, &db);
+        l.env.extend([
+            ("PLEDGED_SMTP_HOST", "127.0.0.1".to_owned()),
+            ("PLEDGED_SMTP_PORT", smtp.port.to_string()),
+            ("PLEDGED_SMTP_TLS", "none".to_owned()),
+            (
+                "PLEDGED_MAIL_FROM",
+                "Pledges <pledge@server.example>".to_owned(),
+            ),
+        ]);
+        l
+    };
+    let a = FrontEnd::start(with_relay(&tmp.path().join("a")), tmp.path().join("a.err"));
+    copy_keys(&tmp.path().join("a"), &tmp.path().join("b"));
+    let b = FrontEnd::start(with_relay(&tmp.path().join("b")), tmp.path().join("b.err"));
+    let token = std::fs::read_to_string(tmp.path().join("a").join("admin.token")).unwrap();
+    let http = reqwest::Client::new();
+    // A request, again while the answer is a 503 (with Retry-After: the
+    // follower does not know the sequencer's URL yet, or has not loaded the
+    // new campaign's issuer key yet), as clients do.
+    let post = |base: &str, path: &str, body: &Value, admin: bool| -> (u16, Value) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (s, v) = rt.block_on(async {
+                let mut req = http.post(format!("{base}{path}")).json(body);
+                if admin {
+                    req = req.bearer_auth(token.trim());
+                }
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                (status, resp.json().await.unwrap_or(Value::Null))
+            });
+            if s != 503 || Instant::now() > deadline {
+                return (s, v);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // An e-mail campaign, created through the follower (handed to `a`).
+    let spec = json!({"title": "Walkout", "action": "walk out",
+                      "deadline": pledge_tests::unix_now() + 3600, "goal": 2,
+                      "threshold_min": 1, "threshold_max": 10,
+                      "attester": {"kind": "email"}});
+    let (s, v) = post(&b.base, "/v1/campaigns", &spec, true);
+    assert_eq!(s, 201, "{v}");
+    let id = CampaignId::from_hex(v["campaign_id"].as_str().unwrap()).unwrap();
+    // Its issuer key, once each front end serves the campaign.
+    let key_on = |base: &str| -> IssuerPublicKey {
+        let client = Client::new(base).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(c) = rt.block_on(client.campaign(&id)) {
+                use base64::Engine as _;
+                let spki = base64::engine::general_purpose::STANDARD
+                    .decode(&c.issuer_key)
+                    .unwrap();
+                return IssuerPublicKey::from_spki(&spki).unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{base} never served the campaign"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let pk = key_on(&a.base);
+    assert_eq!(key_on(&b.base).as_spki(), pk.as_spki());
+    let ask = |base: &str, address: &str| {
+        let (s, v) = post(
+            base,
+            "/v1/attest/email",
+            &json!({"address": address, "campaigns": [id.to_hex()]}),
+            false,
+        );
+        assert_eq!(s, 202, "{v}");
+    };
+    let redeem = |base: &str, address: &str, code: &str| {
+        let req = TokenRequest::new(
+            &id,
+            &pk,
+            json!({"kind": "email", "address": address, "code": code}),
+        );
+        let (s, v) = post(base, "/v1/tokens", &req.body, false);
+        req.finish(s, &v);
+    };
+    // Asked on the follower, redeemed on the sequencer; and the other way.
+    ask(&b.base, "ann@union.example");
+    redeem(
+        &a.base,
+        "ann@union.example",
+        &code_of(&smtp.wait_message(0)),
+    );
+    ask(&a.base, "bob@union.example");
+    redeem(
+        &b.base,
+        "bob@union.example",
+        &code_of(&smtp.wait_message(1)),
+    );
+    drop((a, b));
+}
+
 #[test]
 fn sigkill_of_the_sequencer_under_load_loses_nothing() {
     let _serial = serial();

@@ -964,8 +964,14 @@ fn decode_tokens(body: &[u8]) -> Result<(api::Attestation, Vec<TokenRequest>), A
 }
 
 async fn tokens(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let headers = req.headers().clone();
     let (body, addr) = body_of(req, MAX_TOKENS_BODY).await?;
     let (attestation, requests) = decode_tokens(&body)?;
+    if matches!(attestation, api::Attestation::Email { .. }) && !state.inner.cluster.is_leader() {
+        // SPEC R-STORE-10: e-mail codes are pending on the sequencing front
+        // end only (R-API-29).
+        return forward(&state, Method::POST, "/v1/tokens", &headers, body).await;
+    }
     let attestation = match attestation {
         api::Attestation::Open => Attestation::Open { addr },
         api::Attestation::Invite { code } => Attestation::Invite { code },
@@ -1013,8 +1019,15 @@ async fn tokens(State(state): State<AppState>, req: Request) -> Result<Response,
 /// in this request's memory and, while the code is pending, nowhere (the
 /// pending code is filed under a keyed hash); nothing is logged about it.
 async fn attest_email(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let headers = req.headers().clone();
     let (body, _) = body_of(req, MAX_TOKENS_BODY).await?;
     let r: EmailCodeRequest = parse_json(&body)?;
+    if !state.inner.cluster.is_leader() {
+        // SPEC R-STORE-10: one front end keeps the pending codes and the
+        // limits of the whole cluster, the sequencing one.
+        drop(r);
+        return forward(&state, Method::POST, "/v1/attest/email", &headers, body).await;
+    }
     let issuer = &state.inner.issuer;
     let ticket = issuer
         .prepare_email_code(&state.inner.ledger, &r.address, &r.campaigns, unix_now())
