@@ -300,7 +300,11 @@ fn a_follower_issues_forwards_and_serves_the_same_log() {
 /// per-address limits are one set for the whole cluster.
 #[test]
 fn an_email_code_asked_on_one_front_end_is_redeemed_on_another() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use pledge_protocol::entry::Entry;
     use pledge_protocol::hash::CampaignId;
+    use pledge_protocol::pledge::{Pledge, Terms};
     use pledge_protocol::token::IssuerPublicKey;
     use pledge_tests::server::TokenRequest;
     use pledge_tests::smtp::{Smtp, code_of};
@@ -313,6 +317,13 @@ fn an_email_code_asked_on_one_front_end_is_redeemed_on_another() {
     let rt = runtime();
     let with_relay = |data: &Path| {
         let mut l = launch(data, &db);
+        // Batches (and so the follower's wake-ups) no more often than its
+        // poll: the receipt check below needs the follower's lag.
+        for (k, v) in &mut l.env {
+            if *k == "PLEDGED_BATCH_INTERVAL_MS" {
+                *v = "1000".into();
+            }
+        }
         l.env.extend([
             ("PLEDGED_SMTP_HOST", "127.0.0.1".to_owned()),
             ("PLEDGED_SMTP_PORT", smtp.port.to_string()),
@@ -354,7 +365,8 @@ fn an_email_code_asked_on_one_front_end_is_redeemed_on_another() {
     let spec = json!({"title": "Walkout", "action": "walk out",
                       "deadline": pledge_tests::unix_now() + 3600, "goal": 2,
                       "threshold_min": 1, "threshold_max": 10,
-                      "attester": {"kind": "email"}});
+                      "attester": {"kind": "email"},
+                      "publication": {"min_pledges": 1, "max_delay_ms": 0}});
     let (s, v) = post(&b.base, "/v1/campaigns", &spec, true);
     assert_eq!(s, 201, "{v}");
     let id = CampaignId::from_hex(v["campaign_id"].as_str().unwrap()).unwrap();
@@ -364,10 +376,7 @@ fn an_email_code_asked_on_one_front_end_is_redeemed_on_another() {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(c) = rt.block_on(client.campaign(&id)) {
-                use base64::Engine as _;
-                let spki = base64::engine::general_purpose::STANDARD
-                    .decode(&c.issuer_key)
-                    .unwrap();
+                let spki = B64.decode(&c.issuer_key).unwrap();
                 return IssuerPublicKey::from_spki(&spki).unwrap();
             }
             assert!(
@@ -395,7 +404,7 @@ fn an_email_code_asked_on_one_front_end_is_redeemed_on_another() {
             json!({"kind": "email", "address": address, "code": code}),
         );
         let (s, v) = post(base, "/v1/tokens", &req.body, false);
-        req.finish(s, &v);
+        req.finish(s, &v)
     };
     // Asked on the follower, redeemed on the sequencer; and the other way.
     ask(&b.base, "ann@union.example");
@@ -405,10 +414,36 @@ fn an_email_code_asked_on_one_front_end_is_redeemed_on_another() {
         &code_of(&smtp.wait_message(0)),
     );
     ask(&a.base, "bob@union.example");
-    redeem(
+    let (token, key) = redeem(
         &b.base,
         "bob@union.example",
         &code_of(&smtp.wait_message(1)),
+    );
+
+    // SPEC R-STORE-10: a follower answers a pledge it handed over only once
+    // it serves the checkpoint its receipt names (read your writes).
+    let pledge = Pledge::sign(id, token, Terms::threshold(1).unwrap(), &key).unwrap();
+    let (s, v) = post(
+        &b.base,
+        "/v1/pledges",
+        &json!({"entry": B64.encode(Entry::Pledge(pledge).encode().unwrap())}),
+        false,
+    );
+    assert_eq!(s, 200, "{v}");
+    let named = v["checkpoint_size"].as_u64().unwrap();
+    let served = rt
+        .block_on(Client::new(&b.base).unwrap().checkpoint())
+        .unwrap();
+    let served: u64 = String::from_utf8(served)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        served >= named,
+        "the follower serves size {served} after a receipt for size {named}"
     );
     drop((a, b));
 }

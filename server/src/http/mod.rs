@@ -15,7 +15,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -1159,7 +1159,8 @@ async fn submit_entry(state: AppState, req: Request, kind: Kind) -> Result<Respo
     // SPEC R-STORE-10: another front end sequences; it checks the entry
     // again (no front end takes another's word for a signature).
     if !state.inner.cluster.is_leader() {
-        return forward(&state, Method::POST, &path, &headers, body).await;
+        let answer = forward(&state, Method::POST, &path, &headers, body).await?;
+        return Ok(after_handing_over(&state, answer).await);
     }
     let accepted = state
         .inner
@@ -1180,6 +1181,36 @@ async fn submit_entry(state: AppState, req: Request, kind: Kind) -> Result<Respo
         }),
     )
         .into_response())
+}
+
+/// Longest wait of a follower for its view to show an entry it handed
+/// over (several of its polls).
+const READ_YOUR_WRITES: Duration = Duration::from_secs(2);
+
+/// SPEC R-STORE-10: the sequencer's answer to an entry this front end
+/// handed over, given back once this front end serves the checkpoint the
+/// receipt names (it reads the log at once instead of at its next poll), so
+/// that a client reading this front end next sees its own entry. After
+/// [`READ_YOUR_WRITES`] the answer goes back anyway: the entry is durable
+/// and its receipt verifies on its own.
+async fn after_handing_over(state: &AppState, answer: Response) -> Response {
+    if answer.status() != StatusCode::OK {
+        return answer;
+    }
+    let (parts, body) = answer.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ENTRY_BODY * 4).await else {
+        return ApiError::internal().into_response();
+    };
+    if let Ok(accepted) = serde_json::from_slice::<EntryAccepted>(&bytes) {
+        let ledger = &state.inner.ledger;
+        if ledger.published().size() < accepted.checkpoint_size {
+            state.inner.sequencer.wake();
+            ledger
+                .published_at_least(accepted.checkpoint_size, READ_YOUR_WRITES)
+                .await;
+        }
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 async fn pledge(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {

@@ -524,6 +524,15 @@ impl Ledger {
         self.published.borrow().clone()
     }
 
+    /// Waits until the published view holds at least `size` entries, for
+    /// at most `limit`; whether it does.
+    pub async fn published_at_least(&self, size: u64, limit: std::time::Duration) -> bool {
+        let mut view = self.published.subscribe();
+        tokio::time::timeout(limit, view.wait_for(|p| p.size() >= size))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
     /// True once a durable write failed and the view could not be rebuilt:
     /// the server refuses writes until restarted.
     pub fn has_failed(&self) -> bool {

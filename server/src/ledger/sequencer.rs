@@ -103,6 +103,12 @@ impl SequencerHandle {
         rx.await.map_err(|_| SubmitError::ShuttingDown)?
     }
 
+    /// Wakes the sequencer task now: a front end that follows reads the log
+    /// at once instead of at its next poll (SPEC R-STORE-10).
+    pub fn wake(&self) {
+        self.full.notify_one();
+    }
+
     /// Submissions waiting in the queue.
     pub fn queued(&self) -> usize {
         self.tx.max_capacity().saturating_sub(self.tx.capacity())
