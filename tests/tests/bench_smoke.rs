@@ -149,6 +149,10 @@ fn load_generator_reports_every_figure() {
             num("disk_per_pledge"),
             num("disk_bytes") / PLEDGES as f64
         ));
+        assert!(close(
+            num("disk_growth_per_pledge"),
+            (num("disk_bytes") - num("disk_empty_bytes")) / PLEDGES as f64
+        ));
         where_the_time_went(r, i);
     }
     // The human table is printed too.
@@ -217,6 +221,7 @@ fn load_generator_runs_two_front_ends_on_postgres() {
         num("pg_ratio"),
         num("pledges_per_s") / num("pg_batch_rows_per_s")
     ));
+    assert!(num("disk_growth_per_pledge") > 0.0);
     assert!(close(
         num("pg_store_ratio"),
         num("pg_store_rows_per_s") / num("pg_batch_rows_per_s")

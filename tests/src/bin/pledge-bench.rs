@@ -289,6 +289,12 @@ async fn one_run(args: &Args, pledged: &Path, run: usize) -> anyhow::Result<Resu
         ("audit_ratio", ratio(aps, limit.verify_all)),
         ("pg_ratio", ratio(pps, get("pg_batch_rows_per_s"))),
         ("disk_per_pledge", f(disk / n)),
+        // What each pledge added: without the empty store's fixed size
+        // (an empty PostgreSQL database is about 7.5 MiB of catalogs).
+        (
+            "disk_growth_per_pledge",
+            f((disk - get("disk_empty_bytes")) / n),
+        ),
         ("load1_end", load1()),
     ]);
     if args.sealed {
@@ -1442,6 +1448,7 @@ fn print_run(r: &Results) {
         ("audit time (s)", "audit_s", ""),
         ("server peak RSS (KiB)", "rss_peak_kib", ""),
         ("disk bytes per pledge", "disk_per_pledge", ""),
+        ("disk bytes added per pledge", "disk_growth_per_pledge", ""),
     ];
     let sealed = [
         ("buckets B", "buckets", ""),
@@ -1483,6 +1490,7 @@ fn print_run(r: &Results) {
         ("close, shares and reveal (s)", "reveal_s", ""),
         ("server peak RSS (KiB)", "rss_peak_kib", ""),
         ("disk bytes per pledge", "disk_per_pledge", ""),
+        ("disk bytes added per pledge", "disk_growth_per_pledge", ""),
     ];
     let rows: &[(&str, &str, &str)] = if m.contains_key("sealed") {
         &sealed
