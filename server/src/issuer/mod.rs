@@ -343,8 +343,12 @@ impl Issuer {
 
     /// Brings the keys in memory in line with `view` on a front end that
     /// does not sequence (SPEC R-STORE-10): loads the key and policy of each
-    /// open campaign another front end created, forgets those of closed
-    /// campaigns. Blocking (store reads); a no-op when nothing changed.
+    /// open campaign another front end created; for each campaign closed
+    /// since, stops issuing, waits for its own issuances in flight and
+    /// deletes the campaign's keyed hashes and key again (one of its
+    /// issuances may have committed after the sequencing front end deleted
+    /// them, R-STORE-4), then forgets the key. Blocking (store reads and
+    /// writes); a no-op when nothing changed.
     ///
     /// # Errors
     /// [`StoreError`] from the store.
@@ -353,6 +357,9 @@ impl Issuer {
             let known = read(&self.keys).contains_key(id);
             if c.closed_at.is_some() {
                 if known {
+                    self.begin_close(id);
+                    self.store
+                        .drop_set(&issued_set(id), &[key_meta(id).as_slice()])?;
                     write(&self.keys).remove(id);
                 }
                 continue;
@@ -928,6 +935,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::ledger::unix_now;
     use crate::store::{RedbStore, Store};
     use pledge_protocol::note::{KeyName, NoteSigner};
 
@@ -1030,6 +1038,69 @@ mod tests {
         drop(again);
         let other = Issuer::load(store, &ledger.published(), Zeroizing::new([2; 32]), 0).unwrap();
         assert!(!read(&other.keys).contains_key(&id));
+    }
+
+    /// SPEC R-STORE-10, R-STORE-4: a front end that does not sequence may
+    /// commit an issuance of a campaign after the sequencing front end
+    /// closed it and deleted its keyed hashes (its view shows the close up
+    /// to a poll later). When its view shows the close, it waits for its own
+    /// issuances in flight and deletes the set again, so no keyed hash of a
+    /// person outlives the close.
+    #[test]
+    fn a_follower_deletes_the_keyed_hashes_it_wrote_after_the_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
+        let signer = NoteSigner::from_seed(KeyName::new("test.example/log").unwrap(), &[9; 32]);
+        let (ledger, core) = Ledger::open(store.clone(), signer).unwrap();
+        let hmac = Zeroizing::new([1; 32]);
+        let leader = Issuer::load(store.clone(), &ledger.published(), hmac.clone(), 0).unwrap();
+        let opened = leader
+            .prepare_campaign(demo_params(unix_now()), AttesterPolicy::Open)
+            .unwrap();
+        let id = opened.campaign();
+        let (core, results) = ledger.integrate(
+            core,
+            vec![(
+                crate::ledger::Proposal::opening(opened).unwrap(),
+                Vec::new(),
+            )],
+            unix_now(),
+        );
+        assert!(results[0].is_ok());
+        leader.opened(&id);
+        // The follower loads the campaign's key from the store.
+        let follower = Issuer::load(store.clone(), &ledger.published(), hmac, 0).unwrap();
+        follower.sync(&ledger.published()).unwrap();
+        assert!(read(&follower.keys).contains_key(&id));
+        // The leader closes the campaign and deletes its keyed hashes ...
+        leader.begin_close(&id);
+        let (_core, results) = ledger.integrate(
+            core.unwrap(),
+            vec![(
+                crate::ledger::Proposal::Close {
+                    campaign: id,
+                    tokens_issued: 0,
+                },
+                Vec::new(),
+            )],
+            unix_now(),
+        );
+        assert!(results[0].is_ok());
+        leader.finish_close(&id).unwrap();
+        // ... then the follower's issuance, checked before it saw the
+        // close, commits its person mark.
+        store
+            .issue(IssueTxn {
+                insert: vec![(issued_set(&id), Mark([7; 32]))],
+                ..IssueTxn::default()
+            })
+            .unwrap();
+        follower.sync(&ledger.published()).unwrap();
+        assert!(!read(&follower.keys).contains_key(&id));
+        assert!(
+            store.mark_counts(&issued_set(&id)).unwrap().is_empty(),
+            "a keyed hash outlived the close"
+        );
     }
 
     /// A pending list that does not decode refuses start-up instead of
