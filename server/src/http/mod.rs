@@ -1198,7 +1198,8 @@ async fn after_handing_over(state: &AppState, answer: Response) -> Response {
         return answer;
     }
     let (parts, body) = answer.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_ENTRY_BODY * 4).await else {
+    // Already in memory (the whole answer was read when it was handed back).
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return ApiError::internal().into_response();
     };
     if let Ok(accepted) = serde_json::from_slice::<EntryAccepted>(&bytes) {
