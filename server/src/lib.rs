@@ -512,7 +512,7 @@ pub async fn close_one(
 ) -> Result<u64, CloseError> {
     let is = issuer.clone();
     let tokens_issued = tokio::task::spawn_blocking(move || {
-        is.begin_close(&id);
+        is.begin_close(&id)?;
         is.tokens_issued(&id)
     })
     .await

@@ -87,6 +87,7 @@ fn commit_group(
     let mut merged = IssueTxn::default();
     let mut sums: Vec<(Vec<u8>, u64)> = Vec::new();
     for (_, x) in &batch {
+        merged.absent.extend(x.absent.iter().cloned());
         merged.take.extend(x.take.iter().cloned());
         merged.insert.extend(x.insert.iter().cloned());
         for (k, by) in &x.increment {

@@ -196,6 +196,12 @@ fn policy_meta(id: &CampaignId) -> Vec<u8> {
 pub fn tokens_meta(id: &CampaignId) -> Vec<u8> {
     format!("tokens-issued/{id}").into_bytes()
 }
+/// The set of closing marks: a campaign's id once its close began (SPEC
+/// R-STORE-5). Public data; kept after the close.
+const CLOSING_SET: &[u8] = b"closing";
+fn closing_mark(id: &CampaignId) -> (Vec<u8>, Mark) {
+    (CLOSING_SET.to_vec(), Mark(id.0))
+}
 fn issued_set(id: &CampaignId) -> Vec<u8> {
     format!("issued/{id}").into_bytes()
 }
@@ -357,7 +363,7 @@ impl Issuer {
             let known = read(&self.keys).contains_key(id);
             if c.closed_at.is_some() {
                 if known {
-                    self.begin_close(id);
+                    self.begin_close(id)?;
                     self.store
                         .drop_set(&issued_set(id), &[key_meta(id).as_slice()])?;
                     write(&self.keys).remove(id);
@@ -690,12 +696,29 @@ impl Issuer {
         Ok(codes)
     }
 
-    /// Marks a campaign as closing: no more tokens from now on. Returns once
-    /// every issuance that passed its checks before is durable or failed, so
-    /// the counter read next is final. Blocking (waits for those commits).
-    pub fn begin_close(&self, id: &CampaignId) {
+    /// Marks a campaign as closing: no more tokens from now on, from any
+    /// front end. Returns once every issuance of this front end that passed
+    /// its checks before is durable or failed, and the campaign's closing
+    /// mark is durable (SPEC R-STORE-5): written in one transaction with its
+    /// token counter, so an issuance of another front end on the same
+    /// database either committed before (and is counted) or is refused. The
+    /// counter read next is final. Blocking (waits for those commits).
+    ///
+    /// # Errors
+    /// [`StoreError`] writing the closing mark.
+    pub fn begin_close(&self, id: &CampaignId) -> Result<(), StoreError> {
         lock(&self.closing).insert(*id);
         drop(write(&self.in_flight));
+        let closing = IssueTxn {
+            insert: vec![closing_mark(id)],
+            increment: vec![(tokens_meta(id), 0)],
+            ..IssueTxn::default()
+        };
+        match self.store.issue(closing) {
+            // Written by an earlier attempt to close.
+            Ok(()) | Err(StoreError::MarkExists { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes a closed campaign's keyed-hash set and issuer key durably, then
@@ -816,12 +839,17 @@ impl Issuer {
             out.push(sig);
         }
         for r in requests {
+            // The close of a campaign writes this mark and touches this
+            // counter in one transaction: an issuance on any front end is
+            // counted before the close, or refused (SPEC R-STORE-5).
+            txn.absent.push(closing_mark(&r.campaign));
             txn.increment.push((tokens_meta(&r.campaign), 1));
         }
         // Durable before anything is released (SPEC R-STORE-5).
         self.group
             .commit(self.store.as_ref(), txn)
             .map_err(|e| match e {
+                StoreError::MarkPresent { position } => IssueError::CampaignClosed(position),
                 StoreError::MarkMissing { .. } => IssueError::InviteInvalid,
                 StoreError::MarkExists { position } => IssueError::AlreadyIssued(position),
                 other => {
@@ -1073,7 +1101,7 @@ mod tests {
         follower.sync(&ledger.published()).unwrap();
         assert!(read(&follower.keys).contains_key(&id));
         // The leader closes the campaign and deletes its keyed hashes ...
-        leader.begin_close(&id);
+        leader.begin_close(&id).unwrap();
         let (_core, results) = ledger.integrate(
             core.unwrap(),
             vec![(
@@ -1101,6 +1129,61 @@ mod tests {
             store.mark_counts(&issued_set(&id)).unwrap().is_empty(),
             "a keyed hash outlived the close"
         );
+    }
+
+    /// SPEC R-STORE-5, R-STORE-10: once the close of a campaign began on
+    /// one front end, no other front end on the same store issues a token
+    /// for it (its view still shows the campaign open until the
+    /// CampaignClosed entry is logged), so the counter the close reads is
+    /// final.
+    #[test]
+    fn no_front_end_issues_once_a_close_began() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
+        let signer = NoteSigner::from_seed(KeyName::new("test.example/log").unwrap(), &[9; 32]);
+        let (ledger, core) = Ledger::open(store.clone(), signer).unwrap();
+        let hmac = Zeroizing::new([1; 32]);
+        let leader = Issuer::load(store.clone(), &ledger.published(), hmac.clone(), 0).unwrap();
+        let opened = leader
+            .prepare_campaign(demo_params(unix_now()), AttesterPolicy::Open)
+            .unwrap();
+        let id = opened.campaign();
+        let (_core, results) = ledger.integrate(
+            core,
+            vec![(
+                crate::ledger::Proposal::opening(opened).unwrap(),
+                Vec::new(),
+            )],
+            unix_now(),
+        );
+        assert!(results[0].is_ok());
+        leader.opened(&id);
+        let follower = Issuer::load(store.clone(), &ledger.published(), hmac, 0).unwrap();
+        follower.sync(&ledger.published()).unwrap();
+        let pk = read(&follower.keys)[&id].public_key().clone();
+        let request = || {
+            let key = pledge_protocol::pledge::PledgeSigningKey::generate().unwrap();
+            let (blinded, _) = pledge_protocol::token::blind(&pk, &id, &key.public_key()).unwrap();
+            vec![TokenRequest {
+                campaign: id,
+                blinded: blinded.as_bytes().to_vec(),
+            }]
+        };
+        let open = Attestation::Open { addr: None };
+        follower
+            .issue(&ledger, &open, &request(), unix_now())
+            .unwrap();
+        leader.begin_close(&id).unwrap();
+        let counted = leader.tokens_issued(&id).unwrap();
+        assert_eq!(counted, 1);
+        // The follower's view still shows the campaign open.
+        assert!(matches!(
+            follower.issue(&ledger, &open, &request(), unix_now()),
+            Err(IssueError::CampaignClosed(0))
+        ));
+        assert_eq!(leader.tokens_issued(&id).unwrap(), counted);
+        // A second attempt to close (a refused CampaignClosed) is fine.
+        leader.begin_close(&id).unwrap();
     }
 
     /// A pending list that does not decode refuses start-up instead of

@@ -565,6 +565,7 @@ pub fn issue_applies_everything_on_success<F: Fixture>(f: &F) {
     })
     .unwrap();
     s.issue(IssueTxn {
+        absent: vec![(b"closing".to_vec(), mark(9))],
         take: vec![(b"invite".to_vec(), mark(1))],
         insert: vec![
             (b"person/c1".to_vec(), mark(7)),
@@ -606,7 +607,9 @@ pub fn issue_failure_applies_nothing<F: Fixture>(f: &F) {
     })
     .unwrap();
     let before = snapshot(&*s);
+    s.add_marks(b"closing", &[mark(8)]).unwrap();
     let full = |take: Vec<(Vec<u8>, Mark)>, insert: Vec<(Vec<u8>, Mark)>| IssueTxn {
+        absent: vec![(b"closing".to_vec(), mark(9))],
         take,
         insert,
         put: vec![(b"k1".to_vec(), b"v".to_vec())],
@@ -657,6 +660,21 @@ pub fn issue_failure_applies_nothing<F: Fixture>(f: &F) {
         (full(vec![], vec![(vec![b'x'; 256], mark(4))]), |e| {
             matches!(e, StoreError::Invalid(_))
         }),
+        // A mark that must be absent is present (the second of two): the
+        // takes and inserts that would succeed must not apply.
+        (
+            IssueTxn {
+                absent: vec![
+                    (b"closing".to_vec(), mark(9)),
+                    (b"closing".to_vec(), mark(8)),
+                ],
+                ..full(
+                    vec![(b"invite".to_vec(), mark(1))],
+                    vec![(b"person/c2".to_vec(), mark(4))],
+                )
+            },
+            |e| matches!(e, StoreError::MarkPresent { position: 1 }),
+        ),
     ];
     for (i, (txn, ok)) in cases.into_iter().enumerate() {
         match s.issue(txn) {

@@ -130,9 +130,13 @@ impl fmt::Debug for Batch {
 }
 
 /// One issuer/attester transaction, applied atomically by [`Store::issue`] in
-/// this order: `take`, `insert`, `put`, `delete`, `increment`.
+/// this order: `absent`, `take`, `insert`, `put`, `delete`, `increment`.
 #[derive(Clone, Default)]
 pub struct IssueTxn {
+    /// `(set, mark)` pairs that must not exist; checked, not written (a
+    /// campaign's issuance requires its closing mark absent, SPEC
+    /// R-STORE-5).
+    pub absent: Vec<(Vec<u8>, Mark)>,
     /// `(set, mark)` pairs that must exist and are removed (single-use invite
     /// code hashes). A pair listed twice fails at its second occurrence.
     pub take: Vec<(Vec<u8>, Mark)>,
@@ -152,6 +156,7 @@ impl fmt::Debug for IssueTxn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // `put` may carry secret keys: print only the shape.
         f.debug_struct("IssueTxn")
+            .field("absent", &self.absent.len())
             .field("take", &self.take.len())
             .field("insert", &self.insert.len())
             .field("put", &self.put.len())
@@ -331,6 +336,12 @@ pub enum StoreError {
         /// Node index.
         index: u64,
     },
+    /// `IssueTxn::absent[position]` is in its set. Nothing was written.
+    #[error("absent {position}: the mark is in its set")]
+    MarkPresent {
+        /// Position within `IssueTxn::absent`.
+        position: usize,
+    },
     /// `IssueTxn::take[position]` is not in its set. Nothing was written.
     #[error("take {position}: the mark is not in its set (unknown or already used)")]
     MarkMissing {
@@ -503,9 +514,10 @@ pub trait IssuerStore: MetaStore {
     /// R-STORE-5), in the order documented on [`IssueTxn`].
     ///
     /// # Errors
-    /// [`StoreError::MarkMissing`] for the first `take` whose mark is absent,
-    /// [`StoreError::MarkExists`] for the first `insert` whose mark is present
-    /// (takes are checked before inserts); [`StoreError::Invalid`] for a set name
+    /// [`StoreError::MarkPresent`] for the first `absent` whose mark is
+    /// present, [`StoreError::MarkMissing`] for the first `take` whose mark is
+    /// absent, [`StoreError::MarkExists`] for the first `insert` whose mark is
+    /// present (in that order); [`StoreError::Invalid`] for a set name
     /// longer than [`MAX_SET_NAME_LEN`], a counter that would overflow or a
     /// counter key whose value is not 8 bytes; [`StoreError::Backend`],
     /// [`StoreError::Failed`]. On any error nothing is written.

@@ -744,6 +744,22 @@ fn issue_in(tx: &mut Tx<'_, '_>, txn: &IssueTxn) -> Result<(), Stop> {
     // many requests the group commit merged; then the first pair that was
     // not there (take) or was (insert), or repeats an earlier one, is the
     // position the contract names.
+    if !txn.absent.is_empty() {
+        let (sets, marks) = pair_columns(&txn.absent);
+        let present = tx.query(
+            "SELECT m.set_name, m.mark FROM marks m \
+             JOIN unnest($1::bytea[], $2::bytea[]) AS u(s, k) \
+             ON m.set_name = u.s AND m.mark = u.k",
+            &[&sets, &marks],
+        )?;
+        if let Some(position) = txn.absent.iter().position(|(set, mark)| {
+            present.iter().any(|r| {
+                r.get::<_, &[u8]>(0) == set.as_slice() && r.get::<_, &[u8]>(1) == mark.0.as_slice()
+            })
+        }) {
+            return Err(StoreError::MarkPresent { position }.into());
+        }
+    }
     if !txn.take.is_empty() {
         let (sets, marks) = pair_columns(&txn.take);
         let taken = tx.query(
@@ -938,7 +954,7 @@ impl LogStore for PostgresStore {
 
 impl IssuerStore for PostgresStore {
     fn issue(&self, txn: IssueTxn) -> Result<(), StoreError> {
-        for (set, _) in txn.take.iter().chain(&txn.insert) {
+        for (set, _) in txn.absent.iter().chain(&txn.take).chain(&txn.insert) {
             check_set(set)?;
         }
         self.serializable(|tx| issue_in(tx, &txn))

@@ -368,10 +368,21 @@ impl IssuerStore for RedbStore {
             .iter()
             .map(|(s, m)| mark_key(s, m))
             .collect::<Result<Vec<_>, _>>()?;
+        let absent = txn_spec
+            .absent
+            .iter()
+            .map(|(s, m)| mark_key(s, m))
+            .collect::<Result<Vec<_>, _>>()?;
         let txn = self.begin_write()?;
         let res = (|| {
             let mut marks = txn.open_table(MARKS).map_err(backend)?;
-            // SPEC R-STORE-5: takes must exist, inserts must not.
+            // SPEC R-STORE-5: absent marks and inserts must not exist,
+            // takes must.
+            for (position, k) in absent.iter().enumerate() {
+                if marks.get(k.as_slice()).map_err(backend)?.is_some() {
+                    return Err(StoreError::MarkPresent { position });
+                }
+            }
             for (position, k) in takes.iter().enumerate() {
                 if marks.remove(k.as_slice()).map_err(backend)?.is_none() {
                     return Err(StoreError::MarkMissing { position });

@@ -408,10 +408,17 @@ impl IssuerStore for SledStore {
     fn issue(&self, spec: IssueTxn) -> Result<(), StoreError> {
         let takes = mark_keys(spec.take.iter().map(|(s, m)| (s.as_slice(), m)))?;
         let inserts = mark_keys(spec.insert.iter().map(|(s, m)| (s.as_slice(), m)))?;
+        let absent = mark_keys(spec.absent.iter().map(|(s, m)| (s.as_slice(), m)))?;
         self.write(|| {
             txn_result((&self.marks, &self.meta).transaction(
                 |(marks, meta): &(TransactionalTree, TransactionalTree)| {
-                    // SPEC R-STORE-5: takes must exist, inserts must not.
+                    // SPEC R-STORE-5: absent marks and inserts must not
+                    // exist, takes must.
+                    for (position, k) in absent.iter().enumerate() {
+                        if marks.get(k.as_slice())?.is_some() {
+                            return abort(StoreError::MarkPresent { position });
+                        }
+                    }
                     for (position, k) in takes.iter().enumerate() {
                         if marks.remove(k.as_slice())?.is_none() {
                             return abort(StoreError::MarkMissing { position });
