@@ -939,6 +939,57 @@ pub fn concurrent_issue_of_one_mark_has_one_winner<F: Fixture>(f: &F) {
     assert_eq!(s.counter(b"count/invites").unwrap(), 1);
 }
 
+/// R-STORE-5, the close of a campaign against issuances for it: a close
+/// inserts the closing mark and touches the counter, an issuance requires
+/// the mark absent and increments the counter. However they race, an
+/// issuance that succeeded is in the counter read right after the close.
+pub fn an_issuance_racing_a_close_is_counted_or_refused<F: Fixture>(f: &F) {
+    const ROUNDS: u8 = 24;
+    const ISSUERS: usize = 3;
+    let place = f.place();
+    let s = open(f, &place);
+    for round in 0..ROUNDS {
+        let counter = format!("count/{round}").into_bytes();
+        let closing = (b"closing".to_vec(), mark(round));
+        let barrier = Arc::new(Barrier::new(ISSUERS + 1));
+        let issuers: Vec<_> = (0..ISSUERS)
+            .map(|_| {
+                let (s, barrier) = (Arc::clone(&s), Arc::clone(&barrier));
+                let (counter, closing) = (counter.clone(), closing.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    s.issue(IssueTxn {
+                        absent: vec![closing],
+                        increment: vec![(counter, 1)],
+                        ..IssueTxn::default()
+                    })
+                })
+            })
+            .collect();
+        barrier.wait();
+        s.issue(IssueTxn {
+            insert: vec![closing],
+            increment: vec![(counter.clone(), 0)],
+            ..IssueTxn::default()
+        })
+        .unwrap();
+        let counted = s.counter(&counter).unwrap();
+        let mut issued = 0u64;
+        for h in issuers {
+            match h.join().unwrap() {
+                Ok(()) => issued += 1,
+                Err(StoreError::MarkPresent { position: 0 }) => {}
+                Err(e) => panic!("round {round}: unexpected {e:?}"),
+            }
+        }
+        assert_eq!(
+            counted, issued,
+            "round {round}: an issuance after the close"
+        );
+        assert_eq!(s.counter(&counter).unwrap(), issued);
+    }
+}
+
 /// Concurrent batches at one index spending one nullifier: one commits.
 pub fn concurrent_spend_of_one_nullifier_has_one_winner<F: Fixture>(f: &F) {
     // Two sequencers (a bug, but the store must still hold): both try to
@@ -1042,6 +1093,7 @@ macro_rules! store_conformance {
             sequence_numbers_are_assigned_in_order,
             empty_batch_updates_checkpoint_and_meta,
             batch_meta_writes_apply_in_order,
+            an_issuance_racing_a_close_is_counted_or_refused,
             wrong_first_index_is_a_conflict,
             duplicate_nullifier_in_store_is_refused_whole,
             duplicate_nullifier_within_batch_is_refused_whole,
