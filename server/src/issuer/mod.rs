@@ -363,7 +363,7 @@ impl Issuer {
             let known = read(&self.keys).contains_key(id);
             if c.closed_at.is_some() {
                 if known {
-                    self.begin_close(id)?;
+                    self.stop_issuing(id);
                     self.store
                         .drop_set(&issued_set(id), &[key_meta(id).as_slice()])?;
                     write(&self.keys).remove(id);
@@ -707,8 +707,7 @@ impl Issuer {
     /// # Errors
     /// [`StoreError`] writing the closing mark.
     pub fn begin_close(&self, id: &CampaignId) -> Result<(), StoreError> {
-        lock(&self.closing).insert(*id);
-        drop(write(&self.in_flight));
+        self.stop_issuing(id);
         let closing = IssueTxn {
             insert: vec![closing_mark(id)],
             increment: vec![(tokens_meta(id), 0)],
@@ -719,6 +718,14 @@ impl Issuer {
             Ok(()) | Err(StoreError::MarkExists { .. }) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// This front end issues no more tokens for `id`; returns once its
+    /// issuances that passed their checks before are durable or failed.
+    /// Blocking.
+    fn stop_issuing(&self, id: &CampaignId) {
+        lock(&self.closing).insert(*id);
+        drop(write(&self.in_flight));
     }
 
     /// Deletes a closed campaign's keyed-hash set and issuer key durably, then

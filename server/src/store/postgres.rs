@@ -651,9 +651,8 @@ fn migrate(c: &mut Client) -> Result<(), StoreError> {
 /// [`LogStore::commit_batch`] in one statement, one round trip: the
 /// function of migration 2 (`pledge_commit_batch`) in a transaction of its
 /// own.
-fn commit_on(c: &mut Conn, batch: &Batch, end: u64) -> Result<(), StoreError> {
+fn commit_on(c: &mut Conn, batch: &Batch) -> Result<(), StoreError> {
     let first = sql_index(batch.first_index)?;
-    sql_index(end)?;
     let data: Vec<&[u8]> = batch.entries.iter().map(|e| e.data.as_slice()).collect();
     let (nullifiers, spent_at): (Vec<&[u8]>, Vec<i64>) = batch
         .entries
@@ -740,10 +739,9 @@ fn delete_meta(tx: &mut Tx<'_, '_>, key: &[u8]) -> Result<u64, postgres::Error> 
 
 /// The body of [`IssuerStore::issue`], in the order of [`IssueTxn`].
 fn issue_in(tx: &mut Tx<'_, '_>, txn: &IssueTxn) -> Result<(), Stop> {
-    // One statement for all the takes and one for all the inserts, however
-    // many requests the group commit merged; then the first pair that was
-    // not there (take) or was (insert), or repeats an earlier one, is the
-    // position the contract names.
+    // One statement each for all the absent marks, the takes and the
+    // inserts, however many requests the group commit merged; the position
+    // the contract names is found from the rows each one returned.
     if !txn.absent.is_empty() {
         let (sets, marks) = pair_columns(&txn.absent);
         let present = tx.query(
@@ -752,11 +750,12 @@ fn issue_in(tx: &mut Tx<'_, '_>, txn: &IssueTxn) -> Result<(), Stop> {
              ON m.set_name = u.s AND m.mark = u.k",
             &[&sets, &marks],
         )?;
-        if let Some(position) = txn.absent.iter().position(|(set, mark)| {
-            present.iter().any(|r| {
-                r.get::<_, &[u8]>(0) == set.as_slice() && r.get::<_, &[u8]>(1) == mark.0.as_slice()
-            })
-        }) {
+        let present = pairs_of(&present);
+        if let Some(position) = txn
+            .absent
+            .iter()
+            .position(|(set, mark)| present.contains(&(set.clone(), mark.0.to_vec())))
+        {
             return Err(StoreError::MarkPresent { position }.into());
         }
     }
@@ -798,6 +797,11 @@ fn issue_in(tx: &mut Tx<'_, '_>, txn: &IssueTxn) -> Result<(), Stop> {
     Ok(())
 }
 
+/// The `(set name, mark)` rows a statement returned.
+fn pairs_of(rows: &[Row]) -> std::collections::HashSet<(Vec<u8>, Vec<u8>)> {
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
 /// The set names and the marks of `pairs`, as two arrays.
 fn pair_columns(pairs: &[(Vec<u8>, Mark)]) -> (Vec<&[u8]>, Vec<&[u8]>) {
     pairs
@@ -809,8 +813,7 @@ fn pair_columns(pairs: &[(Vec<u8>, Mark)]) -> (Vec<&[u8]>, Vec<&[u8]>) {
 /// The first position of `pairs` that is not among the rows a statement
 /// touched, or that repeats an earlier pair.
 fn first_not_done(pairs: &[(Vec<u8>, Mark)], rows: &[Row]) -> Option<usize> {
-    let mut done: std::collections::HashSet<(Vec<u8>, Vec<u8>)> =
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut done = pairs_of(rows);
     pairs
         .iter()
         .position(|(set, mark)| !done.remove(&(set.clone(), mark.0.to_vec())))
@@ -842,7 +845,7 @@ impl LogStore for PostgresStore {
     fn commit_batch(&self, batch: Batch) -> Result<(), StoreError> {
         let end = check_batch_shape(&batch)?;
         sql_index(end)?;
-        self.with(|c| commit_on(c, &batch, end))
+        self.with(|c| commit_on(c, &batch))
     }
 
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {

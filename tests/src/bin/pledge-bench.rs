@@ -450,7 +450,7 @@ async fn drive(
         ("read_p50_ms", f(percentile(&read_lat, 0.50))),
         ("read_p99_ms", f(percentile(&read_lat, 0.99))),
     ]);
-    busy.report(submit_s, cores(), r);
+    busy.report(submit_s, accepted, r);
     if errors > 0 {
         bail!("{errors} pledges were refused; see the server's stderr");
     }
@@ -1079,25 +1079,22 @@ fn pg_store_batch_rate(url: &str, secs: f64) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut next = 0u64;
     while started.elapsed().as_secs_f64() < secs {
+        let random_32 = || {
+            let mut b = [0u8; 32];
+            getrandom::fill(&mut b).unwrap_or_default();
+            b
+        };
         let entries = (0..256)
-            .map(|_| {
-                let mut n = [0u8; 32];
-                n.copy_from_slice(&random_bytes(32));
-                BatchEntry {
-                    data: random_bytes(420),
-                    nullifier: Some(Nullifier(n)),
-                }
+            .map(|_| BatchEntry {
+                data: random_bytes(420),
+                nullifier: Some(Nullifier(random_32())),
             })
             .collect();
         let hashes = (2 * next..2 * next + 512)
-            .map(|index| {
-                let mut h = [0u8; 32];
-                h.copy_from_slice(&random_bytes(32));
-                StoredHash {
-                    level: 0,
-                    index,
-                    hash: pledge_protocol::hash::Hash(h),
-                }
+            .map(|index| StoredHash {
+                level: 0,
+                index,
+                hash: pledge_protocol::hash::Hash(random_32()),
             })
             .collect();
         store
@@ -1207,15 +1204,10 @@ impl Busy {
     }
 
     /// The figures over `secs` seconds of submission, `accepted` entries.
-    fn report(&self, secs: f64, cores: usize, r: &mut Results) {
-        let accepted = r
-            .iter()
-            .find(|(k, _)| *k == "accepted")
-            .and_then(|(_, v)| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN);
+    fn report(&self, secs: f64, accepted: usize, r: &mut Results) {
         r.extend([
             ("batches", f(self.batches)),
-            ("mean_batch", f(accepted / self.batches)),
+            ("mean_batch", f(accepted as f64 / self.batches)),
             // Share of the submission time the sequencer spent integrating
             // (near 1: the sequencer is what bounds the rate).
             ("sequencer_busy", f(self.batch_s / secs)),
@@ -1224,7 +1216,10 @@ impl Busy {
             // Cores the (sequencing) server used, and the machine's share
             // of all cores in use (near 1: the CPU bounds the rate).
             ("server_cores", f(self.server_cpu_s / secs)),
-            ("machine_busy", f(self.machine_busy_s / secs / cores as f64)),
+            (
+                "machine_busy",
+                f(self.machine_busy_s / secs / cores() as f64),
+            ),
         ]);
     }
 }
